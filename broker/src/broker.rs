@@ -1,0 +1,485 @@
+//! The broker and the handles clients hold: [`Client`], [`Subscription`], [`Inbox`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, Listener};
+use parking_lot::Mutex;
+
+use crate::breaker::Jitter;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{BrokerConfig, QueuePolicy, SubscribeOptions};
+use crate::dead_letter::{DeadLetter, Recipient};
+use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
+use crate::error::{Error, Result};
+use crate::ids::{AppId, ClientId, DeadLetterId, SubscriptionId, Target};
+use crate::journal::Journal;
+use crate::service::{self, ServiceClient, ServiceProvider};
+use crate::shared::Shared;
+use crate::state::{PublishError, Published, SendOutcome, State};
+use crate::stats::{BrokerStats, SubscriptionStats};
+use crate::topic::Pattern;
+
+/// The message broker. Cheap to clone; every clone is the same broker.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self::new(BrokerConfig::default())
+    }
+}
+
+impl Broker {
+    /// A broker on the system clock.
+    pub fn new(cfg: BrokerConfig) -> Self {
+        Self::with_clock(cfg, Arc::new(SystemClock))
+    }
+
+    /// A broker on the given clock.
+    pub fn with_clock(cfg: BrokerConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { shared: Arc::new(Shared { state: Mutex::new(State::new(cfg, clock)) }) }
+    }
+
+    /// Attaches the journal that durable messages go to.
+    pub fn attach_journal(&self, journal: Arc<dyn Journal>) {
+        self.shared.state.lock().journal = Some(journal);
+    }
+
+    /// Connects a client. Its identity (`app`) is fixed for the life of the handle; the broker
+    /// stamps it on everything the client sends. Directed sends waiting for `app` are delivered
+    /// to the new client's inbox first, in order.
+    pub fn connect(&self, app: Option<AppId>) -> Client {
+        let (id, inbox) = self.shared.state.lock().connect(app.clone());
+        Client {
+            id,
+            app,
+            shared: Arc::clone(&self.shared),
+            inbox: Inbox { rx: inbox, shared: Arc::clone(&self.shared), client: id },
+            jitter: std::sync::Mutex::new(Jitter::new(id.0.wrapping_mul(0x9E37_79B9))),
+        }
+    }
+
+    /// Declares an app that exists but may not be running, so directed sends to it wait in its
+    /// offline queue instead of failing with no route.
+    pub fn register_app(&self, app: AppId) {
+        self.shared.state.lock().register_app(app);
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> BrokerStats {
+        self.shared.state.lock().stats()
+    }
+
+    /// The counters of one subscription.
+    pub fn subscription_stats(&self, id: SubscriptionId) -> Option<SubscriptionStats> {
+        self.shared.state.lock().subs.get(&id).map(|s| s.stats)
+    }
+
+    /// The dead letters held, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.shared.state.lock().dead.list()
+    }
+
+    /// Delivers a dead letter again to whoever should have had it. On failure it stays in the
+    /// queue and the error says why.
+    pub fn requeue_dead_letter(&self, id: DeadLetterId) -> Result<()> {
+        self.shared.state.lock().requeue(id)
+    }
+
+    /// The history of a topic, oldest first.
+    pub fn history(&self, topic: &str) -> Vec<Arc<Envelope>> {
+        self.shared.state.lock().history.of_topic(topic)
+    }
+
+    /// The last message published to a topic.
+    pub fn last_value(&self, topic: &str) -> Option<Arc<Envelope>> {
+        self.shared.state.lock().history.last(topic)
+    }
+
+    /// Expires offline messages and overdue service calls; call it every few hundred ms.
+    pub fn sweep(&self) {
+        self.shared.state.lock().sweep();
+    }
+}
+
+/// One connection to the broker. Dropping it removes everything it added: subscriptions,
+/// services, calls in flight.
+#[derive(Debug)]
+pub struct Client {
+    id: ClientId,
+    app: Option<AppId>,
+    shared: Arc<Shared>,
+    inbox: Inbox,
+    jitter: std::sync::Mutex<Jitter>,
+}
+
+impl Client {
+    /// This connection's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// This connection's app.
+    pub fn app(&self) -> Option<&AppId> {
+        self.app.as_ref()
+    }
+
+    fn sender(&self) -> Sender {
+        Sender { client: self.id, app: self.app.clone() }
+    }
+
+    /// Publishes to every matching subscriber. If a subscriber with the backpressure policy is
+    /// full, nothing is delivered and the answer is [`Error::Backpressure`]: wait and publish
+    /// again, or use [`Client::publish_blocking`].
+    pub fn publish(&self, topic: &str, payload: impl Into<Payload>, opts: MessageOptions) -> Result<Published> {
+        let mut st = self.shared.state.lock();
+        if !st.clients.contains_key(&self.id) {
+            return Err(Error::Disconnected);
+        }
+        st.publish(self.sender(), topic, payload.into(), opts).map_err(|e| match e {
+            PublishError::Failed(e) => e,
+            PublishError::Blocked { subscription, .. } => Error::Backpressure { subscription },
+        })
+    }
+
+    /// One publish attempt; on backpressure, returns a listener registered before the full
+    /// queue was checked again, so no wake-up is lost.
+    fn publish_or_listen(
+        &self,
+        topic: &str,
+        payload: &Payload,
+        opts: MessageOptions,
+    ) -> Result<std::result::Result<Published, (SubscriptionId, event_listener::EventListener)>> {
+        let mut st = self.shared.state.lock();
+        if !st.clients.contains_key(&self.id) {
+            return Err(Error::Disconnected);
+        }
+        match st.publish(self.sender(), topic, payload.clone(), opts) {
+            Ok(p) => Ok(Ok(p)),
+            Err(PublishError::Failed(e)) => Err(e),
+            Err(PublishError::Blocked { subscription, space }) => {
+                let listener = space.listen();
+                let still_full = st.subs.get(&subscription).is_some_and(|s| s.tx.is_full());
+                if still_full {
+                    Ok(Err((subscription, listener)))
+                } else {
+                    drop(listener);
+                    drop(st);
+                    self.publish_or_listen(topic, payload, opts)
+                }
+            }
+        }
+    }
+
+    /// Publishes, waiting up to `timeout` for backpressure subscribers to make room.
+    pub fn publish_blocking(
+        &self,
+        topic: &str,
+        payload: impl Into<Payload>,
+        opts: MessageOptions,
+        timeout: Duration,
+    ) -> Result<Published> {
+        let payload = payload.into();
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.publish_or_listen(topic, &payload, opts)? {
+                Ok(p) => return Ok(p),
+                Err((subscription, listener)) => {
+                    if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
+                        return Err(Error::Backpressure { subscription });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes, waiting without blocking a thread for backpressure subscribers to make room.
+    /// Wrap it in the runtime's timeout.
+    pub async fn publish_async(
+        &self,
+        topic: &str,
+        payload: impl Into<Payload>,
+        opts: MessageOptions,
+    ) -> Result<Published> {
+        let payload = payload.into();
+        loop {
+            match self.publish_or_listen(topic, &payload, opts)? {
+                Ok(p) => return Ok(p),
+                Err((_, listener)) => listener.await,
+            }
+        }
+    }
+
+    /// Subscribes to a pattern. The handle receives the messages; dropping it unsubscribes.
+    pub fn subscribe(&self, pattern: &str, opts: SubscribeOptions) -> Result<Subscription> {
+        let (id, pattern, rx, space) = self.shared.state.lock().subscribe(self.id, pattern, opts)?;
+        Ok(Subscription {
+            id,
+            pattern,
+            policy: opts.policy,
+            spin: opts.spin,
+            rx,
+            space,
+            shared: Arc::clone(&self.shared),
+            clock: Arc::clone(&self.shared.state.lock().clock),
+        })
+    }
+
+    /// Sends to one target, retrying a full inbox with exponential back-off and jitter (the
+    /// broker's retry policy, 3 tries by default) behind the target's circuit breaker. An app
+    /// that is known but not running gets it when it connects. A send that fails for good is
+    /// dead-lettered.
+    pub fn send(
+        &self,
+        target: &Target,
+        topic: &str,
+        payload: impl Into<Payload>,
+        opts: MessageOptions,
+    ) -> Result<SendOutcome> {
+        let (env, _commit, retry) = {
+            let mut st = self.shared.state.lock();
+            if !st.clients.contains_key(&self.id) {
+                return Err(Error::Disconnected);
+            }
+            let (env, commit) = st.prepare_send(self.sender(), target, topic, payload.into(), opts)?;
+            (env, commit, st.cfg.retry)
+        };
+        let attempts = retry.attempts.max(1);
+        for attempt in 1..=attempts {
+            let last = attempt == attempts;
+            match self.shared.state.lock().try_send(target, &env, last) {
+                Err(Error::QueueFull { .. }) if !last => {
+                    let unit = self.jitter.lock().map(|mut j| j.unit()).unwrap_or(0.5);
+                    std::thread::sleep(retry.delay(attempt, unit));
+                }
+                other => return other,
+            }
+        }
+        Err(Error::QueueFull { target: target.clone() })
+    }
+
+    /// This client's inbox of directed sends.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// Registers a service. `actions` lists what it answers (empty: any action).
+    pub fn serve(&self, name: &str, actions: &[&str]) -> Result<ServiceProvider> {
+        service::register(&self.shared, self.id, name, actions)
+    }
+
+    /// Connects to a service.
+    pub fn connect_service(&self, name: &str) -> Result<ServiceClient> {
+        service::connect(&self.shared, self.id, name)
+    }
+
+    /// The matching history, oldest first, without subscribing.
+    pub fn replay(&self, pattern: &str, per_topic: usize) -> Result<Vec<Arc<Envelope>>> {
+        let pattern = Pattern::parse(pattern)
+            .map_err(|reason| Error::InvalidPattern { pattern: crate::error::echo(pattern), reason })?;
+        Ok(self.shared.state.lock().history.replay(&pattern, crate::config::Replay::History { per_topic }))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.state.lock().disconnect(self.id);
+    }
+}
+
+/// Outcome of waiting for a message.
+#[derive(Debug)]
+pub enum Recv {
+    /// A message.
+    Message(Delivery),
+    /// Nothing arrived in time.
+    Timeout,
+    /// The subscription or client is gone and its queue is drained.
+    Closed,
+}
+
+/// One subscription's queue. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    id: SubscriptionId,
+    pattern: Pattern,
+    policy: QueuePolicy,
+    spin: Duration,
+    rx: flume::Receiver<Delivery>,
+    space: Arc<Event>,
+    shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Subscription {
+    /// Its id.
+    pub fn id(&self) -> SubscriptionId {
+        self.id
+    }
+
+    /// Its pattern.
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
+    }
+
+    /// Messages queued now.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Takes a received message: frees room for waiting publishers and dead-letters it if its
+    /// TTL ran out while it queued.
+    fn accept(&self, d: Delivery) -> Option<Delivery> {
+        if self.policy == QueuePolicy::Backpressure {
+            self.space.notify(usize::MAX);
+        }
+        if d.envelope.expires_at.is_some() && d.envelope.is_expired(self.clock.now()) {
+            self.shared.state.lock().expired_in_queue(self.id, d.envelope);
+            return None;
+        }
+        Some(d)
+    }
+
+    /// The next message, if one is queued.
+    pub fn try_recv(&self) -> Option<Delivery> {
+        while let Ok(d) = self.rx.try_recv() {
+            if let Some(d) = self.accept(d) {
+                return Some(d);
+            }
+        }
+        None
+    }
+
+    /// Polls for up to the subscription's spin time; `None` if nothing arrived.
+    fn spin_recv(&self, deadline: Instant) -> Option<Delivery> {
+        if self.spin.is_zero() {
+            return None;
+        }
+        let until = (Instant::now() + self.spin).min(deadline);
+        loop {
+            if let Ok(d) = self.rx.try_recv() {
+                return Some(d);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Waits up to `timeout` for the next message.
+    pub fn recv_timeout(&self, timeout: Duration) -> Recv {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(d) = self.spin_recv(deadline) {
+                if let Some(d) = self.accept(d) {
+                    return Recv::Message(d);
+                }
+                continue;
+            }
+            match self.rx.recv_deadline(deadline) {
+                Ok(d) => {
+                    if let Some(d) = self.accept(d) {
+                        return Recv::Message(d);
+                    }
+                }
+                Err(flume::RecvTimeoutError::Timeout) => return Recv::Timeout,
+                Err(flume::RecvTimeoutError::Disconnected) => return Recv::Closed,
+            }
+        }
+    }
+
+    /// Waits for the next message; `None` once the subscription is closed and drained.
+    pub fn recv(&self) -> Option<Delivery> {
+        loop {
+            let spun = self.spin_recv(Instant::now() + self.spin);
+            let d = match spun {
+                Some(d) => d,
+                None => self.rx.recv().ok()?,
+            };
+            if let Some(d) = self.accept(d) {
+                return Some(d);
+            }
+        }
+    }
+
+    /// Waits for the next message without blocking a thread.
+    pub async fn recv_async(&self) -> Option<Delivery> {
+        loop {
+            let d = self.rx.recv_async().await.ok()?;
+            if let Some(d) = self.accept(d) {
+                return Some(d);
+            }
+        }
+    }
+
+    /// Refuses a message: it goes to the dead-letter queue with `detail`.
+    pub fn reject(&self, delivery: Delivery, detail: &str) {
+        self.shared.state.lock().reject(Recipient::Subscription { id: self.id }, delivery.envelope, detail.to_owned());
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.shared.state.lock().remove_sub(self.id);
+    }
+}
+
+/// A client's inbox of directed sends.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: flume::Receiver<Delivery>,
+    shared: Arc<Shared>,
+    client: ClientId,
+}
+
+impl Inbox {
+    /// The next message, if one is waiting.
+    pub fn try_recv(&self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next message.
+    pub fn recv_timeout(&self, timeout: Duration) -> Recv {
+        match self.rx.recv_timeout(timeout) {
+            Ok(d) => Recv::Message(d),
+            Err(flume::RecvTimeoutError::Timeout) => Recv::Timeout,
+            Err(flume::RecvTimeoutError::Disconnected) => Recv::Closed,
+        }
+    }
+
+    /// Waits for the next message without blocking a thread.
+    pub async fn recv_async(&self) -> Option<Delivery> {
+        self.rx.recv_async().await.ok()
+    }
+
+    /// Messages waiting.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Refuses a message: it goes to the dead-letter queue with `detail`.
+    pub fn reject(&self, delivery: Delivery, detail: &str) {
+        let target = delivery.envelope.target.clone().unwrap_or(Target::Client(self.client));
+        self.shared.state.lock().reject(Recipient::Target { target }, delivery.envelope, detail.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -1,0 +1,162 @@
+//! The typed envelope every message travels in.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::ids::{AppId, ClientId, MessageId, Target, TraceId};
+use crate::topic::Topic;
+
+/// Message bytes, shared by reference count: every receiver of a message sees the same
+/// allocation.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Payload(Arc<[u8]>);
+
+impl Payload {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether two payloads share one allocation.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Self {
+        Self(v.into())
+    }
+}
+
+impl From<&[u8]> for Payload {
+    fn from(v: &[u8]) -> Self {
+        Self(v.into())
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(v: &str) -> Self {
+        Self(v.as_bytes().into())
+    }
+}
+
+impl From<String> for Payload {
+    fn from(v: String) -> Self {
+        Self(v.into_bytes().into())
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) if s.len() <= 64 => write!(f, "{s:?}"),
+            _ => write!(f, "<{} bytes>", self.0.len()),
+        }
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <Vec<u8>>::deserialize(d).map(Self::from)
+    }
+}
+
+/// Who sent a message, as the broker knows it from the client handle (never from the payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The connection.
+    pub client: ClientId,
+    /// Its app, if it is one.
+    pub app: Option<AppId>,
+}
+
+/// A message as the broker accepted it. Receivers share it through an `Arc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Unique id; a message re-delivered after a crash keeps it.
+    pub id: MessageId,
+    /// Order of acceptance across the whole broker.
+    pub seq: u64,
+    /// Where it was published.
+    pub topic: Topic,
+    /// The bytes.
+    pub payload: Payload,
+    /// Who sent it.
+    pub sender: Sender,
+    /// When the broker accepted it.
+    pub timestamp: Timestamp,
+    /// Correlation id.
+    pub trace_id: TraceId,
+    /// Whether it was journalled before it was acknowledged.
+    pub durable: bool,
+    /// When it stops being worth delivering.
+    pub expires_at: Option<Timestamp>,
+    /// For a directed send, where it was going.
+    pub target: Option<Target>,
+}
+
+impl Envelope {
+    /// Whether it has expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// How to publish or send one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageOptions {
+    /// Journal it and acknowledge only after the commit.
+    pub durable: bool,
+    /// Drop it (to the dead-letter queue) if not delivered within this time.
+    pub ttl: Option<Duration>,
+    /// Continue an existing trace instead of starting one.
+    pub trace_id: Option<TraceId>,
+}
+
+impl MessageOptions {
+    /// Durable.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// With a time to live.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// In an existing trace.
+    pub fn trace(mut self, trace_id: TraceId) -> Self {
+        self.trace_id = Some(trace_id);
+        self
+    }
+}
+
+/// One message handed to a subscriber or inbox.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The shared envelope.
+    pub envelope: Arc<Envelope>,
+    /// Whether it comes from history rather than live traffic.
+    pub replayed: bool,
+}

@@ -1,0 +1,12 @@
+//! What every handle of one broker shares.
+
+use parking_lot::Mutex;
+
+use crate::state::State;
+
+/// The lock around the broker's state. `parking_lot` because a panic in one client's thread
+/// must not poison the broker for everyone else.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+}

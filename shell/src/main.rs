@@ -1,0 +1,41 @@
+//! `tessera`: the Tessera shell's command line.
+//!
+//! Today it runs the broker benchmark; the shell window, app hosts, control socket and the
+//! storage commands arrive with their issues. Nothing but a command's own output goes to
+//! stdout; logs go to stderr through `tracing` (`TESSERA_LOG=debug` for more).
+
+mod bench;
+mod cli;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{BenchCommand, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap prints help and version to stdout with exit code 0, usage errors to stderr with 2.
+        Err(e) => e.exit(),
+    };
+    init_tracing();
+    let result = match cli.command {
+        Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tessera: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

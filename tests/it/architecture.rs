@@ -1,0 +1,81 @@
+//! The workspace's rules, checked: crate dependency direction and file headers.
+
+use std::path::Path;
+use std::process::Command;
+
+use tests::workspace_root;
+
+/// Crates each library must never depend on, directly or not.
+const FORBIDDEN: &[(&str, &[&str])] = &[(
+    "broker",
+    &["redb", "egui", "wgpu", "winit", "wry", "gtk", "tokio", "keyring-core", "self_update", "mio", "socket2", "nix"],
+)];
+
+fn dependencies(package: &str) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let o = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["tree", "--offline", "--quiet", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("running cargo tree");
+    assert!(o.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.split_whitespace().next().map(str::to_owned)).collect()
+}
+
+#[test]
+fn libraries_keep_their_dependency_direction() {
+    for (package, forbidden) in FORBIDDEN {
+        let deps = dependencies(package);
+        assert!(deps.len() > 1, "cargo tree listed nothing for {package}");
+        for f in *forbidden {
+            assert!(!deps.iter().any(|d| d == f), "{package} must not depend on {f}; it does through: {deps:?}");
+        }
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every source file opens with a `//!` doc saying what it is for (tests files excepted: their
+/// name says it).
+#[test]
+fn every_source_file_says_what_it_is() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["broker", "shell", "tests", "storage", "compositor", "packaging"] {
+        let d = root.join(dir);
+        if d.exists() {
+            rust_files(&d, &mut files);
+        }
+    }
+    assert!(files.len() > 10);
+    let missing: Vec<_> = files
+        .iter()
+        .filter(|f| !f.ends_with("tests.rs"))
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            !text.trim_start().starts_with("//!") && !text.trim_start().starts_with("#![")
+        })
+        .collect();
+    assert!(missing.is_empty(), "files without a //! header: {missing:?}");
+}
+
+#[test]
+fn no_mod_rs_files() {
+    let mut files = Vec::new();
+    rust_files(&workspace_root(), &mut files);
+    let mod_rs: Vec<_> = files.iter().filter(|f| f.ends_with("mod.rs")).collect();
+    assert!(mod_rs.is_empty(), "write foo.rs, not foo/mod.rs: {mod_rs:?}");
+}

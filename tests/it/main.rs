@@ -1,0 +1,6 @@
+//! Workspace integration tests: they run the real binaries and check the workspace's rules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test binary: a failed unwrap is a failed test")]
+
+mod architecture;
+mod cli;

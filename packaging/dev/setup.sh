@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what building and testing Tessera needs on a Debian or Ubuntu machine, and nothing
+# that is already there: build tools from apt, the Rust toolchain (rustup) if cargo is
+# missing, rustfmt and clippy, cargo-nextest and cargo-fuzz. Safe to run again and again.
+# Sourced by run.sh and test.sh; run it alone to prepare a machine.
+set -euo pipefail
+
+say() { echo "setup: $*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages: the C toolchain (crates with C code, libFuzzer) and pkg-config.
+APT_PACKAGES=(build-essential pkg-config ca-certificates curl git)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} with apt"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Rust: the workspace needs 1.95 or newer (rust-version in Cargo.toml).
+if [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    source "$HOME/.cargo/env"
+fi
+if ! command -v cargo >/dev/null; then
+    say "installing Rust 1.95 with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain 1.95.0
+    # shellcheck disable=SC1091
+    source "$HOME/.cargo/env"
+fi
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        say "adding the $component component"
+        rustup component add "$component"
+    fi
+done
+
+# Cargo tools, from crates.io.
+if ! command -v cargo-nextest >/dev/null; then
+    say "installing cargo-nextest"
+    cargo install cargo-nextest --locked --quiet
+fi
+if ! command -v cargo-fuzz >/dev/null; then
+    say "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+fi
+say "ready: $(cargo --version)"

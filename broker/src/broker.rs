@@ -57,7 +57,7 @@ impl Broker {
             id,
             app,
             shared: Arc::clone(&self.shared),
-            inbox: Inbox { rx: inbox, shared: Arc::clone(&self.shared), client: id },
+            inbox: Inbox { rx: inbox, shared: Arc::clone(&self.shared), client: id, clock: self.clock() },
             jitter: std::sync::Mutex::new(Jitter::new(id.0.wrapping_mul(0x9E37_79B9))),
         }
     }
@@ -66,6 +66,10 @@ impl Broker {
     /// offline queue instead of failing with no route.
     pub fn register_app(&self, app: AppId) {
         self.shared.state.lock().register_app(app);
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.shared.state.lock().clock)
     }
 
     /// Counters and sizes.
@@ -103,6 +107,15 @@ impl Broker {
     pub fn sweep(&self) {
         self.shared.state.lock().sweep();
     }
+}
+
+/// The outcome of one publish attempt under backpressure.
+enum Attempt {
+    Done(Published),
+    /// Full: wait on the listener, then try again.
+    Wait(SubscriptionId, event_listener::EventListener),
+    /// Room appeared while checking: try again at once.
+    Retry,
 }
 
 /// One connection to the broker. Dropping it removes everything it added: subscriptions,
@@ -145,30 +158,22 @@ impl Client {
         })
     }
 
-    /// One publish attempt; on backpressure, returns a listener registered before the full
-    /// queue was checked again, so no wake-up is lost.
-    fn publish_or_listen(
-        &self,
-        topic: &str,
-        payload: &Payload,
-        opts: MessageOptions,
-    ) -> Result<std::result::Result<Published, (SubscriptionId, event_listener::EventListener)>> {
+    /// One publish attempt; on backpressure, a listener registered before the full queue was
+    /// checked again, so no wake-up is lost between the check and the wait.
+    fn attempt(&self, topic: &str, payload: &Payload, opts: MessageOptions) -> Result<Attempt> {
         let mut st = self.shared.state.lock();
         if !st.clients.contains_key(&self.id) {
             return Err(Error::Disconnected);
         }
         match st.publish(self.sender(), topic, payload.clone(), opts) {
-            Ok(p) => Ok(Ok(p)),
+            Ok(p) => Ok(Attempt::Done(p)),
             Err(PublishError::Failed(e)) => Err(e),
             Err(PublishError::Blocked { subscription, space }) => {
                 let listener = space.listen();
-                let still_full = st.subs.get(&subscription).is_some_and(|s| s.tx.is_full());
-                if still_full {
-                    Ok(Err((subscription, listener)))
+                if st.subs.get(&subscription).is_some_and(|s| s.tx.is_full()) {
+                    Ok(Attempt::Wait(subscription, listener))
                 } else {
-                    drop(listener);
-                    drop(st);
-                    self.publish_or_listen(topic, payload, opts)
+                    Ok(Attempt::Retry)
                 }
             }
         }
@@ -185,9 +190,10 @@ impl Client {
         let payload = payload.into();
         let deadline = Instant::now() + timeout;
         loop {
-            match self.publish_or_listen(topic, &payload, opts)? {
-                Ok(p) => return Ok(p),
-                Err((subscription, listener)) => {
+            match self.attempt(topic, &payload, opts)? {
+                Attempt::Done(p) => return Ok(p),
+                Attempt::Retry => {}
+                Attempt::Wait(subscription, listener) => {
                     if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
                         return Err(Error::Backpressure { subscription });
                     }
@@ -206,16 +212,20 @@ impl Client {
     ) -> Result<Published> {
         let payload = payload.into();
         loop {
-            match self.publish_or_listen(topic, &payload, opts)? {
-                Ok(p) => return Ok(p),
-                Err((_, listener)) => listener.await,
+            match self.attempt(topic, &payload, opts)? {
+                Attempt::Done(p) => return Ok(p),
+                Attempt::Retry => {}
+                Attempt::Wait(_, listener) => listener.await,
             }
         }
     }
 
     /// Subscribes to a pattern. The handle receives the messages; dropping it unsubscribes.
     pub fn subscribe(&self, pattern: &str, opts: SubscribeOptions) -> Result<Subscription> {
-        let (id, pattern, rx, space) = self.shared.state.lock().subscribe(self.id, pattern, opts)?;
+        let mut st = self.shared.state.lock();
+        let (id, pattern, rx, space) = st.subscribe(self.id, pattern, opts)?;
+        let clock = Arc::clone(&st.clock);
+        drop(st);
         Ok(Subscription {
             id,
             pattern,
@@ -224,7 +234,7 @@ impl Client {
             rx,
             space,
             shared: Arc::clone(&self.shared),
-            clock: Arc::clone(&self.shared.state.lock().clock),
+            clock,
         })
     }
 
@@ -439,26 +449,54 @@ pub struct Inbox {
     rx: flume::Receiver<Delivery>,
     shared: Arc<Shared>,
     client: ClientId,
+    clock: Arc<dyn Clock>,
 }
 
 impl Inbox {
+    /// Dead-letters a message whose TTL ran out while it waited.
+    fn accept(&self, d: Delivery) -> Option<Delivery> {
+        if d.envelope.expires_at.is_some() && d.envelope.is_expired(self.clock.now()) {
+            let target = d.envelope.target.clone().unwrap_or(Target::Client(self.client));
+            self.shared.state.lock().expired_in_inbox(target, d.envelope);
+            return None;
+        }
+        Some(d)
+    }
+
     /// The next message, if one is waiting.
     pub fn try_recv(&self) -> Option<Delivery> {
-        self.rx.try_recv().ok()
+        while let Ok(d) = self.rx.try_recv() {
+            if let Some(d) = self.accept(d) {
+                return Some(d);
+            }
+        }
+        None
     }
 
     /// Waits up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Recv {
-        match self.rx.recv_timeout(timeout) {
-            Ok(d) => Recv::Message(d),
-            Err(flume::RecvTimeoutError::Timeout) => Recv::Timeout,
-            Err(flume::RecvTimeoutError::Disconnected) => Recv::Closed,
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.rx.recv_deadline(deadline) {
+                Ok(d) => {
+                    if let Some(d) = self.accept(d) {
+                        return Recv::Message(d);
+                    }
+                }
+                Err(flume::RecvTimeoutError::Timeout) => return Recv::Timeout,
+                Err(flume::RecvTimeoutError::Disconnected) => return Recv::Closed,
+            }
         }
     }
 
     /// Waits for the next message without blocking a thread.
     pub async fn recv_async(&self) -> Option<Delivery> {
-        self.rx.recv_async().await.ok()
+        loop {
+            let d = self.rx.recv_async().await.ok()?;
+            if let Some(d) = self.accept(d) {
+                return Some(d);
+            }
+        }
     }
 
     /// Messages waiting.

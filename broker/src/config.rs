@@ -38,7 +38,7 @@ pub enum Replay {
 /// How one subscription behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribeOptions {
-    /// Queue capacity in messages (at least 1).
+    /// Queue capacity in messages, from 1 to the broker's `max_queue_capacity`.
     pub capacity: usize,
     /// What happens when the queue is full.
     pub policy: QueuePolicy,
@@ -164,6 +164,12 @@ pub struct BrokerConfig {
     pub offline_ttl: Duration,
     /// Queue capacity of each service provider.
     pub service_queue_capacity: usize,
+    /// Largest queue capacity a subscription may ask for.
+    pub max_queue_capacity: usize,
+    /// Most subscriptions one client may hold.
+    pub max_subscriptions_per_client: usize,
+    /// Most service calls waiting for answers across the broker.
+    pub max_calls_in_flight: usize,
     /// Retries of directed sends.
     pub retry: RetryPolicy,
     /// Circuit breakers of directed sends.
@@ -186,6 +192,9 @@ impl Default for BrokerConfig {
             offline_capacity: 1000,
             offline_ttl: Duration::from_secs(300),
             service_queue_capacity: 1024,
+            max_queue_capacity: 1 << 20,
+            max_subscriptions_per_client: 10_000,
+            max_calls_in_flight: 100_000,
             retry: RetryPolicy::default(),
             breaker: BreakerPolicy::default(),
             epoch: 0,

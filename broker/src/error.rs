@@ -49,6 +49,20 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// An option is out of its range.
+    #[error("invalid option: {reason}")]
+    InvalidOption {
+        /// Which option and why.
+        reason: String,
+    },
+    /// The client holds as many of something as the broker allows one client.
+    #[error("limit reached: at most {limit} {what}")]
+    LimitExceeded {
+        /// What ran out.
+        what: String,
+        /// The limit.
+        limit: usize,
+    },
     /// A subscriber with the backpressure policy is full: nothing was delivered; wait and retry.
     #[error("subscriber {subscription} is full; wait and publish again")]
     Backpressure {

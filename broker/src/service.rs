@@ -152,6 +152,12 @@ impl ServiceClient {
             return Err(Error::NoSuchAction { service: service(), action: crate::error::echo(action) });
         }
         let tx = svc.tx.clone();
+        if st.calls.len() >= st.cfg.max_calls_in_flight {
+            return Err(Error::LimitExceeded {
+                what: "service calls in flight".into(),
+                limit: st.cfg.max_calls_in_flight,
+            });
+        }
         let call = CallId(st.fresh());
         let trace_id = TraceId((u128::from(st.cfg.epoch) << 64) | u128::from(call.0) | (1 << 63));
         let request = Request { call, action: action.to_owned(), payload, caller: self.client, caller_app, trace_id };

@@ -242,11 +242,19 @@ impl State {
             self.counters.rejected_topic += 1;
             Error::InvalidPattern { pattern: echo(pattern), reason }
         })?;
-        if !self.clients.contains_key(&client) {
-            return Err(Error::Disconnected);
+        let held = self.clients.get(&client).ok_or(Error::Disconnected)?.subs.len();
+        if held >= self.cfg.max_subscriptions_per_client {
+            return Err(Error::LimitExceeded {
+                what: "subscriptions per client".into(),
+                limit: self.cfg.max_subscriptions_per_client,
+            });
         }
-        let capacity = opts.capacity.max(1);
-        let opts = SubscribeOptions { capacity, ..opts };
+        let capacity = opts.capacity;
+        if capacity == 0 || capacity > self.cfg.max_queue_capacity {
+            return Err(Error::InvalidOption {
+                reason: format!("capacity {capacity} is outside 1..={}", self.cfg.max_queue_capacity),
+            });
+        }
         let id = SubscriptionId(self.fresh());
         let (tx, rx) = flume::bounded(capacity);
         let space = Arc::new(Event::new());
@@ -415,6 +423,13 @@ impl State {
         }
         let now = self.now();
         self.dead.push(env, DeadLetterReason::Expired, Recipient::Subscription { id: sid }, now);
+    }
+
+    /// Counts a directed message found expired in an inbox and dead-letters it.
+    pub(crate) fn expired_in_inbox(&mut self, target: Target, env: Arc<Envelope>) {
+        self.counters.expired += 1;
+        let now = self.now();
+        self.dead.push(env, DeadLetterReason::Expired, Recipient::Target { target }, now);
     }
 
     pub(crate) fn reject(&mut self, recipient: Recipient, env: Arc<Envelope>, detail: String) {

@@ -213,3 +213,34 @@ fn a_million_random_operations_leak_nothing() {
     let st = b.stats();
     assert_eq!((st.clients, st.subscriptions, st.router.patterns, st.router.nodes), (0, 0, 0, 1));
 }
+
+proptest! {
+    /// Envelopes survive the JSON codec byte for byte, whatever the payload and ids.
+    #[test]
+    fn envelopes_round_trip_through_json(
+        topic in topic(),
+        payload in prop::collection::vec(any::<u8>(), 0..256),
+        id in any::<u128>(),
+        trace in any::<u128>(),
+        seq in any::<u64>(),
+        ts in any::<u64>(),
+        ttl in prop::option::of(any::<u64>()),
+        app in prop::option::of("[a-z]{1,8}"),
+    ) {
+        let env = Envelope {
+            id: crate::ids::MessageId(id),
+            seq,
+            topic: Topic::parse(&topic).unwrap(),
+            payload: payload.into(),
+            sender: crate::envelope::Sender { client: crate::ids::ClientId(seq ^ 1), app: app.as_deref().map(AppId::new) },
+            timestamp: crate::clock::Timestamp(ts),
+            trace_id: crate::ids::TraceId(trace),
+            durable: seq % 2 == 0,
+            expires_at: ttl.map(crate::clock::Timestamp),
+            target: None,
+        };
+        let json = serde_json::to_vec(&env).unwrap();
+        let back: Envelope = serde_json::from_slice(&json).unwrap();
+        prop_assert_eq!(back, env);
+    }
+}

@@ -557,3 +557,91 @@ fn ordering_holds_across_threads() {
     count[1] += std::iter::from_fn(|| subs[1].try_recv()).count() as u32;
     assert_eq!(count, [4 * N, 4 * N]);
 }
+
+#[test]
+fn limits_protect_the_broker_from_a_hostile_client() {
+    let cfg = BrokerConfig { max_subscriptions_per_client: 3, max_calls_in_flight: 2, ..BrokerConfig::default() };
+    let b = Broker::new(cfg);
+    let c = b.connect(None);
+    for bad in [0, (1 << 20) + 1] {
+        let err = c.subscribe("a", SubscribeOptions::default().capacity(bad)).unwrap_err();
+        assert!(matches!(err, Error::InvalidOption { ref reason } if reason.contains("capacity")), "{err}");
+    }
+    let _subs: Vec<_> = (0..3).map(|_| c.subscribe("a", SubscribeOptions::default()).unwrap()).collect();
+    assert_eq!(
+        c.subscribe("a", SubscribeOptions::default()).unwrap_err(),
+        Error::LimitExceeded { what: "subscriptions per client".into(), limit: 3 }
+    );
+    // Another client is not affected.
+    let other = b.connect(None);
+    let _ok = other.subscribe("a", SubscribeOptions::default()).unwrap();
+
+    let _provider = other.serve("svc", &[]).unwrap();
+    let svc = c.connect_service("svc").unwrap();
+    let _p1 = svc.dispatch("x", "1", ms(10_000)).unwrap();
+    let _p2 = svc.dispatch("x", "2", ms(10_000)).unwrap();
+    assert!(matches!(svc.dispatch("x", "3", ms(10_000)), Err(Error::LimitExceeded { .. })));
+    drop(_p1);
+    svc.dispatch("x", "4", ms(10_000)).unwrap();
+}
+
+#[test]
+fn expired_directed_sends_are_dead_lettered_at_the_inbox() {
+    let (b, clock) = manual();
+    let sender = b.connect(None);
+    let receiver = b.connect(None);
+    let target = Target::Client(receiver.id());
+    sender.send(&target, "cmd", "stale", opts().ttl(ms(10))).unwrap();
+    sender.send(&target, "cmd", "fresh", opts()).unwrap();
+    clock.advance(ms(20));
+    assert_eq!(text(&receiver.inbox().try_recv().unwrap()), "fresh");
+    let dead = b.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, DeadLetterReason::Expired);
+    assert_eq!(dead[0].recipient, Recipient::Target { target });
+}
+
+#[test]
+fn spinning_subscribers_receive_like_parked_ones() {
+    let b = Broker::default();
+    let c = b.connect(None);
+    let s = c.subscribe("t", SubscribeOptions::default().spin(ms(5))).unwrap();
+    let publisher = b.connect(None);
+    let t = thread::spawn(move || {
+        for i in 0..100 {
+            publisher.publish("t", i.to_string(), opts()).unwrap();
+            if i % 10 == 0 {
+                thread::sleep(ms(8));
+            }
+        }
+    });
+    let got: Vec<String> = (0..100).map(|_| text(&s.recv().unwrap()).to_owned()).collect();
+    t.join().unwrap();
+    assert_eq!(got, (0..100).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert!(matches!(s.recv_timeout(ms(20)), Recv::Timeout));
+}
+
+#[test]
+fn wire_types_round_trip_through_json() {
+    let b = Broker::default();
+    let c = b.connect(Some(AppId::new("app")));
+    let s = c.subscribe("a.*", SubscribeOptions::default()).unwrap();
+    c.publish("a.b", vec![0u8, 159, 255], opts().ttl(ms(5000)).trace(TraceId(u128::MAX))).unwrap();
+    let env = s.try_recv().unwrap().envelope;
+    let json = serde_json::to_string(&*env).unwrap();
+    let back: Envelope = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, *env);
+    let errors = [
+        Error::InvalidTopic { topic: "a..b".into(), reason: crate::topic::TopicError::EmptySegment { index: 1 } },
+        Error::Backpressure { subscription: SubscriptionId(3) },
+        Error::CircuitOpen { target: Target::App(AppId::new("x")), retry_in_ms: 5 },
+        Error::Timeout { after_ms: 10 },
+    ];
+    for e in errors {
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"code\""), "{json}");
+        assert_eq!(serde_json::from_str::<Error>(&json).unwrap(), e);
+    }
+    let opts_json = serde_json::to_string(&SubscribeOptions::default().spin(ms(1))).unwrap();
+    assert_eq!(serde_json::from_str::<SubscribeOptions>(&opts_json).unwrap(), SubscribeOptions::default().spin(ms(1)));
+}

@@ -1,0 +1,645 @@
+//! The durable message journal: the broker's `Journal` port on redb.
+//!
+//! One writer thread owns all writes. It takes every append queued since its last commit (up
+//! to `max_batch`, optionally waiting up to `max_wait` for more) and commits them in one
+//! transaction with `Durability::Immediate`; each publisher's ack completes only after that
+//! commit returns. A failed commit stops the journal: everything queued and everything after
+//! is refused with [`Error::JournalStopped`] until the journal is reopened, so an
+//! acknowledgement always means "on disk".
+//!
+//! Retention (by age and by size) runs in the same thread between batches, a bounded number of
+//! records per step, so it never stalls writers for long.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use broker::{CommitAck, CommitSignal, Envelope, Timestamp};
+use parking_lot::Mutex;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+
+use crate::error::{Error, Result, db_error};
+use crate::profile::Profile;
+use crate::record::{self, StoredMessage};
+use crate::tables::{BYTES, JOURNAL, JOURNAL_META, NEXT_SEQ, TOPIC_HEAD, TOPIC_INDEX};
+
+/// Journal settings.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalConfig {
+    /// Most messages in one commit.
+    pub max_batch: usize,
+    /// How long a commit may wait for more messages after the first (zero: commit what is
+    /// queued at once; batches still grow while the previous commit is in flight).
+    pub max_wait: Duration,
+    /// Appends waiting for the writer before new ones are refused.
+    pub queue_capacity: usize,
+    /// Records older than this are removed.
+    pub retention_age: Duration,
+    /// The journal is trimmed, oldest first, to stay under this many record bytes.
+    pub retention_bytes: u64,
+    /// Most records one retention step removes.
+    pub retention_step: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 4096,
+            max_wait: Duration::ZERO,
+            queue_capacity: 65_536,
+            retention_age: Duration::from_secs(7 * 24 * 3600),
+            retention_bytes: 1 << 30,
+            retention_step: 1000,
+        }
+    }
+}
+
+/// Where a per-topic replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicStart {
+    /// At this topic sequence number.
+    Seq(u64),
+    /// At the first message stamped at or after this time.
+    Time(Timestamp),
+}
+
+/// What the journal holds and how it is doing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JournalStats {
+    /// Records held.
+    pub count: u64,
+    /// Encoded bytes held.
+    pub bytes: u64,
+    /// Sequence of the oldest record held.
+    pub first_seq: Option<u64>,
+    /// Sequence of the newest record.
+    pub last_seq: Option<u64>,
+    /// Timestamp of the oldest record.
+    pub oldest: Option<Timestamp>,
+    /// Timestamp of the newest record.
+    pub newest: Option<Timestamp>,
+    /// Commits since this journal was opened.
+    pub commits: u64,
+    /// Messages committed since this journal was opened.
+    pub committed: u64,
+    /// Median commit time of the last 4096 commits, in milliseconds.
+    pub commit_ms_p50: Option<f64>,
+    /// 99th percentile of the same.
+    pub commit_ms_p99: Option<f64>,
+    /// Records removed by retention since open.
+    pub retained_away: u64,
+    /// Why the journal stopped, if it did.
+    pub stopped: Option<String>,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// Records read and decoded.
+    pub records: u64,
+    /// Distinct topics among them.
+    pub topics: u64,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// First sequence.
+    pub first_seq: Option<u64>,
+    /// Last sequence.
+    pub last_seq: Option<u64>,
+    /// Every inconsistency found; empty means the journal is sound.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether nothing was wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+enum Job {
+    Append(Arc<Envelope>, CommitSignal),
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    commits: u64,
+    committed: u64,
+    retained_away: u64,
+    /// Recent commit times in µs, a ring.
+    commit_us: Vec<u64>,
+    next: usize,
+    stopped: Option<String>,
+}
+
+const LATENCY_RING: usize = 4096;
+
+impl Live {
+    fn record_commit(&mut self, us: u64, messages: usize) {
+        self.commits += 1;
+        self.committed += messages as u64;
+        if self.commit_us.len() < LATENCY_RING {
+            self.commit_us.push(us);
+        } else {
+            self.commit_us[self.next] = us;
+        }
+        self.next = (self.next + 1) % LATENCY_RING;
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: Option<flume::Sender<Job>>,
+    live: Arc<Mutex<Live>>,
+    db: Arc<Database>,
+    path: PathBuf,
+    capacity: usize,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer commit what is queued and exit.
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The journal. Cheap to clone; the writer stops when the last clone is dropped, after
+/// committing what was queued.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Append(env, _) => write!(f, "Append({})", env.id),
+        }
+    }
+}
+
+impl Journal {
+    /// Opens the journal of a profile and starts its writer thread.
+    pub fn open(profile: &Profile, cfg: JournalConfig) -> Result<Self> {
+        let db = Arc::clone(profile.db());
+        let path = profile.database_path().to_owned();
+        // Create the tables so readers never meet a missing one.
+        let txn = db.begin_write().map_err(|e| db_error(&path, e))?;
+        {
+            txn.open_table(JOURNAL).map_err(|e| db_error(&path, e))?;
+            txn.open_table(TOPIC_INDEX).map_err(|e| db_error(&path, e))?;
+            txn.open_table(TOPIC_HEAD).map_err(|e| db_error(&path, e))?;
+            txn.open_table(JOURNAL_META).map_err(|e| db_error(&path, e))?;
+        }
+        txn.commit().map_err(|e| db_error(&path, e))?;
+
+        let (tx, rx) = flume::bounded(cfg.queue_capacity.max(1));
+        let live = Arc::new(Mutex::new(Live::default()));
+        let mut writer = Writer::new(Arc::clone(&db), path.clone(), cfg, Arc::clone(&live))?;
+        let handle = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(|source| Error::Io { path: path.clone(), source })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                live,
+                db,
+                path,
+                capacity: cfg.queue_capacity.max(1),
+                writer: Some(handle),
+            }),
+        })
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> Error {
+        db_error(&self.inner.path, e)
+    }
+
+    /// Queues a message; the ack completes with its journal sequence after the commit.
+    pub fn append(&self, envelope: &Arc<Envelope>) -> Result<CommitAck> {
+        if let Some(reason) = self.inner.live.lock().stopped.clone() {
+            return Err(Error::JournalStopped { reason });
+        }
+        let (signal, ack) = CommitAck::pair();
+        let tx = self.inner.tx.as_ref().ok_or(Error::JournalStopped { reason: "closed".into() })?;
+        match tx.try_send(Job::Append(Arc::clone(envelope), signal)) {
+            Ok(()) => Ok(ack),
+            Err(flume::TrySendError::Full(_)) => Err(Error::QueueFull { capacity: self.inner.capacity }),
+            Err(flume::TrySendError::Disconnected(_)) => {
+                Err(Error::JournalStopped { reason: "the writer thread has exited".into() })
+            }
+        }
+    }
+
+    /// Calls `f` for each record from journal sequence `from` on, oldest first, until it
+    /// returns `false`. Returns how many records it saw.
+    pub fn for_each(&self, from: u64, mut f: impl FnMut(StoredMessage) -> bool) -> Result<u64> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for entry in table.range(from..).map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            let seq = k.value();
+            let msg = record::decode(seq, v.value())
+                .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+            n += 1;
+            if !f(msg) {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Up to `limit` records from journal sequence `from` on.
+    pub fn replay(&self, from: u64, limit: usize) -> Result<Vec<StoredMessage>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.for_each(from, |m| {
+            out.push(m);
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `limit` records of one topic from `start` on, in topic order.
+    pub fn replay_topic(&self, topic: &str, start: TopicStart, limit: usize) -> Result<Vec<StoredMessage>> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let index = txn.open_table(TOPIC_INDEX).map_err(|e| self.err(e))?;
+        let journal = txn.open_table(JOURNAL).map_err(|e| self.err(e))?;
+        let from_seq = match start {
+            TopicStart::Seq(s) => s,
+            TopicStart::Time(_) => 0,
+        };
+        let mut out = Vec::new();
+        for entry in index.range((topic, from_seq)..=(topic, u64::MAX)).map_err(|e| self.err(e))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = entry.map_err(|e| self.err(e))?;
+            let (seq, ts) = v.value();
+            if let TopicStart::Time(t) = start
+                && ts < t.0
+            {
+                continue;
+            }
+            let Some(rec) = journal.get(seq).map_err(|e| self.err(e))? else {
+                return Err(Error::Corrupt {
+                    path: self.inner.path.clone(),
+                    detail: format!("topic index of {topic:?} points at missing record {seq}"),
+                });
+            };
+            let msg = record::decode(seq, rec.value())
+                .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+            out.push(msg);
+        }
+        Ok(out)
+    }
+
+    /// What the journal holds and how its commits are doing.
+    pub fn stats(&self) -> Result<JournalStats> {
+        let mut stats = read_stats(&self.inner.db, &self.inner.path)?;
+        let live = self.inner.live.lock();
+        stats.commits = live.commits;
+        stats.committed = live.committed;
+        stats.retained_away = live.retained_away;
+        stats.stopped = live.stopped.clone();
+        if !live.commit_us.is_empty() {
+            let mut v = live.commit_us.clone();
+            v.sort_unstable();
+            let pick = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1000.0;
+            stats.commit_ms_p50 = Some(pick(0.5));
+            stats.commit_ms_p99 = Some(pick(0.99));
+        }
+        Ok(stats)
+    }
+
+    /// Reads every record and index entry and reports every inconsistency.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify(&self.inner.db, &self.inner.path)
+    }
+}
+
+impl broker::Journal for Journal {
+    fn append(&self, envelope: &Arc<Envelope>) -> broker::Result<CommitAck> {
+        Journal::append(self, envelope).map_err(|e| broker::Error::Journal { reason: e.to_string() })
+    }
+}
+
+fn read_stats(db: &Database, path: &std::path::Path) -> Result<JournalStats> {
+    let err = |e: redb::Error| db_error(path, e);
+    let txn = db.begin_read().map_err(|e| err(e.into()))?;
+    let journal = txn.open_table(JOURNAL).map_err(|e| err(e.into()))?;
+    let meta = txn.open_table(JOURNAL_META).map_err(|e| err(e.into()))?;
+    let mut stats = JournalStats {
+        count: journal.len().map_err(|e| err(e.into()))?,
+        bytes: meta.get(BYTES).map_err(|e| err(e.into()))?.map_or(0, |v| v.value()),
+        ..JournalStats::default()
+    };
+    let decode_ts = |seq: u64, bytes: &[u8]| {
+        record::decode(seq, bytes)
+            .map(|m| m.envelope.timestamp)
+            .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })
+    };
+    if let Some((k, v)) = journal.first().map_err(|e| err(e.into()))? {
+        stats.first_seq = Some(k.value());
+        stats.oldest = Some(decode_ts(k.value(), v.value())?);
+    }
+    if let Some((k, v)) = journal.last().map_err(|e| err(e.into()))? {
+        stats.last_seq = Some(k.value());
+        stats.newest = Some(decode_ts(k.value(), v.value())?);
+    }
+    Ok(stats)
+}
+
+fn verify(db: &Database, path: &std::path::Path) -> Result<VerifyReport> {
+    let err = |e: redb::Error| db_error(path, e);
+    let txn = db.begin_read().map_err(|e| err(e.into()))?;
+    let journal = txn.open_table(JOURNAL).map_err(|e| err(e.into()))?;
+    let index = txn.open_table(TOPIC_INDEX).map_err(|e| err(e.into()))?;
+    let heads = txn.open_table(TOPIC_HEAD).map_err(|e| err(e.into()))?;
+    let meta = txn.open_table(JOURNAL_META).map_err(|e| err(e.into()))?;
+    let mut report = VerifyReport::default();
+    let mut last_topic_seq: HashMap<String, u64> = HashMap::new();
+    let mut prev: Option<u64> = None;
+    for entry in journal.iter().map_err(|e| err(e.into()))? {
+        let (k, v) = entry.map_err(|e| err(e.into()))?;
+        let seq = k.value();
+        report.records += 1;
+        report.bytes += v.value().len() as u64;
+        report.first_seq.get_or_insert(seq);
+        report.last_seq = Some(seq);
+        if let Some(p) = prev
+            && seq != p + 1
+        {
+            report.problems.push(format!("gap: record {p} is followed by {seq}"));
+        }
+        prev = Some(seq);
+        let msg = match record::decode(seq, v.value()) {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(format!("record {seq} does not decode: {e}"));
+                continue;
+            }
+        };
+        let topic = msg.envelope.topic.as_str().to_owned();
+        match index.get((topic.as_str(), msg.topic_seq)).map_err(|e| err(e.into()))? {
+            Some(v) if v.value().0 == seq => {}
+            Some(v) => report.problems.push(format!(
+                "topic index ({topic:?}, {}) points at {} instead of {seq}",
+                msg.topic_seq,
+                v.value().0
+            )),
+            None => report.problems.push(format!("record {seq} is missing from the topic index")),
+        }
+        let last = last_topic_seq.entry(topic.clone()).or_insert(0);
+        if msg.topic_seq <= *last {
+            report.problems.push(format!("topic {topic:?}: sequence {} after {}", msg.topic_seq, *last));
+        }
+        *last = msg.topic_seq;
+    }
+    report.topics = last_topic_seq.len() as u64;
+    let index_len = index.len().map_err(|e| err(e.into()))?;
+    if index_len != report.records {
+        report.problems.push(format!("topic index has {index_len} entries for {} records", report.records));
+    }
+    for (topic, last) in &last_topic_seq {
+        let head = heads.get(topic.as_str()).map_err(|e| err(e.into()))?.map_or(0, |v| v.value());
+        if head < *last {
+            report.problems.push(format!("topic {topic:?}: head {head} is behind its last record {last}"));
+        }
+    }
+    let bytes = meta.get(BYTES).map_err(|e| err(e.into()))?.map_or(0, |v| v.value());
+    if bytes != report.bytes {
+        report.problems.push(format!("byte count says {bytes}, records hold {}", report.bytes));
+    }
+    let next = meta.get(NEXT_SEQ).map_err(|e| err(e.into()))?.map_or(1, |v| v.value());
+    if let Some(last) = report.last_seq
+        && next != last + 1
+    {
+        report.problems.push(format!("next sequence is {next}, last record is {last}"));
+    }
+    Ok(report)
+}
+
+fn now_us() -> u64 {
+    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros()).unwrap_or(u64::MAX)
+}
+
+struct Writer {
+    db: Arc<Database>,
+    path: PathBuf,
+    cfg: JournalConfig,
+    live: Arc<Mutex<Live>>,
+    next_seq: u64,
+    bytes: u64,
+    heads: HashMap<Box<str>, u64>,
+    buf: Vec<u8>,
+    last_retention: Instant,
+}
+
+impl Writer {
+    fn new(db: Arc<Database>, path: PathBuf, cfg: JournalConfig, live: Arc<Mutex<Live>>) -> Result<Self> {
+        let mut w = Self {
+            db,
+            path,
+            cfg,
+            live,
+            next_seq: 1,
+            bytes: 0,
+            heads: HashMap::new(),
+            buf: Vec::new(),
+            last_retention: Instant::now(),
+        };
+        w.reload()?;
+        Ok(w)
+    }
+
+    /// Reads the counters back from disk (at open, and after a failed commit).
+    fn reload(&mut self) -> Result<()> {
+        let txn = self.db.begin_read().map_err(|e| db_error(&self.path, e))?;
+        let meta = txn.open_table(JOURNAL_META).map_err(|e| db_error(&self.path, e))?;
+        self.next_seq = meta.get(NEXT_SEQ).map_err(|e| db_error(&self.path, e))?.map_or(1, |v| v.value());
+        self.bytes = meta.get(BYTES).map_err(|e| db_error(&self.path, e))?.map_or(0, |v| v.value());
+        self.heads.clear();
+        Ok(())
+    }
+
+    fn run(&mut self, rx: &flume::Receiver<Job>) {
+        let mut batch: Vec<(Arc<Envelope>, CommitSignal)> = Vec::with_capacity(self.cfg.max_batch);
+        while let Ok(first) = rx.recv() {
+            let started = Instant::now();
+            let Job::Append(env, signal) = first;
+            batch.push((env, signal));
+            loop {
+                while batch.len() < self.cfg.max_batch {
+                    match rx.try_recv() {
+                        Ok(Job::Append(env, signal)) => batch.push((env, signal)),
+                        Err(_) => break,
+                    }
+                }
+                let deadline = started + self.cfg.max_wait;
+                if batch.len() >= self.cfg.max_batch || Instant::now() >= deadline {
+                    break;
+                }
+                match rx.recv_deadline(deadline) {
+                    Ok(Job::Append(env, signal)) => batch.push((env, signal)),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+            if rx.is_empty() {
+                self.retention_step();
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<(Arc<Envelope>, CommitSignal)>) {
+        let stopped = self.live.lock().stopped.clone();
+        if let Some(reason) = stopped {
+            for (_, signal) in batch.drain(..) {
+                signal.complete(Err(broker::Error::Journal { reason: format!("journal stopped: {reason}") }));
+            }
+            return;
+        }
+        let t0 = Instant::now();
+        let first_seq = self.next_seq;
+        match self.write(batch) {
+            Ok(()) => {
+                let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.live.lock().record_commit(us, batch.len());
+                for (i, (_, signal)) in batch.drain(..).enumerate() {
+                    signal.complete(Ok(first_seq + i as u64));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(error = %reason, "journal commit failed; refusing further durable messages");
+                self.live.lock().stopped = Some(reason.clone());
+                for (_, signal) in batch.drain(..) {
+                    signal.complete(Err(broker::Error::Journal { reason: reason.clone() }));
+                }
+                // What the failed transaction counted never reached the disk.
+                if let Err(e) = self.reload() {
+                    tracing::error!(error = %e, "cannot re-read journal counters");
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[(Arc<Envelope>, CommitSignal)]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e: redb::Error| db_error(&path, e);
+        let mut txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        txn.set_durability(Durability::Immediate).map_err(|e| err(e.into()))?;
+        let mut seq = self.next_seq;
+        let mut bytes = self.bytes;
+        let mut touched: Vec<Box<str>> = Vec::new();
+        {
+            let mut journal = txn.open_table(JOURNAL).map_err(|e| err(e.into()))?;
+            let mut index = txn.open_table(TOPIC_INDEX).map_err(|e| err(e.into()))?;
+            let mut heads = txn.open_table(TOPIC_HEAD).map_err(|e| err(e.into()))?;
+            for (env, _) in batch {
+                let topic = env.topic.as_str();
+                let head = match self.heads.get(topic) {
+                    Some(h) => *h,
+                    None => heads.get(topic).map_err(|e| err(e.into()))?.map_or(0, |v| v.value()),
+                };
+                let topic_seq = head + 1;
+                if self.heads.insert(topic.into(), topic_seq).is_none() || !touched.iter().any(|t| &**t == topic) {
+                    touched.push(topic.into());
+                }
+                record::encode(env, topic_seq, &mut self.buf)
+                    .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+                journal.insert(seq, self.buf.as_slice()).map_err(|e| err(e.into()))?;
+                index.insert((topic, topic_seq), (seq, env.timestamp.0)).map_err(|e| err(e.into()))?;
+                bytes += self.buf.len() as u64;
+                seq += 1;
+            }
+            for topic in &touched {
+                let head = self.heads.get(&**topic).copied().unwrap_or(0);
+                heads.insert(&**topic, head).map_err(|e| err(e.into()))?;
+            }
+            let mut meta = txn.open_table(JOURNAL_META).map_err(|e| err(e.into()))?;
+            meta.insert(NEXT_SEQ, seq).map_err(|e| err(e.into()))?;
+            meta.insert(BYTES, bytes).map_err(|e| err(e.into()))?;
+        }
+        let result = txn.commit().map_err(|e| err(e.into()));
+        if result.is_err() {
+            // The cached heads may be ahead of the disk now.
+            self.heads.clear();
+        }
+        result?;
+        self.next_seq = seq;
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    /// Removes up to `retention_step` of the oldest records if the journal is over its age or
+    /// size limit. Runs at most once a second unless over the size limit.
+    fn retention_step(&mut self) {
+        let over_size = self.bytes > self.cfg.retention_bytes;
+        if !over_size && self.last_retention.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_retention = Instant::now();
+        if self.live.lock().stopped.is_some() {
+            return;
+        }
+        let cutoff = now_us().saturating_sub(u64::try_from(self.cfg.retention_age.as_micros()).unwrap_or(u64::MAX));
+        match self.trim(cutoff) {
+            Ok(n) => self.live.lock().retained_away += n,
+            Err(e) => tracing::warn!(error = %e, "journal retention step failed; will retry"),
+        }
+    }
+
+    fn trim(&mut self, cutoff_us: u64) -> Result<u64> {
+        let path = self.path.clone();
+        let err = |e: redb::Error| db_error(&path, e);
+        let mut txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        // Losing a retention step in a crash only means it runs again.
+        txn.set_durability(Durability::None).map_err(|e| err(e.into()))?;
+        let mut removed = 0u64;
+        let mut bytes = self.bytes;
+        {
+            let mut journal = txn.open_table(JOURNAL).map_err(|e| err(e.into()))?;
+            let mut index = txn.open_table(TOPIC_INDEX).map_err(|e| err(e.into()))?;
+            while removed < self.cfg.retention_step as u64 {
+                let Some((seq, rec)) = journal.first().map_err(|e| err(e.into()))?.map(|(k, v)| (k.value(), v.value().to_vec()))
+                else {
+                    break;
+                };
+                let msg = record::decode(seq, &rec)
+                    .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+                let too_old = msg.envelope.timestamp.0 < cutoff_us;
+                if !too_old && bytes <= self.cfg.retention_bytes {
+                    break;
+                }
+                journal.remove(seq).map_err(|e| err(e.into()))?;
+                index.remove((msg.envelope.topic.as_str(), msg.topic_seq)).map_err(|e| err(e.into()))?;
+                bytes = bytes.saturating_sub(rec.len() as u64);
+                removed += 1;
+            }
+            let mut meta = txn.open_table(JOURNAL_META).map_err(|e| err(e.into()))?;
+            meta.insert(BYTES, bytes).map_err(|e| err(e.into()))?;
+        }
+        if removed == 0 {
+            txn.abort().map_err(|e| err(e.into()))?;
+            return Ok(0);
+        }
+        txn.commit().map_err(|e| err(e.into()))?;
+        self.bytes = bytes;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,64 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn envelope(topic: &str, payload: Vec<u8>, app: Option<&str>, expiry: Option<u64>) -> Envelope {
+    Envelope {
+        id: MessageId(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
+        seq: 9,
+        topic: Topic::parse(topic).unwrap(),
+        payload: payload.into(),
+        sender: Sender { client: ClientId(5), app: app.map(AppId::new) },
+        timestamp: Timestamp(1_700_000_000_000_000),
+        trace_id: TraceId(77),
+        durable: true,
+        expires_at: expiry.map(Timestamp),
+        target: None,
+    }
+}
+
+#[test]
+fn round_trips_and_rejects_damage() {
+    let env = envelope("prices.xnas.aapl", b"{\"bid\":1}".to_vec(), Some("blotter"), Some(5));
+    let mut buf = Vec::new();
+    encode(&env, 42, &mut buf).unwrap();
+    let back = decode(9, &buf).unwrap();
+    assert_eq!(*back.envelope, env);
+    assert_eq!(back.topic_seq, 42);
+
+    for cut in 0..buf.len() {
+        assert!(decode(9, &buf[..cut]).is_err(), "truncated at {cut}");
+    }
+    let mut longer = buf.clone();
+    longer.push(0);
+    assert_eq!(decode(9, &longer).unwrap_err(), DecodeError::TrailingBytes { extra: 1 });
+    let mut v = buf.clone();
+    v[0] = 2;
+    assert_eq!(decode(9, &v).unwrap_err(), DecodeError::Version(2));
+    let mut f = buf.clone();
+    f[1] |= 0x80;
+    assert!(matches!(decode(9, &f).unwrap_err(), DecodeError::Flags(_)));
+}
+
+proptest! {
+    #[test]
+    fn any_message_round_trips(
+        topic in "[a-z]{1,5}(\\.[a-z0-9]{1,5}){0,4}",
+        payload in prop::collection::vec(any::<u8>(), 0..600),
+        app in prop::option::of("[a-z-]{1,12}"),
+        expiry in prop::option::of(any::<u64>()),
+        topic_seq in any::<u64>(),
+    ) {
+        let env = envelope(&topic, payload, app.as_deref(), expiry);
+        let mut buf = Vec::new();
+        encode(&env, topic_seq, &mut buf).unwrap();
+        let back = decode(9, &buf).unwrap();
+        prop_assert_eq!(&*back.envelope, &env);
+        prop_assert_eq!(back.topic_seq, topic_seq);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode(1, &bytes);
+    }
+}

@@ -136,6 +136,9 @@ pub enum Error {
     /// A durable publish was asked for but no journal is attached.
     #[error("durable publish needs a journal, and none is attached")]
     NoJournal,
+    /// The journal has too much queued: wait for an earlier commit and publish again.
+    #[error("the journal is busy; wait for an earlier commit and publish again")]
+    JournalBusy,
     /// The journal could not take or commit the message.
     #[error("journal: {reason}")]
     Journal {

@@ -45,6 +45,17 @@ impl CommitAck {
         }
     }
 
+    /// The outcome if the commit has finished, without waiting.
+    pub fn try_wait(&self) -> Option<Result<u64>> {
+        match self.0.try_recv() {
+            Ok(r) => Some(r),
+            Err(flume::TryRecvError::Empty) => None,
+            Err(flume::TryRecvError::Disconnected) => {
+                Some(Err(Error::Journal { reason: "the journal dropped the commit".into() }))
+            }
+        }
+    }
+
     /// Waits for the commit without blocking a thread.
     pub async fn wait_async(&self) -> Result<u64> {
         self.0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets the machine up (packaging/dev/setup.sh), then runs every check CI runs: formatting,
-# clippy with warnings as errors, rustdoc, the whole test suite, and a short fuzz run.
-# FUZZ_SECS sets the fuzz run's length (default 30).
+# clippy with warnings as errors, rustdoc, the whole test suite, and a short run of every fuzz target.
+# FUZZ_SECS sets each fuzz target's run length (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source packaging/dev/setup.sh
@@ -12,6 +12,7 @@ started=$SECONDS
 step "format"
 cargo fmt --all --check
 (cd broker/fuzz && cargo fmt --check)
+(cd storage/fuzz && cargo fmt --check)
 
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
@@ -28,16 +29,23 @@ cargo nextest run --workspace --locked --profile ci
 step "doc tests"
 cargo test --workspace --doc --locked --quiet
 
-step "fuzz the topic parser and router for ${FUZZ_SECS:-30} s"
-corpus=$(mktemp -d)
-trap 'rm -rf "$corpus"' EXIT
-# Stable Rust: no sanitizer (safe code); a panic or a failed assertion is the crash.
-if ! cargo fuzz run --sanitizer none --fuzz-dir broker/fuzz topic "$corpus" broker/fuzz/seeds/topic \
-    -- -max_total_time="${FUZZ_SECS:-30}" >"$corpus/fuzz.log" 2>&1; then
-    tail -n 60 "$corpus/fuzz.log" >&2
-    echo "fuzzing found a crash; the input is in broker/fuzz/artifacts/topic/" >&2
-    exit 1
-fi
-grep -E "^Done [0-9]+ runs" "$corpus/fuzz.log" >&2 || true
+# Every parser of untrusted input has a fuzz target: CRATE/fuzz, target name, seed inputs.
+fuzz() {
+    local crate=$1 target=$2
+    step "fuzz $crate/$target for ${FUZZ_SECS:-20} s"
+    local corpus
+    corpus=$(mktemp -d)
+    # Stable Rust: no sanitizer (safe code); a panic or a failed assertion is the crash.
+    if ! cargo fuzz run --sanitizer none --fuzz-dir "$crate/fuzz" "$target" "$corpus" "$crate/fuzz/seeds/$target" \
+        -- -max_total_time="${FUZZ_SECS:-20}" >"$corpus/fuzz.log" 2>&1; then
+        tail -n 60 "$corpus/fuzz.log" >&2
+        echo "fuzzing found a crash; the input is in $crate/fuzz/artifacts/$target/" >&2
+        exit 1
+    fi
+    grep -E "^Done [0-9]+ runs" "$corpus/fuzz.log" >&2 || true
+    rm -rf "$corpus"
+}
+fuzz broker topic
+fuzz storage record
 
 step "all checks passed in $((SECONDS - started)) s"

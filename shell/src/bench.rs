@@ -2,4 +2,5 @@
 //! a baseline measured in the same run.
 
 pub(crate) mod broker;
+pub(crate) mod journal;
 mod workload;

@@ -1,5 +1,7 @@
 //! The command-line grammar. Exit codes: 0 ok, 1 failure, 2 bad usage or bad input.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
 /// Tessera: a native desktop interop shell for trading desks.
@@ -15,12 +17,101 @@ pub(crate) enum Command {
     /// Measures parts of Tessera on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspects and loads a profile's message journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
     /// Routing and delivery through the in-process broker.
     Broker(BrokerBenchArgs),
+    /// Durable publishes through the journal: group commit against one commit per message.
+    Journal(JournalBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProfileArg {
+    /// Profile directory (default: $XDG_DATA_HOME/tessera, else ~/.local/share/tessera).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) profile: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JournalCommand {
+    /// Counts, sizes and the oldest and newest records.
+    Stats {
+        #[command(flatten)]
+        profile: ProfileArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints journalled messages as JSON lines, oldest first.
+    Replay {
+        #[command(flatten)]
+        profile: ProfileArg,
+        /// First journal sequence number.
+        #[arg(long, default_value_t = 1, conflicts_with = "topic")]
+        from: u64,
+        /// Only this topic, in topic order.
+        #[arg(long)]
+        topic: Option<String>,
+        /// With --topic: first topic sequence number.
+        #[arg(long, requires = "topic", conflicts_with = "since")]
+        from_topic_seq: Option<u64>,
+        /// With --topic: first timestamp, in microseconds since the Unix epoch.
+        #[arg(long, requires = "topic")]
+        since: Option<u64>,
+        /// Most messages to print.
+        #[arg(long, default_value_t = u64::MAX)]
+        limit: u64,
+    },
+    /// Reads every record and index entry; exits 1 if anything is inconsistent.
+    Verify {
+        #[command(flatten)]
+        profile: ProfileArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Appends durable messages as fast as it can, printing each acknowledged journal sequence
+    /// number on its own line as soon as it is on disk (a load tool; crash tests drive it).
+    Append {
+        #[command(flatten)]
+        profile: ProfileArg,
+        /// Topic to publish to.
+        #[arg(long)]
+        topic: String,
+        /// Messages to append.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
+        payload: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JournalBenchArgs {
+    /// Durable messages to publish.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub(crate) messages: u32,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
+    pub(crate) payload: u32,
+    /// Messages in the one-commit-per-message baseline pass.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    pub(crate) baseline_messages: u32,
+    /// Most messages per commit in the group-commit pass (default: the journal's default).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) max_batch: Option<u32>,
+    /// Directory for the throw-away profiles (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cli;
+mod journal_cmd;
 mod stats;
 
 use std::process::ExitCode;
@@ -22,10 +23,13 @@ fn main() -> ExitCode {
     };
     init_tracing();
     let result = match cli.command {
-        Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args),
+        Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args).map(|()| true),
+        Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args).map(|()| true),
+        Command::Journal(cmd) => journal_cmd::run(&cmd),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("tessera: {e:#}");

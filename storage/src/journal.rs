@@ -47,7 +47,7 @@ pub struct JournalConfig {
 impl Default for JournalConfig {
     fn default() -> Self {
         Self {
-            max_batch: 4096,
+            max_batch: 1024,
             max_wait: Duration::ZERO,
             queue_capacity: 65_536,
             retention_age: Duration::from_secs(7 * 24 * 3600),
@@ -247,8 +247,11 @@ impl Journal {
         for entry in table.range(from..).map_err(|e| self.err(e))? {
             let (k, v) = entry.map_err(|e| self.err(e))?;
             let seq = k.value();
-            let msg = record::decode(seq, v.value())
-                .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+            let msg = record::decode(seq, v.value()).map_err(|source| Error::Decode {
+                table: "journal",
+                key: seq.to_string(),
+                source,
+            })?;
             n += 1;
             if !f(msg) {
                 break;
@@ -297,8 +300,11 @@ impl Journal {
                     detail: format!("topic index of {topic:?} points at missing record {seq}"),
                 });
             };
-            let msg = record::decode(seq, rec.value())
-                .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+            let msg = record::decode(seq, rec.value()).map_err(|source| Error::Decode {
+                table: "journal",
+                key: seq.to_string(),
+                source,
+            })?;
             out.push(msg);
         }
         Ok(out)
@@ -330,7 +336,10 @@ impl Journal {
 
 impl broker::Journal for Journal {
     fn append(&self, envelope: &Arc<Envelope>) -> broker::Result<CommitAck> {
-        Journal::append(self, envelope).map_err(|e| broker::Error::Journal { reason: e.to_string() })
+        Journal::append(self, envelope).map_err(|e| match e {
+            Error::QueueFull { .. } => broker::Error::JournalBusy,
+            other => broker::Error::Journal { reason: other.to_string() },
+        })
     }
 }
 
@@ -345,9 +354,11 @@ fn read_stats(db: &Database, path: &std::path::Path) -> Result<JournalStats> {
         ..JournalStats::default()
     };
     let decode_ts = |seq: u64, bytes: &[u8]| {
-        record::decode(seq, bytes)
-            .map(|m| m.envelope.timestamp)
-            .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })
+        record::decode(seq, bytes).map(|m| m.envelope.timestamp).map_err(|source| Error::Decode {
+            table: "journal",
+            key: seq.to_string(),
+            source,
+        })
     };
     if let Some((k, v)) = journal.first().map_err(|e| err(e.into()))? {
         stats.first_seq = Some(k.value());
@@ -557,8 +568,11 @@ impl Writer {
                 if self.heads.insert(topic.into(), topic_seq).is_none() || !touched.iter().any(|t| &**t == topic) {
                     touched.push(topic.into());
                 }
-                record::encode(env, topic_seq, &mut self.buf)
-                    .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+                record::encode(env, topic_seq, &mut self.buf).map_err(|source| Error::Decode {
+                    table: "journal",
+                    key: seq.to_string(),
+                    source,
+                })?;
                 journal.insert(seq, self.buf.as_slice()).map_err(|e| err(e.into()))?;
                 index.insert((topic, topic_seq), (seq, env.timestamp.0)).map_err(|e| err(e.into()))?;
                 bytes += self.buf.len() as u64;
@@ -613,12 +627,16 @@ impl Writer {
             let mut journal = txn.open_table(JOURNAL).map_err(|e| err(e.into()))?;
             let mut index = txn.open_table(TOPIC_INDEX).map_err(|e| err(e.into()))?;
             while removed < self.cfg.retention_step as u64 {
-                let Some((seq, rec)) = journal.first().map_err(|e| err(e.into()))?.map(|(k, v)| (k.value(), v.value().to_vec()))
+                let Some((seq, rec)) =
+                    journal.first().map_err(|e| err(e.into()))?.map(|(k, v)| (k.value(), v.value().to_vec()))
                 else {
                     break;
                 };
-                let msg = record::decode(seq, &rec)
-                    .map_err(|source| Error::Decode { table: "journal", key: seq.to_string(), source })?;
+                let msg = record::decode(seq, &rec).map_err(|source| Error::Decode {
+                    table: "journal",
+                    key: seq.to_string(),
+                    source,
+                })?;
                 let too_old = msg.envelope.timestamp.0 < cutoff_us;
                 if !too_old && bytes <= self.cfg.retention_bytes {
                     break;

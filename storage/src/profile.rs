@@ -28,7 +28,8 @@ impl Profile {
         {
             use std::os::unix::fs::PermissionsExt;
             let perms = std::fs::Permissions::from_mode(0o700);
-            std::fs::set_permissions(dir, perms).map_err(|source| Error::ProfileDir { path: dir.to_owned(), source })?;
+            std::fs::set_permissions(dir, perms)
+                .map_err(|source| Error::ProfileDir { path: dir.to_owned(), source })?;
         }
         let path = dir.join(DATABASE_FILE);
         let db = Database::builder().create(&path).map_err(|e| db_error(&path, e))?;

@@ -5,7 +5,8 @@ use redb::TableDefinition;
 /// Journal sequence -> encoded record (`record.rs`).
 pub(crate) const JOURNAL: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("journal");
 /// (topic, topic sequence) -> (journal sequence, timestamp in µs).
-pub(crate) const TOPIC_INDEX: TableDefinition<'_, (&str, u64), (u64, u64)> = TableDefinition::new("journal_topic_index");
+pub(crate) const TOPIC_INDEX: TableDefinition<'_, (&str, u64), (u64, u64)> =
+    TableDefinition::new("journal_topic_index");
 /// Topic -> its last topic sequence. Kept when retention removes the topic's records, so
 /// topic sequences never repeat.
 pub(crate) const TOPIC_HEAD: TableDefinition<'_, &str, u64> = TableDefinition::new("journal_topic_head");

@@ -6,10 +6,26 @@ use std::process::Command;
 use tests::workspace_root;
 
 /// Crates each library must never depend on, directly or not.
-const FORBIDDEN: &[(&str, &[&str])] = &[(
-    "broker",
-    &["redb", "egui", "wgpu", "winit", "wry", "gtk", "tokio", "keyring-core", "self_update", "mio", "socket2", "nix"],
-)];
+const FORBIDDEN: &[(&str, &[&str])] = &[
+    (
+        "broker",
+        &[
+            "redb",
+            "egui",
+            "wgpu",
+            "winit",
+            "wry",
+            "gtk",
+            "tokio",
+            "keyring-core",
+            "self_update",
+            "mio",
+            "socket2",
+            "nix",
+        ],
+    ),
+    ("storage", &["egui", "wgpu", "winit", "wry", "gtk", "tokio"]),
+];
 
 fn dependencies(package: &str) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());

@@ -83,3 +83,82 @@ fn broker_bench_table_is_for_people() {
     assert!(out.contains("speedup vs linear"), "{out}");
     assert!(out.contains("deliveries/s"), "{out}");
 }
+
+#[test]
+fn journal_commands_report_and_refuse_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p");
+    let profile = profile.to_str().unwrap();
+    let o = tessera(&[
+        "journal",
+        "append",
+        "--profile",
+        profile,
+        "--topic",
+        "orders.new",
+        "--count",
+        "50",
+        "--payload",
+        "16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().last(), Some("50"));
+
+    let o = tessera(&["journal", "stats", "--profile", profile, "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((v["count"].as_u64(), v["first_seq"].as_u64(), v["last_seq"].as_u64()), (Some(50), Some(1), Some(50)));
+
+    let o = tessera(&["journal", "replay", "--profile", profile, "--topic", "orders.new", "--from-topic-seq", "48"]);
+    let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["topic_seq"].as_u64().unwrap()).collect::<Vec<_>>(), [48, 49, 50]);
+    assert_eq!(lines[0]["payload"], "x".repeat(16));
+
+    let o = tessera(&["journal", "verify", "--profile", profile]);
+    assert!(o.status.success() && stdout(&o).contains("ok"), "{}", stdout(&o));
+
+    // Bad input names what is wrong and where.
+    let o = tessera(&["journal", "replay", "--profile", profile, "--topic", "a..b"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--topic"), "{}", stderr(&o));
+    let not_a_db = dir.path().join("bad");
+    std::fs::create_dir_all(&not_a_db).unwrap();
+    std::fs::write(not_a_db.join("tessera.redb"), b"this is not a database at all, just text").unwrap();
+    let o = tessera(&["journal", "stats", "--profile", not_a_db.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("tessera.redb") && err.contains("damaged") && err.contains("move the file aside"), "{err}");
+    let o = tessera(&["journal", "append", "--profile", profile]);
+    assert_eq!(o.status.code(), Some(2), "--topic is required");
+    assert!(stderr(&o).contains("--topic"), "{}", stderr(&o));
+}
+
+#[test]
+fn journal_bench_prints_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tessera(&[
+        "bench",
+        "journal",
+        "--messages",
+        "3000",
+        "--payload",
+        "64",
+        "--baseline-messages",
+        "50",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for key in [
+        "durable_msgs_per_sec",
+        "commit_ms_p50",
+        "commit_ms_p99",
+        "replay_msgs_per_sec",
+        "speedup_vs_commit_per_message",
+    ] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {v}");
+    }
+    assert_eq!(v["messages"], 3000);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the bench cleans up after itself");
+}

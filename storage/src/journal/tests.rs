@@ -94,8 +94,9 @@ fn concurrent_publishers_share_commits() {
             let b = b.clone();
             std::thread::spawn(move || {
                 let c = b.connect(None);
-                let acks: Vec<_> =
-                    (0..500).map(|i| c.publish(&format!("t.{t}"), i.to_string(), durable()).unwrap().commit.unwrap()).collect();
+                let acks: Vec<_> = (0..500)
+                    .map(|i| c.publish(&format!("t.{t}"), i.to_string(), durable()).unwrap().commit.unwrap())
+                    .collect();
                 acks.into_iter().map(|a| a.wait(WAIT).unwrap()).collect::<Vec<_>>()
             })
         })

@@ -661,3 +661,6 @@ impl Writer {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod power_tests;

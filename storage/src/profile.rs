@@ -36,6 +36,15 @@ impl Profile {
         Ok(Self { dir: dir.to_owned(), path, db: Arc::new(db) })
     }
 
+    /// A profile on a custom storage backend, for crash and fault simulation; `label` stands in
+    /// for the path in errors.
+    #[cfg(test)]
+    pub(crate) fn from_backend(label: &Path, backend: impl redb::StorageBackend) -> Result<Self> {
+        let path = label.to_owned();
+        let db = Database::builder().create_with_backend(backend).map_err(|e| db_error(&path, e))?;
+        Ok(Self { dir: path.clone(), path, db: Arc::new(db) })
+    }
+
     /// The profile directory.
     pub fn dir(&self) -> &Path {
         &self.dir

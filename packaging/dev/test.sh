@@ -47,5 +47,6 @@ fuzz() {
 }
 fuzz broker topic
 fuzz storage record
+fuzz storage kv
 
 step "all checks passed in $((SECONDS - started)) s"

@@ -64,8 +64,12 @@ fn stats(arg: &ProfileArg, json: bool) -> Result<bool> {
     } else {
         println!("journal of {}", profile.database_path().display());
         println!("  records  {} ({} bytes)", s.count, s.bytes);
-        println!("  first    {:?} at {:?}", s.first_seq, s.oldest.map(|t| t.to_string()));
-        println!("  last     {:?} at {:?}", s.last_seq, s.newest.map(|t| t.to_string()));
+        let at = |seq: Option<u64>, t: Option<broker::Timestamp>| match (seq, t) {
+            (Some(seq), Some(t)) => format!("{seq} at {t}"),
+            _ => "none".to_owned(),
+        };
+        println!("  first    {}", at(s.first_seq, s.oldest));
+        println!("  last     {}", at(s.last_seq, s.newest));
     }
     Ok(true)
 }
@@ -79,6 +83,7 @@ fn message_json(m: &StoredMessage) -> serde_json::Value {
         "trace_id": e.trace_id.to_string(),
         "topic": e.topic.as_str(),
         "timestamp_us": e.timestamp.0,
+        "time": e.timestamp.to_rfc3339(),
         "sender_client": e.sender.client.0,
         "sender_app": e.sender.app.as_ref().map(|a| a.to_string()),
         "durable": e.durable,

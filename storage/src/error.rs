@@ -40,6 +40,9 @@ pub enum DecodeError {
     /// The topic is not a valid topic.
     #[error("stored topic is invalid: {0}")]
     BadTopic(String),
+    /// A JSON value that does not have the expected shape.
+    #[error("bad JSON: {0}")]
+    BadJson(String),
     /// Bytes after the last field.
     #[error("{extra} unexpected bytes after the record")]
     TrailingBytes {

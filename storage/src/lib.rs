@@ -11,11 +11,13 @@
 
 mod error;
 mod journal;
+pub mod kv;
 mod profile;
 pub mod record;
 mod tables;
 
 pub use crate::error::{DecodeError, Error, Result};
 pub use crate::journal::{Journal, JournalConfig, JournalStats, TopicStart, VerifyReport};
+pub use crate::kv::{Decision, Grant, SavedLayout, UpdateState};
 pub use crate::profile::{DATABASE_FILE, Profile};
 pub use crate::record::StoredMessage;

@@ -11,8 +11,9 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages: the C toolchain (crates with C code, libFuzzer) and pkg-config.
-APT_PACKAGES=(build-essential pkg-config ca-certificates curl git)
+# Debian packages: the C toolchain (crates with C code, libFuzzer) and pkg-config; for the
+# vault's keyring tests, keyutils (keyctl), gnome-keyring (a Secret Service) and dbus.
+APT_PACKAGES=(build-essential pkg-config ca-certificates curl git keyutils gnome-keyring dbus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

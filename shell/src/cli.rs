@@ -20,6 +20,94 @@ pub(crate) enum Command {
     /// Inspects and loads a profile's message journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Stores and reads secrets in a profile's encrypted vault.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+/// Which OS keyring holds the vault's master keys.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum KeyringArg {
+    /// The freedesktop Secret Service (gnome-keyring) on the session bus.
+    SecretService,
+    /// The kernel's keyutils session keyring (does not survive a reboot).
+    Keyutils,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VaultArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArg,
+    /// Keyring for the master keys.
+    #[arg(long, value_enum, default_value = "secret-service", env = "TESSERA_KEYRING")]
+    pub(crate) keyring: KeyringArg,
+    /// Keep the master keys in this file instead of a keyring (what an admin policy that names
+    /// a key file does; a warning is logged).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VaultCommand {
+    /// Encrypts the secret read from stdin and stores it.
+    Put {
+        #[command(flatten)]
+        args: VaultArgs,
+        /// What the secret is for (each purpose has its own derived key).
+        #[arg(long)]
+        purpose: String,
+        /// Its id within the purpose.
+        #[arg(long)]
+        id: String,
+    },
+    /// Prints a secret to stdout; exits 1 if there is none.
+    Get {
+        #[command(flatten)]
+        args: VaultArgs,
+        /// Its purpose.
+        #[arg(long)]
+        purpose: String,
+        /// Its id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Lists the ids stored for a purpose.
+    List {
+        #[command(flatten)]
+        args: VaultArgs,
+        /// The purpose.
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Deletes a secret; exits 1 if there was none.
+    Delete {
+        #[command(flatten)]
+        args: VaultArgs,
+        /// Its purpose.
+        #[arg(long)]
+        purpose: String,
+        /// Its id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Rotates to a new master key and re-encrypts every secret (finishes an interrupted one).
+    Rotate {
+        #[command(flatten)]
+        args: VaultArgs,
+    },
+    /// Decrypts every secret; fails on the first that does not authenticate.
+    Verify {
+        #[command(flatten)]
+        args: VaultArgs,
+    },
+    /// Stores `ID<TAB>SECRET` lines from stdin.
+    Import {
+        #[command(flatten)]
+        args: VaultArgs,
+        /// Their purpose.
+        #[arg(long)]
+        purpose: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

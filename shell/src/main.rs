@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod journal_cmd;
 mod stats;
+mod vault_cmd;
 
 use std::process::ExitCode;
 
@@ -26,12 +27,13 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args).map(|()| true),
         Command::Journal(cmd) => journal_cmd::run(&cmd),
+        Command::Vault(cmd) => vault_cmd::run(&cmd),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Reported once, here, for the person or script that ran the command.
             eprintln!("tessera: {e:#}");
             ExitCode::FAILURE
         }
@@ -41,5 +43,6 @@ fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }

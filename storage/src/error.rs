@@ -126,6 +126,34 @@ pub enum Error {
         /// The first failure.
         reason: String,
     },
+    /// No usable keyring, and the admin policy names no key file: the vault fails closed.
+    #[error("the vault has no usable keyring: {detail}")]
+    NoKeyring {
+        /// What was tried and why it failed.
+        detail: String,
+    },
+    /// The keyring or key file failed.
+    #[error("keyring error: {detail}")]
+    Keyring {
+        /// What failed.
+        detail: String,
+    },
+    /// A master key the vault needs is not in the key source.
+    #[error(
+        "the vault's master key {name} is missing from {source_name}; its secrets cannot be decrypted and are kept untouched (keyutils keys do not survive a reboot)"
+    )]
+    MissingKey {
+        /// The key's name.
+        name: String,
+        /// Where it was looked for.
+        source_name: String,
+    },
+    /// A secret failed authentication: it was altered, moved or belongs to another key.
+    #[error("vault record {id} failed authentication: it was altered, moved to another id, or its key is wrong")]
+    Tampered {
+        /// The record.
+        id: String,
+    },
     /// The journal's writer has too much queued.
     #[error("the journal's queue is full ({capacity} messages); retry shortly")]
     QueueFull {

@@ -11,13 +11,17 @@
 
 mod error;
 mod journal;
+mod keys;
 pub mod kv;
 mod profile;
 pub mod record;
 mod tables;
+mod vault;
 
 pub use crate::error::{DecodeError, Error, Result};
 pub use crate::journal::{Journal, JournalConfig, JournalStats, TopicStart, VerifyReport};
+pub use crate::keys::{KeyFileKeys, KeySource, KeyringKeys, KeyringKind, MasterKey, MemoryKeys, key_source};
 pub use crate::kv::{Decision, Grant, SavedLayout, UpdateState};
 pub use crate::profile::{DATABASE_FILE, Profile};
 pub use crate::record::StoredMessage;
+pub use crate::vault::{Rotation, Vault};

@@ -5,3 +5,4 @@
 mod architecture;
 mod cli;
 mod journal_crash;
+mod vault;

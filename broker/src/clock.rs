@@ -26,6 +26,45 @@ impl Timestamp {
         format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
     }
 
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (UTC, up to microseconds), or a plain number of
+    /// microseconds since the epoch.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Ok(us) = text.parse::<u64>() {
+            return Some(Self(us));
+        }
+        let b = text.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<u64>().ok();
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        let rest = &text[19..];
+        let (frac, zone) = match rest.strip_prefix('.') {
+            Some(r) => {
+                let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 || digits > 9 {
+                    return None;
+                }
+                let mut f = r[..digits].to_owned();
+                f.truncate(6);
+                while f.len() < 6 {
+                    f.push('0');
+                }
+                (f.parse::<u64>().ok()?, &r[digits..])
+            }
+            None => (0, rest),
+        };
+        if zone != "Z" && zone != "z" {
+            return None;
+        }
+        let days = days_from_civil(y, mo, d)?;
+        Some(Self((days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000 + frac))
+    }
+
     /// How long after `earlier` this is (zero if it is not later).
     pub fn since(self, earlier: Self) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
@@ -44,6 +83,17 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + u64::from(m <= 2);
     (y, m, d)
+}
+
+/// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm); `None` before 1970.
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let y = if m <= 2 { y.checked_sub(1)? } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
 }
 
 impl fmt::Display for Timestamp {
@@ -104,6 +154,18 @@ mod tests {
             (4_107_542_399_999_999, "2100-02-28T23:59:59.999999Z"),
         ] {
             assert_eq!(Timestamp(us).to_rfc3339(), text);
+            assert_eq!(Timestamp::parse(text), Some(Timestamp(us)), "{text}");
+        }
+        assert_eq!(Timestamp::parse("2026-11-26T09:52:38Z"), Some(Timestamp(1_795_686_758_000_000)));
+        assert_eq!(Timestamp::parse("12345"), Some(Timestamp(12345)));
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-11-26T09:52:38",
+            "2026-11-26T09:52:38+01:00",
+            "1969-12-31T23:59:59Z",
+            "yesterday",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
         }
     }
 }

@@ -23,6 +23,80 @@ pub(crate) enum Command {
     /// Stores and reads secrets in a profile's encrypted vault.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Verifies and exports the profile's tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// How `audit export` writes entries.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header line.
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Recomputes the Merkle tree from every entry and checks it against the signed heads;
+    /// exits 1 if any entry was changed, deleted, reordered or truncated.
+    Verify {
+        #[command(flatten)]
+        profile: ProfileArg,
+        /// A head IT collected (JSON, or the heads.jsonl file: its last line counts).
+        #[arg(long, value_name = "FILE")]
+        head: Option<std::path::PathBuf>,
+        /// The public key to check signatures with (64 hex digits, or a file holding them);
+        /// default: the one recorded in the profile.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints entries, oldest first.
+    Export {
+        #[command(flatten)]
+        profile: ProfileArg,
+        /// Only entries at or after this time (RFC 3339 UTC, or microseconds since the epoch).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Appends entries, printing each index as soon as it is durable (scripts and crash tests).
+    Append {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Who acted.
+        #[arg(long)]
+        actor: String,
+        /// The app concerned.
+        #[arg(long)]
+        app: Option<String>,
+        /// What was done.
+        #[arg(long)]
+        action: String,
+        /// What it was done to.
+        #[arg(long)]
+        object: String,
+        /// The outcome.
+        #[arg(long)]
+        decision: String,
+        /// Extra details, as JSON.
+        #[arg(long)]
+        details: Option<String>,
+        /// How many identical entries to append.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+    },
+    /// Signs and records a tree head now, and prints it.
+    Head {
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
 }
 
 /// Which OS keyring holds the vault's master keys.

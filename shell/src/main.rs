@@ -4,6 +4,7 @@
 //! storage commands arrive with their issues. Nothing but a command's own output goes to
 //! stdout; logs go to stderr through `tracing` (`TESSERA_LOG=debug` for more).
 
+mod audit_cmd;
 mod bench;
 mod cli;
 mod journal_cmd;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args).map(|()| true),
         Command::Journal(cmd) => journal_cmd::run(&cmd),
         Command::Vault(cmd) => vault_cmd::run(&cmd),
+        Command::Audit(cmd) => audit_cmd::run(&cmd),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -12,12 +12,17 @@ use crate::journal_cmd::profile_dir;
 fn open(args: &VaultArgs) -> Result<Vault> {
     let dir = profile_dir(&args.profile)?;
     let profile = Profile::open(&dir).with_context(|| format!("opening the profile in {}", dir.display()))?;
+    open_in(&profile, args)
+}
+
+/// The vault of an already open profile, with the keys `args` names.
+pub(crate) fn open_in(profile: &Profile, args: &VaultArgs) -> Result<Vault> {
     let kind = match args.keyring {
         KeyringArg::SecretService => KeyringKind::SecretService,
         KeyringArg::Keyutils => KeyringKind::Keyutils,
     };
     let keys = key_source(args.key_file.as_deref(), kind)?;
-    Vault::open(&profile, keys).context("opening the vault")
+    Vault::open(profile, keys).context("opening the vault")
 }
 
 /// Runs one vault command; `Ok(false)` means "not found" (exit code 1).

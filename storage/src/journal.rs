@@ -455,6 +455,8 @@ struct Writer {
     heads: HashMap<Box<str>, u64>,
     buf: Vec<u8>,
     last_retention: Instant,
+    /// The last retention step removed records and the journal is still over its size limit.
+    retention_behind: bool,
 }
 
 impl Writer {
@@ -469,6 +471,7 @@ impl Writer {
             heads: HashMap::new(),
             buf: Vec::new(),
             last_retention: Instant::now(),
+            retention_behind: false,
         };
         w.reload()?;
         Ok(w)
@@ -486,7 +489,18 @@ impl Writer {
 
     fn run(&mut self, rx: &flume::Receiver<Job>) {
         let mut batch: Vec<(Arc<Envelope>, CommitSignal)> = Vec::with_capacity(self.cfg.max_batch);
-        while let Ok(first) = rx.recv() {
+        loop {
+            // Idle, the writer wakes every second for age retention; over the size limit it
+            // keeps trimming in small steps between (and without waiting for) new messages.
+            let idle_wait = if self.retention_behind { Duration::ZERO } else { Duration::from_secs(1) };
+            let first = match rx.recv_timeout(idle_wait) {
+                Ok(job) => job,
+                Err(flume::RecvTimeoutError::Timeout) => {
+                    self.retention_step();
+                    continue;
+                }
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            };
             let started = Instant::now();
             let Job::Append(env, signal) = first;
             batch.push((env, signal));
@@ -507,9 +521,8 @@ impl Writer {
                 }
             }
             self.commit(&mut batch);
-            if rx.is_empty() {
-                self.retention_step();
-            }
+            // One bounded step per commit keeps up with the inflow without stalling it.
+            self.retention_step();
         }
     }
 
@@ -605,12 +618,16 @@ impl Writer {
             return;
         }
         self.last_retention = Instant::now();
+        self.retention_behind = false;
         if self.live.lock().stopped.is_some() {
             return;
         }
         let cutoff = now_us().saturating_sub(u64::try_from(self.cfg.retention_age.as_micros()).unwrap_or(u64::MAX));
         match self.trim(cutoff) {
-            Ok(n) => self.live.lock().retained_away += n,
+            Ok(n) => {
+                self.live.lock().retained_away += n;
+                self.retention_behind = n > 0 && self.bytes > self.cfg.retention_bytes;
+            }
             Err(e) => tracing::warn!(error = %e, "journal retention step failed; will retry"),
         }
     }

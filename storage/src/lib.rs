@@ -9,10 +9,12 @@
 
 #![deny(missing_docs)]
 
+pub mod audit;
 mod error;
 mod journal;
 mod keys;
 pub mod kv;
+pub mod merkle;
 mod profile;
 pub mod record;
 mod tables;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test binary: a failed unwrap is a failed test")]
 
 mod architecture;
+mod audit;
 mod cli;
 mod journal_crash;
 mod vault;

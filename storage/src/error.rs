@@ -23,6 +23,9 @@ pub enum DecodeError {
         /// Byte offset.
         at: usize,
     },
+    /// The record's checksum does not match its bytes.
+    #[error("checksum mismatch: the record was damaged on disk")]
+    Checksum,
     /// An unknown format version.
     #[error("unknown record version {0}")]
     Version(u8),

@@ -9,7 +9,11 @@
 //! u16  app length, app bytes (UTF-8)     if flag bit 2
 //! u16  topic length, topic bytes (UTF-8, a valid topic)
 //! u32  payload length, payload bytes
+//! u32  CRC-32 of everything before it
 //! ```
+//!
+//! The checksum catches bit rot that the database engine would not notice: a flipped byte in a
+//! payload still decodes, so without it `journal verify` could not tell.
 //!
 //! Records are read back from a file that may have been damaged, so [`decode`] checks every
 //! length and string and never panics (see the `record` fuzz target).
@@ -76,6 +80,8 @@ pub fn encode(env: &Envelope, topic_seq: u64, out: &mut Vec<u8>) -> Result<(), D
     let len32 = u32::try_from(len).map_err(|_| DecodeError::TooLong { what: "payload", len })?;
     out.extend_from_slice(&len32.to_le_bytes());
     out.extend_from_slice(env.payload.as_bytes());
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_le_bytes());
     Ok(())
 }
 
@@ -122,6 +128,16 @@ impl<'a> Reader<'a> {
 
 /// Decodes a record stored under journal sequence `seq`.
 pub fn decode(seq: u64, buf: &[u8]) -> Result<StoredMessage, DecodeError> {
+    let Some(body_len) = buf.len().checked_sub(4) else {
+        return Err(DecodeError::Truncated { what: "checksum", at: 0 });
+    };
+    let (body, crc) = buf.split_at(body_len);
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(crc);
+    if crc32fast::hash(body) != u32::from_le_bytes(stored) {
+        return Err(DecodeError::Checksum);
+    }
+    let buf = body;
     let mut r = Reader { buf, pos: 0 };
     let [version, flags] = r.array::<2>("header")?;
     if version != VERSION {

@@ -29,15 +29,29 @@ fn round_trips_and_rejects_damage() {
     for cut in 0..buf.len() {
         assert!(decode(9, &buf[..cut]).is_err(), "truncated at {cut}");
     }
-    let mut longer = buf.clone();
+    // Every single bit flip anywhere is caught.
+    for bit in 0..buf.len() * 8 {
+        let mut bad = buf.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(decode(9, &bad).is_err(), "bit {bit}");
+    }
+    // With a matching checksum, the structural checks still apply.
+    let reseal = |mut body: Vec<u8>| {
+        body.truncate(body.len() - 4);
+        let crc = crc32fast::hash(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        body
+    };
+    let mut longer = buf[..buf.len() - 4].to_vec();
     longer.push(0);
-    assert_eq!(decode(9, &longer).unwrap_err(), DecodeError::TrailingBytes { extra: 1 });
+    longer.extend_from_slice(&[0; 4]);
+    assert_eq!(decode(9, &reseal(longer)).unwrap_err(), DecodeError::TrailingBytes { extra: 1 });
     let mut v = buf.clone();
     v[0] = 2;
-    assert_eq!(decode(9, &v).unwrap_err(), DecodeError::Version(2));
+    assert_eq!(decode(9, &reseal(v)).unwrap_err(), DecodeError::Version(2));
     let mut f = buf.clone();
     f[1] |= 0x80;
-    assert!(matches!(decode(9, &f).unwrap_err(), DecodeError::Flags(_)));
+    assert!(matches!(decode(9, &reseal(f)).unwrap_err(), DecodeError::Flags(_)));
 }
 
 proptest! {

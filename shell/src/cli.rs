@@ -251,6 +251,10 @@ pub(crate) enum JournalCommand {
         /// Payload size in bytes.
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
         payload: u32,
+        /// Also append an audit entry for every 1000 acknowledged messages, signing with a
+        /// vault whose master keys are in this key file (crash tests check both logs).
+        #[arg(long, value_name = "FILE")]
+        audit_key_file: Option<PathBuf>,
     },
 }
 

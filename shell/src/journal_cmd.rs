@@ -51,7 +51,9 @@ pub(crate) fn run(cmd: &JournalCommand) -> Result<bool> {
             replay(profile, *from, topic.as_deref(), *from_topic_seq, *since, *limit)
         }
         JournalCommand::Verify { profile, json } => verify(profile, *json),
-        JournalCommand::Append { profile, topic, count, payload } => append(profile, topic, *count, *payload as usize),
+        JournalCommand::Append { profile, topic, count, payload, audit_key_file } => {
+            append(profile, topic, *count, *payload as usize, audit_key_file.as_deref())
+        }
     }
 }
 
@@ -168,8 +170,45 @@ fn verify(arg: &ProfileArg, json: bool) -> Result<bool> {
     Ok(report.is_ok())
 }
 
-fn append(arg: &ProfileArg, topic: &str, count: u64, payload_bytes: usize) -> Result<bool> {
-    let (_profile, journal) = open(arg)?;
+/// Acknowledged messages per audit entry in `journal append --audit-key-file`.
+const AUDIT_EVERY: u64 = 1000;
+
+fn append(
+    arg: &ProfileArg,
+    topic: &str,
+    count: u64,
+    payload_bytes: usize,
+    audit_keys: Option<&std::path::Path>,
+) -> Result<bool> {
+    let (profile, journal) = open(arg)?;
+    let audit = match audit_keys {
+        Some(path) => {
+            let keys = storage::key_source(Some(path), storage::KeyringKind::SecretService)?;
+            let vault = storage::Vault::open(&profile, keys).context("opening the vault")?;
+            // Heads every few entries, so a crash test has signed heads to check against.
+            let cfg = storage::audit::AuditConfig { head_every_entries: 5, ..storage::audit::AuditConfig::default() };
+            Some(storage::audit::AuditLog::open(&profile, &vault, cfg)?)
+        }
+        None => None,
+    };
+    let mut acked = 0u64;
+    let mut audit_acked = |seq: u64| -> Result<()> {
+        acked += 1;
+        if let Some(log) = &audit
+            && acked.is_multiple_of(AUDIT_EVERY)
+        {
+            log.append(&storage::audit::AuditEntry {
+                time: broker::Clock::now(&broker::SystemClock),
+                actor: "journal-append".into(),
+                app: None,
+                action: "journal.append".into(),
+                object: topic.to_owned(),
+                decision: "ok".into(),
+                details: json!({ "through_seq": seq }),
+            })?;
+        }
+        Ok(())
+    };
     let broker = Broker::new(BrokerConfig { epoch: run_epoch(), ..BrokerConfig::default() });
     broker.attach_journal(Arc::new(journal));
     let client = broker.connect(None);
@@ -179,13 +218,14 @@ fn append(arg: &ProfileArg, topic: &str, count: u64, payload_bytes: usize) -> Re
     let mut pending: VecDeque<CommitAck> = VecDeque::new();
     let mut sent = 0u64;
     // Prints every ack at the front that has completed; with `block`, waits for the first.
-    let drain = |pending: &mut VecDeque<CommitAck>, block: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
+    let mut drain = |pending: &mut VecDeque<CommitAck>, block: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
         let mut printed = false;
         while let Some(front) = pending.front() {
             let outcome = if block && !printed { Some(front.wait(Duration::from_secs(60))) } else { front.try_wait() };
             let Some(outcome) = outcome else { break };
             let seq = outcome.context("a durable publish was not committed")?;
             writeln!(out, "{seq}")?;
+            audit_acked(seq)?;
             printed = true;
             pending.pop_front();
         }

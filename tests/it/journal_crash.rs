@@ -37,12 +37,13 @@ fn sigkill_never_loses_an_acknowledged_message() {
     eprintln!("crash test: {iterations} kills, TESSERA_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().to_str().unwrap().to_owned();
+    let profile = dir.path().join("profile").to_str().unwrap().to_owned();
+    let keys = dir.path().join("vault.keys").to_str().unwrap().to_owned();
     let mut acked: Vec<u64> = Vec::new();
     for round in 0..iterations {
         let mut child = Command::new(bin("tessera"))
             .args(["journal", "append", "--profile", &profile, "--topic", "crash.test", "--count", "100000000"])
-            .args(["--payload", "64"])
+            .args(["--payload", "64", "--audit-key-file", &keys])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -72,6 +73,14 @@ fn sigkill_never_loses_an_acknowledged_message() {
         eprintln!("round {round}: killed after {:?}, {} acknowledged so far", start.elapsed(), acked.len());
     }
     assert!(acked.len() as u64 > iterations, "the appender acknowledged almost nothing");
+
+    // The audit entries written alongside (one per 1000 acks, a signed head every 5 entries)
+    // verify against every head signed before a kill.
+    let audit = tessera(&["audit", "verify", "--profile", &profile, "--json"]);
+    let audit_report: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(audit.status.success(), "audit verify: {audit_report}");
+    assert!(audit_report["heads_checked"].as_u64().unwrap() > 0, "no signed head to check: {audit_report}");
+    eprintln!("audit: {audit_report}");
 
     let verify = tessera(&["journal", "verify", "--profile", &profile, "--json"]);
     let report: Value = serde_json::from_slice(&verify.stdout).unwrap();

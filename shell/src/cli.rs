@@ -269,6 +269,9 @@ pub(crate) struct JournalBenchArgs {
     /// Messages in the one-commit-per-message baseline pass.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     pub(crate) baseline_messages: u32,
+    /// Store payloads uncompressed (default: compress those of 1 KiB or more when it pays).
+    #[arg(long)]
+    pub(crate) no_compress: bool,
     /// Most messages per commit in the group-commit pass (default: the journal's default).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) max_batch: Option<u32>,

@@ -26,6 +26,12 @@ pub enum DecodeError {
     /// The record's checksum does not match its bytes.
     #[error("checksum mismatch: the record was damaged on disk")]
     Checksum,
+    /// A compressed payload does not decompress to its stated length.
+    #[error("the compressed payload at byte {at} does not decompress")]
+    BadCompression {
+        /// Byte offset.
+        at: usize,
+    },
     /// An unknown format version.
     #[error("unknown record version {0}")]
     Version(u8),

@@ -31,6 +31,9 @@ use crate::tables::{BYTES, JOURNAL, JOURNAL_META, NEXT_SEQ, TOPIC_HEAD, TOPIC_IN
 pub struct JournalConfig {
     /// Most messages in one commit.
     pub max_batch: usize,
+    /// Most payload bytes in one commit (a batch closes once it reaches this), so large
+    /// messages do not make commits long.
+    pub max_batch_bytes: usize,
     /// How long a commit may wait for more messages after the first (zero: commit what is
     /// queued at once; batches still grow while the previous commit is in flight).
     pub max_wait: Duration,
@@ -42,17 +45,21 @@ pub struct JournalConfig {
     pub retention_bytes: u64,
     /// Most records one retention step removes.
     pub retention_step: usize,
+    /// Store payloads of 1 KiB or more LZ4-compressed when that saves at least an eighth.
+    pub compress: bool,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
         Self {
             max_batch: 1024,
+            max_batch_bytes: 1 << 20,
             max_wait: Duration::ZERO,
             queue_capacity: 65_536,
             retention_age: Duration::from_secs(7 * 24 * 3600),
             retention_bytes: 1 << 30,
             retention_step: 1000,
+            compress: true,
         }
     }
 }
@@ -503,20 +510,29 @@ impl Writer {
             };
             let started = Instant::now();
             let Job::Append(env, signal) = first;
+            let mut bytes = env.payload.len();
             batch.push((env, signal));
+            let full =
+                |batch: &Vec<_>, bytes: usize| batch.len() >= self.cfg.max_batch || bytes >= self.cfg.max_batch_bytes;
             loop {
-                while batch.len() < self.cfg.max_batch {
+                while !full(&batch, bytes) {
                     match rx.try_recv() {
-                        Ok(Job::Append(env, signal)) => batch.push((env, signal)),
+                        Ok(Job::Append(env, signal)) => {
+                            bytes += env.payload.len();
+                            batch.push((env, signal));
+                        }
                         Err(_) => break,
                     }
                 }
                 let deadline = started + self.cfg.max_wait;
-                if batch.len() >= self.cfg.max_batch || Instant::now() >= deadline {
+                if full(&batch, bytes) || Instant::now() >= deadline {
                     break;
                 }
                 match rx.recv_deadline(deadline) {
-                    Ok(Job::Append(env, signal)) => batch.push((env, signal)),
+                    Ok(Job::Append(env, signal)) => {
+                        bytes += env.payload.len();
+                        batch.push((env, signal));
+                    }
                     Err(_) => break,
                 }
             }
@@ -581,7 +597,7 @@ impl Writer {
                 if self.heads.insert(topic.into(), topic_seq).is_none() || !touched.iter().any(|t| &**t == topic) {
                     touched.push(topic.into());
                 }
-                record::encode(env, topic_seq, &mut self.buf).map_err(|source| Error::Decode {
+                record::encode(env, topic_seq, self.cfg.compress, &mut self.buf).map_err(|source| Error::Decode {
                     table: "journal",
                     key: seq.to_string(),
                     source,

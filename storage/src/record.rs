@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! u8   version (1)
-//! u8   flags: bit 0 durable, bit 1 has expiry, bit 2 has app
+//! u8   flags: bit 0 durable, bit 1 has expiry, bit 2 has app, bit 3 payload compressed
 //! u128 message id        u128 trace id
 //! u64  timestamp (µs)    u64 topic sequence    u64 sender client id
 //! u64  expiry (µs)                       if flag bit 1
 //! u16  app length, app bytes (UTF-8)     if flag bit 2
 //! u16  topic length, topic bytes (UTF-8, a valid topic)
-//! u32  payload length, payload bytes
+//! u32  original payload length                                 if flag bit 3
+//! u32  payload length, payload bytes (an LZ4 block if flag bit 3)
 //! u32  CRC-32 of everything before it
 //! ```
 //!
@@ -28,6 +29,12 @@ const VERSION: u8 = 1;
 const DURABLE: u8 = 1;
 const HAS_EXPIRY: u8 = 2;
 const HAS_APP: u8 = 4;
+const COMPRESSED: u8 = 8;
+
+/// Payloads at least this large are compressed when the journal is asked to.
+pub const COMPRESS_MIN_BYTES: usize = 1024;
+/// Largest payload a record may decompress to (the broker's limit is 1 MiB by default).
+pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
 
 /// A message as the journal keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +54,18 @@ fn put_u16(out: &mut Vec<u8>, len: usize) -> Result<(), DecodeError> {
 }
 
 /// Encodes a message; fails only for strings longer than 64 KiB or payloads over 4 GiB, which
-/// the broker's limits rule out.
-pub fn encode(env: &Envelope, topic_seq: u64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+/// the broker's limits rule out. With `compress`, a payload of at least
+/// [`COMPRESS_MIN_BYTES`] is stored as an LZ4 block if that saves at least an eighth.
+pub fn encode(env: &Envelope, topic_seq: u64, compress: bool, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     out.clear();
+    let payload = env.payload.as_bytes();
+    let packed = (compress && payload.len() >= COMPRESS_MIN_BYTES)
+        .then(|| lz4_flex::block::compress(payload))
+        .filter(|c| c.len() <= payload.len() - payload.len() / 8);
     let mut flags = 0;
+    if packed.is_some() {
+        flags |= COMPRESSED;
+    }
     if env.durable {
         flags |= DURABLE;
     }
@@ -76,10 +91,18 @@ pub fn encode(env: &Envelope, topic_seq: u64, out: &mut Vec<u8>) -> Result<(), D
     }
     put_u16(out, env.topic.as_str().len())?;
     out.extend_from_slice(env.topic.as_str().as_bytes());
-    let len = env.payload.len();
-    let len32 = u32::try_from(len).map_err(|_| DecodeError::TooLong { what: "payload", len })?;
-    out.extend_from_slice(&len32.to_le_bytes());
-    out.extend_from_slice(env.payload.as_bytes());
+    let len32 = |len: usize| u32::try_from(len).map_err(|_| DecodeError::TooLong { what: "payload", len });
+    match &packed {
+        Some(c) => {
+            out.extend_from_slice(&len32(payload.len())?.to_le_bytes());
+            out.extend_from_slice(&len32(c.len())?.to_le_bytes());
+            out.extend_from_slice(c);
+        }
+        None => {
+            out.extend_from_slice(&len32(payload.len())?.to_le_bytes());
+            out.extend_from_slice(payload);
+        }
+    }
     let crc = crc32fast::hash(out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(())
@@ -143,7 +166,7 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<StoredMessage, DecodeError> {
     if version != VERSION {
         return Err(DecodeError::Version(version));
     }
-    if flags & !(DURABLE | HAS_EXPIRY | HAS_APP) != 0 {
+    if flags & !(DURABLE | HAS_EXPIRY | HAS_APP | COMPRESSED) != 0 {
         return Err(DecodeError::Flags(flags));
     }
     let id = MessageId(r.u128("message id")?);
@@ -161,8 +184,28 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<StoredMessage, DecodeError> {
     let len = r.u16("topic length")?;
     let topic_text = r.str(len, "topic")?;
     let topic = Topic::parse(topic_text).map_err(|e| DecodeError::BadTopic(e.to_string()))?;
+    let original = if flags & COMPRESSED != 0 {
+        let n = u32::from_le_bytes(r.array("original payload length")?) as usize;
+        if n > MAX_PAYLOAD_BYTES {
+            return Err(DecodeError::TooLong { what: "decompressed payload", len: n });
+        }
+        Some(n)
+    } else {
+        None
+    };
     let len = u32::from_le_bytes(r.array("payload length")?) as usize;
-    let payload = r.take(len, "payload")?.to_vec().into();
+    let stored = r.take(len, "payload")?;
+    let payload = match original {
+        Some(n) => {
+            let at = r.pos - len;
+            let bytes = lz4_flex::block::decompress(stored, n).map_err(|_| DecodeError::BadCompression { at })?;
+            if bytes.len() != n {
+                return Err(DecodeError::BadCompression { at });
+            }
+            bytes.into()
+        }
+        None => stored.to_vec().into(),
+    };
     if r.pos != buf.len() {
         return Err(DecodeError::TrailingBytes { extra: buf.len() - r.pos });
     }

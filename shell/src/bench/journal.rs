@@ -22,6 +22,7 @@ struct Report {
     messages: usize,
     payload_bytes: usize,
     max_batch: usize,
+    compress: bool,
     durable_msgs_per_sec: f64,
     commit_ms_p50: f64,
     commit_ms_p99: f64,
@@ -52,7 +53,7 @@ fn publish_pass(dir: &Path, cfg: JournalConfig, n: usize, payload: usize) -> Res
     let broker = Broker::new(BrokerConfig { epoch: run_epoch(), ..BrokerConfig::default() });
     broker.attach_journal(Arc::new(journal.clone()));
     let client = broker.connect(None);
-    let body = broker::Payload::from(vec![b'x'; payload]);
+    let body = broker::Payload::from(tick_payload(payload));
     let mut pending: VecDeque<CommitAck> = VecDeque::with_capacity(WINDOW);
     let wait = |ack: CommitAck| ack.wait(Duration::from_secs(60)).context("a durable publish was not committed");
     let start = Instant::now();
@@ -93,6 +94,36 @@ fn publish_pass(dir: &Path, cfg: JournalConfig, n: usize, payload: usize) -> Res
     })
 }
 
+/// A payload shaped like market data: JSON price ticks with varying numbers, cut to `len`
+/// bytes (compressible the way real JSON is, unlike a run of one byte).
+fn tick_payload(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 128);
+    let mut i = 0u64;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    out.push(b'[');
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let bid = 10_000 + x % 90_000;
+        let size = 100 * (1 + (x >> 20) % 50);
+        out.extend_from_slice(
+            format!(
+                "{{\"sym\":\"S{:04}\",\"venue\":\"XNAS\",\"bid\":{}.{:02},\"ask\":{}.{:02},\"size\":{size},\"seq\":{i}}},",
+                x % 2000,
+                bid / 100,
+                bid % 100,
+                (bid + 3) / 100,
+                (bid + 3) % 100
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
 struct TempDir(PathBuf);
 
 impl Drop for TempDir {
@@ -109,7 +140,7 @@ pub(crate) fn run(args: &JournalBenchArgs) -> Result<()> {
     let n = args.messages as usize;
     let payload = args.payload as usize;
 
-    let mut cfg = JournalConfig::default();
+    let mut cfg = JournalConfig { compress: !args.no_compress, ..JournalConfig::default() };
     if let Some(b) = args.max_batch {
         cfg.max_batch = b as usize;
     }
@@ -132,13 +163,14 @@ pub(crate) fn run(args: &JournalBenchArgs) -> Result<()> {
     drop(grouped.profile);
 
     let baseline_n = (args.baseline_messages as usize).min(n);
-    let single = JournalConfig { max_batch: 1, ..JournalConfig::default() };
+    let single = JournalConfig { max_batch: 1, ..cfg };
     let baseline = publish_pass(&root.0.join("single"), single, baseline_n, payload)?;
 
     let report = Report {
         messages: n,
         payload_bytes: payload,
         max_batch: cfg.max_batch,
+        compress: cfg.compress,
         durable_msgs_per_sec: grouped.rate,
         commit_ms_p50: grouped.commit_p50,
         commit_ms_p99: grouped.commit_p99,

@@ -209,7 +209,7 @@ pub(crate) enum JournalCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Prints journalled messages as JSON lines, oldest first.
+    /// Prints journalled messages, oldest first: one line each, or JSON lines with --json.
     Replay {
         #[command(flatten)]
         profile: ProfileArg,
@@ -228,6 +228,9 @@ pub(crate) enum JournalCommand {
         /// Most messages to print.
         #[arg(long, default_value_t = u64::MAX)]
         limit: u64,
+        /// Print JSON lines (every field, the payload as text or hex).
+        #[arg(long)]
+        json: bool,
     },
     /// Reads every record and index entry; exits 1 if anything is inconsistent.
     Verify {

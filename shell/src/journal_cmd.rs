@@ -47,8 +47,8 @@ pub(crate) fn run_epoch() -> u64 {
 pub(crate) fn run(cmd: &JournalCommand) -> Result<bool> {
     match cmd {
         JournalCommand::Stats { profile, json } => stats(profile, *json),
-        JournalCommand::Replay { profile, from, topic, from_topic_seq, since, limit } => {
-            replay(profile, *from, topic.as_deref(), *from_topic_seq, *since, *limit)
+        JournalCommand::Replay { profile, from, topic, from_topic_seq, since, limit, json } => {
+            replay(profile, *from, topic.as_deref(), *from_topic_seq, *since, *limit, *json)
         }
         JournalCommand::Verify { profile, json } => verify(profile, *json),
         JournalCommand::Append { profile, topic, count, payload, audit_key_file } => {
@@ -108,7 +108,25 @@ fn replay(
     from_topic_seq: Option<u64>,
     since: Option<u64>,
     limit: u64,
+    json: bool,
 ) -> Result<bool> {
+    let line = |m: &StoredMessage| -> String {
+        if json {
+            return message_json(m).to_string();
+        }
+        let e = &m.envelope;
+        let payload = String::from_utf8_lossy(e.payload.as_bytes());
+        let shown: String = payload.chars().take(60).collect();
+        let more = if payload.chars().count() > 60 { "…" } else { "" };
+        format!(
+            "{:>8}  {}  {}#{}  {} bytes  {shown:?}{more}",
+            m.seq,
+            e.timestamp,
+            e.topic,
+            m.topic_seq,
+            e.payload.len()
+        )
+    };
     let (_profile, journal) = open(arg)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -121,14 +139,14 @@ fn replay(
                 (seq, None) => TopicStart::Seq(seq.unwrap_or(1)),
             };
             for m in journal.replay_topic(topic, start, limit)? {
-                writeln!(out, "{}", message_json(&m))?;
+                writeln!(out, "{}", line(&m))?;
             }
         }
         None => {
             let mut written = 0usize;
             let mut failure = None;
             journal.for_each(from, |m| {
-                if let Err(e) = writeln!(out, "{}", message_json(&m)) {
+                if let Err(e) = writeln!(out, "{}", line(&m)) {
                     failure = Some(e);
                     return false;
                 }

@@ -108,13 +108,26 @@ fn journal_commands_report_and_refuse_clearly() {
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!((v["count"].as_u64(), v["first_seq"].as_u64(), v["last_seq"].as_u64()), (Some(50), Some(1), Some(50)));
 
-    let o = tessera(&["journal", "replay", "--profile", profile, "--topic", "orders.new", "--from-topic-seq", "48"]);
+    let o = tessera(&[
+        "journal",
+        "replay",
+        "--profile",
+        profile,
+        "--topic",
+        "orders.new",
+        "--from-topic-seq",
+        "48",
+        "--json",
+    ]);
     let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.iter().map(|l| l["topic_seq"].as_u64().unwrap()).collect::<Vec<_>>(), [48, 49, 50]);
     assert_eq!(lines[0]["payload"], "x".repeat(16));
 
     let o = tessera(&["journal", "verify", "--profile", profile]);
     assert!(o.status.success() && stdout(&o).contains("ok"), "{}", stdout(&o));
+    let o = tessera(&["journal", "replay", "--profile", profile, "--from", "50"]);
+    let text = stdout(&o);
+    assert!(text.starts_with("      50  20") && text.contains("orders.new#50  16 bytes"), "{text}");
 
     // Bad input names what is wrong and where.
     let o = tessera(&["journal", "replay", "--profile", profile, "--topic", "a..b"]);

@@ -23,7 +23,7 @@ impl Rng {
 }
 
 fn replay_all(profile: &str) -> Vec<Value> {
-    let o = tessera(&["journal", "replay", "--profile", profile]);
+    let o = tessera(&["journal", "replay", "--profile", profile, "--json"]);
     assert!(o.status.success(), "replay failed: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }

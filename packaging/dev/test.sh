@@ -46,6 +46,7 @@ fuzz() {
     rm -rf "$corpus"
 }
 fuzz broker topic
+fuzz broker frame
 fuzz storage record
 fuzz storage kv
 

@@ -311,6 +311,48 @@ pub enum Recv {
     Closed,
 }
 
+/// Takes queued messages until `accept` keeps one.
+fn try_recv_with(rx: &flume::Receiver<Delivery>, accept: impl Fn(Delivery) -> Option<Delivery>) -> Option<Delivery> {
+    while let Ok(d) = rx.try_recv() {
+        if let Some(d) = accept(d) {
+            return Some(d);
+        }
+    }
+    None
+}
+
+/// Waits until `deadline` for a message `accept` keeps.
+fn recv_deadline_with(
+    rx: &flume::Receiver<Delivery>,
+    deadline: Instant,
+    accept: impl Fn(Delivery) -> Option<Delivery>,
+) -> Recv {
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(d) => {
+                if let Some(d) = accept(d) {
+                    return Recv::Message(d);
+                }
+            }
+            Err(flume::RecvTimeoutError::Timeout) => return Recv::Timeout,
+            Err(flume::RecvTimeoutError::Disconnected) => return Recv::Closed,
+        }
+    }
+}
+
+/// Waits, without blocking a thread, for a message `accept` keeps.
+async fn recv_async_with(
+    rx: &flume::Receiver<Delivery>,
+    accept: impl Fn(Delivery) -> Option<Delivery>,
+) -> Option<Delivery> {
+    loop {
+        let d = rx.recv_async().await.ok()?;
+        if let Some(d) = accept(d) {
+            return Some(d);
+        }
+    }
+}
+
 /// One subscription's queue. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Subscription {
@@ -360,12 +402,7 @@ impl Subscription {
 
     /// The next message, if one is queued.
     pub fn try_recv(&self) -> Option<Delivery> {
-        while let Ok(d) = self.rx.try_recv() {
-            if let Some(d) = self.accept(d) {
-                return Some(d);
-            }
-        }
-        None
+        try_recv_with(&self.rx, |d| self.accept(d))
     }
 
     /// Polls for up to the subscription's spin time; `None` if nothing arrived.
@@ -388,23 +425,12 @@ impl Subscription {
     /// Waits up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Recv {
         let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(d) = self.spin_recv(deadline) {
-                if let Some(d) = self.accept(d) {
-                    return Recv::Message(d);
-                }
-                continue;
-            }
-            match self.rx.recv_deadline(deadline) {
-                Ok(d) => {
-                    if let Some(d) = self.accept(d) {
-                        return Recv::Message(d);
-                    }
-                }
-                Err(flume::RecvTimeoutError::Timeout) => return Recv::Timeout,
-                Err(flume::RecvTimeoutError::Disconnected) => return Recv::Closed,
+        while let Some(d) = self.spin_recv(deadline) {
+            if let Some(d) = self.accept(d) {
+                return Recv::Message(d);
             }
         }
+        recv_deadline_with(&self.rx, deadline, |d| self.accept(d))
     }
 
     /// Waits for the next message; `None` once the subscription is closed and drained.
@@ -423,12 +449,7 @@ impl Subscription {
 
     /// Waits for the next message without blocking a thread.
     pub async fn recv_async(&self) -> Option<Delivery> {
-        loop {
-            let d = self.rx.recv_async().await.ok()?;
-            if let Some(d) = self.accept(d) {
-                return Some(d);
-            }
-        }
+        recv_async_with(&self.rx, |d| self.accept(d)).await
     }
 
     /// Refuses a message: it goes to the dead-letter queue with `detail`.
@@ -465,38 +486,17 @@ impl Inbox {
 
     /// The next message, if one is waiting.
     pub fn try_recv(&self) -> Option<Delivery> {
-        while let Ok(d) = self.rx.try_recv() {
-            if let Some(d) = self.accept(d) {
-                return Some(d);
-            }
-        }
-        None
+        try_recv_with(&self.rx, |d| self.accept(d))
     }
 
     /// Waits up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Recv {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.rx.recv_deadline(deadline) {
-                Ok(d) => {
-                    if let Some(d) = self.accept(d) {
-                        return Recv::Message(d);
-                    }
-                }
-                Err(flume::RecvTimeoutError::Timeout) => return Recv::Timeout,
-                Err(flume::RecvTimeoutError::Disconnected) => return Recv::Closed,
-            }
-        }
+        recv_deadline_with(&self.rx, Instant::now() + timeout, |d| self.accept(d))
     }
 
     /// Waits for the next message without blocking a thread.
     pub async fn recv_async(&self) -> Option<Delivery> {
-        loop {
-            let d = self.rx.recv_async().await.ok()?;
-            if let Some(d) = self.accept(d) {
-                return Some(d);
-            }
-        }
+        recv_async_with(&self.rx, |d| self.accept(d)).await
     }
 
     /// Messages waiting.

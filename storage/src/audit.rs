@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, db_error};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::profile::Profile;
+use crate::tables::read_table;
 use crate::vault::{Vault, random};
 
 const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit");
@@ -270,11 +271,7 @@ impl AuditLog {
 pub fn entries(profile: &Profile, since: Option<Timestamp>) -> Result<Vec<(u64, AuditEntry)>> {
     let e = |err: redb::Error| db_error(profile.database_path(), err);
     let txn = profile.db().begin_read().map_err(|x| e(x.into()))?;
-    let t = match txn.open_table(AUDIT) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(x) => return Err(e(x.into())),
-    };
+    let Some(t) = read_table(&txn, AUDIT).map_err(|x| e(x.into()))? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for item in t.iter().map_err(|x| e(x.into()))? {
         let (k, v) = item.map_err(|x| e(x.into()))?;
@@ -312,11 +309,7 @@ impl AuditReport {
 pub fn stored_public_key(profile: &Profile) -> Result<Option<VerifyingKey>> {
     let e = |err: redb::Error| db_error(profile.database_path(), err);
     let txn = profile.db().begin_read().map_err(|x| e(x.into()))?;
-    let t = match txn.open_table(AUDIT_META) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(x) => return Err(e(x.into())),
-    };
+    let Some(t) = read_table(&txn, AUDIT_META).map_err(|x| e(x.into()))? else { return Ok(None) };
     let Some(v) = t.get("public_key").map_err(|x| e(x.into()))? else { return Ok(None) };
     let bytes: [u8; 32] = v.value().try_into().map_err(|_| Error::Corrupt {
         path: profile.database_path().to_owned(),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, db_error};
 use crate::profile::Profile;
+use crate::tables::read_table;
 
 type Json = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -54,11 +55,7 @@ impl Profile {
     fn get_json<T: DeserializeOwned>(&self, def: Json, table: &'static str, key: &str) -> Result<Option<T>> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
         let txn = self.db().begin_read().map_err(|x| e(x.into()))?;
-        let t = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(x) => return Err(e(x.into())),
-        };
+        let Some(t) = read_table(&txn, def).map_err(|x| e(x.into()))? else { return Ok(None) };
         match t.get(key).map_err(|x| e(x.into()))? {
             Some(v) => decode_json(table, key, v.value()).map(Some),
             None => Ok(None),
@@ -68,11 +65,7 @@ impl Profile {
     fn list_json<T: DeserializeOwned>(&self, def: Json, table: &'static str, prefix: &str) -> Result<Vec<(String, T)>> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
         let txn = self.db().begin_read().map_err(|x| e(x.into()))?;
-        let t = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(x) => return Err(e(x.into())),
-        };
+        let Some(t) = read_table(&txn, def).map_err(|x| e(x.into()))? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for entry in t.range(prefix..).map_err(|x| e(x.into()))? {
             let (k, v) = entry.map_err(|x| e(x.into()))?;
@@ -203,11 +196,7 @@ impl Profile {
     pub fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
         let txn = self.db().begin_read().map_err(|x| e(x.into()))?;
-        let t = match txn.open_table(DEAD_LETTERS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(x) => return Err(e(x.into())),
-        };
+        let Some(t) = read_table(&txn, DEAD_LETTERS).map_err(|x| e(x.into()))? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for entry in t.iter().map_err(|x| e(x.into()))? {
             let (k, v) = entry.map_err(|x| e(x.into()))?;

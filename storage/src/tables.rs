@@ -15,3 +15,15 @@ pub(crate) const JOURNAL_META: TableDefinition<'_, &str, u64> = TableDefinition:
 
 pub(crate) const NEXT_SEQ: &str = "next_seq";
 pub(crate) const BYTES: &str = "bytes";
+
+/// Opens a table for reading; `None` if nothing was ever written to it.
+pub(crate) fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<'_, K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, redb::TableError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -16,7 +16,7 @@ use crate::ids::{AppId, ClientId, DeadLetterId, SubscriptionId, Target};
 use crate::journal::Journal;
 use crate::service::{self, ServiceClient, ServiceProvider};
 use crate::shared::Shared;
-use crate::state::{PublishError, Published, SendOutcome, State};
+use crate::state::{PublishError, Published, Sent, State};
 use crate::stats::{BrokerStats, SubscriptionStats};
 use crate::topic::Pattern;
 
@@ -188,7 +188,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Published> {
         let payload = payload.into();
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             match self.attempt(topic, &payload, opts)? {
                 Attempt::Done(p) => return Ok(p),
@@ -248,8 +248,8 @@ impl Client {
         topic: &str,
         payload: impl Into<Payload>,
         opts: MessageOptions,
-    ) -> Result<SendOutcome> {
-        let (env, _commit, retry) = {
+    ) -> Result<Sent> {
+        let (env, mut commit, retry) = {
             let mut st = self.shared.state.lock();
             if !st.clients.contains_key(&self.id) {
                 return Err(Error::Disconnected);
@@ -260,12 +260,20 @@ impl Client {
         let attempts = retry.attempts.max(1);
         for attempt in 1..=attempts {
             let last = attempt == attempts;
-            match self.shared.state.lock().try_send(target, &env, last) {
+            let mut st = self.shared.state.lock();
+            match st.try_send(target, &env, last, false) {
                 Err(Error::QueueFull { .. }) if !last => {
+                    drop(st);
                     let unit = self.jitter.lock().map(|mut j| j.unit()).unwrap_or(0.5);
                     std::thread::sleep(retry.delay(attempt, unit));
                 }
-                other => return other,
+                // The breaker opened during this send's own retries: it is not tried again, so
+                // it is dead-lettered rather than dropped.
+                Err(e @ Error::CircuitOpen { .. }) if attempt > 1 => {
+                    st.give_up_send(target, &env);
+                    return Err(e);
+                }
+                other => return other.map(|outcome| Sent { outcome, commit: commit.take() }),
             }
         }
         Err(Error::QueueFull { target: target.clone() })
@@ -290,13 +298,20 @@ impl Client {
     pub fn replay(&self, pattern: &str, per_topic: usize) -> Result<Vec<Arc<Envelope>>> {
         let pattern = Pattern::parse(pattern)
             .map_err(|reason| Error::InvalidPattern { pattern: crate::error::echo(pattern), reason })?;
-        Ok(self.shared.state.lock().history.replay(&pattern, crate::config::Replay::History { per_topic }))
+        let st = self.shared.state.lock();
+        Ok(st.history.replay(&pattern, crate::config::Replay::History { per_topic }, st.clock.now()))
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.shared.state.lock().disconnect(self.id);
+        let mut st = self.shared.state.lock();
+        st.disconnect(self.id);
+        // Under the same lock, so nothing new lands in the inbox after this.
+        let unread: Vec<Arc<Envelope>> = self.inbox.rx.try_iter().map(|d| d.envelope).collect();
+        if !unread.is_empty() {
+            st.reclaim_inbox(self.id, unread);
+        }
     }
 }
 
@@ -309,6 +324,12 @@ pub enum Recv {
     Timeout,
     /// The subscription or client is gone and its queue is drained.
     Closed,
+}
+
+/// `timeout` from now, or as far as the clock goes for "forever" timeouts like `Duration::MAX`.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Takes queued messages until `accept` keeps one.
@@ -410,7 +431,7 @@ impl Subscription {
         if self.spin.is_zero() {
             return None;
         }
-        let until = (Instant::now() + self.spin).min(deadline);
+        let until = deadline_after(self.spin).min(deadline);
         loop {
             if let Ok(d) = self.rx.try_recv() {
                 return Some(d);
@@ -424,7 +445,7 @@ impl Subscription {
 
     /// Waits up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Recv {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         while let Some(d) = self.spin_recv(deadline) {
             if let Some(d) = self.accept(d) {
                 return Recv::Message(d);
@@ -436,7 +457,7 @@ impl Subscription {
     /// Waits for the next message; `None` once the subscription is closed and drained.
     pub fn recv(&self) -> Option<Delivery> {
         loop {
-            let spun = self.spin_recv(Instant::now() + self.spin);
+            let spun = self.spin_recv(deadline_after(self.spin));
             let d = match spun {
                 Some(d) => d,
                 None => self.rx.recv().ok()?,
@@ -491,7 +512,7 @@ impl Inbox {
 
     /// Waits up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Recv {
-        recv_deadline_with(&self.rx, Instant::now() + timeout, |d| self.accept(d))
+        recv_deadline_with(&self.rx, deadline_after(timeout), |d| self.accept(d))
     }
 
     /// Waits for the next message without blocking a thread.

@@ -156,7 +156,8 @@ pub struct BrokerConfig {
     pub max_history_bytes: usize,
     /// Most dead letters kept; the oldest are evicted first.
     pub dead_letter_capacity: usize,
-    /// Capacity of each client's inbox for directed sends.
+    /// Capacity of each client's inbox for directed sends (raised to `offline_capacity` if
+    /// smaller, so an app's offline queue always fits).
     pub inbox_capacity: usize,
     /// Most directed sends waiting per app that is not running.
     pub offline_capacity: usize,

@@ -144,48 +144,56 @@ impl FrameWriter {
 pub struct FrameReader {
     limits: FrameLimits,
     buf: Vec<u8>,
+    /// Where the unread bytes start: consumed frames are skipped, not shifted out one by one,
+    /// so many small frames in one read cost linear time.
+    start: usize,
 }
 
 impl FrameReader {
     /// A reader within `limits`.
     pub fn new(limits: FrameLimits) -> Self {
-        Self { limits, buf: Vec::new() }
+        Self { limits, buf: Vec::new(), start: 0 }
     }
 
     /// Bytes buffered, not yet a whole frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
+    }
+
+    fn check_next_len(&self) -> Result<(), FrameError> {
+        match u32_at(&self.buf, self.start) {
+            Some(len) if len > self.limits.max_frame_bytes => {
+                Err(FrameError::Oversize { len, limit: self.limits.max_frame_bytes })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Takes bytes from the stream. Refuses an oversize frame as soon as its length is known,
     /// before its body is buffered.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
-        self.buf.extend_from_slice(bytes);
-        if let Some(len) = u32_at(&self.buf, 0)
-            && len > self.limits.max_frame_bytes
-        {
-            return Err(FrameError::Oversize { len, limit: self.limits.max_frame_bytes });
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
-        Ok(())
+        self.buf.extend_from_slice(bytes);
+        self.check_next_len()
     }
 
     /// The messages of the next whole frame, if one has arrived.
     pub fn next_frame(&mut self) -> Result<Option<Vec<Vec<u8>>>, FrameError> {
-        let Some(len) = u32_at(&self.buf, 0) else { return Ok(None) };
+        let Some(len) = u32_at(&self.buf, self.start) else { return Ok(None) };
         if len > self.limits.max_frame_bytes {
             return Err(FrameError::Oversize { len, limit: self.limits.max_frame_bytes });
         }
-        if self.buf.len() < LEN + len {
+        let body_start = self.start + LEN;
+        if self.buf.len() < body_start + len {
             return Ok(None);
         }
-        let messages = parse_body(&self.buf[LEN..LEN + len], &self.limits)?;
-        self.buf.drain(..LEN + len);
+        let messages = parse_body(&self.buf[body_start..body_start + len], &self.limits)?;
+        self.start = body_start + len;
         // Check the next frame's length now, so an oversize one is refused before its body.
-        if let Some(next) = u32_at(&self.buf, 0)
-            && next > self.limits.max_frame_bytes
-        {
-            return Err(FrameError::Oversize { len: next, limit: self.limits.max_frame_bytes });
-        }
+        self.check_next_len()?;
         Ok(Some(messages))
     }
 }

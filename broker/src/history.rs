@@ -104,7 +104,7 @@ impl History {
     }
 
     /// What a new subscriber to `pattern` gets under `replay`, oldest first.
-    pub(crate) fn replay(&self, pattern: &Pattern, replay: Replay) -> Vec<Arc<Envelope>> {
+    pub(crate) fn replay(&self, pattern: &Pattern, replay: Replay, now: crate::clock::Timestamp) -> Vec<Arc<Envelope>> {
         let mut out: Vec<Arc<Envelope>> = Vec::new();
         if replay == Replay::None {
             return out;
@@ -128,6 +128,8 @@ impl History {
                 }
             }
         }
+        // Messages whose time to live has passed are history, not news.
+        out.retain(|e| !e.is_expired(now));
         out.sort_unstable_by_key(|e| e.seq);
         out
     }

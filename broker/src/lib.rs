@@ -44,6 +44,6 @@ pub use crate::journal::{CommitAck, CommitSignal, Journal};
 pub use crate::service::{
     MAX_SERVICE_NAME, PendingCall, ProviderEvent, Request, ServiceClient, ServiceEvent, ServiceProvider,
 };
-pub use crate::state::{Published, SendOutcome};
+pub use crate::state::{Published, SendOutcome, Sent};
 pub use crate::stats::{BrokerStats, SubscriptionStats};
 pub use crate::topic::{Pattern, Topic, TopicError};

@@ -179,7 +179,13 @@ impl ServiceClient {
             },
         );
         st.counters.calls += 1;
-        Ok(PendingCall { call, rx, deadline: Instant::now() + timeout, timeout_ms, shared: Arc::clone(&self.shared) })
+        Ok(PendingCall {
+            call,
+            rx,
+            deadline: crate::broker::deadline_after(timeout),
+            timeout_ms,
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     /// Dispatches and waits for the answer.

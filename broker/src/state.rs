@@ -105,6 +105,15 @@ pub struct Published {
     pub commit: Option<CommitAck>,
 }
 
+/// What a directed send did.
+#[derive(Debug)]
+pub struct Sent {
+    /// Where it went.
+    pub outcome: SendOutcome,
+    /// For a durable message, completes when the journal has committed it.
+    pub commit: Option<CommitAck>,
+}
+
 /// Where a directed send went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -151,7 +160,9 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(cfg: BrokerConfig, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(mut cfg: BrokerConfig, clock: Arc<dyn Clock>) -> Self {
+        // An app's whole offline queue must fit the inbox it is drained into on connect.
+        cfg.inbox_capacity = cfg.inbox_capacity.max(cfg.offline_capacity);
         Self {
             router: Router::new(cfg.route_cache_capacity),
             history: History::new(&cfg),
@@ -269,7 +280,7 @@ impl State {
         };
         // Replay under the same lock as the registration: no gap and no duplicate between
         // history and live traffic.
-        let backlog = self.history.replay(&pattern, opts.replay);
+        let backlog = self.history.replay(&pattern, opts.replay, self.clock.now());
         let skip = backlog.len().saturating_sub(capacity);
         entry.stats.dropped_oldest += skip as u64;
         for env in backlog.into_iter().skip(skip) {
@@ -383,11 +394,23 @@ impl State {
         for sid in matches.iter() {
             let Some(s) = self.subs.get_mut(sid) else { continue };
             let mut delivery = Delivery { envelope: Arc::clone(&env), replayed: false };
-            if s.opts.policy == QueuePolicy::DropOldest && s.tx.is_full() {
-                // Only this thread adds under the lock, so one pop makes room.
-                if s.rx.try_recv().is_ok() {
-                    s.stats.dropped_oldest += 1;
-                    report.dropped_oldest += 1;
+            if s.opts.policy == QueuePolicy::DropOldest {
+                match s.tx.try_send(delivery) {
+                    Err(flume::TrySendError::Full(d)) => {
+                        // Only this thread adds under the lock, so one pop makes room (unless
+                        // the subscriber just took one itself, which made room too).
+                        if s.rx.try_recv().is_ok() {
+                            s.stats.dropped_oldest += 1;
+                            report.dropped_oldest += 1;
+                        }
+                        delivery = d;
+                    }
+                    Ok(()) => {
+                        s.stats.delivered += 1;
+                        report.delivered += 1;
+                        continue;
+                    }
+                    Err(flume::TrySendError::Disconnected(_)) => continue,
                 }
             }
             match s.tx.try_send(delivery) {
@@ -453,9 +476,16 @@ impl State {
         Ok((env, commit))
     }
 
-    /// One attempt at a directed send. `last` says whether a failure is final, in which case
-    /// the message is dead-lettered.
-    pub(crate) fn try_send(&mut self, target: &Target, env: &Arc<Envelope>, last: bool) -> Result<SendOutcome> {
+    /// One attempt at a directed send. `last` says whether a full inbox is final, in which case
+    /// the message is dead-lettered; no route is always final and dead-lettered, except for a
+    /// `requeue` of a dead letter, which stays where it is.
+    pub(crate) fn try_send(
+        &mut self,
+        target: &Target,
+        env: &Arc<Envelope>,
+        last: bool,
+        requeue: bool,
+    ) -> Result<SendOutcome> {
         let now = self.now();
         if env.is_expired(now) {
             self.counters.expired += 1;
@@ -497,8 +527,12 @@ impl State {
             },
         };
         let Some(client) = client else {
-            // Not a transient failure: no retry, no breaker count.
+            // Not a transient failure: no retry, no breaker count. A re-queue leaves the letter
+            // where it is instead of adding a copy.
             self.breaker_ok(target);
+            if requeue {
+                return Err(Error::NoRoute { target: target.clone() });
+            }
             let now = self.now();
             self.dead.push(
                 Arc::clone(env),
@@ -544,6 +578,36 @@ impl State {
         Err(err)
     }
 
+    /// Dead-letters a directed send that will not be tried again.
+    pub(crate) fn give_up_send(&mut self, target: &Target, env: &Arc<Envelope>) {
+        let now = self.now();
+        self.dead.push(Arc::clone(env), DeadLetterReason::QueueFull, Recipient::Target { target: target.clone() }, now);
+    }
+
+    /// Takes back the directed messages a disconnecting client never read: an app's go back to
+    /// the front of its offline queue (in order) when no other instance runs, the rest are
+    /// dead-lettered, so none vanish.
+    pub(crate) fn reclaim_inbox(&mut self, client: ClientId, unread: Vec<Arc<Envelope>>) {
+        let now = self.now();
+        let mut back_to_app: Vec<Arc<Envelope>> = Vec::new();
+        for env in unread {
+            let target = env.target.clone().unwrap_or(Target::Client(client));
+            match &target {
+                Target::App(app) if self.apps.get(app).is_some_and(|a| a.instances.is_empty()) => {
+                    back_to_app.push(env);
+                }
+                _ => self.dead.push(env, DeadLetterReason::NoRoute, Recipient::Target { target }, now),
+            }
+        }
+        for env in back_to_app.into_iter().rev() {
+            if let Some(Target::App(app)) = env.target.clone()
+                && let Some(entry) = self.apps.get_mut(&app)
+            {
+                entry.offline.push_front(env);
+            }
+        }
+    }
+
     /// Hands a message straight to a client's inbox (offline drain, re-queue).
     fn deliver_direct(&mut self, client: ClientId, env: Arc<Envelope>, from_offline: bool) {
         let now = self.now();
@@ -586,7 +650,7 @@ impl State {
                 let target = target.clone();
                 // A single attempt that does not dead-letter again on failure: the letter is
                 // restored instead, so it is never duplicated.
-                self.try_send(&target, &env, false).map(|_| ())
+                self.try_send(&target, &env, false, true).map(|_| ())
             }
         };
         if outcome.is_err() {

@@ -9,6 +9,7 @@ use crate::config::{HistoryRule, Replay};
 use crate::dead_letter::DeadLetterReason;
 use crate::ids::{MessageId, TraceId};
 use crate::service::{ProviderEvent, ServiceEvent};
+use crate::state::SendOutcome;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -283,11 +284,11 @@ fn directed_sends_reach_clients_and_apps() {
     let first = b.connect(Some(AppId::new("chart")));
     let second = b.connect(Some(AppId::new("chart")));
     assert_eq!(
-        sender.send(&Target::App(AppId::new("chart")), "cmd", "hi", opts()).unwrap(),
+        sender.send(&Target::App(AppId::new("chart")), "cmd", "hi", opts()).unwrap().outcome,
         SendOutcome::Delivered(first.id())
     );
     assert_eq!(
-        sender.send(&Target::Client(second.id()), "cmd", "you", opts()).unwrap(),
+        sender.send(&Target::Client(second.id()), "cmd", "you", opts()).unwrap().outcome,
         SendOutcome::Delivered(second.id())
     );
     let Recv::Message(d) = first.inbox().recv_timeout(ms(100)) else { panic!() };
@@ -308,7 +309,7 @@ fn offline_queue_delivers_in_order_on_connect() {
     let sender = b.connect(None);
     let target = Target::App(app.clone());
     for i in 0..5 {
-        assert_eq!(sender.send(&target, "cmd", i.to_string(), opts()).unwrap(), SendOutcome::Queued);
+        assert_eq!(sender.send(&target, "cmd", i.to_string(), opts()).unwrap().outcome, SendOutcome::Queued);
     }
     sender.send(&target, "cmd", "stale", opts().ttl(ms(10))).unwrap();
     assert_eq!(b.stats().offline_waiting, 6);
@@ -338,6 +339,7 @@ fn full_inbox_retries_then_dead_letters_and_trips_the_breaker() {
     let clock = Arc::new(ManualClock::new(Timestamp(1_000_000_000)));
     let cfg = BrokerConfig {
         inbox_capacity: 1,
+        offline_capacity: 1,
         retry: RetryPolicy { attempts: 3, base_delay: ms(1), max_delay: ms(2) },
         breaker: BreakerPolicy { failure_threshold: 3, cooldown: ms(1000) },
         ..BrokerConfig::default()
@@ -363,6 +365,7 @@ fn full_inbox_retries_then_dead_letters_and_trips_the_breaker() {
 fn send_retry_succeeds_when_room_appears() {
     let cfg = BrokerConfig {
         inbox_capacity: 1,
+        offline_capacity: 1,
         retry: RetryPolicy { attempts: 20, base_delay: ms(2), max_delay: ms(10) },
         ..BrokerConfig::default()
     };
@@ -644,4 +647,88 @@ fn wire_types_round_trip_through_json() {
     }
     let opts_json = serde_json::to_string(&SubscribeOptions::default().spin(ms(1))).unwrap();
     assert_eq!(serde_json::from_str::<SubscribeOptions>(&opts_json).unwrap(), SubscribeOptions::default().spin(ms(1)));
+}
+
+#[test]
+fn a_failed_requeue_does_not_duplicate_the_letter() {
+    let b = Broker::default();
+    let sender = b.connect(None);
+    let gone = b.connect(None).id();
+    let _ = sender.send(&Target::Client(gone), "cmd", "x", opts());
+    let letters = b.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert!(matches!(b.requeue_dead_letter(letters[0].id), Err(Error::NoRoute { .. })));
+    assert_eq!(b.dead_letters(), letters, "restored, not copied");
+}
+
+#[test]
+fn a_send_refused_by_a_breaker_that_opened_during_its_retries_is_dead_lettered() {
+    let cfg = BrokerConfig {
+        inbox_capacity: 1,
+        offline_capacity: 1,
+        retry: RetryPolicy { attempts: 3, base_delay: ms(1), max_delay: ms(1) },
+        breaker: BreakerPolicy { failure_threshold: 5, cooldown: ms(60_000) },
+        ..BrokerConfig::default()
+    };
+    let b = Broker::new(cfg);
+    let sender = b.connect(None);
+    let target_client = b.connect(None);
+    let target = Target::Client(target_client.id());
+    sender.send(&target, "cmd", "fills", opts()).unwrap();
+    // First send: 3 failures, dead-lettered. Second: 2 more open the breaker mid-retry.
+    assert!(matches!(sender.send(&target, "cmd", "one", opts()), Err(Error::QueueFull { .. })));
+    assert!(matches!(sender.send(&target, "cmd", "two", opts()), Err(Error::CircuitOpen { .. })));
+    let payloads: Vec<Vec<u8>> = b.dead_letters().iter().map(|d| d.envelope.payload.to_vec()).collect();
+    assert_eq!(payloads, [b"one".to_vec(), b"two".to_vec()], "nothing vanished");
+}
+
+#[test]
+fn unread_directed_messages_survive_a_disconnect() {
+    let b = Broker::default();
+    let app = AppId::new("risk");
+    let sender = b.connect(None);
+    let first = b.connect(Some(app.clone()));
+    let direct = b.connect(None);
+    for i in 0..3 {
+        sender.send(&Target::App(app.clone()), "cmd", format!("app{i}"), opts()).unwrap();
+    }
+    sender.send(&Target::Client(direct.id()), "cmd", "direct", opts()).unwrap();
+    // The app instance dies with three unread messages; the next instance gets them, in order.
+    drop(first);
+    assert_eq!(b.stats().offline_waiting, 3);
+    let second = b.connect(Some(app));
+    let got: Vec<String> = std::iter::from_fn(|| second.inbox().try_recv()).map(|d| text(&d).to_owned()).collect();
+    assert_eq!(got, ["app0", "app1", "app2"]);
+    // A message for one connection that is gone is dead-lettered, not lost.
+    drop(direct);
+    let dead = b.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].envelope.payload.as_bytes(), b"direct");
+}
+
+#[test]
+fn forever_timeouts_do_not_panic() {
+    let b = Broker::default();
+    let p = b.connect(None);
+    let _provider = p.serve("svc", &[]).unwrap();
+    let c = b.connect(None);
+    let svc = c.connect_service("svc").unwrap();
+    let pending = svc.dispatch("a", "x", Duration::MAX).unwrap();
+    drop(pending);
+    let s = c.subscribe("t", SubscribeOptions::default()).unwrap();
+    p.publish("t", "x", opts()).unwrap();
+    assert!(matches!(s.recv_timeout(Duration::MAX), Recv::Message(_)));
+    assert!(c.publish_blocking("t", "y", opts(), Duration::MAX).is_ok());
+}
+
+#[test]
+fn expired_history_is_not_replayed() {
+    let (b, clock) = manual();
+    let c = b.connect(None);
+    c.publish("t", "short-lived", opts().ttl(ms(10))).unwrap();
+    c.publish("t", "lasting", opts()).unwrap();
+    clock.advance(ms(50));
+    let s = c.subscribe("t", SubscribeOptions::default().replay(Replay::History { per_topic: 10 })).unwrap();
+    assert_eq!(drain(&s), ["lasting"]);
+    assert!(b.dead_letters().is_empty(), "nothing to dead-letter: it was never replayed");
 }

@@ -193,38 +193,67 @@ impl AuditLog {
         })
     }
 
+    fn stored_frontier(&self) -> Result<Option<Frontier>> {
+        let e = |err: redb::Error| db_error(self.profile.database_path(), err);
+        let txn = self.profile.db().begin_read().map_err(|x| e(x.into()))?;
+        let Some(meta) = read_table(&txn, AUDIT_META).map_err(|x| e(x.into()))? else { return Ok(None) };
+        let Some(bytes) = meta.get("frontier").map_err(|x| e(x.into()))? else { return Ok(None) };
+        Frontier::decode(bytes.value()).map(Some).ok_or_else(|| Error::Corrupt {
+            path: self.profile.database_path().to_owned(),
+            detail: "the audit log's frontier does not decode".into(),
+        })
+    }
+
     /// The public key heads are signed with.
     pub fn public_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
 
-    /// Appends an entry (durably) and returns its index; signs a head when one is due.
+    /// Appends an entry (durably) and returns its index; signs a head when one is due. The
+    /// index and tree come from the database inside the write transaction, so two logs open on
+    /// one profile cannot overwrite each other's entries.
     pub fn append(&self, entry: &AuditEntry) -> Result<u64> {
         let bytes = serde_json::to_vec(entry).map_err(|x| Error::Decode {
             table: "audit",
             key: "new".into(),
             source: crate::error::DecodeError::BadJson(x.to_string()),
         })?;
-        let e = |err: redb::Error| db_error(self.profile.database_path(), err);
+        let path = self.profile.database_path().to_owned();
+        let e = |err: redb::Error| db_error(&path, err);
         let mut st = self.state.lock();
-        let index = st.frontier.size();
-        let mut frontier = st.frontier.clone();
-        frontier.push(leaf_hash(&bytes));
         let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
-        {
-            txn.open_table(AUDIT).map_err(|x| e(x.into()))?.insert(index, bytes.as_slice()).map_err(|x| e(x.into()))?;
-            txn.open_table(AUDIT_META)
-                .map_err(|x| e(x.into()))?
-                .insert("frontier", frontier.encode().as_slice())
-                .map_err(|x| e(x.into()))?;
-        }
+        let (index, frontier) = {
+            let mut meta = txn.open_table(AUDIT_META).map_err(|x| e(x.into()))?;
+            let stored = meta.get("frontier").map_err(|x| e(x.into()))?.map(|v| v.value().to_vec());
+            let mut frontier = match stored {
+                Some(b) => Frontier::decode(&b).ok_or_else(|| Error::Corrupt {
+                    path: path.clone(),
+                    detail: "the audit log's frontier does not decode".into(),
+                })?,
+                None => Frontier::default(),
+            };
+            let index = frontier.size();
+            let mut entries = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
+            if entries.get(index).map_err(|x| e(x.into()))?.is_some() {
+                return Err(Error::Corrupt {
+                    path: path.clone(),
+                    detail: format!("audit entry {index} already exists"),
+                });
+            }
+            frontier.push(leaf_hash(&bytes));
+            entries.insert(index, bytes.as_slice()).map_err(|x| e(x.into()))?;
+            meta.insert("frontier", frontier.encode().as_slice()).map_err(|x| e(x.into()))?;
+            (index, frontier)
+        };
         txn.commit().map_err(|x| e(x.into()))?;
         st.frontier = frontier;
         let due = st.frontier.size() - st.last_head_size >= self.cfg.head_every_entries
             || st.last_head_at.elapsed() >= self.cfg.head_every;
         drop(st);
-        if due {
-            self.sign_head()?;
+        if due && let Err(err) = self.sign_head() {
+            // The entry is in; a head that could not be written is retried at the next append
+            // or tick rather than failing this one (a retrying caller would write it twice).
+            tracing::warn!(error = %err, "could not sign or write an audit tree head; will retry");
         }
         Ok(index)
     }
@@ -240,6 +269,10 @@ impl AuditLog {
     /// Signs the current head now, stores it and appends it to `audit/heads.jsonl`.
     pub fn sign_head(&self) -> Result<SignedTreeHead> {
         let mut st = self.state.lock();
+        // The database's tree, which another log on this profile may have grown.
+        if let Some(f) = self.stored_frontier()? {
+            st.frontier = f;
+        }
         let root = st.frontier.root();
         let size = st.frontier.size();
         let timestamp = broker::Clock::now(&broker::SystemClock);

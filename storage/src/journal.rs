@@ -550,6 +550,18 @@ impl Writer {
             }
             return;
         }
+        // A message that cannot be stored fails alone; it must not stop the journal for all.
+        batch.retain_mut(|(env, signal)| match record::check(env) {
+            Ok(()) => true,
+            Err(e) => {
+                let reason = format!("message {} cannot be journalled: {e}", env.id);
+                std::mem::replace(signal, CommitAck::pair().0).complete(Err(broker::Error::Journal { reason }));
+                false
+            }
+        });
+        if batch.is_empty() {
+            return;
+        }
         let t0 = Instant::now();
         let first_seq = self.next_seq;
         match self.write(batch) {

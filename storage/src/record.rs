@@ -47,6 +47,21 @@ pub struct StoredMessage {
     pub envelope: Arc<Envelope>,
 }
 
+/// Whether a message can be stored: its strings fit their 16-bit lengths and its payload the
+/// size a record may decompress to. [`encode`] cannot fail for a message that passes.
+pub fn check(env: &Envelope) -> Result<(), DecodeError> {
+    let app = env.sender.app.as_ref().map_or(0, |a| a.0.len());
+    for (what, len) in [("app id", app), ("topic", env.topic.as_str().len())] {
+        if len > usize::from(u16::MAX) {
+            return Err(DecodeError::TooLong { what, len });
+        }
+    }
+    if env.payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(DecodeError::TooLong { what: "payload", len: env.payload.len() });
+    }
+    Ok(())
+}
+
 fn put_u16(out: &mut Vec<u8>, len: usize) -> Result<(), DecodeError> {
     let v = u16::try_from(len).map_err(|_| DecodeError::TooLong { what: "string", len })?;
     out.extend_from_slice(&v.to_le_bytes());

@@ -72,6 +72,9 @@ pub struct Vault {
     keys: Arc<dyn KeySource>,
     vault_id: String,
     state: Mutex<Meta>,
+    /// Serialises writers: a `put` or `delete` never interleaves with a rotation's
+    /// read-re-encrypt-write, and two rotations never race for the same key version.
+    writes: Mutex<()>,
     /// Derived ciphers by (key version, purpose): HKDF once, not per secret.
     ciphers: Mutex<std::collections::HashMap<(u32, String), XChaCha20Poly1305>>,
 }
@@ -119,6 +122,7 @@ impl Vault {
             keys,
             vault_id,
             state: Mutex::new(meta),
+            writes: Mutex::new(()),
             ciphers: Mutex::new(std::collections::HashMap::new()),
         };
         let name = vault.key_name(meta.current);
@@ -202,6 +206,7 @@ impl Vault {
 
     /// Encrypts and stores a secret.
     pub fn put(&self, purpose: &str, id: &str, secret: &[u8]) -> Result<()> {
+        let _writing = self.writes.lock();
         let meta = *self.state.lock();
         let version = meta.rotating_to.unwrap_or(meta.current);
         let rec = self.seal(purpose, id, secret, version, &self.master(version)?)?;
@@ -228,6 +233,7 @@ impl Vault {
 
     /// Deletes a secret; whether there was one.
     pub fn delete(&self, purpose: &str, id: &str) -> Result<bool> {
+        let _writing = self.writes.lock();
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
         let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
         let removed = txn
@@ -291,7 +297,13 @@ impl Vault {
     /// Rotates to a new master key, re-encrypting every secret; finishes an interrupted
     /// rotation instead if there is one.
     pub fn rotate(&self) -> Result<Rotation> {
+        let _writing = self.writes.lock();
         let meta = *self.state.lock();
+        if meta.rotating_to.is_none() {
+            // Every secret must decrypt before the rotation is recorded: a damaged record
+            // found half-way would leave a rotation that can neither finish nor be undone.
+            self.verify()?;
+        }
         let from = meta.current;
         let to = meta.rotating_to.unwrap_or(from + 1);
         let path = self.profile.database_path().to_owned();
@@ -300,6 +312,10 @@ impl Vault {
         let new_name = self.key_name(to);
         let new_key = match self.keys.get(&new_name)? {
             Some(k) if meta.rotating_to.is_some() => k,
+            // Records may already be sealed with the key this rotation made: never replace it.
+            None if meta.rotating_to.is_some() => {
+                return Err(Error::MissingKey { name: new_name, source_name: self.keys.describe() });
+            }
             _ => {
                 let mut k = [0u8; 32];
                 random(&mut k)?;

@@ -149,3 +149,25 @@ fn reopening_continues_the_tree() {
     // ...but verification needs only the public key.
     assert!(verify(&f.profile, &key, Some(&f.given)).unwrap().is_ok());
 }
+
+#[test]
+fn two_logs_on_one_profile_interleave_without_overwriting() {
+    let f = fixture();
+    let vault = Vault::open(&f.profile, Arc::new(MemoryKeys::default()));
+    // Another key source cannot open this vault; use the same log twice through a second
+    // handle made from the same signing key instead.
+    assert!(vault.is_err());
+    let second = AuditLog {
+        profile: f.profile.clone(),
+        key: f.log.key.clone(),
+        cfg: AuditConfig::default(),
+        state: Mutex::new(State { frontier: Frontier::default(), last_head_size: 0, last_head_at: Instant::now() }),
+    };
+    assert_eq!(f.log.append(&entry(100)).unwrap(), 25);
+    assert_eq!(second.append(&entry(101)).unwrap(), 26, "the index comes from the database");
+    assert_eq!(f.log.append(&entry(102)).unwrap(), 27);
+    let head = second.sign_head().unwrap();
+    assert_eq!(head.tree_size, 28);
+    let r = verify(&f.profile, &f.log.public_key(), Some(&head)).unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems);
+}

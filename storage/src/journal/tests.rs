@@ -175,3 +175,19 @@ fn a_damaged_file_is_refused_and_left_alone() {
     assert!(matches!(err, Error::Corrupt { .. } | Error::Database { .. }), "{err:?}");
     assert_eq!(std::fs::read(&path).unwrap(), garbage, "nothing was changed");
 }
+
+#[test]
+fn a_message_that_cannot_be_stored_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_p, journal) = open(dir.path(), JournalConfig::default());
+    let b = Broker::new(BrokerConfig { max_payload_bytes: 64 << 20, ..BrokerConfig::default() });
+    b.attach_journal(Arc::new(journal.clone()));
+    let c = b.connect(None);
+    let big = c.publish("t", vec![0u8; crate::record::MAX_PAYLOAD_BYTES + 1], durable()).unwrap();
+    let err = big.commit.unwrap().wait(WAIT).unwrap_err();
+    assert!(err.to_string().contains("cannot be journalled"), "{err}");
+    // The journal goes on.
+    let ok = c.publish("t", "small", durable()).unwrap();
+    assert_eq!(ok.commit.unwrap().wait(WAIT), Ok(1));
+    assert!(journal.stats().unwrap().stopped.is_none());
+}

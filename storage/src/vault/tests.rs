@@ -152,3 +152,63 @@ fn a_missing_master_key_fails_closed_and_keeps_the_secrets() {
     assert!(err.to_string().contains("kept untouched"), "{err}");
     assert_eq!(raw(&profile, "credentials\u{0}oms"), before);
 }
+
+#[test]
+fn a_damaged_secret_blocks_rotation_before_it_starts() {
+    let (dir, profile, keys, vault) = setup();
+    vault.put("credentials", "good", b"fine").unwrap();
+    vault.put("credentials", "bad", b"soon damaged").unwrap();
+    let mut rec = raw(&profile, "credentials\u{0}bad");
+    let last = rec.len() - 1;
+    rec[last] ^= 1;
+    poke(&profile, "credentials\u{0}bad", &rec);
+    assert!(matches!(vault.rotate(), Err(Error::Tampered { .. })));
+    assert_eq!(vault.key_version(), 1, "nothing was started");
+    drop(vault);
+    drop(profile);
+    // The vault still opens and the good secret reads.
+    let profile = Profile::open(dir.path()).unwrap();
+    let vault = Vault::open(&profile, keys).unwrap();
+    assert_eq!(vault.get("credentials", "good").unwrap().as_deref(), Some(&b"fine"[..]));
+}
+
+#[test]
+fn a_rotation_whose_new_key_vanished_is_not_papered_over() {
+    let (dir, profile, keys, vault) = setup();
+    vault.put("credentials", "k", b"v").unwrap();
+    vault
+        .set_meta(|m| {
+            m.insert("rotating_to", 2u32.to_le_bytes().as_slice()).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    drop(vault);
+    drop(profile);
+    let profile = Profile::open(dir.path()).unwrap();
+    let err = Vault::open(&profile, keys.clone()).unwrap_err();
+    assert!(matches!(err, Error::MissingKey { .. }), "{err}");
+    assert!(err.to_string().contains("-v2"), "names the missing version: {err}");
+}
+
+#[test]
+fn concurrent_puts_during_rotation_are_not_lost() {
+    let (_d, _p, _k, vault) = setup();
+    let vault = Arc::new(vault);
+    for i in 0..300 {
+        vault.put("c", &format!("old{i}"), b"o").unwrap();
+    }
+    let writer = {
+        let vault = Arc::clone(&vault);
+        std::thread::spawn(move || {
+            for i in 0..300 {
+                vault.put("c", &format!("new{i}"), format!("n{i}").as_bytes()).unwrap();
+            }
+        })
+    };
+    vault.rotate().unwrap();
+    writer.join().unwrap();
+    for i in 0..300 {
+        assert_eq!(vault.get("c", &format!("new{i}")).unwrap().unwrap(), format!("n{i}").as_bytes());
+    }
+    assert_eq!(vault.verify().unwrap(), 600);
+}

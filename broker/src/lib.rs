@@ -31,6 +31,7 @@ mod shared;
 mod state;
 mod stats;
 pub mod topic;
+pub mod wire;
 
 pub use crate::breaker::{BreakerState, CircuitBreaker, Jitter};
 pub use crate::broker::{Broker, Client, Inbox, Recv, Subscription};

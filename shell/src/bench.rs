@@ -2,5 +2,6 @@
 //! a baseline measured in the same run.
 
 pub(crate) mod broker;
+pub(crate) mod ipc;
 pub(crate) mod journal;
 mod workload;

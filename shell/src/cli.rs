@@ -190,6 +190,24 @@ pub(crate) enum BenchCommand {
     Broker(BrokerBenchArgs),
     /// Durable publishes through the journal: group commit against one commit per message.
     Journal(JournalBenchArgs),
+    /// App-host processes talking through the real transport and broker.
+    Ipc(IpcBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IpcBenchArgs {
+    /// App-host processes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) clients: u32,
+    /// Messages in all, per pass.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub(crate) messages: u32,
+    /// Payload size in bytes (at least 8; the first 8 carry the send time).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1_048_576))]
+    pub(crate) payload: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -175,3 +175,14 @@ fn journal_bench_prints_every_figure() {
     assert_eq!(v["messages"], 3000);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the bench cleans up after itself");
 }
+
+#[test]
+fn ipc_bench_runs_real_app_host_processes() {
+    let o = tessera(&["bench", "ipc", "--clients", "3", "--messages", "3000", "--payload", "64", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for key in ["msgs_per_sec", "publish_to_deliver_us_p50", "publish_to_deliver_us_p99", "speedup_vs_unbatched"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {v}");
+    }
+    assert_eq!(v["clients"], 3);
+}

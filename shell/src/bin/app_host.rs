@@ -1,10 +1,127 @@
-//! `tessera-app-host`: the per-app child process that will host one web app's WebView.
-//!
-//! Until the app-process issue lands it only reports its version, so packaging and the
-//! supervisor can already find it next to `tessera`.
+//! `tessera-app-host`: the per-app child process. Its WebView (wry, as an X11 child of the shell
+//! window) arrives with the rest of the app-process issue; today it has a headless
+//! `bench-client` mode that `tessera bench ipc` drives through the real transport. Run without
+//! arguments it reports its version.
 
-#![expect(clippy::print_stdout, reason = "printing the version is this placeholder's whole job")]
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn main() {
-    println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
+use anyhow::{Context, Result, bail};
+use broker::QueuePolicy;
+use broker::wire::{HostMsg, ShellMsg};
+use clap::{Parser, Subcommand};
+use shell::ipc::HostConnection;
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera-app-host", version, about = "Tessera's per-app child process")]
+struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Headless load client over the socket on stdin: subscribes, waits for `bench.go`, then
+    /// publishes and counts deliveries; prints one JSON line.
+    BenchClient {
+        /// Topic to publish to.
+        #[arg(long)]
+        publish: String,
+        /// Pattern to subscribe to.
+        #[arg(long)]
+        subscribe: String,
+        /// Messages to publish.
+        #[arg(long)]
+        count: u64,
+        /// Deliveries to wait for.
+        #[arg(long)]
+        expect: u64,
+        /// Payload size (at least 8: it carries the send time).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Messages per second (0: flat out).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// One write per message instead of coalescing.
+        #[arg(long)]
+        unbatched: bool,
+    },
+}
+
+fn now_ns() -> u64 {
+    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[expect(clippy::print_stdout, reason = "the version and the bench summary are this program's output")]
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let Some(Mode::BenchClient { publish, subscribe, count, expect, payload, rate, unbatched }) = args.mode else {
+        println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    };
+    let mut conn = HostConnection::from_stdin()?;
+    match conn.recv()? {
+        Some(ShellMsg::Welcome { .. }) => {}
+        other => bail!("expected a welcome from the shell, got {other:?}"),
+    }
+    for (sub, pattern) in [(1, subscribe.as_str()), (2, "bench.go")] {
+        let policy = QueuePolicy::Backpressure;
+        conn.send(&HostMsg::Subscribe { sub, pattern: pattern.to_owned(), capacity: 4096, policy })?;
+    }
+    conn.flush()?;
+    let (mut tx, mut rx) = conn.split()?;
+    let (go_tx, go_rx) = flume::bounded::<()>(1);
+    // Receives on its own thread while the main thread publishes: with backpressure, a host
+    // that only wrote could stall the very deliveries it is waiting for.
+    let receiver = std::thread::spawn(move || -> Result<(u64, Vec<u64>, Instant)> {
+        let mut got = 0u64;
+        let mut latencies = Vec::new();
+        loop {
+            match rx.recv()? {
+                Some(ShellMsg::Deliver { sub: 2, .. }) => {
+                    let _ = go_tx.try_send(());
+                }
+                Some(ShellMsg::Deliver { sub: 1, payload, .. }) => {
+                    if payload.len() >= 8 {
+                        let mut sent = [0u8; 8];
+                        sent.copy_from_slice(&payload[..8]);
+                        latencies.push(now_ns().saturating_sub(u64::from_le_bytes(sent)));
+                    }
+                    got += 1;
+                    if got >= expect {
+                        return Ok((got, latencies, Instant::now()));
+                    }
+                }
+                Some(ShellMsg::Refused { context, error }) => bail!("the shell refused {context}: {error}"),
+                Some(_) => {}
+                None => bail!("the shell hung up after {got} of {expect} deliveries"),
+            }
+        }
+    });
+    go_rx.recv_timeout(Duration::from_secs(60)).context("no go signal from the shell")?;
+    let start = Instant::now();
+    let interval = (rate > 0).then(|| Duration::from_secs_f64(1.0 / rate as f64));
+    let mut body = vec![b'x'; payload.max(8)];
+    for i in 0..count {
+        if let Some(interval) = interval {
+            let due = start + interval.mul_f64(i as f64);
+            while Instant::now() < due {
+                std::hint::spin_loop();
+            }
+        }
+        body[..8].copy_from_slice(&now_ns().to_le_bytes());
+        tx.send(&HostMsg::Publish { topic: publish.clone(), payload: body.clone(), durable: false, ttl_ms: None })?;
+        // Coalesce up to 256 messages per write when flat out; paced or unbatched, write each.
+        if unbatched || interval.is_some() || i % 256 == 255 {
+            tx.flush()?;
+        }
+    }
+    tx.flush()?;
+    let (got, latencies, end) = receiver.join().map_err(|_| anyhow::anyhow!("the receiving thread panicked"))??;
+    let summary = serde_json::json!({
+        "received": got,
+        "elapsed_us": end.duration_since(start).as_micros() as u64,
+        "latencies_ns": if rate > 0 { latencies } else { Vec::new() },
+    });
+    println!("{summary}");
+    Ok(())
 }

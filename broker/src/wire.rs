@@ -1,0 +1,129 @@
+//! The typed messages between the shell and an app host, and their binary encoding (postcard).
+//! Frames around them are `frame.rs`'s; the transport is the shell's.
+//!
+//! These types are the wire contract: they use plain fields and externally tagged enums only,
+//! which a non-self-describing format can decode (the broker's richer types, some of them
+//! internally tagged for JSON, are converted at the edge).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::QueuePolicy;
+
+/// Version of this contract; a host and shell that disagree refuse each other.
+pub const PROTOCOL: u16 = 1;
+
+/// From an app host to the shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostMsg {
+    /// First message: who is speaking this protocol.
+    Hello {
+        /// [`PROTOCOL`].
+        protocol: u16,
+        /// The host's process id.
+        pid: u32,
+    },
+    /// Publish to a topic.
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The bytes.
+        payload: Vec<u8>,
+        /// Journal before acknowledging.
+        durable: bool,
+        /// Time to live in milliseconds.
+        ttl_ms: Option<u64>,
+    },
+    /// Subscribe; deliveries carry `sub`, the host's own number for it.
+    Subscribe {
+        /// The host's id for the subscription.
+        sub: u32,
+        /// The pattern.
+        pattern: String,
+        /// Queue capacity.
+        capacity: u32,
+        /// What happens when the queue is full.
+        policy: QueuePolicy,
+    },
+    /// Drop a subscription.
+    Unsubscribe {
+        /// The host's id for it.
+        sub: u32,
+    },
+    /// Liveness probe; answered with [`ShellMsg::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Answer to [`ShellMsg::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+}
+
+/// From the shell to an app host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShellMsg {
+    /// Answer to `Hello`.
+    Welcome {
+        /// The host's broker client id.
+        client: u64,
+    },
+    /// A message for one of the host's subscriptions.
+    Deliver {
+        /// The host's id for the subscription.
+        sub: u32,
+        /// Broker sequence number.
+        seq: u64,
+        /// Topic.
+        topic: String,
+        /// The bytes.
+        payload: Vec<u8>,
+        /// When the broker accepted it (µs since the epoch).
+        timestamp_us: u64,
+        /// Sending client.
+        sender: u64,
+    },
+    /// A request failed; `error` is the broker's message.
+    Refused {
+        /// What was asked (`publish prices.x`, `subscribe 3`).
+        context: String,
+        /// Why.
+        error: String,
+    },
+    /// Liveness probe; answered with [`HostMsg::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Answer to [`HostMsg::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+}
+
+/// A message that did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable message: {0}")]
+pub struct WireError(pub String);
+
+/// Appends the encoding of `msg` to `out`.
+pub fn encode<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let bytes = postcard::to_allocvec(msg).map_err(|e| WireError(e.to_string()))?;
+    out.extend_from_slice(&bytes);
+    Ok(())
+}
+
+/// Decodes one message, which must fill `bytes` exactly.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    let (msg, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError(format!("{} bytes after the message", rest.len())));
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,49 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn host_msg() -> impl Strategy<Value = HostMsg> {
+    prop_oneof![
+        (any::<u16>(), any::<u32>()).prop_map(|(protocol, pid)| HostMsg::Hello { protocol, pid }),
+        ("[a-z.]{0,30}", prop::collection::vec(any::<u8>(), 0..300), any::<bool>(), any::<Option<u64>>())
+            .prop_map(|(topic, payload, durable, ttl_ms)| HostMsg::Publish { topic, payload, durable, ttl_ms }),
+        (any::<u32>(), "[a-z.*#]{0,30}", any::<u32>(), 0..3u8).prop_map(|(sub, pattern, capacity, p)| {
+            let policy = [QueuePolicy::DropOldest, QueuePolicy::Backpressure, QueuePolicy::DeadLetter][p as usize];
+            HostMsg::Subscribe { sub, pattern, capacity, policy }
+        }),
+        any::<u32>().prop_map(|sub| HostMsg::Unsubscribe { sub }),
+        any::<u64>().prop_map(|nonce| HostMsg::Ping { nonce }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn host_messages_round_trip(msg in host_msg()) {
+        let mut buf = Vec::new();
+        encode(&msg, &mut buf).unwrap();
+        prop_assert_eq!(decode::<HostMsg>(&buf).unwrap(), msg);
+    }
+
+    #[test]
+    fn deliveries_round_trip(sub in any::<u32>(), seq in any::<u64>(), topic in "[a-z.]{1,20}",
+                             payload in prop::collection::vec(any::<u8>(), 0..300), ts in any::<u64>(), sender in any::<u64>()) {
+        let msg = ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us: ts, sender };
+        let mut buf = Vec::new();
+        encode(&msg, &mut buf).unwrap();
+        prop_assert_eq!(decode::<ShellMsg>(&buf).unwrap(), msg);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode::<HostMsg>(&bytes);
+        let _ = decode::<ShellMsg>(&bytes);
+    }
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut buf = Vec::new();
+    encode(&HostMsg::Ping { nonce: 1 }, &mut buf).unwrap();
+    buf.push(0);
+    assert!(decode::<HostMsg>(&buf).is_err());
+}

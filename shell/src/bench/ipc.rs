@@ -1,0 +1,157 @@
+//! `tessera bench ipc`: N real `tessera-app-host` processes on the real transport (no webview),
+//! publishing to and receiving from each other through this process's broker.
+//!
+//! Client i subscribes to `bench.c<i>` and publishes its share of the messages to
+//! `bench.c<i+1>`, so every message crosses two sockets and the broker. Three passes:
+//! flat out with coalescing; flat out with one write per message (hosts and shell), the
+//! baseline; and paced at 20,000 msgs/s in all, for latency (the payload carries the send time,
+//! the receiving host measures).
+
+use std::io::BufRead;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use broker::{Broker, BrokerConfig, MessageOptions};
+use serde::Serialize;
+
+use crate::cli::IpcBenchArgs;
+use crate::stats::p50_p99;
+
+/// Aggregate rate of the latency pass.
+const PACED_RATE: u64 = 20_000;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    clients: usize,
+    messages: u64,
+    payload_bytes: usize,
+    msgs_per_sec: f64,
+    unbatched_msgs_per_sec: f64,
+    speedup_vs_unbatched: f64,
+    paced_msgs_per_sec: u64,
+    publish_to_deliver_us_p50: f64,
+    publish_to_deliver_us_p99: f64,
+    optimized_build: bool,
+}
+
+struct Pass {
+    msgs_per_sec: f64,
+    latencies_ns: Vec<u64>,
+}
+
+fn app_host() -> Result<std::path::PathBuf> {
+    let me = std::env::current_exe().context("locating tessera")?;
+    let host = me.with_file_name("tessera-app-host");
+    ensure!(host.exists(), "{} is missing (build both binaries)", host.display());
+    Ok(host)
+}
+
+fn run_pass(args: &IpcBenchArgs, messages: u64, rate_per_client: u64, unbatched: bool) -> Result<Pass> {
+    let n = args.clients as usize;
+    let per = messages / n as u64;
+    let host = app_host()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let broker = Broker::new(BrokerConfig::default());
+    let coalesce = if unbatched { 1 } else { 1024 };
+    let mut children = Vec::new();
+    for i in 0..n {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().context("creating a socketpair")?;
+        let mut cmd = Command::new(&host);
+        cmd.arg("bench-client")
+            .args(["--publish", &format!("bench.c{}", (i + 1) % n)])
+            .args(["--subscribe", &format!("bench.c{i}")])
+            .args(["--count", &per.to_string(), "--expect", &per.to_string()])
+            .args(["--payload", &args.payload.to_string(), "--rate", &rate_per_client.to_string()])
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::piped());
+        if unbatched {
+            cmd.arg("--unbatched");
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {}", host.display()))?;
+        ours.set_nonblocking(true)?;
+        let broker = broker.clone();
+        runtime.spawn(async move {
+            match tokio::net::UnixStream::from_std(ours) {
+                Ok(stream) => {
+                    if let Err(e) = shell::ipc::serve_with(broker, stream, None, coalesce).await {
+                        tracing::warn!(error = %format!("{e:#}"), "bench connection ended");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot register the bench socket"),
+            }
+        });
+        children.push(child);
+    }
+    // Everyone subscribed (two each) before anyone publishes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while broker.stats().subscriptions < 2 * n {
+        ensure!(Instant::now() < deadline, "app hosts did not subscribe in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let starter = broker.connect(None);
+    let start = Instant::now();
+    starter.publish("bench.go", "go", MessageOptions::default())?;
+    let mut latencies = Vec::new();
+    let mut received = 0u64;
+    for mut child in children {
+        let stdout = child.stdout.take().context("child stdout")?;
+        let line = std::io::BufReader::new(stdout).lines().next().transpose()?.unwrap_or_default();
+        let status = child.wait()?;
+        if !status.success() || line.is_empty() {
+            bail!("an app host failed ({status})");
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).context("app host summary")?;
+        received += v["received"].as_u64().unwrap_or(0);
+        if let Some(l) = v["latencies_ns"].as_array() {
+            latencies.extend(l.iter().filter_map(serde_json::Value::as_u64));
+        }
+    }
+    let elapsed = start.elapsed();
+    ensure!(received == per * n as u64, "received {received} of {}", per * n as u64);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(Pass { msgs_per_sec: received as f64 / elapsed.as_secs_f64(), latencies_ns: latencies })
+}
+
+pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
+    let n = u64::from(args.clients);
+    let flat = run_pass(args, u64::from(args.messages), 0, false)?;
+    let unbatched = run_pass(args, u64::from(args.messages), 0, true)?;
+    // The paced pass lasts about two seconds at 20,000 msgs/s.
+    let paced_messages = (PACED_RATE * 2).min(u64::from(args.messages));
+    let mut paced = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false)?;
+    let (p50, p99) = p50_p99(&mut paced.latencies_ns);
+    let report = Report {
+        clients: args.clients as usize,
+        messages: u64::from(args.messages),
+        payload_bytes: args.payload as usize,
+        msgs_per_sec: flat.msgs_per_sec,
+        unbatched_msgs_per_sec: unbatched.msgs_per_sec,
+        speedup_vs_unbatched: flat.msgs_per_sec / unbatched.msgs_per_sec.max(f64::MIN_POSITIVE),
+        paced_msgs_per_sec: PACED_RATE,
+        publish_to_deliver_us_p50: p50 as f64 / 1000.0,
+        publish_to_deliver_us_p99: p99 as f64 / 1000.0,
+        optimized_build: !cfg!(debug_assertions),
+    };
+    print_report(&report, args.json)
+}
+
+#[expect(clippy::print_stdout, reason = "the report is this command's output")]
+fn print_report(r: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r).context("serialising the report")?);
+        return Ok(());
+    }
+    println!("ipc benchmark: {} app-host processes, {} messages of {} bytes", r.clients, r.messages, r.payload_bytes);
+    println!("  flat out, coalesced     {:.0} msgs/s", r.msgs_per_sec);
+    println!(
+        "  flat out, one write     {:.0} msgs/s (coalescing is {:.1}x faster)",
+        r.unbatched_msgs_per_sec, r.speedup_vs_unbatched
+    );
+    println!(
+        "  paced at {} msgs/s     publish -> deliver p50 {:.1} us, p99 {:.1} us",
+        r.paced_msgs_per_sec, r.publish_to_deliver_us_p50, r.publish_to_deliver_us_p99
+    );
+    Ok(())
+}

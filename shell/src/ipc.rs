@@ -1,0 +1,255 @@
+//! The shell ↔ app-host transport: `broker::frame` frames of `broker::wire` messages over one
+//! Unix socket per app host (a socketpair; the host gets its end as stdin, so the connection
+//! is its identity and nothing else can reach it).
+//!
+//! The shell side ([`serve`]) is async: a reader that turns messages into broker calls, and a
+//! writer that drains everything queued for the host into one frame per write (coalescing).
+//! The host side ([`HostConnection`]) is blocking: an app host has a GTK loop, not a runtime.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+
+use anyhow::{Context, Result, bail};
+use broker::frame::{FrameLimits, FrameReader, FrameWriter};
+use broker::wire::{self, HostMsg, PROTOCOL, ShellMsg};
+use broker::{AppId, Broker, MessageOptions, SubscribeOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// Messages queued for one host before the shell waits for its writer.
+const OUTBOX: usize = 8192;
+/// Most messages coalesced into one write.
+const COALESCE: usize = 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serves one app host until it disconnects or sends something malformed (an error, after
+/// which the caller closes the connection and, later, restarts the host).
+pub async fn serve(broker: Broker, stream: UnixStream, app: Option<AppId>) -> Result<()> {
+    serve_with(broker, stream, app, COALESCE).await
+}
+
+/// [`serve`], coalescing at most `coalesce` messages per write (1: one write per message, the
+/// baseline the IPC benchmark compares against).
+pub async fn serve_with(broker: Broker, stream: UnixStream, app: Option<AppId>, coalesce: usize) -> Result<()> {
+    let client = broker.connect(app);
+    let (mut rd, mut wr) = stream.into_split();
+    let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
+    let limits = FrameLimits::default();
+
+    let writer = tokio::spawn(async move {
+        let mut frames = FrameWriter::new(limits);
+        let mut buf = Vec::new();
+        while let Ok(first) = out_rx.recv_async().await {
+            let mut next = Some(first);
+            let mut n = 0;
+            while let Some(msg) = next.take() {
+                buf.clear();
+                wire::encode(&msg, &mut buf)?;
+                frames.push(&buf)?;
+                n += 1;
+                if n < coalesce.max(1) {
+                    next = out_rx.try_recv().ok();
+                }
+            }
+            wr.write_all(&frames.take()).await.context("writing to the app host")?;
+        }
+        anyhow::Ok(())
+    });
+
+    let mut reader = FrameReader::new(limits);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut subs: HashMap<u32, tokio::task::JoinHandle<()>> = HashMap::new();
+    let result: Result<()> = async {
+        loop {
+            let n = rd.read(&mut chunk).await.context("reading from the app host")?;
+            if n == 0 {
+                return Ok(());
+            }
+            reader.feed(&chunk[..n]).context("frame from the app host")?;
+            while let Some(frame) = reader.next_frame().context("frame from the app host")? {
+                for bytes in frame {
+                    let msg: HostMsg = wire::decode(&bytes).context("message from the app host")?;
+                    handle(&client, msg, &out_tx, &mut subs).await?;
+                }
+            }
+        }
+    }
+    .await;
+    for (_, task) in subs.drain() {
+        task.abort();
+    }
+    drop(out_tx);
+    drop(client);
+    let _ = writer.await;
+    result
+}
+
+async fn handle(
+    client: &broker::Client,
+    msg: HostMsg,
+    out: &flume::Sender<ShellMsg>,
+    subs: &mut HashMap<u32, tokio::task::JoinHandle<()>>,
+) -> Result<()> {
+    let refuse =
+        |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };
+    let reply = match msg {
+        HostMsg::Hello { protocol, pid } => {
+            if protocol != PROTOCOL {
+                bail!("app host {pid} speaks protocol {protocol}, the shell {PROTOCOL}");
+            }
+            Some(ShellMsg::Welcome { client: client.id().0 })
+        }
+        HostMsg::Publish { topic, payload, durable, ttl_ms } => {
+            let opts = MessageOptions {
+                durable,
+                ttl: ttl_ms.map(std::time::Duration::from_millis),
+                ..MessageOptions::default()
+            };
+            // Backpressure reaches the host: its messages wait here, and its socket fills.
+            match client.publish_async(&topic, payload, opts).await {
+                Ok(_) => None,
+                Err(e) => Some(refuse(format!("publish {topic}"), &e)),
+            }
+        }
+        HostMsg::Subscribe { sub, pattern, capacity, policy } => {
+            let opts = SubscribeOptions::default().capacity(capacity as usize).policy(policy);
+            match client.subscribe(&pattern, opts) {
+                Ok(subscription) => {
+                    let out = out.clone();
+                    let task = tokio::spawn(async move {
+                        while let Some(d) = subscription.recv_async().await {
+                            let e = &d.envelope;
+                            let msg = ShellMsg::Deliver {
+                                sub,
+                                seq: e.seq,
+                                topic: e.topic.as_str().to_owned(),
+                                payload: e.payload.to_vec(),
+                                timestamp_us: e.timestamp.0,
+                                sender: e.sender.client.0,
+                            };
+                            if out.send_async(msg).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    if let Some(old) = subs.insert(sub, task) {
+                        old.abort();
+                    }
+                    None
+                }
+                Err(e) => Some(refuse(format!("subscribe {sub}"), &e)),
+            }
+        }
+        HostMsg::Unsubscribe { sub } => {
+            if let Some(task) = subs.remove(&sub) {
+                task.abort();
+            }
+            None
+        }
+        HostMsg::Ping { nonce } => Some(ShellMsg::Pong { nonce }),
+        HostMsg::Pong { .. } => None,
+    };
+    if let Some(r) = reply {
+        out.send_async(r).await.context("the connection's writer is gone")?;
+    }
+    Ok(())
+}
+
+/// The app host's end of the connection: blocking, buffered writes that go out in one frame
+/// per [`HostConnection::flush`]. [`HostConnection::split`] gives a reader and a writer for two
+/// threads, which a host that publishes while it receives needs (else backpressure could
+/// deadlock it against itself).
+#[derive(Debug)]
+pub struct HostConnection {
+    stream: StdUnixStream,
+    reader: FrameReader,
+    writer: FrameWriter,
+    inbox: std::collections::VecDeque<ShellMsg>,
+    chunk: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl HostConnection {
+    /// Wraps the inherited socket and says hello.
+    pub fn new(stream: StdUnixStream) -> Result<Self> {
+        let limits = FrameLimits::default();
+        let mut conn = Self {
+            stream,
+            reader: FrameReader::new(limits),
+            writer: FrameWriter::new(limits),
+            inbox: std::collections::VecDeque::new(),
+            chunk: vec![0u8; READ_CHUNK],
+            scratch: Vec::new(),
+        };
+        conn.send(&HostMsg::Hello { protocol: PROTOCOL, pid: std::process::id() })?;
+        conn.flush()?;
+        Ok(conn)
+    }
+
+    /// The socket passed as standard input by the shell.
+    pub fn from_stdin() -> Result<Self> {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdin().as_fd().try_clone_to_owned().context("duplicating stdin")?;
+        Self::new(StdUnixStream::from(fd))
+    }
+
+    /// Queues a message for the next flush.
+    pub fn send(&mut self, msg: &HostMsg) -> Result<()> {
+        self.scratch.clear();
+        wire::encode(msg, &mut self.scratch)?;
+        self.writer.push(&self.scratch)?;
+        Ok(())
+    }
+
+    /// Writes everything queued, coalesced into as few frames as fit.
+    pub fn flush(&mut self) -> Result<()> {
+        let bytes = self.writer.take();
+        self.stream.write_all(&bytes).context("writing to the shell")
+    }
+
+    /// Splits into a sending half and a receiving half.
+    pub fn split(self) -> Result<(HostConnection, HostConnection)> {
+        let other = self.stream.try_clone().context("cloning the socket")?;
+        let limits = FrameLimits::default();
+        let receiver = HostConnection {
+            stream: other,
+            reader: self.reader,
+            writer: FrameWriter::new(limits),
+            inbox: self.inbox,
+            chunk: self.chunk,
+            scratch: Vec::new(),
+        };
+        let sender = HostConnection {
+            stream: self.stream,
+            reader: FrameReader::new(limits),
+            writer: self.writer,
+            inbox: std::collections::VecDeque::new(),
+            chunk: Vec::new(),
+            scratch: self.scratch,
+        };
+        Ok((sender, receiver))
+    }
+
+    /// The next message from the shell; `None` once the shell hung up.
+    pub fn recv(&mut self) -> Result<Option<ShellMsg>> {
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(Some(m));
+            }
+            let n = self.stream.read(&mut self.chunk).context("reading from the shell")?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.reader.feed(&self.chunk[..n])?;
+            while let Some(frame) = self.reader.next_frame()? {
+                for bytes in frame {
+                    self.inbox.push_back(wire::decode(&bytes)?);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -103,9 +103,11 @@ fn main() -> Result<()> {
     let mut body = vec![b'x'; payload.max(8)];
     for i in 0..count {
         if let Some(interval) = interval {
+            // Sleep, not spin: ten paced hosts spinning would starve a two-core machine.
             let due = start + interval.mul_f64(i as f64);
-            while Instant::now() < due {
-                std::hint::spin_loop();
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
             }
         }
         body[..8].copy_from_slice(&now_ns().to_le_bytes());

@@ -32,6 +32,35 @@ pub async fn serve(broker: Broker, stream: UnixStream, app: Option<AppId>) -> Re
 /// [`serve`], coalescing at most `coalesce` messages per write (1: one write per message, the
 /// baseline the IPC benchmark compares against).
 pub async fn serve_with(broker: Broker, stream: UnixStream, app: Option<AppId>, coalesce: usize) -> Result<()> {
+    serve_opts(broker, stream, app, ConnOptions { coalesce, ..ConnOptions::default() }).await
+}
+
+/// How the shell serves one connection.
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    /// Most messages per write.
+    pub coalesce: usize,
+    /// Send a ping this often (the supervisor's heartbeat).
+    pub ping_every: Option<std::time::Duration>,
+    /// Set to the time (ms since the Unix epoch) of every pong received.
+    pub last_pong: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Default for ConnOptions {
+    fn default() -> Self {
+        Self { coalesce: COALESCE, ping_every: None, last_pong: None }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// [`serve`] with every option.
+pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, opts: ConnOptions) -> Result<()> {
+    let coalesce = opts.coalesce;
     let client = broker.connect(app);
     let (mut rd, mut wr) = stream.into_split();
     let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
@@ -57,9 +86,23 @@ pub async fn serve_with(broker: Broker, stream: UnixStream, app: Option<AppId>, 
         anyhow::Ok(())
     });
 
+    let pinger = opts.ping_every.map(|every| {
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            let mut nonce = 0u64;
+            loop {
+                tokio::time::sleep(every).await;
+                nonce += 1;
+                if out.send_async(ShellMsg::Ping { nonce }).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
     let mut reader = FrameReader::new(limits);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut subs: HashMap<u32, tokio::task::JoinHandle<()>> = HashMap::new();
+    let last_pong = opts.last_pong.clone();
     let result: Result<()> = async {
         loop {
             let n = rd.read(&mut chunk).await.context("reading from the app host")?;
@@ -70,6 +113,9 @@ pub async fn serve_with(broker: Broker, stream: UnixStream, app: Option<AppId>, 
             while let Some(frame) = reader.next_frame().context("frame from the app host")? {
                 for bytes in frame {
                     let msg: HostMsg = wire::decode(&bytes).context("message from the app host")?;
+                    if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
+                        last.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+                    }
                     handle(&client, msg, &out_tx, &mut subs).await?;
                 }
             }
@@ -78,6 +124,9 @@ pub async fn serve_with(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     .await;
     for (_, task) in subs.drain() {
         task.abort();
+    }
+    if let Some(p) = pinger {
+        p.abort();
     }
     drop(out_tx);
     drop(client);

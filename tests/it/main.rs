@@ -6,4 +6,5 @@ mod architecture;
 mod audit;
 mod cli;
 mod journal_crash;
+mod supervisor;
 mod vault;

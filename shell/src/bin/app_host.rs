@@ -20,6 +20,16 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Mode {
+    /// A host with no page: says hello, answers the shell's pings, exits when the shell hangs
+    /// up. What the supervisor runs until the WebView lands, and its tests.
+    Headless {
+        /// Stop answering pings after this many milliseconds, like a page stuck in a loop.
+        #[arg(long)]
+        hang_after_ms: Option<u64>,
+        /// Exit with this code right after the welcome, like an app that crashes on start.
+        #[arg(long)]
+        crash_with: Option<i32>,
+    },
     /// Headless load client over the socket on stdin: subscribes, waits for `bench.go`, then
     /// publishes and counts deliveries; prints one JSON line.
     BenchClient {
@@ -54,9 +64,15 @@ fn now_ns() -> u64 {
 #[expect(clippy::print_stdout, reason = "the version and the bench summary are this program's output")]
 fn main() -> Result<()> {
     let args = Args::parse();
-    let Some(Mode::BenchClient { publish, subscribe, count, expect, payload, rate, unbatched }) = args.mode else {
-        println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
-        return Ok(());
+    let (publish, subscribe, count, expect, payload, rate, unbatched) = match args.mode {
+        None => {
+            println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        Some(Mode::Headless { hang_after_ms, crash_with }) => return headless(hang_after_ms, crash_with),
+        Some(Mode::BenchClient { publish, subscribe, count, expect, payload, rate, unbatched }) => {
+            (publish, subscribe, count, expect, payload, rate, unbatched)
+        }
     };
     let mut conn = HostConnection::from_stdin()?;
     match conn.recv()? {
@@ -125,5 +141,32 @@ fn main() -> Result<()> {
         "latencies_ns": if rate > 0 { latencies } else { Vec::new() },
     });
     println!("{summary}");
+    Ok(())
+}
+
+fn headless(hang_after_ms: Option<u64>, crash_with: Option<i32>) -> Result<()> {
+    let mut conn = HostConnection::from_stdin()?;
+    match conn.recv()? {
+        Some(ShellMsg::Welcome { .. }) => {}
+        other => bail!("expected a welcome from the shell, got {other:?}"),
+    }
+    if let Some(code) = crash_with {
+        std::process::exit(code);
+    }
+    let started = Instant::now();
+    let hang_after = hang_after_ms.map(Duration::from_millis);
+    while let Some(msg) = conn.recv()? {
+        if let ShellMsg::Ping { nonce } = msg {
+            if hang_after.is_some_and(|h| started.elapsed() >= h) {
+                // A stuck page: alive, but answering nothing, forever.
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            conn.send(&HostMsg::Pong { nonce })?;
+            conn.flush()?;
+        }
+    }
+    // The shell hung up: an app host never outlives its shell.
     Ok(())
 }

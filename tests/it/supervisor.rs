@@ -1,0 +1,119 @@
+//! The supervisor with real `tessera-app-host` processes: crashes, hangs and crash loops are
+//! noticed and handled, the other apps do not notice, and nothing outlives a shutdown.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use broker::{AppId, Broker};
+use shell::supervisor::{AppSpec, AppState, InstanceStatus, RestartPolicy, Supervisor};
+use tests::bin;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn spec(app: &str, args: &[&str]) -> AppSpec {
+    let mut a = vec!["headless".to_owned()];
+    a.extend(args.iter().map(|s| (*s).to_owned()));
+    AppSpec { app: AppId::new(app), program: bin("tessera-app-host"), args: a }
+}
+
+fn policy() -> RestartPolicy {
+    RestartPolicy {
+        backoff_start: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(400),
+        max_crashes: 4,
+        window: Duration::from_secs(30),
+        heartbeat_every: Duration::from_millis(200),
+        heartbeat_timeout: Duration::from_millis(1500),
+        grace: Duration::from_millis(500),
+    }
+}
+
+/// Polls until `f` holds for the status of `instance`, or panics after `limit`.
+fn wait_for(sup: &Supervisor, instance: u64, limit: Duration, f: impl Fn(&InstanceStatus) -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        let st = sup.status().into_iter().find(|s| s.instance == instance).unwrap();
+        if f(&st) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "instance {instance} stuck at {st:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
+#[test]
+fn sigkill_is_detected_and_restarted_while_others_keep_running() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let broker = Broker::default();
+    let sup = Supervisor::new(broker.clone(), policy());
+    let ids: Vec<u64> = ["blotter", "chart", "news"].iter().map(|a| sup.launch(spec(a, &[]))).collect();
+    for id in &ids {
+        wait_for(&sup, *id, Duration::from_secs(10), |s| s.state == AppState::Running && s.pid.is_some());
+    }
+    let pids: Vec<u32> = sup.status().iter().map(|s| s.pid.unwrap()).collect();
+    assert_eq!(pids.iter().collect::<std::collections::HashSet<_>>().len(), 3, "distinct processes");
+    // Each host is a broker client with its app's identity.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while broker.stats().clients < 3 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let victim = pids[1];
+    std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap();
+    let detected = wait_for(&sup, ids[1], Duration::from_secs(1), |s| s.pid != Some(victim));
+    let back = wait_for(&sup, ids[1], Duration::from_secs(3), |s| {
+        s.state == AppState::Running && s.pid.is_some_and(|p| p != victim)
+    });
+    eprintln!("SIGKILL detected after {detected:?}, running again after {back:?}");
+    let after = sup.status();
+    assert_eq!(after[1].restarts, 1);
+    assert!(after[1].last_exit.as_deref().unwrap_or_default().contains("signal 9"), "{:?}", after[1].last_exit);
+    assert_eq!((after[0].pid, after[2].pid), (Some(pids[0]), Some(pids[2])), "the others kept their processes");
+
+    rt.block_on(sup.shutdown());
+    for s in sup.status() {
+        assert_eq!(s.state, AppState::Stopped);
+    }
+    for pid in [pids[0], pids[2]] {
+        assert!(!alive(pid), "app host {pid} outlived the shutdown");
+    }
+}
+
+#[test]
+fn a_hung_host_is_killed_and_restarted() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sup = Supervisor::new(Broker::default(), policy());
+    let id = sup.launch(spec("stuck", &["--hang-after-ms", "300"]));
+    let first = wait_for(&sup, id, Duration::from_secs(10), |s| s.state == AppState::Running && s.pid.is_some());
+    let _ = first;
+    let pid = sup.status()[0].pid.unwrap();
+    let took = wait_for(&sup, id, Duration::from_secs(5), |s| s.restarts >= 1);
+    eprintln!("hang detected and restarted after {took:?}");
+    assert_eq!(sup.status()[0].last_exit.as_deref(), Some("hung: no answer to pings"));
+    assert!(!alive(pid), "the hung host was killed");
+    rt.block_on(sup.shutdown());
+}
+
+#[test]
+fn a_crash_loop_marks_the_app_failed() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sup = Supervisor::new(Broker::default(), policy());
+    let id = sup.launch(spec("broken", &["--crash-with", "3"]));
+    wait_for(&sup, id, Duration::from_secs(10), |s| s.state == AppState::Failed);
+    let st = &sup.status()[0];
+    assert_eq!(st.restarts, 3, "restarted until the fourth crash");
+    assert_eq!(st.last_exit.as_deref(), Some("exited with code 3"));
+    assert_eq!(st.pid, None);
+    rt.block_on(sup.shutdown());
+}

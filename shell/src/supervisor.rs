@@ -38,6 +38,8 @@ pub struct RestartPolicy {
     pub heartbeat_timeout: Duration,
     /// How long a host may take to leave after its connection closes before it is killed.
     pub grace: Duration,
+    /// Resident memory a host may use before it is killed (checked with the heartbeat).
+    pub memory_limit_bytes: Option<u64>,
 }
 
 impl Default for RestartPolicy {
@@ -50,6 +52,7 @@ impl Default for RestartPolicy {
             heartbeat_every: Duration::from_millis(500),
             heartbeat_timeout: Duration::from_secs(3),
             grace: Duration::from_secs(2),
+            memory_limit_bytes: Some(2 << 30),
         }
     }
 }
@@ -112,7 +115,19 @@ pub struct Supervisor {
 enum Ended {
     Exited(String),
     Hung,
+    OverMemory(u64),
     Shutdown,
+}
+
+/// Resident set size of a process, from `/proc/<pid>/status`.
+///
+/// ## Platform-specific
+/// Linux only; elsewhere `None`, and no memory limit applies.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 impl Supervisor {
@@ -208,6 +223,7 @@ impl Monitor {
                     return;
                 }
                 Ended::Hung => "hung: no answer to pings".to_owned(),
+                Ended::OverMemory(rss) => format!("killed over its memory limit ({} MiB resident)", rss >> 20),
                 Ended::Exited(why) => why,
             };
             tracing::warn!(app = %self.spec.app, instance = self.instance, reason = %why, "app host ended");
@@ -295,6 +311,13 @@ impl Monitor {
                     if now_ms().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
                         let _ = child.kill().await;
                         break Ended::Hung;
+                    }
+                    // An RSS watchdog: the memory limit where cgroups are not at hand.
+                    if let (Some(limit), Some(rss)) = (self.policy.memory_limit_bytes, pid.and_then(rss_bytes))
+                        && rss > limit
+                    {
+                        let _ = child.kill().await;
+                        break Ended::OverMemory(rss);
                     }
                 }
                 _ = self.shutdown.changed() => {

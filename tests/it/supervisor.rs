@@ -27,6 +27,7 @@ fn policy() -> RestartPolicy {
         heartbeat_every: Duration::from_millis(200),
         heartbeat_timeout: Duration::from_millis(1500),
         grace: Duration::from_millis(500),
+        memory_limit_bytes: Some(256 << 20),
     }
 }
 
@@ -115,5 +116,21 @@ fn a_crash_loop_marks_the_app_failed() {
     assert_eq!(st.restarts, 3, "restarted until the fourth crash");
     assert_eq!(st.last_exit.as_deref(), Some("exited with code 3"));
     assert_eq!(st.pid, None);
+    rt.block_on(sup.shutdown());
+}
+
+#[test]
+fn a_host_over_its_memory_limit_is_killed_and_reported() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let broker = Broker::default();
+    let sup = Supervisor::new(broker, RestartPolicy { max_crashes: 1, ..policy() });
+    let leaky = sup.launch(spec("leaky", &["--allocate-mib", "400"]));
+    let fine = sup.launch(spec("fine", &[]));
+    wait_for(&sup, leaky, Duration::from_secs(10), |s| s.state == AppState::Failed);
+    let st = sup.status();
+    let reason = st[0].last_exit.clone().unwrap_or_default();
+    assert!(reason.contains("memory limit"), "{reason}");
+    wait_for(&sup, fine, Duration::from_secs(5), |s| s.state == AppState::Running);
     rt.block_on(sup.shutdown());
 }

@@ -29,6 +29,9 @@ enum Mode {
         /// Exit with this code right after the welcome, like an app that crashes on start.
         #[arg(long)]
         crash_with: Option<i32>,
+        /// Allocate and touch this many MiB after the welcome, like a page that leaks.
+        #[arg(long)]
+        allocate_mib: Option<usize>,
     },
     /// Headless load client over the socket on stdin: subscribes, waits for `bench.go`, then
     /// publishes and counts deliveries; prints one JSON line.
@@ -69,7 +72,9 @@ fn main() -> Result<()> {
             println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
-        Some(Mode::Headless { hang_after_ms, crash_with }) => return headless(hang_after_ms, crash_with),
+        Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib }) => {
+            return headless(hang_after_ms, crash_with, allocate_mib);
+        }
         Some(Mode::BenchClient { publish, subscribe, count, expect, payload, rate, unbatched }) => {
             (publish, subscribe, count, expect, payload, rate, unbatched)
         }
@@ -144,7 +149,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn headless(hang_after_ms: Option<u64>, crash_with: Option<i32>) -> Result<()> {
+fn headless(hang_after_ms: Option<u64>, crash_with: Option<i32>, allocate_mib: Option<usize>) -> Result<()> {
     let mut conn = HostConnection::from_stdin()?;
     match conn.recv()? {
         Some(ShellMsg::Welcome { .. }) => {}
@@ -153,6 +158,8 @@ fn headless(hang_after_ms: Option<u64>, crash_with: Option<i32>) -> Result<()> {
     if let Some(code) = crash_with {
         std::process::exit(code);
     }
+    // Held for the life of the process; every page touched so it counts as resident.
+    let _ballast: Vec<u8> = allocate_mib.map(|mib| vec![1u8; mib << 20]).unwrap_or_default();
     let started = Instant::now();
     let hang_after = hang_after_ms.map(Duration::from_millis);
     while let Some(msg) = conn.recv()? {

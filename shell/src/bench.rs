@@ -5,3 +5,15 @@ pub(crate) mod broker;
 pub(crate) mod ipc;
 pub(crate) mod journal;
 mod workload;
+
+/// Prints a benchmark's report: one JSON object with `json` (for scripts), else the table
+/// `table` prints (for people).
+#[expect(clippy::print_stdout, reason = "the report is a bench command's output")]
+pub(crate) fn report<R: serde::Serialize>(r: &R, json: bool, table: impl FnOnce(&R)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r).map_err(|e| anyhow::anyhow!("serialising the report: {e}"))?);
+    } else {
+        table(r);
+    }
+    Ok(())
+}

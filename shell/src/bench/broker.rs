@@ -109,15 +109,11 @@ pub(crate) fn run(args: &BrokerBenchArgs) -> Result<()> {
         latency_samples: samples,
         optimized_build: !cfg!(debug_assertions),
     };
-    print_report(&report, args.json)
+    super::report(&report, args.json, print_table)
 }
 
-#[expect(clippy::print_stdout, reason = "the report is this command's output")]
-fn print_report(r: &Report, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(r).context("serialising the report")?);
-        return Ok(());
-    }
+#[expect(clippy::print_stdout, reason = "the table is this command's output")]
+fn print_table(r: &Report) {
     println!(
         "broker benchmark: {} subscriptions ({} wildcard), {} messages of {} bytes",
         r.subscriptions, r.wildcard_subscriptions, r.messages, r.payload_bytes
@@ -152,7 +148,6 @@ fn print_report(r: &Report, json: bool) -> Result<()> {
     if !r.optimized_build {
         println!("  (debug build: use `cargo run --release` for figures worth comparing)");
     }
-    Ok(())
 }
 
 struct MatchFigures {

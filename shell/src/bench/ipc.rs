@@ -134,15 +134,11 @@ pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
         publish_to_deliver_us_p99: p99 as f64 / 1000.0,
         optimized_build: !cfg!(debug_assertions),
     };
-    print_report(&report, args.json)
+    super::report(&report, args.json, print_table)
 }
 
-#[expect(clippy::print_stdout, reason = "the report is this command's output")]
-fn print_report(r: &Report, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(r).context("serialising the report")?);
-        return Ok(());
-    }
+#[expect(clippy::print_stdout, reason = "the table is this command's output")]
+fn print_table(r: &Report) {
     println!("ipc benchmark: {} app-host processes, {} messages of {} bytes", r.clients, r.messages, r.payload_bytes);
     println!("  flat out, coalesced     {:.0} msgs/s", r.msgs_per_sec);
     println!(
@@ -153,5 +149,4 @@ fn print_report(r: &Report, json: bool) -> Result<()> {
         "  paced at {} msgs/s     publish -> deliver p50 {:.1} us, p99 {:.1} us",
         r.paced_msgs_per_sec, r.publish_to_deliver_us_p50, r.publish_to_deliver_us_p99
     );
-    Ok(())
 }

@@ -183,15 +183,11 @@ pub(crate) fn run(args: &JournalBenchArgs) -> Result<()> {
         database_bytes,
         optimized_build: !cfg!(debug_assertions),
     };
-    print_report(&report, args.json)
+    super::report(&report, args.json, print_table)
 }
 
-#[expect(clippy::print_stdout, reason = "the report is this command's output")]
-fn print_report(r: &Report, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(r).context("serialising the report")?);
-        return Ok(());
-    }
+#[expect(clippy::print_stdout, reason = "the table is this command's output")]
+fn print_table(r: &Report) {
     println!("journal benchmark: {} durable messages of {} bytes", r.messages, r.payload_bytes);
     println!(
         "  durable publishes   {:.0} msgs/s ({} commits, {:.0} messages each)",
@@ -207,5 +203,4 @@ fn print_report(r: &Report, json: bool) -> Result<()> {
     if !r.optimized_build {
         println!("  (debug build: use `cargo run --release` for figures worth comparing)");
     }
-    Ok(())
 }

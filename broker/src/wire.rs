@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::QueuePolicy;
 
 /// Version of this contract; a host and shell that disagree refuse each other.
-pub const PROTOCOL: u16 = 1;
+pub const PROTOCOL: u16 = 2;
 
 /// From an app host to the shell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,48 @@ pub enum HostMsg {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// Answer to [`ShellMsg::Probe`], sent only once the page's JavaScript ran it.
+    ProbeAck {
+        /// The probe's nonce.
+        nonce: u64,
+    },
+    /// The result of [`ShellMsg::Eval`].
+    EvalResult {
+        /// The request's id.
+        id: u64,
+        /// The value as JSON, or the error's message.
+        result: Result<String, String>,
+    },
+    /// The page wants to go to `url` (in place, or in a new window); the shell answers with
+    /// [`ShellMsg::NavigationDecision`].
+    NavigationRequest {
+        /// The host's id for the request.
+        id: u64,
+        /// Where to.
+        url: String,
+        /// A new window rather than the app's own view.
+        new_window: bool,
+    },
+    /// The page started (`done: false`) or finished (`done: true`) loading `url`.
+    PageLoad {
+        /// The page.
+        url: String,
+        /// Finished rather than started.
+        done: bool,
+    },
+}
+
+/// A rectangle in the shell window, in physical pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
 }
 
 /// From the shell to an app host.
@@ -101,6 +143,31 @@ pub enum ShellMsg {
     Pong {
         /// The ping's nonce.
         nonce: u64,
+    },
+    /// Run a trivial script in the page and answer with [`HostMsg::ProbeAck`]: a page stuck in a
+    /// loop never answers, though its host process does.
+    Probe {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Where the app's view goes in the shell window.
+    SetBounds(Bounds),
+    /// Show or hide the app's view (a hidden tab, a dialog over it).
+    SetVisible(bool),
+    /// Evaluate a JavaScript expression in the page, await it if it is a promise, and answer
+    /// with [`HostMsg::EvalResult`].
+    Eval {
+        /// The request's id.
+        id: u64,
+        /// The expression.
+        js: String,
+    },
+    /// The answer to [`HostMsg::NavigationRequest`].
+    NavigationDecision {
+        /// The request's id.
+        id: u64,
+        /// Go ahead.
+        allow: bool,
     },
 }
 

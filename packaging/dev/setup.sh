@@ -11,9 +11,18 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages: the C toolchain (crates with C code, libFuzzer) and pkg-config; for the
-# vault's keyring tests, keyutils (keyctl), gnome-keyring (a Secret Service) and dbus.
-APT_PACKAGES=(build-essential pkg-config ca-certificates curl git keyutils gnome-keyring dbus)
+# Debian packages: the C toolchain (crates with C code, libFuzzer) and pkg-config; WebKitGTK
+# and GTK for the app hosts; for headless runs and the end-to-end tests, Xvfb (xvfb-run, xauth),
+# Mesa's software Vulkan and OpenGL (no GPU needed), xdotool and ImageMagick; for the vault's
+# keyring tests, keyutils (keyctl), gnome-keyring (a Secret Service) and dbus.
+APT_PACKAGES=(
+    build-essential pkg-config ca-certificates curl git
+    libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libxkbcommon-dev
+    xvfb xauth x11-utils xdotool imagemagick
+    mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libxkbcommon-x11-0
+    fonts-dejavu-core
+    keyutils gnome-keyring dbus dbus-x11
+)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,11 +9,15 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "tessera", version, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub(crate) command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Runs the shell: the window, the broker, and an app host per app (the default command).
+    Run(RunArgs),
+    /// Drives a running shell through its control socket.
+    Ctl(CtlArgs),
     /// Measures parts of Tessera on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -210,7 +214,7 @@ pub(crate) struct IpcBenchArgs {
     pub(crate) json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct ProfileArg {
     /// Profile directory (default: $XDG_DATA_HOME/tessera, else ~/.local/share/tessera).
     #[arg(long, value_name = "DIR")]
@@ -329,4 +333,103 @@ pub(crate) struct BrokerBenchArgs {
 fn ratio(s: &str) -> Result<f64, String> {
     let r: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if (0.0..=1.0).contains(&r) { Ok(r) } else { Err(format!("{r} is outside 0..=1")) }
+}
+
+/// Where the control socket is.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct CtlSocketArg {
+    /// The control socket (default: $XDG_RUNTIME_DIR/tessera/ctl.sock).
+    #[arg(long, value_name = "PATH", env = "TESSERA_CTL_SOCKET")]
+    pub(crate) ctl_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct RunArgs {
+    /// The platform manifest (default: the built-in demo desk).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) profile: ProfileArg,
+    /// The control socket to listen on (default: $XDG_RUNTIME_DIR/tessera/ctl.sock).
+    #[arg(long, value_name = "PATH", env = "TESSERA_CTL_SOCKET")]
+    pub(crate) ctl_socket: Option<PathBuf>,
+    /// Quit after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) exit_after: Option<f64>,
+    /// Save the window as a PNG just before quitting (with --exit-after).
+    #[arg(long, value_name = "PATH", requires = "exit_after")]
+    pub(crate) screenshot: Option<PathBuf>,
+    /// The window's size in physical pixels.
+    #[arg(long, value_name = "WxH", default_value = "1280x800", value_parser = parse_size)]
+    pub(crate) window_size: (u32, u32),
+    /// Memory limit per app host and its web processes, in MiB (an app's manifest may set its own).
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pub(crate) memory_limit_mib: u64,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once('x').ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT"))?;
+    let n = |v: &str| {
+        v.parse::<u32>().map_err(|e| format!("{v:?}: {e}")).and_then(|n| {
+            if (100..=16384).contains(&n) { Ok(n) } else { Err(format!("{n} is not between 100 and 16384")) }
+        })
+    };
+    Ok((n(w)?, n(h)?))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CtlArgs {
+    #[command(flatten)]
+    pub(crate) socket: CtlSocketArg,
+    #[command(subcommand)]
+    pub(crate) command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CtlCommand {
+    /// Lists app instances: app, instance, pid, web processes, state, restarts, memory.
+    Apps {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Starts an instance of an app from the manifest; prints its instance number.
+    Launch {
+        /// The app's id.
+        app: String,
+    },
+    /// Closes an instance.
+    Close {
+        /// The instance number.
+        instance: u64,
+    },
+    /// Evaluates a JavaScript expression in an instance's page; prints the result as JSON.
+    Eval {
+        /// The instance number.
+        instance: u64,
+        /// The expression (promises are awaited).
+        js: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
+    /// Publishes a JSON value to a topic.
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The value, as JSON.
+        json: String,
+    },
+    /// Prints every message on topics matching PATTERN, one JSON line each, until interrupted.
+    Subscribe {
+        /// The pattern (`*` one segment, `#` any number).
+        pattern: String,
+    },
+    /// Saves the shell window, with the app views in it, as a PNG.
+    Screenshot {
+        /// Where to write it.
+        path: PathBuf,
+    },
+    /// Shuts the shell down.
+    Quit,
 }

@@ -44,11 +44,16 @@ pub struct ConnOptions {
     pub ping_every: Option<std::time::Duration>,
     /// Set to the time (ms since the Unix epoch) of every pong received.
     pub last_pong: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Messages from the shell itself (bounds, eval, probes) to send to the host.
+    pub control: Option<flume::Receiver<ShellMsg>>,
+    /// Where the host's messages that are not for the broker (probe answers, eval results,
+    /// navigation requests, page loads) go; without it they are dropped.
+    pub events: Option<flume::Sender<HostMsg>>,
 }
 
 impl Default for ConnOptions {
     fn default() -> Self {
-        Self { coalesce: COALESCE, ping_every: None, last_pong: None }
+        Self { coalesce: COALESCE, ping_every: None, last_pong: None, control: None, events: None }
     }
 }
 
@@ -86,19 +91,37 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
         anyhow::Ok(())
     });
 
-    let pinger = opts.ping_every.map(|every| {
-        let out = out_tx.clone();
-        tokio::spawn(async move {
-            let mut nonce = 0u64;
-            loop {
-                tokio::time::sleep(every).await;
-                nonce += 1;
-                if out.send_async(ShellMsg::Ping { nonce }).await.is_err() {
-                    break;
+    // The shell's own messages and pings start once the host has been welcomed.
+    let start_control = |out_tx: &flume::Sender<ShellMsg>| {
+        opts.control.clone().map(|control| {
+            let out = out_tx.clone();
+            tokio::spawn(async move {
+                while let Ok(msg) = control.recv_async().await {
+                    if out.send_async(msg).await.is_err() {
+                        break;
+                    }
                 }
-            }
+            })
         })
-    });
+    };
+    let mut forwarder = None;
+    let mut pinger = None;
+    let start_pings = |out_tx: &flume::Sender<ShellMsg>| {
+        opts.ping_every.map(|every| {
+            let out = out_tx.clone();
+            tokio::spawn(async move {
+                let mut nonce = 0u64;
+                loop {
+                    tokio::time::sleep(every).await;
+                    nonce += 1;
+                    if out.send_async(ShellMsg::Ping { nonce }).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+    };
+    let events = opts.events.clone();
     let mut reader = FrameReader::new(limits);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut subs: HashMap<u32, tokio::task::JoinHandle<()>> = HashMap::new();
@@ -116,7 +139,12 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                     if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
                         last.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
                     }
-                    handle(&client, msg, &out_tx, &mut subs).await?;
+                    let hello = matches!(msg, HostMsg::Hello { .. });
+                    handle(&client, msg, &out_tx, &mut subs, events.as_ref()).await?;
+                    if hello && forwarder.is_none() && pinger.is_none() {
+                        forwarder = start_control(&out_tx);
+                        pinger = start_pings(&out_tx);
+                    }
                 }
             }
         }
@@ -125,8 +153,8 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     for (_, task) in subs.drain() {
         task.abort();
     }
-    if let Some(p) = pinger {
-        p.abort();
+    for task in [pinger, forwarder].into_iter().flatten() {
+        task.abort();
     }
     drop(out_tx);
     drop(client);
@@ -139,6 +167,7 @@ async fn handle(
     msg: HostMsg,
     out: &flume::Sender<ShellMsg>,
     subs: &mut HashMap<u32, tokio::task::JoinHandle<()>>,
+    events: Option<&flume::Sender<HostMsg>>,
 ) -> Result<()> {
     let refuse =
         |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };
@@ -198,6 +227,17 @@ async fn handle(
         }
         HostMsg::Ping { nonce } => Some(ShellMsg::Pong { nonce }),
         HostMsg::Pong { .. } => None,
+        msg @ (HostMsg::ProbeAck { .. }
+        | HostMsg::EvalResult { .. }
+        | HostMsg::NavigationRequest { .. }
+        | HostMsg::PageLoad { .. }) => {
+            if let Some(events) = events
+                && events.send_async(msg).await.is_err()
+            {
+                tracing::debug!("nobody listens to this host's events any more");
+            }
+            None
+        }
     };
     if let Some(r) = reply {
         out.send_async(r).await.context("the connection's writer is gone")?;

@@ -1,13 +1,16 @@
 //! `tessera`: the Tessera shell's command line.
 //!
-//! Today it runs the broker benchmark; the shell window, app hosts, control socket and the
-//! storage commands arrive with their issues. Nothing but a command's own output goes to
-//! stdout; logs go to stderr through `tracing` (`TESSERA_LOG=debug` for more).
+//! `tessera` (or `tessera run`) runs the shell: its window, the broker and one app host per app;
+//! `tessera ctl` drives a running shell; the other commands measure, inspect and maintain a
+//! profile. Nothing but a command's own output goes to stdout; logs go to stderr through
+//! `tracing` (`TESSERA_LOG=debug` for more).
 
 mod audit_cmd;
 mod bench;
 mod cli;
+mod ctl_cmd;
 mod journal_cmd;
+mod run;
 mod stats;
 mod vault_cmd;
 
@@ -24,7 +27,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing();
-    let result = match cli.command {
+    let result = match cli.command.unwrap_or_else(|| Command::Run(cli::RunArgs::default())) {
+        Command::Run(args) => run::run(&args),
+        Command::Ctl(args) => ctl_cmd::run(&args),
         Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Ipc(args)) => bench::ipc::run(&args).map(|()| true),

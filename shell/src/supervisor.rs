@@ -1,11 +1,13 @@
 //! The supervisor: one `tessera-app-host` process per app instance, watched like a service.
 //!
-//! Each instance has a monitor task that spawns the host with its end of a socketpair as
-//! stdin, serves the connection, and pings it. It notices a crash (the process exits, or
-//! the connection ends) and a hang (no pong within the timeout: the host is killed). It then
-//! restarts the host with exponential back-off, until `max_crashes` crashes within `window`
-//! mark the instance failed. A host never outlives the shell: it exits when its socket closes,
-//! and the monitor kills it if it does not.
+//! Each instance has a monitor task that spawns the host (in a process group of its own) with
+//! its end of a socketpair as stdin, serves the connection, pings it, and, for a page, probes
+//! its JavaScript. It notices a crash (the process exits, or the connection ends), a hung host
+//! (no pong), a stuck page (no probe answer) and a host over its memory limit (the RSS of the
+//! host and every process under it, WebKit's included): the host's whole process tree is
+//! killed. It then restarts the host with exponential back-off, until `max_crashes` crashes
+//! within `window` mark the instance failed. A host never outlives the shell: it exits when its
+//! socket closes, and the monitor kills it if it does not.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -15,11 +17,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use broker::wire::{Bounds, HostMsg, ShellMsg};
 use broker::{AppId, Broker};
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::ipc::{ConnOptions, now_ms, serve_opts};
+use crate::origin::Origins;
+
+/// Messages the shell may queue for one instance (kept across restarts).
+const CONTROL_QUEUE: usize = 4096;
 
 /// When to restart and when to give up.
 #[derive(Debug, Clone)]
@@ -32,13 +39,16 @@ pub struct RestartPolicy {
     pub max_crashes: usize,
     /// See `max_crashes`.
     pub window: Duration,
-    /// How often the host is pinged.
+    /// How often the host is pinged (and its page probed).
     pub heartbeat_every: Duration,
-    /// How long without a pong before the host counts as hung and is killed.
+    /// How long without a pong (or, for a loaded page, a probe answer) before the host counts
+    /// as hung and is killed.
     pub heartbeat_timeout: Duration,
+    /// How long a page may take to load before it counts as hung.
+    pub load_timeout: Duration,
     /// How long a host may take to leave after its connection closes before it is killed.
     pub grace: Duration,
-    /// Resident memory a host may use before it is killed (checked with the heartbeat).
+    /// Memory (PSS) a host and its children may use before they are killed.
     pub memory_limit_bytes: Option<u64>,
 }
 
@@ -51,6 +61,7 @@ impl Default for RestartPolicy {
             window: Duration::from_secs(60),
             heartbeat_every: Duration::from_millis(500),
             heartbeat_timeout: Duration::from_secs(3),
+            load_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(2),
             memory_limit_bytes: Some(2 << 30),
         }
@@ -66,6 +77,19 @@ pub struct AppSpec {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where its page may navigate; `None`: it has no page (and no navigation is allowed).
+    pub origins: Option<Origins>,
+    /// This app's memory limit, instead of the policy's.
+    pub memory_limit_bytes: Option<u64>,
+}
+
+impl AppSpec {
+    /// A host with no page: `program args`.
+    pub fn new(app: AppId, program: PathBuf, args: Vec<String>) -> Self {
+        Self { app, program, args, env: Vec::new(), origins: None, memory_limit_bytes: None }
+    }
 }
 
 /// Where an instance stands.
@@ -84,7 +108,7 @@ pub enum AppState {
     Stopped,
 }
 
-/// One instance, as `tessera ctl apps` will show it.
+/// One instance, as `tessera ctl apps` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceStatus {
     /// The app.
@@ -93,52 +117,154 @@ pub struct InstanceStatus {
     pub instance: u64,
     /// The host's pid while it runs.
     pub pid: Option<u32>,
+    /// WebKit web processes under the host.
+    pub web_pids: Vec<u32>,
+    /// Memory of the host and everything under it (proportional set size), in bytes.
+    pub memory_bytes: Option<u64>,
     /// Its state.
     pub state: AppState,
     /// Restarts so far.
     pub restarts: u32,
     /// Why the last host ended.
     pub last_exit: Option<String>,
+    /// The page it last loaded.
+    pub url: Option<String>,
 }
 
+/// Why an `eval` gave no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// No such instance.
+    #[error("no app instance {0}")]
+    NoInstance(u64),
+    /// The script threw or was rejected.
+    #[error("the script failed: {0}")]
+    Script(String),
+    /// No answer in time (a stuck page, or a host being restarted).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The instance's host went away first.
+    #[error("the app host went away before answering")]
+    Gone,
+}
+
+struct Slot {
+    status: InstanceStatus,
+    control: flume::Sender<ShellMsg>,
+    view: Option<Bounds>,
+    stop: tokio::sync::watch::Sender<bool>,
+    evals: HashMap<u64, tokio::sync::oneshot::Sender<Result<String, String>>>,
+}
+
+type Slots = Arc<Mutex<HashMap<u64, Slot>>>;
+
 /// Supervises app-host processes on the current tokio runtime.
-#[derive(Debug)]
 pub struct Supervisor {
     broker: Broker,
     policy: RestartPolicy,
-    instances: Arc<Mutex<HashMap<u64, InstanceStatus>>>,
-    next: Mutex<u64>,
+    slots: Slots,
+    next: AtomicU64,
+    next_eval: AtomicU64,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     shutdown: tokio::sync::watch::Sender<bool>,
     monitors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
 enum Ended {
     Exited(String),
-    Hung,
+    Hung(&'static str),
     OverMemory(u64),
     Shutdown,
 }
 
-/// Resident set size of a process, from `/proc/<pid>/status`.
+/// One process as `/proc/<pid>/stat` describes it.
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    comm: String,
+    rss_pages: u64,
+}
+
+fn read_proc(pid: u32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    // After the name: state(0) ppid(1) ... rss(21).
+    Some(Proc { pid, ppid: fields.get(1)?.parse().ok()?, comm, rss_pages: fields.get(21)?.parse().ok()? })
+}
+
+/// `root` and every process under it.
 ///
 /// ## Platform-specific
-/// Linux only; elsewhere `None`, and no memory limit applies.
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+/// Linux only (`/proc`); elsewhere just `root`, with no memory figure.
+fn process_tree(root: u32) -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let all: Vec<Proc> =
+        dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(read_proc).collect();
+    let mut tree: Vec<Proc> = Vec::new();
+    let mut frontier = vec![root];
+    let mut rest = all;
+    while let Some(p) = frontier.pop() {
+        let (children, others): (Vec<Proc>, Vec<Proc>) = rest.into_iter().partition(|q| q.ppid == p);
+        rest = others;
+        frontier.extend(children.iter().map(|c| c.pid));
+        tree.extend(children);
+    }
+    if let Some(me) = read_proc(root) {
+        tree.insert(0, me);
+    }
+    tree
+}
+
+fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+/// A process's proportional share of memory (shared pages split among their users), from
+/// `/proc/<pid>/smaps_rollup`; its resident size where that file is missing. Summing RSS over
+/// a host and its WebKit processes would count the shared libraries three times.
+fn memory_of(p: &Proc) -> u64 {
+    let pss_kib = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", p.pid))
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("Pss:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
+    pss_kib.map_or(p.rss_pages * page_size(), |k| k * 1024)
+}
+
+/// Kills `root`'s process group and every process under it (WebKit's helpers may have left
+/// the group).
+fn kill_tree(root: u32) {
+    use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+    let tree = process_tree(root);
+    if let Some(pid) = Pid::from_raw(root.cast_signed()) {
+        let _ = kill_process_group(pid, Signal::KILL);
+    }
+    for p in tree {
+        if let Some(pid) = Pid::from_raw(p.pid.cast_signed()) {
+            let _ = kill_process(pid, Signal::KILL);
+        }
+    }
 }
 
 impl Supervisor {
     /// A supervisor whose hosts talk to `broker`.
     pub fn new(broker: Broker, policy: RestartPolicy) -> Self {
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        let (changes, _) = tokio::sync::watch::channel(0);
         Self {
             broker,
             policy,
-            instances: Arc::new(Mutex::new(HashMap::new())),
-            next: Mutex::new(1),
+            slots: Arc::new(Mutex::new(HashMap::new())),
+            next: AtomicU64::new(1),
+            next_eval: AtomicU64::new(1),
+            changes: Arc::new(changes),
             shutdown,
             monitors: Mutex::new(Vec::new()),
         }
@@ -146,39 +272,117 @@ impl Supervisor {
 
     /// Starts an instance of an app; returns its number. Must be called within a tokio runtime.
     pub fn launch(&self, spec: AppSpec) -> u64 {
-        let instance = {
-            let mut n = self.next.lock();
-            *n += 1;
-            *n - 1
-        };
-        self.instances.lock().insert(
+        let instance = self.next.fetch_add(1, Ordering::Relaxed);
+        let (control, control_rx) = flume::bounded(CONTROL_QUEUE);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        self.slots.lock().insert(
             instance,
-            InstanceStatus {
-                app: spec.app.to_string(),
-                instance,
-                pid: None,
-                state: AppState::Starting,
-                restarts: 0,
-                last_exit: None,
+            Slot {
+                status: InstanceStatus {
+                    app: spec.app.to_string(),
+                    instance,
+                    pid: None,
+                    web_pids: Vec::new(),
+                    memory_bytes: None,
+                    state: AppState::Starting,
+                    restarts: 0,
+                    last_exit: None,
+                    url: None,
+                },
+                control,
+                view: None,
+                stop,
+                evals: HashMap::new(),
             },
         );
         let monitor = Monitor {
             broker: self.broker.clone(),
-            policy: self.policy.clone(),
-            instances: Arc::clone(&self.instances),
+            policy: RestartPolicy {
+                memory_limit_bytes: spec.memory_limit_bytes.or(self.policy.memory_limit_bytes),
+                ..self.policy.clone()
+            },
+            slots: Arc::clone(&self.slots),
+            changes: Arc::clone(&self.changes),
             instance,
             spec,
+            control_rx,
             shutdown: self.shutdown.subscribe(),
+            stop: stop_rx,
         };
         self.monitors.lock().push(tokio::spawn(monitor.run()));
+        self.changes.send_modify(|n| *n += 1);
         instance
     }
 
     /// Every instance's status, by instance number.
     pub fn status(&self) -> Vec<InstanceStatus> {
-        let mut v: Vec<_> = self.instances.lock().values().cloned().collect();
+        let mut v: Vec<_> = self.slots.lock().values().map(|s| s.status.clone()).collect();
         v.sort_by_key(|s| s.instance);
         v
+    }
+
+    /// Changes whenever an instance's status does.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Places an instance's view (`None`: hides it). Remembered, and sent again to a restarted host.
+    pub fn set_view(&self, instance: u64, view: Option<Bounds>) {
+        let mut slots = self.slots.lock();
+        let Some(slot) = slots.get_mut(&instance) else { return };
+        slot.view = view;
+        for msg in view_messages(view) {
+            if slot.control.try_send(msg).is_err() {
+                tracing::warn!(instance, "the app's control queue is full; a view change was dropped");
+            }
+        }
+    }
+
+    /// Evaluates `js` in an instance's page and returns the result as JSON.
+    pub async fn eval(&self, instance: u64, js: &str, timeout: Duration) -> Result<String, EvalError> {
+        let id = self.next_eval.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let control = {
+            let mut slots = self.slots.lock();
+            let slot = slots.get_mut(&instance).ok_or(EvalError::NoInstance(instance))?;
+            slot.evals.insert(id, tx);
+            slot.control.clone()
+        };
+        let forget = || {
+            if let Some(slot) = self.slots.lock().get_mut(&instance) {
+                slot.evals.remove(&id);
+            }
+        };
+        let sent = tokio::time::timeout(timeout, control.send_async(ShellMsg::Eval { id, js: js.to_owned() })).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            forget();
+            return Err(EvalError::Timeout(timeout));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(json))) => Ok(json),
+            Ok(Ok(Err(message))) => Err(EvalError::Script(message)),
+            Ok(Err(_)) => Err(EvalError::Gone),
+            Err(_) => {
+                forget();
+                Err(EvalError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Closes one instance: its host is asked to leave, then killed; it disappears from the status.
+    pub async fn close(&self, instance: u64) -> bool {
+        let Some(mut changes) = self.slots.lock().get(&instance).map(|s| {
+            let _ = s.stop.send(true);
+            self.changes.subscribe()
+        }) else {
+            return false;
+        };
+        while self.slots.lock().contains_key(&instance) {
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
+        true
     }
 
     /// Closes every connection, gives hosts `grace` to leave, kills the rest, and waits.
@@ -191,19 +395,62 @@ impl Supervisor {
     }
 }
 
+fn view_messages(view: Option<Bounds>) -> Vec<ShellMsg> {
+    match view {
+        Some(b) => vec![ShellMsg::SetBounds(b), ShellMsg::SetVisible(true)],
+        None => vec![ShellMsg::SetVisible(false)],
+    }
+}
+
 struct Monitor {
     broker: Broker,
     policy: RestartPolicy,
-    instances: Arc<Mutex<HashMap<u64, InstanceStatus>>>,
+    slots: Slots,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     instance: u64,
     spec: AppSpec,
+    control_rx: flume::Receiver<ShellMsg>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Why the monitor stops: the whole shell, or just this instance.
+#[derive(Clone, Copy)]
+enum Stop {
+    Shutdown,
+    Close,
 }
 
 impl Monitor {
     fn update(&self, f: impl FnOnce(&mut InstanceStatus)) {
-        if let Some(s) = self.instances.lock().get_mut(&self.instance) {
-            f(s);
+        if let Some(s) = self.slots.lock().get_mut(&self.instance) {
+            f(&mut s.status);
+        }
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn finish(&self, stop: Stop) {
+        match stop {
+            Stop::Shutdown => self.update(|s| {
+                s.state = AppState::Stopped;
+                s.pid = None;
+                s.web_pids.clear();
+                s.memory_bytes = None;
+            }),
+            Stop::Close => {
+                self.slots.lock().remove(&self.instance);
+                self.changes.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    async fn stopped(
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Stop {
+        tokio::select! {
+            () = async { let _ = shutdown.wait_for(|v| *v).await; } => Stop::Shutdown,
+            () = async { let _ = stop.wait_for(|v| *v).await; } => Stop::Close,
         }
     }
 
@@ -216,41 +463,50 @@ impl Monitor {
             };
             let why = match ended {
                 Ended::Shutdown => {
-                    self.update(|s| {
-                        s.state = AppState::Stopped;
-                        s.pid = None;
-                    });
+                    let stop = if *self.stop.borrow() { Stop::Close } else { Stop::Shutdown };
+                    self.finish(stop);
                     return;
                 }
-                Ended::Hung => "hung: no answer to pings".to_owned(),
-                Ended::OverMemory(rss) => format!("killed over its memory limit ({} MiB resident)", rss >> 20),
+                Ended::Hung(what) => format!("hung: {what}"),
+                Ended::OverMemory(rss) => format!("killed over its memory limit ({} MiB in use)", rss >> 20),
                 Ended::Exited(why) => why,
             };
             tracing::warn!(app = %self.spec.app, instance = self.instance, reason = %why, "app host ended");
+            // Evaluations waiting on the dead host get `Gone`.
+            if let Some(slot) = self.slots.lock().get_mut(&self.instance) {
+                slot.evals.clear();
+            }
             let now = Instant::now();
             crashes.retain(|t| now.duration_since(*t) < self.policy.window);
             crashes.push(now);
+            let clear = |s: &mut InstanceStatus| {
+                s.pid = None;
+                s.web_pids.clear();
+                s.memory_bytes = None;
+            };
             if crashes.len() >= self.policy.max_crashes {
                 tracing::error!(app = %self.spec.app, instance = self.instance, "app crashed too often; not restarting");
                 self.update(|s| {
                     s.state = AppState::Failed;
-                    s.pid = None;
+                    clear(s);
                     s.last_exit = Some(why);
                 });
+                let stop = Self::stopped(&mut self.shutdown, &mut self.stop).await;
+                self.finish(stop);
                 return;
             }
             let exp = u32::try_from(crashes.len() - 1).unwrap_or(u32::MAX).min(16);
             let delay = self.policy.backoff_start.saturating_mul(1 << exp).min(self.policy.backoff_max);
             self.update(|s| {
                 s.state = AppState::Restarting;
-                s.pid = None;
+                clear(s);
                 s.restarts += 1;
                 s.last_exit = Some(why);
             });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                _ = self.shutdown.changed() => {
-                    self.update(|s| s.state = AppState::Stopped);
+                stop = Self::stopped(&mut self.shutdown, &mut self.stop) => {
+                    self.finish(stop);
                     return;
                 }
             }
@@ -262,28 +518,58 @@ impl Monitor {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let mut child = tokio::process::Command::new(&self.spec.program)
             .args(&self.spec.args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
         let pid = child.id();
         ours.set_nonblocking(true)?;
         let stream = tokio::net::UnixStream::from_std(ours)?;
         let last_pong = Arc::new(AtomicU64::new(now_ms()));
+        let (events_tx, events_rx) = flume::bounded::<HostMsg>(1024);
         let opts = ConnOptions {
             ping_every: Some(self.policy.heartbeat_every),
             last_pong: Some(Arc::clone(&last_pong)),
+            control: Some(self.control_rx.clone()),
+            events: Some(events_tx),
             ..ConnOptions::default()
         };
+        // A restarted host is told where its view is before anything else queued for it.
+        let view = self.slots.lock().get(&self.instance).map(|s| s.view);
+        if let Some(Some(b)) = view
+            && let Some(slot) = self.slots.lock().get(&self.instance)
+        {
+            for msg in view_messages(Some(b)) {
+                let _ = slot.control.try_send(msg);
+            }
+        }
         let mut conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
         self.update(|s| {
             s.state = AppState::Running;
             s.pid = pid;
         });
+        let kill = |child: &mut tokio::process::Child| {
+            if let Some(pid) = child.id() {
+                kill_tree(pid);
+            }
+            let _ = child.start_kill();
+        };
         let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
         let mut check = tokio::time::interval(self.policy.heartbeat_every.min(Duration::from_millis(250)));
+        let mut probe = tokio::time::interval(self.policy.heartbeat_every);
+        let mut nonce = 0u64;
+        let has_page = self.spec.origins.is_some();
+        // A page is probed once it has loaded; while it loads, `load_timeout` applies.
+        let mut loading_since: Option<Instant> = has_page.then(Instant::now);
+        let mut last_ack = Instant::now();
+        let mut last_scan = Instant::now() - Duration::from_secs(1);
         let ended = loop {
             tokio::select! {
                 status = child.wait() => {
+                    if let Some(pid) = pid {
+                        kill_tree(pid);
+                    }
                     break Ended::Exited(match status {
                         Ok(s) => describe(s),
                         Err(e) => format!("wait failed: {e}"),
@@ -296,35 +582,69 @@ impl Monitor {
                         Ok(Err(e)) => format!("broke the protocol: {e:#}"),
                         Err(e) => format!("connection task failed: {e}"),
                     };
-                    break Ended::Exited(match tokio::time::timeout(self.policy.grace, child.wait()).await {
+                    let waited = tokio::time::timeout(self.policy.grace, child.wait()).await;
+                    if let Some(pid) = pid {
+                        kill_tree(pid);
+                    }
+                    break Ended::Exited(match waited {
                         // A crash usually shows as the socket closing first: say how it ended.
                         Ok(Ok(status)) if !status.success() => describe(status),
                         Ok(Ok(status)) => format!("{why}; {}", describe(status)),
                         Ok(Err(e)) => format!("{why}; wait failed: {e}"),
                         Err(_) => {
-                            let _ = child.kill().await;
+                            kill(&mut child);
+                            let _ = child.wait().await;
                             format!("{why}; killed after the grace period")
                         }
                     });
                 }
+                Ok(event) = events_rx.recv_async() => self.on_event(event, &mut last_ack, &mut loading_since),
+                _ = probe.tick(), if has_page => {
+                    nonce += 1;
+                    let _ = self.slots.lock().get(&self.instance).map(|s| s.control.try_send(ShellMsg::Probe { nonce }));
+                }
                 _ = check.tick() => {
                     if now_ms().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
-                        let _ = child.kill().await;
-                        break Ended::Hung;
+                        kill(&mut child);
+                        let _ = child.wait().await;
+                        break Ended::Hung("no answer to pings");
                     }
-                    // An RSS watchdog: the memory limit where cgroups are not at hand.
-                    if let (Some(limit), Some(rss)) = (self.policy.memory_limit_bytes, pid.and_then(rss_bytes))
-                        && rss > limit
-                    {
-                        let _ = child.kill().await;
-                        break Ended::OverMemory(rss);
+                    let stuck = match loading_since {
+                        Some(t) => (t.elapsed() > self.policy.load_timeout).then_some("the page did not load"),
+                        None => (has_page && last_ack.elapsed() > self.policy.heartbeat_timeout)
+                            .then_some("the page's script does not answer"),
+                    };
+                    if let Some(what) = stuck {
+                        kill(&mut child);
+                        let _ = child.wait().await;
+                        break Ended::Hung(what);
+                    }
+                    // Memory: an RSS watchdog over the host's whole tree (cgroup v2 is not used yet).
+                    if let Some(pid) = pid && last_scan.elapsed() >= Duration::from_millis(500) {
+                        last_scan = Instant::now();
+                        let tree = process_tree(pid);
+                        let rss: u64 = tree.iter().map(memory_of).sum();
+                        let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
+                        self.update(|s| {
+                            s.memory_bytes = Some(rss);
+                            s.web_pids = web;
+                        });
+                        if self.policy.memory_limit_bytes.is_some_and(|limit| rss > limit) {
+                            kill(&mut child);
+                            let _ = child.wait().await;
+                            break Ended::OverMemory(rss);
+                        }
                     }
                 }
-                _ = self.shutdown.changed() => {
+                _ = Self::stopped(&mut self.shutdown, &mut self.stop) => {
                     // Ask: closing the connection makes the host leave. Then insist.
                     conn.abort();
                     if tokio::time::timeout(self.policy.grace, child.wait()).await.is_err() {
-                        let _ = child.kill().await;
+                        kill(&mut child);
+                        let _ = child.wait().await;
+                    }
+                    if let Some(pid) = pid {
+                        kill_tree(pid);
                     }
                     return Ok(Ended::Shutdown);
                 }
@@ -332,6 +652,37 @@ impl Monitor {
         };
         conn.abort();
         Ok(ended)
+    }
+
+    fn on_event(&self, event: HostMsg, last_ack: &mut Instant, loading_since: &mut Option<Instant>) {
+        match event {
+            HostMsg::ProbeAck { .. } => *last_ack = Instant::now(),
+            HostMsg::PageLoad { url, done: false } => {
+                *loading_since = Some(Instant::now());
+                tracing::debug!(app = %self.spec.app, instance = self.instance, %url, "page loading");
+            }
+            HostMsg::PageLoad { url, done: true } => {
+                *loading_since = None;
+                *last_ack = Instant::now();
+                tracing::info!(app = %self.spec.app, instance = self.instance, %url, "page loaded");
+                self.update(|s| s.url = Some(url));
+            }
+            HostMsg::EvalResult { id, result } => {
+                if let Some(tx) = self.slots.lock().get_mut(&self.instance).and_then(|s| s.evals.remove(&id)) {
+                    let _ = tx.send(result);
+                }
+            }
+            HostMsg::NavigationRequest { id, url, new_window } => {
+                let allow = self.spec.origins.as_ref().is_some_and(|o| o.allows(&url));
+                if !allow {
+                    tracing::warn!(app = %self.spec.app, instance = self.instance, %url, new_window, "navigation refused");
+                }
+                if let Some(slot) = self.slots.lock().get(&self.instance) {
+                    let _ = slot.control.try_send(ShellMsg::NavigationDecision { id, allow });
+                }
+            }
+            other => tracing::debug!(?other, "unexpected event from an app host"),
+        }
     }
 }
 

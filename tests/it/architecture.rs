@@ -26,7 +26,33 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     // storage reaches tokio through the Secret Service keyring store (zbus), by design.
     ("storage", &["egui", "wgpu", "winit", "wry", "gtk", "egui_tiles"]),
+    // The compositor takes view models and returns events: no broker, storage or runtime.
+    ("compositor", &["broker", "storage", "redb", "tokio", "wry", "gtk"]),
 ];
+
+/// The only files allowed to contain `unsafe`, each with its reason in a `// SAFETY:` comment.
+const UNSAFE_ALLOWED: &[&str] = &["shell/src/bin/app_host/foreign.rs"];
+
+#[test]
+fn unsafe_code_lives_only_where_it_is_allowed() {
+    let mut files = Vec::new();
+    rust_files(&workspace_root(), &mut files);
+    for f in files {
+        let rel = f.strip_prefix(workspace_root()).unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&f).unwrap();
+        // The needles are built so that this file does not match itself.
+        let needles = [concat!("unsafe", " {"), concat!("unsafe", " fn"), concat!("unsafe", " impl")];
+        let has_unsafe = text.lines().any(|l| {
+            let code = l.split("//").next().unwrap_or_default();
+            needles.iter().any(|n| code.contains(n))
+        });
+        if UNSAFE_ALLOWED.contains(&rel.as_str()) {
+            assert!(text.contains("// SAFETY:"), "{rel}: unsafe without a SAFETY comment");
+        } else {
+            assert!(!has_unsafe, "{rel} uses unsafe; only {UNSAFE_ALLOWED:?} may");
+        }
+    }
+}
 
 fn dependencies(package: &str) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());

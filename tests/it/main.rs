@@ -5,6 +5,7 @@
 mod architecture;
 mod audit;
 mod cli;
+mod e2e;
 mod journal_crash;
 mod supervisor;
 mod vault;

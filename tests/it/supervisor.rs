@@ -15,7 +15,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn spec(app: &str, args: &[&str]) -> AppSpec {
     let mut a = vec!["headless".to_owned()];
     a.extend(args.iter().map(|s| (*s).to_owned()));
-    AppSpec { app: AppId::new(app), program: bin("tessera-app-host"), args: a }
+    AppSpec::new(AppId::new(app), bin("tessera-app-host"), a)
 }
 
 fn policy() -> RestartPolicy {
@@ -27,6 +27,7 @@ fn policy() -> RestartPolicy {
         heartbeat_every: Duration::from_millis(200),
         heartbeat_timeout: Duration::from_millis(1500),
         grace: Duration::from_millis(500),
+        load_timeout: Duration::from_secs(10),
         memory_limit_bytes: Some(256 << 20),
     }
 }

@@ -13,6 +13,27 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
         }),
         any::<u32>().prop_map(|sub| HostMsg::Unsubscribe { sub }),
         any::<u64>().prop_map(|nonce| HostMsg::Ping { nonce }),
+        any::<u64>().prop_map(|nonce| HostMsg::ProbeAck { nonce }),
+        (any::<u64>(), any::<Result<String, String>>()).prop_map(|(id, result)| HostMsg::EvalResult { id, result }),
+        (any::<u64>(), ".{0,40}", any::<bool>()).prop_map(|(id, url, new_window)| HostMsg::NavigationRequest {
+            id,
+            url,
+            new_window
+        }),
+        (".{0,40}", any::<bool>()).prop_map(|(url, done)| HostMsg::PageLoad { url, done }),
+    ]
+}
+
+fn shell_msg() -> impl Strategy<Value = ShellMsg> {
+    prop_oneof![
+        any::<u64>().prop_map(|client| ShellMsg::Welcome { client }),
+        any::<u64>().prop_map(|nonce| ShellMsg::Probe { nonce }),
+        (any::<i32>(), any::<i32>(), any::<u32>(), any::<u32>())
+            .prop_map(|(x, y, width, height)| ShellMsg::SetBounds(Bounds { x, y, width, height })),
+        any::<bool>().prop_map(ShellMsg::SetVisible),
+        (any::<u64>(), ".{0,60}").prop_map(|(id, js)| ShellMsg::Eval { id, js }),
+        (any::<u64>(), any::<bool>()).prop_map(|(id, allow)| ShellMsg::NavigationDecision { id, allow }),
+        (".{0,20}", ".{0,40}").prop_map(|(context, error)| ShellMsg::Refused { context, error }),
     ]
 }
 
@@ -22,6 +43,13 @@ proptest! {
         let mut buf = Vec::new();
         encode(&msg, &mut buf).unwrap();
         prop_assert_eq!(decode::<HostMsg>(&buf).unwrap(), msg);
+    }
+
+    #[test]
+    fn shell_messages_round_trip(msg in shell_msg()) {
+        let mut buf = Vec::new();
+        encode(&msg, &mut buf).unwrap();
+        prop_assert_eq!(decode::<ShellMsg>(&buf).unwrap(), msg);
     }
 
     #[test]

@@ -1,7 +1,11 @@
-//! `tessera-app-host`: the per-app child process. Its WebView (wry, as an X11 child of the shell
-//! window) arrives with the rest of the app-process issue; today it has a headless
-//! `bench-client` mode that `tessera bench ipc` drives through the real transport. Run without
+//! `tessera-app-host`: the per-app child process. `webview` is the real thing: one web app in a
+//! wry WebView placed inside the shell's window. `headless` (no page) and `bench-client` (a load
+//! generator for `tessera bench ipc`) use the same transport without WebKit. Run without
 //! arguments it reports its version.
+
+mod content;
+mod foreign;
+mod webview;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +24,27 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Mode {
+    /// One web app in a WebView inside the shell's window; the shell runs this.
+    Webview {
+        /// The shell window's X11 id; without it the page gets a window of its own.
+        #[arg(long)]
+        parent_xid: Option<u64>,
+        /// The app's start page.
+        #[arg(long)]
+        url: String,
+        /// WebKit's data directory for this app.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// Where the view goes first: x,y,width,height in physical pixels.
+        #[arg(long, value_parser = parse_bounds, default_value = "0,0,800,600")]
+        bounds: broker::wire::Bounds,
+        /// A script to run in every frame before the page's own (repeatable).
+        #[arg(long)]
+        preload: Vec<std::path::PathBuf>,
+        /// The directory `tessera://<app>/` URLs are served from.
+        #[arg(long)]
+        content_root: Option<std::path::PathBuf>,
+    },
     /// A host with no page: says hello, answers the shell's pings, exits when the shell hangs
     /// up. What the supervisor runs until the WebView lands, and its tests.
     Headless {
@@ -60,6 +85,14 @@ enum Mode {
     },
 }
 
+fn parse_bounds(s: &str) -> Result<broker::wire::Bounds, String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let [x, y, w, h] = parts.as_slice() else { return Err(format!("{s:?}: expected x,y,width,height")) };
+    let int = |v: &str| v.trim().parse::<i32>().map_err(|e| format!("{v:?}: {e}"));
+    let size = |v: &str| v.trim().parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
+    Ok(broker::wire::Bounds { x: int(x)?, y: int(y)?, width: size(w)?, height: size(h)? })
+}
+
 fn now_ns() -> u64 {
     u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(u64::MAX)
 }
@@ -67,10 +100,16 @@ fn now_ns() -> u64 {
 #[expect(clippy::print_stdout, reason = "the version and the bench summary are this program's output")]
 fn main() -> Result<()> {
     let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     let (publish, subscribe, count, expect, payload, rate, unbatched) = match args.mode {
         None => {
             println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
+        }
+        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root }) => {
+            return webview::run(&webview::Options { parent_xid, url, data_dir, bounds, preload, content_root });
         }
         Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib }) => {
             return headless(hang_after_ms, crash_with, allocate_mib);

@@ -1,0 +1,102 @@
+//! The shell window: winit + wgpu + egui, with one tile per app view.
+//!
+//! The compositor takes view models ([`TileView`], through [`Command`]) and returns what the user
+//! did as [`UiEvent`]s; it never calls the broker or storage. App views are native X11 child
+//! windows owned by other processes: the compositor only reports where each must go
+//! ([`UiEvent::Bounds`], in physical pixels) and the shell forwards that to the app's host.
+//!
+//! It draws only when something changed: with nothing to do, the event loop sleeps.
+
+mod window;
+pub mod x11;
+
+pub use window::{Compositor, Handle};
+
+/// A rectangle in the shell window, in physical pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PxRect {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// One app view as the shell describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileView {
+    /// The shell's key for it (an app instance).
+    pub key: u64,
+    /// The tab's title.
+    pub title: String,
+    /// A short state shown under the view while it is not running ("restarting", "failed").
+    pub status: String,
+    /// Whether the app's own view is up (otherwise the tile shows `status`).
+    pub live: bool,
+}
+
+/// What the shell tells the window.
+#[derive(Debug)]
+pub enum Command {
+    /// Replace the set of tiles: new keys get a tile, missing ones lose theirs.
+    SetTiles(Vec<TileView>),
+    /// Close the window and end [`Compositor::run`].
+    Quit,
+}
+
+/// What happened in the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiEvent {
+    /// The window exists; app views are placed into `xid`.
+    WindowReady {
+        /// The shell window's X11 id.
+        xid: u64,
+        /// Its scale factor.
+        scale: f64,
+    },
+    /// Where a tile's app view goes now; `None` when it must be hidden.
+    Bounds {
+        /// The tile's key.
+        key: u64,
+        /// Physical pixels in the window, or hidden.
+        rect: Option<PxRect>,
+    },
+    /// The user closed a tile.
+    CloseTile {
+        /// The tile's key.
+        key: u64,
+    },
+    /// The user closed the window.
+    CloseRequested,
+}
+
+/// Why the window could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No display or event loop.
+    #[error("could not start the window system: {0}")]
+    EventLoop(String),
+    /// The window could not be made.
+    #[error("could not create the shell window: {0}")]
+    Window(String),
+    /// No usable GPU (or software rasteriser).
+    #[error("could not start rendering: {0}")]
+    Render(String),
+    /// The window is not an X11 window (embedding needs X11; run Wayland sessions under XWayland).
+    #[error("the shell window is not an X11 window; app views need X11 (use XWayland)")]
+    NotX11,
+    /// An X11 request failed.
+    #[error("X11: {0}")]
+    X11(String),
+    /// Writing an image failed.
+    #[error("writing {path}: {reason}")]
+    Image {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,388 @@
+//! The app host's real mode: one web app in a wry WebView (WebKitGTK), placed inside the shell's
+//! window as an X11 child, talking to the shell over the inherited socket.
+//!
+//! Threads: GTK's main loop owns the WebView; a reader thread receives from the shell, answers
+//! transport pings itself, hands navigation decisions to whichever GTK callback waits for them,
+//! and wakes the main loop for the rest with `MainContext::invoke` (a polling timer would add its
+//! period to every round trip). Writes to the shell go through one locked connection.
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use broker::QueuePolicy;
+use broker::wire::{Bounds, HostMsg, ShellMsg};
+use gtk::prelude::*;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use shell::ipc::HostConnection;
+use wry::dpi::{PhysicalPosition, PhysicalSize};
+use wry::{NewWindowResponse, PageLoadEvent, Rect, WebContext, WebView, WebViewBuilder};
+
+use crate::foreign::ForeignXid;
+
+/// The bus half of the preload; the FDC3 half will join it.
+const BUS_JS: &str = include_str!("../../../../assets/preload/bus.js");
+/// Longest a navigation waits for the shell's answer before it is refused.
+const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest message a page may post (bigger ones are refused, not forwarded).
+const MAX_PAGE_MESSAGE: usize = 4 << 20;
+/// Messages from the reader thread waiting for the GTK loop.
+const INBOX: usize = 4096;
+
+/// How to start.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// The shell window to live in; `None`: a window of its own (for trying a page by hand).
+    pub(crate) parent_xid: Option<u64>,
+    /// The app's start page.
+    pub(crate) url: String,
+    /// WebKit's data directory for this app (cookies, local storage, caches).
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Where the view goes first.
+    pub(crate) bounds: Bounds,
+    /// Further scripts to run before the page's own, after the bus.
+    pub(crate) preload: Vec<PathBuf>,
+    /// Where `tessera://` URLs are served from.
+    pub(crate) content_root: Option<PathBuf>,
+}
+
+type Writer = Arc<Mutex<HostConnection>>;
+
+enum Inbound {
+    Msg(ShellMsg),
+    Closed,
+}
+
+thread_local! {
+    /// The GTK-side handler the reader thread's wake-ups run.
+    static DRAIN: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+}
+
+fn wake() {
+    gtk::glib::MainContext::default().invoke(|| {
+        DRAIN.with(|d| {
+            if let Some(f) = d.borrow_mut().as_mut() {
+                f();
+            }
+        });
+    });
+}
+
+fn rect(b: Bounds) -> Rect {
+    Rect {
+        position: PhysicalPosition::new(b.x, b.y).into(),
+        size: PhysicalSize::new(b.width.max(1), b.height.max(1)).into(),
+    }
+}
+
+fn send(writer: &Writer, msg: &HostMsg) {
+    let mut w = writer.lock();
+    if let Err(e) = w.send(msg).and_then(|()| w.flush()) {
+        // The reader thread sees the same broken socket and ends the host.
+        tracing::warn!("could not write to the shell: {e:#}");
+    }
+}
+
+/// Runs the host until the shell hangs up.
+pub(crate) fn run(opts: &Options) -> Result<()> {
+    let mut conn = HostConnection::from_stdin()?;
+    match conn.recv()? {
+        Some(ShellMsg::Welcome { .. }) => {}
+        other => bail!("expected a welcome from the shell, got {other:?}"),
+    }
+    let (writer, mut reader) = conn.split()?;
+    let writer: Writer = Arc::new(Mutex::new(writer));
+    gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
+
+    let mut scripts = vec![BUS_JS.to_owned()];
+    for path in &opts.preload {
+        scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
+    }
+
+    // The reader starts before the WebView: the first navigation already waits for the shell.
+    let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
+    let (nav_tx, nav_rx) = flume::bounded::<(u64, bool)>(64);
+    let pinger = Arc::clone(&writer);
+    std::thread::Builder::new().name("shell-reader".into()).spawn(move || {
+        loop {
+            match reader.recv() {
+                Ok(Some(ShellMsg::Ping { nonce })) => send(&pinger, &HostMsg::Pong { nonce }),
+                Ok(Some(ShellMsg::NavigationDecision { id, allow })) => {
+                    let _ = nav_tx.try_send((id, allow));
+                }
+                Ok(Some(msg)) => {
+                    if in_tx.send(Inbound::Msg(msg)).is_err() {
+                        break;
+                    }
+                    wake();
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("connection to the shell failed: {e:#}");
+                    break;
+                }
+            }
+        }
+        // The shell hung up: leave. If the GTK loop cannot (a stuck page), leave anyway.
+        let _ = in_tx.send(Inbound::Closed);
+        wake();
+        std::thread::sleep(Duration::from_secs(3));
+        std::process::exit(0);
+    })?;
+
+    let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
+    let mut context = WebContext::new(opts.data_dir.clone());
+    let mut builder = WebViewBuilder::new_with_web_context(&mut context)
+        .with_url(&opts.url)
+        .with_bounds(rect(opts.bounds))
+        .with_focused(false)
+        .with_ipc_handler({
+            let writer = Arc::clone(&writer);
+            let webview = Rc::clone(&webview);
+            move |req| {
+                let body = req.body();
+                tracing::trace!(len = body.len(), "message from the page");
+                if let Err(e) = from_page(&writer, body) {
+                    tracing::warn!("refused a message from the page: {e:#}");
+                    if let Some(wv) = webview.borrow().as_ref() {
+                        refuse_in_page(wv, "message", &format!("{e:#}"));
+                    }
+                }
+            }
+        })
+        .with_navigation_handler({
+            let ask = ask_shell(Arc::clone(&writer), nav_rx.clone(), false);
+            move |url| ask(url)
+        })
+        .with_new_window_req_handler({
+            let ask = ask_shell(Arc::clone(&writer), nav_rx, true);
+            let webview = Rc::clone(&webview);
+            move |url, _features| {
+                // Until the compositor hosts extra windows, an allowed new window opens in place.
+                if ask(url.clone())
+                    && let Some(wv) = webview.borrow().as_ref()
+                    && let Err(e) = wv.load_url(&url)
+                {
+                    tracing::warn!("could not open {url}: {e}");
+                }
+                NewWindowResponse::Deny
+            }
+        })
+        .with_on_page_load_handler({
+            let writer = Arc::clone(&writer);
+            move |event, url| {
+                send(&writer, &HostMsg::PageLoad { url, done: matches!(event, PageLoadEvent::Finished) });
+            }
+        });
+    for s in scripts {
+        builder = builder.with_initialization_script(s);
+    }
+    if let Some(root) = &opts.content_root {
+        let root = root.canonicalize().with_context(|| format!("content directory {}", root.display()))?;
+        builder = builder.with_custom_protocol(crate::content::SCHEME.to_owned(), move |_id, request| {
+            crate::content::serve(&root, &request)
+        });
+    }
+    let _toplevel;
+    let built = match opts.parent_xid {
+        Some(xid) => builder.build_as_child(&ForeignXid(xid)),
+        None => {
+            use wry::WebViewBuilderExtUnix;
+            let window = gtk::Window::new(gtk::WindowType::Toplevel);
+            window.set_default_size(
+                opts.bounds.width.try_into().unwrap_or(800),
+                opts.bounds.height.try_into().unwrap_or(600),
+            );
+            let vbox = gtk::Box::new(gtk::Orientation::Vertical, 0);
+            window.add(&vbox);
+            let built = builder.build_gtk(&vbox);
+            window.show_all();
+            _toplevel = window;
+            built
+        }
+    };
+    let built = built.context("creating the WebView")?;
+    if std::env::var_os("TESSERA_WEB_CONSOLE").is_some() {
+        // For debugging pages: WebKit copies console messages to the host's stdout.
+        use webkit2gtk::SettingsExt;
+        use webkit2gtk::WebViewExt;
+        use wry::WebViewExtUnix;
+        if let Some(settings) = WebViewExt::settings(&WebViewExtUnix::webview(&built)) {
+            settings.set_enable_write_console_messages_to_stdout(true);
+        }
+    }
+    *webview.borrow_mut() = Some(built);
+
+    let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
+    let drain = {
+        let webview = Rc::clone(&webview);
+        let writer = Arc::clone(&writer);
+        move || {
+            let wv = webview.borrow();
+            let Some(wv) = wv.as_ref() else { return };
+            let mut deliveries = Vec::new();
+            while let Ok(inbound) = in_rx.try_recv() {
+                match inbound {
+                    Inbound::Msg(ShellMsg::SetBounds(b)) => {
+                        if let Err(e) = wv.set_bounds(rect(b)) {
+                            tracing::warn!("could not place the view: {e}");
+                        }
+                        // GTK can apply a stale configure after the first resize of the embedded
+                        // window, leaving the view at its old size, unpainted: place it again once
+                        // the dust has settled (the latest bounds win).
+                        *latest.borrow_mut() = Some(b);
+                        let (webview, latest) = (Rc::clone(&webview), Rc::clone(&latest));
+                        gtk::glib::timeout_add_local_once(Duration::from_millis(150), move || {
+                            if let (Some(wv), Some(b)) = (webview.borrow().as_ref(), *latest.borrow()) {
+                                let _ = wv.set_bounds(rect(b));
+                            }
+                        });
+                    }
+                    Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut deliveries),
+                    Inbound::Closed => {
+                        gtk::main_quit();
+                        return;
+                    }
+                }
+            }
+            if !deliveries.is_empty() {
+                let batch = Value::Array(deliveries).to_string();
+                if let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch})")) {
+                    tracing::warn!("could not deliver to the page: {e}");
+                }
+            }
+        }
+    };
+    DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
+    wake();
+    gtk::main();
+    Ok(())
+}
+
+/// A navigation callback that asks the shell and waits (briefly) for its answer.
+fn ask_shell(writer: Writer, answers: flume::Receiver<(u64, bool)>, new_window: bool) -> impl Fn(String) -> bool {
+    let next = Cell::new(0u64);
+    move |url: String| {
+        let id = next.get() * 2 + u64::from(new_window);
+        next.set(next.get() + 1);
+        send(&writer, &HostMsg::NavigationRequest { id, url: url.clone(), new_window });
+        let deadline = Instant::now() + NAVIGATION_TIMEOUT;
+        loop {
+            match answers.recv_deadline(deadline) {
+                Ok((got, allow)) if got == id => {
+                    if !allow {
+                        tracing::info!(%url, "navigation refused by the shell");
+                    }
+                    return allow;
+                }
+                Ok(_) => {} // an answer to a request that already timed out
+                Err(_) => {
+                    tracing::warn!(%url, "no navigation decision from the shell in time; refused");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Applies one message from the shell; deliveries are gathered to reach the page in one call.
+fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Value>) {
+    let result = match msg {
+        ShellMsg::SetBounds(b) => wv.set_bounds(rect(b)),
+        ShellMsg::SetVisible(v) => wv.set_visible(v),
+        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
+            let data = serde_json::from_slice::<Value>(&payload)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&payload).into_owned()));
+            deliveries.push(json!({
+                "sub": sub, "topic": topic, "data": data, "seq": seq,
+                "timestamp": timestamp_us / 1000, "sender": sender,
+            }));
+            Ok(())
+        }
+        ShellMsg::Refused { context, error } => {
+            refuse_in_page(wv, &context, &error);
+            Ok(())
+        }
+        ShellMsg::Probe { nonce } => {
+            // Answered from inside the page: a page stuck in a loop never runs the callback.
+            let writer = Arc::clone(writer);
+            wv.evaluate_script_with_callback("1", move |_| send(&writer, &HostMsg::ProbeAck { nonce }))
+        }
+        ShellMsg::Eval { id, js } => wv.evaluate_script(&eval_wrapper(id, &js)),
+        ShellMsg::Welcome { .. } | ShellMsg::Ping { .. } | ShellMsg::Pong { .. } => Ok(()),
+        ShellMsg::NavigationDecision { .. } => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!("the WebView refused a request: {e}");
+    }
+}
+
+/// Script that evaluates `js` in the page's global scope, awaits it, and posts the outcome.
+fn eval_wrapper(id: u64, js: &str) -> String {
+    let source = Value::String(js.to_owned());
+    format!(
+        r#"(async () => {{
+  let r;
+  try {{ const v = await (0, eval)({source}); r = {{ ok: true, value: v === undefined ? null : v }}; JSON.stringify(r); }}
+  catch (e) {{ r = {{ ok: false, error: String(e && e.message !== undefined ? e.name + ": " + e.message : e) }}; }}
+  window.__tesseraHost.post("tessera.evalResult", Object.assign({{ id: {id} }}, r));
+}})()"#
+    )
+}
+
+fn refuse_in_page(wv: &WebView, context: &str, error: &str) {
+    let (c, e) = (Value::String(context.to_owned()), Value::String(error.to_owned()));
+    let _ = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.refused({c},{e})"));
+}
+
+/// Turns one JSON envelope from the page into a message for the shell.
+fn from_page(writer: &Writer, body: &str) -> Result<()> {
+    if body.len() > MAX_PAGE_MESSAGE {
+        bail!("{} bytes is over the {MAX_PAGE_MESSAGE}-byte limit", body.len());
+    }
+    let envelope: Value = serde_json::from_str(body).context("not JSON")?;
+    let kind = envelope.get("type").and_then(Value::as_str).context("no \"type\"")?;
+    let payload = envelope.get("payload").context("no \"payload\"")?;
+    let field = |name: &str| payload.get(name).with_context(|| format!("{kind}: no \"{name}\""));
+    let string = |name: &str| -> Result<String> {
+        field(name)?.as_str().map(str::to_owned).with_context(|| format!("{kind}: \"{name}\" is not a string"))
+    };
+    let number = |name: &str| -> Result<u64> {
+        field(name)?.as_u64().with_context(|| format!("{kind}: \"{name}\" is not a whole number"))
+    };
+    let sub_id = |name: &str| -> Result<u32> {
+        u32::try_from(number(name)?).with_context(|| format!("{kind}: \"{name}\" is too large"))
+    };
+    let msg = match kind {
+        "bus.publish" => HostMsg::Publish {
+            topic: string("topic")?,
+            payload: serde_json::to_vec(field("data")?)?,
+            durable: payload.get("durable").and_then(Value::as_bool).unwrap_or(false),
+            ttl_ms: payload.get("ttlMs").and_then(Value::as_u64),
+        },
+        "bus.subscribe" => HostMsg::Subscribe {
+            sub: sub_id("sub")?,
+            pattern: string("pattern")?,
+            capacity: u32::try_from(number("capacity")?.clamp(1, 65_536)).unwrap_or(65_536),
+            policy: serde_json::from_value::<QueuePolicy>(field("policy")?.clone())
+                .with_context(|| format!("{kind}: \"policy\" is not drop_oldest, backpressure or dead_letter"))?,
+        },
+        "bus.unsubscribe" => HostMsg::Unsubscribe { sub: sub_id("sub")? },
+        "tessera.evalResult" => {
+            let ok = field("ok")?.as_bool().unwrap_or(false);
+            let result = if ok {
+                Ok(payload.get("value").cloned().unwrap_or(Value::Null).to_string())
+            } else {
+                Err(payload.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_owned())
+            };
+            HostMsg::EvalResult { id: number("id")?, result }
+        }
+        other => bail!("unknown message type {other:?}"),
+    };
+    send(writer, &msg);
+    Ok(())
+}

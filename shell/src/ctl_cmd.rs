@@ -1,0 +1,102 @@
+//! `tessera ctl ...`: sends one request to a running shell's control socket and prints the answer.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use shell::ctl::{Request, Response};
+
+use crate::cli::{CtlArgs, CtlCommand};
+
+/// Runs one `ctl` command; `Ok(false)` when the shell said no.
+pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
+    let socket = args.socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
+    let request = match &args.command {
+        CtlCommand::Apps { .. } => Request::Apps,
+        CtlCommand::Launch { app } => Request::Launch { app: app.clone() },
+        CtlCommand::Close { instance } => Request::Close { instance: *instance },
+        CtlCommand::Eval { instance, js, timeout } => {
+            Request::Eval { instance: *instance, js: js.clone(), timeout_ms: (timeout.max(0.0) * 1000.0) as u64 }
+        }
+        CtlCommand::Publish { topic, json } => Request::Publish {
+            topic: topic.clone(),
+            data: serde_json::from_str(json).with_context(|| format!("the message is not JSON: {json}"))?,
+        },
+        CtlCommand::Subscribe { pattern } => Request::Subscribe { pattern: pattern.clone() },
+        CtlCommand::Screenshot { path } => {
+            let path = if path.is_absolute() { path.clone() } else { std::env::current_dir()?.join(path) };
+            Request::Screenshot { path }
+        }
+        CtlCommand::Quit => Request::Quit,
+    };
+    let mut stream = UnixStream::connect(&socket)
+        .with_context(|| format!("no shell is listening on {} (is `tessera run` up?)", socket.display()))?;
+    let mut line = serde_json::to_vec(&request)?;
+    line.push(b'\n');
+    stream.write_all(&line).context("sending the request")?;
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    reader.read_line(&mut first).context("reading the answer")?;
+    if first.is_empty() {
+        bail!("the shell closed the connection without answering");
+    }
+    let response: Response = serde_json::from_str(&first).with_context(|| format!("unreadable answer: {first}"))?;
+    if !response.ok {
+        eprintln!("tessera: {}", response.error.unwrap_or_default());
+        return Ok(false);
+    }
+    let result = response.result.unwrap_or(Value::Null);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match &args.command {
+        CtlCommand::Apps { json: false } => print_apps(&mut out, &result)?,
+        CtlCommand::Launch { .. } => writeln!(out, "{}", result["instance"])?,
+        CtlCommand::Subscribe { .. } => {
+            out.flush()?;
+            for line in reader.lines() {
+                let line = line.context("reading messages")?;
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+        }
+        CtlCommand::Screenshot { .. } | CtlCommand::Close { .. } | CtlCommand::Quit | CtlCommand::Publish { .. } => {
+            if let Value::Object(_) = result {
+                writeln!(out, "{result}")?;
+            }
+        }
+        _ => writeln!(out, "{result}")?,
+    }
+    Ok(true)
+}
+
+fn print_apps(out: &mut impl Write, apps: &Value) -> Result<()> {
+    writeln!(
+        out,
+        "{:<9} {:<16} {:<11} {:>8} {:<16} {:>8} {:>10}  LAST EXIT",
+        "INSTANCE", "APP", "STATE", "PID", "WEB PIDS", "RESTARTS", "MEMORY"
+    )?;
+    for a in apps.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let text = |k: &str| match &a[k] {
+            Value::Null => "-".to_owned(),
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        let web: Vec<String> =
+            a["web_pids"].as_array().map(|v| v.iter().map(ToString::to_string).collect()).unwrap_or_default();
+        let memory = a["memory_bytes"].as_u64().map_or_else(|| "-".to_owned(), |b| format!("{} MiB", b >> 20));
+        writeln!(
+            out,
+            "{:<9} {:<16} {:<11} {:>8} {:<16} {:>8} {:>10}  {}",
+            text("instance"),
+            text("app"),
+            text("state"),
+            text("pid"),
+            if web.is_empty() { "-".to_owned() } else { web.join(",") },
+            text("restarts"),
+            memory,
+            text("last_exit"),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,379 @@
+//! `tessera run`: the shell itself. The main thread runs the window (compositor); a tokio runtime
+//! runs the broker's connections, the supervisor and the control socket. The wiring between
+//! them is here: window events become supervisor calls, supervisor state becomes tiles.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use broker::wire::Bounds;
+use broker::{AppId, Broker, BrokerConfig, MessageOptions, QueuePolicy, SubscribeOptions};
+use compositor::{Command as UiCommand, Compositor, Handle, TileView, UiEvent};
+use serde_json::{Value, json};
+use shell::ctl::{MAX_REQUEST, Request, Response};
+use shell::manifest::{self, Manifest};
+use shell::supervisor::{AppSpec, AppState, RestartPolicy, Supervisor};
+use storage::{Journal, JournalConfig, Profile};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::cli::RunArgs;
+use crate::journal_cmd::{profile_dir, run_epoch};
+
+/// What the shell's tasks share.
+struct Shell {
+    broker: Broker,
+    supervisor: Supervisor,
+    manifest: Manifest,
+    profile: PathBuf,
+    host: PathBuf,
+    window: tokio::sync::watch::Sender<Option<u32>>,
+    quit: tokio::sync::watch::Sender<bool>,
+}
+
+/// Finds the demo desk's manifest: beside an installed binary, or in the source tree.
+fn demo_manifest() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the tessera binary")?;
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    let candidates = [
+        dir.join("manifests/demo.json"),
+        dir.join("../share/tessera/manifests/demo.json"),
+        dir.join("../../manifests/demo.json"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/demo.json"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| format!("the demo manifest is not installed (looked for {})", candidates[0].display()))
+}
+
+/// Runs the shell until it is told to quit; `Ok(true)` on a clean exit.
+pub(crate) fn run(args: &RunArgs) -> Result<bool> {
+    let manifest_path = match &args.manifest {
+        Some(p) => p.clone(),
+        None => demo_manifest()?,
+    };
+    let manifest = manifest::load(&manifest_path)?;
+    let profile_path = profile_dir(&args.profile)?;
+    let profile =
+        Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
+    let journal = Journal::open(&profile, JournalConfig::default()).context("opening the journal")?;
+    let broker = Broker::new(BrokerConfig { epoch: run_epoch(), ..BrokerConfig::default() });
+    broker.attach_journal(Arc::new(journal));
+    for app in &manifest.apps {
+        broker.register_app(AppId::new(&app.app_id));
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("tessera-rt")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let socket = args.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
+    let listener = rt.block_on(async { bind(&socket).await })?;
+
+    let (ui_tx, ui_rx) = flume::bounded::<UiEvent>(1024);
+    let (window, handle) = Compositor::new(&manifest.name, args.window_size, ui_tx)?;
+    let host = std::env::current_exe().context("locating the tessera binary")?.with_file_name("tessera-app-host");
+    let policy = RestartPolicy { memory_limit_bytes: Some(args.memory_limit_mib << 20), ..RestartPolicy::default() };
+    let shell = {
+        let _guard = rt.enter();
+        Arc::new(Shell {
+            supervisor: Supervisor::new(broker.clone(), policy),
+            broker,
+            manifest,
+            profile: profile_path,
+            host,
+            window: tokio::sync::watch::channel(None).0,
+            quit: tokio::sync::watch::channel(false).0,
+        })
+    };
+    rt.spawn(window_events(Arc::clone(&shell), ui_rx));
+    rt.spawn(tiles(Arc::clone(&shell), handle.clone()));
+    rt.spawn(serve_ctl(Arc::clone(&shell), listener));
+    rt.spawn(quit_on_signal(Arc::clone(&shell)));
+    if let Some(secs) = args.exit_after {
+        let shell = Arc::clone(&shell);
+        let screenshot = args.screenshot.clone();
+        rt.spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+            if let Some(path) = screenshot {
+                match screenshot_to(&shell, &path).await {
+                    Ok(v) => tracing::info!(%v, "screenshot saved"),
+                    Err(e) => tracing::error!("screenshot failed: {e:#}"),
+                }
+            }
+            let _ = shell.quit.send(true);
+        });
+    }
+    {
+        let mut quit = shell.quit.subscribe();
+        let handle: Handle = handle.clone();
+        rt.spawn(async move {
+            let _ = quit.wait_for(|q| *q).await;
+            handle.send(UiCommand::Quit);
+        });
+    }
+
+    let result = window.run();
+    rt.block_on(shell.supervisor.shutdown());
+    let _ = std::fs::remove_file(&socket);
+    result?;
+    Ok(true)
+}
+
+/// Binds the control socket: its directory 0700, the socket 0600, and a stale socket from a
+/// shell that died replaced (a live one is an error).
+async fn bind(path: &Path) -> Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            bail!("another shell is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(listener)
+}
+
+async fn quit_on_signal(shell: Arc<Shell>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("could not listen for SIGTERM and SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("signal received; shutting down");
+    let _ = shell.quit.send(true);
+}
+
+impl Shell {
+    fn launch(&self, app_id: &str) -> Result<u64> {
+        let app = self.manifest.app(app_id).with_context(|| format!("no app {app_id:?} in the manifest"))?;
+        let Some(xid) = *self.window.borrow() else { bail!("the shell window is not up yet") };
+        let dir = self.profile.join("apps").join(&app.app_id);
+        let webkit = dir.join("webkit");
+        std::fs::create_dir_all(&webkit).with_context(|| format!("creating {}", webkit.display()))?;
+        let mut args = vec![
+            "webview".to_owned(),
+            "--parent-xid".to_owned(),
+            xid.to_string(),
+            "--url".to_owned(),
+            app.url.clone(),
+            "--data-dir".to_owned(),
+            webkit.display().to_string(),
+            "--bounds".to_owned(),
+            "0,0,1,1".to_owned(),
+        ];
+        if let Some(root) = &app.content_root {
+            args.extend(["--content-root".to_owned(), root.display().to_string()]);
+        }
+        let mut env = vec![
+            // WebKit keeps caches and some data under the XDG directories: per app, in the profile.
+            ("XDG_CACHE_HOME".to_owned(), dir.join("cache").display().to_string()),
+            ("XDG_DATA_HOME".to_owned(), dir.join("data").display().to_string()),
+        ];
+        if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
+            // WebKit's DMA-BUF renderer leaves views embedded in another process's X11 window
+            // unpainted (seen under Xvfb with Mesa); the shared-memory path paints them.
+            env.push(("WEBKIT_DISABLE_DMABUF_RENDERER".to_owned(), "1".to_owned()));
+        }
+        let spec = AppSpec {
+            env,
+            origins: Some(app.origins.clone()),
+            memory_limit_bytes: app.memory_limit_bytes,
+            ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
+        };
+        Ok(self.supervisor.launch(spec))
+    }
+
+    fn title(&self, app_id: &str) -> String {
+        self.manifest.app(app_id).map_or_else(|| app_id.to_owned(), |a| a.title.clone())
+    }
+}
+
+async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
+    while let Ok(event) = events.recv_async().await {
+        match event {
+            UiEvent::WindowReady { xid, scale } => {
+                tracing::info!(xid, scale, "shell window ready");
+                let Ok(xid) = u32::try_from(xid) else { continue };
+                shell.window.send_replace(Some(xid));
+                for app in shell.manifest.startup.clone() {
+                    if let Err(e) = shell.launch(&app) {
+                        tracing::error!("could not start {app}: {e:#}");
+                    }
+                }
+            }
+            UiEvent::Bounds { key, rect } => {
+                let view = rect.map(|r| Bounds { x: r.x, y: r.y, width: r.width, height: r.height });
+                shell.supervisor.set_view(key, view);
+            }
+            UiEvent::CloseTile { key } => {
+                let shell = Arc::clone(&shell);
+                tokio::spawn(async move { shell.supervisor.close(key).await });
+            }
+            UiEvent::CloseRequested => {
+                let _ = shell.quit.send(true);
+            }
+        }
+    }
+}
+
+/// Keeps the window's tiles in step with the supervisor.
+async fn tiles(shell: Arc<Shell>, handle: Handle) {
+    let mut changes = shell.supervisor.changes();
+    let mut last: Vec<TileView> = Vec::new();
+    loop {
+        let now: Vec<TileView> = shell
+            .supervisor
+            .status()
+            .into_iter()
+            .map(|s| TileView {
+                key: s.instance,
+                title: shell.title(&s.app),
+                status: match s.state {
+                    AppState::Starting => "starting".to_owned(),
+                    AppState::Running => "running".to_owned(),
+                    AppState::Restarting => format!("restarting ({})", s.last_exit.unwrap_or_default()),
+                    AppState::Failed => format!("failed: {}", s.last_exit.unwrap_or_default()),
+                    AppState::Stopped => "stopped".to_owned(),
+                },
+                live: s.state == AppState::Running,
+            })
+            .collect();
+        if now != last {
+            if !handle.send(UiCommand::SetTiles(now.clone())) {
+                return;
+            }
+            last = now;
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn serve_ctl(shell: Arc<Shell>, listener: UnixListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let shell = Arc::clone(&shell);
+                tokio::spawn(async move {
+                    if let Err(e) = ctl_connection(shell, stream).await {
+                        tracing::debug!("control connection ended: {e:#}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!("control socket failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &impl serde::Serialize) -> Result<()> {
+    let mut line = serde_json::to_vec(v)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    Ok(())
+}
+
+async fn ctl_connection(shell: Arc<Shell>, stream: UnixStream) -> Result<()> {
+    let (rd, mut wr) = stream.into_split();
+    let mut line = Vec::new();
+    let mut rd = BufReader::new(rd).take(MAX_REQUEST as u64);
+    rd.read_until(b'\n', &mut line).await?;
+    let request: Request = match serde_json::from_slice(&line) {
+        Ok(r) => r,
+        Err(e) => return write_line(&mut wr, &Response::err(format!("bad request: {e}"))).await,
+    };
+    if let Request::Subscribe { pattern } = request {
+        return stream_messages(&shell, &pattern, wr).await;
+    }
+    let response = match handle(&shell, request).await {
+        Ok(v) => Response::ok(v),
+        Err(e) => Response::err(format!("{e:#}")),
+    };
+    write_line(&mut wr, &response).await
+}
+
+async fn handle(shell: &Shell, request: Request) -> Result<Value> {
+    Ok(match request {
+        Request::Apps => serde_json::to_value(shell.supervisor.status())?,
+        Request::Launch { app } => json!({ "instance": shell.launch(&app)? }),
+        Request::Close { instance } => {
+            if !shell.supervisor.close(instance).await {
+                bail!("no app instance {instance}");
+            }
+            json!({ "closed": instance })
+        }
+        Request::Eval { instance, js, timeout_ms } => {
+            let text = shell.supervisor.eval(instance, &js, Duration::from_millis(timeout_ms)).await?;
+            serde_json::from_str::<Value>(&text).context("the page's answer is not JSON")?
+        }
+        Request::Publish { topic, data } => {
+            let client = shell.broker.connect(None);
+            let bytes = serde_json::to_vec(&data)?;
+            let sent = client.publish(&topic, bytes, MessageOptions::default())?;
+            json!({ "seq": sent.seq, "delivered": sent.delivered })
+        }
+        Request::Screenshot { path } => screenshot_to(shell, &path).await?,
+        Request::Quit => {
+            let _ = shell.quit.send(true);
+            json!("quitting")
+        }
+        Request::Subscribe { .. } => bail!("subscribe streams; it is handled apart"),
+    })
+}
+
+async fn screenshot_to(shell: &Shell, path: &Path) -> Result<Value> {
+    let Some(xid) = *shell.window.borrow() else { bail!("the shell window is not up yet") };
+    let target = path.to_owned();
+    let (w, h) = tokio::task::spawn_blocking(move || compositor::x11::capture_png(xid, &target)).await??;
+    Ok(json!({ "path": path, "width": w, "height": h }))
+}
+
+async fn stream_messages(shell: &Shell, pattern: &str, mut wr: tokio::net::unix::OwnedWriteHalf) -> Result<()> {
+    let client = shell.broker.connect(None);
+    let subscription =
+        match client.subscribe(pattern, SubscribeOptions::default().capacity(4096).policy(QueuePolicy::DropOldest)) {
+            Ok(s) => s,
+            Err(e) => return write_line(&mut wr, &Response::err(format!("subscribe {pattern}: {e}"))).await,
+        };
+    write_line(&mut wr, &Response::ok(json!({ "subscribed": pattern }))).await?;
+    let mut quit = shell.quit.subscribe();
+    loop {
+        tokio::select! {
+            d = subscription.recv_async() => {
+                let Some(d) = d else { return Ok(()) };
+                let e = &d.envelope;
+                let data = serde_json::from_slice::<Value>(&e.payload)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.payload).into_owned()));
+                let line = json!({
+                    "topic": e.topic.as_str(), "data": data, "seq": e.seq,
+                    "timestamp": e.timestamp.to_string(), "sender": e.sender.client.0,
+                    "app": e.sender.app.as_ref().map(ToString::to_string),
+                });
+                write_line(&mut wr, &line).await?;
+            }
+            () = async { let _ = quit.wait_for(|q| *q).await; } => return Ok(()),
+        }
+    }
+}

@@ -17,6 +17,19 @@
     (self.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + "-" + nextId++);
   const subscriptions = new Map();
   const errorHandlers = new Set();
+  const messageHandlers = new Set();
+  // Directed messages that arrive before the page listens (a restarted app gets its queue at
+  // once): kept, up to a bound, for the first handler.
+  const earlyMessages = [];
+  const MAX_EARLY = 1000;
+  const services = new Map();
+  const calls = new Map();
+
+  function toError(message) {
+    const e = new Error(message);
+    e.name = "TesseraBusError";
+    return e;
+  }
 
   function send(type, payload) {
     post(JSON.stringify({ type: type, payload: payload, meta: { requestUuid: uuid(), timestamp: new Date().toISOString() } }));
@@ -33,6 +46,21 @@
     // Called by the host with an array of deliveries: {sub, topic, data, seq, timestamp, sender}.
     deliver: function (batch) {
       for (const d of batch) {
+        if (d.direct) {
+          const meta = { topic: d.topic, from: d.from, seq: d.seq };
+          if (messageHandlers.size === 0) {
+            if (earlyMessages.length < MAX_EARLY) earlyMessages.push([d.data, meta]);
+            continue;
+          }
+          for (const h of messageHandlers) {
+            try {
+              h(d.data, meta);
+            } catch (e) {
+              console.error("tessera.bus: message handler threw", e);
+            }
+          }
+          continue;
+        }
         const sub = subscriptions.get(d.sub);
         if (!sub) {
           continue;
@@ -43,6 +71,29 @@
           console.error("tessera.bus: subscriber for", sub.pattern, "threw", e);
         }
       }
+    },
+    // Called by the host with a call to a service this page provides.
+    call: function (c) {
+      const service = services.get(c.service);
+      const handler = service && (service.handlers[c.action] || service.handlers["*"]);
+      const answer = (ok, v) =>
+        send("bus.respond", ok ? { service: c.service, call: c.call, ok: true, value: v === undefined ? null : v }
+                               : { service: c.service, call: c.call, ok: false, error: String(v) });
+      if (!handler) {
+        answer(false, "no handler for action " + c.action);
+        return;
+      }
+      Promise.resolve()
+        .then(() => handler(c.data, { action: c.action, from: c.from }))
+        .then((v) => answer(true, v), (e) => answer(false, e && e.message !== undefined ? e.message : e));
+    },
+    // Called by the host with the answer to one of this page's requests.
+    response: function (r) {
+      const pending = calls.get(r.call);
+      if (!pending) return;
+      calls.delete(r.call);
+      if (r.ok) pending.resolve(r.value);
+      else pending.reject(toError(r.error));
     },
     // Called by the host when the shell refused something.
     refused: function (context, error) {
@@ -96,6 +147,63 @@
           }
         },
       };
+    },
+    // Sends `data` to one app by id: its running instance, or, while it restarts, its queue.
+    send: function (appId, topic, data) {
+      checkTopic("appId", appId);
+      checkTopic("topic", topic);
+      send("bus.send", { app: appId, topic: topic, data: data === undefined ? null : data });
+    },
+    // Calls handler(data, {topic, from, seq}) for every message sent to this app.
+    onMessage: function (handler) {
+      if (typeof handler !== "function") {
+        throw new TypeError("handler must be a function");
+      }
+      messageHandlers.add(handler);
+      while (earlyMessages.length > 0) {
+        const [data, meta] = earlyMessages.shift();
+        try {
+          handler(data, meta);
+        } catch (e) {
+          console.error("tessera.bus: message handler threw", e);
+        }
+      }
+      return function () {
+        messageHandlers.delete(handler);
+      };
+    },
+    // Provides a service: `handlers` maps action names (or "*") to functions of
+    // (data, {action, from}) returning a value or a promise. Returns {stop()}.
+    serve: function (name, handlers) {
+      checkTopic("name", name);
+      if (!handlers || typeof handlers !== "object") {
+        throw new TypeError("handlers must map action names to functions");
+      }
+      const actions = Object.keys(handlers).filter((a) => a !== "*");
+      services.set(name, { handlers: handlers });
+      send("bus.serve", { service: name, actions: "*" in handlers ? [] : actions });
+      return {
+        stop: function () {
+          if (services.delete(name)) {
+            send("bus.unserve", { service: name });
+          }
+        },
+      };
+    },
+    // Calls `action` on service `name`; resolves with its answer, rejects with its refusal,
+    // or after `timeoutMs` (default 5000).
+    request: function (name, action, data, options) {
+      checkTopic("name", name);
+      checkTopic("action", action);
+      const o = options || {};
+      const call = nextId++;
+      const timeoutMs = typeof o.timeoutMs === "number" ? o.timeoutMs : 5000;
+      return new Promise((resolve, reject) => {
+        calls.set(call, { resolve: resolve, reject: reject });
+        send("bus.request", {
+          call: call, service: name, action: action, data: data === undefined ? null : data, timeoutMs: timeoutMs,
+        });
+      });
     },
     // Calls handler(error) when the shell refuses a publish or a subscription.
     onError: function (handler) {

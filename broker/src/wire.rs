@@ -82,6 +82,49 @@ pub enum HostMsg {
         /// A new window rather than the app's own view.
         new_window: bool,
     },
+    /// Send to one app (its running instance, or its offline queue while it restarts).
+    Send {
+        /// The app's id.
+        app: String,
+        /// A topic, for the receiver to tell messages apart.
+        topic: String,
+        /// The bytes.
+        payload: Vec<u8>,
+    },
+    /// Provide a service; its calls arrive as [`ShellMsg::Call`].
+    Serve {
+        /// The service's name.
+        service: String,
+        /// The actions it answers (empty: any).
+        actions: Vec<String>,
+    },
+    /// Stop providing a service.
+    Unserve {
+        /// The service's name.
+        service: String,
+    },
+    /// Call a service; answered with [`ShellMsg::Response`].
+    Request {
+        /// The host's id for the call.
+        call: u64,
+        /// The service.
+        service: String,
+        /// The action.
+        action: String,
+        /// The argument.
+        payload: Vec<u8>,
+        /// How long to wait for the answer.
+        timeout_ms: u64,
+    },
+    /// The answer to a [`ShellMsg::Call`].
+    Respond {
+        /// The service.
+        service: String,
+        /// The call's id, from [`ShellMsg::Call`].
+        call: u64,
+        /// The answer, or why not.
+        result: Result<Vec<u8>, String>,
+    },
     /// The page started (`done: false`) or finished (`done: true`) loading `url`.
     PageLoad {
         /// The page.
@@ -161,6 +204,37 @@ pub enum ShellMsg {
         id: u64,
         /// The expression.
         js: String,
+    },
+    /// A message sent to this app (see [`HostMsg::Send`]).
+    Direct {
+        /// Its topic.
+        topic: String,
+        /// The bytes.
+        payload: Vec<u8>,
+        /// The sending app, if it has one.
+        sender_app: Option<String>,
+        /// Broker sequence number.
+        seq: u64,
+    },
+    /// A call to a service this host provides; answer with [`HostMsg::Respond`].
+    Call {
+        /// The service.
+        service: String,
+        /// The call's id.
+        call: u64,
+        /// The action.
+        action: String,
+        /// The argument.
+        payload: Vec<u8>,
+        /// The calling app, if it has one.
+        caller_app: Option<String>,
+    },
+    /// The answer to a [`HostMsg::Request`].
+    Response {
+        /// The host's id for the call.
+        call: u64,
+        /// The provider's answer, or why there is none.
+        result: Result<Vec<u8>, String>,
     },
     /// The answer to [`HostMsg::NavigationRequest`].
     NavigationDecision {

@@ -85,9 +85,10 @@ fn print_apps(out: &mut impl Write, apps: &Value) -> Result<()> {
         let web: Vec<String> =
             a["web_pids"].as_array().map(|v| v.iter().map(ToString::to_string).collect()).unwrap_or_default();
         let memory = a["memory_bytes"].as_u64().map_or_else(|| "-".to_owned(), |b| format!("{} MiB", b >> 20));
+        let cpu = a["cpu_percent"].as_f64().map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%"));
         writeln!(
             out,
-            "{:<9} {:<16} {:<11} {:>8} {:<16} {:>8} {:>10}  {}",
+            "{:<9} {:<16} {:<11} {:>8} {:<16} {:>8} {:>10} {:>6}  {}",
             text("instance"),
             text("app"),
             text("state"),
@@ -95,6 +96,7 @@ fn print_apps(out: &mut impl Write, apps: &Value) -> Result<()> {
             if web.is_empty() { "-".to_owned() } else { web.join(",") },
             text("restarts"),
             memory,
+            cpu,
             text("last_exit"),
         )?;
     }

@@ -13,7 +13,13 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 use anyhow::{Context, Result, bail};
 use broker::frame::{FrameLimits, FrameReader, FrameWriter};
 use broker::wire::{self, HostMsg, PROTOCOL, ShellMsg};
-use broker::{AppId, Broker, MessageOptions, SubscribeOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::{
+    AppId, Broker, CallId, MessageOptions, Payload, ProviderEvent, ServiceClient, ServiceProvider, SubscribeOptions,
+    Target,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -124,11 +130,26 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     let events = opts.events.clone();
     let mut reader = FrameReader::new(limits);
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut subs: HashMap<u32, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut state = ConnState::default();
     let last_pong = opts.last_pong.clone();
     let result: Result<()> = async {
         loop {
-            let n = rd.read(&mut chunk).await.context("reading from the app host")?;
+            // Directed sends to this host arrive in its client's inbox; they go out only once
+            // the host has been welcomed.
+            let n = tokio::select! {
+                n = rd.read(&mut chunk) => n.context("reading from the app host")?,
+                Some(d) = client.inbox().recv_async(), if forwarder.is_some() || pinger.is_some() => {
+                    let e = &d.envelope;
+                    let msg = ShellMsg::Direct {
+                        topic: e.topic.as_str().to_owned(),
+                        payload: e.payload.to_vec(),
+                        sender_app: e.sender.app.as_ref().map(ToString::to_string),
+                        seq: e.seq,
+                    };
+                    out_tx.send_async(msg).await.context("the connection's writer is gone")?;
+                    continue;
+                }
+            };
             if n == 0 {
                 return Ok(());
             }
@@ -140,7 +161,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                         last.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
                     }
                     let hello = matches!(msg, HostMsg::Hello { .. });
-                    handle(&client, msg, &out_tx, &mut subs, events.as_ref()).await?;
+                    handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;
                     if hello && forwarder.is_none() && pinger.is_none() {
                         forwarder = start_control(&out_tx);
                         pinger = start_pings(&out_tx);
@@ -150,7 +171,10 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
         }
     }
     .await;
-    for (_, task) in subs.drain() {
+    for (_, task) in state.subs.drain() {
+        task.abort();
+    }
+    for (_, (_, task)) in state.providers.drain() {
         task.abort();
     }
     for task in [pinger, forwarder].into_iter().flatten() {
@@ -162,13 +186,28 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     result
 }
 
+/// What one connection holds in the broker beyond its client.
+#[derive(Default)]
+struct ConnState {
+    /// Subscriptions by the host's number, each with its forwarding task.
+    subs: HashMap<u32, tokio::task::JoinHandle<()>>,
+    /// Services this host provides, each with the task forwarding its calls.
+    providers: HashMap<String, (Arc<ServiceProvider>, tokio::task::JoinHandle<()>)>,
+    /// Services this host calls.
+    services: HashMap<String, Arc<ServiceClient>>,
+}
+
+/// Longest a host may ask to wait for a service's answer.
+const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
 async fn handle(
     client: &broker::Client,
     msg: HostMsg,
     out: &flume::Sender<ShellMsg>,
-    subs: &mut HashMap<u32, tokio::task::JoinHandle<()>>,
+    state: &mut ConnState,
     events: Option<&flume::Sender<HostMsg>>,
 ) -> Result<()> {
+    let subs = &mut state.subs;
     let refuse =
         |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };
     let reply = match msg {
@@ -225,6 +264,72 @@ async fn handle(
             }
             None
         }
+        HostMsg::Send { app, topic, payload } => {
+            // Retries on a full inbox sleep briefly inside `send`: a few milliseconds at most.
+            match client.send(&Target::App(AppId::new(&app)), &topic, payload, MessageOptions::default()) {
+                Ok(_) => None,
+                Err(e) => Some(refuse(format!("send to {app}"), &e)),
+            }
+        }
+        HostMsg::Serve { service, actions } => {
+            let names: Vec<&str> = actions.iter().map(String::as_str).collect();
+            match client.serve(&service, &names) {
+                Ok(provider) => {
+                    let provider = Arc::new(provider);
+                    let task = tokio::spawn(forward_calls(Arc::clone(&provider), out.clone()));
+                    if let Some((_, old)) = state.providers.insert(service, (provider, task)) {
+                        old.abort();
+                    }
+                    None
+                }
+                Err(e) => Some(refuse(format!("serve {service}"), &e)),
+            }
+        }
+        HostMsg::Unserve { service } => {
+            if let Some((_, task)) = state.providers.remove(&service) {
+                task.abort();
+            }
+            None
+        }
+        HostMsg::Respond { service, call, result } => {
+            if let Some((provider, _)) = state.providers.get(&service) {
+                // `false`: the caller gave up (timeout); nothing more to do.
+                let _ = provider.respond(CallId(call), result.map(Payload::from));
+            }
+            None
+        }
+        HostMsg::Request { call, service, action, payload, timeout_ms } => {
+            let svc = match state.services.get(&service) {
+                Some(s) => Ok(Arc::clone(s)),
+                None => client.connect_service(&service).map(Arc::new),
+            };
+            let pending = svc.and_then(|svc| {
+                state.services.insert(service.clone(), Arc::clone(&svc));
+                svc.dispatch(&action, payload, Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT))
+            });
+            match pending {
+                Ok(pending) => {
+                    let out = out.clone();
+                    let timeout = Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT);
+                    tokio::spawn(async move {
+                        // The deadline is kept here too, not only by the broker's sweep.
+                        let result = match tokio::time::timeout(timeout, pending.wait_async()).await {
+                            Ok(answer) => answer,
+                            Err(_) => Err(broker::Error::Timeout { after_ms: timeout_ms }),
+                        };
+                        let result = result.map(|p| p.to_vec()).map_err(|e| e.to_string());
+                        let _ = out.send_async(ShellMsg::Response { call, result }).await;
+                    });
+                    None
+                }
+                Err(e) => {
+                    // A service that is gone or never was: forget the client so a later call
+                    // connects afresh.
+                    state.services.remove(&service);
+                    Some(ShellMsg::Response { call, result: Err(e.to_string()) })
+                }
+            }
+        }
         HostMsg::Ping { nonce } => Some(ShellMsg::Pong { nonce }),
         HostMsg::Pong { .. } => None,
         msg @ (HostMsg::ProbeAck { .. }
@@ -243,6 +348,24 @@ async fn handle(
         out.send_async(r).await.context("the connection's writer is gone")?;
     }
     Ok(())
+}
+
+/// Forwards a provider's calls to its host until the host drops the service.
+async fn forward_calls(provider: Arc<ServiceProvider>, out: flume::Sender<ShellMsg>) {
+    while let Ok(event) = provider.recv_async().await {
+        if let ProviderEvent::Request(req) = event {
+            let msg = ShellMsg::Call {
+                service: provider.name().to_owned(),
+                call: req.call.0,
+                action: req.action,
+                payload: req.payload.to_vec(),
+                caller_app: req.caller_app.map(|a| a.to_string()),
+            };
+            if out.send_async(msg).await.is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// The app host's end of the connection: blocking, buffered writes that go out in one frame

@@ -3,7 +3,7 @@
 //! ```json
 //! { "name": "Demo desk",
 //!   "apps": [ { "appId": "prices", "title": "Prices", "url": "../assets/demo/prices.html",
-//!               "memoryLimitMiB": 512 } ],
+//!               "memoryLimitMiB": 512, "cpuLimitPercent": 150 } ],
 //!   "startup": ["prices"] }
 //! ```
 //! A relative `url` (or a `file:` URL) is a local app: its page's directory becomes its content
@@ -33,6 +33,8 @@ pub struct App {
     pub origins: Origins,
     /// Its memory limit, if it has its own.
     pub memory_limit_bytes: Option<u64>,
+    /// Its CPU limit in percent of a core (averaged over 10 s), if it has one.
+    pub cpu_limit_percent: Option<u32>,
 }
 
 /// A loaded manifest.
@@ -99,6 +101,7 @@ struct RawApp {
     url: String,
     #[serde(rename = "memoryLimitMiB")]
     memory_limit_mib: Option<u64>,
+    cpu_limit_percent: Option<u32>,
 }
 
 /// Reads and checks the manifest at `path`.
@@ -143,6 +146,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
             problems.push(format!("{who}: memoryLimitMiB must be at least 64"));
             continue;
         }
+        if a.cpu_limit_percent.is_some_and(|c| !(5..=800).contains(&c)) {
+            problems.push(format!("{who}: cpuLimitPercent must be between 5 and 800"));
+            continue;
+        }
         apps.push(App {
             title: a.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone()),
             app_id: a.app_id,
@@ -150,6 +157,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
             content_root,
             origins,
             memory_limit_bytes: a.memory_limit_mib.map(|m| m << 20),
+            cpu_limit_percent: a.cpu_limit_percent,
         });
     }
     for s in &raw.startup {

@@ -95,6 +95,17 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     rt.spawn(tiles(Arc::clone(&shell), handle.clone()));
     rt.spawn(serve_ctl(Arc::clone(&shell), listener));
     rt.spawn(quit_on_signal(Arc::clone(&shell)));
+    {
+        // Expiry of timed-out calls, TTLs and offline queues.
+        let broker = shell.broker.clone();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                broker.sweep();
+            }
+        });
+    }
     if let Some(secs) = args.exit_after {
         let shell = Arc::clone(&shell);
         let screenshot = args.screenshot.clone();
@@ -197,6 +208,7 @@ impl Shell {
             env,
             origins: Some(app.origins.clone()),
             memory_limit_bytes: app.memory_limit_bytes,
+            cpu_limit_percent: app.cpu_limit_percent,
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
         Ok(self.supervisor.launch(spec))

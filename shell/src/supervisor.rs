@@ -50,6 +50,11 @@ pub struct RestartPolicy {
     pub grace: Duration,
     /// Memory (PSS) a host and its children may use before they are killed.
     pub memory_limit_bytes: Option<u64>,
+    /// Share of one core (percent) a host and its children may use, averaged over
+    /// `cpu_window`, before they are killed.
+    pub cpu_limit_percent: Option<u32>,
+    /// See `cpu_limit_percent`.
+    pub cpu_window: Duration,
 }
 
 impl Default for RestartPolicy {
@@ -64,6 +69,8 @@ impl Default for RestartPolicy {
             load_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(2),
             memory_limit_bytes: Some(2 << 30),
+            cpu_limit_percent: None,
+            cpu_window: Duration::from_secs(10),
         }
     }
 }
@@ -83,12 +90,14 @@ pub struct AppSpec {
     pub origins: Option<Origins>,
     /// This app's memory limit, instead of the policy's.
     pub memory_limit_bytes: Option<u64>,
+    /// This app's CPU limit (percent of a core), instead of the policy's.
+    pub cpu_limit_percent: Option<u32>,
 }
 
 impl AppSpec {
     /// A host with no page: `program args`.
     pub fn new(app: AppId, program: PathBuf, args: Vec<String>) -> Self {
-        Self { app, program, args, env: Vec::new(), origins: None, memory_limit_bytes: None }
+        Self { app, program, args, env: Vec::new(), origins: None, memory_limit_bytes: None, cpu_limit_percent: None }
     }
 }
 
@@ -121,6 +130,8 @@ pub struct InstanceStatus {
     pub web_pids: Vec<u32>,
     /// Memory of the host and everything under it (proportional set size), in bytes.
     pub memory_bytes: Option<u64>,
+    /// CPU used by the host and everything under it over the last seconds, in percent of a core.
+    pub cpu_percent: Option<f64>,
     /// Its state.
     pub state: AppState,
     /// Restarts so far.
@@ -180,6 +191,7 @@ enum Ended {
     Exited(String),
     Hung(&'static str),
     OverMemory(u64),
+    OverCpu(f64),
     Shutdown,
 }
 
@@ -189,6 +201,8 @@ struct Proc {
     ppid: u32,
     comm: String,
     rss_pages: u64,
+    /// User and system time, in clock ticks.
+    cpu_ticks: u64,
 }
 
 fn read_proc(pid: u32) -> Option<Proc> {
@@ -197,8 +211,15 @@ fn read_proc(pid: u32) -> Option<Proc> {
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_owned();
     let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
-    // After the name: state(0) ppid(1) ... rss(21).
-    Some(Proc { pid, ppid: fields.get(1)?.parse().ok()?, comm, rss_pages: fields.get(21)?.parse().ok()? })
+    // After the name: state(0) ppid(1) ... utime(11) stime(12) ... rss(21).
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(Proc {
+        pid,
+        ppid: u32::try_from(number(1)?).ok()?,
+        comm,
+        rss_pages: number(21)?,
+        cpu_ticks: number(11)? + number(12)?,
+    })
 }
 
 /// `root` and every process under it.
@@ -284,6 +305,7 @@ impl Supervisor {
                     pid: None,
                     web_pids: Vec::new(),
                     memory_bytes: None,
+                    cpu_percent: None,
                     state: AppState::Starting,
                     restarts: 0,
                     last_exit: None,
@@ -299,6 +321,7 @@ impl Supervisor {
             broker: self.broker.clone(),
             policy: RestartPolicy {
                 memory_limit_bytes: spec.memory_limit_bytes.or(self.policy.memory_limit_bytes),
+                cpu_limit_percent: spec.cpu_limit_percent.or(self.policy.cpu_limit_percent),
                 ..self.policy.clone()
             },
             slots: Arc::clone(&self.slots),
@@ -436,6 +459,7 @@ impl Monitor {
                 s.pid = None;
                 s.web_pids.clear();
                 s.memory_bytes = None;
+                s.cpu_percent = None;
             }),
             Stop::Close => {
                 self.slots.lock().remove(&self.instance);
@@ -469,6 +493,10 @@ impl Monitor {
                 }
                 Ended::Hung(what) => format!("hung: {what}"),
                 Ended::OverMemory(rss) => format!("killed over its memory limit ({} MiB in use)", rss >> 20),
+                Ended::OverCpu(pct) => format!(
+                    "killed over its CPU limit ({pct:.0}% of a core over {} s)",
+                    self.policy.cpu_window.as_secs()
+                ),
                 Ended::Exited(why) => why,
             };
             tracing::warn!(app = %self.spec.app, instance = self.instance, reason = %why, "app host ended");
@@ -483,6 +511,7 @@ impl Monitor {
                 s.pid = None;
                 s.web_pids.clear();
                 s.memory_bytes = None;
+                s.cpu_percent = None;
             };
             if crashes.len() >= self.policy.max_crashes {
                 tracing::error!(app = %self.spec.app, instance = self.instance, "app crashed too often; not restarting");
@@ -564,6 +593,9 @@ impl Monitor {
         let mut loading_since: Option<Instant> = has_page.then(Instant::now);
         let mut last_ack = Instant::now();
         let mut last_scan = Instant::now() - Duration::from_secs(1);
+        // (when, CPU ticks of the whole tree) over the last `cpu_window`.
+        let mut cpu_samples: std::collections::VecDeque<(Instant, u64)> = std::collections::VecDeque::new();
+        let ticks_per_sec = rustix::param::clock_ticks_per_second().max(1) as f64;
         let ended = loop {
             tokio::select! {
                 status = child.wait() => {
@@ -625,10 +657,34 @@ impl Monitor {
                         let tree = process_tree(pid);
                         let rss: u64 = tree.iter().map(memory_of).sum();
                         let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
+                        // CPU: the tree's ticks now against the oldest sample in the window.
+                        // (A child that exited takes its ticks with it: the sum may drop.)
+                        let now = Instant::now();
+                        let ticks: u64 = tree.iter().map(|p| p.cpu_ticks).sum();
+                        cpu_samples.push_back((now, ticks));
+                        while cpu_samples.len() > 2
+                            && cpu_samples.get(1).is_some_and(|(t, _)| now.duration_since(*t) >= self.policy.cpu_window)
+                        {
+                            cpu_samples.pop_front();
+                        }
+                        let (since, cpu) = cpu_samples.front().map_or((Duration::ZERO, 0.0), |(t, first)| {
+                            let span = now.duration_since(*t);
+                            let used = ticks.saturating_sub(*first) as f64 / ticks_per_sec;
+                            (span, if span.is_zero() { 0.0 } else { 100.0 * used / span.as_secs_f64() })
+                        });
                         self.update(|s| {
                             s.memory_bytes = Some(rss);
                             s.web_pids = web;
+                            s.cpu_percent = (!since.is_zero()).then_some((cpu * 10.0).round() / 10.0);
                         });
+                        if let Some(limit) = self.policy.cpu_limit_percent
+                            && since >= self.policy.cpu_window
+                            && cpu > f64::from(limit)
+                        {
+                            kill(&mut child);
+                            let _ = child.wait().await;
+                            break Ended::OverCpu(cpu);
+                        }
                         if self.policy.memory_limit_bytes.is_some_and(|limit| rss > limit) {
                             kill(&mut child);
                             let _ = child.wait().await;

@@ -23,6 +23,10 @@ struct Shell {
 
 impl Shell {
     fn start(memory_limit_mib: u64) -> Self {
+        Self::start_with(memory_limit_mib, &[])
+    }
+
+    fn start_with(memory_limit_mib: u64, env: &[(&str, &str)]) -> Self {
         for tool in ["xvfb-run", "dbus-run-session", "Xvfb"] {
             assert!(
                 Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
@@ -55,6 +59,7 @@ impl Shell {
             .env("GDK_BACKEND", "x11")
             .env("NO_AT_BRIDGE", "1")
             .env("TESSERA_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("DISPLAY")
             .stdin(Stdio::null())
@@ -219,6 +224,22 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
     let seen = shell.eval(ids[2], "window.received.filter(m => m.topic === 'e2e.page').map(m => m.data.from)");
     assert_eq!(seen, r#"["beta"]"#);
 
+    // Services between pages: alpha calls beta's service; answers, refusals and timeouts.
+    assert_eq!(shell.eval(ids[0], "tessera.bus.request('e2e.beta', 'double', {n: 21})"), "42");
+    let refused = shell.eval(ids[0], "tessera.bus.request('e2e.beta', 'fail', {}).catch(e => e.message)");
+    assert!(refused.contains("refused on purpose"), "{refused}");
+    let late = shell
+        .eval(ids[0], "tessera.bus.request('e2e.beta', 'slow', {ms: 2000}, {timeoutMs: 200}).catch(e => e.message)");
+    assert!(late.contains("no answer within 200 ms"), "{late}");
+    let missing = shell.eval(ids[0], "tessera.bus.request('e2e.nobody', 'double', {n: 1}).catch(e => e.message)");
+    assert!(missing.contains("e2e.nobody"), "{missing}");
+
+    // Navigation: only the app's own origin; other origins and new windows are refused.
+    shell.eval(ids[0], "location.href = 'https://example.com/'; 1");
+    assert_eq!(shell.eval(ids[0], "window.open('https://example.com/') === null"), "true");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(shell.eval(ids[0], "location.href"), r#""tessera://alpha/alpha.html""#);
+
     // What is on screen: each app's page colour fills its third of the window.
     let shot = target_dir().join("e2e").join("shell.png");
     let answer = shell.ctl_ok(&["screenshot", shot.to_str().unwrap()]);
@@ -237,6 +258,8 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
         apps.iter().any(|a| a["instance"] == ids[1] && (a["state"] != "running" || pid(a) != victim))
     });
     let detected = killed_at.elapsed();
+    // Sent while it is down: kept for it, and delivered when it is back.
+    shell.eval(ids[0], "tessera.bus.send('beta', 'e2e.direct', {n: 7}), 1");
     shell.wait_for("the killed app back", Duration::from_secs(10), |apps| {
         apps.iter().any(|a| a["instance"] == ids[1] && a["state"] == "running" && pid(a) != victim && pid(a) != 0)
     });
@@ -254,6 +277,11 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
     for id in &ids {
         assert_eq!(shell.eval(*id, "1+1"), "2");
     }
+    assert_eq!(
+        shell.eval(ids[1], "window.direct.map(m => [m.topic, m.from, m.data.n])"),
+        r#"[["e2e.direct","alpha",7]]"#,
+        "the message sent while beta restarted"
+    );
 
     // A page stuck in a loop: its host still answers pings, but the page's probe does not.
     let spin_from = Instant::now();
@@ -327,4 +355,59 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
     for p in all {
         assert!(!alive(p), "process {p} outlived the shell");
     }
+}
+
+fn parent_of(pid: u64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn wait_gone(pids: &[u64], limit: Duration) -> Duration {
+    let start = Instant::now();
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            start.elapsed() < limit,
+            "still alive after {limit:?}: {:?}",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn app_hosts_never_outlive_a_frozen_or_killed_shell() {
+    let shell = Shell::start_with(2048, &[("TESSERA_SHELL_TIMEOUT_MS", "2000")]);
+    shell.wait_for("three apps running", Duration::from_secs(90), |apps| {
+        apps.len() == 3 && apps.iter().all(running_with_page)
+    });
+    let tree = |apps: &[Value]| -> Vec<u64> {
+        apps.iter()
+            .flat_map(|a| {
+                let mut v = vec![pid(a)];
+                v.extend(a["web_pids"].as_array().into_iter().flatten().filter_map(Value::as_u64));
+                v
+            })
+            .collect()
+    };
+    let before = tree(&shell.apps());
+    let tessera = parent_of(before[0]);
+    assert!(std::fs::read_to_string(format!("/proc/{tessera}/comm")).unwrap().starts_with("tessera"));
+
+    // Frozen: the hosts stop hearing from the shell and leave on their own.
+    assert!(Command::new("kill").args(["-STOP", &tessera.to_string()]).status().unwrap().success());
+    let took = wait_gone(&before, Duration::from_secs(10));
+    eprintln!("hosts and web processes left a frozen shell after {took:?}");
+    // Thawed: the shell sees its hosts gone and starts them again.
+    assert!(Command::new("kill").args(["-CONT", &tessera.to_string()]).status().unwrap().success());
+    shell.wait_for("three apps back", Duration::from_secs(60), |apps| {
+        apps.len() == 3 && apps.iter().all(|a| running_with_page(a) && !before.contains(&pid(a)))
+    });
+
+    // Killed: the hosts see their sockets close and leave, and take WebKit with them.
+    let again = tree(&shell.apps());
+    assert!(Command::new("kill").args(["-9", &tessera.to_string()]).status().unwrap().success());
+    let took = wait_gone(&again, Duration::from_secs(10));
+    eprintln!("hosts and web processes left a killed shell after {took:?}");
 }

@@ -29,6 +29,8 @@ fn policy() -> RestartPolicy {
         grace: Duration::from_millis(500),
         load_timeout: Duration::from_secs(10),
         memory_limit_bytes: Some(256 << 20),
+        cpu_limit_percent: None,
+        cpu_window: Duration::from_secs(2),
     }
 }
 
@@ -133,5 +135,36 @@ fn a_host_over_its_memory_limit_is_killed_and_reported() {
     let reason = st[0].last_exit.clone().unwrap_or_default();
     assert!(reason.contains("memory limit"), "{reason}");
     wait_for(&sup, fine, Duration::from_secs(5), |s| s.state == AppState::Running);
+    rt.block_on(sup.shutdown());
+}
+
+#[test]
+fn a_host_over_its_cpu_limit_is_killed_and_reported() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sup = Supervisor::new(Broker::default(), RestartPolicy { max_crashes: 1, ..policy() });
+    let busy = sup.launch(AppSpec { cpu_limit_percent: Some(30), ..spec("busy", &["--burn-cpu"]) });
+    let calm = sup.launch(AppSpec { cpu_limit_percent: Some(30), ..spec("calm", &[]) });
+    let took = wait_for(&sup, busy, Duration::from_secs(15), |s| s.state == AppState::Failed);
+    eprintln!("CPU hog stopped after {took:?}");
+    let reason = sup.status()[0].last_exit.clone().unwrap_or_default();
+    assert!(reason.contains("CPU limit"), "{reason}");
+    let calm_status =
+        wait_for(&sup, calm, Duration::from_secs(5), |s| s.state == AppState::Running && s.cpu_percent.is_some());
+    let _ = calm_status;
+    let st = sup.status();
+    assert!(st[1].cpu_percent.unwrap() < 30.0, "an idle host is under the limit: {:?}", st[1]);
+    rt.block_on(sup.shutdown());
+}
+
+#[test]
+fn a_host_that_breaks_the_protocol_is_restarted() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sup = Supervisor::new(Broker::default(), RestartPolicy { max_crashes: 2, ..policy() });
+    let id = sup.launch(spec("garbled", &["--send-garbage"]));
+    wait_for(&sup, id, Duration::from_secs(10), |s| s.restarts >= 1);
+    let reason = sup.status()[0].last_exit.clone().unwrap_or_default();
+    assert!(reason.contains("broke the protocol"), "{reason}");
     rt.block_on(sup.shutdown());
 }

@@ -21,6 +21,21 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
             new_window
         }),
         (".{0,40}", any::<bool>()).prop_map(|(url, done)| HostMsg::PageLoad { url, done }),
+        ("[a-z]{0,10}", "[a-z.]{0,20}", prop::collection::vec(any::<u8>(), 0..100))
+            .prop_map(|(app, topic, payload)| HostMsg::Send { app, topic, payload }),
+        ("[a-z]{0,10}", prop::collection::vec("[a-z]{0,8}", 0..4))
+            .prop_map(|(service, actions)| HostMsg::Serve { service, actions }),
+        (any::<u64>(), "[a-z]{0,10}", "[a-z]{0,10}", prop::collection::vec(any::<u8>(), 0..50), any::<u64>()).prop_map(
+            |(call, service, action, payload, timeout_ms)| HostMsg::Request {
+                call,
+                service,
+                action,
+                payload,
+                timeout_ms
+            }
+        ),
+        ("[a-z]{0,10}", any::<u64>(), any::<Result<Vec<u8>, String>>())
+            .prop_map(|(service, call, result)| HostMsg::Respond { service, call, result }),
     ]
 }
 
@@ -34,6 +49,23 @@ fn shell_msg() -> impl Strategy<Value = ShellMsg> {
         (any::<u64>(), ".{0,60}").prop_map(|(id, js)| ShellMsg::Eval { id, js }),
         (any::<u64>(), any::<bool>()).prop_map(|(id, allow)| ShellMsg::NavigationDecision { id, allow }),
         (".{0,20}", ".{0,40}").prop_map(|(context, error)| ShellMsg::Refused { context, error }),
+        ("[a-z.]{0,20}", prop::collection::vec(any::<u8>(), 0..50), any::<Option<String>>(), any::<u64>())
+            .prop_map(|(topic, payload, sender_app, seq)| ShellMsg::Direct { topic, payload, sender_app, seq }),
+        (
+            "[a-z]{0,10}",
+            any::<u64>(),
+            "[a-z]{0,10}",
+            prop::collection::vec(any::<u8>(), 0..50),
+            any::<Option<String>>()
+        )
+            .prop_map(|(service, call, action, payload, caller_app)| ShellMsg::Call {
+                service,
+                call,
+                action,
+                payload,
+                caller_app
+            }),
+        (any::<u64>(), any::<Result<Vec<u8>, String>>()).prop_map(|(call, result)| ShellMsg::Response { call, result }),
     ]
 }
 

@@ -40,7 +40,8 @@ fn every_problem_is_named_by_app_and_field() {
             {"appId": "bad url", "url": "page.html"},
             {"appId": "missing", "url": "nowhere.html"},
             {"appId": "script", "url": "javascript:alert(1)"},
-            {"appId": "tiny", "url": "page.html", "memoryLimitMiB": 1}],
+            {"appId": "tiny", "url": "page.html", "memoryLimitMiB": 1},
+            {"appId": "greedy", "url": "page.html", "cpuLimitPercent": 0}],
             "startup": ["ghost"]}"#,
     )
     .unwrap();
@@ -51,6 +52,7 @@ fn every_problem_is_named_by_app_and_field() {
         "app \"missing\": url:",
         "app \"script\": url:",
         "app \"tiny\": memoryLimitMiB",
+        "app \"greedy\": cpuLimitPercent",
         "startup: \"ghost\"",
     ] {
         assert!(e.contains(needle), "{needle} not in {e}");

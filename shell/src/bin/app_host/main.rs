@@ -57,6 +57,12 @@ enum Mode {
         /// Allocate and touch this many MiB after the welcome, like a page that leaks.
         #[arg(long)]
         allocate_mib: Option<usize>,
+        /// Keep one core busy after the welcome, like a runaway page.
+        #[arg(long)]
+        burn_cpu: bool,
+        /// Send bytes that are not a frame after the welcome, like a compromised host.
+        #[arg(long)]
+        send_garbage: bool,
     },
     /// Headless load client over the socket on stdin: subscribes, waits for `bench.go`, then
     /// publishes and counts deliveries; prints one JSON line.
@@ -111,8 +117,8 @@ fn main() -> Result<()> {
         Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root }) => {
             return webview::run(&webview::Options { parent_xid, url, data_dir, bounds, preload, content_root });
         }
-        Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib }) => {
-            return headless(hang_after_ms, crash_with, allocate_mib);
+        Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage }) => {
+            return headless(&Misbehaviour { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage });
         }
         Some(Mode::BenchClient { publish, subscribe, count, expect, payload, rate, unbatched }) => {
             (publish, subscribe, count, expect, payload, rate, unbatched)
@@ -188,7 +194,18 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn headless(hang_after_ms: Option<u64>, crash_with: Option<i32>, allocate_mib: Option<usize>) -> Result<()> {
+/// What a headless host does wrong, for the supervisor's tests.
+#[derive(Debug, Clone, Copy)]
+struct Misbehaviour {
+    hang_after_ms: Option<u64>,
+    crash_with: Option<i32>,
+    allocate_mib: Option<usize>,
+    burn_cpu: bool,
+    send_garbage: bool,
+}
+
+fn headless(m: &Misbehaviour) -> Result<()> {
+    let Misbehaviour { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage } = *m;
     let mut conn = HostConnection::from_stdin()?;
     match conn.recv()? {
         Some(ShellMsg::Welcome { .. }) => {}
@@ -199,6 +216,21 @@ fn headless(hang_after_ms: Option<u64>, crash_with: Option<i32>, allocate_mib: O
     }
     // Held for the life of the process; every page touched so it counts as resident.
     let _ballast: Vec<u8> = allocate_mib.map(|mib| vec![1u8; mib << 20]).unwrap_or_default();
+    if burn_cpu {
+        std::thread::spawn(|| {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        });
+    }
+    if send_garbage {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let fd = std::io::stdin().as_fd().try_clone_to_owned().context("duplicating stdin")?;
+        // A length prefix far over the frame limit.
+        std::os::unix::net::UnixStream::from(fd).write_all(&[0xff; 16]).context("writing garbage")?;
+    }
     let started = Instant::now();
     let hang_after = hang_after_ms.map(Duration::from_millis);
     while let Some(msg) = conn.recv()? {

@@ -32,6 +32,11 @@ const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_PAGE_MESSAGE: usize = 4 << 20;
 /// Messages from the reader thread waiting for the GTK loop.
 const INBOX: usize = 4096;
+/// How often the host pings the shell.
+const SHELL_PING_EVERY: Duration = Duration::from_secs(1);
+/// How long without an answer before the host decides the shell is gone (frozen, not just
+/// busy: the shell answers pings from its async runtime, not its window thread).
+const SHELL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How to start.
 #[derive(Debug, Clone)]
@@ -107,10 +112,38 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
     let (nav_tx, nav_rx) = flume::bounded::<(u64, bool)>(64);
     let pinger = Arc::clone(&writer);
+    let started = Instant::now();
+    let last_pong = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ms_since_start = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // TESSERA_SHELL_TIMEOUT_MS shortens the wait, for tests.
+    let shell_timeout = std::env::var("TESSERA_SHELL_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(SHELL_TIMEOUT, Duration::from_millis);
+    {
+        // Heartbeats the other way: a shell that stops answering is not waited for forever.
+        let (writer, last_pong) = (Arc::clone(&writer), Arc::clone(&last_pong));
+        std::thread::Builder::new().name("shell-watch".into()).spawn(move || {
+            let mut nonce = 0u64;
+            loop {
+                std::thread::sleep(SHELL_PING_EVERY);
+                nonce += 1;
+                send(&writer, &HostMsg::Ping { nonce });
+                let silent = ms_since_start().saturating_sub(last_pong.load(std::sync::atomic::Ordering::Relaxed));
+                if Duration::from_millis(silent) > shell_timeout {
+                    tracing::error!("the shell has not answered for {silent} ms; leaving");
+                    std::process::exit(1);
+                }
+            }
+        })?;
+    }
     std::thread::Builder::new().name("shell-reader".into()).spawn(move || {
         loop {
             match reader.recv() {
                 Ok(Some(ShellMsg::Ping { nonce })) => send(&pinger, &HostMsg::Pong { nonce }),
+                Ok(Some(ShellMsg::Pong { .. })) => {
+                    last_pong.store(ms_since_start(), std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(Some(ShellMsg::NavigationDecision { id, allow })) => {
                     let _ = nav_tx.try_send((id, allow));
                 }
@@ -295,13 +328,29 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Va
         ShellMsg::SetBounds(b) => wv.set_bounds(rect(b)),
         ShellMsg::SetVisible(v) => wv.set_visible(v),
         ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
-            let data = serde_json::from_slice::<Value>(&payload)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&payload).into_owned()));
+            let data = page_value(&payload);
             deliveries.push(json!({
                 "sub": sub, "topic": topic, "data": data, "seq": seq,
                 "timestamp": timestamp_us / 1000, "sender": sender,
             }));
             Ok(())
+        }
+        ShellMsg::Direct { topic, payload, sender_app, seq } => {
+            deliveries.push(
+                json!({ "direct": true, "topic": topic, "data": page_value(&payload), "from": sender_app, "seq": seq }),
+            );
+            Ok(())
+        }
+        ShellMsg::Call { service, call, action, payload, caller_app } => {
+            let c = json!({ "service": service, "call": call, "action": action, "data": page_value(&payload), "from": caller_app });
+            wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.call({c})"))
+        }
+        ShellMsg::Response { call, result } => {
+            let r = match result {
+                Ok(payload) => json!({ "call": call, "ok": true, "value": page_value(&payload) }),
+                Err(error) => json!({ "call": call, "ok": false, "error": error }),
+            };
+            wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.response({r})"))
         }
         ShellMsg::Refused { context, error } => {
             refuse_in_page(wv, &context, &error);
@@ -319,6 +368,12 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Va
     if let Err(e) = result {
         tracing::warn!("the WebView refused a request: {e}");
     }
+}
+
+/// A payload as the page sees it: the JSON value, or, for bytes that are not JSON, a string.
+fn page_value(payload: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(payload)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
 }
 
 /// Script that evaluates `js` in the page's global scope, awaits it, and posts the outcome.
@@ -372,6 +427,35 @@ fn from_page(writer: &Writer, body: &str) -> Result<()> {
                 .with_context(|| format!("{kind}: \"policy\" is not drop_oldest, backpressure or dead_letter"))?,
         },
         "bus.unsubscribe" => HostMsg::Unsubscribe { sub: sub_id("sub")? },
+        "bus.send" => {
+            HostMsg::Send { app: string("app")?, topic: string("topic")?, payload: serde_json::to_vec(field("data")?)? }
+        }
+        "bus.serve" => HostMsg::Serve {
+            service: string("service")?,
+            actions: field("actions")?
+                .as_array()
+                .with_context(|| format!("{kind}: \"actions\" is not a list"))?
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned).with_context(|| format!("{kind}: an action is not a string")))
+                .collect::<Result<_>>()?,
+        },
+        "bus.unserve" => HostMsg::Unserve { service: string("service")? },
+        "bus.request" => HostMsg::Request {
+            call: number("call")?,
+            service: string("service")?,
+            action: string("action")?,
+            payload: serde_json::to_vec(field("data")?)?,
+            timeout_ms: number("timeoutMs")?,
+        },
+        "bus.respond" => {
+            let ok = field("ok")?.as_bool().unwrap_or(false);
+            let result = if ok {
+                Ok(serde_json::to_vec(payload.get("value").unwrap_or(&Value::Null))?)
+            } else {
+                Err(payload.get("error").and_then(Value::as_str).unwrap_or("the provider failed").to_owned())
+            };
+            HostMsg::Respond { service: string("service")?, call: number("call")?, result }
+        }
         "tessera.evalResult" => {
             let ok = field("ok")?.as_bool().unwrap_or(false);
             let result = if ok {

@@ -94,6 +94,13 @@ fn send(writer: &Writer, msg: &HostMsg) {
 
 /// Runs the host until the shell hangs up.
 pub(crate) fn run(opts: &Options) -> Result<()> {
+    // No core dumps: a page's memory may hold a user's data. (Address-space limits are not
+    // usable: WebKit reserves tens of GiB of virtual memory up front; the shell's memory
+    // watchdog limits what is really used.)
+    let none = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, none) {
+        tracing::warn!("could not turn core dumps off: {e}");
+    }
     let mut conn = HostConnection::from_stdin()?;
     match conn.recv()? {
         Some(ShellMsg::Welcome { .. }) => {}

@@ -7,13 +7,19 @@
 //!
 //! It draws only when something changed: with nothing to do, the event loop sleeps.
 
+pub mod channels;
+pub mod fuzzy;
+pub mod launcher;
+pub mod layout;
+pub mod theme;
 mod window;
 pub mod x11;
 
+pub use layout::{Direction, LayoutNode};
 pub use window::{Compositor, Handle};
 
 /// A rectangle in the shell window, in physical pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PxRect {
     /// Left edge.
     pub x: i32,
@@ -36,6 +42,38 @@ pub struct TileView {
     pub status: String,
     /// Whether the app's own view is up (otherwise the tile shows `status`).
     pub live: bool,
+    /// Its user channel (1 to 8, see [`channels::CHANNELS`]), if it has joined one.
+    pub channel: Option<u8>,
+}
+
+/// An app the launcher offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LauncherApp {
+    /// Its id.
+    pub app_id: String,
+    /// Its name.
+    pub title: String,
+    /// One line about it.
+    pub description: String,
+    /// How many instances run.
+    pub running: usize,
+    /// When it was last launched (ms since the epoch), for "recently used first".
+    pub last_used: Option<u64>,
+}
+
+/// The live layout, as `ctl layout get` reports it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayoutSnapshot {
+    /// The tree (`None`: nothing open).
+    pub tree: Option<LayoutNode>,
+    /// Where each pane's view is (physical pixels), or `None` while hidden.
+    pub bounds: Vec<(u64, Option<PxRect>)>,
+    /// The pane shown alone, if one is maximised.
+    pub maximized: Option<u64>,
+    /// The window's size in physical pixels.
+    pub window: (u32, u32),
+    /// Its scale factor.
+    pub scale: f64,
 }
 
 /// What the shell tells the window.
@@ -43,6 +81,13 @@ pub struct TileView {
 pub enum Command {
     /// Replace the set of tiles: new keys get a tile, missing ones lose theirs.
     SetTiles(Vec<TileView>),
+    /// Replace the launcher's list of apps.
+    SetApps(Vec<LauncherApp>),
+    /// Arrange the tiles as described (keys not in the tiles are ignored; tiles not in the
+    /// description are added).
+    SetLayout(LayoutNode),
+    /// Report the live layout.
+    GetLayout(flume::Sender<LayoutSnapshot>),
     /// Close the window and end [`Compositor::run`].
     Quit,
 }
@@ -69,6 +114,20 @@ pub enum UiEvent {
         /// The tile's key.
         key: u64,
     },
+    /// The user asked for an app from the launcher.
+    Launch {
+        /// The app's id.
+        app_id: String,
+    },
+    /// The user picked a tile's channel (`None`: left its channel).
+    ChannelChanged {
+        /// The tile's key.
+        key: u64,
+        /// The channel, 1 to 8.
+        channel: Option<u8>,
+    },
+    /// The user changed the layout (dragged, resized, closed or maximised something).
+    LayoutChanged,
     /// The user closed the window.
     CloseRequested,
 }

@@ -1,4 +1,4 @@
-//! The winit event loop, the egui frame, and the tile tree.
+//! The winit event loop, the egui frame, the launcher and the tile tree.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +10,9 @@ use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
 use winit::window::{Window, WindowId};
 
-use crate::{Command, Error, PxRect, TileView, UiEvent};
+use crate::launcher::Launcher;
+use crate::layout::{self, LayoutNode, Pane};
+use crate::{Command, Error, LauncherApp, LayoutSnapshot, PxRect, TileView, UiEvent, channels, theme};
 
 /// Sends [`Command`]s to a running [`Compositor`] from any thread.
 #[derive(Debug, Clone)]
@@ -38,19 +40,9 @@ impl Compositor {
         let event_loop =
             EventLoop::<Command>::with_user_event().with_x11().build().map_err(|e| Error::EventLoop(e.to_string()))?;
         let handle = Handle(event_loop.create_proxy());
-        let app = App {
-            ctx: egui::Context::default(),
-            gfx: None,
-            tree: egui_tiles::Tree::empty(egui::Id::unique("tessera-tiles")),
-            views: HashMap::new(),
-            panes: HashMap::new(),
-            sent: HashMap::new(),
-            events,
-            title: title.to_owned(),
-            size,
-            failure: None,
-            next_paint: None,
-        };
+        let ctx = egui::Context::default();
+        theme::apply(&ctx);
+        let app = App { ctx, gfx: None, desk: Desk::new(title), events, size, failure: None, next_paint: None };
         Ok((Self { event_loop, app }, handle))
     }
 
@@ -78,22 +70,218 @@ impl std::fmt::Debug for Gfx {
     }
 }
 
+/// Everything the window shows, apart from the window itself: testable without a display.
 #[derive(Debug)]
-struct Pane {
-    key: u64,
+pub(crate) struct Desk {
+    title: String,
+    tree: egui_tiles::Tree<Pane>,
+    views: HashMap<u64, TileView>,
+    apps: Vec<LauncherApp>,
+    launcher: Launcher,
+    maximized: Option<u64>,
+    /// The bounds last reported per key, so only changes are sent.
+    sent: HashMap<u64, Option<PxRect>>,
+    /// The layout as last reported, to tell the shell when the user changed it.
+    last_layout: Option<LayoutNode>,
+}
+
+impl Desk {
+    pub(crate) fn new(title: &str) -> Self {
+        Self {
+            title: title.to_owned(),
+            tree: egui_tiles::Tree::empty(egui::Id::unique("tessera-tiles")),
+            views: HashMap::new(),
+            apps: Vec::new(),
+            launcher: Launcher::default(),
+            maximized: None,
+            sent: HashMap::new(),
+            last_layout: None,
+        }
+    }
+
+    fn panes(&self) -> HashMap<u64, egui_tiles::TileId> {
+        self.tree
+            .tiles
+            .iter()
+            .filter_map(|(id, t)| match t {
+                egui_tiles::Tile::Pane(p) => Some((p.key, *id)),
+                egui_tiles::Tile::Container(_) => None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn set_tiles(&mut self, tiles: Vec<TileView>) {
+        let keep: HashMap<u64, TileView> = tiles.into_iter().map(|t| (t.key, t)).collect();
+        let panes = self.panes();
+        for (key, id) in &panes {
+            if !keep.contains_key(key) {
+                self.tree.remove_recursively(*id);
+                self.sent.remove(key);
+                if self.maximized == Some(*key) {
+                    self.maximized = None;
+                }
+            }
+        }
+        let mut keys: Vec<u64> = keep.keys().copied().filter(|k| !panes.contains_key(k)).collect();
+        keys.sort_unstable();
+        for key in keys {
+            self.add_pane(key);
+        }
+        self.views = keep;
+        self.tree.simplify(&simplification());
+    }
+
+    fn add_pane(&mut self, key: u64) {
+        let pane = self.tree.tiles.insert_pane(Pane { key });
+        let tabs = self.tree.tiles.insert_tab_tile(vec![pane]);
+        match self.tree.root.and_then(|r| self.tree.tiles.get_mut(r)) {
+            Some(egui_tiles::Tile::Container(c)) if c.kind() != egui_tiles::ContainerKind::Tabs => c.add_child(tabs),
+            _ => {
+                let children: Vec<_> = self.tree.root.into_iter().chain([tabs]).collect();
+                let root = self.tree.tiles.insert_horizontal_tile(children);
+                self.tree.root = Some(root);
+            }
+        }
+    }
+
+    pub(crate) fn set_layout(&mut self, node: &LayoutNode) {
+        let known = &self.views;
+        let mut seen = std::collections::HashSet::new();
+        let filtered = node.map_keys(&mut |k| (known.contains_key(&k) && seen.insert(k)).then_some(k));
+        self.tree = match &filtered {
+            Some(n) => layout::build(egui::Id::unique("tessera-tiles"), n),
+            None => egui_tiles::Tree::empty(egui::Id::unique("tessera-tiles")),
+        };
+        let placed = self.panes();
+        let mut missing: Vec<u64> = self.views.keys().copied().filter(|k| !placed.contains_key(k)).collect();
+        missing.sort_unstable();
+        for key in missing {
+            self.add_pane(key);
+        }
+        self.maximized = None;
+        self.last_layout = layout::describe(&self.tree);
+    }
+
+    pub(crate) fn snapshot(&self, window: (u32, u32), scale: f64) -> LayoutSnapshot {
+        let mut bounds: Vec<(u64, Option<PxRect>)> = self.sent.iter().map(|(k, v)| (*k, *v)).collect();
+        bounds.sort_by_key(|(k, _)| *k);
+        LayoutSnapshot { tree: layout::describe(&self.tree), bounds, maximized: self.maximized, window, scale }
+    }
+
+    /// Shows only the maximised pane's tab group (and its ancestors), or everything.
+    fn apply_maximized(&mut self) {
+        let ids: Vec<egui_tiles::TileId> = self.tree.tiles.tile_ids().collect();
+        for id in &ids {
+            self.tree.tiles.set_visible(*id, true);
+        }
+        let Some(pane) = self.maximized.and_then(|k| self.panes().get(&k).copied()) else {
+            self.maximized = None;
+            return;
+        };
+        let mut path = vec![pane];
+        let mut at = pane;
+        while let Some(parent) = self.tree.tiles.parent_of(at) {
+            path.push(parent);
+            at = parent;
+        }
+        for id in ids {
+            // Hide every tile that is neither on the path nor inside the maximised tab group.
+            let inside = path.get(1).is_some_and(|group| self.is_inside(id, *group));
+            if !path.contains(&id) && !inside {
+                self.tree.tiles.set_visible(id, false);
+            }
+        }
+    }
+
+    fn is_inside(&self, id: egui_tiles::TileId, ancestor: egui_tiles::TileId) -> bool {
+        let mut at = id;
+        while let Some(parent) = self.tree.tiles.parent_of(at) {
+            if parent == ancestor {
+                return true;
+            }
+            at = parent;
+        }
+        false
+    }
+
+    /// Builds one frame's UI; returns what the user did and where each view goes now.
+    pub(crate) fn ui(&mut self, ui: &mut egui::Ui, events: &mut Vec<UiEvent>) {
+        let ctx = ui.ctx().clone();
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::K)) {
+            self.launcher.focus();
+        }
+        self.apply_maximized();
+        let views = &self.views;
+        egui::Panel::top("shell-bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new("◆").color(egui::Color32::from_rgb(76, 154, 255)));
+                ui.strong(self.title.as_str());
+                ui.separator();
+                let count = |f: &dyn Fn(&TileView) -> bool| views.values().filter(|v| f(v)).count();
+                let running = count(&|v| v.live);
+                ui.label(egui::RichText::new(format!("● {running} running")).color(theme::RUNNING));
+                let down = views.len() - running;
+                if down > 0 {
+                    ui.label(egui::RichText::new(format!("● {down} not running")).color(theme::WARN));
+                }
+            });
+        });
+        let mut launch = None;
+        egui::Panel::left("launcher").default_size(240.0).min_size(180.0).resizable(true).show(ui, |ui| {
+            launch = self.launcher.ui(ui, &self.apps);
+        });
+        if let Some(app_id) = launch {
+            events.push(UiEvent::Launch { app_id });
+        }
+        let mut rects: HashMap<u64, egui::Rect> = HashMap::new();
+        let mut behavior =
+            Behavior { views: &self.views, rects: &mut rects, events, maximized: &mut self.maximized, edited: false };
+        egui::CentralPanel::default().show(ui, |ui| {
+            if behavior.views.is_empty() {
+                ui.centered_and_justified(|ui| {
+                    ui.label(
+                        egui::RichText::new("No apps are open. Pick one on the left (Ctrl+K to search).")
+                            .color(theme::DIM),
+                    );
+                });
+                return;
+            }
+            self.tree.ui(&mut behavior, ui);
+        });
+        let edited = behavior.edited;
+        // Native child windows always draw above egui: while a tile is dragged or a menu or
+        // dialog is open, every view is hidden so nothing the user needs is covered.
+        let overlay = self.tree.dragged_id(&ctx).is_some() || egui::Popup::is_any_open(&ctx);
+        let ppp = ctx.pixels_per_point();
+        let keys: Vec<u64> = self.views.keys().copied().collect();
+        for key in keys {
+            let live = self.views.get(&key).is_some_and(|v| v.live);
+            let rect = rects.get(&key).filter(|_| live && !overlay).map(|r| to_px(*r, ppp));
+            if self.sent.get(&key) != Some(&rect) {
+                self.sent.insert(key, rect);
+                events.push(UiEvent::Bounds { key, rect });
+            }
+        }
+        let now = layout::describe(&self.tree);
+        if edited || now != self.last_layout {
+            if now != self.last_layout && self.tree.dragged_id(&ctx).is_none() {
+                events.push(UiEvent::LayoutChanged);
+            }
+            self.last_layout = now;
+        }
+    }
+}
+
+fn simplification() -> egui_tiles::SimplificationOptions {
+    egui_tiles::SimplificationOptions { all_panes_must_have_tabs: true, ..Default::default() }
 }
 
 #[derive(Debug)]
 struct App {
     ctx: egui::Context,
     gfx: Option<Gfx>,
-    tree: egui_tiles::Tree<Pane>,
-    views: HashMap<u64, TileView>,
-    panes: HashMap<u64, egui_tiles::TileId>,
-    /// The bounds last reported per key, so only changes are sent.
-    sent: HashMap<u64, Option<PxRect>>,
+    desk: Desk,
     events: flume::Sender<UiEvent>,
-    title: String,
     size: (u32, u32),
     failure: Option<Error>,
     /// When egui asked to be painted again (an animation); `None`: only on events.
@@ -109,7 +297,7 @@ impl App {
 
     fn create_window(&mut self, event_loop: &ActiveEventLoop) -> Result<(), Error> {
         let attributes = Window::default_attributes()
-            .with_title(self.title.clone())
+            .with_title(self.desk.title.clone())
             .with_inner_size(winit::dpi::PhysicalSize::new(self.size.0, self.size.1));
         let window = Arc::new(event_loop.create_window(attributes).map_err(|e| Error::Window(e.to_string()))?);
         let xid = match window.window_handle().map_err(|e| Error::Window(e.to_string()))?.as_raw() {
@@ -147,69 +335,21 @@ impl App {
         Ok(())
     }
 
-    fn set_tiles(&mut self, tiles: Vec<TileView>) {
-        let keep: HashMap<u64, TileView> = tiles.into_iter().map(|t| (t.key, t)).collect();
-        let gone: Vec<u64> = self.panes.keys().filter(|k| !keep.contains_key(k)).copied().collect();
-        for key in gone {
-            if let Some(id) = self.panes.remove(&key) {
-                self.tree.remove_recursively(id);
-            }
-            self.sent.remove(&key);
-        }
-        let mut keys: Vec<u64> = keep.keys().copied().collect();
-        keys.sort_unstable();
-        for key in keys {
-            if self.panes.contains_key(&key) {
-                continue;
-            }
-            let pane = self.tree.tiles.insert_pane(Pane { key });
-            let tabs = self.tree.tiles.insert_tab_tile(vec![pane]);
-            match self.tree.root.and_then(|r| self.tree.tiles.get_mut(r)) {
-                Some(egui_tiles::Tile::Container(c)) => c.add_child(tabs),
-                _ => {
-                    let root = self.tree.tiles.insert_horizontal_tile(vec![tabs]);
-                    self.tree.root = Some(root);
-                }
-            }
-            self.panes.insert(key, pane);
-        }
-        self.views = keep;
-    }
-
     fn paint(&mut self) {
         let Some(gfx) = self.gfx.as_mut() else { return };
         let raw_input = gfx.state.take_egui_input(&gfx.window);
-        let mut rects: HashMap<u64, egui::Rect> = HashMap::new();
-        let mut closed = Vec::new();
-        let views = &self.views;
-        let tree = &mut self.tree;
-        let title = &self.title;
-        let full_output = self.ctx.run_ui(raw_input, |ui| {
-            egui::Panel::top("shell-bar").show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.strong(title.as_str());
-                    ui.separator();
-                    let running = views.values().filter(|v| v.live).count();
-                    ui.label(format!("{} apps, {running} running", views.len()));
-                });
-            });
-            egui::CentralPanel::default().show(ui, |ui| {
-                if views.is_empty() {
-                    ui.centered_and_justified(|ui| ui.label("No apps are open."));
-                    return;
-                }
-                let mut behavior = Behavior { views, rects: &mut rects, closed: &mut closed };
-                tree.ui(&mut behavior, ui);
-            });
-        });
+        let mut events = Vec::new();
+        let desk = &mut self.desk;
+        let full_output = self.ctx.run_ui(raw_input, |ui| desk.ui(ui, &mut events));
         gfx.state.handle_platform_output(&gfx.window, full_output.platform_output);
         let ppp = full_output.pixels_per_point;
         let primitives = self.ctx.tessellate(full_output.shapes, ppp);
         let mut textures = full_output.textures_delta;
+        let bg = theme::BG.to_normalized_gamma_f32();
         gfx.painter.paint_and_update_textures(
             egui::ViewportId::ROOT,
             ppp,
-            [0.08, 0.09, 0.11, 1.0],
+            bg,
             &primitives,
             &mut textures,
             Vec::new(),
@@ -221,18 +361,17 @@ impl App {
             .map(|v| v.repaint_delay)
             .filter(|d| *d < Duration::from_secs(3600))
             .map(|d| Instant::now() + d);
+        for e in events {
+            self.emit(e);
+        }
+    }
 
-        for key in closed {
-            self.emit(UiEvent::CloseTile { key });
-        }
-        let keys: Vec<u64> = self.views.keys().copied().collect();
-        for key in keys {
-            let rect = rects.get(&key).filter(|_| self.views.get(&key).is_some_and(|v| v.live)).map(|r| to_px(*r, ppp));
-            if self.sent.get(&key) != Some(&rect) {
-                self.sent.insert(key, rect);
-                self.emit(UiEvent::Bounds { key, rect });
-            }
-        }
+    fn snapshot(&self) -> LayoutSnapshot {
+        let (window, scale) = self.gfx.as_ref().map_or(((0, 0), 1.0), |g| {
+            let s = g.window.inner_size();
+            ((s.width, s.height), g.window.scale_factor())
+        });
+        self.desk.snapshot(window, scale)
     }
 }
 
@@ -250,30 +389,142 @@ fn to_px(r: egui::Rect, ppp: f32) -> PxRect {
 struct Behavior<'a> {
     views: &'a HashMap<u64, TileView>,
     rects: &'a mut HashMap<u64, egui::Rect>,
-    closed: &'a mut Vec<u64>,
+    events: &'a mut Vec<UiEvent>,
+    maximized: &'a mut Option<u64>,
+    edited: bool,
+}
+
+impl Behavior<'_> {
+    fn active_key(tiles: &egui_tiles::Tiles<Pane>, tabs: &egui_tiles::Tabs) -> Option<u64> {
+        match tiles.get(tabs.active?)? {
+            egui_tiles::Tile::Pane(p) => Some(p.key),
+            egui_tiles::Tile::Container(_) => None,
+        }
+    }
+}
+
+/// The tab bar's small buttons, drawn rather than taken from a font.
+#[derive(Debug, Clone, Copy)]
+enum Icon {
+    Maximise,
+    Restore,
+    /// A channel chip: filled with the channel's colour, or hollow without one.
+    Channel,
+}
+
+fn icon_button(ui: &mut egui::Ui, icon: Icon, fill: Option<egui::Color32>) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(20.0, 18.0), egui::Sense::click());
+    let label = match icon {
+        Icon::Maximise => "Maximise",
+        Icon::Restore => "Restore",
+        Icon::Channel => "Channel",
+    };
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, label));
+    let painter = ui.painter_at(rect);
+    if response.hovered() {
+        painter.rect_filled(rect, 4.0, theme::HOVER);
+    }
+    let c = rect.center();
+    let stroke = egui::Stroke::new(1.3, if response.hovered() { theme::TEXT } else { theme::DIM });
+    match icon {
+        Icon::Maximise => {
+            let frame = egui::Rect::from_center_size(c, egui::vec2(10.0, 9.0));
+            painter.rect_stroke(frame, 1.0, stroke, egui::StrokeKind::Inside);
+        }
+        Icon::Restore => {
+            let back = egui::Rect::from_center_size(c + egui::vec2(2.0, -2.0), egui::vec2(8.0, 7.0));
+            let front = egui::Rect::from_center_size(c + egui::vec2(-1.5, 1.5), egui::vec2(8.0, 7.0));
+            painter.rect_stroke(back, 1.0, stroke, egui::StrokeKind::Inside);
+            painter.rect_filled(front, 1.0, theme::PANEL);
+            painter.rect_stroke(front, 1.0, stroke, egui::StrokeKind::Inside);
+        }
+        Icon::Channel => {
+            let chip = egui::Rect::from_center_size(c, egui::vec2(11.0, 11.0));
+            match fill {
+                Some(colour) => {
+                    painter.rect_filled(chip, 2.0, colour);
+                }
+                None => {
+                    painter.rect_stroke(chip, 2.0, stroke, egui::StrokeKind::Inside);
+                }
+            }
+        }
+    }
+    response
 }
 
 impl egui_tiles::Behavior<Pane> for Behavior<'_> {
     fn tab_title_for_pane(&mut self, pane: &Pane) -> egui::WidgetText {
-        self.views.get(&pane.key).map_or_else(|| format!("#{}", pane.key), |v| v.title.clone()).into()
+        let Some(view) = self.views.get(&pane.key) else { return format!("#{}", pane.key).into() };
+        let mut job = egui::text::LayoutJob::default();
+        let font = egui::FontId::proportional(13.0);
+        if let Some(c) = view.channel.and_then(channels::channel) {
+            job.append("■ ", 0.0, egui::TextFormat::simple(font.clone(), c.colour));
+        }
+        let colour = if view.live { theme::TEXT } else { theme::WARN };
+        job.append(&view.title, 0.0, egui::TextFormat::simple(font, colour));
+        job.into()
     }
 
     fn pane_ui(&mut self, ui: &mut egui::Ui, _tile: egui_tiles::TileId, pane: &mut Pane) -> egui_tiles::UiResponse {
         let rect = ui.available_rect_before_wrap();
-        ui.painter().rect_filled(rect, 0.0, egui::Color32::from_rgb(24, 27, 33));
+        ui.painter().rect_filled(rect, 0.0, theme::TILE);
         if let Some(view) = self.views.get(&pane.key)
             && !view.live
         {
+            let colour = if view.status.starts_with("failed") { theme::ERROR } else { theme::WARN };
             ui.painter().text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
-                format!("{}: {}", view.title, view.status),
-                egui::FontId::proportional(16.0),
-                egui::Color32::from_rgb(200, 200, 210),
+                format!("{} — {}", view.title, view.status),
+                egui::FontId::proportional(15.0),
+                colour,
             );
         }
         self.rects.insert(pane.key, rect);
         egui_tiles::UiResponse::None
+    }
+
+    fn top_bar_right_ui(
+        &mut self,
+        tiles: &egui_tiles::Tiles<Pane>,
+        ui: &mut egui::Ui,
+        _tile: egui_tiles::TileId,
+        tabs: &egui_tiles::Tabs,
+        _scroll_offset: &mut f32,
+    ) {
+        let Some(key) = Self::active_key(tiles, tabs) else { return };
+        let maximized = *self.maximized == Some(key);
+        let toggle = icon_button(ui, if maximized { Icon::Restore } else { Icon::Maximise }, None)
+            .on_hover_text(if maximized { "Restore the layout" } else { "Maximise this app" });
+        if toggle.clicked() {
+            *self.maximized = if maximized { None } else { Some(key) };
+            self.edited = true;
+        }
+        let current = self.views.get(&key).and_then(|v| v.channel).and_then(channels::channel);
+        let (colour, label) = current.map_or((theme::DIM, "No channel".to_owned()), |c| (c.colour, c.name.to_owned()));
+        let response = icon_button(ui, Icon::Channel, current.map(|_| colour))
+            .on_hover_text(format!("Channel: {label}. Click to change."));
+        egui::Popup::menu(&response).show(|ui| {
+            ui.set_min_width(150.0);
+            for c in &channels::CHANNELS {
+                let mut text = egui::text::LayoutJob::default();
+                let font = egui::FontId::proportional(13.0);
+                text.append("■ ", 0.0, egui::TextFormat::simple(font.clone(), c.colour));
+                text.append(
+                    &format!("{} ({})", c.name, c.colour_name),
+                    0.0,
+                    egui::TextFormat::simple(font, theme::TEXT),
+                );
+                if ui.selectable_label(current.map(|x| x.number) == Some(c.number), text).clicked() {
+                    self.events.push(UiEvent::ChannelChanged { key, channel: Some(c.number) });
+                }
+            }
+            ui.separator();
+            if ui.selectable_label(current.is_none(), "No channel").clicked() {
+                self.events.push(UiEvent::ChannelChanged { key, channel: None });
+            }
+        });
     }
 
     fn is_tab_closable(&self, _tiles: &egui_tiles::Tiles<Pane>, _tile: egui_tiles::TileId) -> bool {
@@ -282,14 +533,18 @@ impl egui_tiles::Behavior<Pane> for Behavior<'_> {
 
     fn on_tab_close(&mut self, tiles: &mut egui_tiles::Tiles<Pane>, tile: egui_tiles::TileId) -> bool {
         if let Some(egui_tiles::Tile::Pane(p)) = tiles.get(tile) {
-            self.closed.push(p.key);
+            self.events.push(UiEvent::CloseTile { key: p.key });
         }
         // The shell closes the app, then removes the tile.
         false
     }
 
+    fn on_edit(&mut self, _action: egui_tiles::EditAction) {
+        self.edited = true;
+    }
+
     fn simplification_options(&self) -> egui_tiles::SimplificationOptions {
-        egui_tiles::SimplificationOptions { all_panes_must_have_tabs: true, ..Default::default() }
+        simplification()
     }
 }
 
@@ -306,7 +561,13 @@ impl ApplicationHandler<Command> for App {
 
     fn user_event(&mut self, event_loop: &ActiveEventLoop, command: Command) {
         match command {
-            Command::SetTiles(tiles) => self.set_tiles(tiles),
+            Command::SetTiles(tiles) => self.desk.set_tiles(tiles),
+            Command::SetApps(apps) => self.desk.apps = apps,
+            Command::SetLayout(node) => self.desk.set_layout(&node),
+            Command::GetLayout(reply) => {
+                let _ = reply.try_send(self.snapshot());
+                return;
+            }
             Command::Quit => event_loop.exit(),
         }
         if let Some(gfx) = &self.gfx {

@@ -430,6 +430,35 @@ pub(crate) enum CtlCommand {
         /// Where to write it.
         path: PathBuf,
     },
-    /// Shuts the shell down.
+    /// Shuts the shell down (saving the session first).
     Quit,
+    /// Workspaces: the desk's layout, apps and channels, saved by name.
+    #[command(subcommand)]
+    Layout(LayoutCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LayoutCommand {
+    /// Prints the live layout: the tree, and each pane's app instance, channel and bounds.
+    Get {
+        /// Print JSON (the only format).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Saves the desk as NAME; it becomes the one restored at start-up.
+    Save {
+        /// The workspace's name.
+        name: String,
+    },
+    /// Makes the desk look like the workspace NAME.
+    Restore {
+        /// The workspace's name.
+        name: String,
+    },
+    /// Lists the saved workspaces.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -53,6 +53,20 @@ pub enum Request {
     },
     /// Shut the shell down.
     Quit,
+    /// The live layout: the tree, and each pane's app instance, channel and bounds.
+    LayoutGet,
+    /// Save the desk as a named workspace.
+    LayoutSave {
+        /// Its name.
+        name: String,
+    },
+    /// Make the desk look like a saved workspace.
+    LayoutRestore {
+        /// Its name.
+        name: String,
+    },
+    /// The saved workspaces.
+    LayoutList,
 }
 
 /// The answer to a request.

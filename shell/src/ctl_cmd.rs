@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use shell::ctl::{Request, Response};
 
-use crate::cli::{CtlArgs, CtlCommand};
+use crate::cli::{CtlArgs, CtlCommand, LayoutCommand};
 
 /// Runs one `ctl` command; `Ok(false)` when the shell said no.
 pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
@@ -29,6 +29,10 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
             Request::Screenshot { path }
         }
         CtlCommand::Quit => Request::Quit,
+        CtlCommand::Layout(LayoutCommand::Get { .. }) => Request::LayoutGet,
+        CtlCommand::Layout(LayoutCommand::Save { name }) => Request::LayoutSave { name: name.clone() },
+        CtlCommand::Layout(LayoutCommand::Restore { name }) => Request::LayoutRestore { name: name.clone() },
+        CtlCommand::Layout(LayoutCommand::List { .. }) => Request::LayoutList,
     };
     let mut stream = UnixStream::connect(&socket)
         .with_context(|| format!("no shell is listening on {} (is `tessera run` up?)", socket.display()))?;
@@ -51,6 +55,19 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
     let mut out = stdout.lock();
     match &args.command {
         CtlCommand::Apps { json: false } => print_apps(&mut out, &result)?,
+        CtlCommand::Layout(LayoutCommand::List { json: false }) => {
+            for w in result.as_array().map(Vec::as_slice).unwrap_or_default() {
+                let mark = if w["startup"].as_bool() == Some(true) { "*" } else { " " };
+                writeln!(
+                    out,
+                    "{mark} {:<24} {:>3} apps  saved {}",
+                    w["name"].as_str().unwrap_or("?"),
+                    w["apps"],
+                    w["saved_at"].as_str().unwrap_or("?")
+                )?;
+            }
+        }
+        CtlCommand::Layout(LayoutCommand::Get { .. }) => writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?,
         CtlCommand::Launch { .. } => writeln!(out, "{}", result["instance"])?,
         CtlCommand::Subscribe { .. } => {
             out.flush()?;

@@ -23,8 +23,10 @@ use crate::origin::Origins;
 pub struct App {
     /// Its id (the broker identity of its hosts).
     pub app_id: String,
-    /// Shown on its tab.
+    /// Shown on its tab and in the launcher.
     pub title: String,
+    /// One line about it, for the launcher.
+    pub description: String,
     /// Its start page, absolute.
     pub url: String,
     /// For a local app, the directory its `tessera://` URLs are served from.
@@ -98,6 +100,8 @@ struct RawManifest {
 struct RawApp {
     app_id: String,
     title: Option<String>,
+    #[serde(default)]
+    description: String,
     url: String,
     #[serde(rename = "memoryLimitMiB")]
     memory_limit_mib: Option<u64>,
@@ -152,6 +156,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
         }
         apps.push(App {
             title: a.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone()),
+            description: a.description,
             app_id: a.app_id,
             url,
             content_root,

@@ -2,6 +2,9 @@
 //! runs the broker's connections, the supervisor and the control socket. The wiring between
 //! them is here: window events become supervisor calls, supervisor state becomes tiles.
 
+mod workspace;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use broker::wire::Bounds;
 use broker::{AppId, Broker, BrokerConfig, MessageOptions, QueuePolicy, SubscribeOptions};
-use compositor::{Command as UiCommand, Compositor, Handle, TileView, UiEvent};
+use compositor::{Command as UiCommand, Compositor, Handle, LauncherApp, TileView, UiEvent};
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use shell::ctl::{MAX_REQUEST, Request, Response};
 use shell::manifest::{self, Manifest};
@@ -26,11 +30,24 @@ struct Shell {
     broker: Broker,
     supervisor: Supervisor,
     manifest: Manifest,
-    profile: PathBuf,
+    profile_dir: PathBuf,
+    profile: Profile,
     host: PathBuf,
+    ui: Handle,
     window: tokio::sync::watch::Sender<Option<u32>>,
     quit: tokio::sync::watch::Sender<bool>,
+    /// Each instance's user channel (1 to 8).
+    channels: Mutex<HashMap<u64, u8>>,
+    /// When each app was last launched (ms since the epoch), for the launcher.
+    recent: Mutex<HashMap<String, u64>>,
+    /// Something the session is made of changed: save it soon.
+    dirty: Arc<tokio::sync::Notify>,
+    /// The start-up desk is up (before that, nothing is autosaved).
+    restored: tokio::sync::watch::Sender<bool>,
 }
+
+/// Key of the launcher's "recently used" times in the profile's settings.
+const RECENT: &str = "launcher.recent";
 
 /// Finds the demo desk's manifest: beside an installed binary, or in the source tree.
 fn demo_manifest() -> Result<PathBuf> {
@@ -85,14 +102,21 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             supervisor: Supervisor::new(broker.clone(), policy),
             broker,
             manifest,
-            profile: profile_path,
+            profile_dir: profile_path,
+            recent: Mutex::new(profile.setting::<HashMap<String, u64>>(RECENT).ok().flatten().unwrap_or_default()),
+            profile: profile.clone(),
             host,
+            ui: handle.clone(),
             window: tokio::sync::watch::channel(None).0,
             quit: tokio::sync::watch::channel(false).0,
+            channels: Mutex::new(HashMap::new()),
+            dirty: Arc::new(tokio::sync::Notify::new()),
+            restored: tokio::sync::watch::channel(false).0,
         })
     };
     rt.spawn(window_events(Arc::clone(&shell), ui_rx));
-    rt.spawn(tiles(Arc::clone(&shell), handle.clone()));
+    rt.spawn(tiles(Arc::clone(&shell)));
+    rt.spawn(workspace::autosave(Arc::clone(&shell), Arc::clone(&shell.dirty)));
     rt.spawn(serve_ctl(Arc::clone(&shell), listener));
     rt.spawn(quit_on_signal(Arc::clone(&shell)));
     {
@@ -131,6 +155,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
 
     let result = window.run();
     rt.block_on(shell.supervisor.shutdown());
+    drop(profile);
     let _ = std::fs::remove_file(&socket);
     result?;
     Ok(true)
@@ -177,7 +202,7 @@ impl Shell {
     fn launch(&self, app_id: &str) -> Result<u64> {
         let app = self.manifest.app(app_id).with_context(|| format!("no app {app_id:?} in the manifest"))?;
         let Some(xid) = *self.window.borrow() else { bail!("the shell window is not up yet") };
-        let dir = self.profile.join("apps").join(&app.app_id);
+        let dir = self.profile_dir.join("apps").join(&app.app_id);
         let webkit = dir.join("webkit");
         std::fs::create_dir_all(&webkit).with_context(|| format!("creating {}", webkit.display()))?;
         let mut args = vec![
@@ -211,7 +236,14 @@ impl Shell {
             cpu_limit_percent: app.cpu_limit_percent,
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
-        Ok(self.supervisor.launch(spec))
+        let instance = self.supervisor.launch(spec);
+        self.recent.lock().insert(app.app_id.clone(), shell::ipc::now_ms());
+        let recent = self.recent.lock().clone();
+        if let Err(e) = self.profile.set_setting(RECENT, &recent) {
+            tracing::warn!("could not remember the launch: {e:#}");
+        }
+        self.dirty.notify_one();
+        Ok(instance)
     }
 
     fn title(&self, app_id: &str) -> String {
@@ -226,19 +258,37 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                 tracing::info!(xid, scale, "shell window ready");
                 let Ok(xid) = u32::try_from(xid) else { continue };
                 shell.window.send_replace(Some(xid));
-                for app in shell.manifest.startup.clone() {
-                    if let Err(e) = shell.launch(&app) {
-                        tracing::error!("could not start {app}: {e:#}");
-                    }
+                let shell = Arc::clone(&shell);
+                tokio::spawn(async move {
+                    start_desk(&shell).await;
+                    shell.restored.send_replace(true);
+                });
+            }
+            UiEvent::Launch { app_id } => {
+                if let Err(e) = shell.launch(&app_id) {
+                    tracing::error!("could not start {app_id}: {e:#}");
                 }
             }
+            UiEvent::ChannelChanged { key, channel } => {
+                match channel {
+                    Some(c) => shell.channels.lock().insert(key, c),
+                    None => shell.channels.lock().remove(&key),
+                };
+                push_tiles(&shell);
+                shell.dirty.notify_one();
+            }
+            UiEvent::LayoutChanged => shell.dirty.notify_one(),
             UiEvent::Bounds { key, rect } => {
                 let view = rect.map(|r| Bounds { x: r.x, y: r.y, width: r.width, height: r.height });
                 shell.supervisor.set_view(key, view);
             }
             UiEvent::CloseTile { key } => {
                 let shell = Arc::clone(&shell);
-                tokio::spawn(async move { shell.supervisor.close(key).await });
+                tokio::spawn(async move {
+                    shell.supervisor.close(key).await;
+                    shell.channels.lock().remove(&key);
+                    shell.dirty.notify_one();
+                });
             }
             UiEvent::CloseRequested => {
                 let _ = shell.quit.send(true);
@@ -247,30 +297,80 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
     }
 }
 
+/// Opens the desk at start-up: the last workspace if there is one, else the manifest's apps.
+async fn start_desk(shell: &Shell) {
+    let profile = shell.profile.clone();
+    let saved = tokio::task::spawn_blocking(move || workspace::startup(&profile)).await.ok().flatten();
+    if let Some((name, ws)) = saved {
+        match workspace::restore(shell, &ws).await {
+            Ok(()) => {
+                tracing::info!(%name, "workspace restored");
+                return;
+            }
+            Err(e) => tracing::warn!(%name, "could not restore the workspace: {e:#}"),
+        }
+    }
+    for app in shell.manifest.startup.clone() {
+        if let Err(e) = shell.launch(&app) {
+            tracing::error!("could not start {app}: {e:#}");
+        }
+    }
+}
+
+/// What the window shows of the supervisor's state: one tile per instance, and the launcher.
+fn views(shell: &Shell) -> (Vec<TileView>, Vec<LauncherApp>) {
+    let status = shell.supervisor.status();
+    let channels = shell.channels.lock().clone();
+    let tiles = status
+        .iter()
+        .map(|s| TileView {
+            key: s.instance,
+            title: shell.title(&s.app),
+            status: match s.state {
+                AppState::Starting => "starting".to_owned(),
+                AppState::Running => "running".to_owned(),
+                AppState::Restarting => format!("restarting ({})", s.last_exit.clone().unwrap_or_default()),
+                AppState::Failed => format!("failed: {}", s.last_exit.clone().unwrap_or_default()),
+                AppState::Stopped => "stopped".to_owned(),
+            },
+            live: s.state == AppState::Running,
+            channel: channels.get(&s.instance).copied(),
+        })
+        .collect();
+    let recent = shell.recent.lock().clone();
+    let apps = shell
+        .manifest
+        .apps
+        .iter()
+        .map(|a| LauncherApp {
+            app_id: a.app_id.clone(),
+            title: a.title.clone(),
+            description: a.description.clone(),
+            running: status.iter().filter(|s| s.app == a.app_id && s.state != AppState::Stopped).count(),
+            last_used: recent.get(&a.app_id).copied(),
+        })
+        .collect();
+    (tiles, apps)
+}
+
+/// Sends the window the current tiles and launcher entries.
+fn push_tiles(shell: &Shell) {
+    let (tiles, apps) = views(shell);
+    shell.ui.send(UiCommand::SetTiles(tiles));
+    shell.ui.send(UiCommand::SetApps(apps));
+}
+
 /// Keeps the window's tiles in step with the supervisor.
-async fn tiles(shell: Arc<Shell>, handle: Handle) {
+async fn tiles(shell: Arc<Shell>) {
     let mut changes = shell.supervisor.changes();
-    let mut last: Vec<TileView> = Vec::new();
+    let mut last = (Vec::new(), Vec::new());
     loop {
-        let now: Vec<TileView> = shell
-            .supervisor
-            .status()
-            .into_iter()
-            .map(|s| TileView {
-                key: s.instance,
-                title: shell.title(&s.app),
-                status: match s.state {
-                    AppState::Starting => "starting".to_owned(),
-                    AppState::Running => "running".to_owned(),
-                    AppState::Restarting => format!("restarting ({})", s.last_exit.unwrap_or_default()),
-                    AppState::Failed => format!("failed: {}", s.last_exit.unwrap_or_default()),
-                    AppState::Stopped => "stopped".to_owned(),
-                },
-                live: s.state == AppState::Running,
-            })
-            .collect();
+        let now = views(&shell);
         if now != last {
-            if !handle.send(UiCommand::SetTiles(now.clone())) {
+            if now.0.len() != last.0.len() {
+                shell.dirty.notify_one();
+            }
+            if !shell.ui.send(UiCommand::SetTiles(now.0.clone())) || !shell.ui.send(UiCommand::SetApps(now.1.clone())) {
                 return;
             }
             last = now;
@@ -348,9 +448,19 @@ async fn handle(shell: &Shell, request: Request) -> Result<Value> {
         }
         Request::Screenshot { path } => screenshot_to(shell, &path).await?,
         Request::Quit => {
+            // The session is saved while its apps still run.
+            if *shell.restored.borrow()
+                && let Err(e) = workspace::save(shell, workspace::AUTOSAVE).await
+            {
+                tracing::warn!("could not save the session: {e:#}");
+            }
             let _ = shell.quit.send(true);
             json!("quitting")
         }
+        Request::LayoutGet => workspace::describe(shell).await?,
+        Request::LayoutSave { name } => workspace::save(shell, &name).await?,
+        Request::LayoutRestore { name } => workspace::restore_named(shell, &name).await?,
+        Request::LayoutList => workspace::list(shell).await?,
         Request::Subscribe { .. } => bail!("subscribe streams; it is handled apart"),
     })
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tests::{bin, target_dir, workspace_root};
 
-struct Shell {
-    child: Child,
+pub(crate) struct Shell {
+    pub(crate) child: Child,
     socket: PathBuf,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -27,6 +27,18 @@ impl Shell {
     }
 
     fn start_with(memory_limit_mib: u64, env: &[(&str, &str)]) -> Self {
+        Self::start_full("e2e.json", None, memory_limit_mib, env, "shell")
+    }
+
+    /// Starts `tessera run` with the fixture manifest `manifest`, in `profile` (else a fresh
+    /// one), logging to `target/debug/e2e/<name>.log`.
+    pub(crate) fn start_full(
+        manifest: &str,
+        profile: Option<&Path>,
+        memory_limit_mib: u64,
+        env: &[(&str, &str)],
+        name: &str,
+    ) -> Self {
         for tool in ["xvfb-run", "dbus-run-session", "Xvfb"] {
             assert!(
                 Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
@@ -38,9 +50,10 @@ impl Shell {
         std::fs::create_dir(&run).unwrap();
         std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         let socket = run.join("ctl.sock");
-        let log = target_dir().join("e2e").join("shell.log");
+        let log = target_dir().join("e2e").join(format!("{name}.log"));
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        let manifest = workspace_root().join("tests/fixtures/e2e/e2e.json");
+        let manifest = workspace_root().join("tests/fixtures/e2e").join(manifest);
+        let profile = profile.map_or_else(|| dir.path().join("profile"), Path::to_owned);
         let child = Command::new("dbus-run-session")
             .args(["--", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24"])
             .arg(bin("tessera"))
@@ -48,7 +61,7 @@ impl Shell {
             .arg("--manifest")
             .arg(&manifest)
             .arg("--profile")
-            .arg(dir.path().join("profile"))
+            .arg(&profile)
             .arg("--ctl-socket")
             .arg(&socket)
             .arg("--memory-limit-mib")
@@ -71,14 +84,14 @@ impl Shell {
         Self { child, socket, log, _dir: dir }
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> =
             text.lines().filter(|l| !l.contains("Gdk-CRITICAL") && !l.contains("dbus-daemon")).collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    fn ctl(&self, args: &[&str]) -> Output {
+    pub(crate) fn ctl(&self, args: &[&str]) -> Output {
         Command::new(bin("tessera"))
             .arg("ctl")
             .arg("--ctl-socket")
@@ -89,7 +102,7 @@ impl Shell {
             .unwrap()
     }
 
-    fn ctl_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);
         assert!(
             out.status.success(),
@@ -100,7 +113,7 @@ impl Shell {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
-    fn apps(&self) -> Vec<Value> {
+    pub(crate) fn apps(&self) -> Vec<Value> {
         let out = self.ctl(&["apps", "--json"]);
         if !out.status.success() {
             return Vec::new();
@@ -108,12 +121,12 @@ impl Shell {
         serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().cloned().unwrap_or_default()
     }
 
-    fn app(&self, instance: u64) -> Value {
+    pub(crate) fn app(&self, instance: u64) -> Value {
         self.apps().into_iter().find(|a| a["instance"] == instance).unwrap_or(Value::Null)
     }
 
     /// Polls the instance list until `f` holds; returns how long that took.
-    fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&[Value]) -> bool) -> Duration {
+    pub(crate) fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&[Value]) -> bool) -> Duration {
         let start = Instant::now();
         loop {
             let apps = self.apps();
@@ -129,7 +142,7 @@ impl Shell {
         }
     }
 
-    fn eval(&self, instance: u64, js: &str) -> String {
+    pub(crate) fn eval(&self, instance: u64, js: &str) -> String {
         self.ctl_ok(&["eval", &instance.to_string(), js])
     }
 }
@@ -149,30 +162,30 @@ impl Drop for Shell {
     }
 }
 
-fn alive(pid: u64) -> bool {
+pub(crate) fn alive(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
-fn running_with_page(a: &Value) -> bool {
+pub(crate) fn running_with_page(a: &Value) -> bool {
     a["state"] == "running"
         && a["pid"].is_u64()
         && a["url"].is_string()
         && a["web_pids"].as_array().is_some_and(|w| !w.is_empty())
 }
 
-fn pid(a: &Value) -> u64 {
+pub(crate) fn pid(a: &Value) -> u64 {
     a["pid"].as_u64().unwrap_or(0)
 }
 
-/// Fraction of pixels in the window's `x0..x1` columns (rows 200..600) within 12 of `rgb`.
-fn share_of_colour(png_path: &Path, x0: u32, x1: u32, rgb: [u8; 3]) -> f64 {
+/// Fraction of pixels in the rectangle from `(x0, y0)` to `(x1, y1)` within 12 of `rgb`.
+pub(crate) fn share_of_colour_in(png_path: &Path, (x0, y0): (u32, u32), (x1, y1): (u32, u32), rgb: [u8; 3]) -> f64 {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png_path).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     assert_eq!(info.color_type, png::ColorType::Rgb);
     let (mut hits, mut all) = (0u64, 0u64);
-    for y in 200..600u32.min(info.height) {
+    for y in y0..y1.min(info.height) {
         for x in x0..x1.min(info.width) {
             let i = ((y * info.width + x) * 3) as usize;
             let px = &buf[i..i + 3];
@@ -240,15 +253,13 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(shell.eval(ids[0], "location.href"), r#""tessera://alpha/alpha.html""#);
 
-    // What is on screen: each app's page colour fills its third of the window.
+    // What is on screen: each app's page colour fills the place `ctl layout get` gives it.
     let shot = target_dir().join("e2e").join("shell.png");
     let answer = shell.ctl_ok(&["screenshot", shot.to_str().unwrap()]);
     assert!(answer.contains("\"width\":1280"), "{answer}");
-    for (i, rgb) in [[0xc0, 0x39, 0x2b], [0x27, 0xae, 0x60], [0x24, 0x71, 0xa3]].into_iter().enumerate() {
-        let x0 = 1280 / 3 * i as u32 + 60;
-        let share = share_of_colour(&shot, x0, x0 + 300, rgb);
-        assert!(share > 0.8, "app {} covers only {:.0}% of its tile in {}", names[i], share * 100.0, shot.display());
-    }
+    let placed = crate::layout::layout(&shell);
+    assert_eq!(crate::layout::bounds(&placed).len(), 3, "{placed}");
+    crate::layout::check_pixels(&shell, &shot, &placed);
 
     // SIGKILL one host: noticed within a second, back within three; the others do not notice.
     let victim = pids[1];
@@ -357,13 +368,13 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
     }
 }
 
-fn parent_of(pid: u64) -> u64 {
+pub(crate) fn parent_of(pid: u64) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
     after.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-fn wait_gone(pids: &[u64], limit: Duration) -> Duration {
+pub(crate) fn wait_gone(pids: &[u64], limit: Duration) -> Duration {
     let start = Instant::now();
     while pids.iter().any(|p| alive(*p)) {
         assert!(

@@ -7,5 +7,6 @@ mod audit;
 mod cli;
 mod e2e;
 mod journal_crash;
+mod layout;
 mod supervisor;
 mod vault;

@@ -267,17 +267,26 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             let mut deliveries = Vec::new();
             while let Ok(inbound) = in_rx.try_recv() {
                 match inbound {
-                    Inbound::Msg(ShellMsg::SetBounds(b)) => {
-                        if let Err(e) = wv.set_bounds(rect(b)) {
+                    Inbound::Msg(msg @ (ShellMsg::SetBounds(_) | ShellMsg::SetVisible(true))) => {
+                        let result = match msg {
+                            ShellMsg::SetBounds(b) => {
+                                *latest.borrow_mut() = Some(b);
+                                wv.set_bounds(rect(b))
+                            }
+                            _ => wv.set_visible(true),
+                        };
+                        if let Err(e) = result {
                             tracing::warn!("could not place the view: {e}");
                         }
-                        // GTK can apply a stale configure after the first resize of the embedded
-                        // window, leaving the view at its old size, unpainted: place it again once
-                        // the dust has settled (the latest bounds win).
-                        *latest.borrow_mut() = Some(b);
+                        // GTK can apply a stale configure after a resize of the embedded window,
+                        // and WebKit may not repaint a view shown again: once the dust has
+                        // settled, nudge the size by a pixel and back, which makes it lay out
+                        // and paint again (the latest bounds win).
                         let (webview, latest) = (Rc::clone(&webview), Rc::clone(&latest));
-                        gtk::glib::timeout_add_local_once(Duration::from_millis(150), move || {
+                        gtk::glib::timeout_add_local_once(Duration::from_millis(120), move || {
                             if let (Some(wv), Some(b)) = (webview.borrow().as_ref(), *latest.borrow()) {
+                                let nudged = Bounds { height: b.height.saturating_add(1), ..b };
+                                let _ = wv.set_bounds(rect(nudged));
                                 let _ = wv.set_bounds(rect(b));
                             }
                         });

@@ -1,0 +1,218 @@
+//! Workspaces: the whole desk (the layout, the app in each tile, its channel) saved by name in
+//! the profile, restored on command and at start-up. The live desk is saved as "Last session"
+//! whenever it changes, so a restart (or a crash) brings back what the trader last saw.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use compositor::{Command as UiCommand, LayoutNode, LayoutSnapshot};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Shell;
+
+/// The name the live desk is saved under.
+pub(crate) const AUTOSAVE: &str = "Last session";
+/// Format of a saved workspace.
+const VERSION: u32 = 1;
+
+/// A saved desk. Pane keys in `layout` are indices into `slots`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Workspace {
+    version: u32,
+    /// The window's size when saved (physical pixels).
+    window: Option<(u32, u32)>,
+    layout: Option<LayoutNode>,
+    slots: Vec<Slot>,
+}
+
+/// One tile's app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Slot {
+    app: String,
+    #[serde(default)]
+    channel: Option<u8>,
+}
+
+/// The live layout, from the window.
+pub(crate) async fn snapshot(shell: &Shell) -> Result<LayoutSnapshot> {
+    let (tx, rx) = flume::bounded(1);
+    if !shell.ui.send(UiCommand::GetLayout(tx)) {
+        bail!("the shell window is gone");
+    }
+    tokio::time::timeout(Duration::from_secs(5), rx.recv_async())
+        .await
+        .context("the window did not answer in 5 s")?
+        .context("the window went away")
+}
+
+/// The live desk as a workspace.
+pub(crate) async fn capture(shell: &Shell) -> Result<Workspace> {
+    let snap = snapshot(shell).await?;
+    let apps: HashMap<u64, String> = shell.supervisor.status().into_iter().map(|s| (s.instance, s.app)).collect();
+    let channels = shell.channels.lock().clone();
+    let mut slots = Vec::new();
+    let layout = snap.tree.as_ref().and_then(|t| {
+        t.map_keys(&mut |key| {
+            let app = apps.get(&key)?.clone();
+            slots.push(Slot { app, channel: channels.get(&key).copied() });
+            Some(slots.len() as u64 - 1)
+        })
+    });
+    Ok(Workspace { version: VERSION, window: Some(snap.window), layout, slots })
+}
+
+/// Saves the live desk as `name` (and makes it the one restored at start-up).
+pub(crate) async fn save(shell: &Shell, name: &str) -> Result<Value> {
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        bail!("{name:?} is not a usable workspace name (1 to 200 printable characters)");
+    }
+    let ws = capture(shell).await?;
+    let value = serde_json::to_value(&ws)?;
+    let profile = shell.profile.clone();
+    let owned = name.to_owned();
+    let stored = value.clone();
+    tokio::task::spawn_blocking(move || profile.save_layout(&owned, &stored, broker::Clock::now(&broker::SystemClock)))
+        .await?
+        .with_context(|| format!("saving workspace {name:?}"))?;
+    Ok(json!({ "saved": name, "apps": ws.slots.len() }))
+}
+
+/// Restores the workspace called `name`.
+pub(crate) async fn restore_named(shell: &Shell, name: &str) -> Result<Value> {
+    let profile = shell.profile.clone();
+    let owned = name.to_owned();
+    let saved = tokio::task::spawn_blocking(move || profile.layout(&owned))
+        .await?
+        .with_context(|| format!("reading workspace {name:?}"))?
+        .with_context(|| format!("no workspace called {name:?}"))?;
+    let ws: Workspace = serde_json::from_value(saved.layout)
+        .with_context(|| format!("workspace {name:?} is damaged or from a newer version"))?;
+    restore(shell, &ws).await?;
+    Ok(json!({ "restored": name, "apps": ws.slots.len() }))
+}
+
+/// Makes the desk look like `ws`: running instances of the right apps are kept and moved,
+/// missing ones launched, the rest closed; then the layout and channels are applied.
+pub(crate) async fn restore(shell: &Shell, ws: &Workspace) -> Result<()> {
+    if ws.version > VERSION {
+        bail!("this workspace was saved by a newer Tessera (format {})", ws.version);
+    }
+    let running = shell.supervisor.status();
+    let mut unused: Vec<(u64, String)> = running.iter().map(|s| (s.instance, s.app.clone())).collect();
+    let mut slot_to_instance: HashMap<u64, u64> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, slot) in ws.slots.iter().enumerate() {
+        let reuse = unused.iter().position(|(_, app)| *app == slot.app).map(|p| unused.remove(p).0);
+        let instance = match reuse {
+            Some(instance) => Some(instance),
+            None => match shell.launch(&slot.app) {
+                Ok(instance) => Some(instance),
+                Err(e) => {
+                    problems.push(format!("{}: {e:#}", slot.app));
+                    None
+                }
+            },
+        };
+        if let Some(instance) = instance {
+            slot_to_instance.insert(i as u64, instance);
+            let mut channels = shell.channels.lock();
+            match slot.channel {
+                Some(c) => channels.insert(instance, c),
+                None => channels.remove(&instance),
+            };
+        }
+    }
+    for (instance, _) in unused {
+        shell.supervisor.close(instance).await;
+    }
+    super::push_tiles(shell);
+    if let Some(layout) = ws.layout.as_ref().and_then(|l| l.map_keys(&mut |k| slot_to_instance.get(&k).copied())) {
+        shell.ui.send(UiCommand::SetLayout(layout));
+    }
+    if !problems.is_empty() {
+        tracing::warn!("restored without: {}", problems.join("; "));
+    }
+    Ok(())
+}
+
+/// Every saved workspace: name, when, how many apps.
+pub(crate) async fn list(shell: &Shell) -> Result<Value> {
+    let profile = shell.profile.clone();
+    let (all, last) = tokio::task::spawn_blocking(move || -> Result<_> {
+        Ok((profile.layouts()?, profile.last_layout()?.map(|l| l.name)))
+    })
+    .await??;
+    let items: Vec<Value> = all
+        .into_iter()
+        .map(|l| {
+            let apps = l.layout.get("slots").and_then(Value::as_array).map_or(0, Vec::len);
+            json!({ "name": l.name, "saved_at": l.saved_at.to_string(), "apps": apps, "startup": last.as_deref() == Some(l.name.as_str()) })
+        })
+        .collect();
+    Ok(Value::Array(items))
+}
+
+/// The live layout with each pane's app instance and bounds (`ctl layout get`).
+pub(crate) async fn describe(shell: &Shell) -> Result<Value> {
+    let snap = snapshot(shell).await?;
+    let apps: HashMap<u64, String> = shell.supervisor.status().into_iter().map(|s| (s.instance, s.app)).collect();
+    let channels = shell.channels.lock().clone();
+    let order: Vec<u64> = snap.tree.as_ref().map(LayoutNode::keys).unwrap_or_default();
+    let bounds: HashMap<u64, Option<compositor::PxRect>> = snap.bounds.iter().copied().collect();
+    let panes: Vec<Value> = order
+        .iter()
+        .map(|k| {
+            json!({
+                "instance": k,
+                "app": apps.get(k),
+                "channel": channels.get(k),
+                "bounds": bounds.get(k).copied().flatten(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "tree": snap.tree,
+        "panes": panes,
+        "maximized": snap.maximized,
+        "window": { "width": snap.window.0, "height": snap.window.1, "scale": snap.scale },
+    }))
+}
+
+/// The workspace to open at start-up, if one was saved and can be read.
+pub(crate) fn startup(profile: &storage::Profile) -> Option<(String, Workspace)> {
+    match profile.last_layout() {
+        Ok(Some(saved)) => match serde_json::from_value::<Workspace>(saved.layout) {
+            Ok(ws) => Some((saved.name, ws)),
+            Err(e) => {
+                tracing::warn!(name = %saved.name, "the last workspace cannot be read ({e}); starting the manifest's apps");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("could not read the last workspace ({e:#}); starting the manifest's apps");
+            None
+        }
+    }
+}
+
+/// Keeps "Last session" up to date: saves the live desk a moment after each change.
+pub(crate) async fn autosave(shell: std::sync::Arc<Shell>, dirty: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        dirty.notified().await;
+        // Let a burst of changes (a drag, a restore) settle into one save.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        if *shell.quit.borrow() {
+            return;
+        }
+        // Nothing is saved before the start-up desk is up: an empty window is not a session.
+        if !*shell.restored.borrow() {
+            continue;
+        }
+        if let Err(e) = save(&shell, AUTOSAVE).await {
+            tracing::warn!("could not save the session: {e:#}");
+        }
+    }
+}

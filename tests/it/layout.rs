@@ -1,0 +1,250 @@
+//! Headless end to end for the desk's layout: four real apps in the real shell under Xvfb; a tab
+//! dragged with xdotool onto another tile's edge; a workspace saved, changed, restored; the shell
+//! killed and started again on the same profile, finding its last session; and the pixels of
+//! each app where `ctl layout get` says it is, at scale factors 1 and 2.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tests::target_dir;
+
+use crate::e2e::{Shell, parent_of, pid, running_with_page, share_of_colour_in, wait_gone};
+
+const COLOURS: [(&str, [u8; 3]); 4] = [
+    ("alpha", [0xc0, 0x39, 0x2b]),
+    ("beta", [0x27, 0xae, 0x60]),
+    ("gamma", [0x24, 0x71, 0xa3]),
+    ("delta", [0x8e, 0x44, 0xad]),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rect {
+    x: i64,
+    y: i64,
+    w: i64,
+    h: i64,
+}
+
+pub(crate) fn layout(shell: &Shell) -> Value {
+    serde_json::from_str(&shell.ctl_ok(&["layout", "get", "--json"])).unwrap()
+}
+
+/// Each visible pane's bounds, by app.
+pub(crate) fn bounds(layout: &Value) -> HashMap<String, Rect> {
+    layout["panes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["bounds"].is_object())
+        .map(|p| {
+            let b = &p["bounds"];
+            let n = |k: &str| b[k].as_i64().unwrap();
+            (p["app"].as_str().unwrap().to_owned(), Rect { x: n("x"), y: n("y"), w: n("width"), h: n("height") })
+        })
+        .collect()
+}
+
+/// The tree with instance keys replaced by app names, so layouts compare across restarts.
+fn shape(layout: &Value) -> Value {
+    let apps: HashMap<u64, String> = layout["panes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["instance"].as_u64().unwrap(), p["app"].as_str().unwrap().to_owned()))
+        .collect();
+    fn walk(v: &Value, apps: &HashMap<u64, String>) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, x) in m {
+                    if k == "key" {
+                        out.insert("app".into(), Value::String(apps[&x.as_u64().unwrap()].clone()));
+                    } else if k == "shares" {
+                        // Shares move by fractions of a pixel when a split is rebuilt: round them.
+                        let rounded: Vec<Value> = x
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|s| ((s.as_f64().unwrap() * 10.0).round() / 10.0).into())
+                            .collect();
+                        out.insert(k.clone(), Value::Array(rounded));
+                    } else {
+                        out.insert(k.clone(), walk(x, apps));
+                    }
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, apps)).collect()),
+            other => other.clone(),
+        }
+    }
+    walk(&layout["tree"], &apps)
+}
+
+/// The shell's X display and authority, read from its environment, for xdotool.
+fn display_of(shell: &Shell) -> (String, String) {
+    let host = pid(&shell.apps()[0]);
+    let tessera = parent_of(host);
+    let environ = std::fs::read(format!("/proc/{tessera}/environ")).unwrap();
+    let var = |name: &str| {
+        environ
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    (var("DISPLAY"), var("XAUTHORITY"))
+}
+
+fn xdotool(display: &(String, String), args: &[&str]) {
+    let ok = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", &display.0)
+        .env("XAUTHORITY", &display.1)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "xdotool {args:?} failed");
+}
+
+/// Drags from `from` to `to` the way a hand would: press, move in steps, pause, release.
+fn drag(display: &(String, String), from: (i64, i64), to: (i64, i64)) {
+    xdotool(display, &["mousemove", &from.0.to_string(), &from.1.to_string()]);
+    std::thread::sleep(Duration::from_millis(200));
+    xdotool(display, &["mousedown", "1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 1..=12 {
+        let x = from.0 + (to.0 - from.0) * i / 12;
+        let y = from.1 + (to.1 - from.1) * i / 12;
+        xdotool(display, &["mousemove", &x.to_string(), &y.to_string()]);
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(display, &["mouseup", "1"]);
+}
+
+fn wait_layout(shell: &Shell, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let l = layout(shell);
+        if f(&l) {
+            return l;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}: tree {} bounds {:?}", shape(&l), bounds(&l));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every app fills the rectangle `ctl layout get` gives for it, within a few seconds (views
+/// move and repaint in their own processes, a frame or two after the layout changes).
+pub(crate) fn check_pixels(shell: &Shell, shot: &Path, layout: &Value) {
+    let b = bounds(layout);
+    let start = Instant::now();
+    loop {
+        shell.ctl_ok(&["screenshot", shot.to_str().unwrap()]);
+        let mut worst: Option<(String, f64)> = None;
+        for (app, rgb) in COLOURS {
+            let Some(r) = b.get(app) else { continue };
+            // Inside the view, clear of its page's heading and edges.
+            let (x0, y0) = (u32::try_from(r.x + r.w / 4).unwrap(), u32::try_from(r.y + r.h / 3).unwrap());
+            let (x1, y1) = (u32::try_from(r.x + r.w * 3 / 4).unwrap(), u32::try_from(r.y + r.h * 9 / 10).unwrap());
+            let share = share_of_colour_in(shot, (x0, y0), (x1, y1), rgb);
+            if worst.as_ref().is_none_or(|(_, w)| share < *w) {
+                worst = Some((format!("{app} in {r:?}"), share));
+            }
+        }
+        let Some((what, share)) = worst else { return };
+        if share > 0.9 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{what} fills only {:.0}% of its place in {}",
+            share * 100.0,
+            shot.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn dragging_saving_restoring_and_restarting_keep_the_desk() {
+    let profile = tempfile::tempdir().unwrap();
+    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "layout");
+    shell.wait_for("four apps", Duration::from_secs(90), |apps| apps.len() == 4 && apps.iter().all(running_with_page));
+    let first = wait_layout(&shell, "four panes placed", |l| bounds(l).len() == 4);
+    let artifacts = target_dir().join("e2e");
+    check_pixels(&shell, &artifacts.join("layout-start.png"), &first);
+    let display = display_of(&shell);
+
+    // Drag delta's tab onto the right edge of alpha's tile.
+    let b = bounds(&first);
+    let (alpha, delta) = (b["alpha"], b["delta"]);
+    let tab = (delta.x + 25, delta.y - 12);
+    let edge = (alpha.x + alpha.w - 12, alpha.y + alpha.h / 2);
+    drag(&display, tab, edge);
+    let docked = wait_layout(&shell, "delta docked on alpha's right", |l| {
+        let order: Vec<String> =
+            l["panes"].as_array().unwrap().iter().map(|p| p["app"].as_str().unwrap().to_owned()).collect();
+        bounds(l).len() == 4
+            && order.iter().position(|a| a == "delta") == Some(order.iter().position(|a| a == "alpha").unwrap() + 1)
+    });
+    assert_ne!(shape(&docked), shape(&first), "the tree changed");
+    // The views followed the tree: delta's now sits right after alpha, at the same height.
+    let nb = bounds(&docked);
+    assert_eq!((nb["delta"].y, nb["delta"].h), (nb["alpha"].y, nb["alpha"].h), "side by side: {nb:?}");
+    let gap = nb["delta"].x - (nb["alpha"].x + nb["alpha"].w);
+    assert!((0..=4).contains(&gap), "delta starts at alpha's right edge: {nb:?}");
+    assert!(nb["delta"].x + nb["delta"].w < nb["beta"].x, "and ends before beta: {nb:?}");
+    check_pixels(&shell, &artifacts.join("layout-docked.png"), &docked);
+
+    // Save, change, restore: the same desk comes back.
+    shell.ctl_ok(&["layout", "save", "e2e"]);
+    let saved = shape(&docked);
+    let gamma = nb["gamma"];
+    let beta_tab = (nb["beta"].x + 25, nb["beta"].y - 12);
+    drag(&display, beta_tab, (gamma.x + gamma.w / 2, gamma.y + gamma.h - 12));
+    let changed = wait_layout(&shell, "beta moved under gamma", |l| shape(l) != saved && bounds(l).len() == 4);
+    assert_ne!(shape(&changed), saved);
+    let pids: Vec<u64> = shell.apps().iter().map(pid).collect();
+    let answer = shell.ctl_ok(&["layout", "restore", "e2e"]);
+    assert!(answer.contains("\"restored\":\"e2e\""), "{answer}");
+    let restored = wait_layout(&shell, "the saved layout back", |l| shape(l) == saved && bounds(l).len() == 4);
+    assert_eq!(shell.apps().iter().map(pid).collect::<Vec<_>>(), pids, "running apps were kept, not restarted");
+    let list = shell.ctl_ok(&["layout", "list", "--json"]);
+    assert!(list.contains("\"name\":\"e2e\""), "{list}");
+
+    // Killed and started again on the same profile: the last session is back.
+    std::thread::sleep(Duration::from_millis(1500)); // the autosave's debounce
+    let tessera = parent_of(pids[0]);
+    let everything: Vec<u64> = shell.apps().iter().map(pid).chain([tessera]).collect();
+    assert!(Command::new("kill").args(["-9", &tessera.to_string()]).status().unwrap().success());
+    wait_gone(&everything, Duration::from_secs(10));
+    drop(shell);
+    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "layout-restart");
+    shell.wait_for("four apps again", Duration::from_secs(90), |apps| {
+        apps.len() == 4 && apps.iter().all(running_with_page)
+    });
+    let again = wait_layout(&shell, "the last session restored", |l| bounds(l).len() == 4);
+    assert_eq!(shape(&again), shape(&restored), "the restarted shell restored the last session");
+    check_pixels(&shell, &artifacts.join("layout-restarted.png"), &again);
+}
+
+#[test]
+fn the_desk_lays_out_at_scale_two() {
+    let shell =
+        Shell::start_full("desk4.json", None, 2048, &[("WINIT_X11_SCALE_FACTOR", "2"), ("GDK_SCALE", "2")], "scale-2");
+    shell.wait_for("four apps", Duration::from_secs(90), |apps| apps.len() == 4 && apps.iter().all(running_with_page));
+    let l = wait_layout(&shell, "four panes placed", |l| bounds(l).len() == 4);
+    assert_eq!(l["window"]["scale"].as_f64(), Some(2.0), "{l}");
+    let b = bounds(&l);
+    // The launcher is at least 180 logical pixels wide: 360 physical at scale 2.
+    let left = b.values().map(|r| r.x).min().unwrap();
+    assert!(left >= 360, "the first tile starts at x={left}");
+    let right = b.values().map(|r| r.x + r.w).max().unwrap();
+    assert!(right <= 1280 && right > 1200, "the tiles reach the window's right edge: {right}");
+    check_pixels(&shell, &target_dir().join("e2e").join("scale-2.png"), &l);
+}

@@ -174,7 +174,7 @@ fn row(ui: &mut egui::Ui, app: &LauncherApp, selected: bool) -> egui::Response {
 }
 
 /// Up to two letters for an app's badge: the first letters of its first two words.
-fn initials(title: &str) -> String {
+pub(crate) fn initials(title: &str) -> String {
     let mut words = title.split_whitespace().filter_map(|w| w.chars().next());
     let first = words.next().unwrap_or('?');
     match words.next() {

@@ -8,6 +8,7 @@
 //! It draws only when something changed: with nothing to do, the event loop sleeps.
 
 pub mod channels;
+pub mod dialogs;
 pub mod fuzzy;
 pub mod launcher;
 pub mod layout;
@@ -15,6 +16,7 @@ pub mod theme;
 mod window;
 pub mod x11;
 
+pub use dialogs::{ConsentAnswer, ConsentRequest, ResolverChoice, ResolverRequest};
 pub use layout::{Direction, LayoutNode};
 pub use window::{Compositor, Handle};
 
@@ -61,6 +63,16 @@ pub struct LauncherApp {
     pub last_used: Option<u64>,
 }
 
+/// How the window has been drawing.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FrameStats {
+    /// Frames drawn since the last reset.
+    pub frames: u64,
+    /// The time each of the latest frames took to build, render and present, in milliseconds
+    /// (at most the last 20,000).
+    pub frame_ms: Vec<f32>,
+}
+
 /// The live layout, as `ctl layout get` reports it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayoutSnapshot {
@@ -88,6 +100,22 @@ pub enum Command {
     SetLayout(LayoutNode),
     /// Report the live layout.
     GetLayout(flume::Sender<LayoutSnapshot>),
+    /// Ask the user for a permission (prompts queue up and show one at a time).
+    ShowConsent(ConsentRequest),
+    /// Ask the user which app should handle an intent.
+    ShowResolver(ResolverRequest),
+    /// Take a dialog away unanswered (its request was withdrawn).
+    CancelDialog {
+        /// The request's id.
+        id: u64,
+    },
+    /// Report frame statistics (and start counting afresh if `reset`).
+    FrameStats {
+        /// Where to send them.
+        reply: flume::Sender<FrameStats>,
+        /// Clear the counters after reporting.
+        reset: bool,
+    },
     /// Close the window and end [`Compositor::run`].
     Quit,
 }
@@ -128,6 +156,20 @@ pub enum UiEvent {
     },
     /// The user changed the layout (dragged, resized, closed or maximised something).
     LayoutChanged,
+    /// A consent prompt was answered (or timed out).
+    ConsentAnswered {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        answer: ConsentAnswer,
+    },
+    /// The intent resolver was answered.
+    ResolverAnswered {
+        /// The request's id.
+        id: u64,
+        /// The index of the chosen handler, or `None` if cancelled.
+        choice: Option<usize>,
+    },
     /// The user closed the window.
     CloseRequested,
 }

@@ -10,9 +10,10 @@ use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
 use winit::window::{Window, WindowId};
 
+use crate::dialogs::{Consent, ConsentRequest, Resolver, ResolverRequest};
 use crate::launcher::Launcher;
 use crate::layout::{self, LayoutNode, Pane};
-use crate::{Command, Error, LauncherApp, LayoutSnapshot, PxRect, TileView, UiEvent, channels, theme};
+use crate::{Command, Error, FrameStats, LauncherApp, LayoutSnapshot, PxRect, TileView, UiEvent, channels, theme};
 
 /// Sends [`Command`]s to a running [`Compositor`] from any thread.
 #[derive(Debug, Clone)]
@@ -42,7 +43,16 @@ impl Compositor {
         let handle = Handle(event_loop.create_proxy());
         let ctx = egui::Context::default();
         theme::apply(&ctx);
-        let app = App { ctx, gfx: None, desk: Desk::new(title), events, size, failure: None, next_paint: None };
+        let app = App {
+            ctx,
+            gfx: None,
+            desk: Desk::new(title),
+            events,
+            size,
+            failure: None,
+            next_paint: None,
+            stats: FrameStats::default(),
+        };
         Ok((Self { event_loop, app }, handle))
     }
 
@@ -83,6 +93,8 @@ pub(crate) struct Desk {
     sent: HashMap<u64, Option<PxRect>>,
     /// The layout as last reported, to tell the shell when the user changed it.
     last_layout: Option<LayoutNode>,
+    consents: std::collections::VecDeque<Consent>,
+    resolvers: std::collections::VecDeque<Resolver>,
 }
 
 impl Desk {
@@ -96,7 +108,41 @@ impl Desk {
             maximized: None,
             sent: HashMap::new(),
             last_layout: None,
+            consents: std::collections::VecDeque::new(),
+            resolvers: std::collections::VecDeque::new(),
         }
+    }
+
+    pub(crate) fn show_consent(&mut self, request: ConsentRequest) {
+        self.consents.push_back(Consent::new(request));
+    }
+
+    pub(crate) fn show_resolver(&mut self, request: ResolverRequest) {
+        self.resolvers.push_back(Resolver::new(request));
+    }
+
+    pub(crate) fn cancel_dialog(&mut self, id: u64) {
+        self.consents.retain(|c| c.request.id != id);
+        self.resolvers.retain(|r| r.request.id != id);
+    }
+
+    /// Shows the first pending dialog (the resolver first: the user just asked for something).
+    fn dialogs(&mut self, ctx: &egui::Context, events: &mut Vec<UiEvent>) -> bool {
+        if let Some(resolver) = self.resolvers.front_mut() {
+            if let Some(choice) = resolver.ui(ctx) {
+                events.push(UiEvent::ResolverAnswered { id: resolver.request.id, choice });
+                self.resolvers.pop_front();
+            }
+            return true;
+        }
+        if let Some(consent) = self.consents.front_mut() {
+            if let Some(answer) = consent.ui(ctx) {
+                events.push(UiEvent::ConsentAnswered { id: consent.request.id, answer });
+                self.consents.pop_front();
+            }
+            return true;
+        }
+        false
     }
 
     fn panes(&self) -> HashMap<u64, egui_tiles::TileId> {
@@ -249,9 +295,10 @@ impl Desk {
             self.tree.ui(&mut behavior, ui);
         });
         let edited = behavior.edited;
+        let dialog = self.dialogs(&ctx, events);
         // Native child windows always draw above egui: while a tile is dragged or a menu or
         // dialog is open, every view is hidden so nothing the user needs is covered.
-        let overlay = self.tree.dragged_id(&ctx).is_some() || egui::Popup::is_any_open(&ctx);
+        let overlay = dialog || self.tree.dragged_id(&ctx).is_some() || egui::Popup::is_any_open(&ctx);
         let ppp = ctx.pixels_per_point();
         let keys: Vec<u64> = self.views.keys().copied().collect();
         for key in keys {
@@ -286,7 +333,11 @@ struct App {
     failure: Option<Error>,
     /// When egui asked to be painted again (an animation); `None`: only on events.
     next_paint: Option<Instant>,
+    stats: FrameStats,
 }
+
+/// Frame times kept for [`Command::FrameStats`].
+const FRAME_HISTORY: usize = 20_000;
 
 impl App {
     fn emit(&self, event: UiEvent) {
@@ -337,6 +388,7 @@ impl App {
 
     fn paint(&mut self) {
         let Some(gfx) = self.gfx.as_mut() else { return };
+        let started = Instant::now();
         let raw_input = gfx.state.take_egui_input(&gfx.window);
         let mut events = Vec::new();
         let desk = &mut self.desk;
@@ -355,6 +407,11 @@ impl App {
             Vec::new(),
             &gfx.window,
         );
+        self.stats.frames += 1;
+        if self.stats.frame_ms.len() >= FRAME_HISTORY {
+            self.stats.frame_ms.remove(0);
+        }
+        self.stats.frame_ms.push(started.elapsed().as_secs_f32() * 1000.0);
         self.next_paint = full_output
             .viewport_output
             .get(&egui::ViewportId::ROOT)
@@ -564,8 +621,18 @@ impl ApplicationHandler<Command> for App {
             Command::SetTiles(tiles) => self.desk.set_tiles(tiles),
             Command::SetApps(apps) => self.desk.apps = apps,
             Command::SetLayout(node) => self.desk.set_layout(&node),
+            Command::ShowConsent(request) => self.desk.show_consent(request),
+            Command::ShowResolver(request) => self.desk.show_resolver(request),
+            Command::CancelDialog { id } => self.desk.cancel_dialog(id),
             Command::GetLayout(reply) => {
                 let _ = reply.try_send(self.snapshot());
+                return;
+            }
+            Command::FrameStats { reply, reset } => {
+                let _ = reply.try_send(self.stats.clone());
+                if reset {
+                    self.stats = FrameStats::default();
+                }
                 return;
             }
             Command::Quit => event_loop.exit(),

@@ -196,6 +196,30 @@ pub(crate) enum BenchCommand {
     Journal(JournalBenchArgs),
     /// App-host processes talking through the real transport and broker.
     Ipc(IpcBenchArgs),
+    /// The shell window's frame cost while the layout changes, and its idle cost (needs X).
+    Frame(FrameBenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct FrameBenchArgs {
+    /// Tiles in the layout.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) tiles: u32,
+    /// Layout changes, at 60 a second.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) changes: u32,
+    /// Seconds of idling measured after the changes.
+    #[arg(long, default_value_t = 3.0)]
+    pub(crate) idle_secs: f64,
+    /// Window width in physical pixels.
+    #[arg(long, default_value_t = 1920)]
+    pub(crate) width: u32,
+    /// Window height in physical pixels.
+    #[arg(long, default_value_t = 1080)]
+    pub(crate) height: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Ipc(args)) => bench::ipc::run(&args).map(|()| true),
+        Command::Bench(BenchCommand::Frame(args)) => bench::frame::run(&args).map(|()| true),
         Command::Journal(cmd) => journal_cmd::run(&cmd),
         Command::Vault(cmd) => vault_cmd::run(&cmd),
         Command::Audit(cmd) => audit_cmd::run(&cmd),

@@ -278,6 +278,9 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                 shell.dirty.notify_one();
             }
             UiEvent::LayoutChanged => shell.dirty.notify_one(),
+            // Nothing asks yet: the permissions and FDC3 work will route these to their callers.
+            UiEvent::ConsentAnswered { id, answer } => tracing::info!(id, ?answer, "consent answered"),
+            UiEvent::ResolverAnswered { id, choice } => tracing::info!(id, ?choice, "resolver answered"),
             UiEvent::Bounds { key, rect } => {
                 let view = rect.map(|r| Bounds { x: r.x, y: r.y, width: r.width, height: r.height });
                 shell.supervisor.set_view(key, view);

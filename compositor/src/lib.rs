@@ -12,12 +12,14 @@ pub mod dialogs;
 pub mod fuzzy;
 pub mod launcher;
 pub mod layout;
+pub mod panels;
 pub mod theme;
 mod window;
 pub mod x11;
 
 pub use dialogs::{ConsentAnswer, ConsentRequest, ResolverChoice, ResolverRequest};
 pub use layout::{Direction, LayoutNode};
+pub use panels::{GrantRow, HealthRow};
 pub use window::{Compositor, Handle};
 
 /// A rectangle in the shell window, in physical pixels.
@@ -100,6 +102,10 @@ pub enum Command {
     SetLayout(LayoutNode),
     /// Report the live layout.
     GetLayout(flume::Sender<LayoutSnapshot>),
+    /// The health view's rows (drawn only while it is open).
+    SetHealth(Vec<HealthRow>),
+    /// The remembered permission answers the settings view lists.
+    SetGrants(Vec<GrantRow>),
     /// Ask the user for a permission (prompts queue up and show one at a time).
     ShowConsent(ConsentRequest),
     /// Ask the user which app should handle an intent.
@@ -156,6 +162,8 @@ pub enum UiEvent {
     },
     /// The user changed the layout (dragged, resized, closed or maximised something).
     LayoutChanged,
+    /// The user revoked a remembered permission answer in the settings view.
+    RevokeGrant(GrantRow),
     /// A consent prompt was answered (or timed out).
     ConsentAnswered {
         /// The request's id.

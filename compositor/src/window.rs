@@ -13,6 +13,7 @@ use winit::window::{Window, WindowId};
 use crate::dialogs::{Consent, ConsentRequest, Resolver, ResolverRequest};
 use crate::launcher::Launcher;
 use crate::layout::{self, LayoutNode, Pane};
+use crate::panels::{GrantRow, HealthRow, Side};
 use crate::{Command, Error, FrameStats, LauncherApp, LayoutSnapshot, PxRect, TileView, UiEvent, channels, theme};
 
 /// Sends [`Command`]s to a running [`Compositor`] from any thread.
@@ -95,6 +96,9 @@ pub(crate) struct Desk {
     last_layout: Option<LayoutNode>,
     consents: std::collections::VecDeque<Consent>,
     resolvers: std::collections::VecDeque<Resolver>,
+    health: Vec<HealthRow>,
+    grants: Vec<GrantRow>,
+    side: Option<Side>,
 }
 
 impl Desk {
@@ -110,6 +114,9 @@ impl Desk {
             last_layout: None,
             consents: std::collections::VecDeque::new(),
             resolvers: std::collections::VecDeque::new(),
+            health: Vec::new(),
+            grants: Vec::new(),
+            side: None,
         }
     }
 
@@ -270,8 +277,28 @@ impl Desk {
                 if down > 0 {
                     ui.label(egui::RichText::new(format!("● {down} not running")).color(theme::WARN));
                 }
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    for (side, label) in [(Side::Settings, "Settings"), (Side::Health, "Health")] {
+                        if ui.selectable_label(self.side == Some(side), label).clicked() {
+                            self.side = if self.side == Some(side) { None } else { Some(side) };
+                        }
+                    }
+                });
             });
         });
+        if let Some(side) = self.side {
+            egui::Panel::right("side-panel").default_size(460.0).min_size(300.0).resizable(true).show(ui, |ui| {
+                ui.add_space(6.0);
+                match side {
+                    Side::Health => crate::panels::health(ui, &self.health),
+                    Side::Settings => {
+                        if let Some(grant) = crate::panels::settings(ui, &self.grants) {
+                            events.push(UiEvent::RevokeGrant(grant));
+                        }
+                    }
+                }
+            });
+        }
         let mut launch = None;
         egui::Panel::left("launcher").default_size(240.0).min_size(180.0).resizable(true).show(ui, |ui| {
             launch = self.launcher.ui(ui, &self.apps);
@@ -621,6 +648,19 @@ impl ApplicationHandler<Command> for App {
             Command::SetTiles(tiles) => self.desk.set_tiles(tiles),
             Command::SetApps(apps) => self.desk.apps = apps,
             Command::SetLayout(node) => self.desk.set_layout(&node),
+            Command::SetHealth(rows) => {
+                self.desk.health = rows;
+                // Only an open health view needs drawing again: idle stays idle.
+                if self.desk.side != Some(Side::Health) {
+                    return;
+                }
+            }
+            Command::SetGrants(rows) => {
+                self.desk.grants = rows;
+                if self.desk.side != Some(Side::Settings) {
+                    return;
+                }
+            }
             Command::ShowConsent(request) => self.desk.show_consent(request),
             Command::ShowResolver(request) => self.desk.show_resolver(request),
             Command::CancelDialog { id } => self.desk.cancel_dialog(id),

@@ -55,11 +55,23 @@ pub struct ConnOptions {
     /// Where the host's messages that are not for the broker (probe answers, eval results,
     /// navigation requests, page loads) go; without it they are dropped.
     pub events: Option<flume::Sender<HostMsg>>,
+    /// Counts the app's traffic (for the health view).
+    pub counters: Option<std::sync::Arc<Traffic>>,
+}
+
+/// An app's bus traffic: messages it sent (publishes, directed sends, calls, answers) and
+/// messages it was given (deliveries, directed messages, calls, answers).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Sent by the app.
+    pub from_app: std::sync::atomic::AtomicU64,
+    /// Given to the app.
+    pub to_app: std::sync::atomic::AtomicU64,
 }
 
 impl Default for ConnOptions {
     fn default() -> Self {
-        Self { coalesce: COALESCE, ping_every: None, last_pong: None, control: None, events: None }
+        Self { coalesce: COALESCE, ping_every: None, last_pong: None, control: None, events: None, counters: None }
     }
 }
 
@@ -77,6 +89,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
     let limits = FrameLimits::default();
 
+    let traffic = opts.counters.clone();
     let writer = tokio::spawn(async move {
         let mut frames = FrameWriter::new(limits);
         let mut buf = Vec::new();
@@ -84,6 +97,17 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
             let mut next = Some(first);
             let mut n = 0;
             while let Some(msg) = next.take() {
+                if let Some(t) = &traffic
+                    && matches!(
+                        msg,
+                        ShellMsg::Deliver { .. }
+                            | ShellMsg::Direct { .. }
+                            | ShellMsg::Call { .. }
+                            | ShellMsg::Response { .. }
+                    )
+                {
+                    t.to_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 buf.clear();
                 wire::encode(&msg, &mut buf)?;
                 frames.push(&buf)?;
@@ -159,6 +183,17 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                     let msg: HostMsg = wire::decode(&bytes).context("message from the app host")?;
                     if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
                         last.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Some(t) = &opts.counters
+                        && matches!(
+                            msg,
+                            HostMsg::Publish { .. }
+                                | HostMsg::Send { .. }
+                                | HostMsg::Request { .. }
+                                | HostMsg::Respond { .. }
+                        )
+                    {
+                        t.from_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     let hello = matches!(msg, HostMsg::Hello { .. });
                     handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;

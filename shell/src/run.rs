@@ -278,6 +278,14 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                 shell.dirty.notify_one();
             }
             UiEvent::LayoutChanged => shell.dirty.notify_one(),
+            UiEvent::RevokeGrant(g) => {
+                match shell.profile.revoke_grant(&g.app, &g.permission, g.scope.as_deref()) {
+                    Ok(true) => tracing::info!(app = %g.app, permission = %g.permission, "grant revoked"),
+                    Ok(false) => tracing::warn!(app = %g.app, permission = %g.permission, "no such grant to revoke"),
+                    Err(e) => tracing::error!("could not revoke a grant: {e:#}"),
+                }
+                push_grants(&shell);
+            }
             // Nothing asks yet: the permissions and FDC3 work will route these to their callers.
             UiEvent::ConsentAnswered { id, answer } => tracing::info!(id, ?answer, "consent answered"),
             UiEvent::ResolverAnswered { id, choice } => tracing::info!(id, ?choice, "resolver answered"),
@@ -356,6 +364,50 @@ fn views(shell: &Shell) -> (Vec<TileView>, Vec<LauncherApp>) {
     (tiles, apps)
 }
 
+/// Sends the window the remembered permission answers.
+fn push_grants(shell: &Shell) {
+    match shell.profile.grants(None) {
+        Ok(grants) => {
+            let rows = grants
+                .into_iter()
+                .map(|g| compositor::GrantRow {
+                    app: g.app,
+                    permission: g.permission,
+                    scope: g.scope,
+                    decision: match g.decision {
+                        storage::Decision::Allow => "allow".to_owned(),
+                        storage::Decision::Deny => "deny".to_owned(),
+                    },
+                    decided_at: g.decided_at.to_string(),
+                })
+                .collect();
+            shell.ui.send(UiCommand::SetGrants(rows));
+        }
+        Err(e) => tracing::error!("could not read the remembered permissions: {e:#}"),
+    }
+}
+
+/// The health view's rows.
+fn health(shell: &Shell) -> Vec<compositor::HealthRow> {
+    shell
+        .supervisor
+        .status()
+        .into_iter()
+        .map(|s| compositor::HealthRow {
+            key: s.instance,
+            title: shell.title(&s.app),
+            state: format!("{:?}", s.state).to_lowercase(),
+            pid: s.pid,
+            memory_bytes: s.memory_bytes,
+            cpu_percent: s.cpu_percent,
+            messages_in: s.messages_in,
+            messages_out: s.messages_out,
+            restarts: s.restarts,
+            last_exit: s.last_exit,
+        })
+        .collect()
+}
+
 /// Sends the window the current tiles and launcher entries.
 fn push_tiles(shell: &Shell) {
     let (tiles, apps) = views(shell);
@@ -367,7 +419,9 @@ fn push_tiles(shell: &Shell) {
 async fn tiles(shell: Arc<Shell>) {
     let mut changes = shell.supervisor.changes();
     let mut last = (Vec::new(), Vec::new());
+    push_grants(&shell);
     loop {
+        shell.ui.send(UiCommand::SetHealth(health(&shell)));
         let now = views(&shell);
         if now != last {
             if now.0.len() != last.0.len() {

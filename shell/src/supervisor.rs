@@ -140,6 +140,10 @@ pub struct InstanceStatus {
     pub last_exit: Option<String>,
     /// The page it last loaded.
     pub url: Option<String>,
+    /// Bus messages the app sent, over all its hosts.
+    pub messages_out: u64,
+    /// Bus messages given to the app, over all its hosts.
+    pub messages_in: u64,
 }
 
 /// Why an `eval` gave no value.
@@ -310,6 +314,8 @@ impl Supervisor {
                     restarts: 0,
                     last_exit: None,
                     url: None,
+                    messages_out: 0,
+                    messages_in: 0,
                 },
                 control,
                 view: None,
@@ -331,6 +337,7 @@ impl Supervisor {
             control_rx,
             shutdown: self.shutdown.subscribe(),
             stop: stop_rx,
+            traffic: Arc::new(crate::ipc::Traffic::default()),
         };
         self.monitors.lock().push(tokio::spawn(monitor.run()));
         self.changes.send_modify(|n| *n += 1);
@@ -435,6 +442,7 @@ struct Monitor {
     control_rx: flume::Receiver<ShellMsg>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     stop: tokio::sync::watch::Receiver<bool>,
+    traffic: Arc<crate::ipc::Traffic>,
 }
 
 /// Why the monitor stops: the whole shell, or just this instance.
@@ -562,6 +570,7 @@ impl Monitor {
             last_pong: Some(Arc::clone(&last_pong)),
             control: Some(self.control_rx.clone()),
             events: Some(events_tx),
+            counters: Some(Arc::clone(&self.traffic)),
             ..ConnOptions::default()
         };
         // A restarted host is told where its view is before anything else queued for it.
@@ -672,7 +681,10 @@ impl Monitor {
                             let used = ticks.saturating_sub(*first) as f64 / ticks_per_sec;
                             (span, if span.is_zero() { 0.0 } else { 100.0 * used / span.as_secs_f64() })
                         });
+                        let (sent, given) = (self.traffic.from_app.load(Ordering::Relaxed), self.traffic.to_app.load(Ordering::Relaxed));
                         self.update(|s| {
+                            s.messages_out = sent;
+                            s.messages_in = given;
                             s.memory_bytes = Some(rss);
                             s.web_pids = web;
                             s.cpu_percent = (!since.is_zero()).then_some((cpu * 10.0).round() / 10.0);

@@ -1,0 +1,142 @@
+//! The side panels: the health view (each app instance's state and resources) and the settings
+//! view (remembered permission answers, each revocable). They open beside the tiles, which
+//! make room for them, so no app view is covered.
+
+use egui::RichText;
+
+use crate::theme;
+
+/// One app instance in the health view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthRow {
+    /// The instance.
+    pub key: u64,
+    /// The app's name.
+    pub title: String,
+    /// Its state ("running", "restarting", "failed").
+    pub state: String,
+    /// Its host's pid.
+    pub pid: Option<u32>,
+    /// Memory of the host and its web processes.
+    pub memory_bytes: Option<u64>,
+    /// CPU, in percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// Bus messages given to it.
+    pub messages_in: u64,
+    /// Bus messages it sent.
+    pub messages_out: u64,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Why its last host ended.
+    pub last_exit: Option<String>,
+}
+
+/// A remembered permission answer in the settings view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    /// The app.
+    pub app: String,
+    /// The permission.
+    pub permission: String,
+    /// Its scope, if any.
+    pub scope: Option<String>,
+    /// "allow" or "deny".
+    pub decision: String,
+    /// When it was decided (RFC 3339).
+    pub decided_at: String,
+}
+
+/// Which side panel is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The health view.
+    Health,
+    /// The settings view.
+    Settings,
+}
+
+/// The health view.
+pub fn health(ui: &mut egui::Ui, rows: &[HealthRow]) {
+    ui.heading("Health");
+    ui.label(
+        RichText::new("Each app runs in its own process; these figures include its web processes.")
+            .small()
+            .color(theme::DIM),
+    );
+    ui.add_space(6.0);
+    if rows.is_empty() {
+        ui.label(RichText::new("No apps are open.").color(theme::DIM));
+        return;
+    }
+    egui::ScrollArea::both().show(ui, |ui| {
+        egui::Grid::new("health").striped(true).num_columns(8).spacing([12.0, 4.0]).show(ui, |ui| {
+            for h in ["App", "State", "PID", "Memory", "CPU", "In", "Out", "Restarts"] {
+                ui.label(RichText::new(h).small().strong().color(theme::DIM));
+            }
+            ui.end_row();
+            for r in rows {
+                ui.label(format!("{} #{}", r.title, r.key));
+                let colour = match r.state.as_str() {
+                    "running" => theme::RUNNING,
+                    s if s.starts_with("failed") => theme::ERROR,
+                    _ => theme::WARN,
+                };
+                let state = ui.label(RichText::new(&r.state).color(colour));
+                if let Some(why) = &r.last_exit {
+                    state.on_hover_text(format!("Last exit: {why}"));
+                }
+                ui.label(r.pid.map_or_else(|| "–".to_owned(), |p| p.to_string()));
+                ui.label(r.memory_bytes.map_or_else(|| "–".to_owned(), |b| format!("{} MiB", b >> 20)));
+                ui.label(r.cpu_percent.map_or_else(|| "–".to_owned(), |c| format!("{c:.0}%")));
+                ui.label(r.messages_in.to_string());
+                ui.label(r.messages_out.to_string());
+                ui.label(r.restarts.to_string());
+                ui.end_row();
+            }
+        });
+    });
+}
+
+/// The settings view; returns the grant the user revoked, if any.
+pub fn settings(ui: &mut egui::Ui, grants: &[GrantRow]) -> Option<GrantRow> {
+    ui.heading("Settings");
+    ui.add_space(4.0);
+    ui.label(RichText::new("Remembered permissions").strong());
+    ui.label(
+        RichText::new("Answers you gave with \"Always allow\" or \"Deny\". Revoke one to be asked again.")
+            .small()
+            .color(theme::DIM),
+    );
+    ui.add_space(6.0);
+    if grants.is_empty() {
+        ui.label(RichText::new("No remembered permissions.").color(theme::DIM));
+        return None;
+    }
+    let mut revoked = None;
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        egui::Grid::new("grants").striped(true).num_columns(4).spacing([12.0, 4.0]).show(ui, |ui| {
+            for h in ["App", "Permission", "Answer", ""] {
+                ui.label(RichText::new(h).small().strong().color(theme::DIM));
+            }
+            ui.end_row();
+            for g in grants {
+                ui.label(&g.app);
+                let what = match &g.scope {
+                    Some(scope) => format!("{}:{scope}", g.permission),
+                    None => g.permission.clone(),
+                };
+                ui.label(what).on_hover_text(format!("Decided {}", g.decided_at));
+                let colour = if g.decision == "allow" { theme::RUNNING } else { theme::ERROR };
+                ui.label(RichText::new(&g.decision).color(colour));
+                if ui.small_button("Revoke").clicked() {
+                    revoked = Some(g.clone());
+                }
+                ui.end_row();
+            }
+        });
+    });
+    revoked
+}
+
+#[cfg(test)]
+mod tests;

@@ -48,6 +48,9 @@ pub struct Manifest {
     pub apps: Vec<App>,
     /// Apps to open at start-up.
     pub startup: Vec<String>,
+    /// The desk to open the first time (before any session was saved): a workspace in the
+    /// format `tessera ctl layout save` stores; checked by the shell.
+    pub workspace: Option<serde_json::Value>,
 }
 
 impl Manifest {
@@ -93,6 +96,8 @@ struct RawManifest {
     apps: Vec<RawApp>,
     #[serde(default)]
     startup: Vec<String>,
+    #[serde(default)]
+    workspace: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -173,7 +178,12 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
     if !problems.is_empty() {
         return Err(ManifestError::Invalid { path: base.to_owned(), problems });
     }
-    Ok(Manifest { name: raw.name.unwrap_or_else(|| "Tessera".to_owned()), apps, startup: raw.startup })
+    Ok(Manifest {
+        name: raw.name.unwrap_or_else(|| "Tessera".to_owned()),
+        apps,
+        startup: raw.startup,
+        workspace: raw.workspace,
+    })
 }
 
 /// The start URL, and for a local app its content root.

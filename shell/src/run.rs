@@ -44,6 +44,8 @@ struct Shell {
     dirty: Arc<tokio::sync::Notify>,
     /// The start-up desk is up (before that, nothing is autosaved).
     restored: tokio::sync::watch::Sender<bool>,
+    /// The manifest's desk for a first start.
+    first_desk: Option<workspace::Workspace>,
 }
 
 /// Key of the launcher's "recently used" times in the profile's settings.
@@ -73,6 +75,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         None => demo_manifest()?,
     };
     let manifest = manifest::load(&manifest_path)?;
+    let first_desk = workspace::from_manifest(&manifest).with_context(|| format!("in {}", manifest_path.display()))?;
     let profile_path = profile_dir(&args.profile)?;
     let profile =
         Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
@@ -112,6 +115,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             channels: Mutex::new(HashMap::new()),
             dirty: Arc::new(tokio::sync::Notify::new()),
             restored: tokio::sync::watch::channel(false).0,
+            first_desk,
         })
     };
     rt.spawn(window_events(Arc::clone(&shell), ui_rx));
@@ -319,6 +323,12 @@ async fn start_desk(shell: &Shell) {
                 return;
             }
             Err(e) => tracing::warn!(%name, "could not restore the workspace: {e:#}"),
+        }
+    }
+    if let Some(ws) = &shell.first_desk {
+        match workspace::restore(shell, ws).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!("could not open the manifest's workspace: {e:#}"),
         }
     }
     for app in shell.manifest.startup.clone() {

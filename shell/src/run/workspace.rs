@@ -19,16 +19,24 @@ const VERSION: u32 = 1;
 
 /// A saved desk. Pane keys in `layout` are indices into `slots`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Workspace {
+    #[serde(default = "first_version")]
     version: u32,
     /// The window's size when saved (physical pixels).
+    #[serde(default)]
     window: Option<(u32, u32)>,
     layout: Option<LayoutNode>,
     slots: Vec<Slot>,
 }
 
+fn first_version() -> u32 {
+    1
+}
+
 /// One tile's app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Slot {
     app: String,
     #[serde(default)]
@@ -178,6 +186,31 @@ pub(crate) async fn describe(shell: &Shell) -> Result<Value> {
         "maximized": snap.maximized,
         "window": { "width": snap.window.0, "height": snap.window.1, "scale": snap.scale },
     }))
+}
+
+/// The manifest's first-start desk, checked against the manifest: every slot's app exists,
+/// channels are 1 to 8, and the layout names only slots that exist.
+pub(crate) fn from_manifest(manifest: &shell::manifest::Manifest) -> Result<Option<Workspace>> {
+    let Some(value) = &manifest.workspace else { return Ok(None) };
+    let ws: Workspace = serde_json::from_value(value.clone()).context("the manifest's workspace")?;
+    let mut problems = Vec::new();
+    for (i, slot) in ws.slots.iter().enumerate() {
+        if manifest.app(&slot.app).is_none() {
+            problems.push(format!("workspace.slots[{i}]: {:?} is not an app in this manifest", slot.app));
+        }
+        if slot.channel.is_some_and(|c| !(1..=8).contains(&c)) {
+            problems.push(format!("workspace.slots[{i}]: channel must be 1 to 8"));
+        }
+    }
+    for key in ws.layout.as_ref().map(LayoutNode::keys).unwrap_or_default() {
+        if usize::try_from(key).map_or(true, |k| k >= ws.slots.len()) {
+            problems.push(format!("workspace.layout: pane {key} names no slot"));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("the manifest's workspace: {}", problems.join("; "));
+    }
+    Ok(Some(ws))
 }
 
 /// The workspace to open at start-up, if one was saved and can be read.

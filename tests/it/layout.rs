@@ -233,18 +233,29 @@ fn dragging_saving_restoring_and_restarting_keep_the_desk() {
     check_pixels(&shell, &artifacts.join("layout-restarted.png"), &again);
 }
 
-#[test]
-fn the_desk_lays_out_at_scale_two() {
-    let shell =
-        Shell::start_full("desk4.json", None, 2048, &[("WINIT_X11_SCALE_FACTOR", "2"), ("GDK_SCALE", "2")], "scale-2");
+/// Starts the desk at `scale` and checks the layout is in physical pixels and every app is
+/// painted where the layout says.
+fn lay_out_at(scale: f64, env: &[(&str, &str)], name: &str) {
+    let shell = Shell::start_full("desk4.json", None, 2048, env, name);
     shell.wait_for("four apps", Duration::from_secs(90), |apps| apps.len() == 4 && apps.iter().all(running_with_page));
     let l = wait_layout(&shell, "four panes placed", |l| bounds(l).len() == 4);
-    assert_eq!(l["window"]["scale"].as_f64(), Some(2.0), "{l}");
+    assert_eq!(l["window"]["scale"].as_f64(), Some(scale), "{l}");
     let b = bounds(&l);
-    // The launcher is at least 180 logical pixels wide: 360 physical at scale 2.
+    // The launcher is at least 180 logical pixels wide.
     let left = b.values().map(|r| r.x).min().unwrap();
-    assert!(left >= 360, "the first tile starts at x={left}");
+    assert!(left as f64 >= 180.0 * scale, "the first tile starts at x={left}");
     let right = b.values().map(|r| r.x + r.w).max().unwrap();
     assert!(right <= 1280 && right > 1200, "the tiles reach the window's right edge: {right}");
-    check_pixels(&shell, &target_dir().join("e2e").join("scale-2.png"), &l);
+    check_pixels(&shell, &target_dir().join("e2e").join(format!("{name}.png")), &l);
+}
+
+#[test]
+fn the_desk_lays_out_at_scale_one_and_a_half() {
+    // GDK scales by whole numbers only: the pages keep scale 1 and enlarge their text.
+    lay_out_at(1.5, &[("WINIT_X11_SCALE_FACTOR", "1.5"), ("GDK_DPI_SCALE", "1.5")], "scale-1.5");
+}
+
+#[test]
+fn the_desk_lays_out_at_scale_two() {
+    lay_out_at(2.0, &[("WINIT_X11_SCALE_FACTOR", "2"), ("GDK_SCALE", "2")], "scale-2");
 }

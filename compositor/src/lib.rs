@@ -73,6 +73,8 @@ pub struct FrameStats {
     /// The time each of the latest frames took to build, render and present, in milliseconds
     /// (at most the last 20,000).
     pub frame_ms: Vec<f32>,
+    /// Of which building the UI and tessellating it, per frame.
+    pub build_ms: Vec<f32>,
 }
 
 /// The live layout, as `ctl layout get` reports it.

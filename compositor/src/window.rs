@@ -309,7 +309,8 @@ impl Desk {
         let mut rects: HashMap<u64, egui::Rect> = HashMap::new();
         let mut behavior =
             Behavior { views: &self.views, rects: &mut rects, events, maximized: &mut self.maximized, edited: false };
-        egui::CentralPanel::default().show(ui, |ui| {
+        // No fill: the clear colour is the background, and live views cover most of it.
+        egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
             if behavior.views.is_empty() {
                 ui.centered_and_justified(|ui| {
                     ui.label(
@@ -391,7 +392,8 @@ impl App {
             self.ctx.clone(),
             config,
             false,
-            egui_wgpu::RendererOptions::default(),
+            // Dithering costs a noise lookup per pixel, which a software rasteriser feels.
+            egui_wgpu::RendererOptions { dithering: false, ..Default::default() },
         ));
         pollster::block_on(painter.set_window(egui::ViewportId::ROOT, Some(Arc::clone(&window))))
             .map_err(|e| Error::Render(e.to_string()))?;
@@ -424,6 +426,7 @@ impl App {
         let ppp = full_output.pixels_per_point;
         let primitives = self.ctx.tessellate(full_output.shapes, ppp);
         let mut textures = full_output.textures_delta;
+        let built = started.elapsed();
         let bg = theme::BG.to_normalized_gamma_f32();
         gfx.painter.paint_and_update_textures(
             egui::ViewportId::ROOT,
@@ -437,8 +440,10 @@ impl App {
         self.stats.frames += 1;
         if self.stats.frame_ms.len() >= FRAME_HISTORY {
             self.stats.frame_ms.remove(0);
+            self.stats.build_ms.remove(0);
         }
         self.stats.frame_ms.push(started.elapsed().as_secs_f32() * 1000.0);
+        self.stats.build_ms.push(built.as_secs_f32() * 1000.0);
         self.next_paint = full_output
             .viewport_output
             .get(&egui::ViewportId::ROOT)
@@ -552,10 +557,11 @@ impl egui_tiles::Behavior<Pane> for Behavior<'_> {
 
     fn pane_ui(&mut self, ui: &mut egui::Ui, _tile: egui_tiles::TileId, pane: &mut Pane) -> egui_tiles::UiResponse {
         let rect = ui.available_rect_before_wrap();
-        ui.painter().rect_filled(rect, 0.0, theme::TILE);
+        // A live app's view covers its tile: painting under it would only cost fill rate.
         if let Some(view) = self.views.get(&pane.key)
             && !view.live
         {
+            ui.painter().rect_filled(rect, 0.0, theme::TILE);
             let colour = if view.status.starts_with("failed") { theme::ERROR } else { theme::WARN };
             ui.painter().text(
                 rect.center(),

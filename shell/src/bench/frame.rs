@@ -23,6 +23,8 @@ struct Report {
     frame_ms_p50: f64,
     frame_ms_p99: f64,
     frame_ms_max: f64,
+    build_ms_p50: f64,
+    build_ms_p99: f64,
     idle_seconds: f64,
     idle_frames_per_sec: f64,
     idle_cpu_percent: f64,
@@ -146,24 +148,30 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
     let quiet = stats(handle, false)?;
     handle.send(UiCommand::Quit);
 
-    let mut ms: Vec<f32> = busy.frame_ms.clone();
-    ms.sort_by(f32::total_cmp);
-    let pick = |p: f64| -> f64 {
+    let sorted = |v: &[f32]| {
+        let mut v = v.to_vec();
+        v.sort_by(f32::total_cmp);
+        v
+    };
+    let pick = |ms: &[f32], p: f64| -> f64 {
         if ms.is_empty() {
             return 0.0;
         }
         let rank = ((p / 100.0) * ms.len() as f64).ceil() as usize;
         f64::from(ms[rank.clamp(1, ms.len()) - 1])
     };
+    let (ms, build) = (sorted(&busy.frame_ms), sorted(&busy.build_ms));
     Ok(Report {
         tiles,
         width: args.width,
         height: args.height,
         layout_changes: args.changes,
         frames: busy.frames,
-        frame_ms_p50: pick(50.0),
-        frame_ms_p99: pick(99.0),
+        frame_ms_p50: pick(&ms, 50.0),
+        frame_ms_p99: pick(&ms, 99.0),
         frame_ms_max: ms.last().map_or(0.0, |m| f64::from(*m)),
+        build_ms_p50: pick(&build, 50.0),
+        build_ms_p99: pick(&build, 99.0),
         idle_seconds: idle.as_secs_f64(),
         idle_frames_per_sec: quiet.frames as f64 / idle.as_secs_f64(),
         idle_cpu_percent: 100.0 * (cpu1 - cpu0) / idle.as_secs_f64(),
@@ -199,6 +207,7 @@ pub(crate) fn run(args: &FrameBenchArgs) -> Result<()> {
             "  frame time p50 / p99    {:.2} / {:.2} ms (max {:.2})",
             r.frame_ms_p50, r.frame_ms_p99, r.frame_ms_max
         );
+        println!("    of which UI build     {:.2} / {:.2} ms", r.build_ms_p50, r.build_ms_p99);
         println!("  idle frames per second  {:.2} over {:.0} s", r.idle_frames_per_sec, r.idle_seconds);
         println!("  idle CPU                {:.2}%", r.idle_cpu_percent);
         if !r.optimized_build {

@@ -213,5 +213,20 @@
       };
     },
   };
-  window.tessera = Object.freeze(Object.assign({}, window.tessera || {}, { bus: Object.freeze(bus) }));
+  // The app's own state for workspaces: what it saved last, handed back when it is restarted
+  // or its workspace restored.
+  const restored = window.__tesseraState === undefined ? null : window.__tesseraState;
+  const workspace = {
+    // The state saved with the workspace this instance was opened from (or before a restart).
+    getState: function () {
+      return restored === null ? null : JSON.parse(JSON.stringify(restored));
+    },
+    // Keeps `state` (anything JSON can hold, at most 1 MiB) with the workspace.
+    setState: function (state) {
+      send("workspace.setState", { state: state === undefined ? null : state });
+    },
+  };
+  window.tessera = Object.freeze(
+    Object.assign({}, window.tessera || {}, { bus: Object.freeze(bus), workspace: Object.freeze(workspace) })
+  );
 })();

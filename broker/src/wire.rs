@@ -125,6 +125,12 @@ pub enum HostMsg {
         /// The answer, or why not.
         result: Result<Vec<u8>, String>,
     },
+    /// The app's state for workspaces (JSON): kept by the shell, handed back when the app is
+    /// restarted or its workspace restored.
+    SaveState {
+        /// The JSON bytes.
+        state: Vec<u8>,
+    },
     /// The page started (`done: false`) or finished (`done: true`) loading `url`.
     PageLoad {
         /// The page.

@@ -370,7 +370,8 @@ async fn handle(
         msg @ (HostMsg::ProbeAck { .. }
         | HostMsg::EvalResult { .. }
         | HostMsg::NavigationRequest { .. }
-        | HostMsg::PageLoad { .. }) => {
+        | HostMsg::PageLoad { .. }
+        | HostMsg::SaveState { .. }) => {
             if let Some(events) = events
                 && events.send_async(msg).await.is_err()
             {

@@ -46,6 +46,8 @@ struct Shell {
     restored: tokio::sync::watch::Sender<bool>,
     /// The manifest's desk for a first start.
     first_desk: Option<workspace::Workspace>,
+    /// Makes state file names unique.
+    next_state: std::sync::atomic::AtomicU64,
 }
 
 /// Key of the launcher's "recently used" times in the profile's settings.
@@ -116,6 +118,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             dirty: Arc::new(tokio::sync::Notify::new()),
             restored: tokio::sync::watch::channel(false).0,
             first_desk,
+            next_state: std::sync::atomic::AtomicU64::new(0),
         })
     };
     rt.spawn(window_events(Arc::clone(&shell), ui_rx));
@@ -204,6 +207,11 @@ async fn quit_on_signal(shell: Arc<Shell>) {
 
 impl Shell {
     fn launch(&self, app_id: &str) -> Result<u64> {
+        self.launch_with(app_id, None)
+    }
+
+    /// Launches an app, handing it `state` (from a workspace) to start from.
+    fn launch_with(&self, app_id: &str, state: Option<&Value>) -> Result<u64> {
         let app = self.manifest.app(app_id).with_context(|| format!("no app {app_id:?} in the manifest"))?;
         let Some(xid) = *self.window.borrow() else { bail!("the shell window is not up yet") };
         let dir = self.profile_dir.join("apps").join(&app.app_id);
@@ -223,6 +231,19 @@ impl Shell {
         if let Some(root) = &app.content_root {
             args.extend(["--content-root".to_owned(), root.display().to_string()]);
         }
+        // Each instance keeps its state in a file of its own, which its host reads at start.
+        let states = dir.join("state");
+        std::fs::create_dir_all(&states).with_context(|| format!("creating {}", states.display()))?;
+        let state_file = states.join(format!(
+            "{}-{}.json",
+            shell::ipc::now_ms(),
+            self.next_state.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        if let Some(state) = state {
+            std::fs::write(&state_file, serde_json::to_vec(state)?)
+                .with_context(|| format!("writing {}", state_file.display()))?;
+        }
+        args.extend(["--state-file".to_owned(), state_file.display().to_string()]);
         let mut env = vec![
             // WebKit keeps caches and some data under the XDG directories: per app, in the profile.
             ("XDG_CACHE_HOME".to_owned(), dir.join("cache").display().to_string()),
@@ -238,6 +259,7 @@ impl Shell {
             origins: Some(app.origins.clone()),
             memory_limit_bytes: app.memory_limit_bytes,
             cpu_limit_percent: app.cpu_limit_percent,
+            state_file: Some(state_file),
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
         let instance = self.supervisor.launch(spec);

@@ -92,14 +92,29 @@ pub struct AppSpec {
     pub memory_limit_bytes: Option<u64>,
     /// This app's CPU limit (percent of a core), instead of the policy's.
     pub cpu_limit_percent: Option<u32>,
+    /// Where the app's saved state is kept (read by its host at start, so a restarted app gets
+    /// it back); removed when the instance closes.
+    pub state_file: Option<PathBuf>,
 }
 
 impl AppSpec {
     /// A host with no page: `program args`.
     pub fn new(app: AppId, program: PathBuf, args: Vec<String>) -> Self {
-        Self { app, program, args, env: Vec::new(), origins: None, memory_limit_bytes: None, cpu_limit_percent: None }
+        Self {
+            app,
+            program,
+            args,
+            env: Vec::new(),
+            origins: None,
+            memory_limit_bytes: None,
+            cpu_limit_percent: None,
+            state_file: None,
+        }
     }
 }
+
+/// Largest app state kept for a workspace.
+pub const MAX_APP_STATE: usize = 1 << 20;
 
 /// Where an instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -169,6 +184,8 @@ struct Slot {
     view: Option<Bounds>,
     stop: tokio::sync::watch::Sender<bool>,
     evals: HashMap<u64, tokio::sync::oneshot::Sender<Result<String, String>>>,
+    /// The app's saved state (JSON).
+    state: Option<Vec<u8>>,
 }
 
 type Slots = Arc<Mutex<HashMap<u64, Slot>>>;
@@ -321,6 +338,7 @@ impl Supervisor {
                 view: None,
                 stop,
                 evals: HashMap::new(),
+                state: spec.state_file.as_ref().and_then(|f| std::fs::read(f).ok()),
             },
         );
         let monitor = Monitor {
@@ -349,6 +367,12 @@ impl Supervisor {
         let mut v: Vec<_> = self.slots.lock().values().map(|s| s.status.clone()).collect();
         v.sort_by_key(|s| s.instance);
         v
+    }
+
+    /// The state an instance's app last saved (JSON), if any.
+    pub fn app_state(&self, instance: u64) -> Option<serde_json::Value> {
+        let bytes = self.slots.lock().get(&instance)?.state.clone()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Changes whenever an instance's status does.
@@ -471,6 +495,9 @@ impl Monitor {
             }),
             Stop::Close => {
                 self.slots.lock().remove(&self.instance);
+                if let Some(f) = &self.spec.state_file {
+                    let _ = std::fs::remove_file(f);
+                }
                 self.changes.send_modify(|n| *n += 1);
             }
         }
@@ -734,6 +761,22 @@ impl Monitor {
                 *last_ack = Instant::now();
                 tracing::info!(app = %self.spec.app, instance = self.instance, %url, "page loaded");
                 self.update(|s| s.url = Some(url));
+            }
+            HostMsg::SaveState { state } => {
+                if state.len() > MAX_APP_STATE || serde_json::from_slice::<serde::de::IgnoredAny>(&state).is_err() {
+                    tracing::warn!(app = %self.spec.app, instance = self.instance, "refused an app state: not JSON or over 1 MiB");
+                    return;
+                }
+                if let Some(f) = &self.spec.state_file {
+                    // Written whole, then renamed: a crash leaves the old state or the new one.
+                    let tmp = f.with_extension("tmp");
+                    if let Err(e) = std::fs::write(&tmp, &state).and_then(|()| std::fs::rename(&tmp, f)) {
+                        tracing::warn!(app = %self.spec.app, "could not keep the app's state: {e}");
+                    }
+                }
+                if let Some(slot) = self.slots.lock().get_mut(&self.instance) {
+                    slot.state = Some(state);
+                }
             }
             HostMsg::EvalResult { id, result } => {
                 if let Some(tx) = self.slots.lock().get_mut(&self.instance).and_then(|s| s.evals.remove(&id)) {

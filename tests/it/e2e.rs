@@ -261,6 +261,11 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
     assert_eq!(crate::layout::bounds(&placed).len(), 3, "{placed}");
     crate::layout::check_pixels(&shell, &shot, &placed);
 
+    // An app's saved state survives its crash: the restarted page gets it back.
+    shell.eval(ids[1], "tessera.workspace.setState({draft: 'buy 100', n: 5}), 1");
+    assert_eq!(shell.eval(ids[1], "tessera.workspace.getState()"), "null", "nothing was restored at start");
+    std::thread::sleep(Duration::from_millis(300));
+
     // SIGKILL one host: noticed within a second, back within three; the others do not notice.
     let victim = pids[1];
     let killed_at = Instant::now();
@@ -288,6 +293,7 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
     for id in &ids {
         assert_eq!(shell.eval(*id, "1+1"), "2");
     }
+    assert_eq!(shell.eval(ids[1], "tessera.workspace.getState()"), r#"{"draft":"buy 100","n":5}"#);
     assert_eq!(
         shell.eval(ids[1], "window.direct.map(m => [m.topic, m.from, m.data.n])"),
         r#"[["e2e.direct","alpha",7]]"#,

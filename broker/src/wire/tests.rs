@@ -21,6 +21,7 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
             new_window
         }),
         (".{0,40}", any::<bool>()).prop_map(|(url, done)| HostMsg::PageLoad { url, done }),
+        prop::collection::vec(any::<u8>(), 0..100).prop_map(|state| HostMsg::SaveState { state }),
         ("[a-z]{0,10}", "[a-z.]{0,20}", prop::collection::vec(any::<u8>(), 0..100))
             .prop_map(|(app, topic, payload)| HostMsg::Send { app, topic, payload }),
         ("[a-z]{0,10}", prop::collection::vec("[a-z]{0,8}", 0..4))

@@ -41,6 +41,9 @@ struct Slot {
     app: String,
     #[serde(default)]
     channel: Option<u8>,
+    /// What the app saved with `tessera.workspace.setState`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<Value>,
 }
 
 /// The live layout, from the window.
@@ -64,7 +67,7 @@ pub(crate) async fn capture(shell: &Shell) -> Result<Workspace> {
     let layout = snap.tree.as_ref().and_then(|t| {
         t.map_keys(&mut |key| {
             let app = apps.get(&key)?.clone();
-            slots.push(Slot { app, channel: channels.get(&key).copied() });
+            slots.push(Slot { app, channel: channels.get(&key).copied(), state: shell.supervisor.app_state(key) });
             Some(slots.len() as u64 - 1)
         })
     });
@@ -115,7 +118,7 @@ pub(crate) async fn restore(shell: &Shell, ws: &Workspace) -> Result<()> {
         let reuse = unused.iter().position(|(_, app)| *app == slot.app).map(|p| unused.remove(p).0);
         let instance = match reuse {
             Some(instance) => Some(instance),
-            None => match shell.launch(&slot.app) {
+            None => match shell.launch_with(&slot.app, slot.state.as_ref()) {
                 Ok(instance) => Some(instance),
                 Err(e) => {
                     problems.push(format!("{}: {e:#}", slot.app));

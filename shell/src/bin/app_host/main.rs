@@ -44,6 +44,9 @@ enum Mode {
         /// The directory `tessera://<app>/` URLs are served from.
         #[arg(long)]
         content_root: Option<std::path::PathBuf>,
+        /// The app's saved state (JSON), handed to the page as `tessera.workspace.getState()`.
+        #[arg(long)]
+        state_file: Option<std::path::PathBuf>,
     },
     /// A host with no page: says hello, answers the shell's pings, exits when the shell hangs
     /// up. What the supervisor runs until the WebView lands, and its tests.
@@ -114,8 +117,16 @@ fn main() -> Result<()> {
             println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
-        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root }) => {
-            return webview::run(&webview::Options { parent_xid, url, data_dir, bounds, preload, content_root });
+        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root, state_file }) => {
+            return webview::run(&webview::Options {
+                parent_xid,
+                url,
+                data_dir,
+                bounds,
+                preload,
+                content_root,
+                state_file,
+            });
         }
         Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage }) => {
             return headless(&Misbehaviour { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage });

@@ -53,6 +53,8 @@ pub(crate) struct Options {
     pub(crate) preload: Vec<PathBuf>,
     /// Where `tessera://` URLs are served from.
     pub(crate) content_root: Option<PathBuf>,
+    /// The app's saved state, if the shell kept one.
+    pub(crate) state_file: Option<PathBuf>,
 }
 
 type Writer = Arc<Mutex<HostConnection>>;
@@ -110,7 +112,15 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     let writer: Writer = Arc::new(Mutex::new(writer));
     gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
 
-    let mut scripts = vec![BUS_JS.to_owned()];
+    // The saved state goes in before the bus: the page can read it as soon as it runs.
+    let state = opts
+        .state_file
+        .as_ref()
+        .and_then(|f| std::fs::read(f).ok())
+        .filter(|b| b.len() <= shell::supervisor::MAX_APP_STATE)
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    let mut scripts = vec![format!("window.__tesseraState = {state};"), BUS_JS.to_owned()];
     for path in &opts.preload {
         scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
     }
@@ -471,6 +481,13 @@ fn from_page(writer: &Writer, body: &str) -> Result<()> {
                 Err(payload.get("error").and_then(Value::as_str).unwrap_or("the provider failed").to_owned())
             };
             HostMsg::Respond { service: string("service")?, call: number("call")?, result }
+        }
+        "workspace.setState" => {
+            let state = serde_json::to_vec(field("state")?)?;
+            if state.len() > shell::supervisor::MAX_APP_STATE {
+                bail!("{kind}: the state is {} bytes, over the 1 MiB limit", state.len());
+            }
+            HostMsg::SaveState { state }
         }
         "tessera.evalResult" => {
             let ok = field("ok")?.as_bool().unwrap_or(false);

@@ -188,7 +188,7 @@ pub enum UiEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No display or event loop.
-    #[error("could not start the window system: {0}")]
+    #[error("could not start the window system (is DISPLAY set to an X11 display?): {0}")]
     EventLoop(String),
     /// The window could not be made.
     #[error("could not create the shell window: {0}")]

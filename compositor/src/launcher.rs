@@ -10,6 +10,7 @@ use crate::theme;
 /// The launcher's own state between frames.
 #[derive(Debug, Default)]
 pub struct Launcher {
+    icons: crate::icons::Icons,
     query: String,
     selected: usize,
     focus_search: bool,
@@ -98,7 +99,8 @@ impl Launcher {
         let choosing = search.has_focus() || !self.query.is_empty();
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             for (i, app) in list.iter().enumerate() {
-                if row(ui, app, choosing && i == self.selected).clicked() {
+                let icon = app.icon.as_ref().and_then(|p| self.icons.get(ui.ctx(), p));
+                if row(ui, app, icon, choosing && i == self.selected).clicked() {
                     self.selected = i;
                     launch = Some(app.app_id.clone());
                 }
@@ -113,7 +115,7 @@ impl Launcher {
 }
 
 /// One app: its badge, title, description and how many instances run.
-fn row(ui: &mut egui::Ui, app: &LauncherApp, selected: bool) -> egui::Response {
+fn row(ui: &mut egui::Ui, app: &LauncherApp, icon: Option<egui::TextureId>, selected: bool) -> egui::Response {
     let width = ui.available_width();
     let (rect, response) = ui.allocate_exact_size(Vec2::new(width, 44.0), Sense::click());
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &app.title));
@@ -128,14 +130,17 @@ fn row(ui: &mut egui::Ui, app: &LauncherApp, selected: bool) -> egui::Response {
         };
         painter.rect_filled(rect, 6.0, bg);
         let badge = egui::Rect::from_center_size(rect.left_center() + Vec2::new(22.0, 0.0), Vec2::splat(28.0));
-        painter.rect_filled(badge, 7.0, theme::badge_colour(&app.app_id));
-        painter.text(
-            badge.center(),
-            Align2::CENTER_CENTER,
-            initials(&app.title),
-            FontId::proportional(12.0),
-            Color32::WHITE,
-        );
+        match icon {
+            Some(texture) => {
+                let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+                painter.image(texture, badge, uv, Color32::WHITE);
+            }
+            None => {
+                painter.rect_filled(badge, 7.0, theme::badge_colour(&app.app_id));
+                let text = initials(&app.title);
+                painter.text(badge.center(), Align2::CENTER_CENTER, text, FontId::proportional(12.0), Color32::WHITE);
+            }
+        }
         let text_x = badge.right() + 10.0;
         let room = (rect.right() - text_x - 28.0).max(20.0);
         let line = |text: &str, size: f32, colour: Color32| {

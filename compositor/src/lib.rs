@@ -10,6 +10,7 @@
 pub mod channels;
 pub mod dialogs;
 pub mod fuzzy;
+pub mod icons;
 pub mod launcher;
 pub mod layout;
 pub mod panels;
@@ -63,6 +64,8 @@ pub struct LauncherApp {
     pub running: usize,
     /// When it was last launched (ms since the epoch), for "recently used first".
     pub last_used: Option<u64>,
+    /// Its icon (a PNG file), if it has one.
+    pub icon: Option<std::path::PathBuf>,
 }
 
 /// How the window has been drawing.

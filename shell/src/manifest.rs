@@ -3,6 +3,7 @@
 //! ```json
 //! { "name": "Demo desk",
 //!   "apps": [ { "appId": "prices", "title": "Prices", "url": "../assets/demo/prices.html",
+//!               "icon": "../assets/demo/icons/prices.png",
 //!               "memoryLimitMiB": 512, "cpuLimitPercent": 150 } ],
 //!   "startup": ["prices"] }
 //! ```
@@ -27,6 +28,8 @@ pub struct App {
     pub title: String,
     /// One line about it, for the launcher.
     pub description: String,
+    /// Its icon, a PNG file.
+    pub icon: Option<PathBuf>,
     /// Its start page, absolute.
     pub url: String,
     /// For a local app, the directory its `tessera://` URLs are served from.
@@ -107,6 +110,8 @@ struct RawApp {
     title: Option<String>,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    icon: Option<String>,
     url: String,
     #[serde(rename = "memoryLimitMiB")]
     memory_limit_mib: Option<u64>,
@@ -155,6 +160,23 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
             problems.push(format!("{who}: memoryLimitMiB must be at least 64"));
             continue;
         }
+        let icon = match &a.icon {
+            None => None,
+            Some(rel) => {
+                let path = base.parent().unwrap_or(Path::new("/")).join(rel);
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() => Some(path),
+                    Ok(_) => {
+                        problems.push(format!("{who}: icon: {} is not a file", path.display()));
+                        continue;
+                    }
+                    Err(e) => {
+                        problems.push(format!("{who}: icon: {}: {e}", path.display()));
+                        continue;
+                    }
+                }
+            }
+        };
         if a.cpu_limit_percent.is_some_and(|c| !(5..=800).contains(&c)) {
             problems.push(format!("{who}: cpuLimitPercent must be between 5 and 800"));
             continue;
@@ -162,6 +184,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
         apps.push(App {
             title: a.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone()),
             description: a.description,
+            icon,
             app_id: a.app_id,
             url,
             content_root,

@@ -391,6 +391,7 @@ fn views(shell: &Shell) -> (Vec<TileView>, Vec<LauncherApp>) {
             description: a.description.clone(),
             running: status.iter().filter(|s| s.app == a.app_id && s.state != AppState::Stopped).count(),
             last_used: recent.get(&a.app_id).copied(),
+            icon: a.icon.clone(),
         })
         .collect();
     (tiles, apps)

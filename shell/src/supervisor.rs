@@ -638,10 +638,16 @@ impl Monitor {
                     if let Some(pid) = pid {
                         kill_tree(pid);
                     }
-                    break Ended::Exited(match status {
+                    let status = match status {
                         Ok(s) => describe(s),
                         Err(e) => format!("wait failed: {e}"),
-                    });
+                    };
+                    // A host that broke the protocol and then left: say so, not just how it left.
+                    let broke = match tokio::time::timeout(Duration::from_millis(200), &mut conn).await {
+                        Ok(Ok(Err(e))) => Some(format!("broke the protocol: {e:#}")),
+                        _ => None,
+                    };
+                    break Ended::Exited(broke.map_or_else(|| status.clone(), |b| format!("{b}; {status}")));
                 }
                 result = &mut conn => {
                     // The host closed its end or sent something malformed: it goes.

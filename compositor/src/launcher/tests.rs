@@ -4,7 +4,14 @@ use egui_kittest::kittest::Queryable as _;
 use super::*;
 
 fn app(id: &str, title: &str, running: usize, last_used: Option<u64>) -> LauncherApp {
-    LauncherApp { app_id: id.into(), title: title.into(), description: format!("about {title}"), running, last_used }
+    LauncherApp {
+        app_id: id.into(),
+        title: title.into(),
+        description: format!("about {title}"),
+        running,
+        last_used,
+        icon: None,
+    }
 }
 
 fn desk() -> Vec<LauncherApp> {

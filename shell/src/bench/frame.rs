@@ -121,6 +121,7 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
                 description: "A desk app".into(),
                 running: usize::from(k < tiles),
                 last_used: Some(u64::from(k)),
+                icon: None,
             })
             .collect(),
     ));

@@ -74,7 +74,7 @@ pub struct FrameStats {
     /// Frames drawn since the last reset.
     pub frames: u64,
     /// The time each of the latest frames took to build, render and present, in milliseconds
-    /// (at most the last 20,000).
+    /// (the latest 10,000 to 20,000).
     pub frame_ms: Vec<f32>,
     /// Of which building the UI and tessellating it, per frame.
     pub build_ms: Vec<f32>,

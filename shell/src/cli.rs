@@ -360,7 +360,7 @@ fn ratio(s: &str) -> Result<f64, String> {
 }
 
 /// Where the control socket is.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub(crate) struct CtlSocketArg {
     /// The control socket (default: $XDG_RUNTIME_DIR/tessera/ctl.sock).
     #[arg(long, value_name = "PATH", env = "TESSERA_CTL_SOCKET")]
@@ -374,9 +374,8 @@ pub(crate) struct RunArgs {
     pub(crate) manifest: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) profile: ProfileArg,
-    /// The control socket to listen on (default: $XDG_RUNTIME_DIR/tessera/ctl.sock).
-    #[arg(long, value_name = "PATH", env = "TESSERA_CTL_SOCKET")]
-    pub(crate) ctl_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) socket: CtlSocketArg,
     /// Quit after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub(crate) exit_after: Option<f64>,

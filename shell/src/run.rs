@@ -94,7 +94,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let socket = args.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
+    let socket = args.socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
     let listener = rt.block_on(async { bind(&socket).await })?;
 
     let (ui_tx, ui_rx) = flume::bounded::<UiEvent>(1024);

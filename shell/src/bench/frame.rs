@@ -12,6 +12,7 @@ use compositor::{Command as UiCommand, Compositor, Direction, FrameStats, Launch
 use serde::Serialize;
 
 use crate::cli::FrameBenchArgs;
+use crate::stats::percentile;
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -149,19 +150,14 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
     let quiet = stats(handle, false)?;
     handle.send(UiCommand::Quit);
 
-    let sorted = |v: &[f32]| {
-        let mut v = v.to_vec();
-        v.sort_by(f32::total_cmp);
-        v
+    // Microseconds, to share the project's nearest-rank percentile.
+    let sorted_us = |v: &[f32]| {
+        let mut us: Vec<u64> = v.iter().map(|ms| (f64::from(*ms) * 1000.0).round() as u64).collect();
+        us.sort_unstable();
+        us
     };
-    let pick = |ms: &[f32], p: f64| -> f64 {
-        if ms.is_empty() {
-            return 0.0;
-        }
-        let rank = ((p / 100.0) * ms.len() as f64).ceil() as usize;
-        f64::from(ms[rank.clamp(1, ms.len()) - 1])
-    };
-    let (ms, build) = (sorted(&busy.frame_ms), sorted(&busy.build_ms));
+    let (ms, build) = (sorted_us(&busy.frame_ms), sorted_us(&busy.build_ms));
+    let pick = |us: &[u64], p: f64| percentile(us, p) as f64 / 1000.0;
     Ok(Report {
         tiles,
         width: args.width,
@@ -170,7 +166,7 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
         frames: busy.frames,
         frame_ms_p50: pick(&ms, 50.0),
         frame_ms_p99: pick(&ms, 99.0),
-        frame_ms_max: ms.last().map_or(0.0, |m| f64::from(*m)),
+        frame_ms_max: ms.last().map_or(0.0, |us| *us as f64 / 1000.0),
         build_ms_p50: pick(&build, 50.0),
         build_ms_p99: pick(&build, 99.0),
         idle_seconds: idle.as_secs_f64(),

@@ -24,6 +24,8 @@
   const MAX_EARLY = 1000;
   const services = new Map();
   const calls = new Map();
+  // The FDC3 preload's receiver for the agent's messages (attached once, before page scripts).
+  let fdc3Sink = null;
 
   function toError(message) {
     const e = new Error(message);
@@ -43,6 +45,24 @@
 
   const host = {
     post: send,
+    // Posts a message the caller built whole (DACP messages carry their own meta).
+    postMessage: function (message) {
+      post(JSON.stringify(message));
+    },
+    // Called by the host with a DACP message from the FDC3 agent.
+    fdc3: function (message) {
+      if (fdc3Sink) {
+        fdc3Sink(message);
+      }
+    },
+    // The FDC3 preload attaches its receiver here; any later attempt is refused.
+    attachFdc3: function (sink) {
+      if (fdc3Sink || typeof sink !== "function") {
+        return false;
+      }
+      fdc3Sink = sink;
+      return true;
+    },
     // Called by the host with an array of deliveries: {sub, topic, data, seq, timestamp, sender}.
     deliver: function (batch) {
       for (const d of batch) {
@@ -225,6 +245,10 @@
     setState: function (state) {
       send("workspace.setState", { state: state === undefined ? null : state });
     },
+  };
+  // window.close() asks the shell to close this app's instance (its tile goes with it).
+  window.close = function () {
+    send("tessera.close", {});
   };
   window.tessera = Object.freeze(
     Object.assign({}, window.tessera || {}, { bus: Object.freeze(bus), workspace: Object.freeze(workspace) })

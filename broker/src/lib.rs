@@ -21,6 +21,7 @@ mod config;
 mod dead_letter;
 mod envelope;
 mod error;
+pub mod fdc3;
 pub mod frame;
 mod history;
 mod ids;

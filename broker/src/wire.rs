@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::QueuePolicy;
 
 /// Version of this contract; a host and shell that disagree refuse each other.
-pub const PROTOCOL: u16 = 2;
+pub const PROTOCOL: u16 = 3;
 
 /// From an app host to the shell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +138,13 @@ pub enum HostMsg {
         /// Finished rather than started.
         done: bool,
     },
+    /// An FDC3 DACP message from the page (`{type, payload, meta}` JSON), for the agent.
+    Fdc3 {
+        /// The JSON text.
+        message: String,
+    },
+    /// The page asked to close its window (`window.close()`).
+    CloseSelf,
 }
 
 /// A rectangle in the shell window, in physical pixels.
@@ -248,6 +255,11 @@ pub enum ShellMsg {
         id: u64,
         /// Go ahead.
         allow: bool,
+    },
+    /// An FDC3 DACP message from the agent for the page (JSON).
+    Fdc3 {
+        /// The JSON text.
+        message: String,
     },
 }
 

@@ -104,6 +104,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                             | ShellMsg::Direct { .. }
                             | ShellMsg::Call { .. }
                             | ShellMsg::Response { .. }
+                            | ShellMsg::Fdc3 { .. }
                     )
                 {
                     t.to_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -191,6 +192,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                                 | HostMsg::Send { .. }
                                 | HostMsg::Request { .. }
                                 | HostMsg::Respond { .. }
+                                | HostMsg::Fdc3 { .. }
                         )
                     {
                         t.from_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -371,7 +373,9 @@ async fn handle(
         | HostMsg::EvalResult { .. }
         | HostMsg::NavigationRequest { .. }
         | HostMsg::PageLoad { .. }
-        | HostMsg::SaveState { .. }) => {
+        | HostMsg::SaveState { .. }
+        | HostMsg::Fdc3 { .. }
+        | HostMsg::CloseSelf) => {
             if let Some(events) = events
                 && events.send_async(msg).await.is_err()
             {

@@ -9,8 +9,12 @@
 //! ```
 //! A relative `url` (or a `file:` URL) is a local app: its page's directory becomes its content
 //! root, served to it as `tessera://<appId>/`. Every problem is reported with the app and
-//! field it concerns; a manifest with any is refused as a whole (the FDC3 App Directory, which
-//! skips bad records, arrives with its issue).
+//! field it concerns; a manifest with any is refused as a whole.
+//!
+//! An app may declare the FDC3 intents it listens for in an appd v2 `interop` block. The
+//! manifest may also name an FDC3 App Directory file (`appDirectory`, relative to the
+//! manifest): its web apps join the manifest's; a bad record there is reported by appId and
+//! field and skipped, and the rest load.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -54,6 +58,10 @@ pub struct Manifest {
     /// The desk to open the first time (before any session was saved): a workspace in the
     /// format `tessera ctl layout save` stores; checked by the shell.
     pub workspace: Option<serde_json::Value>,
+    /// Every app as the FDC3 agent sees it (with the intents it listens for).
+    pub directory: broker::fdc3::Directory,
+    /// App Directory records that were skipped, and why.
+    pub directory_problems: Vec<String>,
 }
 
 impl Manifest {
@@ -101,6 +109,8 @@ struct RawManifest {
     startup: Vec<String>,
     #[serde(default)]
     workspace: Option<serde_json::Value>,
+    #[serde(default)]
+    app_directory: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +126,8 @@ struct RawApp {
     #[serde(rename = "memoryLimitMiB")]
     memory_limit_mib: Option<u64>,
     cpu_limit_percent: Option<u32>,
+    #[serde(default)]
+    interop: Option<serde_json::Value>,
 }
 
 /// Reads and checks the manifest at `path`.
@@ -132,6 +144,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     let mut apps = Vec::new();
+    let mut directory = broker::fdc3::Directory::new();
     for (i, a) in raw.apps.into_iter().enumerate() {
         let who = if a.app_id.is_empty() { format!("apps[{i}]") } else { format!("app {:?}", a.app_id) };
         if a.app_id.is_empty() || !a.app_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -181,8 +194,30 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
             problems.push(format!("{who}: cpuLimitPercent must be between 5 and 800"));
             continue;
         }
+        let title = a.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone());
+        // The app as an appd record, checked by the directory's own rules.
+        let record = serde_json::json!([{
+            "appId": a.app_id, "title": title, "description": a.description, "type": "web",
+            "details": { "url": "https://local.invalid/" }, "interop": a.interop,
+        }]);
+        match broker::fdc3::Directory::parse(&record.to_string()) {
+            Ok((mut good, bad)) => {
+                if let Some(p) = bad.first() {
+                    problems.push(format!("{who}: {}: {}", p.field, p.message));
+                    continue;
+                }
+                if let Some(mut r) = good.pop() {
+                    r.url = Some(url.clone());
+                    directory.insert(r);
+                }
+            }
+            Err(e) => {
+                problems.push(format!("{who}: {e}"));
+                continue;
+            }
+        }
         apps.push(App {
-            title: a.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone()),
+            title,
             description: a.description,
             icon,
             app_id: a.app_id,
@@ -192,6 +227,55 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
             memory_limit_bytes: a.memory_limit_mib.map(|m| m << 20),
             cpu_limit_percent: a.cpu_limit_percent,
         });
+    }
+    let mut directory_problems = Vec::new();
+    if let Some(rel) = &raw.app_directory {
+        let path = base.parent().unwrap_or(Path::new("/")).join(rel);
+        match std::fs::read_to_string(&path) {
+            Err(e) => problems.push(format!("appDirectory: {}: {e}", path.display())),
+            Ok(text) => match broker::fdc3::Directory::parse(&text) {
+                Err(e) => problems.push(format!("appDirectory: {}: {e}", path.display())),
+                Ok((good, bad)) => {
+                    directory_problems.extend(bad.iter().map(|p| format!("{}: {p}", path.display())));
+                    for r in good {
+                        let Some(url) = r.url.clone() else {
+                            directory.insert(r);
+                            continue;
+                        };
+                        if seen.contains(&r.app_id) {
+                            directory_problems.push(format!(
+                                "{}: app {:?}: the manifest already has an app with this appId",
+                                path.display(),
+                                r.app_id
+                            ));
+                            continue;
+                        }
+                        match Origins::of(&url) {
+                            Ok(origins) => {
+                                seen.insert(r.app_id.clone());
+                                apps.push(App {
+                                    app_id: r.app_id.clone(),
+                                    title: r.title.clone(),
+                                    description: r.description.clone().unwrap_or_default(),
+                                    icon: None,
+                                    url,
+                                    content_root: None,
+                                    origins,
+                                    memory_limit_bytes: None,
+                                    cpu_limit_percent: None,
+                                });
+                                directory.insert(r);
+                            }
+                            Err(e) => directory_problems.push(format!(
+                                "{}: app {:?}: details.url: {e}",
+                                path.display(),
+                                r.app_id
+                            )),
+                        }
+                    }
+                }
+            },
+        }
     }
     for s in &raw.startup {
         if !seen.contains(s) {
@@ -206,6 +290,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
         apps,
         startup: raw.startup,
         workspace: raw.workspace,
+        directory,
+        directory_problems,
     })
 }
 

@@ -2,6 +2,7 @@
 //! runs the broker's connections, the supervisor and the control socket. The wiring between
 //! them is here: window events become supervisor calls, supervisor state becomes tiles.
 
+mod fdc3;
 mod workspace;
 
 use std::collections::HashMap;
@@ -48,6 +49,10 @@ struct Shell {
     first_desk: Option<workspace::Workspace>,
     /// Makes state file names unique.
     next_state: std::sync::atomic::AtomicU64,
+    /// The FDC3 Desktop Agent.
+    agent: Mutex<broker::fdc3::Agent>,
+    /// The shell's own broker client, which journals FDC3 broadcasts and intents.
+    journal_client: Arc<broker::Client>,
 }
 
 /// Key of the launcher's "recently used" times in the profile's settings.
@@ -77,6 +82,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         None => demo_manifest()?,
     };
     let manifest = manifest::load(&manifest_path)?;
+    for p in &manifest.directory_problems {
+        tracing::warn!("App Directory record skipped: {p}");
+    }
     let first_desk = workspace::from_manifest(&manifest).with_context(|| format!("in {}", manifest_path.display()))?;
     let profile_path = profile_dir(&args.profile)?;
     let profile =
@@ -101,6 +109,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let (window, handle) = Compositor::new(&manifest.name, args.window_size, ui_tx)?;
     let host = std::env::current_exe().context("locating the tessera binary")?.with_file_name("tessera-app-host");
     let policy = RestartPolicy { memory_limit_bytes: Some(args.memory_limit_mib << 20), ..RestartPolicy::default() };
+    let agent = fdc3::agent(&manifest);
+    let journal_client = Arc::new(broker.connect(None));
     let shell = {
         let _guard = rt.enter();
         Arc::new(Shell {
@@ -119,8 +129,12 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             restored: tokio::sync::watch::channel(false).0,
             first_desk,
             next_state: std::sync::atomic::AtomicU64::new(0),
+            agent: Mutex::new(agent),
+            journal_client,
         })
     };
+    let app_events = shell.supervisor.set_app_events();
+    rt.spawn(fdc3::run(Arc::clone(&shell), app_events));
     rt.spawn(window_events(Arc::clone(&shell), ui_rx));
     rt.spawn(tiles(Arc::clone(&shell)));
     rt.spawn(workspace::autosave(Arc::clone(&shell), Arc::clone(&shell.dirty)));
@@ -263,6 +277,7 @@ impl Shell {
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
         let instance = self.supervisor.launch(spec);
+        self.agent.lock().add_instance(instance, &app.app_id);
         self.recent.lock().insert(app.app_id.clone(), shell::ipc::now_ms());
         let recent = self.recent.lock().clone();
         if let Err(e) = self.profile.set_setting(RECENT, &recent) {
@@ -296,10 +311,7 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                 }
             }
             UiEvent::ChannelChanged { key, channel } => {
-                match channel {
-                    Some(c) => shell.channels.lock().insert(key, c),
-                    None => shell.channels.lock().remove(&key),
-                };
+                fdc3::link(&shell, key, channel);
                 push_tiles(&shell);
                 shell.dirty.notify_one();
             }
@@ -312,9 +324,13 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                 }
                 push_grants(&shell);
             }
-            // Nothing asks yet: the permissions and FDC3 work will route these to their callers.
+            // Nothing asks for consent yet: the permissions work routes these to their callers.
             UiEvent::ConsentAnswered { id, answer } => tracing::info!(id, ?answer, "consent answered"),
-            UiEvent::ResolverAnswered { id, choice } => tracing::info!(id, ?choice, "resolver answered"),
+            UiEvent::ResolverAnswered { id, choice } => {
+                tracing::info!(id, ?choice, "resolver answered");
+                let outputs = shell.agent.lock().resolved(id, choice, shell::ipc::now_ms());
+                fdc3::exec(&shell, outputs);
+            }
             UiEvent::Bounds { key, rect } => {
                 let view = rect.map(|r| Bounds { x: r.x, y: r.y, width: r.width, height: r.height });
                 shell.supervisor.set_view(key, view);

@@ -161,6 +161,43 @@ pub struct InstanceStatus {
     pub messages_in: u64,
 }
 
+/// What happened to an instance's page, for the shell's FDC3 agent (see
+/// [`Supervisor::set_app_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    /// A page started loading: whatever the previous page set up is gone.
+    PageStarted {
+        /// The instance.
+        instance: u64,
+        /// Its app.
+        app: String,
+    },
+    /// A DACP message from the page.
+    Fdc3 {
+        /// The instance.
+        instance: u64,
+        /// Its app.
+        app: String,
+        /// The JSON text.
+        message: String,
+    },
+    /// The host ended (a crash, a hang, a limit): its page is gone until the restart.
+    HostEnded {
+        /// The instance.
+        instance: u64,
+    },
+    /// The instance is closed for good.
+    Closed {
+        /// The instance.
+        instance: u64,
+    },
+}
+
+/// How many app events may wait for the shell before more are dropped.
+const APP_EVENTS: usize = 16_384;
+
+type AppEvents = Arc<Mutex<Option<flume::Sender<AppEvent>>>>;
+
 /// Why an `eval` gave no value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
@@ -200,6 +237,7 @@ pub struct Supervisor {
     changes: Arc<tokio::sync::watch::Sender<u64>>,
     shutdown: tokio::sync::watch::Sender<bool>,
     monitors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    app_events: AppEvents,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -309,7 +347,22 @@ impl Supervisor {
             changes: Arc::new(changes),
             shutdown,
             monitors: Mutex::new(Vec::new()),
+            app_events: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Starts reporting what instances' pages do ([`AppEvent`]s) on a channel; events beyond
+    /// its bound are dropped (and logged).
+    pub fn set_app_events(&self) -> flume::Receiver<AppEvent> {
+        let (tx, rx) = flume::bounded(APP_EVENTS);
+        *self.app_events.lock() = Some(tx);
+        rx
+    }
+
+    /// Queues a message for an instance's host; `false` if there is no such instance or its
+    /// queue is full.
+    pub fn post(&self, instance: u64, msg: ShellMsg) -> bool {
+        self.slots.lock().get(&instance).is_some_and(|s| s.control.try_send(msg).is_ok())
     }
 
     /// Starts an instance of an app; returns its number. Must be called within a tokio runtime.
@@ -356,6 +409,7 @@ impl Supervisor {
             shutdown: self.shutdown.subscribe(),
             stop: stop_rx,
             traffic: Arc::new(crate::ipc::Traffic::default()),
+            app_events: Arc::clone(&self.app_events),
         };
         self.monitors.lock().push(tokio::spawn(monitor.run()));
         self.changes.send_modify(|n| *n += 1);
@@ -467,6 +521,7 @@ struct Monitor {
     shutdown: tokio::sync::watch::Receiver<bool>,
     stop: tokio::sync::watch::Receiver<bool>,
     traffic: Arc<crate::ipc::Traffic>,
+    app_events: AppEvents,
 }
 
 /// Why the monitor stops: the whole shell, or just this instance.
@@ -477,6 +532,15 @@ enum Stop {
 }
 
 impl Monitor {
+    fn report(&self, event: AppEvent) {
+        let sink = self.app_events.lock().clone();
+        if let Some(tx) = sink
+            && tx.try_send(event).is_err()
+        {
+            tracing::warn!(app = %self.spec.app, instance = self.instance, "the shell is behind on app events; one was dropped");
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut InstanceStatus)) {
         if let Some(s) = self.slots.lock().get_mut(&self.instance) {
             f(&mut s.status);
@@ -495,6 +559,7 @@ impl Monitor {
             }),
             Stop::Close => {
                 self.slots.lock().remove(&self.instance);
+                self.report(AppEvent::Closed { instance: self.instance });
                 if let Some(f) = &self.spec.state_file {
                     let _ = std::fs::remove_file(f);
                 }
@@ -535,6 +600,7 @@ impl Monitor {
                 Ended::Exited(why) => why,
             };
             tracing::warn!(app = %self.spec.app, instance = self.instance, reason = %why, "app host ended");
+            self.report(AppEvent::HostEnded { instance: self.instance });
             // Evaluations waiting on the dead host get `Gone`.
             if let Some(slot) = self.slots.lock().get_mut(&self.instance) {
                 slot.evals.clear();
@@ -760,6 +826,7 @@ impl Monitor {
             HostMsg::ProbeAck { .. } => *last_ack = Instant::now(),
             HostMsg::PageLoad { url, done: false } => {
                 *loading_since = Some(Instant::now());
+                self.report(AppEvent::PageStarted { instance: self.instance, app: self.spec.app.to_string() });
                 tracing::debug!(app = %self.spec.app, instance = self.instance, %url, "page loading");
             }
             HostMsg::PageLoad { url, done: true } => {
@@ -796,6 +863,15 @@ impl Monitor {
                 }
                 if let Some(slot) = self.slots.lock().get(&self.instance) {
                     let _ = slot.control.try_send(ShellMsg::NavigationDecision { id, allow });
+                }
+            }
+            HostMsg::Fdc3 { message } => {
+                self.report(AppEvent::Fdc3 { instance: self.instance, app: self.spec.app.to_string(), message });
+            }
+            HostMsg::CloseSelf => {
+                tracing::info!(app = %self.spec.app, instance = self.instance, "the app closed itself");
+                if let Some(slot) = self.slots.lock().get(&self.instance) {
+                    let _ = slot.stop.send(true);
                 }
             }
             other => tracing::debug!(?other, "unexpected event from an app host"),

@@ -85,7 +85,7 @@ fn shape(layout: &Value) -> Value {
 }
 
 /// The shell's X display and authority, read from its environment, for xdotool.
-fn display_of(shell: &Shell) -> (String, String) {
+pub(crate) fn display_of(shell: &Shell) -> (String, String) {
     let host = pid(&shell.apps()[0]);
     let tessera = parent_of(host);
     let environ = std::fs::read(format!("/proc/{tessera}/environ")).unwrap();
@@ -99,7 +99,7 @@ fn display_of(shell: &Shell) -> (String, String) {
     (var("DISPLAY"), var("XAUTHORITY"))
 }
 
-fn xdotool(display: &(String, String), args: &[&str]) {
+pub(crate) fn xdotool(display: &(String, String), args: &[&str]) {
     let ok = Command::new("xdotool")
         .args(args)
         .env("DISPLAY", &display.0)

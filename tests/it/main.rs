@@ -6,6 +6,7 @@ mod architecture;
 mod audit;
 mod cli;
 mod e2e;
+mod fdc3;
 mod journal_crash;
 mod layout;
 mod supervisor;

@@ -37,6 +37,8 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
         ),
         ("[a-z]{0,10}", any::<u64>(), any::<Result<Vec<u8>, String>>())
             .prop_map(|(service, call, result)| HostMsg::Respond { service, call, result }),
+        ".{0,80}".prop_map(|message| HostMsg::Fdc3 { message }),
+        Just(HostMsg::CloseSelf),
     ]
 }
 
@@ -67,6 +69,7 @@ fn shell_msg() -> impl Strategy<Value = ShellMsg> {
                 caller_app
             }),
         (any::<u64>(), any::<Result<Vec<u8>, String>>()).prop_map(|(call, result)| ShellMsg::Response { call, result }),
+        ".{0,80}".prop_map(|message| ShellMsg::Fdc3 { message }),
     ]
 }
 

@@ -128,11 +128,7 @@ pub(crate) async fn restore(shell: &Shell, ws: &Workspace) -> Result<()> {
         };
         if let Some(instance) = instance {
             slot_to_instance.insert(i as u64, instance);
-            let mut channels = shell.channels.lock();
-            match slot.channel {
-                Some(c) => channels.insert(instance, c),
-                None => channels.remove(&instance),
-            };
+            super::fdc3::link(shell, instance, slot.channel);
         }
     }
     for (instance, _) in unused {

@@ -24,8 +24,9 @@ use wry::{NewWindowResponse, PageLoadEvent, Rect, WebContext, WebView, WebViewBu
 
 use crate::foreign::ForeignXid;
 
-/// The bus half of the preload; the FDC3 half will join it.
+/// The preload: the bus (and the channel to the host both use), then `window.fdc3`.
 const BUS_JS: &str = include_str!("../../../../assets/preload/bus.js");
+const FDC3_JS: &str = include_str!("../../../../assets/preload/fdc3.js");
 /// Longest a navigation waits for the shell's answer before it is refused.
 const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest message a page may post (bigger ones are refused, not forwarded).
@@ -120,7 +121,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         .filter(|b| b.len() <= shell::supervisor::MAX_APP_STATE)
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .unwrap_or(Value::Null);
-    let mut scripts = vec![format!("window.__tesseraState = {state};"), BUS_JS.to_owned()];
+    let mut scripts = vec![format!("window.__tesseraState = {state};"), BUS_JS.to_owned(), FDC3_JS.to_owned()];
     for path in &opts.preload {
         scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
     }
@@ -388,6 +389,10 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Va
             wv.evaluate_script_with_callback("1", move |_| send(&writer, &HostMsg::ProbeAck { nonce }))
         }
         ShellMsg::Eval { id, js } => wv.evaluate_script(&eval_wrapper(id, &js)),
+        // The agent's JSON is a JavaScript expression as it stands.
+        ShellMsg::Fdc3 { message } => {
+            wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.fdc3({message})"))
+        }
         ShellMsg::Welcome { .. } | ShellMsg::Ping { .. } | ShellMsg::Pong { .. } => Ok(()),
         ShellMsg::NavigationDecision { .. } => Ok(()),
     };
@@ -498,6 +503,9 @@ fn from_page(writer: &Writer, body: &str) -> Result<()> {
             };
             HostMsg::EvalResult { id: number("id")?, result }
         }
+        "tessera.close" => HostMsg::CloseSelf,
+        // FDC3 DACP requests go to the agent as they are; it checks them.
+        dacp if dacp.ends_with("Request") && !dacp.contains('.') => HostMsg::Fdc3 { message: body.to_owned() },
         other => bail!("unknown message type {other:?}"),
     };
     send(writer, &msg);

@@ -1,0 +1,145 @@
+//! The FDC3 agent's wiring: app events in, the agent's outputs carried out (messages to app
+//! hosts, launches, the resolver dialog, channel chips, journal records).
+
+use std::sync::Arc;
+
+use broker::MessageOptions;
+use broker::fdc3::{Agent, Output};
+use broker::wire::ShellMsg;
+use compositor::{Command as UiCommand, ResolverChoice, ResolverRequest};
+use shell::ipc::now_ms;
+use shell::supervisor::AppEvent;
+
+use super::{Shell, push_tiles};
+
+/// The agent for a manifest's apps.
+pub(super) fn agent(manifest: &shell::manifest::Manifest) -> Agent {
+    let seed = {
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_err() {
+            bytes = now_ms().to_le_bytes();
+        }
+        u64::from_le_bytes(bytes)
+    };
+    Agent::new(manifest.directory.clone(), seed, env!("CARGO_PKG_VERSION"))
+}
+
+/// The user channel a channel chip number stands for.
+pub(super) fn channel_id(n: u8) -> String {
+    format!("fdc3.channel.{n}")
+}
+
+fn channel_number(id: &str) -> Option<u8> {
+    id.strip_prefix("fdc3.channel.")?.parse().ok()
+}
+
+/// Runs the agent's answer to something.
+pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
+    let mut queue: std::collections::VecDeque<Output> = outputs.into();
+    while let Some(o) = queue.pop_front() {
+        match o {
+            Output::Send { to, message } => {
+                if !shell.supervisor.post(to, ShellMsg::Fdc3 { message: message.to_string() }) {
+                    tracing::debug!(instance = to, "an FDC3 message found no app host");
+                }
+            }
+            Output::Launch { launch, app } => {
+                let result = match shell.launch(&app) {
+                    Ok(instance) => Some(instance),
+                    Err(e) => {
+                        tracing::error!(%app, "could not start the app for FDC3: {e:#}");
+                        None
+                    }
+                };
+                queue.extend(shell.agent.lock().launched(launch, result, now_ms()));
+            }
+            Output::Resolve { resolve, intent, context_type, choices } => {
+                let choices = choices
+                    .into_iter()
+                    .map(|c| ResolverChoice {
+                        description: match (intent.is_some(), c.instance) {
+                            (true, Some(i)) => format!("running (instance {i})"),
+                            (true, None) => "opens a new window".to_owned(),
+                            (false, Some(i)) => format!("{} — running (instance {i})", c.intent_display),
+                            (false, None) => format!("{} — opens a new window", c.intent_display),
+                        },
+                        app_id: c.app,
+                        title: c.title,
+                        instance: c.instance,
+                    })
+                    .collect();
+                shell.ui.send(UiCommand::ShowResolver(ResolverRequest {
+                    id: resolve,
+                    intent: intent.unwrap_or_else(|| format!("Open {context_type} with")),
+                    context_type,
+                    choices,
+                }));
+            }
+            Output::CloseResolver { resolve } => {
+                shell.ui.send(UiCommand::CancelDialog { id: resolve });
+            }
+            Output::ChannelChanged { instance, channel } => {
+                {
+                    let mut channels = shell.channels.lock();
+                    match channel.as_deref().and_then(channel_number) {
+                        Some(n) => channels.insert(instance, n),
+                        None => channels.remove(&instance),
+                    };
+                }
+                push_tiles(shell);
+                shell.dirty.notify_one();
+            }
+            Output::Record { topic, body } => {
+                let client = shell.journal_client.clone();
+                tokio::spawn(async move {
+                    let opts = MessageOptions { durable: true, ..MessageOptions::default() };
+                    if let Err(e) = client.publish_async(&topic, body.to_string().into_bytes(), opts).await {
+                        tracing::warn!(%topic, "could not journal an FDC3 record: {e}");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Sets an instance's user channel from the window or a workspace (`None`: no channel).
+pub(super) fn link(shell: &Shell, instance: u64, channel: Option<u8>) {
+    let id = channel.map(channel_id);
+    let outputs = shell.agent.lock().set_channel(instance, id.as_deref(), now_ms());
+    match channel {
+        Some(c) => shell.channels.lock().insert(instance, c),
+        None => shell.channels.lock().remove(&instance),
+    };
+    exec(shell, outputs);
+}
+
+/// Feeds the agent what app pages do, and its deadlines.
+pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        let outputs = tokio::select! {
+            event = events.recv_async() => {
+                let Ok(event) = event else { return };
+                let now = now_ms();
+                let mut agent = shell.agent.lock();
+                match event {
+                    AppEvent::Fdc3 { instance, app, message } => match agent.handle(instance, &app, &message, now) {
+                        Ok(outputs) => outputs,
+                        Err(e) => {
+                            tracing::warn!(%app, instance, "refused an FDC3 message: {e}");
+                            Vec::new()
+                        }
+                    },
+                    AppEvent::PageStarted { instance, app } => {
+                        agent.add_instance(instance, &app);
+                        agent.reset_instance(instance, now)
+                    }
+                    AppEvent::HostEnded { instance } => agent.reset_instance(instance, now),
+                    AppEvent::Closed { instance } => agent.remove_instance(instance, now),
+                }
+            }
+            _ = tick.tick() => shell.agent.lock().sweep(now_ms()),
+        };
+        exec(&shell, outputs);
+    }
+}

@@ -1,0 +1,345 @@
+//! FDC3 2.2 end to end: the real shell with real app hosts running `tests/fixtures/fdc3`'s
+//! pages, every call made by page JavaScript through `window.fdc3` (driven with `tessera ctl
+//! eval`), every answer read back from the page. The resolver dialog is answered with the
+//! keyboard through X, as a person would.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::e2e::{Shell, running_with_page};
+use crate::layout::{display_of, layout, xdotool};
+
+fn start(name: &str) -> Shell {
+    let shell = Shell::start_full("../fdc3/fdc3.json", None, 2048, &[], name);
+    shell.wait_for("the start-up apps load", Duration::from_secs(60), |apps| {
+        apps.len() == 2 && apps.iter().all(running_with_page)
+    });
+    for i in instances(&shell, "a").into_iter().chain(instances(&shell, "b")) {
+        wait_js(&shell, i, "typeof window.fdc3 === 'object' && typeof window.got === 'object'", "true");
+    }
+    shell
+}
+
+fn instances(shell: &Shell, app: &str) -> Vec<u64> {
+    shell.apps().iter().filter(|a| a["app"] == app).filter_map(|a| a["instance"].as_u64()).collect()
+}
+
+fn one(shell: &Shell, app: &str) -> u64 {
+    let list = instances(shell, app);
+    assert_eq!(list.len(), 1, "instances of {app}: {list:?}");
+    list[0]
+}
+
+/// Evaluates `js` (awaited) in `instance` and parses the JSON it gives.
+fn js(shell: &Shell, instance: u64, js: &str) -> Value {
+    let text = shell.eval(instance, js);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{js}: {e}: {text}"))
+}
+
+/// What a promise-returning call rejects with: `rejected:<message>`, or `resolved`.
+fn outcome(shell: &Shell, instance: u64, call: &str) -> String {
+    let v = js(shell, instance, &format!("({call}).then(() => 'resolved', (e) => 'rejected:' + e.message)"));
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// Polls `js` in `instance` until it gives `want` (as JSON text).
+fn wait_js(shell: &Shell, instance: u64, expr: &str, want: &str) {
+    let start = Instant::now();
+    loop {
+        let out = shell.ctl(&["eval", &instance.to_string(), expr]);
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{expr} in {instance}: {got} (want {want}); {}\n--- shell log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            shell.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn instrument(ticker: &str) -> String {
+    json!({ "type": "fdc3.instrument", "id": { "ticker": ticker } }).to_string()
+}
+
+#[test]
+fn channels_contexts_and_private_channels_through_the_real_shell() {
+    let shell = start("fdc3-channels");
+    let (a, b) = (one(&shell, "a"), one(&shell, "b"));
+
+    // getInfo: the version, the provider, and the caller's identity as the shell assigned it.
+    let info = js(&shell, a, "fdc3.getInfo()");
+    assert_eq!(info["fdc3Version"], "2.2");
+    assert_eq!(info["provider"], "Tessera");
+    assert_eq!(info["optionalFeatures"]["UserChannelMembershipAPIs"], true);
+    assert_eq!(info["appMetadata"]["appId"], "a");
+    assert_eq!(info["appMetadata"]["instanceId"], a.to_string());
+
+    // getUserChannels (and the deprecated getSystemChannels): the eight recommended channels.
+    let channels =
+        js(&shell, a, "fdc3.getUserChannels().then(cs => cs.map(c => [c.id, c.type, c.displayMetadata.color]))");
+    assert_eq!(channels.as_array().map(Vec::len), Some(8));
+    assert_eq!(channels[0], json!(["fdc3.channel.1", "user", "red"]));
+    assert_eq!(channels[7], json!(["fdc3.channel.8", "user", "purple"]));
+    assert_eq!(js(&shell, a, "fdc3.getSystemChannels().then(cs => cs.length)"), 8);
+
+    // joinUserChannel, getCurrentChannel; the window's channel chip follows the app.
+    assert_eq!(js(&shell, a, "fdc3.getCurrentChannel()"), Value::Null);
+    assert_eq!(outcome(&shell, a, "fdc3.joinUserChannel('fdc3.channel.1')"), "resolved");
+    assert_eq!(js(&shell, a, "fdc3.getCurrentChannel().then(c => c.id)"), "fdc3.channel.1");
+    let tiles = layout(&shell);
+    let tile = tiles["panes"].as_array().unwrap().iter().find(|t| t["instance"] == a).cloned();
+    assert_eq!(tile.map(|t| t["channel"].clone()), Some(json!(1)), "layout: {tiles:#}");
+    assert_eq!(outcome(&shell, a, "fdc3.joinUserChannel('fdc3.channel.99')"), "rejected:NoChannelFound");
+
+    // addContextListener + broadcast on a user channel, with the originating app.
+    js(&shell, b, "fdc3.addContextListener('fdc3.instrument', (c, m) => got.push({c, m})).then(() => true)");
+    js(&shell, b, "fdc3.addEventListener('userChannelChanged', (e) => events.push(e)).then(() => true)");
+    assert_eq!(outcome(&shell, b, "fdc3.joinChannel('fdc3.channel.1')"), "resolved");
+    wait_js(
+        &shell,
+        b,
+        "events.map(e => e.type + ' ' + e.details.currentChannelId).join()",
+        "\"userChannelChanged fdc3.channel.1\"",
+    );
+    assert_eq!(outcome(&shell, a, &format!("fdc3.broadcast({})", instrument("AAPL"))), "resolved");
+    wait_js(&shell, b, "got.length", "1");
+    let got = js(&shell, b, "got[0]");
+    assert_eq!(got["c"]["id"]["ticker"], "AAPL");
+    assert_eq!(got["m"]["source"], json!({ "appId": "a", "instanceId": a.to_string() }));
+    // A context of another type does not reach a typed listener; a malformed one is refused.
+    js(&shell, a, "fdc3.broadcast({type: 'fdc3.contact', id: {email: 'x@example.com'}}).then(() => true)");
+    assert_eq!(outcome(&shell, a, "fdc3.broadcast({id: 1})"), "rejected:MalformedContext");
+
+    // leaveCurrentChannel: nothing more arrives; joining again hands over the current context.
+    assert_eq!(outcome(&shell, b, "fdc3.leaveCurrentChannel()"), "resolved");
+    assert_eq!(js(&shell, b, "fdc3.getCurrentChannel()"), Value::Null);
+    js(&shell, a, &format!("fdc3.broadcast({}).then(() => true)", instrument("MSFT")));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(js(&shell, b, "got.length"), 1);
+    assert_eq!(outcome(&shell, b, "fdc3.joinUserChannel('fdc3.channel.1')"), "resolved");
+    wait_js(&shell, b, "got.length", "2");
+    assert_eq!(js(&shell, b, "got[1].c.id.ticker"), "MSFT");
+
+    // A listener's unsubscribe stops deliveries.
+    js(
+        &shell,
+        b,
+        "fdc3.addContextListener(null, (c) => window.untyped = (window.untyped || 0) + 1).then(l => { window.l = l; return true; })",
+    );
+    wait_js(&shell, b, "window.untyped", "1"); // the current context on adding it
+    js(&shell, b, "window.l.unsubscribe().then(() => true)");
+    js(&shell, a, &format!("fdc3.broadcast({}).then(() => true)", instrument("IBM")));
+    wait_js(&shell, b, "got.length", "3");
+    assert_eq!(js(&shell, b, "window.untyped"), 1);
+
+    // App channels: getOrCreateChannel, Channel.broadcast, addContextListener, getCurrentContext.
+    js(
+        &shell,
+        b,
+        "fdc3.getOrCreateChannel('orders').then(c => c.addContextListener('fdc3.order', (o) => window.orders = (window.orders || []).concat([o]))).then(() => true)",
+    );
+    js(
+        &shell,
+        a,
+        "fdc3.getOrCreateChannel('orders').then(c => c.broadcast({type: 'fdc3.order', id: {orderId: 'O-1'}})).then(() => true)",
+    );
+    wait_js(&shell, b, "(window.orders || []).length", "1");
+    assert_eq!(
+        js(
+            &shell,
+            b,
+            "fdc3.getOrCreateChannel('orders').then(c => c.getCurrentContext('fdc3.order')).then(o => o.id.orderId)"
+        ),
+        "O-1"
+    );
+    assert_eq!(
+        js(&shell, b, "fdc3.getOrCreateChannel('orders').then(c => c.getCurrentContext('fdc3.trade'))"),
+        Value::Null
+    );
+    assert_eq!(js(&shell, b, "fdc3.getOrCreateChannel('orders').then(c => c.type)"), "app");
+    assert_eq!(outcome(&shell, a, "fdc3.getOrCreateChannel('fdc3.channel.2')"), "rejected:CreationFailed");
+    assert_eq!(outcome(&shell, a, "fdc3.getOrCreateChannel('')"), "rejected:InvalidArguments");
+    // A user channel through the Channel interface: no automatic current context.
+    assert_eq!(
+        js(&shell, b, "fdc3.getUserChannels().then(cs => cs[0].getCurrentContext()).then(c => c.id.ticker)"),
+        "IBM"
+    );
+
+    // Private channels: only members get in; another app asking for it by id is refused.
+    let id = js(&shell, a, "fdc3.createPrivateChannel().then(p => { window.pc = p; return p.id; })");
+    let id = id.as_str().unwrap().to_owned();
+    assert_eq!(js(&shell, a, "pc.type"), "private");
+    assert_eq!(outcome(&shell, b, &format!("fdc3.getOrCreateChannel('{id}')")), "rejected:AccessDenied");
+    js(&shell, a, "pc.broadcast({type: 'fdc3.valuation', value: 1}).then(() => true)");
+    assert_eq!(js(&shell, a, "pc.getCurrentContext().then(c => c.value)"), 1);
+    assert_eq!(outcome(&shell, a, "pc.disconnect()"), "resolved");
+    assert_eq!(outcome(&shell, a, "pc.broadcast({type: 'fdc3.valuation', value: 2})"), "rejected:AccessDenied");
+}
+
+/// Presses `keys` in the shell window (the resolver dialog takes the keyboard).
+fn keys(shell: &Shell, keys: &[&str]) {
+    let display = display_of(shell);
+    let out = std::process::Command::new("xdotool")
+        .args(["search", "--name", "Tessera FDC3 test desk"])
+        .env("DISPLAY", &display.0)
+        .env("XAUTHORITY", &display.1)
+        .output()
+        .unwrap();
+    let window = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_owned();
+    assert!(!window.is_empty(), "the shell window was not found");
+    xdotool(&display, &["windowfocus", "--sync", &window]);
+    for k in keys {
+        std::thread::sleep(Duration::from_millis(150));
+        xdotool(&display, &["key", "--window", &window, k]);
+    }
+}
+
+#[test]
+fn intents_open_the_resolver_and_closing_windows_through_the_real_shell() {
+    let shell = start("fdc3-intents");
+    let a = one(&shell, "a");
+
+    // findIntent / findIntentsByContext from the App Directory (the manifest and appd.json).
+    let found =
+        js(&shell, a, "fdc3.findIntent('ViewChart').then(ai => [ai.intent.displayName, ai.apps.map(x => x.appId)])");
+    assert_eq!(found, json!(["View Chart", ["chart", "chart2"]]));
+    let by_context = js(
+        &shell,
+        a,
+        &format!("fdc3.findIntentsByContext({}).then(l => l.map(ai => ai.intent.name))", instrument("X")),
+    );
+    assert_eq!(by_context, json!(["StartOrder", "StreamPrices", "ViewChart", "ViewResearch"]));
+    let by_result = js(&shell, a, "fdc3.findIntent('StreamPrices', undefined, 'channel').then(ai => ai.apps[0].appId)");
+    assert_eq!(by_result, "ticket");
+    assert_eq!(outcome(&shell, a, "fdc3.findIntent('Nope')"), "rejected:NoAppsFound");
+    assert_eq!(outcome(&shell, a, "fdc3.findIntentsByContext({type: 'nobody.knows'})"), "rejected:NoAppsFound");
+    // getAppMetadata from appd.json; the broken record there was skipped and named in the log.
+    let remote = js(&shell, a, "fdc3.getAppMetadata({appId: 'remote'})");
+    assert_eq!((remote["title"].as_str(), remote["version"].as_str()), (Some("Remote Research"), Some("3.1")));
+    assert_eq!(outcome(&shell, a, "fdc3.getAppMetadata({appId: 'broken'})"), "rejected:TargetAppUnavailable");
+    let log = std::fs::read_to_string(tests::target_dir().join("e2e/fdc3-intents.log")).unwrap();
+    assert!(log.contains("app \\\"broken\\\"") || log.contains("app \"broken\""), "the skipped record is not named");
+
+    // raiseIntent to an app that is not running: launched, its listener awaited, the result returned.
+    let order = js(
+        &shell,
+        a,
+        &format!(
+            "fdc3.raiseIntent('StartOrder', {}).then(r => r.getResult().then(o => [r.source.appId, r.intent, o.type, o.id.orderId]))",
+            instrument("IBM")
+        ),
+    );
+    assert_eq!(order, json!(["ticket", "StartOrder", "fdc3.order", "O-IBM"]));
+    let ticket = one(&shell, "ticket");
+    assert_eq!(
+        js(&shell, a, "fdc3.findInstances({appId: 'ticket'}).then(l => l.map(i => i.instanceId))"),
+        json!([ticket.to_string()])
+    );
+    // Again: the running instance takes it; a handler that throws is IntentHandlerRejected.
+    let again =
+        js(&shell, a, &format!("fdc3.raiseIntent('StartOrder', {}).then(r => r.source.instanceId)", instrument("ABC")));
+    assert_eq!(again, ticket.to_string());
+    assert_eq!(instances(&shell, "ticket").len(), 1);
+    let failed = js(
+        &shell,
+        a,
+        &format!(
+            "fdc3.raiseIntent('StartOrder', {}).then(r => r.getResult()).then(() => 'resolved', e => e.message)",
+            instrument("FAIL")
+        ),
+    );
+    assert_eq!(failed, "IntentHandlerRejected");
+    assert_eq!(
+        outcome(&shell, ticket, "fdc3.addIntentListener('StartOrder', () => {})"),
+        "rejected:IntentListenerConflict"
+    );
+    assert_eq!(
+        outcome(
+            &shell,
+            a,
+            &format!("fdc3.raiseIntent('StartOrder', {}, {{appId: 'ticket', instanceId: '999'}})", instrument("A"))
+        ),
+        "rejected:TargetInstanceUnavailable"
+    );
+    assert_eq!(
+        outcome(&shell, a, &format!("fdc3.raiseIntent('StartOrder', {}, {{appId: 'nobody'}})", instrument("A"))),
+        "rejected:TargetAppUnavailable"
+    );
+    assert_eq!(outcome(&shell, a, "fdc3.raiseIntent('StartOrder', {ticker: 'A'})"), "rejected:MalformedContext");
+
+    // A result that is a private channel: the raiser joins it; listeners and disconnects are announced.
+    let price = js(
+        &shell,
+        a,
+        &format!(
+            "fdc3.raiseIntent('StreamPrices', {}).then(r => r.getResult()).then(ch => new Promise(ok => {{ window.stream = ch; ch.addContextListener('fdc3.valuation', v => ok([ch.type, v.value])); }}))",
+            instrument("IBM")
+        ),
+    );
+    assert_eq!(price, json!(["private", 101.5]));
+    wait_js(&shell, ticket, "events.join()", "\"addContextListener fdc3.valuation\"");
+    js(&shell, a, "stream.disconnect().then(() => true)");
+    wait_js(
+        &shell,
+        ticket,
+        "events.join()",
+        "\"addContextListener fdc3.valuation,unsubscribe fdc3.valuation,disconnect\"",
+    );
+
+    // open: launched with identity assigned by the shell, its context handed to its listener.
+    let opened = js(&shell, a, &format!("fdc3.open({{appId: 'chart2'}}, {})", instrument("TSLA")));
+    let chart2 = one(&shell, "chart2");
+    assert_eq!(opened, json!({ "appId": "chart2", "instanceId": chart2.to_string() }));
+    wait_js(&shell, chart2, "got.map(g => g.ctx.id.ticker + ' from ' + g.source.appId).join()", "\"TSLA from a\"");
+    assert_eq!(outcome(&shell, a, "fdc3.open({appId: 'nope'})"), "rejected:AppNotFound");
+    assert_eq!(outcome(&shell, a, "fdc3.open('chart2', {bad: true})"), "rejected:MalformedContext");
+
+    // raiseIntent with a target app: chart is launched and gets it, with the raiser as source.
+    let r = js(
+        &shell,
+        a,
+        &format!("fdc3.raiseIntent('ViewChart', {}, {{appId: 'chart'}}).then(r => r.source.appId)", instrument("NVDA")),
+    );
+    assert_eq!(r, "chart");
+    let chart = one(&shell, "chart");
+    wait_js(&shell, chart, "intents.map(i => i.ctx.id.ticker + ' from ' + i.source.appId).join()", "\"NVDA from a\"");
+
+    // Two running charts fit: the resolver dialog asks, listing running instances in the order
+    // they started (chart2 was opened first); Down + Enter picks the second, chart.
+    assert!(chart2 < chart);
+    js(
+        &shell,
+        a,
+        &format!(
+            "(window.pick = fdc3.raiseIntent('ViewChart', {}).then(r => r.source.appId, e => e.message), true)",
+            instrument("AMD")
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    keys(&shell, &["Down", "Return"]);
+    wait_js(&shell, a, "window.pick", "\"chart\"");
+    wait_js(&shell, chart, "intents.map(i => i.ctx.id.ticker).join()", "\"NVDA,AMD\"");
+    // Esc cancels: UserCancelledResolution.
+    js(
+        &shell,
+        a,
+        &format!(
+            "(window.pick = fdc3.raiseIntentForContext({}).then(r => r.source.appId, e => e.message), true)",
+            instrument("AMD")
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    keys(&shell, &["Escape"]);
+    wait_js(&shell, a, "window.pick", "\"UserCancelledResolution\"");
+
+    // window.close(): the instance goes from the shell and from the agent.
+    let out = shell.ctl(&["eval", &chart2.to_string(), "window.close()"]);
+    let _ = out; // the page may be gone before it answers
+    shell.wait_for("chart2 closes itself", Duration::from_secs(10), |apps| !apps.iter().any(|x| x["app"] == "chart2"));
+    assert_eq!(js(&shell, a, "fdc3.findInstances({appId: 'chart2'})"), json!([]));
+}

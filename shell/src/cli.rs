@@ -388,6 +388,14 @@ pub(crate) struct RunArgs {
     /// Memory limit per app host and its web processes, in MiB (an app's manifest may set its own).
     #[arg(long, value_name = "MIB", default_value_t = 2048)]
     pub(crate) memory_limit_mib: u64,
+    /// An FDC3 App Directory whose web apps join the manifest's: an appd v2 JSON file, or a
+    /// URL answering like `/v2/apps` (kept in the profile for when it cannot be reached).
+    /// May be given more than once.
+    #[arg(long = "app-directory", value_name = "FILE|URL")]
+    pub(crate) app_directories: Vec<String>,
+    /// How often App Directory URLs are fetched again, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub(crate) app_directory_refresh: u64,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

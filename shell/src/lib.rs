@@ -2,6 +2,7 @@
 //! and its app hosts, the supervisor that runs them, the platform manifest, where an app may
 //! navigate, and the control socket's protocol.
 
+pub mod appd;
 pub mod ctl;
 pub mod ipc;
 pub mod manifest;

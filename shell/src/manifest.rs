@@ -44,6 +44,8 @@ pub struct App {
     pub memory_limit_bytes: Option<u64>,
     /// Its CPU limit in percent of a core (averaged over 10 s), if it has one.
     pub cpu_limit_percent: Option<u32>,
+    /// The App Directory it came from (a file or URL); `None` for the manifest's own apps.
+    pub source: Option<String>,
 }
 
 /// A loaded manifest.
@@ -62,9 +64,58 @@ pub struct Manifest {
     pub directory: broker::fdc3::Directory,
     /// App Directory records that were skipped, and why.
     pub directory_problems: Vec<String>,
+    /// App Directory URLs (`/v2/apps` answers) to load and refresh.
+    pub directory_urls: Vec<String>,
 }
 
 impl Manifest {
+    /// Loads (or reloads) the App Directory `source` (a file or URL) from its JSON `text`: its
+    /// apps replace those it gave before; its web apps join the manifest's (one whose appId the
+    /// manifest already has is skipped). Bad records are skipped and kept in
+    /// [`Manifest::directory_problems`]; only a directory that is not readable at all is an error.
+    pub fn load_directory(&mut self, source: &str, text: &str) -> Result<(), broker::fdc3::DirectoryError> {
+        let (good, bad) = broker::fdc3::Directory::parse(text)?;
+        let mut directory = broker::fdc3::Directory::new();
+        for r in self.directory.apps() {
+            if self.apps.iter().any(|a| a.app_id == r.app_id && a.source.as_deref() != Some(source)) {
+                directory.insert(r.clone());
+            }
+        }
+        self.apps.retain(|a| a.source.as_deref() != Some(source));
+        self.directory_problems.retain(|p| !p.starts_with(&format!("{source}: ")));
+        self.directory_problems.extend(bad.iter().map(|p| format!("{source}: {p}")));
+        for r in good {
+            let Some(url) = r.url.clone() else { continue };
+            if self.apps.iter().any(|a| a.app_id == r.app_id) {
+                self.directory_problems
+                    .push(format!("{source}: app {:?}: another app already has this appId", r.app_id));
+                continue;
+            }
+            match Origins::of(&url) {
+                Ok(origins) => {
+                    self.apps.push(App {
+                        app_id: r.app_id.clone(),
+                        title: r.title.clone(),
+                        description: r.description.clone().unwrap_or_default(),
+                        icon: None,
+                        url,
+                        content_root: None,
+                        origins,
+                        memory_limit_bytes: None,
+                        cpu_limit_percent: None,
+                        source: Some(source.to_owned()),
+                    });
+                    directory.insert(r);
+                }
+                Err(e) => {
+                    self.directory_problems.push(format!("{source}: app {:?}: details.url: {e}", r.app_id));
+                }
+            }
+        }
+        self.directory = directory;
+        Ok(())
+    }
+
     /// The app called `app_id`.
     pub fn app(&self, app_id: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.app_id == app_id)
@@ -226,73 +277,58 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
             origins,
             memory_limit_bytes: a.memory_limit_mib.map(|m| m << 20),
             cpu_limit_percent: a.cpu_limit_percent,
+            source: None,
         });
     }
-    let mut directory_problems = Vec::new();
-    if let Some(rel) = &raw.app_directory {
-        let path = base.parent().unwrap_or(Path::new("/")).join(rel);
-        match std::fs::read_to_string(&path) {
-            Err(e) => problems.push(format!("appDirectory: {}: {e}", path.display())),
-            Ok(text) => match broker::fdc3::Directory::parse(&text) {
-                Err(e) => problems.push(format!("appDirectory: {}: {e}", path.display())),
-                Ok((good, bad)) => {
-                    directory_problems.extend(bad.iter().map(|p| format!("{}: {p}", path.display())));
-                    for r in good {
-                        let Some(url) = r.url.clone() else {
-                            directory.insert(r);
-                            continue;
-                        };
-                        if seen.contains(&r.app_id) {
-                            directory_problems.push(format!(
-                                "{}: app {:?}: the manifest already has an app with this appId",
-                                path.display(),
-                                r.app_id
-                            ));
-                            continue;
-                        }
-                        match Origins::of(&url) {
-                            Ok(origins) => {
-                                seen.insert(r.app_id.clone());
-                                apps.push(App {
-                                    app_id: r.app_id.clone(),
-                                    title: r.title.clone(),
-                                    description: r.description.clone().unwrap_or_default(),
-                                    icon: None,
-                                    url,
-                                    content_root: None,
-                                    origins,
-                                    memory_limit_bytes: None,
-                                    cpu_limit_percent: None,
-                                });
-                                directory.insert(r);
-                            }
-                            Err(e) => directory_problems.push(format!(
-                                "{}: app {:?}: details.url: {e}",
-                                path.display(),
-                                r.app_id
-                            )),
-                        }
-                    }
-                }
-            },
-        }
-    }
-    for s in &raw.startup {
-        if !seen.contains(s) {
-            problems.push(format!("startup: {s:?} is not an app in this manifest"));
+    let mut directory_files = Vec::new();
+    let mut directory_urls = Vec::new();
+    if let Some(source) = &raw.app_directory {
+        if source.starts_with("http://") || source.starts_with("https://") {
+            directory_urls.push(source.clone());
+        } else {
+            directory_files.push(base.parent().unwrap_or(Path::new("/")).join(source));
         }
     }
     if !problems.is_empty() {
         return Err(ManifestError::Invalid { path: base.to_owned(), problems });
     }
-    Ok(Manifest {
+    let mut manifest = Manifest {
         name: raw.name.unwrap_or_else(|| "Tessera".to_owned()),
         apps,
         startup: raw.startup,
         workspace: raw.workspace,
         directory,
-        directory_problems,
-    })
+        directory_problems: Vec::new(),
+        directory_urls,
+    };
+    for path in directory_files {
+        match std::fs::read_to_string(&path) {
+            Err(e) => {
+                return Err(ManifestError::Invalid {
+                    path: base.to_owned(),
+                    problems: vec![format!("appDirectory: {}: {e}", path.display())],
+                });
+            }
+            Ok(text) => {
+                if let Err(e) = manifest.load_directory(&path.display().to_string(), &text) {
+                    return Err(ManifestError::Invalid {
+                        path: base.to_owned(),
+                        problems: vec![format!("appDirectory: {}: {e}", path.display())],
+                    });
+                }
+            }
+        }
+    }
+    let unknown: Vec<String> = manifest
+        .startup
+        .iter()
+        .filter(|s| manifest.app(s).is_none())
+        .map(|s| format!("startup: {s:?} is not an app in this manifest or its App Directory file"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ManifestError::Invalid { path: base.to_owned(), problems: unknown });
+    }
+    Ok(manifest)
 }
 
 /// The start URL, and for a local app its content root.

@@ -30,7 +30,8 @@ use crate::journal_cmd::{profile_dir, run_epoch};
 struct Shell {
     broker: Broker,
     supervisor: Supervisor,
-    manifest: Manifest,
+    /// The manifest, with the apps of its App Directories (which a refresh may change).
+    manifest: parking_lot::RwLock<Manifest>,
     profile_dir: PathBuf,
     profile: Profile,
     host: PathBuf,
@@ -54,6 +55,9 @@ struct Shell {
     /// The shell's own broker client, which journals FDC3 broadcasts and intents.
     journal_client: Arc<broker::Client>,
 }
+
+/// How long an App Directory server has to answer.
+const APPD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Key of the launcher's "recently used" times in the profile's settings.
 const RECENT: &str = "launcher.recent";
@@ -81,12 +85,35 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         Some(p) => p.clone(),
         None => demo_manifest()?,
     };
-    let manifest = manifest::load(&manifest_path)?;
+    let mut manifest = manifest::load(&manifest_path)?;
+    let profile_path = profile_dir(&args.profile)?;
+    for source in &args.app_directories {
+        if source.starts_with("http://") || source.starts_with("https://") {
+            manifest.directory_urls.push(source.clone());
+        } else {
+            let text =
+                std::fs::read_to_string(source).with_context(|| format!("reading the App Directory {source}"))?;
+            manifest.load_directory(source, &text).with_context(|| format!("the App Directory {source}"))?;
+        }
+    }
+    let appd_cache = profile_path.join("appd");
+    for url in manifest.directory_urls.clone() {
+        match shell::appd::fetch(&url, &appd_cache, APPD_TIMEOUT) {
+            Ok(fetched) => {
+                if let Some(why) = &fetched.stale {
+                    tracing::warn!(%url, "the App Directory cannot be reached ({why}); using the copy kept from before");
+                }
+                if let Err(e) = manifest.load_directory(&url, &fetched.text) {
+                    tracing::error!(%url, "the App Directory is unusable: {e}");
+                }
+            }
+            Err(e) => tracing::error!("the App Directory is not loaded: {e}"),
+        }
+    }
     for p in &manifest.directory_problems {
         tracing::warn!("App Directory record skipped: {p}");
     }
     let first_desk = workspace::from_manifest(&manifest).with_context(|| format!("in {}", manifest_path.display()))?;
-    let profile_path = profile_dir(&args.profile)?;
     let profile =
         Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
     let journal = Journal::open(&profile, JournalConfig::default()).context("opening the journal")?;
@@ -116,7 +143,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         Arc::new(Shell {
             supervisor: Supervisor::new(broker.clone(), policy),
             broker,
-            manifest,
+            manifest: parking_lot::RwLock::new(manifest),
             profile_dir: profile_path,
             recent: Mutex::new(profile.setting::<HashMap<String, u64>>(RECENT).ok().flatten().unwrap_or_default()),
             profile: profile.clone(),
@@ -133,6 +160,13 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             journal_client,
         })
     };
+    if !shell.manifest.read().directory_urls.is_empty() {
+        rt.spawn(refresh_directories(
+            Arc::clone(&shell),
+            appd_cache,
+            Duration::from_secs(args.app_directory_refresh.max(10)),
+        ));
+    }
     let app_events = shell.supervisor.set_app_events();
     rt.spawn(fdc3::run(Arc::clone(&shell), app_events));
     rt.spawn(window_events(Arc::clone(&shell), ui_rx));
@@ -219,6 +253,19 @@ async fn quit_on_signal(shell: Arc<Shell>) {
     let _ = shell.quit.send(true);
 }
 
+/// An app's directory name in the profile: its id where that is a plain file name, else the
+/// id in hex (an App Directory's appIds may hold `/` or be `..`).
+fn app_dir_name(app_id: &str) -> String {
+    let plain = app_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        && !app_id.starts_with('.')
+        && app_id.len() <= 128;
+    if plain {
+        app_id.to_owned()
+    } else {
+        format!("={}", app_id.bytes().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+}
+
 impl Shell {
     fn launch(&self, app_id: &str) -> Result<u64> {
         self.launch_with(app_id, None)
@@ -226,9 +273,14 @@ impl Shell {
 
     /// Launches an app, handing it `state` (from a workspace) to start from.
     fn launch_with(&self, app_id: &str, state: Option<&Value>) -> Result<u64> {
-        let app = self.manifest.app(app_id).with_context(|| format!("no app {app_id:?} in the manifest"))?;
+        let app = self
+            .manifest
+            .read()
+            .app(app_id)
+            .cloned()
+            .with_context(|| format!("no app {app_id:?} in the manifest or its App Directory"))?;
         let Some(xid) = *self.window.borrow() else { bail!("the shell window is not up yet") };
-        let dir = self.profile_dir.join("apps").join(&app.app_id);
+        let dir = self.profile_dir.join("apps").join(app_dir_name(&app.app_id));
         let webkit = dir.join("webkit");
         std::fs::create_dir_all(&webkit).with_context(|| format!("creating {}", webkit.display()))?;
         let mut args = vec![
@@ -288,7 +340,7 @@ impl Shell {
     }
 
     fn title(&self, app_id: &str) -> String {
-        self.manifest.app(app_id).map_or_else(|| app_id.to_owned(), |a| a.title.clone())
+        self.manifest.read().app(app_id).map_or_else(|| app_id.to_owned(), |a| a.title.clone())
     }
 }
 
@@ -350,6 +402,49 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
     }
 }
 
+/// Fetches the App Directory URLs again every `every`; a changed directory changes the
+/// launcher and the agent (running instances stay).
+async fn refresh_directories(shell: Arc<Shell>, cache: PathBuf, every: Duration) {
+    let urls = shell.manifest.read().directory_urls.clone();
+    loop {
+        tokio::time::sleep(every).await;
+        for url in &urls {
+            let (u, c) = (url.clone(), cache.clone());
+            let fetched = tokio::task::spawn_blocking(move || shell::appd::fetch(&u, &c, APPD_TIMEOUT)).await;
+            let text = match fetched {
+                Ok(Ok(f)) if f.stale.is_none() => f.text,
+                Ok(Ok(f)) => {
+                    tracing::warn!(%url, "the App Directory cannot be reached ({}); keeping what was loaded", f.stale.unwrap_or_default());
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("the App Directory cannot be refreshed: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("the App Directory refresh failed: {e}");
+                    continue;
+                }
+            };
+            let directory = {
+                let mut manifest = shell.manifest.write();
+                let before = manifest.directory_problems.clone();
+                if let Err(e) = manifest.load_directory(url, &text) {
+                    tracing::warn!(%url, "the refreshed App Directory is unusable ({e}); keeping what was loaded");
+                    continue;
+                }
+                for p in manifest.directory_problems.iter().filter(|p| !before.contains(p)) {
+                    tracing::warn!("App Directory record skipped: {p}");
+                }
+                manifest.directory.clone()
+            };
+            shell.agent.lock().set_directory(directory);
+            push_tiles(&shell);
+            tracing::info!(%url, "App Directory refreshed");
+        }
+    }
+}
+
 /// Opens the desk at start-up: the last workspace if there is one, else the manifest's apps.
 async fn start_desk(shell: &Shell) {
     let profile = shell.profile.clone();
@@ -369,7 +464,8 @@ async fn start_desk(shell: &Shell) {
             Err(e) => tracing::warn!("could not open the manifest's workspace: {e:#}"),
         }
     }
-    for app in shell.manifest.startup.clone() {
+    let startup = shell.manifest.read().startup.clone();
+    for app in startup {
         if let Err(e) = shell.launch(&app) {
             tracing::error!("could not start {app}: {e:#}");
         }
@@ -399,6 +495,7 @@ fn views(shell: &Shell) -> (Vec<TileView>, Vec<LauncherApp>) {
     let recent = shell.recent.lock().clone();
     let apps = shell
         .manifest
+        .read()
         .apps
         .iter()
         .map(|a| LauncherApp {

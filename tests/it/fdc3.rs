@@ -343,3 +343,161 @@ fn intents_open_the_resolver_and_closing_windows_through_the_real_shell() {
     shell.wait_for("chart2 closes itself", Duration::from_secs(10), |apps| !apps.iter().any(|x| x["app"] == "chart2"));
     assert_eq!(js(&shell, a, "fdc3.findInstances({appId: 'chart2'})"), json!([]));
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 for the pages in `tests/fixtures/fdc3` and an App
+/// Directory (`/v2/apps`) listing them; counts the directory requests.
+struct Server {
+    port: u16,
+    directory_hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Server {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let directory_hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (hits, done) = (std::sync::Arc::clone(&directory_hits), std::sync::Arc::clone(&stop));
+        let root = tests::workspace_root().join("tests/fixtures/fdc3");
+        let page = |app: &str, intents: Value| {
+            json!({
+                "appId": app, "title": format!("Web {app}"), "type": "web",
+                "details": { "url": format!("http://127.0.0.1:{port}/app.html?app={app}") },
+                "interop": { "intents": { "listensFor": intents } },
+            })
+        };
+        let directory = json!({ "applications": [
+            page("web1", json!({})),
+            page("web2", json!({ "ViewChart": { "contexts": ["fdc3.instrument"] } })),
+            { "appId": "bad", "title": "Bad", "type": "web", "details": { "url": 42 } },
+        ], "message": "OK" })
+        .to_string();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+                let (status, kind, body) = match path.as_str() {
+                    "/v2/apps" => {
+                        hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        ("200 OK", "application/json", directory.clone().into_bytes())
+                    }
+                    "/app.html" | "/app.js" => {
+                        let kind = if path.ends_with(".js") { "text/javascript" } else { "text/html" };
+                        ("200 OK", kind, std::fs::read(root.join(&path[1..])).unwrap())
+                    }
+                    _ => ("404 Not Found", "text/plain", b"not found".to_vec()),
+                };
+                let mut stream = stream;
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+            }
+        });
+        Self { port, directory_hits, stop }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn web_apps_from_an_http_app_directory_get_identity_at_launch_and_can_close_themselves() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("desk.json");
+    let app_page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    std::fs::write(
+        &manifest,
+        json!({
+            "name": "Tessera FDC3 test desk",
+            "appDirectory": format!("http://127.0.0.1:{}/v2/apps", server.port),
+            "apps": [{ "appId": "a", "title": "App A", "url": app_page }],
+            "startup": ["a"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let profile = dir.path().join("profile");
+    let manifest_arg = manifest.to_str().unwrap();
+    {
+        let shell = Shell::start_full(manifest_arg, Some(&profile), 2048, &[], "fdc3-http");
+        shell.wait_for("app a loads", Duration::from_secs(60), |apps| {
+            apps.len() == 1 && apps.iter().all(running_with_page)
+        });
+        let a = one(&shell, "a");
+        wait_js(&shell, a, "typeof window.fdc3", "\"object\"");
+        assert_eq!(server.directory_hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        // open: the shell launches the directory's URL with the preload, and says who it is.
+        let opened = js(&shell, a, "fdc3.open({appId: 'web1'})");
+        let web1 = one(&shell, "web1");
+        assert_eq!(opened, json!({ "appId": "web1", "instanceId": web1.to_string() }));
+        shell.wait_for("web1 loads", Duration::from_secs(30), |apps| {
+            apps.iter().filter(|x| running_with_page(x)).count() == 2
+        });
+        let url = shell.app(web1)["url"].as_str().unwrap_or_default().to_owned();
+        assert!(url.starts_with(&format!("http://127.0.0.1:{}/app.html", server.port)), "{url}");
+        wait_js(&shell, web1, "typeof window.fdc3", "\"object\"");
+        // Its identity is the one the shell gave it, whatever its URL says.
+        let me = js(&shell, web1, "fdc3.getInfo().then(i => i.appMetadata)");
+        assert_eq!(
+            me,
+            json!({ "appId": "web1", "instanceId": web1.to_string(), "title": "Web web1", "name": "Web web1" })
+        );
+
+        // raiseIntent to a directory app that is not running: launched, listener awaited.
+        let r =
+            js(&shell, a, &format!("fdc3.raiseIntent('ViewChart', {}).then(r => r.source.appId)", instrument("AAPL")));
+        assert_eq!(r, "web2");
+        let web2 = one(&shell, "web2");
+        wait_js(
+            &shell,
+            web2,
+            "intents.map(i => i.ctx.id.ticker + ' from ' + i.source.appId).join()",
+            "\"AAPL from a\"",
+        );
+
+        // An app closing itself leaves the shell and the agent.
+        let _ = shell.ctl(&["eval", &web1.to_string(), "window.close()"]);
+        shell.wait_for("web1 closes itself", Duration::from_secs(10), |apps| !apps.iter().any(|x| x["app"] == "web1"));
+        assert_eq!(js(&shell, a, "fdc3.findInstances({appId: 'web1'})"), json!([]));
+        // The record with a bad URL was skipped and named.
+        assert_eq!(outcome(&shell, a, "fdc3.getAppMetadata({appId: 'bad'})"), "rejected:TargetAppUnavailable");
+        let log = std::fs::read_to_string(tests::target_dir().join("e2e/fdc3-http.log")).unwrap();
+        assert!(log.contains("\\\"bad\\\"") || log.contains("\"bad\""), "the skipped record is not named in the log");
+    }
+    // With the server gone, the next start uses the copy kept in the profile.
+    drop(server);
+    std::thread::sleep(Duration::from_millis(100));
+    let shell = Shell::start_full(manifest_arg, Some(&profile), 2048, &[], "fdc3-http-offline");
+    shell.wait_for("the desk comes back", Duration::from_secs(60), |apps| {
+        apps.iter().any(|x| x["app"] == "a" && running_with_page(x))
+    });
+    let a = instances(&shell, "a")[0];
+    wait_js(&shell, a, "typeof window.fdc3", "\"object\"");
+    let found = js(&shell, a, "fdc3.findIntent('ViewChart').then(ai => ai.apps.map(x => x.appId))");
+    assert_eq!(found, json!(["web2"]));
+}

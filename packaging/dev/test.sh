@@ -47,6 +47,8 @@ fuzz() {
 }
 fuzz broker topic
 fuzz broker frame
+fuzz broker appd
+fuzz broker dacp
 fuzz storage record
 fuzz storage kv
 

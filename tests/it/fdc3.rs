@@ -11,7 +11,11 @@ use crate::e2e::{Shell, running_with_page};
 use crate::layout::{display_of, layout, xdotool};
 
 fn start(name: &str) -> Shell {
-    let shell = Shell::start_full("../fdc3/fdc3.json", None, 2048, &[], name);
+    start_in(name, None)
+}
+
+fn start_in(name: &str, profile: Option<&std::path::Path>) -> Shell {
+    let shell = Shell::start_full("../fdc3/fdc3.json", profile, 2048, &[], name);
     shell.wait_for("the start-up apps load", Duration::from_secs(60), |apps| {
         apps.len() == 2 && apps.iter().all(running_with_page)
     });
@@ -68,7 +72,9 @@ fn instrument(ticker: &str) -> String {
 
 #[test]
 fn channels_contexts_and_private_channels_through_the_real_shell() {
-    let shell = start("fdc3-channels");
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    let shell = start_in("fdc3-channels", Some(&profile));
     let (a, b) = (one(&shell, "a"), one(&shell, "b"));
 
     // getInfo: the version, the provider, and the caller's identity as the shell assigned it.
@@ -179,6 +185,33 @@ fn channels_contexts_and_private_channels_through_the_real_shell() {
     assert_eq!(js(&shell, a, "pc.getCurrentContext().then(c => c.value)"), 1);
     assert_eq!(outcome(&shell, a, "pc.disconnect()"), "resolved");
     assert_eq!(outcome(&shell, a, "pc.broadcast({type: 'fdc3.valuation', value: 2})"), "rejected:AccessDenied");
+    drop(shell);
+
+    // Every broadcast went through the journal, with who sent it, and can be replayed.
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["journal", "replay", "--json", "--topic", "fdc3.broadcast", "--profile"])
+        .arg(&profile)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| serde_json::from_str(r["payload"].as_str().unwrap_or("null")).unwrap_or(Value::Null))
+        .collect();
+    let tickers: Vec<String> = records
+        .iter()
+        .filter(|r| r["channelId"] == "fdc3.channel.1" && r["context"]["type"] == "fdc3.instrument")
+        .map(|r| {
+            format!(
+                "{} from {}",
+                r["context"]["id"]["ticker"].as_str().unwrap_or("?"),
+                r["source"]["appId"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(tickers, ["AAPL from a", "MSFT from a", "IBM from a"], "{records:#?}");
+    assert!(records.iter().any(|r| r["channelId"] == "orders"), "app channel broadcasts are journalled too");
 }
 
 /// Presses `keys` in the shell window (the resolver dialog takes the keyboard).

@@ -706,6 +706,18 @@ impl Agent {
         }
     }
 
+    /// [`Agent::app_identifier`], with an appId the directory does not know looked up as an
+    /// app's name (the pre-2.0 forms of `open` and `raiseIntent` name apps that way).
+    fn target(&self, v: Option<&Value>) -> Result<Option<(String, Option<String>)>, &'static str> {
+        Ok(Self::app_identifier(v)?.map(|(app, instance)| {
+            if self.directory.get(&app).is_some() || self.instances.values().any(|i| i.app == app) {
+                return (app, instance);
+            }
+            let by_name = self.directory.apps().find(|r| r.name.as_deref() == Some(app.as_str()) || r.title == app);
+            (by_name.map_or(app, |r| r.app_id.clone()), instance)
+        }))
+    }
+
     /// The running instance `instance_id` names, if it is one of `app`'s.
     fn instance_of(&self, app: &str, instance_id: &str) -> Option<u64> {
         let n = instance_id.parse::<u64>().ok()?;
@@ -713,7 +725,7 @@ impl Agent {
     }
 
     fn get_app_metadata(&self, req: &Req<'_>) -> Answer {
-        let (app, instance) = Self::app_identifier(req.payload.get("app"))?.ok_or(INVALID_ARGUMENTS)?;
+        let (app, instance) = self.target(req.payload.get("app"))?.ok_or(INVALID_ARGUMENTS)?;
         let record = self.directory.get(&app);
         let running = self.instances.values().any(|i| i.app == app);
         if record.is_none() && !running {
@@ -727,7 +739,7 @@ impl Agent {
     }
 
     fn find_instances(&self, req: &Req<'_>) -> Answer {
-        let (app, _) = Self::app_identifier(req.payload.get("app"))?.ok_or(INVALID_ARGUMENTS)?;
+        let (app, _) = self.target(req.payload.get("app"))?.ok_or(INVALID_ARGUMENTS)?;
         let list: Vec<Value> = self
             .instances
             .iter()
@@ -1170,7 +1182,7 @@ impl Agent {
             .ok_or(INVALID_ARGUMENTS)?
             .to_owned();
         let context = valid_context(req.payload.get("context")).ok_or(MALFORMED_CONTEXT)?.clone();
-        let target = Self::app_identifier(req.payload.get("app"))?;
+        let target = self.target(req.payload.get("app"))?;
         let raise = Raise { from: req.from, request_uuid: req.uuid.clone(), response: "raiseIntentResponse", context };
         let ctype = context_type(&raise.context).to_owned();
         let choices = match &target {
@@ -1201,7 +1213,7 @@ impl Agent {
 
     fn raise_for_context(&mut self, req: &Req<'_>, out: &mut Vec<Output>) -> Result<(), &'static str> {
         let context = valid_context(req.payload.get("context")).ok_or(MALFORMED_CONTEXT)?.clone();
-        let target = Self::app_identifier(req.payload.get("app"))?;
+        let target = self.target(req.payload.get("app"))?;
         let ctype = context_type(&context).to_owned();
         let raise = Raise {
             from: req.from,
@@ -1349,7 +1361,7 @@ impl Agent {
     }
 
     fn open(&mut self, req: &Req<'_>, out: &mut Vec<Output>) -> Result<(), &'static str> {
-        let (app, _) = Self::app_identifier(req.payload.get("app"))?.ok_or(INVALID_ARGUMENTS)?;
+        let (app, _) = self.target(req.payload.get("app"))?.ok_or(INVALID_ARGUMENTS)?;
         let context = match req.payload.get("context") {
             None | Some(Value::Null) => None,
             c => Some(valid_context(c).ok_or(MALFORMED_CONTEXT)?.clone()),

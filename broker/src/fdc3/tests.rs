@@ -405,6 +405,9 @@ fn open_delivers_its_context_to_the_first_fitting_listener() {
     assert_eq!(ev[1]["payload"]["channelId"], Value::Null);
     assert_eq!(ev[1]["payload"]["context"]["id"]["ticker"], "TSLA");
     assert_eq!(answer(&out, 1, &u)["payload"]["appIdentifier"], json!({ "appId": "chart", "instanceId": "5" }));
+    // The pre-2.0 form names the app by its name.
+    let (_, out) = ask(&mut a, 1, "news", "openRequest", json!({ "app": { "appId": "Chart Two" } }));
+    assert!(matches!(out.first(), Some(Output::Launch { app, .. }) if app == "chart2"), "{out:#?}");
     // Without a context it answers once launched; a failed launch is ErrorOnLaunch.
     let (u, out) = ask(&mut a, 1, "news", "openRequest", json!({ "app": { "appId": "ticket" } }));
     let Some(Output::Launch { launch, .. }) = out.first() else { panic!() };

@@ -176,6 +176,30 @@ fn channels_contexts_and_private_channels_through_the_real_shell() {
         "IBM"
     );
 
+    // The deprecated one-argument addContextListener(handler) and Channel.addContextListener(handler).
+    js(&shell, b, "fdc3.addContextListener((c) => window.legacy = c.id.ticker).then(() => true)");
+    wait_js(&shell, b, "window.legacy", "\"IBM\""); // the channel's current context on adding it
+    js(
+        &shell,
+        b,
+        "fdc3.getOrCreateChannel('orders').then(c => c.addContextListener((o) => window.legacyOrder = o.id.orderId)).then(() => true)",
+    );
+    js(
+        &shell,
+        a,
+        "fdc3.getOrCreateChannel('orders').then(c => c.broadcast({type: 'fdc3.order', id: {orderId: 'O-2'}})).then(() => true)",
+    );
+    wait_js(&shell, b, "window.legacyOrder", "\"O-2\"");
+
+    // The shell sets channels too: restoring a workspace puts each instance back on its
+    // channel, and the app hears of it.
+    shell.ctl_ok(&["layout", "save", "linked"]);
+    assert_eq!(outcome(&shell, a, "fdc3.leaveCurrentChannel()"), "resolved");
+    js(&shell, a, "fdc3.addEventListener(null, (e) => events.push(e.details.currentChannelId)).then(() => true)");
+    shell.ctl_ok(&["layout", "restore", "linked"]);
+    wait_js(&shell, a, "events.join()", "\"fdc3.channel.1\"");
+    assert_eq!(js(&shell, a, "fdc3.getCurrentChannel().then(c => c.id)"), "fdc3.channel.1");
+
     // Private channels: only members get in; another app asking for it by id is refused.
     let id = js(&shell, a, "fdc3.createPrivateChannel().then(p => { window.pc = p; return p.id; })");
     let id = id.as_str().unwrap().to_owned();
@@ -315,13 +339,29 @@ fn intents_open_the_resolver_and_closing_windows_through_the_real_shell() {
         ),
     );
     assert_eq!(price, json!(["private", 101.5]));
-    wait_js(&shell, ticket, "events.join()", "\"addContextListener fdc3.valuation\"");
+    // PrivateChannel.addEventListener (2.2): the ticket hears of a second listener, typed.
+    js(
+        &shell,
+        ticket,
+        "privateChannel.addEventListener('addContextListener', (e) => events.push('event ' + e.type + ' ' + e.details.contextType)).then(() => true)",
+    );
+    js(&shell, a, "stream.addContextListener('fdc3.position', () => {}).then(() => true)");
+    wait_js(
+        &shell,
+        ticket,
+        "events.filter(e => e.startsWith('event')).join()",
+        "\"event addContextListener fdc3.valuation,event addContextListener fdc3.position\"",
+    );
+    // The legacy listeners (onAddContextListener, onUnsubscribe, onDisconnect) hear the same
+    // (the two unsubscribes in either order, then the disconnect).
+    let legacy = "(l => l.slice(0, 2).concat(l.slice(2, 4).sort(), l.slice(4)).join())(events.filter(e => !e.startsWith('event')))";
+    wait_js(&shell, ticket, legacy, "\"addContextListener fdc3.valuation,addContextListener fdc3.position\"");
     js(&shell, a, "stream.disconnect().then(() => true)");
     wait_js(
         &shell,
         ticket,
-        "events.join()",
-        "\"addContextListener fdc3.valuation,unsubscribe fdc3.valuation,disconnect\"",
+        legacy,
+        "\"addContextListener fdc3.valuation,addContextListener fdc3.position,unsubscribe fdc3.position,unsubscribe fdc3.valuation,disconnect\"",
     );
 
     // open: launched with identity assigned by the shell, its context handed to its listener.
@@ -357,6 +397,23 @@ fn intents_open_the_resolver_and_closing_windows_through_the_real_shell() {
     keys(&shell, &["Down", "Return"]);
     wait_js(&shell, a, "window.pick", "\"chart\"");
     wait_js(&shell, chart, "intents.map(i => i.ctx.id.ticker).join()", "\"NVDA,AMD\"");
+    // raiseIntentForContext with a target app; raiseIntent naming the app the pre-2.0 way.
+    let r = js(
+        &shell,
+        a,
+        &format!(
+            "fdc3.raiseIntentForContext({}, {{appId: 'chart2'}}).then(r => [r.source.appId, r.intent])",
+            instrument("QQQ")
+        ),
+    );
+    assert_eq!(r, json!(["chart2", "ViewChart"]));
+    let r = js(
+        &shell,
+        a,
+        &format!("fdc3.raiseIntent('ViewChart', {}, 'Chart').then(r => r.source.instanceId)", instrument("SPY")),
+    );
+    assert_eq!(r, chart.to_string());
+    wait_js(&shell, chart, "intents.map(i => i.ctx.id.ticker).join()", "\"NVDA,AMD,SPY\"");
     // Esc cancels: UserCancelledResolution.
     js(
         &shell,

@@ -460,3 +460,36 @@ fn uuids_are_unique_and_shaped_like_v4() {
     assert_eq!(one.len(), 36);
     assert_eq!(&one[14..15], "4");
 }
+
+#[test]
+fn deadlines_give_app_timeout_and_resolver_timeout() {
+    let mut a = agent();
+    a.add_instance(1, "news");
+    // open with a context that no listener ever takes.
+    let (u, out) =
+        ask(&mut a, 1, "news", "openRequest", json!({ "app": { "appId": "chart" }, "context": instrument("X") }));
+    let Some(Output::Launch { launch, .. }) = out.first() else { panic!("{out:#?}") };
+    assert!(a.launched(*launch, Some(2), 1_000).is_empty());
+    let out = a.sweep(1_000 + LISTENER_TIMEOUT_MS);
+    assert_eq!(answer(&out, 1, &u)["payload"]["error"], "AppTimeout");
+    // A resolver question nobody answers.
+    let (u, out) =
+        ask(&mut a, 1, "news", "raiseIntentRequest", json!({ "intent": "ViewChart", "context": instrument("X") }));
+    let Some(Output::Resolve { resolve, .. }) = out.iter().find(|o| matches!(o, Output::Resolve { .. })) else {
+        panic!("{out:#?}")
+    };
+    let resolve = *resolve;
+    let out = a.sweep(1_000 + RESOLVER_TIMEOUT_MS + 1);
+    assert_eq!(answer(&out, 1, &u)["payload"]["error"], "ResolverTimeout");
+    assert!(out.contains(&Output::CloseResolver { resolve }));
+    // The raiser going away closes its question.
+    let (_, out) =
+        ask(&mut a, 1, "news", "raiseIntentRequest", json!({ "intent": "ViewChart", "context": instrument("Y") }));
+    let Some(Output::Resolve { resolve, .. }) = out.iter().find(|o| matches!(o, Output::Resolve { .. })) else {
+        panic!("{out:#?}")
+    };
+    let resolve = *resolve;
+    let out = a.remove_instance(1, 2_000);
+    assert!(out.contains(&Output::CloseResolver { resolve }));
+    assert_eq!(a.pending(), Pending { launches: 0, listeners: 0, resolves: 0, results: 0 });
+}

@@ -7,21 +7,21 @@
   // The desk's universe. `close` is the previous close (the reference for change), `vol` the
   // standard deviation of one second's return in the simulation (exaggerated so charts move).
   const INSTRUMENTS = [
-    { ticker: "AAPL", name: "Apple Inc.", sector: "Technology", close: 227.48, vol: 0.00045,
+    { ticker: "AAPL", name: "Apple Inc.", sector: "Technology", peer: "tech", close: 227.48, vol: 0.00045,
       topics: ["iPhone", "Services", "wearables", "App Store"] },
-    { ticker: "MSFT", name: "Microsoft Corp.", sector: "Technology", close: 415.2, vol: 0.0004,
+    { ticker: "MSFT", name: "Microsoft Corp.", sector: "Technology", peer: "software", close: 415.2, vol: 0.0004,
       topics: ["Azure", "cloud", "Office", "AI tooling"] },
-    { ticker: "NVDA", name: "NVIDIA Corp.", sector: "Semiconductors", close: 131.9, vol: 0.0008,
+    { ticker: "NVDA", name: "NVIDIA Corp.", sector: "Semiconductors", peer: "chip", close: 131.9, vol: 0.0008,
       topics: ["data-center", "GPU", "networking", "AI accelerator"] },
-    { ticker: "AMZN", name: "Amazon.com Inc.", sector: "Consumer", close: 186.3, vol: 0.0005,
+    { ticker: "AMZN", name: "Amazon.com Inc.", sector: "Consumer", peer: "retail", close: 186.3, vol: 0.0005,
       topics: ["AWS", "retail", "advertising", "logistics"] },
-    { ticker: "GOOGL", name: "Alphabet Inc. Cl A", sector: "Communication", close: 164.8, vol: 0.0005,
+    { ticker: "GOOGL", name: "Alphabet Inc. Cl A", sector: "Communication", peer: "internet", close: 164.8, vol: 0.0005,
       topics: ["Search", "Cloud", "YouTube", "advertising"] },
-    { ticker: "META", name: "Meta Platforms Inc.", sector: "Communication", close: 563.1, vol: 0.0006,
+    { ticker: "META", name: "Meta Platforms Inc.", sector: "Communication", peer: "internet", close: 563.1, vol: 0.0006,
       topics: ["advertising", "Reality Labs", "messaging", "AI infrastructure"] },
-    { ticker: "TSLA", name: "Tesla Inc.", sector: "Automotive", close: 251.4, vol: 0.0009,
+    { ticker: "TSLA", name: "Tesla Inc.", sector: "Automotive", peer: "auto", close: 251.4, vol: 0.0009,
       topics: ["EV", "energy storage", "autonomy", "charging"] },
-    { ticker: "JPM", name: "JPMorgan Chase & Co.", sector: "Financials", close: 209.75, vol: 0.00035,
+    { ticker: "JPM", name: "JPMorgan Chase & Co.", sector: "Financials", peer: "bank", close: 209.75, vol: 0.00035,
       topics: ["investment banking", "trading", "consumer banking", "payments"] },
   ];
   const BY_TICKER = new Map(INSTRUMENTS.map((i) => [i.ticker, i]));
@@ -64,7 +64,7 @@
       return known;
     }
     const r = rng("unknown:" + t);
-    return { ticker: t, name: name || t, sector: "Equities", close: +(20 + r() * 380).toFixed(2), vol: 0.0005,
+    return { ticker: t, name: name || t, sector: "Equities", peer: "large-cap", close: +(20 + r() * 380).toFixed(2), vol: 0.0005,
              topics: ["core business", "services", "international", "operations"], unknown: true };
   }
 

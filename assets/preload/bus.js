@@ -145,7 +145,9 @@
       });
     },
     // Calls handler(data, meta) for every message on a topic matching `pattern` (`*` one
-    // segment, `#` any number). Returns {unsubscribe()}.
+    // segment, `#` any number). Options: capacity, policy ("drop_oldest", "backpressure",
+    // "dead_letter"), and replay: "last" (each matching topic's last message first) or a number
+    // (up to that many of each topic's latest messages first). Returns {unsubscribe()}.
     subscribe: function (pattern, handler, options) {
       checkTopic("pattern", pattern);
       if (typeof handler !== "function") {
@@ -159,6 +161,7 @@
         pattern: pattern,
         capacity: typeof o.capacity === "number" ? o.capacity : 1024,
         policy: o.policy || "drop_oldest",
+        replay: o.replay === "last" ? 1 : typeof o.replay === "number" && o.replay > 0 ? Math.floor(o.replay) : 0,
       });
       return {
         unsubscribe: function () {

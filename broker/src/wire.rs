@@ -44,6 +44,9 @@ pub enum HostMsg {
         capacity: u32,
         /// What happens when the queue is full.
         policy: QueuePolicy,
+        /// Messages from history to deliver first, per matching topic (0: live traffic only;
+        /// 1: the last value).
+        replay: u32,
     },
     /// Drop a subscription.
     Unsubscribe {

@@ -266,8 +266,13 @@ async fn handle(
                 Err(e) => Some(refuse(format!("publish {topic}"), &e)),
             }
         }
-        HostMsg::Subscribe { sub, pattern, capacity, policy } => {
-            let opts = SubscribeOptions::default().capacity(capacity as usize).policy(policy);
+        HostMsg::Subscribe { sub, pattern, capacity, policy, replay } => {
+            let replay = match replay {
+                0 => broker::Replay::None,
+                1 => broker::Replay::LastValue,
+                n => broker::Replay::History { per_topic: n as usize },
+            };
+            let opts = SubscribeOptions::default().capacity(capacity as usize).policy(policy).replay(replay);
             match client.subscribe(&pattern, opts) {
                 Ok(subscription) => {
                     let out = out.clone();

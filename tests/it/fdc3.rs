@@ -209,6 +209,22 @@ fn channels_contexts_and_private_channels_through_the_real_shell() {
     assert_eq!(js(&shell, a, "pc.getCurrentContext().then(c => c.value)"), 1);
     assert_eq!(outcome(&shell, a, "pc.disconnect()"), "resolved");
     assert_eq!(outcome(&shell, a, "pc.broadcast({type: 'fdc3.valuation', value: 2})"), "rejected:AccessDenied");
+
+    // The bus beside FDC3: a late subscriber can start from history.
+    js(
+        &shell,
+        a,
+        "[1, 2, 3].forEach(n => tessera.bus.publish('ticks.x', {n})), tessera.bus.publish('ticks.y', {n: 9}), true",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    js(
+        &shell,
+        b,
+        "window.ticks = [], tessera.bus.subscribe('ticks.*', (d, m) => ticks.push(m.topic + '=' + d.n), {replay: 2}), true",
+    );
+    wait_js(&shell, b, "ticks.slice().sort().join()", "\"ticks.x=2,ticks.x=3,ticks.y=9\"");
+    js(&shell, b, "window.last = [], tessera.bus.subscribe('ticks.x', (d) => last.push(d.n), {replay: 'last'}), true");
+    wait_js(&shell, b, "last.join()", "\"3\"");
     drop(shell);
 
     // Every broadcast went through the journal, with who sent it, and can be replayed.

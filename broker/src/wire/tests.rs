@@ -7,10 +7,12 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
         (any::<u16>(), any::<u32>()).prop_map(|(protocol, pid)| HostMsg::Hello { protocol, pid }),
         ("[a-z.]{0,30}", prop::collection::vec(any::<u8>(), 0..300), any::<bool>(), any::<Option<u64>>())
             .prop_map(|(topic, payload, durable, ttl_ms)| HostMsg::Publish { topic, payload, durable, ttl_ms }),
-        (any::<u32>(), "[a-z.*#]{0,30}", any::<u32>(), 0..3u8).prop_map(|(sub, pattern, capacity, p)| {
-            let policy = [QueuePolicy::DropOldest, QueuePolicy::Backpressure, QueuePolicy::DeadLetter][p as usize];
-            HostMsg::Subscribe { sub, pattern, capacity, policy }
-        }),
+        (any::<u32>(), "[a-z.*#]{0,30}", any::<u32>(), 0..3u8, any::<u32>()).prop_map(
+            |(sub, pattern, capacity, p, replay)| {
+                let policy = [QueuePolicy::DropOldest, QueuePolicy::Backpressure, QueuePolicy::DeadLetter][p as usize];
+                HostMsg::Subscribe { sub, pattern, capacity, policy, replay }
+            }
+        ),
         any::<u32>().prop_map(|sub| HostMsg::Unsubscribe { sub }),
         any::<u64>().prop_map(|nonce| HostMsg::Ping { nonce }),
         any::<u64>().prop_map(|nonce| HostMsg::ProbeAck { nonce }),

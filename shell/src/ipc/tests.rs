@@ -30,6 +30,7 @@ fn a_host_publishes_and_receives_through_the_broker() {
         pattern: "news.*".into(),
         capacity: 16,
         policy: broker::QueuePolicy::DeadLetter,
+        replay: 0,
     })
     .unwrap();
     host.send(&HostMsg::Ping { nonce: 1 }).unwrap();
@@ -53,6 +54,49 @@ fn a_host_publishes_and_receives_through_the_broker() {
 }
 
 use broker::Recv;
+
+#[test]
+fn a_subscription_can_start_with_history() {
+    let rt = runtime();
+    let broker = Broker::default();
+    let other = broker.connect(None);
+    for (topic, n) in [("px.a", 1), ("px.a", 2), ("px.a", 3), ("px.b", 10)] {
+        other.publish(topic, format!("{n}"), MessageOptions::default()).unwrap();
+    }
+    let (stream, _task) = connect(&rt, &broker);
+    let mut host = HostConnection::new(stream).unwrap();
+    assert!(matches!(host.recv().unwrap(), Some(ShellMsg::Welcome { .. })));
+    let mut seen = |sub: u32, replay: u32, want: &[&str]| {
+        let policy = broker::QueuePolicy::DropOldest;
+        host.send(&HostMsg::Subscribe { sub, pattern: "px.*".into(), capacity: 16, policy, replay }).unwrap();
+        host.send(&HostMsg::Ping { nonce: u64::from(sub) }).unwrap();
+        host.flush().unwrap();
+        assert!(matches!(host.recv().unwrap(), Some(ShellMsg::Pong { .. })));
+        // A live message after the history marks its end.
+        other.publish("px.end", format!("{sub}"), MessageOptions::default()).unwrap();
+        let mut got = Vec::new();
+        loop {
+            match host.recv().unwrap() {
+                Some(ShellMsg::Deliver { sub: s, topic, payload, .. }) if s == sub => {
+                    if topic == "px.end" {
+                        if payload == format!("{sub}").as_bytes() {
+                            break;
+                        }
+                        continue; // an earlier marker, replayed
+                    }
+                    got.push(format!("{topic}={}", String::from_utf8_lossy(&payload)));
+                }
+                Some(ShellMsg::Deliver { .. }) => {} // an earlier subscription's copy
+                other => panic!("{other:?}"),
+            }
+        }
+        got.sort();
+        assert_eq!(got, want, "replay {replay}");
+    };
+    seen(1, 0, &[]);
+    seen(2, 1, &["px.a=3", "px.b=10"]);
+    seen(3, 2, &["px.a=2", "px.a=3", "px.b=10"]);
+}
 
 #[test]
 fn a_malformed_frame_closes_the_connection() {

@@ -142,7 +142,7 @@ fn main() -> Result<()> {
     }
     for (sub, pattern) in [(1, subscribe.as_str()), (2, "bench.go")] {
         let policy = QueuePolicy::Backpressure;
-        conn.send(&HostMsg::Subscribe { sub, pattern: pattern.to_owned(), capacity: 4096, policy })?;
+        conn.send(&HostMsg::Subscribe { sub, pattern: pattern.to_owned(), capacity: 4096, policy, replay: 0 })?;
     }
     conn.flush()?;
     let (mut tx, mut rx) = conn.split()?;

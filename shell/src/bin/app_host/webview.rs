@@ -456,6 +456,7 @@ fn from_page(writer: &Writer, body: &str) -> Result<()> {
             capacity: u32::try_from(number("capacity")?.clamp(1, 65_536)).unwrap_or(65_536),
             policy: serde_json::from_value::<QueuePolicy>(field("policy")?.clone())
                 .with_context(|| format!("{kind}: \"policy\" is not drop_oldest, backpressure or dead_letter"))?,
+            replay: u32::try_from(payload.get("replay").and_then(Value::as_u64).unwrap_or(0).min(10_000)).unwrap_or(0),
         },
         "bus.unsubscribe" => HostMsg::Unsubscribe { sub: sub_id("sub")? },
         "bus.send" => {

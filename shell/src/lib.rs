@@ -7,4 +7,5 @@ pub mod ctl;
 pub mod ipc;
 pub mod manifest;
 pub mod origin;
+pub mod policy;
 pub mod supervisor;

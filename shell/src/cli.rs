@@ -396,6 +396,10 @@ pub(crate) struct RunArgs {
     /// How often App Directory URLs are fetched again, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub(crate) app_directory_refresh: u64,
+    /// The admin policy (default: /etc/tessera/policy.json if it exists, else the manifest's
+    /// `policy`); reloaded when the file changes.
+    #[arg(long, value_name = "FILE", env = "TESSERA_POLICY")]
+    pub(crate) policy: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -466,6 +470,40 @@ pub(crate) enum CtlCommand {
     /// Workspaces: the desk's layout, apps and channels, saved by name.
     #[command(subcommand)]
     Layout(LayoutCommand),
+    /// Lists the permission prompts waiting for an answer.
+    Prompts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answers a permission prompt, as the dialog would.
+    Prompt {
+        /// The prompt's id (from `ctl prompts`).
+        id: u64,
+        /// The answer.
+        #[arg(value_parser = ["allow-once", "allow-always", "deny"])]
+        answer: String,
+    },
+    /// The remembered permission answers.
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GrantsCommand {
+    /// Lists them.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forgets one, so the app's next request asks again.
+    Revoke {
+        /// The app's id.
+        app: String,
+        /// The permission, with its scope if it has one (`bus.publish:orders.#`).
+        permission: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

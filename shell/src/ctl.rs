@@ -67,6 +67,16 @@ pub enum Request {
     },
     /// The saved workspaces.
     LayoutList,
+    Prompts,
+    Prompt {
+        id: u64,
+        answer: String,
+    },
+    Grants,
+    GrantsRevoke {
+        app: String,
+        permission: String,
+    },
 }
 
 /// The answer to a request.

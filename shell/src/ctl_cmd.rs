@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use shell::ctl::{Request, Response};
 
-use crate::cli::{CtlArgs, CtlCommand, LayoutCommand};
+use crate::cli::{CtlArgs, CtlCommand, GrantsCommand, LayoutCommand};
 
 /// Runs one `ctl` command; `Ok(false)` when the shell said no.
 pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
@@ -33,6 +33,12 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
         CtlCommand::Layout(LayoutCommand::Save { name }) => Request::LayoutSave { name: name.clone() },
         CtlCommand::Layout(LayoutCommand::Restore { name }) => Request::LayoutRestore { name: name.clone() },
         CtlCommand::Layout(LayoutCommand::List { .. }) => Request::LayoutList,
+        CtlCommand::Prompts { .. } => Request::Prompts,
+        CtlCommand::Prompt { id, answer } => Request::Prompt { id: *id, answer: answer.clone() },
+        CtlCommand::Grants(GrantsCommand::List { .. }) => Request::Grants,
+        CtlCommand::Grants(GrantsCommand::Revoke { app, permission }) => {
+            Request::GrantsRevoke { app: app.clone(), permission: permission.clone() }
+        }
     };
     let mut stream = UnixStream::connect(&socket)
         .with_context(|| format!("no shell is listening on {} (is `tessera run` up?)", socket.display()))?;
@@ -68,6 +74,36 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
             }
         }
         CtlCommand::Layout(LayoutCommand::Get { .. }) => writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?,
+        CtlCommand::Prompts { json: false } => {
+            for p in result.as_array().map(Vec::as_slice).unwrap_or_default() {
+                writeln!(
+                    out,
+                    "{:>4}  {:<16} #{:<5} {:<32} {}",
+                    p["id"],
+                    p["app"].as_str().unwrap_or("?"),
+                    p["instance"],
+                    p["permission"].as_str().unwrap_or("?"),
+                    p["asks"].as_str().unwrap_or("")
+                )?;
+            }
+        }
+        CtlCommand::Grants(GrantsCommand::List { json: false }) => {
+            for g in result.as_array().map(Vec::as_slice).unwrap_or_default() {
+                let permission = match g["scope"].as_str() {
+                    Some(s) => format!("{}:{s}", g["permission"].as_str().unwrap_or("?")),
+                    None => g["permission"].as_str().unwrap_or("?").to_owned(),
+                };
+                writeln!(
+                    out,
+                    "{:<16} {:<36} {:<6} {}",
+                    g["app"].as_str().unwrap_or("?"),
+                    permission,
+                    g["decision"].as_str().unwrap_or("?"),
+                    g["decided_at"]
+                )?;
+            }
+        }
+        CtlCommand::Prompt { .. } | CtlCommand::Grants(GrantsCommand::Revoke { .. }) => {}
         CtlCommand::Launch { .. } => writeln!(out, "{}", result["instance"])?,
         CtlCommand::Subscribe { .. } => {
             out.flush()?;

@@ -57,6 +57,34 @@ pub struct ConnOptions {
     pub events: Option<flume::Sender<HostMsg>>,
     /// Counts the app's traffic (for the health view).
     pub counters: Option<std::sync::Arc<Traffic>>,
+    /// Decides what the app may do on the bus, for this instance; none: everything.
+    pub gate: Option<(Arc<dyn Gate>, u64)>,
+}
+
+/// The answer to a permission check.
+pub enum Access {
+    /// Go ahead.
+    Allow,
+    /// Refused; the reason is told to the app.
+    Deny(String),
+    /// The user is being asked: the future gives the answer.
+    Ask(std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>),
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Allow => f.write_str("Allow"),
+            Self::Deny(why) => f.debug_tuple("Deny").field(why).finish(),
+            Self::Ask(_) => f.write_str("Ask"),
+        }
+    }
+}
+
+/// Decides whether an app instance may do something (the shell's permission service).
+pub trait Gate: Send + Sync + std::fmt::Debug {
+    /// Whether `instance` of `app` may have `permission`.
+    fn check(&self, instance: u64, app: &str, permission: &crate::policy::Permission) -> Access;
 }
 
 /// An app's bus traffic: messages it sent (publishes, directed sends, calls, answers) and
@@ -71,7 +99,15 @@ pub struct Traffic {
 
 impl Default for ConnOptions {
     fn default() -> Self {
-        Self { coalesce: COALESCE, ping_every: None, last_pong: None, control: None, events: None, counters: None }
+        Self {
+            coalesce: COALESCE,
+            ping_every: None,
+            last_pong: None,
+            control: None,
+            events: None,
+            counters: None,
+            gate: None,
+        }
     }
 }
 
@@ -84,7 +120,10 @@ pub fn now_ms() -> u64 {
 /// [`serve`] with every option.
 pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, opts: ConnOptions) -> Result<()> {
     let coalesce = opts.coalesce;
+    let app_name = app.as_ref().map(ToString::to_string).unwrap_or_default();
     let client = broker.connect(app);
+    // Messages held for the user's answer to a permission prompt come back through here.
+    let (retry_tx, retry_rx) = flume::bounded::<HostMsg>(1024);
     let (mut rd, mut wr) = stream.into_split();
     let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
     let limits = FrameLimits::default();
@@ -163,6 +202,12 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
             // the host has been welcomed.
             let n = tokio::select! {
                 n = rd.read(&mut chunk) => n.context("reading from the app host")?,
+                Ok(msg) = retry_rx.recv_async() => {
+                    if let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await {
+                        handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;
+                    }
+                    continue;
+                }
                 Some(d) = client.inbox().recv_async(), if forwarder.is_some() || pinger.is_some() => {
                     let e = &d.envelope;
                     let msg = ShellMsg::Direct {
@@ -198,6 +243,9 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                         t.from_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     let hello = matches!(msg, HostMsg::Hello { .. });
+                    let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await else {
+                        continue;
+                    };
                     handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;
                     if hello && forwarder.is_none() && pinger.is_none() {
                         forwarder = start_control(&out_tx);
@@ -221,6 +269,50 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     drop(client);
     let _ = writer.await;
     result
+}
+
+/// The permission a bus message needs, if it needs one (and can be named: a malformed topic
+/// goes on to the broker, which refuses it).
+fn permission_for(msg: &HostMsg) -> Option<(crate::policy::Permission, String)> {
+    let (name, scope, context) = match msg {
+        HostMsg::Publish { topic, .. } => ("bus.publish", topic, format!("publish {topic}")),
+        HostMsg::Subscribe { sub, pattern, .. } => ("bus.subscribe", pattern, format!("subscribe {sub}")),
+        HostMsg::Serve { service, .. } => ("bus.serve", service, format!("serve {service}")),
+        _ => return None,
+    };
+    crate::policy::Permission::new(name, Some(scope)).ok().map(|p| (p, context))
+}
+
+/// Passes `msg` on if the gate allows it; refuses it to the host if not; if the user is being
+/// asked, holds it and sends it back through `retry` once allowed.
+async fn admit(
+    gate: Option<&(Arc<dyn Gate>, u64)>,
+    app: &str,
+    msg: HostMsg,
+    out: &flume::Sender<ShellMsg>,
+    retry: &flume::Sender<HostMsg>,
+) -> Option<HostMsg> {
+    let Some((gate, instance)) = gate else { return Some(msg) };
+    let Some((permission, context)) = permission_for(&msg) else { return Some(msg) };
+    match gate.check(*instance, app, &permission) {
+        Access::Allow => Some(msg),
+        Access::Deny(error) => {
+            let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+            None
+        }
+        Access::Ask(answer) => {
+            let (out, retry) = (out.clone(), retry.clone());
+            tokio::spawn(async move {
+                if answer.await {
+                    let _ = retry.send_async(msg).await;
+                } else {
+                    let error = format!("denied: {permission} was not allowed");
+                    let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+                }
+            });
+            None
+        }
+    }
 }
 
 /// What one connection holds in the broker beyond its client.

@@ -46,6 +46,8 @@ pub struct App {
     pub cpu_limit_percent: Option<u32>,
     /// The App Directory it came from (a file or URL); `None` for the manifest's own apps.
     pub source: Option<String>,
+    /// What it declares it may ask the user for.
+    pub permissions: Vec<crate::policy::Permission>,
 }
 
 /// A loaded manifest.
@@ -66,6 +68,8 @@ pub struct Manifest {
     pub directory_problems: Vec<String>,
     /// App Directory URLs (`/v2/apps` answers) to load and refresh.
     pub directory_urls: Vec<String>,
+    /// The admin policy the manifest carries, if any (a policy file given to the shell wins).
+    pub policy: Option<crate::policy::AdminPolicy>,
 }
 
 impl Manifest {
@@ -104,6 +108,7 @@ impl Manifest {
                         memory_limit_bytes: None,
                         cpu_limit_percent: None,
                         source: Some(source.to_owned()),
+                        permissions: Vec::new(),
                     });
                     directory.insert(r);
                 }
@@ -162,6 +167,8 @@ struct RawManifest {
     workspace: Option<serde_json::Value>,
     #[serde(default)]
     app_directory: Option<String>,
+    #[serde(default)]
+    policy: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +186,8 @@ struct RawApp {
     cpu_limit_percent: Option<u32>,
     #[serde(default)]
     interop: Option<serde_json::Value>,
+    #[serde(default)]
+    permissions: Vec<String>,
 }
 
 /// Reads and checks the manifest at `path`.
@@ -267,7 +276,15 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
                 continue;
             }
         }
+        let mut permissions = Vec::new();
+        for text in &a.permissions {
+            match text.parse::<crate::policy::Permission>() {
+                Ok(p) => permissions.push(p),
+                Err(e) => problems.push(format!("{who}: permissions: {e}")),
+            }
+        }
         apps.push(App {
+            permissions,
             title,
             description: a.description,
             icon,
@@ -289,6 +306,22 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
             directory_files.push(base.parent().unwrap_or(Path::new("/")).join(source));
         }
     }
+    let policy = match raw.policy {
+        None => None,
+        Some(v) => match serde_json::from_value::<crate::policy::PolicyFile>(v) {
+            Ok(file) => match crate::policy::AdminPolicy::from_file(&file) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    problems.extend(e.problems.iter().map(|p| format!("policy: {p}")));
+                    None
+                }
+            },
+            Err(e) => {
+                problems.push(format!("policy: {e}"));
+                None
+            }
+        },
+    };
     if !problems.is_empty() {
         return Err(ManifestError::Invalid { path: base.to_owned(), problems });
     }
@@ -300,6 +333,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
         directory,
         directory_problems: Vec::new(),
         directory_urls,
+        policy,
     };
     for path in directory_files {
         match std::fs::read_to_string(&path) {

@@ -3,6 +3,7 @@
 //! them is here: window events become supervisor calls, supervisor state becomes tiles.
 
 mod fdc3;
+mod permissions;
 mod workspace;
 
 use std::collections::HashMap;
@@ -54,6 +55,47 @@ struct Shell {
     agent: Mutex<broker::fdc3::Agent>,
     /// The shell's own broker client, which journals FDC3 broadcasts and intents.
     journal_client: Arc<broker::Client>,
+    /// What apps may do.
+    permissions: Arc<permissions::Permissions>,
+}
+
+/// Where IT puts the admin policy on a desk.
+const SYSTEM_POLICY: &str = "/etc/tessera/policy.json";
+
+/// The admin policy in force, and the file to watch for changes: `--policy`, else the system
+/// file, else the manifest's `policy`, else an empty policy (the user and the manifests decide).
+fn admin_policy(args: &RunArgs, manifest: &Manifest) -> Result<(shell::policy::AdminPolicy, Option<PathBuf>)> {
+    let file = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file()));
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("reading the admin policy {}", path.display()))?;
+        let policy = shell::policy::AdminPolicy::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        tracing::info!(path = %path.display(), "admin policy loaded");
+        return Ok((policy, Some(path)));
+    }
+    Ok((manifest.policy.clone().unwrap_or_default(), None))
+}
+
+/// What the permission service needs to know of each app.
+fn app_facts(manifest: &Manifest) -> HashMap<String, permissions::AppFacts> {
+    manifest
+        .apps
+        .iter()
+        .map(|a| {
+            let origin = url::Url::parse(&a.url).map(|u| match u.scheme() {
+                "tessera" => format!("tessera://{}", u.host_str().unwrap_or_default()),
+                _ => u.origin().ascii_serialization(),
+            });
+            (
+                a.app_id.clone(),
+                permissions::AppFacts {
+                    title: a.title.clone(),
+                    origin: origin.unwrap_or_default(),
+                    declared: a.permissions.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// How long an App Directory server has to answer.
@@ -137,6 +179,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let host = std::env::current_exe().context("locating the tessera binary")?.with_file_name("tessera-app-host");
     let policy = RestartPolicy { memory_limit_bytes: Some(args.memory_limit_mib << 20), ..RestartPolicy::default() };
     let agent = fdc3::agent(&manifest);
+    let (admin, policy_file) = admin_policy(args, &manifest)?;
     let journal_client = Arc::new(broker.connect(None));
     let shell = {
         let _guard = rt.enter();
@@ -158,6 +201,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             next_state: std::sync::atomic::AtomicU64::new(0),
             agent: Mutex::new(agent),
             journal_client,
+            permissions: Arc::new(permissions::Permissions::new(admin, policy_file, profile.clone(), handle.clone())),
         })
     };
     if !shell.manifest.read().directory_urls.is_empty() {
@@ -167,6 +211,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             Duration::from_secs(args.app_directory_refresh.max(10)),
         ));
     }
+    shell.permissions.set_apps(app_facts(&shell.manifest.read()));
+    shell.supervisor.set_gate(Arc::clone(&shell.permissions) as Arc<dyn shell::ipc::Gate>);
+    rt.spawn(permissions::watch(Arc::clone(&shell.permissions)));
     let app_events = shell.supervisor.set_app_events();
     rt.spawn(fdc3::run(Arc::clone(&shell), app_events));
     rt.spawn(window_events(Arc::clone(&shell), ui_rx));
@@ -374,10 +421,14 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                     Ok(false) => tracing::warn!(app = %g.app, permission = %g.permission, "no such grant to revoke"),
                     Err(e) => tracing::error!("could not revoke a grant: {e:#}"),
                 }
+                shell.permissions.grants_changed();
                 push_grants(&shell);
             }
-            // Nothing asks for consent yet: the permissions work routes these to their callers.
-            UiEvent::ConsentAnswered { id, answer } => tracing::info!(id, ?answer, "consent answered"),
+            UiEvent::ConsentAnswered { id, answer } => {
+                if shell.permissions.answer(id, answer) {
+                    push_grants(&shell);
+                }
+            }
             UiEvent::ResolverAnswered { id, choice } => {
                 tracing::info!(id, ?choice, "resolver answered");
                 let outputs = shell.agent.lock().resolved(id, choice, shell::ipc::now_ms());
@@ -439,6 +490,7 @@ async fn refresh_directories(shell: Arc<Shell>, cache: PathBuf, every: Duration)
                 manifest.directory.clone()
             };
             shell.agent.lock().set_directory(directory);
+            shell.permissions.set_apps(app_facts(&shell.manifest.read()));
             push_tiles(&shell);
             tracing::info!(%url, "App Directory refreshed");
         }
@@ -664,6 +716,32 @@ async fn handle(shell: &Shell, request: Request) -> Result<Value> {
         Request::LayoutSave { name } => workspace::save(shell, &name).await?,
         Request::LayoutRestore { name } => workspace::restore_named(shell, &name).await?,
         Request::LayoutList => workspace::list(shell).await?,
+        Request::Prompts => serde_json::to_value(shell.permissions.prompts())?,
+        Request::Prompt { id, answer } => {
+            let answer = match answer.as_str() {
+                "allow-once" => compositor::ConsentAnswer::AllowOnce,
+                "allow-always" => compositor::ConsentAnswer::AllowAlways,
+                "deny" => compositor::ConsentAnswer::Deny,
+                other => bail!("{other:?} is not allow-once, allow-always or deny"),
+            };
+            if !shell.permissions.answer(id, answer) {
+                bail!("no prompt {id} is waiting (see `tessera ctl prompts`)");
+            }
+            shell.ui.send(UiCommand::CancelDialog { id });
+            push_grants(shell);
+            json!({ "answered": id })
+        }
+        Request::Grants => serde_json::to_value(shell.profile.grants(None)?)?,
+        Request::GrantsRevoke { app, permission } => {
+            let p: shell::policy::Permission =
+                permission.parse().with_context(|| format!("{permission:?} is not a permission"))?;
+            if !shell.profile.revoke_grant(&app, &p.name, p.scope.as_deref())? {
+                bail!("{app} has no remembered answer for {p}");
+            }
+            shell.permissions.grants_changed();
+            push_grants(shell);
+            json!({ "revoked": { "app": app, "permission": p.to_string() } })
+        }
         Request::Subscribe { .. } => bail!("subscribe streams; it is handled apart"),
     })
 }

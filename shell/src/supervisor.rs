@@ -197,6 +197,7 @@ pub enum AppEvent {
 const APP_EVENTS: usize = 16_384;
 
 type AppEvents = Arc<Mutex<Option<flume::Sender<AppEvent>>>>;
+type SharedGate = Arc<Mutex<Option<Arc<dyn crate::ipc::Gate>>>>;
 
 /// Why an `eval` gave no value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -238,6 +239,7 @@ pub struct Supervisor {
     shutdown: tokio::sync::watch::Sender<bool>,
     monitors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     app_events: AppEvents,
+    gate: SharedGate,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -348,7 +350,14 @@ impl Supervisor {
             shutdown,
             monitors: Mutex::new(Vec::new()),
             app_events: Arc::new(Mutex::new(None)),
+            gate: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// From now on, what apps do on the bus, where they navigate and which windows they open
+    /// is decided by `gate` (without one, everything within the app's own origin is allowed).
+    pub fn set_gate(&self, gate: Arc<dyn crate::ipc::Gate>) {
+        *self.gate.lock() = Some(gate);
     }
 
     /// Starts reporting what instances' pages do ([`AppEvent`]s) on a channel; events beyond
@@ -410,6 +419,7 @@ impl Supervisor {
             stop: stop_rx,
             traffic: Arc::new(crate::ipc::Traffic::default()),
             app_events: Arc::clone(&self.app_events),
+            gate: Arc::clone(&self.gate),
         };
         self.monitors.lock().push(tokio::spawn(monitor.run()));
         self.changes.send_modify(|n| *n += 1);
@@ -522,6 +532,7 @@ struct Monitor {
     stop: tokio::sync::watch::Receiver<bool>,
     traffic: Arc<crate::ipc::Traffic>,
     app_events: AppEvents,
+    gate: SharedGate,
 }
 
 /// Why the monitor stops: the whole shell, or just this instance.
@@ -664,6 +675,7 @@ impl Monitor {
             control: Some(self.control_rx.clone()),
             events: Some(events_tx),
             counters: Some(Arc::clone(&self.traffic)),
+            gate: self.gate.lock().clone().map(|g| (g, self.instance)),
             ..ConnOptions::default()
         };
         // A restarted host is told where its view is before anything else queued for it.
@@ -821,6 +833,26 @@ impl Monitor {
         Ok(ended)
     }
 
+    /// Whether the page may go to `url`: its own origin, or one the gate allows
+    /// (`navigate:ORIGIN`); a new window also needs `window.open`. While the user is being
+    /// asked, the answer is no (their answer holds for the next try).
+    fn navigation_allowed(&self, url: &str, new_window: bool) -> bool {
+        let Some(origins) = self.spec.origins.as_ref() else { return false };
+        let gate = self.gate.lock().clone();
+        let app = self.spec.app.to_string();
+        let ask = |name: &str, scope: Option<&str>| match (&gate, crate::policy::Permission::new(name, scope)) {
+            (Some(g), Ok(p)) => matches!(g.check(self.instance, &app, &p), crate::ipc::Access::Allow),
+            _ => false,
+        };
+        let place = origins.allows(url)
+            || (gate.is_some()
+                && url::Url::parse(url).ok().is_some_and(|u| ask("navigate", Some(&u.origin().ascii_serialization()))));
+        if !new_window || gate.is_none() {
+            return place;
+        }
+        place && ask("window.open", None)
+    }
+
     fn on_event(&self, event: HostMsg, last_ack: &mut Instant, loading_since: &mut Option<Instant>) {
         match event {
             HostMsg::ProbeAck { .. } => *last_ack = Instant::now(),
@@ -857,7 +889,7 @@ impl Monitor {
                 }
             }
             HostMsg::NavigationRequest { id, url, new_window } => {
-                let allow = self.spec.origins.as_ref().is_some_and(|o| o.allows(&url));
+                let allow = self.navigation_allowed(&url, new_window);
                 if !allow {
                     tracing::warn!(app = %self.spec.app, instance = self.instance, %url, new_window, "navigation refused");
                 }

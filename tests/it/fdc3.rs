@@ -542,6 +542,7 @@ fn web_apps_from_an_http_app_directory_get_identity_at_launch_and_can_close_them
             "appDirectory": format!("http://127.0.0.1:{}/v2/apps", server.port),
             "apps": [{ "appId": "a", "title": "App A", "url": app_page }],
             "startup": ["a"],
+            "policy": { "rules": [{ "apps": ["*"], "allow": ["fdc3.broadcast", "fdc3.raiseIntent", "fdc3.open"] }] },
         })
         .to_string(),
     )

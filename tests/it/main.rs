@@ -9,5 +9,6 @@ mod e2e;
 mod fdc3;
 mod journal_crash;
 mod layout;
+mod permissions;
 mod supervisor;
 mod vault;

@@ -583,6 +583,21 @@ impl Agent {
 
     // ---- requests --------------------------------------------------------------------------
 
+    /// Refuses a DACP request from `from` with `error` (e.g. `AccessDenied` when a permission is
+    /// missing): the matching response with the error, if the message names a request.
+    pub fn refuse(&mut self, from: u64, text: &str, error: &str, now_ms: u64) -> Vec<Output> {
+        self.now_ms = now_ms;
+        let Ok(value) = serde_json::from_str::<Value>(text) else { return Vec::new() };
+        let (Some(kind), Some(uuid)) = (
+            value.get("type").and_then(Value::as_str).and_then(|k| k.strip_suffix("Request")),
+            value.get("meta").and_then(|m| m.get("requestUuid")).and_then(Value::as_str),
+        ) else {
+            return Vec::new();
+        };
+        let message = self.response(&format!("{kind}Response"), uuid, json!({ "error": error }));
+        vec![Output::Send { to: from, message }]
+    }
+
     /// Handles one DACP message from `from` (an instance of `app`, as the shell knows it).
     pub fn handle(&mut self, from: u64, app: &str, text: &str, now_ms: u64) -> Result<Vec<Output>, Fdc3Error> {
         self.now_ms = now_ms;

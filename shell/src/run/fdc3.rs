@@ -7,7 +7,8 @@ use broker::MessageOptions;
 use broker::fdc3::{Agent, Output};
 use broker::wire::ShellMsg;
 use compositor::{Command as UiCommand, ResolverChoice, ResolverRequest};
-use shell::ipc::now_ms;
+use shell::ipc::{Access, Gate, now_ms};
+use shell::policy::Permission;
 use shell::supervisor::AppEvent;
 
 use super::{Shell, push_tiles};
@@ -113,33 +114,87 @@ pub(super) fn link(shell: &Shell, instance: u64, channel: Option<u8>) {
     exec(shell, outputs);
 }
 
+/// The permission a DACP request needs, if any: broadcasting, raising an intent, opening an
+/// app and using an app channel are permissions; listening and asking about things are not.
+fn permission_for(message: &str) -> Option<Permission> {
+    let v: serde_json::Value = serde_json::from_str(message).ok()?;
+    let p = &v["payload"];
+    match v["type"].as_str()? {
+        "broadcastRequest" => Permission::new("fdc3.broadcast", None),
+        "raiseIntentRequest" => Permission::new("fdc3.raiseIntent", p["intent"].as_str()),
+        "raiseIntentForContextRequest" => Permission::new("fdc3.raiseIntent", None),
+        "openRequest" => Permission::new("fdc3.open", None),
+        "getOrCreateChannelRequest" => Permission::new("fdc3.appChannel", p["channelId"].as_str()),
+        _ => return None,
+    }
+    .ok()
+}
+
 /// Feeds the agent what app pages do, and its deadlines.
 pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    // Requests held for the user's answer come back through here once allowed.
+    let (retry_tx, retry_rx) = flume::bounded::<AppEvent>(1024);
     loop {
         let outputs = tokio::select! {
             event = events.recv_async() => {
                 let Ok(event) = event else { return };
-                let now = now_ms();
-                let mut agent = shell.agent.lock();
-                match event {
-                    AppEvent::Fdc3 { instance, app, message } => match agent.handle(instance, &app, &message, now) {
-                        Ok(outputs) => outputs,
-                        Err(e) => {
-                            tracing::warn!(%app, instance, "refused an FDC3 message: {e}");
-                            Vec::new()
-                        }
-                    },
-                    AppEvent::PageStarted { instance, app } => {
-                        agent.add_instance(instance, &app);
-                        agent.reset_instance(instance, now)
-                    }
-                    AppEvent::HostEnded { instance } => agent.reset_instance(instance, now),
-                    AppEvent::Closed { instance } => agent.remove_instance(instance, now),
-                }
+                handle(&shell, event, &retry_tx)
             }
+            Ok(event) = retry_rx.recv_async() => handle(&shell, event, &retry_tx),
             _ = tick.tick() => shell.agent.lock().sweep(now_ms()),
         };
         exec(&shell, outputs);
+    }
+}
+
+fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) -> Vec<Output> {
+    let now = now_ms();
+    if let AppEvent::Fdc3 { instance, app, message } = &event
+        && let Some(permission) = permission_for(message)
+    {
+        match shell.permissions.check(*instance, app, &permission) {
+            Access::Allow => {}
+            Access::Deny(why) => {
+                tracing::warn!(%app, instance, "FDC3 request refused: {why}");
+                return shell.agent.lock().refuse(*instance, message, broker::fdc3::errors::ACCESS_DENIED, now);
+            }
+            Access::Ask(answer) => {
+                let (shell, retry) = (Arc::clone(shell), retry.clone());
+                tokio::spawn(async move {
+                    if answer.await {
+                        let _ = retry.send_async(event).await;
+                    } else if let AppEvent::Fdc3 { instance, message, .. } = &event {
+                        let outputs = shell.agent.lock().refuse(
+                            *instance,
+                            message,
+                            broker::fdc3::errors::ACCESS_DENIED,
+                            now_ms(),
+                        );
+                        exec(&shell, outputs);
+                    }
+                });
+                return Vec::new();
+            }
+        }
+    }
+    let mut agent = shell.agent.lock();
+    match event {
+        AppEvent::Fdc3 { instance, app, message } => match agent.handle(instance, &app, &message, now) {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                tracing::warn!(%app, instance, "refused an FDC3 message: {e}");
+                Vec::new()
+            }
+        },
+        AppEvent::PageStarted { instance, app } => {
+            agent.add_instance(instance, &app);
+            agent.reset_instance(instance, now)
+        }
+        AppEvent::HostEnded { instance } => agent.reset_instance(instance, now),
+        AppEvent::Closed { instance } => {
+            shell.permissions.forget_instance(instance);
+            agent.remove_instance(instance, now)
+        }
     }
 }

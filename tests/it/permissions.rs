@@ -1,0 +1,226 @@
+//! Permissions end to end: the real shell with an admin policy file, real pages asking for
+//! things, the consent prompt answered through `tessera ctl prompt` and with the keyboard,
+//! answers remembered in the profile across a restart and revoked, and the policy file
+//! changed while the shell runs.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::e2e::{Shell, running_with_page};
+use crate::layout::{display_of, xdotool};
+
+fn js(shell: &Shell, instance: u64, expr: &str) -> Value {
+    let text = shell.eval(instance, expr);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expr}: {e}: {text}"))
+}
+
+fn wait_js(shell: &Shell, instance: u64, expr: &str, want: &str) {
+    let start = Instant::now();
+    loop {
+        let out = shell.ctl(&["eval", &instance.to_string(), expr]);
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{expr} in {instance}: {got} (want {want})\n--- shell log ---\n{}",
+            shell.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn prompts(shell: &Shell) -> Vec<Value> {
+    serde_json::from_str::<Value>(&shell.ctl_ok(&["prompts", "--json"]))
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits for exactly one prompt and returns it.
+fn one_prompt(shell: &Shell) -> Value {
+    let start = Instant::now();
+    loop {
+        let list = prompts(shell);
+        if list.len() == 1 {
+            return list[0].clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "prompts: {list:#?}\n{}", shell.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn grants(shell: &Shell) -> Vec<String> {
+    let list: Value = serde_json::from_str(&shell.ctl_ok(&["grants", "list", "--json"])).unwrap();
+    let mut out: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let scope = g["scope"].as_str().map(|s| format!(":{s}")).unwrap_or_default();
+            format!(
+                "{} {}{scope} {}",
+                g["app"].as_str().unwrap(),
+                g["permission"].as_str().unwrap(),
+                g["decision"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn instance_of(shell: &Shell, app: &str) -> u64 {
+    shell.apps().iter().find(|a| a["app"] == app).and_then(|a| a["instance"].as_u64()).unwrap()
+}
+
+const POLICY: &str = r#"{
+  "rules": [
+    { "apps": ["*"], "allow": ["bus.subscribe:desk.#"], "deny": ["bus.publish:admin.#"] },
+    { "apps": ["a"], "prompt": ["bus.publish:desk.orders"] }
+  ]
+}"#;
+
+#[test]
+fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let manifest = dir.path().join("desk.json");
+    std::fs::write(
+        &manifest,
+        json!({
+            "name": "Tessera permissions desk",
+            "apps": [
+                { "appId": "a", "title": "App A", "url": page },
+                { "appId": "b", "title": "App B", "url": page, "permissions": ["fdc3.broadcast"] },
+            ],
+            "startup": ["a", "b"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, POLICY).unwrap();
+    let profile = dir.path().join("profile");
+    let env = [("TESSERA_POLICY", policy.to_str().unwrap())];
+    let start = |name: &str| {
+        let shell = Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 2048, &env, name);
+        shell.wait_for("the apps load", Duration::from_secs(60), |apps| {
+            apps.len() == 2 && apps.iter().all(running_with_page)
+        });
+        for app in ["a", "b"] {
+            wait_js(&shell, instance_of(&shell, app), "typeof window.fdc3", "\"object\"");
+        }
+        shell
+    };
+    let shell = start("permissions");
+    let (a, b) = (instance_of(&shell, "a"), instance_of(&shell, "b"));
+    js(&shell, b, "window.seen = [], tessera.bus.subscribe('desk.#', (d, m) => seen.push(m.topic + ' ' + d.n)), true");
+    js(&shell, a, "window.errors = [], tessera.bus.onError((e) => errors.push(e.message)), true");
+
+    // Denied by the policy: refused at once, the page is told why; nothing is delivered.
+    js(&shell, a, "tessera.bus.publish('admin.reset', {n: 0}), true");
+    wait_js(&shell, a, "errors.length", "1");
+    let error = js(&shell, a, "errors[0]");
+    assert!(error.as_str().unwrap().contains("denied by the admin policy"), "{error}");
+    // Not declared, not in the policy: denied by default.
+    js(
+        &shell,
+        b,
+        "window.errors = [], tessera.bus.onError((e) => errors.push(e.message)), tessera.bus.publish('desk.notes', {n: 1}), true",
+    );
+    wait_js(&shell, b, "errors.length", "1");
+    assert!(js(&shell, b, "errors[0]").as_str().unwrap().contains("not allowed"));
+
+    // The policy says to ask: the message waits for the answer; allowed always, it goes.
+    js(&shell, a, "tessera.bus.publish('desk.orders', {n: 7}), true");
+    let p = one_prompt(&shell);
+    assert_eq!((p["app"].as_str(), p["permission"].as_str()), (Some("a"), Some("bus.publish:desk.orders")));
+    assert_eq!(p["asks"], "publish messages on desk.orders");
+    std::thread::sleep(Duration::from_millis(600));
+    shell.ctl_ok(&["screenshot", tests::target_dir().join("e2e/consent.png").to_str().unwrap()]);
+    assert_eq!(js(&shell, b, "seen.length"), 0, "held until answered");
+    shell.ctl_ok(&["prompt", &p["id"].to_string(), "allow-always"]);
+    wait_js(&shell, b, "seen.join()", "\"desk.orders 7\"");
+    assert!(prompts(&shell).is_empty());
+    js(&shell, a, "tessera.bus.publish('desk.orders', {n: 8}), true");
+    wait_js(&shell, b, "seen.join()", "\"desk.orders 7,desk.orders 8\"");
+
+    // FDC3: b declares it may broadcast, so it is asked; Esc in the dialog denies, remembered.
+    js(&shell, b, "fdc3.joinUserChannel('fdc3.channel.2').then(() => true)");
+    js(
+        &shell,
+        b,
+        "(window.b1 = fdc3.broadcast({type: 'fdc3.instrument', id: {ticker: 'A'}}).then(() => 'ok', e => e.message), true)",
+    );
+    let p = one_prompt(&shell);
+    assert_eq!(p["permission"], "fdc3.broadcast");
+    std::thread::sleep(Duration::from_millis(500));
+    let display = display_of(&shell);
+    let out = std::process::Command::new("xdotool")
+        .args(["search", "--name", "Tessera permissions desk"])
+        .env("DISPLAY", &display.0)
+        .env("XAUTHORITY", &display.1)
+        .output()
+        .unwrap();
+    let window = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_owned();
+    xdotool(&display, &["windowfocus", "--sync", &window]);
+    xdotool(&display, &["key", "--window", &window, "Escape"]);
+    wait_js(&shell, b, "window.b1", "\"AccessDenied\"");
+    assert_eq!(
+        js(&shell, b, "fdc3.broadcast({type: 'fdc3.instrument', id: {ticker: 'B'}}).then(() => 'ok', e => e.message)"),
+        "AccessDenied"
+    );
+    assert!(prompts(&shell).is_empty(), "a remembered denial asks nothing");
+    assert_eq!(grants(&shell), ["a bus.publish:desk.orders allow", "b fdc3.broadcast deny"]);
+
+    // Revoked: asked again; allowed once, for this instance only (not remembered).
+    shell.ctl_ok(&["grants", "revoke", "b", "fdc3.broadcast"]);
+    js(
+        &shell,
+        b,
+        "(window.b2 = fdc3.broadcast({type: 'fdc3.instrument', id: {ticker: 'C'}}).then(() => 'ok', e => e.message), true)",
+    );
+    let p = one_prompt(&shell);
+    shell.ctl_ok(&["prompt", &p["id"].to_string(), "allow-once"]);
+    wait_js(&shell, b, "window.b2", "\"ok\"");
+    assert_eq!(grants(&shell), ["a bus.publish:desk.orders allow"]);
+    let out = shell.ctl(&["prompt", "999", "deny"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no prompt 999"));
+
+    // IT changes the policy while the shell runs: it applies at once, over the remembered allow.
+    std::fs::write(
+        &policy,
+        POLICY.replace(
+            "\"deny\": [\"bus.publish:admin.#\"]",
+            "\"deny\": [\"bus.publish:admin.#\", \"bus.publish:desk.orders\"]",
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    js(&shell, a, "errors = [], tessera.bus.publish('desk.orders', {n: 9}), true");
+    wait_js(&shell, a, "errors.length", "1");
+    assert!(js(&shell, a, "errors[0]").as_str().unwrap().contains("denied by the admin policy"));
+    // A broken policy file is refused; the one in force stays.
+    std::fs::write(&policy, "{ \"rules\": [ { \"apps\": [] } ] }").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    js(&shell, a, "errors = [], tessera.bus.publish('desk.orders', {n: 10}), true");
+    wait_js(&shell, a, "errors.length", "1");
+    let log = std::fs::read_to_string(tests::target_dir().join("e2e/permissions.log")).unwrap();
+    assert!(log.contains("admin policy refused") && log.contains("rules[0].apps: empty"), "the refusal is logged");
+    std::fs::write(&policy, POLICY).unwrap();
+    drop(shell);
+
+    // Remembered answers survive a restart.
+    let shell = start("permissions-restart");
+    assert_eq!(grants(&shell), ["a bus.publish:desk.orders allow"]);
+    let (a, b) = (instance_of(&shell, "a"), instance_of(&shell, "b"));
+    js(&shell, b, "window.seen = [], tessera.bus.subscribe('desk.#', (d, m) => seen.push(m.topic + ' ' + d.n)), true");
+    std::thread::sleep(Duration::from_millis(200));
+    js(&shell, a, "tessera.bus.publish('desk.orders', {n: 11}), true");
+    wait_js(&shell, b, "seen.join()", "\"desk.orders 11\"");
+    assert!(prompts(&shell).is_empty());
+}

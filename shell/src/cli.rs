@@ -104,9 +104,10 @@ pub(crate) enum AuditCommand {
 }
 
 /// Which OS keyring holds the vault's master keys.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
 pub(crate) enum KeyringArg {
     /// The freedesktop Secret Service (gnome-keyring) on the session bus.
+    #[default]
     SecretService,
     /// The kernel's keyutils session keyring (does not survive a reboot).
     Keyutils,
@@ -400,6 +401,12 @@ pub(crate) struct RunArgs {
     /// `policy`); reloaded when the file changes.
     #[arg(long, value_name = "FILE", env = "TESSERA_POLICY")]
     pub(crate) policy: Option<PathBuf>,
+    /// Keyring for the vault's master keys (the audit log's signing key is kept in the vault).
+    #[arg(long, value_enum, default_value = "secret-service", env = "TESSERA_KEYRING")]
+    pub(crate) keyring: KeyringArg,
+    /// Keep the vault's master keys in this file instead of a keyring.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

@@ -76,6 +76,29 @@ fn admin_policy(args: &RunArgs, manifest: &Manifest) -> Result<(shell::policy::A
     Ok((manifest.policy.clone().unwrap_or_default(), None))
 }
 
+/// The profile's audit log, whose signing key is in the vault; without a usable keyring the
+/// shell still runs, and says loudly that nothing is being recorded.
+fn audit_log(args: &RunArgs, profile: &Profile) -> Option<Arc<storage::audit::AuditLog>> {
+    let kind = match args.keyring {
+        crate::cli::KeyringArg::SecretService => storage::KeyringKind::SecretService,
+        crate::cli::KeyringArg::Keyutils => storage::KeyringKind::Keyutils,
+    };
+    let opened = storage::key_source(args.key_file.as_deref(), kind)
+        .map_err(anyhow::Error::from)
+        .and_then(|keys| storage::Vault::open(profile, keys).map_err(anyhow::Error::from))
+        .and_then(|vault| {
+            storage::audit::AuditLog::open(profile, &vault, storage::audit::AuditConfig::default())
+                .map_err(anyhow::Error::from)
+        });
+    match opened {
+        Ok(log) => Some(Arc::new(log)),
+        Err(e) => {
+            tracing::error!("the audit log cannot be opened; permission decisions are NOT being recorded: {e:#}");
+            None
+        }
+    }
+}
+
 /// What the permission service needs to know of each app.
 fn app_facts(manifest: &Manifest) -> HashMap<String, permissions::AppFacts> {
     manifest
@@ -201,7 +224,13 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             next_state: std::sync::atomic::AtomicU64::new(0),
             agent: Mutex::new(agent),
             journal_client,
-            permissions: Arc::new(permissions::Permissions::new(admin, policy_file, profile.clone(), handle.clone())),
+            permissions: Arc::new(permissions::Permissions::new(
+                admin,
+                policy_file,
+                profile.clone(),
+                handle.clone(),
+                audit_log(args, &profile),
+            )),
         })
     };
     if !shell.manifest.read().directory_urls.is_empty() {
@@ -212,6 +241,15 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         ));
     }
     shell.permissions.set_apps(app_facts(&shell.manifest.read()));
+    let policy_from = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file()));
+    shell.permissions.record(
+        "admin-policy",
+        None,
+        "policy.load",
+        &policy_from.map_or_else(|| "the manifest".to_owned(), |p| p.display().to_string()),
+        "ok",
+        json!({ "at": "start-up" }),
+    );
     shell.supervisor.set_gate(Arc::clone(&shell.permissions) as Arc<dyn shell::ipc::Gate>);
     rt.spawn(permissions::watch(Arc::clone(&shell.permissions)));
     let app_events = shell.supervisor.set_app_events();
@@ -417,7 +455,19 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
             UiEvent::LayoutChanged => shell.dirty.notify_one(),
             UiEvent::RevokeGrant(g) => {
                 match shell.profile.revoke_grant(&g.app, &g.permission, g.scope.as_deref()) {
-                    Ok(true) => tracing::info!(app = %g.app, permission = %g.permission, "grant revoked"),
+                    Ok(true) => {
+                        tracing::info!(app = %g.app, permission = %g.permission, "grant revoked");
+                        let object =
+                            g.scope.as_ref().map_or_else(|| g.permission.clone(), |s| format!("{}:{s}", g.permission));
+                        shell.permissions.record(
+                            "user",
+                            Some(&g.app),
+                            "permission.revoke",
+                            &object,
+                            "revoked",
+                            json!({}),
+                        );
+                    }
                     Ok(false) => tracing::warn!(app = %g.app, permission = %g.permission, "no such grant to revoke"),
                     Err(e) => tracing::error!("could not revoke a grant: {e:#}"),
                 }
@@ -739,6 +789,7 @@ async fn handle(shell: &Shell, request: Request) -> Result<Value> {
                 bail!("{app} has no remembered answer for {p}");
             }
             shell.permissions.grants_changed();
+            shell.permissions.record("user", Some(&app), "permission.revoke", &p.to_string(), "revoked", json!({}));
             push_grants(shell);
             json!({ "revoked": { "app": app, "permission": p.to_string() } })
         }

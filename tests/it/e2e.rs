@@ -72,6 +72,8 @@ impl Shell {
             .env("GDK_BACKEND", "x11")
             .env("NO_AT_BRIDGE", "1")
             .env("TESSERA_LOG", "info")
+            // The audit log's key goes in the kernel keyring: no Secret Service runs here.
+            .env("TESSERA_KEYRING", "keyutils")
             .envs(env.iter().copied())
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("DISPLAY")

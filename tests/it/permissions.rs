@@ -223,4 +223,49 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
     js(&shell, a, "tessera.bus.publish('desk.orders', {n: 11}), true");
     wait_js(&shell, b, "seen.join()", "\"desk.orders 11\"");
     assert!(prompts(&shell).is_empty());
+    drop(shell);
+
+    // Every step is in the audit log, which verifies.
+    let tessera = |args: &[&str]| {
+        let out = std::process::Command::new(tests::bin("tessera"))
+            .args(args)
+            .arg("--profile")
+            .arg(&profile)
+            .env("TESSERA_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let report: Value = serde_json::from_str(&tessera(&["audit", "verify", "--json"])).unwrap();
+    assert!(report["problems"].as_array().is_some_and(Vec::is_empty), "{report:#}");
+    let entries: Vec<Value> = tessera(&["audit", "export"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let said: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {} {} {}",
+                e["actor"].as_str().unwrap_or("-"),
+                e["app"].as_str().unwrap_or("-"),
+                e["action"].as_str().unwrap_or("-"),
+                e["object"].as_str().unwrap_or("-"),
+                e["decision"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    for want in [
+        "admin-policy a permission.decide bus.publish:admin.reset deny",
+        "default b permission.decide bus.publish:desk.notes deny",
+        "shell a permission.prompt bus.publish:desk.orders prompted",
+        "user a permission.answer bus.publish:desk.orders allow-always",
+        "user b permission.answer fdc3.broadcast deny",
+        "user b permission.decide fdc3.broadcast deny",
+        "user b permission.revoke fdc3.broadcast revoked",
+        "user b permission.answer fdc3.broadcast allow-once",
+        "admin-policy - policy.reject",
+        "user a permission.decide bus.publish:desk.orders allow",
+    ] {
+        assert!(said.iter().any(|s| s.starts_with(want)), "no audit entry {want:?} in:\n{}", said.join("\n"));
+    }
+    assert!(said.iter().filter(|s| s.contains(" policy.load ")).count() >= 2, "each reload is recorded");
 }

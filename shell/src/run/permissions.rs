@@ -14,6 +14,7 @@ use serde::Serialize;
 use shell::ipc::{Access, Gate};
 use shell::policy::{AdminPolicy, Decision, Permission, Remembered, Source, Subject, resolve};
 use storage::Profile;
+use storage::audit::{AuditEntry, AuditLog};
 
 /// How long the consent dialog waits before its answer is "deny".
 pub(super) const PROMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,6 +64,8 @@ pub(super) struct Permissions {
     prompts: Mutex<BTreeMap<u64, Prompt>>,
     next_prompt: AtomicU64,
     ui: Handle,
+    /// Where every decision is recorded (none if the vault, which holds its key, is unusable).
+    audit: Option<Arc<AuditLog>>,
 }
 
 /// The permission in plain words, for the consent dialog.
@@ -107,7 +110,13 @@ pub(super) fn current_subject() -> Subject {
 }
 
 impl Permissions {
-    pub(super) fn new(policy: AdminPolicy, policy_file: Option<PathBuf>, profile: Profile, ui: Handle) -> Self {
+    pub(super) fn new(
+        policy: AdminPolicy,
+        policy_file: Option<PathBuf>,
+        profile: Profile,
+        ui: Handle,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Self {
         let stamp = policy_file.map(|f| {
             let modified = std::fs::metadata(&f).and_then(|m| m.modified()).ok();
             (f, modified)
@@ -123,6 +132,41 @@ impl Permissions {
             prompts: Mutex::new(BTreeMap::new()),
             next_prompt: AtomicU64::new(1),
             ui,
+            audit,
+        }
+    }
+
+    /// Records a decision in the audit log.
+    pub(super) fn record(
+        &self,
+        actor: &str,
+        app: Option<&str>,
+        action: &str,
+        object: &str,
+        decision: &str,
+        details: serde_json::Value,
+    ) {
+        let Some(log) = &self.audit else { return };
+        let entry = AuditEntry {
+            time: broker::Timestamp(shell::ipc::now_ms() * 1000),
+            actor: actor.to_owned(),
+            app: app.map(str::to_owned),
+            action: action.to_owned(),
+            object: object.to_owned(),
+            decision: decision.to_owned(),
+            details,
+        };
+        if let Err(e) = log.append(&entry) {
+            tracing::error!("could not write the audit log ({action} {object}): {e}");
+        }
+    }
+
+    /// Signs a tree head when one is due.
+    pub(super) fn tick_audit(&self) {
+        if let Some(log) = &self.audit
+            && let Err(e) = log.tick()
+        {
+            tracing::error!("could not sign the audit log's head: {e}");
         }
     }
 
@@ -146,13 +190,26 @@ impl Permissions {
             Ok(t) => t,
             Err(e) => return Some(Err(format!("{}: {e}", path.display()))),
         };
+        let where_ = path.display().to_string();
+        drop(file);
         match AdminPolicy::parse(&text) {
             Ok(p) => {
                 *self.policy.write() = p;
                 self.cache.lock().clear();
+                self.record("admin-policy", None, "policy.load", &where_, "ok", serde_json::json!({}));
                 Some(Ok(()))
             }
-            Err(e) => Some(Err(format!("{}: {e}", path.display()))),
+            Err(e) => {
+                self.record(
+                    "admin-policy",
+                    None,
+                    "policy.reject",
+                    &where_,
+                    "refused",
+                    serde_json::json!({ "problems": e.problems }),
+                );
+                Some(Err(format!("{where_}: {e}")))
+            }
         }
     }
 
@@ -224,6 +281,20 @@ impl Permissions {
         }
         self.cache.lock().clear();
         tracing::info!(app = %prompt.app, instance = prompt.instance, permission = %prompt.permission, ?answer, "permission answered");
+        let said = match answer {
+            ConsentAnswer::AllowOnce => "allow-once",
+            ConsentAnswer::AllowAlways => "allow-always",
+            ConsentAnswer::Deny => "deny",
+            ConsentAnswer::TimedOut => "timed-out",
+        };
+        self.record(
+            "user",
+            Some(&prompt.app),
+            "permission.answer",
+            &prompt.permission.to_string(),
+            said,
+            serde_json::json!({ "instance": prompt.instance, "prompt": id }),
+        );
         for w in prompt.waiters {
             let _ = w.send(allow);
         }
@@ -249,6 +320,14 @@ impl Permissions {
                 },
             );
             tracing::info!(%app, instance, %permission, id, "asking the user");
+            self.record(
+                "shell",
+                Some(app),
+                "permission.prompt",
+                &permission.to_string(),
+                "prompted",
+                serde_json::json!({ "instance": instance, "prompt": id }),
+            );
             self.ui.send(UiCommand::ShowConsent(ConsentRequest {
                 id,
                 app_id: app.to_owned(),
@@ -295,6 +374,12 @@ impl Gate for Permissions {
         let declared = self.apps.read().get(app).map(|f| f.declared.clone()).unwrap_or_default();
         let remembered = self.remembered(app);
         let verdict = resolve(&self.policy.read(), &self.subject, app, &remembered, &declared, permission);
+        let source = match verdict.source {
+            Source::Policy => "admin-policy",
+            Source::Remembered => "user",
+            Source::Manifest => "manifest",
+            Source::Default => "default",
+        };
         let why = match verdict.source {
             Source::Policy => format!("denied by the admin policy: {permission}"),
             Source::Remembered => format!("denied: you refused {permission}"),
@@ -304,11 +389,27 @@ impl Gate for Permissions {
         };
         match verdict.decision {
             Decision::Allow => {
+                self.record(
+                    source,
+                    Some(app),
+                    "permission.decide",
+                    &permission.to_string(),
+                    "allow",
+                    serde_json::json!({ "instance": instance }),
+                );
                 self.cache.lock().insert(key, (true, String::new()));
                 Access::Allow
             }
             Decision::Deny => {
                 tracing::warn!(%app, instance, %permission, source = ?verdict.source, "permission denied");
+                self.record(
+                    source,
+                    Some(app),
+                    "permission.decide",
+                    &permission.to_string(),
+                    "deny",
+                    serde_json::json!({ "instance": instance }),
+                );
                 self.cache.lock().insert(key, (false, why.clone()));
                 Access::Deny(why)
             }
@@ -328,5 +429,6 @@ pub(super) async fn watch(permissions: Arc<Permissions>) {
             None => {}
         }
         permissions.expire();
+        permissions.tick_audit();
     }
 }

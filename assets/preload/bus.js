@@ -11,7 +11,11 @@
   }
   // Captured now, before page scripts can replace window.ipc.
   const ipc = window.ipc;
-  const post = ipc && ipc.postMessage ? ipc.postMessage.bind(ipc) : function () {};
+  const rawPost = ipc && ipc.postMessage ? ipc.postMessage.bind(ipc) : function () {};
+  // This page's token, written in by its host: frames of other origins (which get no preload
+  // and cannot read this closure) cannot produce it, so the host ignores what they post.
+  const TOKEN = "__TESSERA_PAGE_TOKEN__";
+  const post = (text) => rawPost(TOKEN + text);
   let nextId = 1;
   const uuid = () =>
     (self.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + "-" + nextId++);

@@ -149,6 +149,25 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
     js(&shell, a, "tessera.bus.publish('desk.orders', {n: 8}), true");
     wait_js(&shell, b, "seen.join()", "\"desk.orders 7,desk.orders 8\"");
 
+    // A frame of another origin inside a's page posting to the bridge directly, as a's
+    // allowed publish: the host ignores it (it lacks the page's token).
+    js(
+        &shell,
+        a,
+        r#"window.frameSaid = null, window.addEventListener('message', (e) => frameSaid = String(e.data)),
+        (() => { const f = document.createElement('iframe'); f.sandbox = 'allow-scripts';
+          f.srcdoc = "<script>try { window.webkit.messageHandlers.ipc.postMessage(JSON.stringify({type: 'bus.publish', payload: {topic: 'desk.orders', data: {n: 666}, durable: false, ttlMs: null}, meta: {}})); parent.postMessage('posted', '*'); } catch (e) { parent.postMessage('no bridge: ' + e, '*'); }</script>";
+          document.body.appendChild(f); })(), true"#,
+    );
+    wait_js(&shell, a, "frameSaid !== null", "true");
+    let said = js(&shell, a, "frameSaid");
+    js(&shell, a, "tessera.bus.publish('desk.orders', {n: 9}), true");
+    wait_js(&shell, b, "seen.join()", "\"desk.orders 7,desk.orders 8,desk.orders 9\"");
+    if said == "posted" {
+        let log = std::fs::read_to_string(tests::target_dir().join("e2e/permissions.log")).unwrap();
+        assert!(log.contains("ignored a message without the page's token"), "the frame's message is not accounted for");
+    }
+
     // FDC3: b declares it may broadcast, so it is asked; Esc in the dialog denies, remembered.
     js(&shell, b, "fdc3.joinUserChannel('fdc3.channel.2').then(() => true)");
     js(
@@ -201,7 +220,7 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    js(&shell, a, "errors = [], tessera.bus.publish('desk.orders', {n: 9}), true");
+    js(&shell, a, "errors = [], tessera.bus.publish('desk.orders', {n: 90}), true");
     wait_js(&shell, a, "errors.length", "1");
     assert!(js(&shell, a, "errors[0]").as_str().unwrap().contains("denied by the admin policy"));
     // A broken policy file is refused; the one in force stays.

@@ -121,7 +121,15 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         .filter(|b| b.len() <= shell::supervisor::MAX_APP_STATE)
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .unwrap_or(Value::Null);
-    let mut scripts = vec![format!("window.__tesseraState = {state};"), BUS_JS.to_owned(), FDC3_JS.to_owned()];
+    // A token only this page's preload knows: what arrives without it (a frame of another
+    // origin posting to the message handler directly) is refused.
+    let token = {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).context("no randomness for the page token")?;
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let bus = BUS_JS.replace("__TESSERA_PAGE_TOKEN__", &token);
+    let mut scripts = vec![format!("window.__tesseraState = {state};"), bus, FDC3_JS.to_owned()];
     for path in &opts.preload {
         scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
     }
@@ -197,6 +205,11 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             move |req| {
                 let body = req.body();
                 tracing::trace!(len = body.len(), "message from the page");
+                let Some(body) = body.strip_prefix(token.as_str()) else {
+                    // Not from this page's preload: a frame of another origin, or a forgery.
+                    tracing::warn!(len = body.len(), "ignored a message without the page's token");
+                    return;
+                };
                 if let Err(e) = from_page(&writer, body) {
                     tracing::warn!("refused a message from the page: {e:#}");
                     if let Some(wv) = webview.borrow().as_ref() {

@@ -148,6 +148,14 @@ pub enum HostMsg {
     },
     /// The page asked to close its window (`window.close()`).
     CloseSelf,
+    /// WebKit asks whether the page may use something (camera, microphone, geolocation,
+    /// notifications, the clipboard); answered with [`ShellMsg::PermissionDecision`].
+    PermissionRequest {
+        /// The host's id for the request.
+        id: u64,
+        /// The permissions it needs, all of them (`camera`, `microphone`, ...).
+        permissions: Vec<String>,
+    },
 }
 
 /// A rectangle in the shell window, in physical pixels.
@@ -263,6 +271,13 @@ pub enum ShellMsg {
     Fdc3 {
         /// The JSON text.
         message: String,
+    },
+    /// The answer to [`HostMsg::PermissionRequest`].
+    PermissionDecision {
+        /// The request's id.
+        id: u64,
+        /// Granted.
+        allow: bool,
     },
 }
 

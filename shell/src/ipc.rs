@@ -472,7 +472,8 @@ async fn handle(
         | HostMsg::PageLoad { .. }
         | HostMsg::SaveState { .. }
         | HostMsg::Fdc3 { .. }
-        | HostMsg::CloseSelf) => {
+        | HostMsg::CloseSelf
+        | HostMsg::PermissionRequest { .. }) => {
             if let Some(events) = events
                 && events.send_async(msg).await.is_err()
             {

@@ -853,6 +853,48 @@ impl Monitor {
         place && ask("window.open", None)
     }
 
+    /// Answers WebKit's question for the page: all of `permissions` must be allowed. Without
+    /// a gate, nothing is.
+    fn on_permission_request(&self, id: u64, permissions: &[String]) {
+        let gate = self.gate.lock().clone();
+        let app = self.spec.app.to_string();
+        let mut asks = Vec::new();
+        let mut allow = gate.is_some() && !permissions.is_empty();
+        for name in permissions {
+            let (Some(g), Ok(p)) = (&gate, crate::policy::Permission::new(name, None)) else {
+                allow = false;
+                break;
+            };
+            match g.check(self.instance, &app, &p) {
+                crate::ipc::Access::Allow => {}
+                crate::ipc::Access::Deny(why) => {
+                    tracing::info!(%app, instance = self.instance, %name, "WebKit permission refused: {why}");
+                    allow = false;
+                    break;
+                }
+                crate::ipc::Access::Ask(answer) => asks.push(answer),
+            }
+        }
+        let slots = Arc::clone(&self.slots);
+        let instance = self.instance;
+        let decide = move |allow: bool| {
+            if let Some(slot) = slots.lock().get(&instance) {
+                let _ = slot.control.try_send(ShellMsg::PermissionDecision { id, allow });
+            }
+        };
+        if !allow || asks.is_empty() {
+            decide(allow);
+            return;
+        }
+        tokio::spawn(async move {
+            let mut all = true;
+            for a in asks {
+                all &= a.await;
+            }
+            decide(all);
+        });
+    }
+
     fn on_event(&self, event: HostMsg, last_ack: &mut Instant, loading_since: &mut Option<Instant>) {
         match event {
             HostMsg::ProbeAck { .. } => *last_ack = Instant::now(),
@@ -900,6 +942,7 @@ impl Monitor {
             HostMsg::Fdc3 { message } => {
                 self.report(AppEvent::Fdc3 { instance: self.instance, app: self.spec.app.to_string(), message });
             }
+            HostMsg::PermissionRequest { id, permissions } => self.on_permission_request(id, &permissions),
             HostMsg::CloseSelf => {
                 tracing::info!(app = %self.spec.app, instance = self.instance, "the app closed itself");
                 if let Some(slot) = self.slots.lock().get(&self.instance) {

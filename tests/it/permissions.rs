@@ -80,7 +80,7 @@ fn instance_of(shell: &Shell, app: &str) -> u64 {
 const POLICY: &str = r#"{
   "rules": [
     { "apps": ["*"], "allow": ["bus.subscribe:desk.#"], "deny": ["bus.publish:admin.#"] },
-    { "apps": ["a"], "prompt": ["bus.publish:desk.orders"] }
+    { "apps": ["a"], "prompt": ["bus.publish:desk.orders"], "allow": ["notifications"] }
   ]
 }"#;
 
@@ -95,7 +95,7 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
             "name": "Tessera permissions desk",
             "apps": [
                 { "appId": "a", "title": "App A", "url": page },
-                { "appId": "b", "title": "App B", "url": page, "permissions": ["fdc3.broadcast"] },
+                { "appId": "b", "title": "App B", "url": page, "permissions": ["fdc3.broadcast", "geolocation"] },
             ],
             "startup": ["a", "b"],
         })
@@ -210,6 +210,22 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
     let out = shell.ctl(&["prompt", "999", "deny"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no prompt 999"));
 
+    // WebKit's own permission requests go through the same gate: notifications allowed by the
+    // policy for a, refused by default for b; b's location is asked for, and refused.
+    assert_eq!(js(&shell, a, "Notification.requestPermission()"), "granted");
+    assert_eq!(js(&shell, b, "Notification.requestPermission()"), "denied");
+    js(
+        &shell,
+        b,
+        "window.geo = null, navigator.geolocation.getCurrentPosition(() => geo = 'position', (e) => geo = 'error ' + e.code), true",
+    );
+    let p = one_prompt(&shell);
+    assert_eq!((p["app"].as_str(), p["permission"].as_str()), (Some("b"), Some("geolocation")));
+    assert_eq!(p["asks"], "know your location");
+    shell.ctl_ok(&["prompt", &p["id"].to_string(), "deny"]);
+    wait_js(&shell, b, "window.geo", "\"error 1\""); // PERMISSION_DENIED
+    assert_eq!(grants(&shell), ["a bus.publish:desk.orders allow", "b geolocation deny"]);
+
     // IT changes the policy while the shell runs: it applies at once, over the remembered allow.
     std::fs::write(
         &policy,
@@ -235,7 +251,7 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
 
     // Remembered answers survive a restart.
     let shell = start("permissions-restart");
-    assert_eq!(grants(&shell), ["a bus.publish:desk.orders allow"]);
+    assert_eq!(grants(&shell), ["a bus.publish:desk.orders allow", "b geolocation deny"]);
     let (a, b) = (instance_of(&shell, "a"), instance_of(&shell, "b"));
     js(&shell, b, "window.seen = [], tessera.bus.subscribe('desk.#', (d, m) => seen.push(m.topic + ' ' + d.n)), true");
     std::thread::sleep(Duration::from_millis(200));
@@ -283,6 +299,9 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
         "user b permission.answer fdc3.broadcast allow-once",
         "admin-policy - policy.reject",
         "user a permission.decide bus.publish:desk.orders allow",
+        "admin-policy a permission.decide notifications allow",
+        "default b permission.decide notifications deny",
+        "user b permission.answer geolocation deny",
     ] {
         assert!(said.iter().any(|s| s.starts_with(want)), "no audit entry {want:?} in:\n{}", said.join("\n"));
     }

@@ -41,6 +41,8 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
             .prop_map(|(service, call, result)| HostMsg::Respond { service, call, result }),
         ".{0,80}".prop_map(|message| HostMsg::Fdc3 { message }),
         Just(HostMsg::CloseSelf),
+        (any::<u64>(), prop::collection::vec("[a-z.]{0,12}", 0..3))
+            .prop_map(|(id, permissions)| HostMsg::PermissionRequest { id, permissions }),
     ]
 }
 
@@ -72,6 +74,7 @@ fn shell_msg() -> impl Strategy<Value = ShellMsg> {
             }),
         (any::<u64>(), any::<Result<Vec<u8>, String>>()).prop_map(|(call, result)| ShellMsg::Response { call, result }),
         ".{0,80}".prop_map(|message| ShellMsg::Fdc3 { message }),
+        (any::<u64>(), any::<bool>()).prop_map(|(id, allow)| ShellMsg::PermissionDecision { id, allow }),
     ]
 }
 

@@ -7,6 +7,7 @@
 //! period to every round trip). Writes to the shell go through one locked connection.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -279,6 +280,47 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             settings.set_enable_write_console_messages_to_stdout(true);
         }
     }
+    // WebKit's permission requests (camera, microphone, location, notifications, clipboard)
+    // are the shell's to decide; the request waits for its answer.
+    let pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>> = Rc::new(RefCell::new(HashMap::new()));
+    {
+        use webkit2gtk::WebViewExt;
+        use wry::WebViewExtUnix;
+        let (writer, pending) = (Arc::clone(&writer), Rc::clone(&pending));
+        let next = Cell::new(0u64);
+        WebViewExtUnix::webview(&built).connect_permission_request(move |_, request| {
+            use gtk::glib::prelude::*;
+            use webkit2gtk::PermissionRequestExt;
+            let permissions: Vec<String> = if let Some(media) = request.downcast_ref::<webkit2gtk::UserMediaPermissionRequest>() {
+                use webkit2gtk::UserMediaPermissionRequestExt;
+                let mut p = Vec::new();
+                if media.is_for_video_device() {
+                    p.push("camera".to_owned());
+                }
+                if media.is_for_audio_device() {
+                    p.push("microphone".to_owned());
+                }
+                p
+            } else if request.is::<webkit2gtk::GeolocationPermissionRequest>() {
+                vec!["geolocation".to_owned()]
+            } else if request.is::<webkit2gtk::NotificationPermissionRequest>() {
+                vec!["notifications".to_owned()]
+            } else if request.type_().name() == "WebKitClipboardPermissionRequest" {
+                vec!["clipboard.read".to_owned()]
+            } else {
+                Vec::new()
+            };
+            if permissions.is_empty() {
+                tracing::info!(kind = %request.type_().name(), "refused a WebKit permission request Tessera does not grant");
+                request.deny();
+                return true;
+            }
+            next.set(next.get() + 1);
+            pending.borrow_mut().insert(next.get(), request.clone());
+            send(&writer, &HostMsg::PermissionRequest { id: next.get(), permissions });
+            true
+        });
+    }
     *webview.borrow_mut() = Some(built);
 
     let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
@@ -314,6 +356,12 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
                                 let _ = wv.set_bounds(rect(b));
                             }
                         });
+                    }
+                    Inbound::Msg(ShellMsg::PermissionDecision { id, allow }) => {
+                        use webkit2gtk::PermissionRequestExt;
+                        if let Some(request) = pending.borrow_mut().remove(&id) {
+                            if allow { request.allow() } else { request.deny() }
+                        }
                     }
                     Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut deliveries),
                     Inbound::Closed => {
@@ -407,7 +455,7 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Va
             wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.fdc3({message})"))
         }
         ShellMsg::Welcome { .. } | ShellMsg::Ping { .. } | ShellMsg::Pong { .. } => Ok(()),
-        ShellMsg::NavigationDecision { .. } => Ok(()),
+        ShellMsg::NavigationDecision { .. } | ShellMsg::PermissionDecision { .. } => Ok(()),
     };
     if let Err(e) = result {
         tracing::warn!("the WebView refused a request: {e}");

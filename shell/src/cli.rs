@@ -30,6 +30,47 @@ pub(crate) enum Command {
     /// Verifies and exports the profile's tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// For IT: signing keys, signed App Directory records and signed manifests.
+    #[command(subcommand)]
+    Sign(SignCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignCommand {
+    /// Makes a signing key: the secret goes to FILE (0600), the public key (for the admin
+    /// policy's `trustedKeys`) to stdout.
+    Keygen {
+        /// Where to write the secret key (64 hex digits).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Signs App Directory records read from stdin (a list, or `{"applications": [...]}`); the
+    /// signed directory goes to stdout.
+    Records {
+        /// The secret key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The key's id, as the admin policy names it.
+        #[arg(long)]
+        key_id: String,
+        /// When the signatures stop being accepted (RFC 3339 UTC).
+        #[arg(long)]
+        expires: String,
+    },
+    /// Signs a platform manifest: writes FILE.sig beside it.
+    Manifest {
+        /// The manifest.
+        file: PathBuf,
+        /// The secret key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The key's id.
+        #[arg(long)]
+        key_id: String,
+        /// When the signature stops being accepted (RFC 3339 UTC).
+        #[arg(long)]
+        expires: String,
+    },
 }
 
 /// How `audit export` writes entries.

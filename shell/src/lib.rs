@@ -8,4 +8,5 @@ pub mod ipc;
 pub mod manifest;
 pub mod origin;
 pub mod policy;
+pub mod signing;
 pub mod supervisor;

@@ -11,6 +11,7 @@ mod cli;
 mod ctl_cmd;
 mod journal_cmd;
 mod run;
+mod sign_cmd;
 mod stats;
 mod vault_cmd;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Journal(cmd) => journal_cmd::run(&cmd),
         Command::Vault(cmd) => vault_cmd::run(&cmd),
         Command::Audit(cmd) => audit_cmd::run(&cmd),
+        Command::Sign(cmd) => sign_cmd::run(&cmd).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

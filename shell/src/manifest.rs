@@ -70,6 +70,9 @@ pub struct Manifest {
     pub directory_urls: Vec<String>,
     /// The admin policy the manifest carries, if any (a policy file given to the shell wins).
     pub policy: Option<crate::policy::AdminPolicy>,
+    /// How App Directory records are checked, and the versions seen so far (updated as
+    /// directories load).
+    pub trust: Trust,
 }
 
 impl Manifest {
@@ -78,7 +81,51 @@ impl Manifest {
     /// manifest already has is skipped). Bad records are skipped and kept in
     /// [`Manifest::directory_problems`]; only a directory that is not readable at all is an error.
     pub fn load_directory(&mut self, source: &str, text: &str) -> Result<(), broker::fdc3::DirectoryError> {
+        let mut refused = Vec::new();
+        let checked;
+        let text = match &self.trust.checker {
+            None => text,
+            Some(checker) => {
+                // Signed records: duplicate keys anywhere refuse the whole directory; each
+                // record's signature, expiry, version and URL are checked, and the bad ones
+                // are skipped.
+                let value = crate::signing::parse_strict(text)
+                    .map_err(|e| broker::fdc3::DirectoryError::NotJson(e.to_string()))?;
+                let list = match &value {
+                    serde_json::Value::Array(l) => l.clone(),
+                    serde_json::Value::Object(o) => match o.get("applications") {
+                        Some(serde_json::Value::Array(l)) => l.clone(),
+                        _ => return Err(broker::fdc3::DirectoryError::Shape),
+                    },
+                    _ => return Err(broker::fdc3::DirectoryError::Shape),
+                };
+                let now = now_rfc3339();
+                let mut kept = Vec::new();
+                for (i, r) in list.into_iter().enumerate() {
+                    let id = r.get("appId").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+                    let seen = self.trust.seen_versions.get(&id).map(String::as_str);
+                    match checker.check_record_value(&r, seen, &now) {
+                        Ok(()) => kept.push(r),
+                        Err(e) => refused.push(format!("{source}: app {id:?} (record {i}): signature: {e}")),
+                    }
+                }
+                checked = serde_json::Value::Array(kept).to_string();
+                checked.as_str()
+            }
+        };
         let (good, bad) = broker::fdc3::Directory::parse(text)?;
+        for r in &good {
+            if let Some(v) = &r.version {
+                let newer = self
+                    .trust
+                    .seen_versions
+                    .get(&r.app_id)
+                    .is_none_or(|s| crate::signing::version_cmp(v, s) == std::cmp::Ordering::Greater);
+                if newer {
+                    self.trust.seen_versions.insert(r.app_id.clone(), v.clone());
+                }
+            }
+        }
         let mut directory = broker::fdc3::Directory::new();
         for r in self.directory.apps() {
             if self.apps.iter().any(|a| a.app_id == r.app_id && a.source.as_deref() != Some(source)) {
@@ -87,6 +134,7 @@ impl Manifest {
         }
         self.apps.retain(|a| a.source.as_deref() != Some(source));
         self.directory_problems.retain(|p| !p.starts_with(&format!("{source}: ")));
+        self.directory_problems.extend(refused);
         self.directory_problems.extend(bad.iter().map(|p| format!("{source}: {p}")));
         for r in good {
             let Some(url) = r.url.clone() else { continue };
@@ -190,15 +238,48 @@ struct RawApp {
     permissions: Vec<String>,
 }
 
+/// How a manifest and its App Directories' records are checked before they load (the admin
+/// policy's signing rules), and the highest version of each app seen before.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Checks signatures; none: nothing needs to be signed.
+    pub checker: Option<crate::signing::Checker>,
+    /// The highest version seen of each app (kept by the shell in the profile).
+    pub seen_versions: std::collections::BTreeMap<String, String>,
+}
+
+fn now_rfc3339() -> String {
+    broker::Timestamp(crate::ipc::now_ms() * 1000).to_rfc3339()
+}
+
 /// Reads and checks the manifest at `path`.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+    load_with(path, Trust::default())
+}
+
+/// Reads and checks the manifest at `path`; with a signature checker, its detached signature
+/// (`<path>.sig`) first.
+pub fn load_with(path: &Path, trust: Trust) -> Result<Manifest, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
     let base = path.canonicalize().map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
-    parse(&text, &base)
+    if let Some(checker) = &trust.checker {
+        let sig_path = PathBuf::from(format!("{}.sig", path.display()));
+        let sig = std::fs::read_to_string(&sig_path).ok();
+        if let Err(e) = checker.check_manifest(&bytes, sig.as_deref(), &now_rfc3339()) {
+            return Err(ManifestError::Invalid { path: base, problems: vec![format!("signature: {e}")] });
+        }
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|e| ManifestError::Syntax { path: base.clone(), message: e.to_string() })?;
+    parse_with(&text, &base, trust)
 }
 
 /// Parses manifest `text`; relative URLs are resolved against the file `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
+    parse_with(text, base, Trust::default())
+}
+
+fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, ManifestError> {
     let raw: RawManifest = serde_json::from_str(text)
         .map_err(|e| ManifestError::Syntax { path: base.to_owned(), message: e.to_string() })?;
     let mut problems = Vec::new();
@@ -334,6 +415,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
         directory_problems: Vec::new(),
         directory_urls,
         policy,
+        trust,
     };
     for path in directory_files {
         match std::fs::read_to_string(&path) {

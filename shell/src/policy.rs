@@ -302,6 +302,9 @@ pub struct PolicyFile {
     /// The rules.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Which keys may sign App Directory records and manifests, and whether they must be signed.
+    #[serde(default)]
+    pub signing: Option<crate::signing::SigningRules>,
 }
 
 /// A policy that does not hold together.
@@ -322,10 +325,11 @@ struct CheckedRule {
 }
 
 /// The admin policy, checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct AdminPolicy {
     roles: BTreeMap<String, Role>,
     rules: Vec<CheckedRule>,
+    signing: Option<crate::signing::Checker>,
 }
 
 impl AdminPolicy {
@@ -378,7 +382,26 @@ impl AdminPolicy {
             let deny = list("deny", &r.deny);
             rules.push(CheckedRule { apps: r.apps.clone(), roles: r.roles.clone(), allow, prompt, deny });
         }
-        if problems.is_empty() { Ok(Self { roles: file.roles.clone(), rules }) } else { Err(PolicyError { problems }) }
+        let signing = match &file.signing {
+            None => None,
+            Some(s) => match crate::signing::Checker::new(s) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.push(format!("signing: {e}"));
+                    None
+                }
+            },
+        };
+        if problems.is_empty() {
+            Ok(Self { roles: file.roles.clone(), rules, signing })
+        } else {
+            Err(PolicyError { problems })
+        }
+    }
+
+    /// How signed records and manifests are checked, if the policy says.
+    pub fn signing(&self) -> Option<&crate::signing::Checker> {
+        self.signing.as_ref()
     }
 
     fn has_role(&self, who: &Subject, role: &str) -> bool {

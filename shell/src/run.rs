@@ -64,17 +64,30 @@ const SYSTEM_POLICY: &str = "/etc/tessera/policy.json";
 
 /// The admin policy in force, and the file to watch for changes: `--policy`, else the system
 /// file, else the manifest's `policy`, else an empty policy (the user and the manifests decide).
-fn admin_policy(args: &RunArgs, manifest: &Manifest) -> Result<(shell::policy::AdminPolicy, Option<PathBuf>)> {
-    let file = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file()));
-    if let Some(path) = file {
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading the admin policy {}", path.display()))?;
-        let policy = shell::policy::AdminPolicy::parse(&text).with_context(|| format!("in {}", path.display()))?;
-        tracing::info!(path = %path.display(), "admin policy loaded");
-        return Ok((policy, Some(path)));
+fn admin_policy(
+    file: Option<(shell::policy::AdminPolicy, PathBuf)>,
+    manifest: &Manifest,
+) -> (shell::policy::AdminPolicy, Option<PathBuf>) {
+    match file {
+        Some((policy, path)) => (policy, Some(path)),
+        None => (manifest.policy.clone().unwrap_or_default(), None),
     }
-    Ok((manifest.policy.clone().unwrap_or_default(), None))
 }
+
+/// The policy file IT gave (`--policy`, else the system file), read and checked.
+fn policy_file(args: &RunArgs) -> Result<Option<(shell::policy::AdminPolicy, PathBuf)>> {
+    let Some(path) = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file())) else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading the admin policy {}", path.display()))?;
+    let policy = shell::policy::AdminPolicy::parse(&text).with_context(|| format!("in {}", path.display()))?;
+    tracing::info!(path = %path.display(), "admin policy loaded");
+    Ok(Some((policy, path)))
+}
+
+/// Where the highest version seen of each signed app is kept, against downgrades.
+const SEEN_VERSIONS: &str = "appd.seen_versions";
 
 /// The profile's audit log, whose signing key is in the vault; without a usable keyring the
 /// shell still runs, and says loudly that nothing is being recorded.
@@ -150,8 +163,17 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         Some(p) => p.clone(),
         None => demo_manifest()?,
     };
-    let mut manifest = manifest::load(&manifest_path)?;
     let profile_path = profile_dir(&args.profile)?;
+    let profile =
+        Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
+    // The policy file comes first: its signing rules decide whether the manifest and the App
+    // Directories' records are acceptable.
+    let policy_from_file = policy_file(args)?;
+    let trust = manifest::Trust {
+        checker: policy_from_file.as_ref().and_then(|(p, _)| p.signing().cloned()),
+        seen_versions: profile.setting(SEEN_VERSIONS).ok().flatten().unwrap_or_default(),
+    };
+    let mut manifest = manifest::load_with(&manifest_path, trust)?;
     for source in &args.app_directories {
         if source.starts_with("http://") || source.starts_with("https://") {
             manifest.directory_urls.push(source.clone());
@@ -178,9 +200,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     for p in &manifest.directory_problems {
         tracing::warn!("App Directory record skipped: {p}");
     }
+    if let Err(e) = profile.set_setting(SEEN_VERSIONS, &manifest.trust.seen_versions) {
+        tracing::warn!("could not keep the App Directory versions seen: {e}");
+    }
     let first_desk = workspace::from_manifest(&manifest).with_context(|| format!("in {}", manifest_path.display()))?;
-    let profile =
-        Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
     let journal = Journal::open(&profile, JournalConfig::default()).context("opening the journal")?;
     let broker = Broker::new(BrokerConfig { epoch: run_epoch(), ..BrokerConfig::default() });
     broker.attach_journal(Arc::new(journal));
@@ -202,7 +225,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let host = std::env::current_exe().context("locating the tessera binary")?.with_file_name("tessera-app-host");
     let policy = RestartPolicy { memory_limit_bytes: Some(args.memory_limit_mib << 20), ..RestartPolicy::default() };
     let agent = fdc3::agent(&manifest);
-    let (admin, policy_file) = admin_policy(args, &manifest)?;
+    let (admin, policy_file) = admin_policy(policy_from_file, &manifest);
     let journal_client = Arc::new(broker.connect(None));
     let shell = {
         let _guard = rt.enter();
@@ -536,6 +559,9 @@ async fn refresh_directories(shell: Arc<Shell>, cache: PathBuf, every: Duration)
                 }
                 for p in manifest.directory_problems.iter().filter(|p| !before.contains(p)) {
                     tracing::warn!("App Directory record skipped: {p}");
+                }
+                if let Err(e) = shell.profile.set_setting(SEEN_VERSIONS, &manifest.trust.seen_versions) {
+                    tracing::warn!("could not keep the App Directory versions seen: {e}");
                 }
                 manifest.directory.clone()
             };

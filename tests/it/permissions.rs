@@ -307,3 +307,179 @@ fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
     }
     assert!(said.iter().filter(|s| s.contains(" policy.load ")).count() >= 2, "each reload is recorded");
 }
+
+fn tessera(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(tests::bin("tessera"))
+        .args(args)
+        .env("TESSERA_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Waits for a shell that must refuse to start; returns its log.
+fn refused(mut shell: Shell, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shell.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the shell started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::read_to_string(tests::target_dir().join(format!("e2e/{name}.log"))).unwrap()
+}
+
+#[test]
+fn signed_manifests_and_app_directories_with_a_policy_that_requires_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = d.join("it.key");
+    let public = ok(&tessera(&["sign", "keygen", "--out", key.to_str().unwrap()], None)).trim().to_owned();
+    let rogue = d.join("rogue.key");
+    ok(&tessera(&["sign", "keygen", "--out", rogue.to_str().unwrap()], None));
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({
+            "signing": { "requireSigned": true, "trustedKeys": [{ "id": "it", "publicKey": public }] },
+            "rules": [{ "apps": ["*"], "allow": ["fdc3.open"] }],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let record = |id: &str, version: &str| {
+        json!({ "appId": id, "title": format!("Web {id}"), "type": "web", "version": version,
+                "details": { "url": format!("https://{id}.example/") } })
+    };
+    let sign = |records: Value, key: &std::path::Path, expires: &str| -> Value {
+        let out = ok(&tessera(
+            &["sign", "records", "--key", key.to_str().unwrap(), "--key-id", "it", "--expires", expires],
+            Some(&records.to_string()),
+        ));
+        serde_json::from_str(&out).unwrap()
+    };
+    let good = sign(json!([record("web1", "2.0")]), &key, "2099-01-01T00:00:00Z");
+    let mut tampered = sign(json!([record("web3", "1.0")]), &key, "2099-01-01T00:00:00Z");
+    tampered[0]["details"]["url"] = json!("https://evil.example/");
+    let expired = sign(json!([record("web4", "1.0")]), &key, "2020-01-01T00:00:00Z");
+    let forged = sign(json!([record("web5", "1.0")]), &rogue, "2099-01-01T00:00:00Z");
+    let appd = d.join("appd.json");
+    let write_appd =
+        |records: Vec<Value>| std::fs::write(&appd, json!({ "applications": records }).to_string()).unwrap();
+    write_appd(vec![
+        good[0].clone(),
+        record("web2", "1.0"),
+        tampered[0].clone(),
+        expired[0].clone(),
+        forged[0].clone(),
+    ]);
+    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let manifest = d.join("desk.json");
+    std::fs::write(
+        &manifest,
+        json!({ "name": "Signed desk", "appDirectory": "appd.json",
+                "apps": [{ "appId": "a", "title": "App A", "url": page }], "startup": ["a"] })
+        .to_string(),
+    )
+    .unwrap();
+    let profile = d.join("profile");
+    let env = [("TESSERA_POLICY", policy.to_str().unwrap())];
+    let start = |name: &str| Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 2048, &env, name);
+
+    // Unsigned, the manifest is refused and the shell does not start.
+    let log = refused(start("signed-unsigned"), "signed-unsigned");
+    assert!(log.contains("signature: it is not signed"), "{log}");
+    // Signed by a key the policy does not trust: refused too.
+    ok(&tessera(
+        &[
+            "sign",
+            "manifest",
+            manifest.to_str().unwrap(),
+            "--key",
+            rogue.to_str().unwrap(),
+            "--key-id",
+            "it",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        ],
+        None,
+    ));
+    let log = refused(start("signed-rogue"), "signed-rogue");
+    assert!(log.contains("signature does not match"), "{log}");
+    // Signed properly: it starts; only the App Directory's good record loads, the others are
+    // named with their reason.
+    ok(&tessera(
+        &[
+            "sign",
+            "manifest",
+            manifest.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--key-id",
+            "it",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        ],
+        None,
+    ));
+    {
+        let shell = start("signed");
+        shell.wait_for("app a loads", Duration::from_secs(60), |apps| {
+            apps.len() == 1 && apps.iter().all(running_with_page)
+        });
+        let a = instance_of(&shell, "a");
+        wait_js(&shell, a, "typeof window.fdc3", "\"object\"");
+        assert_eq!(js(&shell, a, "fdc3.getAppMetadata({appId: 'web1'}).then(m => m.version)"), "2.0");
+        for id in ["web2", "web3", "web4", "web5"] {
+            let got =
+                js(&shell, a, &format!("fdc3.getAppMetadata({{appId: '{id}'}}).then(() => 'loaded', e => e.message)"));
+            assert_eq!(got, "TargetAppUnavailable", "{id}");
+        }
+        let log = std::fs::read_to_string(tests::target_dir().join("e2e/signed.log")).unwrap();
+        for (id, why) in [
+            ("web2", "it is not signed"),
+            ("web3", "its signature does not match its content"),
+            ("web4", "its signature expired"),
+            ("web5", "its signature does not match its content"),
+        ] {
+            assert!(
+                log.lines().any(|l| l.contains(&format!("app \\\"{id}\\\"")) && l.contains(why))
+                    || log.lines().any(|l| l.contains(&format!("app \"{id}\"")) && l.contains(why)),
+                "{id}: {why} not in the log:\n{log}"
+            );
+        }
+    }
+    // An older version of web1, validly signed, is a downgrade: refused; the rest still loads.
+    let older = sign(json!([record("web1", "1.9"), record("web6", "1.0")]), &key, "2099-01-01T00:00:00Z");
+    write_appd(older.as_array().unwrap().clone());
+    {
+        let shell = start("signed-downgrade");
+        shell.wait_for("app a loads", Duration::from_secs(60), |apps| {
+            apps.iter().any(|x| x["app"] == "a" && running_with_page(x))
+        });
+        let a = instance_of(&shell, "a");
+        wait_js(&shell, a, "typeof window.fdc3", "\"object\"");
+        assert_eq!(
+            js(&shell, a, "fdc3.getAppMetadata({appId: 'web1'}).then(() => 'loaded', e => e.message)"),
+            "TargetAppUnavailable"
+        );
+        assert_eq!(js(&shell, a, "fdc3.getAppMetadata({appId: 'web6'}).then(m => m.title)"), "Web web6");
+        let log = std::fs::read_to_string(tests::target_dir().join("e2e/signed-downgrade.log")).unwrap();
+        assert!(log.contains("older than version 2.0 seen before"), "{log}");
+    }
+    // The manifest changed after signing: refused.
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("App A", "App Z");
+    std::fs::write(&manifest, text).unwrap();
+    let log = refused(start("signed-tampered"), "signed-tampered");
+    assert!(log.contains("signature does not match"), "{log}");
+}

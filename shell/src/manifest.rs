@@ -387,6 +387,12 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
             directory_files.push(base.parent().unwrap_or(Path::new("/")).join(source));
         }
     }
+    // Start-up apps must be in the manifest, or (checked once it is loaded) its App Directory.
+    if directory_files.is_empty() {
+        for s in raw.startup.iter().filter(|s| !seen.contains(*s)) {
+            problems.push(format!("startup: {s:?} is not an app in this manifest"));
+        }
+    }
     let policy = match raw.policy {
         None => None,
         Some(v) => match serde_json::from_value::<crate::policy::PolicyFile>(v) {

@@ -59,6 +59,41 @@ pub struct ConnOptions {
     pub counters: Option<std::sync::Arc<Traffic>>,
     /// Decides what the app may do on the bus, for this instance; none: everything.
     pub gate: Option<(Arc<dyn Gate>, u64)>,
+    /// Most messages per second the app may send (publishes, sends, calls, answers, FDC3),
+    /// with bursts up to one second's worth; beyond it the connection stops reading, so the
+    /// app's own writes wait. None: unlimited.
+    pub rate_limit: Option<u32>,
+}
+
+/// A token bucket: `rate` tokens a second, holding at most `rate`.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: std::time::Instant,
+    /// Times the app had to wait, for the log.
+    throttled: u64,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self { rate, tokens: rate, at: std::time::Instant::now(), throttled: 0 }
+    }
+
+    /// How long to wait before one more message may go.
+    fn take(&mut self) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            None
+        } else {
+            self.throttled += 1;
+            Some(Duration::from_secs_f64(-self.tokens / self.rate))
+        }
+    }
 }
 
 /// The answer to a permission check.
@@ -95,6 +130,8 @@ pub struct Traffic {
     pub from_app: std::sync::atomic::AtomicU64,
     /// Given to the app.
     pub to_app: std::sync::atomic::AtomicU64,
+    /// Times the app was slowed down for sending past its rate limit.
+    pub throttled: std::sync::atomic::AtomicU64,
 }
 
 impl Default for ConnOptions {
@@ -107,6 +144,7 @@ impl Default for ConnOptions {
             events: None,
             counters: None,
             gate: None,
+            rate_limit: None,
         }
     }
 }
@@ -195,6 +233,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     let mut reader = FrameReader::new(limits);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut state = ConnState::default();
+    let mut bucket = opts.rate_limit.map(Bucket::new);
     let last_pong = opts.last_pong.clone();
     let result: Result<()> = async {
         loop {
@@ -230,17 +269,28 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                     if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
                         last.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
                     }
-                    if let Some(t) = &opts.counters
-                        && matches!(
-                            msg,
-                            HostMsg::Publish { .. }
-                                | HostMsg::Send { .. }
-                                | HostMsg::Request { .. }
-                                | HostMsg::Respond { .. }
-                                | HostMsg::Fdc3 { .. }
-                        )
-                    {
+                    let counted = matches!(
+                        msg,
+                        HostMsg::Publish { .. }
+                            | HostMsg::Send { .. }
+                            | HostMsg::Request { .. }
+                            | HostMsg::Respond { .. }
+                            | HostMsg::Fdc3 { .. }
+                    );
+                    if counted && let Some(t) = &opts.counters {
                         t.from_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if counted
+                        && let Some(bucket) = bucket.as_mut()
+                        && let Some(wait) = bucket.take()
+                    {
+                        if bucket.throttled % 10_000 == 1 {
+                            tracing::warn!(app = %app_name, "the app sends faster than its limit; it is being slowed down");
+                        }
+                        if let Some(t) = &opts.counters {
+                            t.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        tokio::time::sleep(wait).await;
                     }
                     let hello = matches!(msg, HostMsg::Hello { .. });
                     let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await else {

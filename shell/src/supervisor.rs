@@ -55,7 +55,17 @@ pub struct RestartPolicy {
     pub cpu_limit_percent: Option<u32>,
     /// See `cpu_limit_percent`.
     pub cpu_window: Duration,
+    /// Most messages a second an app may send the shell (see `ConnOptions::rate_limit`).
+    pub rate_limit: Option<u32>,
 }
+
+/// Messages a second above which an app counts as flooding the bus (its processes are then
+/// given the lowest CPU priority).
+const FLOOD_RATE: f64 = 5_000.0;
+
+/// Messages a second an app may send by default: far above what a desk app needs, far below
+/// what would starve the other apps.
+pub const DEFAULT_RATE_LIMIT: u32 = 20_000;
 
 impl Default for RestartPolicy {
     fn default() -> Self {
@@ -71,6 +81,7 @@ impl Default for RestartPolicy {
             memory_limit_bytes: Some(2 << 30),
             cpu_limit_percent: None,
             cpu_window: Duration::from_secs(10),
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
         }
     }
 }
@@ -676,6 +687,7 @@ impl Monitor {
             events: Some(events_tx),
             counters: Some(Arc::clone(&self.traffic)),
             gate: self.gate.lock().clone().map(|g| (g, self.instance)),
+            rate_limit: self.policy.rate_limit,
             ..ConnOptions::default()
         };
         // A restarted host is told where its view is before anything else queued for it.
@@ -710,6 +722,11 @@ impl Monitor {
         // (when, CPU ticks of the whole tree) over the last `cpu_window`.
         let mut cpu_samples: std::collections::VecDeque<(Instant, u64)> = std::collections::VecDeque::new();
         let ticks_per_sec = rustix::param::clock_ticks_per_second().max(1) as f64;
+        // A host that floods the bus is slowed by its rate limit; its processes also go to the
+        // lowest CPU priority, so that what it burns in its own page does not starve the others.
+        let mut demoted = false;
+        let throttled_before = self.traffic.throttled.load(Ordering::Relaxed);
+        let mut sent_at_scan = self.traffic.from_app.load(Ordering::Relaxed);
         let ended = loop {
             tokio::select! {
                 status = child.wait() => {
@@ -773,6 +790,7 @@ impl Monitor {
                     }
                     // Memory: an RSS watchdog over the host's whole tree (cgroup v2 is not used yet).
                     if let Some(pid) = pid && last_scan.elapsed() >= Duration::from_millis(500) {
+                        let last_scan_gap = last_scan.elapsed();
                         last_scan = Instant::now();
                         let tree = process_tree(pid);
                         let rss: u64 = tree.iter().map(memory_of).sum();
@@ -792,6 +810,18 @@ impl Monitor {
                             let used = ticks.saturating_sub(*first) as f64 / ticks_per_sec;
                             (span, if span.is_zero() { 0.0 } else { 100.0 * used / span.as_secs_f64() })
                         });
+                        let sent_now = self.traffic.from_app.load(Ordering::Relaxed);
+                        let rate = (sent_now.saturating_sub(sent_at_scan) as f64) / last_scan_gap.as_secs_f64().max(0.001);
+                        sent_at_scan = sent_now;
+                        if !demoted && (self.traffic.throttled.load(Ordering::Relaxed) > throttled_before || rate > FLOOD_RATE) {
+                            demoted = true;
+                            tracing::warn!(app = %self.spec.app, instance = self.instance, "the app floods the bus: its processes now run at the lowest priority");
+                            for p in &tree {
+                                if let Some(pid) = rustix::process::Pid::from_raw(p.pid.cast_signed()) {
+                                    let _ = rustix::process::setpriority_process(Some(pid), 19);
+                                }
+                            }
+                        }
                         let (sent, given) = (self.traffic.from_app.load(Ordering::Relaxed), self.traffic.to_app.load(Ordering::Relaxed));
                         self.update(|s| {
                             s.messages_out = sent;

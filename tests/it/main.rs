@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod e2e;
 mod fdc3;
+mod flood;
 mod journal_crash;
 mod layout;
 mod permissions;

@@ -31,6 +31,7 @@ fn policy() -> RestartPolicy {
         memory_limit_bytes: Some(256 << 20),
         cpu_limit_percent: None,
         cpu_window: Duration::from_secs(2),
+        rate_limit: None,
     }
 }
 

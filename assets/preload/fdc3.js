@@ -526,13 +526,23 @@
       return request("getUserChannelsRequest", {}).then((p) => p.userChannels.map(makeChannel));
     },
     joinUserChannel: function (channelId) {
-      return request("joinUserChannelRequest", { channelId: channelId }).then(() => undefined);
+      // The channel is this page's as soon as the agent says yes (its channelChangedEvent,
+      // which also hands listeners the channel's context, follows).
+      return request("joinUserChannelRequest", { channelId: channelId }, {
+        onAnswer: () => {
+          currentChannelId = channelId;
+        },
+      }).then(() => undefined);
     },
     getCurrentChannel: function () {
       return request("getCurrentChannelRequest", {}).then((p) => (p.channel ? makeChannel(p.channel) : null));
     },
     leaveCurrentChannel: function () {
-      return request("leaveCurrentChannelRequest", {}).then(() => undefined);
+      return request("leaveCurrentChannelRequest", {}, {
+        onAnswer: () => {
+          currentChannelId = null;
+        },
+      }).then(() => undefined);
     },
     getOrCreateChannel: function (channelId) {
       if (typeof channelId !== "string" || channelId.length === 0) {

@@ -10,7 +10,7 @@
 mod agent;
 pub mod directory;
 
-pub use agent::{Agent, Choice, Output, Pending, user_channels};
+pub use agent::{Agent, Choice, OPEN_SETTLE_MS, Output, Pending, user_channels};
 pub use directory::{AppRecord, Directory, DirectoryError, IntentDecl, Problem};
 
 /// How long a launched app has to add the listener an intent or `open` waits for.

@@ -246,6 +246,9 @@ pub struct Trust {
     pub checker: Option<crate::signing::Checker>,
     /// The highest version seen of each app (kept by the shell in the profile).
     pub seen_versions: std::collections::BTreeMap<String, String>,
+    /// More App Directories will be added (given on the command line): start-up apps are
+    /// checked by the caller once they are.
+    pub more_directories: bool,
 }
 
 fn now_rfc3339() -> String {
@@ -441,10 +444,11 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
             }
         }
     }
+    let later = manifest.trust.more_directories || !manifest.directory_urls.is_empty();
     let unknown: Vec<String> = manifest
         .startup
         .iter()
-        .filter(|s| manifest.app(s).is_none())
+        .filter(|s| !later && manifest.app(s).is_none())
         .map(|s| format!("startup: {s:?} is not an app in this manifest or its App Directory file"))
         .collect();
     if !unknown.is_empty() {

@@ -172,6 +172,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let trust = manifest::Trust {
         checker: policy_from_file.as_ref().and_then(|(p, _)| p.signing().cloned()),
         seen_versions: profile.setting(SEEN_VERSIONS).ok().flatten().unwrap_or_default(),
+        more_directories: !args.app_directories.is_empty(),
     };
     let mut manifest = manifest::load_with(&manifest_path, trust)?;
     for source in &args.app_directories {
@@ -199,6 +200,18 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     }
     for p in &manifest.directory_problems {
         tracing::warn!("App Directory record skipped: {p}");
+    }
+    // Start-up apps from App Directories given on the command line or by URL are known only now.
+    let missing: Vec<String> = manifest.startup.iter().filter(|s| manifest.app(s).is_none()).cloned().collect();
+    if !missing.is_empty() {
+        if args.app_directories.is_empty() && manifest.directory_urls.is_empty() {
+            bail!("startup: {missing:?} are not apps of this manifest or its App Directories");
+        }
+        tracing::error!(
+            ?missing,
+            "start-up apps not found in the manifest or its App Directories; they are not started"
+        );
+        manifest.startup.retain(|s| !missing.contains(s));
     }
     if let Err(e) = profile.set_setting(SEEN_VERSIONS, &manifest.trust.seen_versions) {
         tracing::warn!("could not keep the App Directory versions seen: {e}");

@@ -183,6 +183,11 @@ pub enum AppEvent {
         /// Its app.
         app: String,
     },
+    /// A page finished loading.
+    PageLoaded {
+        /// The instance.
+        instance: u64,
+    },
     /// A DACP message from the page.
     Fdc3 {
         /// The instance.
@@ -937,6 +942,7 @@ impl Monitor {
                 *loading_since = None;
                 *last_ack = Instant::now();
                 tracing::info!(app = %self.spec.app, instance = self.instance, %url, "page loaded");
+                self.report(AppEvent::PageLoaded { instance: self.instance });
                 self.update(|s| s.url = Some(url));
             }
             HostMsg::SaveState { state } => {
@@ -975,6 +981,8 @@ impl Monitor {
             HostMsg::PermissionRequest { id, permissions } => self.on_permission_request(id, &permissions),
             HostMsg::CloseSelf => {
                 tracing::info!(app = %self.spec.app, instance = self.instance, "the app closed itself");
+                // It is gone for the agent now, not when its processes have finished exiting.
+                self.report(AppEvent::Closed { instance: self.instance });
                 if let Some(slot) = self.slots.lock().get(&self.instance) {
                     let _ = slot.stop.send(true);
                 }

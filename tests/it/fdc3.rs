@@ -117,6 +117,18 @@ fn channels_contexts_and_private_channels_through_the_real_shell() {
     let got = js(&shell, b, "got[0]");
     assert_eq!(got["c"]["id"]["ticker"], "AAPL");
     assert_eq!(got["m"]["source"], json!({ "appId": "a", "instanceId": a.to_string() }));
+    // A broadcast right after joining goes out on the new channel (the page knows its channel
+    // as soon as the join is answered).
+    let at_once = js(
+        &shell,
+        a,
+        &format!(
+            "fdc3.joinUserChannel('fdc3.channel.3').then(() => fdc3.broadcast({})).then(() => fdc3.getUserChannels()).then(cs => cs[2].getCurrentContext()).then(c => c && c.id.ticker)",
+            instrument("NOW")
+        ),
+    );
+    assert_eq!(at_once, "NOW");
+    assert_eq!(outcome(&shell, a, "fdc3.joinUserChannel('fdc3.channel.1')"), "resolved");
     // A context of another type does not reach a typed listener; a malformed one is refused.
     js(&shell, a, "fdc3.broadcast({type: 'fdc3.contact', id: {email: 'x@example.com'}}).then(() => true)");
     assert_eq!(outcome(&shell, a, "fdc3.broadcast({id: 1})"), "rejected:MalformedContext");
@@ -443,9 +455,13 @@ fn intents_open_the_resolver_and_closing_windows_through_the_real_shell() {
     keys(&shell, &["Escape"]);
     wait_js(&shell, a, "window.pick", "\"UserCancelledResolution\"");
 
-    // window.close(): the instance goes from the shell and from the agent.
+    // window.close(): the instance goes from the agent at once, and from the shell.
+    let closing = Instant::now();
     let out = shell.ctl(&["eval", &chart2.to_string(), "window.close()"]);
     let _ = out; // the page may be gone before it answers
+    wait_js(&shell, a, "fdc3.findInstances({appId: 'chart2'}).then(l => l.length)", "0");
+    let gone_in = closing.elapsed();
+    assert!(gone_in < Duration::from_millis(1500), "the agent still knew the closed instance after {gone_in:?}");
     shell.wait_for("chart2 closes itself", Duration::from_secs(10), |apps| !apps.iter().any(|x| x["app"] == "chart2"));
     assert_eq!(js(&shell, a, "fdc3.findInstances({appId: 'chart2'})"), json!([]));
 }

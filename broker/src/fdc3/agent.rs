@@ -164,6 +164,10 @@ struct Wait {
     deadline: u64,
 }
 
+/// How long after its page loaded a newly opened app (opened without a context) is taken to
+/// be ready, if it has not added a listener by then.
+pub const OPEN_SETTLE_MS: u64 = 1_000;
+
 #[derive(Debug)]
 struct Question {
     raise: Raise,
@@ -351,12 +355,8 @@ impl Agent {
         if let Some(r) = record {
             m.insert("title".into(), Value::String(r.title.clone()));
             m.insert("name".into(), Value::String(r.name.clone().unwrap_or_else(|| r.title.clone())));
-            for (k, v) in [
-                ("description", &r.description),
-                ("tooltip", &r.tooltip),
-                ("version", &r.version),
-                ("publisher", &r.publisher),
-            ] {
+            // AppMetadata's fields only (the directory's `publisher` is not one of them).
+            for (k, v) in [("description", &r.description), ("tooltip", &r.tooltip), ("version", &r.version)] {
                 if let Some(v) = v {
                     m.insert(k.into(), Value::String(v.clone()));
                 }
@@ -430,7 +430,7 @@ impl Agent {
         let waits = std::mem::take(&mut self.waits);
         for w in waits {
             if gone && w.instance == instance {
-                self.fail(w.purpose, out);
+                self.fail(w.instance, w.purpose, out);
             } else {
                 self.waits.push(w);
             }
@@ -451,13 +451,43 @@ impl Agent {
         }
     }
 
-    /// A wait that will not be met: its requester gets the matching error.
-    fn fail(&mut self, purpose: Purpose, out: &mut Vec<Output>) {
+    /// A wait that will not be met: its requester gets the matching error (an `open` without
+    /// a context has nothing to deliver: the app was opened, and that is the answer).
+    fn fail(&mut self, instance: u64, purpose: Purpose, out: &mut Vec<Output>) {
         match purpose {
             Purpose::Intent { raise, .. } => {
                 self.reply(out, raise.from, raise.response, &raise.request_uuid, Err(INTENT_DELIVERY_FAILED));
             }
+            Purpose::Open(o) if o.context.is_none() && self.instances.contains_key(&instance) => {
+                let id = self.identifier(instance);
+                self.reply(out, o.from, "openResponse", &o.request_uuid, Ok(json!({ "appIdentifier": id })));
+            }
             Purpose::Open(o) => self.reply(out, o.from, "openResponse", &o.request_uuid, Err(APP_TIMEOUT)),
+        }
+    }
+
+    /// An instance's page finished loading: an `open` without a context waiting on it is
+    /// answered a moment later unless a listener comes first.
+    pub fn page_loaded(&mut self, instance: u64, now_ms: u64) {
+        self.now_ms = now_ms;
+        for w in &mut self.waits {
+            if w.instance == instance && matches!(&w.purpose, Purpose::Open(o) if o.context.is_none()) {
+                w.deadline = w.deadline.min(now_ms + OPEN_SETTLE_MS);
+            }
+        }
+    }
+
+    /// `instance` added a listener: an `open` without a context waiting on it is answered.
+    fn listener_added(&mut self, instance: u64, out: &mut Vec<Output>) {
+        let waits = std::mem::take(&mut self.waits);
+        for w in waits {
+            match w.purpose {
+                Purpose::Open(o) if w.instance == instance && o.context.is_none() => {
+                    let id = self.identifier(instance);
+                    self.reply(out, o.from, "openResponse", &o.request_uuid, Ok(json!({ "appIdentifier": id })));
+                }
+                purpose => self.waits.push(Wait { instance: w.instance, purpose, deadline: w.deadline }),
+            }
         }
     }
 
@@ -492,17 +522,11 @@ impl Agent {
         let Some((purpose, app, _)) = self.launches.remove(&launch) else { return out };
         match (result, purpose) {
             (Some(instance), Purpose::Open(o)) => {
+                // With a context: answered when a listener takes it. Without: when the app
+                // is ready, i.e. it adds its first listener, or a moment after its page loaded
+                // (answering at once would let the opener talk to a page not yet listening).
                 self.add_instance(instance, &o.app);
-                if o.context.is_some() {
-                    self.waits.push(Wait {
-                        instance,
-                        purpose: Purpose::Open(o),
-                        deadline: now_ms + LISTENER_TIMEOUT_MS,
-                    });
-                } else {
-                    let id = self.identifier(instance);
-                    self.reply(&mut out, o.from, "openResponse", &o.request_uuid, Ok(json!({ "appIdentifier": id })));
-                }
+                self.waits.push(Wait { instance, purpose: Purpose::Open(o), deadline: now_ms + LISTENER_TIMEOUT_MS });
             }
             (Some(instance), Purpose::Intent { raise, intent }) => {
                 self.add_instance(instance, &app);
@@ -552,7 +576,7 @@ impl Agent {
         let waits = std::mem::take(&mut self.waits);
         for w in waits {
             if w.deadline <= now_ms {
-                self.fail(w.purpose, &mut out);
+                self.fail(w.instance, w.purpose, &mut out);
             } else {
                 self.waits.push(w);
             }
@@ -560,7 +584,7 @@ impl Agent {
         let late: Vec<u64> = self.launches.iter().filter(|(_, l)| l.2 <= now_ms).map(|(k, _)| *k).collect();
         for k in late {
             if let Some((purpose, ..)) = self.launches.remove(&k) {
-                self.fail(purpose, &mut out);
+                self.fail(0, purpose, &mut out);
             }
         }
         let late: Vec<u64> = self.questions.iter().filter(|(_, q)| q.deadline <= now_ms).map(|(k, _)| *k).collect();
@@ -674,6 +698,16 @@ impl Agent {
             "openRequest" => self.open(&req, &mut out).err().map(Err),
             _ => return Err(Fdc3Error::UnknownType(kind.to_owned())),
         };
+        let listening = matches!(
+            req.kind,
+            "addContextListenerRequest"
+                | "addIntentListenerRequest"
+                | "addEventListenerRequest"
+                | "privateChannelAddEventListenerRequest"
+        );
+        if listening && matches!(answer, Some(Ok(_))) {
+            self.listener_added(from, &mut out);
+        }
         if let Some(answer) = answer {
             // The answer goes before anything the request caused for the same instance.
             let message = {
@@ -1203,6 +1237,12 @@ impl Agent {
         let choices = match &target {
             Some((app, Some(instance_id))) => {
                 let instance = self.instance_of(app, instance_id).ok_or(TARGET_INSTANCE_UNAVAILABLE)?;
+                // The app's declaration of the intent, if it has one, must take this context.
+                if let Some(d) = self.directory.get(app).and_then(|r| r.intent(&intent))
+                    && !d.contexts.iter().any(|c| *c == ctype)
+                {
+                    return Err(NO_APPS_FOUND);
+                }
                 if self.instances.get(&instance).is_some_and(|i| i.intents.values().any(|n| *n == intent)) {
                     self.deliver(raise, &intent, instance, out);
                 } else {

@@ -493,3 +493,67 @@ fn deadlines_give_app_timeout_and_resolver_timeout() {
     assert!(out.contains(&Output::CloseResolver { resolve }));
     assert_eq!(a.pending(), Pending { launches: 0, listeners: 0, resolves: 0, results: 0 });
 }
+
+#[test]
+fn open_without_a_context_answers_when_the_app_is_ready() {
+    let mut a = agent();
+    a.add_instance(1, "news");
+    // Ready when it adds a listener...
+    let (u, out) = ask(&mut a, 1, "news", "openRequest", json!({ "app": { "appId": "chart" } }));
+    let Some(Output::Launch { launch, .. }) = out.first() else { panic!("{out:#?}") };
+    assert!(a.launched(*launch, Some(2), 1_000).is_empty(), "not at once");
+    let (_, out) = ask(&mut a, 2, "chart", "addIntentListenerRequest", json!({ "intent": "ViewChart" }));
+    assert_eq!(answer(&out, 1, &u)["payload"]["appIdentifier"], json!({ "appId": "chart", "instanceId": "2" }));
+    // ... or a moment after its page loaded, if it never listens.
+    let (u, out) = ask(&mut a, 1, "news", "openRequest", json!({ "app": { "appId": "ticket" } }));
+    let Some(Output::Launch { launch, .. }) = out.first() else { panic!("{out:#?}") };
+    a.launched(*launch, Some(3), 1_000);
+    a.page_loaded(3, 1_500);
+    assert!(a.sweep(1_500 + OPEN_SETTLE_MS - 1).is_empty());
+    let out = a.sweep(1_500 + OPEN_SETTLE_MS);
+    assert_eq!(answer(&out, 1, &u)["payload"]["appIdentifier"]["instanceId"], "3");
+}
+
+#[test]
+fn an_intent_raised_at_an_instance_must_fit_its_declared_contexts() {
+    let mut a = agent();
+    a.add_instance(1, "news");
+    a.add_instance(2, "chart");
+    let (_, _) = ask(&mut a, 2, "chart", "addIntentListenerRequest", json!({ "intent": "ViewChart" }));
+    let target = json!({ "appId": "chart", "instanceId": "2" });
+    let (u, out) = ask(
+        &mut a,
+        1,
+        "news",
+        "raiseIntentRequest",
+        json!({ "intent": "ViewChart", "context": { "type": "fdc3.contact" }, "app": target }),
+    );
+    assert_eq!(answer(&out, 1, &u)["payload"]["error"], "NoAppsFound");
+    assert!(sent(&out, 2).is_empty());
+    let (u, out) = ask(
+        &mut a,
+        1,
+        "news",
+        "raiseIntentRequest",
+        json!({ "intent": "ViewChart", "context": instrument("A"), "app": target }),
+    );
+    assert_eq!(answer(&out, 1, &u)["payload"]["intentResolution"]["source"]["instanceId"], "2");
+    // AppMetadata carries only the standard's fields.
+    let (u, out) = ask(&mut a, 1, "news", "getAppMetadataRequest", json!({ "app": { "appId": "chart" } }));
+    let keys: Vec<String> =
+        answer(&out, 1, &u)["payload"]["appMetadata"].as_object().unwrap().keys().cloned().collect();
+    let allowed = [
+        "appId",
+        "instanceId",
+        "name",
+        "version",
+        "instanceMetadata",
+        "title",
+        "tooltip",
+        "description",
+        "icons",
+        "screenshots",
+        "resultType",
+    ];
+    assert!(keys.iter().all(|k| allowed.contains(&k.as_str())), "{keys:?}");
+}

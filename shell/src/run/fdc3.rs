@@ -192,6 +192,10 @@ fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) 
             agent.reset_instance(instance, now)
         }
         AppEvent::HostEnded { instance } => agent.reset_instance(instance, now),
+        AppEvent::PageLoaded { instance } => {
+            agent.page_loaded(instance, now);
+            Vec::new()
+        }
         AppEvent::Closed { instance } => {
             shell.permissions.forget_instance(instance);
             agent.remove_instance(instance, now)

@@ -1239,7 +1239,7 @@ impl Agent {
                 let instance = self.instance_of(app, instance_id).ok_or(TARGET_INSTANCE_UNAVAILABLE)?;
                 // The app's declaration of the intent, if it has one, must take this context.
                 if let Some(d) = self.directory.get(app).and_then(|r| r.intent(&intent))
-                    && !d.contexts.iter().any(|c| *c == ctype)
+                    && !d.contexts.contains(&ctype)
                 {
                     return Err(NO_APPS_FOUND);
                 }

@@ -148,6 +148,12 @@ pub enum HostMsg {
     },
     /// The page asked to close its window (`window.close()`).
     CloseSelf,
+    /// The host refused something from the page (a malformed or oversize message, a message
+    /// from another frame); for the shell's record.
+    PageRefused {
+        /// What, and why.
+        what: String,
+    },
     /// WebKit asks whether the page may use something (camera, microphone, geolocation,
     /// notifications, the clipboard); answered with [`ShellMsg::PermissionDecision`].
     PermissionRequest {

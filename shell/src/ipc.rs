@@ -120,6 +120,12 @@ impl std::fmt::Debug for Access {
 pub trait Gate: Send + Sync + std::fmt::Debug {
     /// Whether `instance` of `app` may have `permission`.
     fn check(&self, instance: u64, app: &str, permission: &crate::policy::Permission) -> Access;
+
+    /// Something `instance` of `app` tried was refused for another reason than a permission (a
+    /// blocked navigation, a malformed or forged message): for the record.
+    fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
+        let _ = (instance, app, action, object);
+    }
 }
 
 /// An app's bus traffic: messages it sent (publishes, directed sends, calls, answers) and
@@ -328,6 +334,8 @@ fn permission_for(msg: &HostMsg) -> Option<(crate::policy::Permission, String)> 
         HostMsg::Publish { topic, .. } => ("bus.publish", topic, format!("publish {topic}")),
         HostMsg::Subscribe { sub, pattern, .. } => ("bus.subscribe", pattern, format!("subscribe {sub}")),
         HostMsg::Serve { service, .. } => ("bus.serve", service, format!("serve {service}")),
+        // A message sent to one app is a publication on its topic.
+        HostMsg::Send { app, topic, .. } => ("bus.publish", topic, format!("send to {app}")),
         _ => return None,
     };
     crate::policy::Permission::new(name, Some(scope)).ok().map(|p| (p, context))
@@ -523,7 +531,8 @@ async fn handle(
         | HostMsg::SaveState { .. }
         | HostMsg::Fdc3 { .. }
         | HostMsg::CloseSelf
-        | HostMsg::PermissionRequest { .. }) => {
+        | HostMsg::PermissionRequest { .. }
+        | HostMsg::PageRefused { .. }) => {
             if let Some(events) = events
                 && events.send_async(msg).await.is_err()
             {

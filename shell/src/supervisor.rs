@@ -970,6 +970,10 @@ impl Monitor {
                 let allow = self.navigation_allowed(&url, new_window);
                 if !allow {
                     tracing::warn!(app = %self.spec.app, instance = self.instance, %url, new_window, "navigation refused");
+                    if let Some(g) = self.gate.lock().clone() {
+                        let action = if new_window { "window.blocked" } else { "navigation.blocked" };
+                        g.refused(self.instance, &self.spec.app.to_string(), action, &url);
+                    }
                 }
                 if let Some(slot) = self.slots.lock().get(&self.instance) {
                     let _ = slot.control.try_send(ShellMsg::NavigationDecision { id, allow });
@@ -979,6 +983,12 @@ impl Monitor {
                 self.report(AppEvent::Fdc3 { instance: self.instance, app: self.spec.app.to_string(), message });
             }
             HostMsg::PermissionRequest { id, permissions } => self.on_permission_request(id, &permissions),
+            HostMsg::PageRefused { what } => {
+                tracing::warn!(app = %self.spec.app, instance = self.instance, "the page's message was refused: {what}");
+                if let Some(g) = self.gate.lock().clone() {
+                    g.refused(self.instance, &self.spec.app.to_string(), "message.refused", &what);
+                }
+            }
             HostMsg::CloseSelf => {
                 tracing::info!(app = %self.spec.app, instance = self.instance, "the app closed itself");
                 // It is gone for the agent now, not when its processes have finished exiting.

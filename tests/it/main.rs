@@ -8,6 +8,7 @@ mod cli;
 mod e2e;
 mod fdc3;
 mod flood;
+mod hostile;
 mod journal_crash;
 mod layout;
 mod permissions;

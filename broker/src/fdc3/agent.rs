@@ -68,6 +68,18 @@ pub enum Output {
         /// Its channel now.
         channel: Option<String>,
     },
+    /// A request refused as not allowed or forged (`AccessDenied`, an intent result from the
+    /// wrong instance): for the audit log.
+    Refused {
+        /// Who asked.
+        instance: u64,
+        /// Its app.
+        app: String,
+        /// The request's type.
+        request: String,
+        /// The error it got.
+        error: String,
+    },
     /// Something to keep in the journal (a broadcast, an intent).
     Record {
         /// The journal topic.
@@ -707,6 +719,16 @@ impl Agent {
         );
         if listening && matches!(answer, Some(Ok(_))) {
             self.listener_added(from, &mut out);
+        }
+        if let Some(Err(error)) = &answer
+            && (*error == ACCESS_DENIED || req.kind == "intentResultRequest")
+        {
+            out.push(Output::Refused {
+                instance: from,
+                app: app.to_owned(),
+                request: req.kind.to_owned(),
+                error: (*error).to_owned(),
+            });
         }
         if let Some(answer) = answer {
             // The answer goes before anything the request caused for the same instance.

@@ -41,6 +41,7 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
             .prop_map(|(service, call, result)| HostMsg::Respond { service, call, result }),
         ".{0,80}".prop_map(|message| HostMsg::Fdc3 { message }),
         Just(HostMsg::CloseSelf),
+        ".{0,40}".prop_map(|what| HostMsg::PageRefused { what }),
         (any::<u64>(), prop::collection::vec("[a-z.]{0,12}", 0..3))
             .prop_map(|(id, permissions)| HostMsg::PermissionRequest { id, permissions }),
     ]

@@ -90,6 +90,9 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
                 push_tiles(shell);
                 shell.dirty.notify_one();
             }
+            Output::Refused { instance, app, request, error } => {
+                shell.permissions.refused(instance, &app, "fdc3.refused", &format!("{request}: {error}"));
+            }
             Output::Record { topic, body } => {
                 let client = shell.journal_client.clone();
                 tokio::spawn(async move {
@@ -184,6 +187,7 @@ fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) 
             Ok(outputs) => outputs,
             Err(e) => {
                 tracing::warn!(%app, instance, "refused an FDC3 message: {e}");
+                shell.permissions.refused(instance, &app, "fdc3.refused", &e.to_string());
                 Vec::new()
             }
         },

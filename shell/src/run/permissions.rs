@@ -363,6 +363,25 @@ impl Permissions {
 }
 
 impl Gate for Permissions {
+    fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
+        // A page may try this in a loop: at most one entry per instance, action and object
+        // until the decisions are cleared.
+        let key = (
+            instance,
+            Permission { name: format!("refused:{action}"), scope: Some(object.chars().take(512).collect()) },
+        );
+        if self.cache.lock().insert(key, (false, String::new())).is_none() {
+            self.record(
+                "shell",
+                Some(app),
+                action,
+                &object.chars().take(512).collect::<String>(),
+                "refused",
+                serde_json::json!({ "instance": instance }),
+            );
+        }
+    }
+
     fn check(&self, instance: u64, app: &str, permission: &Permission) -> Access {
         if self.once.lock().iter().any(|(i, p)| *i == instance && p.covers(permission)) {
             return Access::Allow;

@@ -203,16 +203,32 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         .with_ipc_handler({
             let writer = Arc::clone(&writer);
             let webview = Rc::clone(&webview);
+            // What was refused is told to the shell for its record, at most ten times a second.
+            let told = Cell::new((Instant::now(), 0u32));
+            let tell = {
+                let writer = Arc::clone(&writer);
+                move |what: String| {
+                    let (since, n) = told.get();
+                    let (since, n) =
+                        if since.elapsed() >= Duration::from_secs(1) { (Instant::now(), 0) } else { (since, n) };
+                    told.set((since, n + 1));
+                    if n < 10 {
+                        send(&writer, &HostMsg::PageRefused { what });
+                    }
+                }
+            };
             move |req| {
                 let body = req.body();
                 tracing::trace!(len = body.len(), "message from the page");
                 let Some(body) = body.strip_prefix(token.as_str()) else {
                     // Not from this page's preload: a frame of another origin, or a forgery.
                     tracing::warn!(len = body.len(), "ignored a message without the page's token");
+                    tell("a message without the page's token (another frame, or a forgery)".to_owned());
                     return;
                 };
                 if let Err(e) = from_page(&writer, body) {
                     tracing::warn!("refused a message from the page: {e:#}");
+                    tell(format!("{e:#}"));
                     if let Some(wv) = webview.borrow().as_ref() {
                         refuse_in_page(wv, "message", &format!("{e:#}"));
                     }

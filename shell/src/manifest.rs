@@ -48,6 +48,8 @@ pub struct App {
     pub source: Option<String>,
     /// What it declares it may ask the user for.
     pub permissions: Vec<crate::policy::Permission>,
+    /// The Content-Security-Policy its pages get (local apps only).
+    pub csp: Option<String>,
 }
 
 /// A loaded manifest.
@@ -157,6 +159,7 @@ impl Manifest {
                         cpu_limit_percent: None,
                         source: Some(source.to_owned()),
                         permissions: Vec::new(),
+                        csp: None,
                     });
                     directory.insert(r);
                 }
@@ -236,6 +239,8 @@ struct RawApp {
     interop: Option<serde_json::Value>,
     #[serde(default)]
     permissions: Vec<String>,
+    #[serde(default)]
+    csp: Option<String>,
 }
 
 /// How a manifest and its App Directories' records are checked before they load (the admin
@@ -367,7 +372,22 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
                 Err(e) => problems.push(format!("{who}: permissions: {e}")),
             }
         }
+        // The policy goes in an HTTP header: one line of visible ASCII. It can only be applied
+        // to the files Tessera serves itself.
+        if let Some(csp) = &a.csp {
+            if csp.trim().is_empty() || !csp.bytes().all(|b| (0x20..0x7f).contains(&b)) || csp.len() > 4096 {
+                problems.push(format!("{who}: csp: must be one line of printable ASCII, at most 4096 bytes"));
+                continue;
+            }
+            if content_root.is_none() {
+                problems.push(format!(
+                    "{who}: csp: only local apps (a relative url) can be given one; a web server sets its own"
+                ));
+                continue;
+            }
+        }
         apps.push(App {
+            csp: a.csp.clone(),
             permissions,
             title,
             description: a.description,

@@ -418,6 +418,9 @@ impl Shell {
         if let Some(root) = &app.content_root {
             args.extend(["--content-root".to_owned(), root.display().to_string()]);
         }
+        if let Some(csp) = &app.csp {
+            args.extend(["--csp".to_owned(), csp.clone()]);
+        }
         // Each instance keeps its state in a file of its own, which its host reads at start.
         let states = dir.join("state");
         std::fs::create_dir_all(&states).with_context(|| format!("creating {}", states.display()))?;

@@ -483,3 +483,56 @@ fn signed_manifests_and_app_directories_with_a_policy_that_requires_them() {
     let log = refused(start("signed-tampered"), "signed-tampered");
     assert!(log.contains("signature does not match"), "{log}");
 }
+
+#[test]
+fn a_local_app_gets_the_content_security_policy_its_manifest_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let manifest = dir.path().join("desk.json");
+    std::fs::write(
+        &manifest,
+        json!({
+            "name": "Tessera CSP desk",
+            "apps": [
+                { "appId": "strict", "url": page, "csp": "default-src 'self'; script-src 'self'; connect-src 'none'" },
+                { "appId": "open", "url": page },
+            ],
+            "startup": ["strict", "open"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let shell = Shell::start_full(manifest.to_str().unwrap(), None, 2048, &[], "csp");
+    shell.wait_for("the apps load", Duration::from_secs(60), |a| a.len() == 2 && a.iter().all(running_with_page));
+    // The page's own script (app.js, from 'self') ran in both; an inline script is blocked only
+    // where the policy says so.
+    let inline = "window.inline = 'no', window.violations = [], \
+        document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective)), \
+        (() => { const s = document.createElement('script'); s.textContent = 'window.inline = \"ran\"'; document.body.appendChild(s); })(), \
+        new Promise((ok) => setTimeout(() => ok([window.inline, typeof window.got, violations.join()]), 300))";
+    let strict = js(&shell, instance_of(&shell, "strict"), inline);
+    assert_eq!(strict[0], "no", "{strict}");
+    assert_eq!(strict[1], "object", "its own script ran");
+    assert!(strict[2].as_str().unwrap().contains("script-src"), "{strict}");
+    let open = js(&shell, instance_of(&shell, "open"), inline);
+    assert_eq!(open[0], "ran", "{open}");
+    drop(shell);
+    // A remote app cannot be given one: its server sets its own.
+    std::fs::write(
+        &manifest,
+        json!({ "apps": [{ "appId": "web", "url": "https://web.example/", "csp": "default-src 'self'" }] }).to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["run", "--manifest"])
+        .arg(&manifest)
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("app \"web\": csp: only local apps"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -14,16 +14,21 @@ pub(crate) const SCHEME: &str = "tessera";
 /// Largest file served.
 const MAX_FILE: u64 = 64 << 20;
 
-/// Answers one request for a file under `root` (canonical).
-pub(crate) fn serve(root: &Path, request: &Request<Vec<u8>>) -> Response<Cow<'static, [u8]>> {
+/// Answers one request for a file under `root` (canonical), with the app's
+/// Content-Security-Policy if it has one.
+pub(crate) fn serve(root: &Path, request: &Request<Vec<u8>>, csp: Option<&str>) -> Response<Cow<'static, [u8]>> {
     match resolve(root, request.uri().path()) {
         Ok(path) => match read(&path) {
-            Ok(bytes) => Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, mime(&path))
-                .header(header::CACHE_CONTROL, "no-cache")
-                .body(Cow::Owned(bytes))
-                .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR)),
+            Ok(bytes) => {
+                let mut response = Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, mime(&path))
+                    .header(header::CACHE_CONTROL, "no-cache");
+                if let Some(csp) = csp {
+                    response = response.header(header::CONTENT_SECURITY_POLICY, csp);
+                }
+                response.body(Cow::Owned(bytes)).unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR))
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), "could not serve: {e}");
                 status(StatusCode::NOT_FOUND)

@@ -47,6 +47,9 @@ enum Mode {
         /// The app's saved state (JSON), handed to the page as `tessera.workspace.getState()`.
         #[arg(long)]
         state_file: Option<std::path::PathBuf>,
+        /// The Content-Security-Policy sent with every `tessera://` file.
+        #[arg(long)]
+        csp: Option<String>,
     },
     /// A host with no page: says hello, answers the shell's pings, exits when the shell hangs
     /// up. What the supervisor runs until the WebView lands, and its tests.
@@ -117,7 +120,7 @@ fn main() -> Result<()> {
             println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
-        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root, state_file }) => {
+        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root, state_file, csp }) => {
             return webview::run(&webview::Options {
                 parent_xid,
                 url,
@@ -126,6 +129,7 @@ fn main() -> Result<()> {
                 preload,
                 content_root,
                 state_file,
+                csp,
             });
         }
         Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage }) => {

@@ -57,6 +57,8 @@ pub(crate) struct Options {
     pub(crate) content_root: Option<PathBuf>,
     /// The app's saved state, if the shell kept one.
     pub(crate) state_file: Option<PathBuf>,
+    /// The Content-Security-Policy for the app's `tessera://` files.
+    pub(crate) csp: Option<String>,
 }
 
 type Writer = Arc<Mutex<HostConnection>>;
@@ -264,8 +266,9 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     }
     if let Some(root) = &opts.content_root {
         let root = root.canonicalize().with_context(|| format!("content directory {}", root.display()))?;
+        let csp = opts.csp.clone();
         builder = builder.with_custom_protocol(crate::content::SCHEME.to_owned(), move |_id, request| {
-            crate::content::serve(&root, &request)
+            crate::content::serve(&root, &request, csp.as_deref())
         });
     }
     let _toplevel;
@@ -465,7 +468,13 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Va
             let writer = Arc::clone(writer);
             wv.evaluate_script_with_callback("1", move |_| send(&writer, &HostMsg::ProbeAck { nonce }))
         }
-        ShellMsg::Eval { id, js } => wv.evaluate_script(&eval_wrapper(id, &js)),
+        ShellMsg::Eval { id, js } => {
+            // Also compiled by WebKit as a script of its own, for pages whose
+            // Content-Security-Policy forbids `eval` (an expression only; statements fail here
+            // and are left to `eval`).
+            let _ = wv.evaluate_script(&format!("window.__tesseraEval{id} = async () => (\n{js}\n);"));
+            wv.evaluate_script(&eval_wrapper(id, &js))
+        }
         // The agent's JSON is a JavaScript expression as it stands.
         ShellMsg::Fdc3 { message } => {
             wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.fdc3({message})"))
@@ -484,13 +493,22 @@ fn page_value(payload: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
 }
 
-/// Script that evaluates `js` in the page's global scope, awaits it, and posts the outcome.
+/// Script that evaluates `js` in the page's global scope (or, where the page's CSP forbids
+/// `eval`, runs it as compiled into `window.__tesseraEval<id>`), awaits it, and posts the outcome.
 fn eval_wrapper(id: u64, js: &str) -> String {
     let source = Value::String(js.to_owned());
     format!(
         r#"(async () => {{
+  const f = window.__tesseraEval{id};
+  delete window.__tesseraEval{id};
   let r;
-  try {{ const v = await (0, eval)({source}); r = {{ ok: true, value: v === undefined ? null : v }}; JSON.stringify(r); }}
+  try {{
+    let v;
+    try {{ v = (0, eval)({source}); }}
+    catch (e) {{ if (e instanceof EvalError && typeof f === "function") v = f(); else throw e; }}
+    v = await v;
+    r = {{ ok: true, value: v === undefined ? null : v }}; JSON.stringify(r);
+  }}
   catch (e) {{ r = {{ ok: false, error: String(e && e.message !== undefined ? e.name + ": " + e.message : e) }}; }}
   window.__tesseraHost.post("tessera.evalResult", Object.assign({{ id: {id} }}, r));
 }})()"#

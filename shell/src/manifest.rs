@@ -241,6 +241,8 @@ struct RawApp {
     permissions: Vec<String>,
     #[serde(default)]
     csp: Option<String>,
+    #[serde(default)]
+    origins: Vec<String>,
 }
 
 /// How a manifest and its App Directories' records are checked before they load (the admin
@@ -315,6 +317,13 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
             Ok(o) => o,
             Err(e) => {
                 problems.push(format!("{who}: url: {e}"));
+                continue;
+            }
+        };
+        let origins = match origins.with_allowed(&a.origins) {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(format!("{who}: origins: {e}"));
                 continue;
             }
         };

@@ -9,6 +9,8 @@ use url::Url;
 #[derive(Debug, Clone)]
 pub struct Origins {
     start: Url,
+    /// Further http(s) origins the manifest allows (`scheme://host[:port]`, normalised).
+    allowed: Vec<String>,
 }
 
 /// Why a start URL is unusable.
@@ -35,7 +37,21 @@ impl Origins {
         if !start.username().is_empty() || start.password().is_some() {
             return Err(bad("user names and passwords do not belong in app URLs"));
         }
-        Ok(Self { start })
+        Ok(Self { start, allowed: Vec::new() })
+    }
+
+    /// Also allows these origins (each an http(s) origin with no path, user info, wildcard or
+    /// trailing dot); the first that is not one is the error.
+    pub fn with_allowed(mut self, origins: &[String]) -> Result<Self, BadUrl> {
+        for o in origins {
+            let normal = crate::policy::normal_origin(o).ok_or_else(|| BadUrl {
+                url: o.clone(),
+                reason: "not an http(s) origin (scheme://host[:port], no path, user info, wildcard or trailing dot)"
+                    .to_owned(),
+            })?;
+            self.allowed.push(normal);
+        }
+        Ok(self)
     }
 
     /// The start URL.
@@ -59,7 +75,8 @@ impl Origins {
         }
         // `origin()` is scheme, host (IDNA-normalised, lower case) and port (default made explicit);
         // user info is not part of it, and an opaque origin never equals anything.
-        target.origin() == self.start.origin() && target.origin().is_tuple()
+        target.origin().is_tuple()
+            && (target.origin() == self.start.origin() || self.allowed.contains(&target.origin().ascii_serialization()))
     }
 }
 

@@ -54,3 +54,39 @@ fn bad_start_urls_are_refused_with_a_reason() {
         assert!(e.contains(why), "{url}: {e}");
     }
 }
+
+#[test]
+fn an_allowlist_adds_exact_origins_compared_parsed() {
+    let o = Origins::of("https://app.example/")
+        .unwrap()
+        .with_allowed(&["https://News.Example".to_owned(), "http://127.0.0.1:8080".to_owned()])
+        .unwrap();
+    assert!(o.allows("https://news.example/today"));
+    assert!(o.allows("https://news.example:443/x"));
+    assert!(o.allows("https://user@news.example/"), "user info is not part of the origin");
+    assert!(o.allows("http://127.0.0.1:8080/feed"));
+    for bad in [
+        "https://news.example:8443/",
+        "http://news.example/",
+        "https://news.example./",
+        "https://news.example.evil.com/",
+        "https://evil.com/?https://news.example",
+        "https://xn--nws-ioa.example/",
+        "https://n\u{0435}ws.example/",
+        "http://127.0.0.1:8081/",
+        "http://localhost:8080/",
+        "javascript:fetch('https://news.example')",
+        "data:text/html,news.example",
+    ] {
+        assert!(!o.allows(bad), "{bad}");
+    }
+    for bad in [
+        "https://*.example",
+        "https://u:p@news.example",
+        "https://news.example.",
+        "https://news.example/path",
+        "ftp://news.example",
+    ] {
+        assert!(Origins::of("https://app.example/").unwrap().with_allowed(&[bad.to_owned()]).is_err(), "{bad}");
+    }
+}

@@ -73,6 +73,8 @@ pub struct Consent {
     pub request: ConsentRequest,
     deadline: Instant,
     focused: bool,
+    /// App icons by app id (from the launcher), drawn instead of initials.
+    pub icons: std::collections::HashMap<String, egui::TextureId>,
 }
 
 impl Consent {
@@ -84,7 +86,7 @@ impl Consent {
     /// Starts showing `request`, counting from `start`.
     pub fn starting_at(request: ConsentRequest, start: Instant) -> Self {
         let deadline = start + request.timeout;
-        Self { request, deadline, focused: false }
+        Self { request, deadline, focused: false, icons: std::collections::HashMap::new() }
     }
 
     /// Draws the dialog; returns the answer once there is one.
@@ -100,7 +102,7 @@ impl Consent {
         let modal = egui::Modal::new(egui::Id::unique(("consent", r.id))).show(ctx, |ui| {
             ui.set_width(420.0);
             ui.horizontal(|ui| {
-                badge(ui, &r.app_id, &r.app_title, 40.0);
+                badge(ui, &r.app_id, &r.app_title, 40.0, self.icons.get(&r.app_id).copied());
                 ui.vertical(|ui| {
                     ui.label(RichText::new(&r.app_title).size(17.0).strong());
                     ui.label(RichText::new(&r.origin).small().color(theme::DIM));
@@ -145,12 +147,14 @@ pub struct Resolver {
     /// The request.
     pub request: ResolverRequest,
     selected: usize,
+    /// App icons by app id (from the launcher), drawn instead of initials.
+    pub icons: std::collections::HashMap<String, egui::TextureId>,
 }
 
 impl Resolver {
     /// Starts showing `request`.
     pub fn new(request: ResolverRequest) -> Self {
-        Self { request, selected: 0 }
+        Self { request, selected: 0, icons: std::collections::HashMap::new() }
     }
 
     /// Draws the dialog; `Some(Some(i))` once choice `i` is picked, `Some(None)` if cancelled.
@@ -188,7 +192,7 @@ impl Resolver {
                     None => format!("{} (open new)", c.title),
                 };
                 let row = ui.horizontal(|ui| {
-                    badge(ui, &c.app_id, &c.title, 28.0);
+                    badge(ui, &c.app_id, &c.title, 28.0, self.icons.get(&c.app_id).copied());
                     ui.vertical(|ui| {
                         let text = RichText::new(&label).size(14.0);
                         let r = ui.selectable_label(i == self.selected, text);
@@ -219,9 +223,14 @@ impl Resolver {
 }
 
 /// An app's badge: its initials on its colour.
-pub(crate) fn badge(ui: &mut egui::Ui, app_id: &str, title: &str, size: f32) {
+pub(crate) fn badge(ui: &mut egui::Ui, app_id: &str, title: &str, size: f32, icon: Option<egui::TextureId>) {
     let (rect, _) = ui.allocate_exact_size(Vec2::splat(size), egui::Sense::hover());
     let painter = ui.painter_at(rect);
+    if let Some(texture) = icon {
+        let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        painter.image(texture, rect, uv, Color32::WHITE);
+        return;
+    }
     painter.rect_filled(rect, size / 4.0, theme::badge_colour(app_id));
     painter.text(
         rect.center(),

@@ -38,6 +38,17 @@ pub fn ordered<'a>(apps: &'a [LauncherApp], query: &str) -> Vec<&'a LauncherApp>
 
 impl Launcher {
     /// Puts the keyboard focus in the search field on the next frame.
+    /// The icon of `app_id` among `apps`, as a texture, if it has one.
+    pub(crate) fn icon_of(
+        &mut self,
+        ctx: &egui::Context,
+        apps: &[LauncherApp],
+        app_id: &str,
+    ) -> Option<egui::TextureId> {
+        let path = apps.iter().find(|a| a.app_id == app_id)?.icon.clone()?;
+        self.icons.get(ctx, &path)
+    }
+
     pub fn focus(&mut self) {
         self.focus_search = true;
     }

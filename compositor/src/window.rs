@@ -135,7 +135,16 @@ impl Desk {
 
     /// Shows the first pending dialog (the resolver first: the user just asked for something).
     fn dialogs(&mut self, ctx: &egui::Context, events: &mut Vec<UiEvent>) -> bool {
+        // The apps' icons, where the launcher has them.
+        let wanted: Vec<String> = match (self.resolvers.front(), self.consents.front()) {
+            (Some(r), _) => r.request.choices.iter().map(|c| c.app_id.clone()).collect(),
+            (None, Some(c)) => vec![c.request.app_id.clone()],
+            (None, None) => Vec::new(),
+        };
+        let icons: HashMap<String, egui::TextureId> =
+            wanted.into_iter().filter_map(|id| self.launcher.icon_of(ctx, &self.apps, &id).map(|t| (id, t))).collect();
         if let Some(resolver) = self.resolvers.front_mut() {
+            resolver.icons.clone_from(&icons);
             if let Some(choice) = resolver.ui(ctx) {
                 events.push(UiEvent::ResolverAnswered { id: resolver.request.id, choice });
                 self.resolvers.pop_front();
@@ -143,6 +152,7 @@ impl Desk {
             return true;
         }
         if let Some(consent) = self.consents.front_mut() {
+            consent.icons = icons;
             if let Some(answer) = consent.ui(ctx) {
                 events.push(UiEvent::ConsentAnswered { id: consent.request.id, answer });
                 self.consents.pop_front();

@@ -5,6 +5,7 @@
 mod architecture;
 mod audit;
 mod cli;
+mod demo;
 mod e2e;
 mod fdc3;
 mod flood;

@@ -1,0 +1,121 @@
+//! The demo desk as IT ships it (`manifests/demo.json` and its admin policy): the watchlist's
+//! first StartOrder intent is something the policy says to ask about. The native dialog asks;
+//! the answer is remembered across a restart, can be revoked, and the audit log holds each step.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::e2e::{Shell, running_with_page};
+
+fn js(shell: &Shell, instance: u64, expr: &str) -> Value {
+    let text = shell.ctl_ok(&["eval", &instance.to_string(), expr, "--timeout", "30"]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expr}: {e}: {text}"))
+}
+
+fn instance_of(shell: &Shell, app: &str) -> u64 {
+    shell.apps().iter().find(|a| a["app"] == app).and_then(|a| a["instance"].as_u64()).unwrap()
+}
+
+fn prompts(shell: &Shell) -> Vec<Value> {
+    serde_json::from_str::<Value>(&shell.ctl_ok(&["prompts", "--json"]))
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn wait_prompt(shell: &Shell) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(p) = prompts(shell).first() {
+            return p.clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "no prompt\n{}", shell.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start(profile: &std::path::Path, name: &str) -> Shell {
+    let manifest = tests::workspace_root().join("manifests/demo.json");
+    let shell = Shell::start_full(manifest.to_str().unwrap(), Some(profile), 2048, &[], name);
+    shell.wait_for("the demo desk loads", Duration::from_secs(90), |a| a.len() == 6 && a.iter().all(running_with_page));
+    shell
+}
+
+/// The watchlist raises StartOrder for AAPL (as its Trade button does), without waiting.
+fn trade(shell: &Shell, watchlist: u64) {
+    let expr = "(window.traded = fdc3.raiseIntent('StartOrder', {type: 'fdc3.instrument', id: {ticker: 'AAPL'}}).then(r => r.source.appId, e => e.message), true)";
+    js(shell, watchlist, expr);
+}
+
+fn traded(shell: &Shell, watchlist: u64) -> String {
+    js(shell, watchlist, "window.traded").as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_demo_desk_asks_before_the_first_trade_and_remembers() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    {
+        let shell = start(&profile, "demo");
+        let watchlist = instance_of(&shell, "watchlist");
+        trade(&shell, watchlist);
+        let p = wait_prompt(&shell);
+        assert_eq!(
+            (p["app"].as_str(), p["permission"].as_str()),
+            (Some("watchlist"), Some("fdc3.raiseIntent:StartOrder"))
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        shell.ctl_ok(&["screenshot", tests::target_dir().join("e2e/demo-consent.png").to_str().unwrap()]);
+        shell.ctl_ok(&["prompt", &p["id"].to_string(), "allow-always"]);
+        let start = Instant::now();
+        while traded(&shell, watchlist) != "ticket" {
+            assert!(start.elapsed() < Duration::from_secs(15), "the intent did not reach the ticket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    {
+        // Remembered across a restart: no question this time.
+        let shell = start(&profile, "demo-restart");
+        let watchlist = instance_of(&shell, "watchlist");
+        trade(&shell, watchlist);
+        let start = Instant::now();
+        while traded(&shell, watchlist) != "ticket" {
+            assert!(start.elapsed() < Duration::from_secs(15), "remembered answer not used: {:?}", prompts(&shell));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(prompts(&shell).is_empty());
+        // Revoked (as Settings does): asked again; denied this time.
+        shell.ctl_ok(&["grants", "revoke", "watchlist", "fdc3.raiseIntent:StartOrder"]);
+        trade(&shell, watchlist);
+        let p = wait_prompt(&shell);
+        shell.ctl_ok(&["prompt", &p["id"].to_string(), "deny"]);
+        let start = Instant::now();
+        while traded(&shell, watchlist) != "AccessDenied" {
+            assert!(start.elapsed() < Duration::from_secs(15), "not denied");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Each step is in the audit log, which verifies.
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["audit", "export", "--profile"])
+        .arg(&profile)
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    for step in ["\"permission.prompt\"", "\"allow-always\"", "\"permission.revoke\"", "\"deny\""] {
+        assert!(
+            log.lines().any(|l| l.contains("fdc3.raiseIntent:StartOrder") && l.contains(step)),
+            "no {step} in\n{log}"
+        );
+    }
+    let verify = std::process::Command::new(tests::bin("tessera"))
+        .args(["audit", "verify", "--profile"])
+        .arg(&profile)
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}

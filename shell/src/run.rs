@@ -174,7 +174,33 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         seen_versions: profile.setting(SEEN_VERSIONS).ok().flatten().unwrap_or_default(),
         more_directories: !args.app_directories.is_empty(),
     };
-    let mut manifest = manifest::load_with(&manifest_path, trust)?;
+    // The audit log opens first: a manifest or record refused for its signature is recorded.
+    let audit = audit_log(args, &profile);
+    let record = |app: Option<&str>, action: &str, object: &str| {
+        if let Some(log) = &audit {
+            let entry = storage::audit::AuditEntry {
+                time: broker::Timestamp(shell::ipc::now_ms() * 1000),
+                actor: "shell".to_owned(),
+                app: app.map(str::to_owned),
+                action: action.to_owned(),
+                object: object.to_owned(),
+                decision: "refused".to_owned(),
+                details: json!({}),
+            };
+            if let Err(e) = log.append(&entry) {
+                tracing::error!("could not write the audit log: {e}");
+            }
+        }
+    };
+    let mut manifest = match manifest::load_with(&manifest_path, trust) {
+        Ok(m) => m,
+        Err(e) => {
+            if e.to_string().contains("signature: ") {
+                record(None, "signature.refused", &e.to_string());
+            }
+            return Err(e.into());
+        }
+    };
     for source in &args.app_directories {
         if source.starts_with("http://") || source.starts_with("https://") {
             manifest.directory_urls.push(source.clone());
@@ -200,6 +226,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     }
     for p in &manifest.directory_problems {
         tracing::warn!("App Directory record skipped: {p}");
+        if p.contains("signature: ") {
+            let app = p.split("app \"").nth(1).and_then(|rest| rest.split('"').next());
+            record(app, "signature.refused", p);
+        }
     }
     // Start-up apps from App Directories given on the command line or by URL are known only now.
     let missing: Vec<String> = manifest.startup.iter().filter(|s| manifest.app(s).is_none()).cloned().collect();
@@ -265,7 +295,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
                 policy_file,
                 profile.clone(),
                 handle.clone(),
-                audit_log(args, &profile),
+                audit.clone(),
             )),
         })
     };

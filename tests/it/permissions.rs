@@ -482,6 +482,20 @@ fn signed_manifests_and_app_directories_with_a_policy_that_requires_them() {
     std::fs::write(&manifest, text).unwrap();
     let log = refused(start("signed-tampered"), "signed-tampered");
     assert!(log.contains("signature does not match"), "{log}");
+
+    // Every signature failure is in the audit log: the refused manifests and records.
+    let out = tessera(&["audit", "export", "--profile", profile.to_str().unwrap()], None);
+    let entries: Vec<Value> = ok(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let refused_apps: Vec<&str> =
+        entries.iter().filter(|e| e["action"] == "signature.refused").filter_map(|e| e["app"].as_str()).collect();
+    for id in ["web2", "web3", "web4", "web5", "web1"] {
+        assert!(refused_apps.contains(&id), "no signature.refused entry for {id}: {refused_apps:?}");
+    }
+    let manifests = entries
+        .iter()
+        .filter(|e| e["action"] == "signature.refused" && e["app"].is_null())
+        .count();
+    assert_eq!(manifests, 3, "the unsigned, the rogue and the tampered manifest");
 }
 
 #[test]

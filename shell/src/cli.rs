@@ -57,8 +57,9 @@ pub(crate) enum SignCommand {
         #[arg(long)]
         expires: String,
     },
-    /// Signs a platform manifest: writes FILE.sig beside it.
-    Manifest {
+    /// Signs a platform manifest or an admin policy file: writes FILE.sig beside it.
+    #[command(alias = "manifest")]
+    File {
         /// The manifest.
         file: PathBuf,
         /// The secret key file.
@@ -442,6 +443,11 @@ pub(crate) struct RunArgs {
     /// `policy`); reloaded when the file changes.
     #[arg(long, value_name = "FILE", env = "TESSERA_POLICY")]
     pub(crate) policy: Option<PathBuf>,
+    /// Signing rules for the policy file itself ({"requireSigned", "trustedKeys", "revokedKeys"};
+    /// default: /etc/tessera/policy-trust.json if it exists): the policy must then carry a valid
+    /// detached signature (`policy.json.sig`, from `tessera sign file`).
+    #[arg(long, value_name = "FILE", env = "TESSERA_POLICY_TRUST")]
+    pub(crate) policy_trust: Option<PathBuf>,
     /// Keyring for the vault's master keys (the audit log's signing key is kept in the vault).
     #[arg(long, value_enum, default_value = "secret-service", env = "TESSERA_KEYRING")]
     pub(crate) keyring: KeyringArg,

@@ -432,6 +432,21 @@ impl AdminPolicy {
     }
 }
 
+/// Reads an admin policy file; with `trust`, its detached signature (`<file>.sig`, made by
+/// `tessera sign file`) must be valid first. Problems name the file.
+pub fn load_file(path: &std::path::Path, trust: Option<&crate::signing::Checker>) -> Result<AdminPolicy, PolicyError> {
+    let fail = |why: String| PolicyError { problems: vec![format!("{}: {why}", path.display())] };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    if let Some(checker) = trust {
+        let sig = std::fs::read_to_string(format!("{}.sig", path.display())).ok();
+        let now = broker::Timestamp(crate::ipc::now_ms() * 1000).to_rfc3339();
+        checker.check_manifest(&bytes, sig.as_deref(), &now).map_err(|e| fail(format!("signature: {e}")))?;
+    }
+    let text = String::from_utf8(bytes).map_err(|e| fail(e.to_string()))?;
+    AdminPolicy::parse(&text)
+        .map_err(|e| PolicyError { problems: e.problems.iter().map(|p| format!("{}: {p}", path.display())).collect() })
+}
+
 /// A remembered answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remembered {

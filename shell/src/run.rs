@@ -74,14 +74,32 @@ fn admin_policy(
     }
 }
 
-/// The policy file IT gave (`--policy`, else the system file), read and checked.
-fn policy_file(args: &RunArgs) -> Result<Option<(shell::policy::AdminPolicy, PathBuf)>> {
+/// Where IT says which keys must sign the policy file.
+const SYSTEM_POLICY_TRUST: &str = "/etc/tessera/policy-trust.json";
+
+/// The keys the policy file must be signed with (`--policy-trust`, else the system file), if any.
+fn policy_trust(args: &RunArgs) -> Result<Option<shell::signing::Checker>> {
+    let Some(path) =
+        args.policy_trust.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY_TRUST)).filter(|p| p.is_file()))
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let rules: shell::signing::SigningRules =
+        serde_json::from_str(&text).with_context(|| format!("{}: not signing rules", path.display()))?;
+    Ok(Some(shell::signing::Checker::new(&rules).with_context(|| format!("in {}", path.display()))?))
+}
+
+/// The policy file IT gave (`--policy`, else the system file), read and checked (its signature
+/// first, if IT requires one).
+fn policy_file(
+    args: &RunArgs,
+    trust: Option<&shell::signing::Checker>,
+) -> Result<Option<(shell::policy::AdminPolicy, PathBuf)>> {
     let Some(path) = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file())) else {
         return Ok(None);
     };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading the admin policy {}", path.display()))?;
-    let policy = shell::policy::AdminPolicy::parse(&text).with_context(|| format!("in {}", path.display()))?;
+    let policy = shell::policy::load_file(&path, trust).context("the admin policy")?;
     tracing::info!(path = %path.display(), "admin policy loaded");
     Ok(Some((policy, path)))
 }
@@ -168,7 +186,28 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
     // The policy file comes first: its signing rules decide whether the manifest and the App
     // Directories' records are acceptable.
-    let policy_from_file = policy_file(args)?;
+    let policy_trust = policy_trust(args)?;
+    let policy_from_file = match policy_file(args, policy_trust.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            if format!("{e:#}").contains("signature: ") {
+                // Recorded where IT will look, even though the shell stops here.
+                if let Some(log) = audit_log(args, &profile) {
+                    let entry = storage::audit::AuditEntry {
+                        time: broker::Timestamp(shell::ipc::now_ms() * 1000),
+                        actor: "shell".to_owned(),
+                        app: None,
+                        action: "policy.reject".to_owned(),
+                        object: format!("{e:#}"),
+                        decision: "refused".to_owned(),
+                        details: json!({}),
+                    };
+                    let _ = log.append(&entry);
+                }
+            }
+            return Err(e);
+        }
+    };
     let trust = manifest::Trust {
         checker: policy_from_file.as_ref().and_then(|(p, _)| p.signing().cloned()),
         seen_versions: profile.setting(SEEN_VERSIONS).ok().flatten().unwrap_or_default(),
@@ -296,6 +335,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
                 profile.clone(),
                 handle.clone(),
                 audit.clone(),
+                policy_trust,
             )),
         })
     };

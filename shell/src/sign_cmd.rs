@@ -70,7 +70,7 @@ pub(crate) fn run(cmd: &SignCommand) -> Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
-        SignCommand::Manifest { file, key, key_id, expires } => {
+        SignCommand::File { file, key, key_id, expires } => {
             check_expiry(expires)?;
             let key = read_key(key)?;
             let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;

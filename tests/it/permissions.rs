@@ -491,10 +491,7 @@ fn signed_manifests_and_app_directories_with_a_policy_that_requires_them() {
     for id in ["web2", "web3", "web4", "web5", "web1"] {
         assert!(refused_apps.contains(&id), "no signature.refused entry for {id}: {refused_apps:?}");
     }
-    let manifests = entries
-        .iter()
-        .filter(|e| e["action"] == "signature.refused" && e["app"].is_null())
-        .count();
+    let manifests = entries.iter().filter(|e| e["action"] == "signature.refused" && e["app"].is_null()).count();
     assert_eq!(manifests, 3, "the unsigned, the rogue and the tampered manifest");
 }
 
@@ -549,4 +546,79 @@ fn a_local_app_gets_the_content_security_policy_its_manifest_gives() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_policy_file_that_must_be_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = d.join("it.key");
+    let public = ok(&tessera(&["sign", "keygen", "--out", key.to_str().unwrap()], None)).trim().to_owned();
+    let trust = d.join("policy-trust.json");
+    std::fs::write(
+        &trust,
+        json!({ "requireSigned": true, "trustedKeys": [{ "id": "it", "publicKey": public }] }).to_string(),
+    )
+    .unwrap();
+    let policy = d.join("policy.json");
+    std::fs::write(&policy, json!({ "rules": [{ "apps": ["*"], "allow": ["bus.publish:desk.#"] }] }).to_string())
+        .unwrap();
+    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let manifest = d.join("desk.json");
+    std::fs::write(
+        &manifest,
+        json!({ "name": "Signed policy desk", "apps": [{ "appId": "a", "url": page }], "startup": ["a"] }).to_string(),
+    )
+    .unwrap();
+    let profile = d.join("profile");
+    let env = [("TESSERA_POLICY", policy.to_str().unwrap()), ("TESSERA_POLICY_TRUST", trust.to_str().unwrap())];
+    let start = |name: &str| Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 2048, &env, name);
+    let sign = || {
+        ok(&tessera(
+            &[
+                "sign",
+                "file",
+                policy.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                "--key-id",
+                "it",
+                "--expires",
+                "2099-01-01T00:00:00Z",
+            ],
+            None,
+        ))
+    };
+
+    // Unsigned: the shell does not start.
+    let log = refused(start("policy-unsigned"), "policy-unsigned");
+    assert!(log.contains("signature: it is not signed"), "{log}");
+    // Signed: it runs with it.
+    sign();
+    let shell = start("policy-signed");
+    shell.wait_for("app a loads", Duration::from_secs(60), |a| a.len() == 1 && a.iter().all(running_with_page));
+    let a = instance_of(&shell, "a");
+    js(
+        &shell,
+        a,
+        "window.errors = [], tessera.bus.onError((e) => errors.push(e.message)), window.seen = [], tessera.bus.publish('desk.x', {n: 1}), true",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(js(&shell, a, "errors.length"), 0, "allowed by the signed policy");
+    // Changed without a new signature: refused while running; the signed one stays.
+    std::fs::write(&policy, json!({ "rules": [{ "apps": ["*"], "deny": ["bus.publish:desk.#"] }] }).to_string())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    js(&shell, a, "tessera.bus.publish('desk.x', {n: 2}), true");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(js(&shell, a, "errors.length"), 0, "the unsigned change did not apply");
+    // Signed, the change applies.
+    sign();
+    std::thread::sleep(Duration::from_millis(2500));
+    js(&shell, a, "tessera.bus.publish('desk.x', {n: 3}), true");
+    wait_js(&shell, a, "errors.length", "1");
+    drop(shell);
+    let out = tessera(&["audit", "export", "--profile", profile.to_str().unwrap()], None);
+    let text = ok(&out);
+    assert!(text.lines().any(|l| l.contains("policy.reject") && l.contains("signature")), "{text}");
 }

@@ -52,8 +52,11 @@ pub(super) struct AppFacts {
 #[derive(Debug)]
 pub(super) struct Permissions {
     policy: RwLock<AdminPolicy>,
-    /// The policy file and its last modification time, if the policy came from a file.
-    policy_file: Mutex<Option<(PathBuf, Option<SystemTime>)>>,
+    /// The policy file and the last modification times of it and its signature, if the
+    /// policy came from a file.
+    policy_file: Mutex<Option<(PathBuf, (Option<SystemTime>, Option<SystemTime>))>>,
+    /// The keys the policy file must be signed with, if IT requires that.
+    policy_trust: Option<shell::signing::Checker>,
     subject: Subject,
     profile: Profile,
     apps: RwLock<HashMap<String, AppFacts>>,
@@ -66,6 +69,12 @@ pub(super) struct Permissions {
     ui: Handle,
     /// Where every decision is recorded (none if the vault, which holds its key, is unusable).
     audit: Option<Arc<AuditLog>>,
+}
+
+/// When a policy file and its signature were last changed.
+fn stamps(path: &std::path::Path) -> (Option<SystemTime>, Option<SystemTime>) {
+    let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    (m(path), m(std::path::Path::new(&format!("{}.sig", path.display()))))
 }
 
 /// The permission in plain words, for the consent dialog.
@@ -116,9 +125,10 @@ impl Permissions {
         profile: Profile,
         ui: Handle,
         audit: Option<Arc<AuditLog>>,
+        policy_trust: Option<shell::signing::Checker>,
     ) -> Self {
         let stamp = policy_file.map(|f| {
-            let modified = std::fs::metadata(&f).and_then(|m| m.modified()).ok();
+            let modified = stamps(&f);
             (f, modified)
         });
         Self {
@@ -133,6 +143,7 @@ impl Permissions {
             next_prompt: AtomicU64::new(1),
             ui,
             audit,
+            policy_trust,
         }
     }
 
@@ -181,18 +192,15 @@ impl Permissions {
     pub(super) fn reload_if_changed(&self) -> Option<Result<(), String>> {
         let mut file = self.policy_file.lock();
         let (path, stamp) = file.as_mut()?;
-        let now = std::fs::metadata(&*path).and_then(|m| m.modified()).ok();
+        let now = stamps(path);
         if now == *stamp {
             return None;
         }
         *stamp = now;
-        let text = match std::fs::read_to_string(&*path) {
-            Ok(t) => t,
-            Err(e) => return Some(Err(format!("{}: {e}", path.display()))),
-        };
+        let path = path.clone();
         let where_ = path.display().to_string();
         drop(file);
-        match AdminPolicy::parse(&text) {
+        match shell::policy::load_file(&path, self.policy_trust.as_ref()) {
             Ok(p) => {
                 *self.policy.write() = p;
                 self.cache.lock().clear();

@@ -54,7 +54,7 @@ pub(super) struct Permissions {
     policy: RwLock<AdminPolicy>,
     /// The policy file and the last modification times of it and its signature, if the
     /// policy came from a file.
-    policy_file: Mutex<Option<(PathBuf, (Option<SystemTime>, Option<SystemTime>))>>,
+    policy_file: Mutex<Option<(PathBuf, Stamps)>>,
     /// The keys the policy file must be signed with, if IT requires that.
     policy_trust: Option<shell::signing::Checker>,
     subject: Subject,
@@ -72,7 +72,10 @@ pub(super) struct Permissions {
 }
 
 /// When a policy file and its signature were last changed.
-fn stamps(path: &std::path::Path) -> (Option<SystemTime>, Option<SystemTime>) {
+type Stamps = (Option<SystemTime>, Option<SystemTime>);
+
+/// When a policy file and its signature were last changed.
+fn stamps(path: &std::path::Path) -> Stamps {
     let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     (m(path), m(std::path::Path::new(&format!("{}.sig", path.display()))))
 }

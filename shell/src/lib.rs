@@ -10,3 +10,4 @@ pub mod origin;
 pub mod policy;
 pub mod signing;
 pub mod supervisor;
+pub mod update_feed;

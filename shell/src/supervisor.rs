@@ -434,6 +434,7 @@ impl Supervisor {
             shutdown: self.shutdown.subscribe(),
             stop: stop_rx,
             traffic: Arc::new(crate::ipc::Traffic::default()),
+            flooded: false,
             app_events: Arc::clone(&self.app_events),
             gate: Arc::clone(&self.gate),
         };
@@ -547,6 +548,8 @@ struct Monitor {
     shutdown: tokio::sync::watch::Receiver<bool>,
     stop: tokio::sync::watch::Receiver<bool>,
     traffic: Arc<crate::ipc::Traffic>,
+    /// The app flooded the bus in an earlier host: its next hosts start at the lowest priority.
+    flooded: bool,
     app_events: AppEvents,
     gate: SharedGate,
 }
@@ -681,6 +684,13 @@ impl Monitor {
             .kill_on_drop(true)
             .spawn()?;
         let pid = child.id();
+        // A host of an app that flooded before starts (and its WebKit processes, which inherit
+        // it) at the lowest priority: its restart does not cost the other apps either.
+        if self.flooded
+            && let Some(p) = pid.and_then(|p| rustix::process::Pid::from_raw(p.cast_signed()))
+        {
+            let _ = rustix::process::setpriority_process(Some(p), 19);
+        }
         ours.set_nonblocking(true)?;
         let stream = tokio::net::UnixStream::from_std(ours)?;
         let last_pong = Arc::new(AtomicU64::new(now_ms()));
@@ -729,7 +739,7 @@ impl Monitor {
         let ticks_per_sec = rustix::param::clock_ticks_per_second().max(1) as f64;
         // A host that floods the bus is slowed by its rate limit; its processes also go to the
         // lowest CPU priority, so that what it burns in its own page does not starve the others.
-        let mut demoted = false;
+        let mut demoted = self.flooded;
         let throttled_before = self.traffic.throttled.load(Ordering::Relaxed);
         let mut sent_at_scan = self.traffic.from_app.load(Ordering::Relaxed);
         let ended = loop {
@@ -820,6 +830,7 @@ impl Monitor {
                         sent_at_scan = sent_now;
                         if !demoted && (self.traffic.throttled.load(Ordering::Relaxed) > throttled_before || rate > FLOOD_RATE) {
                             demoted = true;
+                            self.flooded = true;
                             tracing::warn!(app = %self.spec.app, instance = self.instance, "the app floods the bus: its processes now run at the lowest priority");
                             for p in &tree {
                                 if let Some(pid) = rustix::process::Pid::from_raw(p.pid.cast_signed()) {

@@ -17,7 +17,7 @@ fn instance_of(shell: &Shell, app: &str) -> u64 {
     shell.apps().iter().find(|a| a["app"] == app).and_then(|a| a["instance"].as_u64()).unwrap()
 }
 
-/// Sends `n` pings from `s` to `r` 10 ms apart; returns the latencies in ms, sorted.
+/// Sends `n` pings from `s` to `r` 5 ms apart; returns the latencies in ms, sorted.
 fn pings(shell: &Shell, s: u64, r: u64, n: usize, round: &str) -> Vec<f64> {
     js(
         shell,
@@ -31,7 +31,7 @@ fn pings(shell: &Shell, s: u64, r: u64, n: usize, round: &str) -> Vec<f64> {
         shell,
         s,
         &format!(
-            "new Promise((ok) => {{ let i = 0; const t = setInterval(() => {{ tessera.bus.publish('lat.{round}', {{ t: performance.timeOrigin + performance.now() }}); if (++i === {n}) {{ clearInterval(t); ok(true); }} }}, 10); }})"
+            "new Promise((ok) => {{ let i = 0; const t = setInterval(() => {{ tessera.bus.publish('lat.{round}', {{ t: performance.timeOrigin + performance.now() }}); if (++i === {n}) {{ clearInterval(t); ok(true); }} }}, 5); }})"
         ),
     );
     let start = Instant::now();
@@ -75,16 +75,16 @@ fn a_flooding_app_is_slowed_and_the_others_keep_their_latency() {
     });
     let (s, r, f) = (instance_of(&shell, "s"), instance_of(&shell, "r"), instance_of(&shell, "flood"));
 
-    let quiet = pings(&shell, s, r, 300, "quiet");
+    let quiet = pings(&shell, s, r, 800, "quiet");
     // The flood: bursts of 5,000 publishes, back to back, for 8 s.
     js(
         &shell,
         f,
-        "window.sent = 0, (() => { const end = Date.now() + 8000; const burst = () => { for (let i = 0; i < 5000; i++) tessera.bus.publish('flood.x', { i }); sent += 5000; if (Date.now() < end) setTimeout(burst, 0); }; burst(); })(), true",
+        "window.sent = 0, (() => { const end = Date.now() + 10000; const burst = () => { for (let i = 0; i < 5000; i++) tessera.bus.publish('flood.x', { i }); sent += 5000; if (Date.now() < end) setTimeout(burst, 0); }; burst(); })(), true",
     );
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(1000));
-    let loud = pings(&shell, s, r, 300, "loud");
+    let loud = pings(&shell, s, r, 800, "loud");
     let flood = shell.app(f);
     let out = flood["messages_out"].as_u64().unwrap_or(0);
     let secs = started.elapsed().as_secs_f64();

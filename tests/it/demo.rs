@@ -6,24 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::e2e::{Shell, running_with_page};
-
-fn js(shell: &Shell, instance: u64, expr: &str) -> Value {
-    let text = shell.ctl_ok(&["eval", &instance.to_string(), expr, "--timeout", "30"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expr}: {e}: {text}"))
-}
-
-fn instance_of(shell: &Shell, app: &str) -> u64 {
-    shell.apps().iter().find(|a| a["app"] == app).and_then(|a| a["instance"].as_u64()).unwrap()
-}
-
-fn prompts(shell: &Shell) -> Vec<Value> {
-    serde_json::from_str::<Value>(&shell.ctl_ok(&["prompts", "--json"]))
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+use crate::e2e::{Shell, instance_of, js, prompts, running_with_page};
 
 fn wait_prompt(shell: &Shell) -> Value {
     let start = Instant::now();

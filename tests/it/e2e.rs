@@ -164,6 +164,45 @@ impl Drop for Shell {
     }
 }
 
+/// Evaluates `expr` (awaited, up to 60 s) in `instance` and parses the JSON it gives.
+pub(crate) fn js(shell: &Shell, instance: u64, expr: &str) -> Value {
+    let text = shell.ctl_ok(&["eval", &instance.to_string(), expr, "--timeout", "60"]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expr}: {e}: {text}"))
+}
+
+/// Polls `expr` in `instance` until it gives `want` (as JSON text), for up to 30 s.
+pub(crate) fn wait_js(shell: &Shell, instance: u64, expr: &str, want: &str) {
+    let start = Instant::now();
+    loop {
+        let out = shell.ctl(&["eval", &instance.to_string(), expr]);
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{expr} in {instance}: {got} (want {want}); {}\n--- shell log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            shell.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The first instance of `app`.
+pub(crate) fn instance_of(shell: &Shell, app: &str) -> u64 {
+    shell.apps().iter().find(|a| a["app"] == app).and_then(|a| a["instance"].as_u64()).unwrap()
+}
+
+/// The permission prompts waiting for an answer.
+pub(crate) fn prompts(shell: &Shell) -> Vec<Value> {
+    serde_json::from_str::<Value>(&shell.ctl_ok(&["prompts", "--json"]))
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 pub(crate) fn alive(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::e2e::{Shell, running_with_page};
+use crate::e2e::{Shell, js, running_with_page, wait_js};
 use crate::layout::{display_of, layout, xdotool};
 
 fn start(name: &str) -> Shell {
@@ -35,35 +35,10 @@ fn one(shell: &Shell, app: &str) -> u64 {
     list[0]
 }
 
-/// Evaluates `js` (awaited) in `instance` and parses the JSON it gives.
-fn js(shell: &Shell, instance: u64, js: &str) -> Value {
-    let text = shell.eval(instance, js);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{js}: {e}: {text}"))
-}
-
 /// What a promise-returning call rejects with: `rejected:<message>`, or `resolved`.
 fn outcome(shell: &Shell, instance: u64, call: &str) -> String {
     let v = js(shell, instance, &format!("({call}).then(() => 'resolved', (e) => 'rejected:' + e.message)"));
     v.as_str().unwrap_or_default().to_owned()
-}
-
-/// Polls `js` in `instance` until it gives `want` (as JSON text).
-fn wait_js(shell: &Shell, instance: u64, expr: &str, want: &str) {
-    let start = Instant::now();
-    loop {
-        let out = shell.ctl(&["eval", &instance.to_string(), expr]);
-        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if out.status.success() && got == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{expr} in {instance}: {got} (want {want}); {}\n--- shell log ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            shell.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn instrument(ticker: &str) -> String {

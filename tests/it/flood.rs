@@ -4,18 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::e2e::{Shell, running_with_page};
-
-fn js(shell: &Shell, instance: u64, expr: &str) -> Value {
-    let text = shell.ctl_ok(&["eval", &instance.to_string(), expr, "--timeout", "60"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expr}: {e}: {text}"))
-}
-
-fn instance_of(shell: &Shell, app: &str) -> u64 {
-    shell.apps().iter().find(|a| a["app"] == app).and_then(|a| a["instance"].as_u64()).unwrap()
-}
+use crate::e2e::{Shell, instance_of, js, running_with_page};
 
 /// Sends `n` pings from `s` to `r` 5 ms apart; returns the latencies in ms, sorted.
 fn pings(shell: &Shell, s: u64, r: u64, n: usize, round: &str) -> Vec<f64> {

@@ -3,11 +3,11 @@
 //! watcher app (bus, directed messages, its channel, its intent, its private channel), and an
 //! entry in the audit log naming the app.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::e2e::{Shell, running_with_page};
+use crate::e2e::{Shell, js, running_with_page, wait_js};
 
 /// Each attack (its app id) and what its page must report.
 const ATTACKS: &[(&str, &str)] = &[
@@ -53,23 +53,6 @@ const EXTRAS: &[(&str, &str)] = &[
     ("h-camera", ""),
     ("h-clipboard", ""),
 ];
-
-fn js(shell: &Shell, instance: u64, expr: &str) -> Value {
-    let text = shell.ctl_ok(&["eval", &instance.to_string(), expr, "--timeout", "30"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expr}: {e}: {text}"))
-}
-
-fn wait_js(shell: &Shell, instance: u64, expr: &str, want: &str) {
-    let start = Instant::now();
-    loop {
-        let out = shell.ctl(&["eval", &instance.to_string(), expr]);
-        if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == want {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{expr}: not {want}\n{}", shell.log_tail());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn thirty_hostile_pages_each_fail_and_each_attempt_is_audited() {

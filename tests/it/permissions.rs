@@ -7,38 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::e2e::{Shell, running_with_page};
+use crate::e2e::{Shell, instance_of, js, prompts, running_with_page, wait_js};
 use crate::layout::{display_of, xdotool};
-
-fn js(shell: &Shell, instance: u64, expr: &str) -> Value {
-    let text = shell.eval(instance, expr);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{expr}: {e}: {text}"))
-}
-
-fn wait_js(shell: &Shell, instance: u64, expr: &str, want: &str) {
-    let start = Instant::now();
-    loop {
-        let out = shell.ctl(&["eval", &instance.to_string(), expr]);
-        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if out.status.success() && got == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{expr} in {instance}: {got} (want {want})\n--- shell log ---\n{}",
-            shell.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn prompts(shell: &Shell) -> Vec<Value> {
-    serde_json::from_str::<Value>(&shell.ctl_ok(&["prompts", "--json"]))
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
 
 /// Waits for exactly one prompt and returns it.
 fn one_prompt(shell: &Shell) -> Value {
@@ -71,10 +41,6 @@ fn grants(shell: &Shell) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-fn instance_of(shell: &Shell, app: &str) -> u64 {
-    shell.apps().iter().find(|a| a["app"] == app).and_then(|a| a["instance"].as_u64()).unwrap()
 }
 
 const POLICY: &str = r#"{

@@ -127,8 +127,20 @@ pub enum Command {
         /// Clear the counters after reporting.
         reset: bool,
     },
+    /// Show the updater's state in the shell bar (a download's progress, or a build ready to
+    /// install), or nothing.
+    SetUpdate(Option<UpdateBanner>),
     /// Close the window and end [`Compositor::run`].
     Quit,
+}
+
+/// What the shell bar says about updates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateBanner {
+    /// One line, e.g. "Downloading update (12 of 40 MB)".
+    pub text: String,
+    /// A download's progress, 0 to 1; `None` for a plain message.
+    pub progress: Option<f32>,
 }
 
 /// What happened in the window.

@@ -99,6 +99,7 @@ pub(crate) struct Desk {
     health: Vec<HealthRow>,
     grants: Vec<GrantRow>,
     side: Option<Side>,
+    update: Option<crate::UpdateBanner>,
 }
 
 impl Desk {
@@ -117,6 +118,7 @@ impl Desk {
             health: Vec::new(),
             grants: Vec::new(),
             side: None,
+            update: None,
         }
     }
 
@@ -292,6 +294,13 @@ impl Desk {
                         if ui.selectable_label(self.side == Some(side), label).clicked() {
                             self.side = if self.side == Some(side) { None } else { Some(side) };
                         }
+                    }
+                    if let Some(update) = &self.update {
+                        ui.separator();
+                        if let Some(p) = update.progress {
+                            ui.add(egui::ProgressBar::new(p.clamp(0.0, 1.0)).desired_width(140.0).show_percentage());
+                        }
+                        ui.label(egui::RichText::new(update.text.as_str()).color(theme::TEXT));
                     }
                 });
             });
@@ -677,6 +686,12 @@ impl ApplicationHandler<Command> for App {
                 if self.desk.side != Some(Side::Settings) {
                     return;
                 }
+            }
+            Command::SetUpdate(banner) => {
+                if self.desk.update == banner {
+                    return;
+                }
+                self.desk.update = banner;
             }
             Command::ShowConsent(request) => self.desk.show_consent(request),
             Command::ShowResolver(request) => self.desk.show_resolver(request),

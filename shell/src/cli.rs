@@ -33,6 +33,100 @@ pub(crate) enum Command {
     /// For IT: signing keys, signed App Directory records and signed manifests.
     #[command(subcommand)]
     Sign(SignCommand),
+    /// Checks for, installs and rolls back updates of an installed build.
+    #[command(subcommand)]
+    Update(UpdateCommand),
+    /// For IT: packs, signs and publishes a release into an update feed directory.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+}
+
+/// What every `update` command needs.
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    /// The install root (default: the one this binary belongs to, or TESSERA_INSTALL_ROOT).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// The admin policy with the `update` and `signing` sections (default: TESSERA_POLICY, else
+    /// /etc/tessera/policy.json).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UpdateCommand {
+    /// Fetches the channel's feed and says whether there is an update for this desk.
+    Check {
+        #[command(flatten)]
+        args: UpdateArgs,
+    },
+    /// Downloads, verifies and stages the update; it is installed at the next start (or now,
+    /// with --now, when no shell runs from this install).
+    Apply {
+        #[command(flatten)]
+        args: UpdateArgs,
+        /// Swap to the new build now instead of at the next start.
+        #[arg(long)]
+        now: bool,
+    },
+    /// What is installed, kept, staged, on probation, downloading, and the last failure.
+    Status {
+        #[command(flatten)]
+        args: UpdateArgs,
+    },
+    /// Goes back to the previous build (the version left is not installed again).
+    Rollback {
+        #[command(flatten)]
+        args: UpdateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReleaseCommand {
+    /// Packs the binaries and assets into a release archive, signs it (zipsign, ed25519) and
+    /// writes the channel's signed feed: FEED_DIR/archives/NAME.tar.gz, then FEED_DIR/CHANNEL.json.
+    Publish {
+        /// The release's version (default: this binary's).
+        #[arg(long = "release-version", value_name = "VERSION")]
+        version: Option<String>,
+        /// Where `tessera` and `tessera-app-host` are (default: beside this binary).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Where `manifests/` and `assets/` are (default: the installed share/tessera, or the
+        /// source tree).
+        #[arg(long, value_name = "DIR")]
+        share_dir: Option<PathBuf>,
+        /// The feed directory (served as --base-url).
+        #[arg(long, value_name = "DIR")]
+        feed_dir: PathBuf,
+        /// The URL the feed directory is served at.
+        #[arg(long)]
+        base_url: String,
+        /// The channel (stable, canary, ...).
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// Percent of desks that get it now (0-100).
+        #[arg(long, default_value_t = 100)]
+        rollout: u8,
+        /// The oldest version that may update to it directly.
+        #[arg(long)]
+        minimum_version: Option<String>,
+        /// When the feed stops being valid (RFC 3339 UTC; default: in 30 days).
+        #[arg(long)]
+        expires: Option<String>,
+        /// The secret key file (`tessera sign keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The key's id, as the admin policy's trustedKeys name it.
+        #[arg(long)]
+        key_id: String,
+        /// gzip level (0-9).
+        #[arg(long, default_value_t = 6)]
+        level: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,4 +10,6 @@ pub mod origin;
 pub mod policy;
 pub mod signing;
 pub mod supervisor;
+pub mod release;
 pub mod update_feed;
+pub mod updater;

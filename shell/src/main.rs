@@ -13,6 +13,7 @@ mod journal_cmd;
 mod run;
 mod sign_cmd;
 mod stats;
+mod update_cmd;
 mod vault_cmd;
 
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ fn main() -> ExitCode {
         Command::Vault(cmd) => vault_cmd::run(&cmd),
         Command::Audit(cmd) => audit_cmd::run(&cmd),
         Command::Sign(cmd) => sign_cmd::run(&cmd).map(|()| true),
+        Command::Update(cmd) => update_cmd::run(&cmd),
+        Command::Release(cmd) => update_cmd::release(&cmd).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

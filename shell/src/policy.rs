@@ -305,6 +305,64 @@ pub struct PolicyFile {
     /// Which keys may sign App Directory records and manifests, and whether they must be signed.
     #[serde(default)]
     pub signing: Option<crate::signing::SigningRules>,
+    /// Where updates come from and when; the release keys are the `signing` section's.
+    #[serde(default)]
+    pub update: Option<UpdateRules>,
+}
+
+/// The admin policy's update rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateRules {
+    /// Whether the shell updates itself at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where the feeds are: the channel's feed is `{feedUrl}/{channel}.json`.
+    pub feed_url: String,
+    /// The channel this desk follows.
+    #[serde(default = "stable")]
+    pub channel: String,
+    /// How often a running shell checks, in minutes (0: only at start-up).
+    #[serde(default = "four_hours")]
+    pub check_every_minutes: u64,
+    /// Stay on (or go to) exactly this version.
+    #[serde(default)]
+    pub pin_version: Option<String>,
+    /// Failed starts of a new build before the previous one is restored.
+    #[serde(default = "three")]
+    pub max_failed_starts: u32,
+    /// Seconds a new build has to start healthy before the previous one is restored.
+    #[serde(default = "sixty")]
+    pub health_timeout_secs: u64,
+    /// Seconds a download may take.
+    #[serde(default = "half_an_hour")]
+    pub download_timeout_secs: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn stable() -> String {
+    "stable".to_owned()
+}
+fn four_hours() -> u64 {
+    240
+}
+fn three() -> u32 {
+    3
+}
+fn sixty() -> u64 {
+    60
+}
+fn half_an_hour() -> u64 {
+    1800
+}
+
+impl UpdateRules {
+    /// The URL of the channel's feed.
+    pub fn feed(&self) -> String {
+        format!("{}/{}.json", self.feed_url.trim_end_matches('/'), self.channel)
+    }
 }
 
 /// A policy that does not hold together.
@@ -330,6 +388,7 @@ pub struct AdminPolicy {
     roles: BTreeMap<String, Role>,
     rules: Vec<CheckedRule>,
     signing: Option<crate::signing::Checker>,
+    update: Option<UpdateRules>,
 }
 
 impl AdminPolicy {
@@ -392,11 +451,40 @@ impl AdminPolicy {
                 }
             },
         };
+        if let Some(u) = &file.update {
+            if !u.feed_url.starts_with("https://")
+                && !u.feed_url.starts_with("http://127.0.0.1")
+                && !u.feed_url.starts_with("http://localhost")
+                && !u.feed_url.starts_with('/')
+            {
+                problems.push(format!(
+                    "update.feedUrl: {:?} is not https (plain http only to this machine, or a local directory)",
+                    u.feed_url
+                ));
+            }
+            if u.channel.is_empty() || !u.channel.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                problems.push(format!("update.channel: {:?}: letters, digits and dashes only", u.channel));
+            }
+            if u.max_failed_starts == 0 {
+                problems.push("update.maxFailedStarts: at least 1".to_owned());
+            }
+            if u.health_timeout_secs < 5 {
+                problems.push("update.healthTimeoutSecs: at least 5".to_owned());
+            }
+            if file.signing.as_ref().is_none_or(|s| s.trusted_keys.is_empty()) {
+                problems.push("update: the signing section trusts no key, so no release could be accepted".to_owned());
+            }
+        }
         if problems.is_empty() {
-            Ok(Self { roles: file.roles.clone(), rules, signing })
+            Ok(Self { roles: file.roles.clone(), rules, signing, update: file.update.clone() })
         } else {
             Err(PolicyError { problems })
         }
+    }
+
+    /// The update rules, if the policy has them.
+    pub fn update(&self) -> Option<&UpdateRules> {
+        self.update.as_ref()
     }
 
     /// How signed records and manifests are checked, if the policy says.

@@ -4,6 +4,7 @@
 
 mod fdc3;
 mod permissions;
+mod updates;
 mod workspace;
 
 use std::collections::HashMap;
@@ -177,6 +178,11 @@ fn demo_manifest() -> Result<PathBuf> {
 
 /// Runs the shell until it is told to quit; `Ok(true)` on a clean exit.
 pub(crate) fn run(args: &RunArgs) -> Result<bool> {
+    // An installed build with a new build staged or on probation: this process installs it
+    // and watches its start instead of running the shell itself.
+    if let Some(code) = crate::update_cmd::guard(args.policy.as_deref()).context("installing the update")? {
+        return Ok(code == 0);
+    }
     let manifest_path = match &args.manifest {
         Some(p) => p.clone(),
         None => demo_manifest()?,
@@ -308,6 +314,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let policy = RestartPolicy { memory_limit_bytes: Some(args.memory_limit_mib << 20), ..RestartPolicy::default() };
     let agent = fdc3::agent(&manifest);
     let (admin, policy_file) = admin_policy(policy_from_file, &manifest);
+    let update_rules = admin.update().cloned().zip(admin.signing().cloned());
     let journal_client = Arc::new(broker.connect(None));
     let shell = {
         let _guard = rt.enter();
@@ -365,6 +372,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     rt.spawn(workspace::autosave(Arc::clone(&shell), Arc::clone(&shell.dirty)));
     rt.spawn(serve_ctl(Arc::clone(&shell), listener));
     rt.spawn(quit_on_signal(Arc::clone(&shell)));
+    if let Some(install) = shell::updater::Install::locate() {
+        rt.spawn(updates::run(Arc::clone(&shell), install, update_rules));
+    }
     {
         // Expiry of timed-out calls, TTLs and offline queues.
         let broker = shell.broker.clone();

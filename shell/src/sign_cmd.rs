@@ -10,7 +10,7 @@ use shell::signing;
 
 use crate::cli::SignCommand;
 
-fn read_key(path: &Path) -> Result<SigningKey> {
+pub(crate) fn read_key(path: &Path) -> Result<SigningKey> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the key {}", path.display()))?;
     let text = text.trim();
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {

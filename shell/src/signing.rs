@@ -288,6 +288,16 @@ impl Checker {
         Ok(Self { rules: rules.clone(), keys })
     }
 
+    /// The trusted keys that are not revoked, as raw ed25519 public keys (what release
+    /// archives' zipsign signatures are checked against).
+    pub fn release_keys(&self) -> Vec<[u8; 32]> {
+        self.keys
+            .iter()
+            .filter(|(id, _)| !self.rules.revoked_keys.contains(id))
+            .map(|(_, k)| k.to_bytes())
+            .collect()
+    }
+
     /// Whether signatures are required.
     pub fn required(&self) -> bool {
         self.rules.require_signed

@@ -14,4 +14,5 @@ mod journal_crash;
 mod layout;
 mod permissions;
 mod supervisor;
+mod update;
 mod vault;

@@ -1,0 +1,109 @@
+//! The running shell's side of updates: a build on probation reports its healthy start; the
+//! shell checks the feed at start-up and on the policy's schedule, downloads in the background
+//! with a progress bar, and copies every update event into the audit log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use compositor::{Command as UiCommand, UpdateBanner};
+use shell::policy::UpdateRules;
+use shell::signing::Checker;
+use shell::supervisor::AppState;
+use shell::updater::{Install, Progress};
+
+use super::Shell;
+use crate::update_cmd::{self, Outcome, PROBATION_ENV};
+
+/// Key, in the profile's settings, of how many update events went into the audit log.
+const EVENTS_COPIED: &str = "update.events_copied";
+
+/// Runs the shell's update duties until it quits.
+pub(super) async fn run(shell: Arc<Shell>, install: Install, rules: Option<(UpdateRules, Checker)>) {
+    let probation = std::env::var(PROBATION_ENV).ok();
+    copy_events(&shell, &install);
+    wait_healthy(&shell).await;
+    if let Some(version) = probation {
+        let i = install.clone();
+        match tokio::task::spawn_blocking(move || i.confirm(&version)).await {
+            Ok(Ok(true)) => tracing::info!("this new build started healthy; its probation is over"),
+            Ok(Ok(false)) => tracing::warn!("started on probation, but no probation is recorded"),
+            Ok(Err(e)) => tracing::error!("could not end the probation: {e}"),
+            Err(e) => tracing::error!("could not end the probation: {e}"),
+        }
+    }
+    copy_events(&shell, &install);
+    let Some((rules, checker)) = rules else { return };
+    loop {
+        let (i, r, c, ui) = (install.clone(), rules.clone(), checker.clone(), shell.ui.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            update_cmd::check(&i, &r, &c, true, &|p: Progress| {
+                let percent = p.received.saturating_mul(100) / p.total.max(1);
+                ui.send(UiCommand::SetUpdate(Some(UpdateBanner {
+                    text: format!("Downloading update ({} of {} MB)", p.received >> 20, p.total >> 20),
+                    progress: Some(f32::from(u8::try_from(percent.min(100)).unwrap_or(100)) / 100.0),
+                })));
+            })
+        })
+        .await;
+        let banner = match checked {
+            Ok(Ok(Outcome::Staged(v))) => {
+                Some(UpdateBanner { text: format!("Tessera {v} is ready: restart to install it"), progress: None })
+            }
+            Ok(Ok(o)) => {
+                tracing::info!(outcome = ?o, "update check");
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("update check failed: {e}");
+                None
+            }
+            Err(e) => {
+                tracing::error!("update check panicked: {e}");
+                None
+            }
+        };
+        shell.ui.send(UiCommand::SetUpdate(banner));
+        copy_events(&shell, &install);
+        if rules.check_every_minutes == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(rules.check_every_minutes * 60)).await;
+    }
+}
+
+/// Waits until the start-up desk is up and every app host it started answers.
+async fn wait_healthy(shell: &Shell) {
+    let mut restored = shell.restored.subscribe();
+    let _ = restored.wait_for(|r| *r).await;
+    loop {
+        let status = shell.supervisor.status();
+        if status.iter().all(|s| s.state == AppState::Running) {
+            tracing::info!(apps = status.len(), "healthy start");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Copies update events not yet in the audit log into it.
+fn copy_events(shell: &Shell, install: &Install) {
+    let Ok(text) = std::fs::read_to_string(install.events_path()) else { return };
+    let key = format!("{EVENTS_COPIED}:{}", install.root().display());
+    let done: usize = shell.profile.setting(&key).ok().flatten().unwrap_or(0);
+    let lines: Vec<&str> = text.lines().collect();
+    if done >= lines.len() {
+        return;
+    }
+    for line in &lines[done..] {
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let s = |k: &str| e.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+        let mut details = e.get("details").cloned().unwrap_or_default();
+        if let Some(d) = details.as_object_mut() {
+            d.insert("at".into(), serde_json::json!(s("time")));
+        }
+        shell.permissions.record("updater", None, &s("action"), &s("version"), &s("outcome"), details);
+    }
+    if let Err(e) = shell.profile.set_setting(&key, &lines.len()) {
+        tracing::warn!("could not note the update events copied: {e}");
+    }
+}

@@ -65,13 +65,7 @@ pub struct Contents {
     pub level: u32,
 }
 
-fn add_file(
-    tar: &mut tar::Builder<impl Write>,
-    from: &Path,
-    to: &Path,
-    mode: u32,
-    mtime: u64,
-) -> Result<()> {
+fn add_file(tar: &mut tar::Builder<impl Write>, from: &Path, to: &Path, mode: u32, mtime: u64) -> Result<()> {
     let mut f = File::open(from).map_err(io_err(from))?;
     let len = f.metadata().map_err(io_err(from))?.len();
     let mut header = tar::Header::new_gnu();
@@ -83,7 +77,8 @@ fn add_file(
 }
 
 fn add_tree(tar: &mut tar::Builder<impl Write>, from: &Path, to: &Path, mtime: u64) -> Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(from).map_err(io_err(from))?.collect::<io::Result<_>>().map_err(io_err(from))?;
+    let mut entries: Vec<_> =
+        fs::read_dir(from).map_err(io_err(from))?.collect::<io::Result<_>>().map_err(io_err(from))?;
     entries.sort_by_key(fs::DirEntry::file_name);
     for e in entries {
         let path = e.path();

@@ -291,11 +291,7 @@ impl Checker {
     /// The trusted keys that are not revoked, as raw ed25519 public keys (what release
     /// archives' zipsign signatures are checked against).
     pub fn release_keys(&self) -> Vec<[u8; 32]> {
-        self.keys
-            .iter()
-            .filter(|(id, _)| !self.rules.revoked_keys.contains(id))
-            .map(|(_, k)| k.to_bytes())
-            .collect()
+        self.keys.iter().filter(|(id, _)| !self.rules.revoked_keys.contains(id)).map(|(_, k)| k.to_bytes()).collect()
     }
 
     /// Whether signatures are required.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use shell::policy::{AdminPolicy, UpdateRules};
 use shell::signing::Checker;
 use shell::update_feed::{self, Verdict};
-use shell::updater::{Install, Progress, UpdateError};
+use shell::updater::{Install, Progress, UpdateError, Watch};
 
 use crate::cli::{ReleaseCommand, UpdateArgs, UpdateCommand};
 
@@ -101,7 +101,9 @@ impl Outcome {
                 format!("{version} is rolling out to {percent}% of desks; this desk (bucket {bucket}) is not in it yet")
             }
             Self::Pinned { version, pin } => format!("{version} is available, but the admin policy pins {pin}"),
-            Self::Refused(v) => format!("{v} is available, but it failed on this desk before and is not installed again"),
+            Self::Refused(v) => {
+                format!("{v} is available, but it failed on this desk before and is not installed again")
+            }
             Self::Available(v) => format!("{v} is available (tessera update apply to install it)"),
             Self::Staged(v) => format!("{v} is downloaded and verified; it is installed at the next start"),
         }
@@ -115,7 +117,7 @@ pub(crate) fn check(
     rules: &UpdateRules,
     checker: &Checker,
     stage: bool,
-    progress: &(dyn Fn(Progress) + Sync),
+    watch: &Watch,
 ) -> Result<Outcome, UpdateError> {
     let _lock = install.lock()?;
     install.settle()?;
@@ -161,15 +163,28 @@ pub(crate) fn check(
     };
     state.last_check = Some(outcome.text());
     install.save_state(&state)?;
-    install.event("update.check", Some(&feed.version), &outcome.json()["outcome"].as_str().unwrap_or("?").to_owned(), json!({ "feed": url, "bucket": bucket }));
+    install.event(
+        "update.check",
+        Some(&feed.version),
+        outcome.json()["outcome"].as_str().unwrap_or("?"),
+        json!({ "feed": url, "bucket": bucket }),
+    );
     match outcome {
         Outcome::Available(v) if stage => {
             let staged = install
-                .stage(&feed, &checker.release_keys(), Duration::from_secs(rules.download_timeout_secs), progress)
-                .map_err(|e| {
-                    install.event("update.download", Some(&v), "refused", json!({ "url": feed.url, "error": e.to_string() }));
+                .stage(&feed, &checker.release_keys(), Duration::from_secs(rules.download_timeout_secs), watch)
+                .inspect_err(|e| {
+                    if watch.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                        install.event("update.download", Some(&v), "stopped", json!({ "url": feed.url }));
+                        return;
+                    }
+                    install.event(
+                        "update.download",
+                        Some(&v),
+                        "refused",
+                        json!({ "url": feed.url, "error": e.to_string() }),
+                    );
                     let _ = install.record_failure(Some(&v), &e.to_string());
-                    e
                 })?;
             Ok(Outcome::Staged(staged))
         }
@@ -213,28 +228,39 @@ pub(crate) fn run(cmd: &UpdateCommand) -> Result<bool> {
         UpdateCommand::Check { args } => {
             let install = install(args)?;
             let (rules, checker) = rules(args.policy.as_deref())?;
-            let outcome = check(&install, &rules, &checker, false, &|_| {})?;
+            let outcome = check(&install, &rules, &checker, false, &Watch::default())?;
             say(args.json, &outcome.json(), &outcome.text());
             Ok(true)
         }
         UpdateCommand::Apply { args, now } => {
             let install = install(args)?;
             let (rules, checker) = rules(args.policy.as_deref())?;
-            let last = std::sync::Mutex::new(0u64);
-            let outcome = check(&install, &rules, &checker, true, &|p: Progress| {
-                let Ok(mut last) = last.lock() else { return };
-                let tenth = p.received * 10 / p.total.max(1);
-                if tenth != *last || p.received == 0 {
-                    *last = tenth;
-                    tracing::info!(received = p.received, total = p.total, "downloading");
-                }
-            })?;
+            let last = std::sync::Mutex::new(u64::MAX);
+            let watch = Watch {
+                progress: std::sync::Arc::new(move |p: Progress| {
+                    let Ok(mut last) = last.lock() else { return };
+                    let tenth = p.received * 10 / p.total.max(1);
+                    if tenth != *last {
+                        *last = tenth;
+                        tracing::info!(received = p.received, total = p.total, "downloading");
+                    }
+                }),
+                ..Watch::default()
+            };
+            let outcome = check(&install, &rules, &checker, true, &watch)?;
             if *now && let Outcome::Staged(v) = &outcome {
                 let _lock = install.lock()?;
                 match install.install_staged()? {
                     Some(p) => {
                         let v = json!({ "outcome": "installed", "version": p.version, "previous": p.previous });
-                        say(args.json, &v, &format!("{} installed (on probation until it starts healthy); {} kept", p.version, p.previous));
+                        say(
+                            args.json,
+                            &v,
+                            &format!(
+                                "{} installed (on probation until it starts healthy); {} kept",
+                                p.version, p.previous
+                            ),
+                        );
                         return Ok(true);
                     }
                     None => bail!("{v} was staged but could not be installed"),
@@ -270,7 +296,11 @@ pub(crate) fn run(cmd: &UpdateCommand) -> Result<bool> {
             install.settle()?;
             let from = install.current()?;
             let to = install.rollback("rolled back on command (tessera update rollback)")?;
-            say(args.json, &json!({ "outcome": "rolled-back", "from": from, "to": to }), &format!("rolled back from {from} to {to}"));
+            say(
+                args.json,
+                &json!({ "outcome": "rolled-back", "from": from, "to": to }),
+                &format!("rolled back from {from} to {to}"),
+            );
             Ok(true)
         }
     }
@@ -295,7 +325,15 @@ pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
                 return Ok(None);
             };
             install.settle()?;
-            install.install_staged()?;
+            let staged = install.state()?.staged;
+            // Turned off, or pinned to another version, by the admin policy: not installed.
+            let allowed = rules
+                .is_none_or(|r| r.enabled && r.pin_version.as_ref().is_none_or(|pin| staged.as_ref() == Some(pin)));
+            if allowed {
+                install.install_staged()?;
+            } else if let Some(v) = &staged {
+                tracing::warn!(version = %v, "a staged build is not installed: the admin policy turned updates off or pins another version");
+            }
             let mut state = install.state()?;
             let Some(p) = state.probation.as_mut() else { return Ok(None) };
             if p.attempts >= max_attempts {
@@ -351,11 +389,8 @@ pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
                 Ok(None) if started.elapsed() > health_timeout => {
                     stop(&mut child);
                     let _lock = install.lock()?;
-                    let reason = format!(
-                        "{} did not start healthy within {} s",
-                        probation.version,
-                        health_timeout.as_secs()
-                    );
+                    let reason =
+                        format!("{} did not start healthy within {} s", probation.version, health_timeout.as_secs());
                     let to = install.rollback(&reason)?;
                     tracing::error!(%reason, %to, "update rolled back");
                     drop(_lock);

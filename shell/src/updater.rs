@@ -182,6 +182,28 @@ pub struct Progress {
     pub total: u64,
 }
 
+/// How a caller follows a download: progress reports (a few a second) and a flag that stops
+/// it (the shell is quitting); a stopped download leaves nothing behind.
+#[derive(Clone)]
+pub struct Watch {
+    /// Called with the bytes received so far.
+    pub progress: std::sync::Arc<dyn Fn(Progress) + Send + Sync>,
+    /// Set to stop the download.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("cancel", &self.cancel).finish_non_exhaustive()
+    }
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Self { progress: std::sync::Arc::new(|_| {}), cancel: std::sync::Arc::default() }
+    }
+}
+
 /// What a release archive carries about itself (`release.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -364,19 +386,16 @@ impl Install {
 
     /// Stores the state atomically. Call with the lock held.
     pub fn save_state(&self, state: &State) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| UpdateError::State {
-            path: self.state_path(),
-            why: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec_pretty(state)
+            .map_err(|e| UpdateError::State { path: self.state_path(), why: e.to_string() })?;
         write_atomic(&self.state_path(), &bytes)
     }
 
     /// Appends an update event (for the audit log) and logs it.
     pub fn event(&self, action: &str, version: Option<&str>, outcome: &str, details: serde_json::Value) {
         tracing::info!(action, version, outcome, %details, "update event");
-        let line = serde_json::json!({
-            "time": now(), "action": action, "version": version, "outcome": outcome, "details": details,
-        });
+        let mut line = serde_json::json!({ "time": now(), "action": action, "version": version, "outcome": outcome });
+        line["details"] = details;
         let path = self.events_path();
         let written = fs::create_dir_all(self.update_dir())
             .and_then(|()| OpenOptions::new().create(true).append(true).open(&path))
@@ -477,13 +496,7 @@ impl Install {
     /// Downloads the archive `feed` describes, checks it and unpacks it beside the current
     /// build, ready for the next start. `keys` are the trusted, unrevoked ed25519 keys.
     /// Nothing partial is left behind on any failure. Call with the lock held.
-    pub fn stage(
-        &self,
-        feed: &Feed,
-        keys: &[[u8; 32]],
-        timeout: Duration,
-        progress: &(dyn Fn(Progress) + Sync),
-    ) -> Result<String> {
+    pub fn stage(&self, feed: &Feed, keys: &[[u8; 32]], timeout: Duration, watch: &Watch) -> Result<String> {
         if !valid_version(&feed.version) {
             return Err(UpdateError::Content {
                 name: feed.url.clone(),
@@ -507,7 +520,7 @@ impl Install {
         let downloads = self.update_dir().join("downloads");
         fs::create_dir_all(&downloads).map_err(io_err(&downloads))?;
         let part = downloads.join(format!("{name}.part"));
-        let result = self.download_and_unpack(feed, keys, timeout, progress, &name, &part);
+        let result = self.download_and_unpack(feed, keys, timeout, watch, &name, &part);
         let _ = fs::remove_file(&part);
         let _ = fs::remove_file(self.progress_path());
         result
@@ -518,39 +531,42 @@ impl Install {
         feed: &Feed,
         keys: &[[u8; 32]],
         timeout: Duration,
-        progress: &(dyn Fn(Progress) + Sync),
+        watch: &Watch,
         name: &str,
         part: &Path,
     ) -> Result<String> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(part)
-            .map_err(io_err(part))?;
-        let mut sink = Sink { file, hasher: Sha256::new(), written: 0, limit: feed.size, path: part.to_owned() };
+        let file =
+            OpenOptions::new().create(true).truncate(true).read(true).write(true).open(part).map_err(io_err(part))?;
+        let mut sink = Sink {
+            file,
+            hasher: Sha256::new(),
+            written: 0,
+            limit: feed.size,
+            path: part.to_owned(),
+            cancel: std::sync::Arc::clone(&watch.cancel),
+        };
         let progress_file = self.progress_path();
-        let last = std::sync::Mutex::new((std::time::Instant::now(), 0u64));
+        let last = std::sync::Mutex::new(std::time::Instant::now());
         let total = feed.size;
-        progress(Progress { received: 0, total });
+        (watch.progress)(Progress { received: 0, total });
         let fetched = self_update::Download::from_url(&feed.url)
             .timeout(timeout)
             .max_download_size(feed.size)
             .progress_callback({
-                let progress_file = progress_file.clone();
+                let progress = std::sync::Arc::clone(&watch.progress);
                 move |received, _| {
                     let Ok(mut last) = last.lock() else { return };
-                    // A few updates a second are plenty for a bar and a status file.
-                    if last.0.elapsed() >= Duration::from_millis(200) || received == total {
-                        *last = (std::time::Instant::now(), received);
+                    // A few reports a second are plenty for a bar and a status file.
+                    if last.elapsed() >= Duration::from_millis(200) || received == total {
+                        *last = std::time::Instant::now();
                         let p = Progress { received, total };
                         let _ = serde_json::to_vec(&p).map(|b| fs::write(&progress_file, b));
+                        progress(p);
                     }
                 }
             })
             .download_to(&mut sink);
-        progress(Progress { received: sink.written, total });
+        (watch.progress)(Progress { received: sink.written, total });
         if let Err(e) = fetched {
             // The sink's own refusal (too many bytes, a full disk) is the clearer message.
             let why = match sink_error(&e) {
@@ -576,7 +592,12 @@ impl Install {
         let mut file = sink.file;
         file.sync_all().map_err(io_err(part))?;
         verify_signature(&mut file, name, keys)?;
-        self.event("update.verify", Some(&feed.version), "ok", serde_json::json!({ "archive": name, "sha256": digest }));
+        self.event(
+            "update.verify",
+            Some(&feed.version),
+            "ok",
+            serde_json::json!({ "archive": name, "sha256": digest }),
+        );
         file.rewind().map_err(io_err(part))?;
         self.unpack(file, name, &feed.version)
     }
@@ -594,10 +615,10 @@ impl Install {
             archive.set_overwrite(false);
             archive.unpack(&partial).map_err(|e| UpdateError::Content { name: name.to_owned(), why: e.to_string() })?;
             let info_path = partial.join("release.json");
-            let info: ReleaseInfo = fs::read(&info_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| UpdateError::Content { name: name.to_owned(), why: "no readable release.json".into() })?;
+            let info: ReleaseInfo =
+                fs::read(&info_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
+                    UpdateError::Content { name: name.to_owned(), why: "no readable release.json".into() }
+                })?;
             if info.version != version {
                 return Err(UpdateError::Content {
                     name: name.to_owned(),
@@ -640,8 +661,7 @@ impl Install {
             self.save_state(&state)?;
             return Ok(None);
         }
-        let probation =
-            Probation { version: version.clone(), previous: current.clone(), attempts: 0, since: now() };
+        let probation = Probation { version: version.clone(), previous: current.clone(), attempts: 0, since: now() };
         state.staged = None;
         state.probation = Some(probation.clone());
         self.save_state(&state)?;
@@ -707,7 +727,8 @@ impl Install {
     /// Records a failure that is not tied to a swap (a refused feed or archive, a failed download).
     pub fn record_failure(&self, version: Option<&str>, reason: &str) -> Result<()> {
         let mut state = self.state()?;
-        state.last_failure = Some(Failure { version: version.map(str::to_owned), reason: reason.to_owned(), at: now() });
+        state.last_failure =
+            Some(Failure { version: version.map(str::to_owned), reason: reason.to_owned(), at: now() });
         self.save_state(&state)
     }
 }
@@ -719,13 +740,18 @@ struct Sink {
     written: u64,
     limit: u64,
     path: PathBuf,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const TOO_BIG: &str = "the server sent more bytes than the feed declares";
+const CANCELLED: &str = "stopped: the shell is quitting";
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let len = buf.len() as u64;
+        if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other(CANCELLED));
+        }
         if self.written + len > self.limit {
             return Err(io::Error::other(format!("{TOO_BIG} ({} bytes)", self.limit)));
         }
@@ -745,6 +771,9 @@ fn sink_error(e: &self_update::errors::Error) -> Option<String> {
     let text = e.to_string();
     if text.contains(TOO_BIG) || text.contains("max_download_size") {
         return Some(TOO_BIG.to_owned());
+    }
+    if text.contains(CANCELLED) {
+        return Some(CANCELLED.to_owned());
     }
     match e {
         self_update::errors::Error::Io(io) if io.kind() == io::ErrorKind::StorageFull => {
@@ -799,9 +828,7 @@ pub fn fetch_feed(url: &str, timeout: Duration) -> Result<String> {
     if !url.starts_with("http://") && !url.starts_with("https://") {
         let path = url.strip_prefix("file://").unwrap_or(url);
         let mut text = String::new();
-        File::open(path)
-            .and_then(|f| f.take(LIMIT).read_to_string(&mut text))
-            .map_err(|e| fail(e.to_string()))?;
+        File::open(path).and_then(|f| f.take(LIMIT).read_to_string(&mut text)).map_err(|e| fail(e.to_string()))?;
         return Ok(text);
     }
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();

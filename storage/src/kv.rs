@@ -1,9 +1,7 @@
-//! The profile's small tables: settings, layouts, grants, dead letters and update state.
+//! The profile's small tables: settings, layouts, grants and dead letters.
 //! Values are JSON (low volume, easy to evolve: unknown fields are ignored, missing ones take
 //! their defaults); every read is checked and a damaged value is an [`Error::Decode`] naming
 //! the table and key.
-
-use std::collections::BTreeMap;
 
 use broker::{DeadLetter, Timestamp};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -19,12 +17,10 @@ type Json = TableDefinition<'static, &'static str, &'static [u8]>;
 const SETTINGS: Json = TableDefinition::new("settings");
 const LAYOUTS: Json = TableDefinition::new("layouts");
 const GRANTS: Json = TableDefinition::new("grants");
-const UPDATE: Json = TableDefinition::new("update_state");
 const DEAD_LETTERS: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("dead_letters");
 
 /// Key of the layout restored at start-up, in `settings`.
 const LAST_LAYOUT: &str = "layouts.last";
-const UPDATE_KEY: &str = "state";
 
 /// Decodes one stored JSON value; public so the fuzz target can reach every decoder.
 pub fn decode_json<T: DeserializeOwned>(table: &'static str, key: &str, bytes: &[u8]) -> Result<T> {
@@ -159,18 +155,6 @@ impl Profile {
         self.remove_json(GRANTS, &grant_key(app, permission, scope))
     }
 
-    // ---- update state ----
-
-    /// The updater's state (defaults when nothing was stored).
-    pub fn update_state(&self) -> Result<UpdateState> {
-        Ok(self.get_json(UPDATE, "update_state", UPDATE_KEY)?.unwrap_or_default())
-    }
-
-    /// Stores the updater's state.
-    pub fn set_update_state(&self, state: &UpdateState) -> Result<()> {
-        self.put_json(UPDATE, "update_state", UPDATE_KEY, state)
-    }
-
     // ---- dead letters ----
 
     /// Keeps a dead letter across restarts; returns its storage key.
@@ -257,22 +241,6 @@ pub enum Decision {
     Allow,
     /// Always deny.
     Deny,
-}
-
-/// What the updater must remember across restarts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct UpdateState {
-    /// The version running now.
-    pub installed_version: Option<String>,
-    /// The version kept for rollback.
-    pub previous_version: Option<String>,
-    /// A version downloaded, verified and waiting for the next start.
-    pub staged_version: Option<String>,
-    /// Per channel, the issue time of the newest feed seen, so an older one is refused.
-    pub feed_issued_at: BTreeMap<String, Timestamp>,
-    /// Failed starts of the installed version since it was installed.
-    pub failed_starts: u32,
 }
 
 #[cfg(test)]

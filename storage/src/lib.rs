@@ -23,7 +23,7 @@ mod vault;
 pub use crate::error::{DecodeError, Error, Result};
 pub use crate::journal::{Journal, JournalConfig, JournalStats, TopicStart, VerifyReport};
 pub use crate::keys::{KeyFileKeys, KeySource, KeyringKeys, KeyringKind, MasterKey, MemoryKeys, key_source};
-pub use crate::kv::{Decision, Grant, SavedLayout, UpdateState};
+pub use crate::kv::{Decision, Grant, SavedLayout};
 pub use crate::profile::{DATABASE_FILE, Profile};
 pub use crate::record::StoredMessage;
 pub use crate::vault::{Rotation, Vault};

@@ -94,9 +94,8 @@ fn serve(mut stream: TcpStream, routes: &Mutex<HashMap<String, Answer>>) {
             }
             Ok(())
         }),
-        Answer::Status(code) => stream.write_all(
-            format!("HTTP/1.1 {code} Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
-        ),
+        Answer::Status(code) => stream
+            .write_all(format!("HTTP/1.1 {code} Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()),
         Answer::Hang => {
             std::thread::sleep(Duration::from_secs(120));
             Ok(())
@@ -458,7 +457,8 @@ fn the_update_matrix() {
             t = root.tessera().display(),
             p = policy.display()
         );
-        let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).env("TESSERA_LOG", "info").output().unwrap();
+        let out =
+            Command::new("unshare").args(["-m", "sh", "-c", &script]).env("TESSERA_LOG", "info").output().unwrap();
         let all = text(&out);
         assert!(all.contains("rc=1"), "disk full: {all}");
         assert!(all.contains("No space left on device") || all.contains("disk is full"), "disk full: {all}");
@@ -493,7 +493,8 @@ fn the_update_matrix() {
         let root = Root::new();
         let policy = f.policy(&json!({}));
         assert!(root.update(&policy, &["update", "apply", "--now"]).status.success());
-        let out = root.cmd(&policy, &["update", "rollback"]).env("TESSERA_FAILPOINT", "rollback-recorded").output().unwrap();
+        let out =
+            root.cmd(&policy, &["update", "rollback"]).env("TESSERA_FAILPOINT", "rollback-recorded").output().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(9), "{}", text(&out));
         let out = root.update(&policy, &["update", "check", "--json"]);
         assert!(out.status.success(), "{}", text(&out));
@@ -642,6 +643,7 @@ fn a_new_build_proves_itself_or_is_reverted() {
     eprintln!("ok  a build that cannot start healthy is reverted in {:.0} s", started.elapsed().as_secs_f64());
 
     // A build that crashes at once, twice (maxFailedStarts 2): reverted after the second.
+    f.publish("1.0.0", &f.signed("1.1.0", A, &v110), A, |_| {});
     let root = Root::new();
     let broken = root.path().join("releases/1.3.0");
     std::fs::create_dir_all(broken.join("bin")).unwrap();
@@ -658,4 +660,42 @@ fn a_new_build_proves_itself_or_is_reverted() {
     assert!(reason.contains("in 2 attempts"), "{reason}");
     root.assert_sound("crashing update", &["1.0.0"]);
     eprintln!("ok  a build that crashes at start is reverted after 2 attempts");
+}
+
+#[test]
+fn the_deb_lays_out_an_install_root_the_updater_works_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join(archive_name("1.1.0"));
+    let contents = Contents { version: "1.1.0".into(), bin_dir: target_dir(), share_dir: workspace_root(), level: 1 };
+    release::pack(&contents, &archive).unwrap();
+    let out = Command::new("bash")
+        .arg(workspace_root().join("packaging/deb/build.sh"))
+        .arg(&archive)
+        .arg(dir.path().join("deb"))
+        .env("DEB_COMPRESSION", "gzip")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let deb = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let info = Command::new("dpkg-deb").arg("-f").arg(&deb).args(["Package", "Version"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&info.stdout), "Package: tessera\nVersion: 1.1.0\n");
+    let files = text(&Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap());
+    for f in
+        ["./opt/tessera/current -> releases/1.1.0", "./usr/share/applications/tessera.desktop", "bin/tessera-app-host"]
+    {
+        assert!(files.contains(f), "{f} not in the package:\n{files}");
+    }
+    let unpacked = dir.path().join("unpacked");
+    assert!(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked).status().unwrap().success());
+    let tessera = unpacked.join("opt/tessera/bin/tessera");
+    assert!(Command::new(&tessera).arg("--version").status().unwrap().success());
+    let status = Command::new(&tessera)
+        .args(["update", "status", "--json"])
+        .env_remove("TESSERA_INSTALL_ROOT")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["current"], "1.1.0", "{v}");
+    assert_eq!(v["root"], unpacked.join("opt/tessera").to_str().unwrap());
 }

@@ -9,7 +9,7 @@ use compositor::{Command as UiCommand, UpdateBanner};
 use shell::policy::UpdateRules;
 use shell::signing::Checker;
 use shell::supervisor::AppState;
-use shell::updater::{Install, Progress};
+use shell::updater::{Install, Progress, Watch};
 
 use super::Shell;
 use crate::update_cmd::{self, Outcome, PROBATION_ENV};
@@ -33,18 +33,29 @@ pub(super) async fn run(shell: Arc<Shell>, install: Install, rules: Option<(Upda
     }
     copy_events(&shell, &install);
     let Some((rules, checker)) = rules else { return };
+    let ui = shell.ui.clone();
+    let watch = Watch {
+        progress: Arc::new(move |p: Progress| {
+            let percent = p.received.saturating_mul(100) / p.total.max(1);
+            ui.send(UiCommand::SetUpdate(Some(UpdateBanner {
+                text: format!("Downloading update ({} of {} MB)", p.received >> 20, p.total >> 20),
+                progress: Some(f32::from(u8::try_from(percent.min(100)).unwrap_or(100)) / 100.0),
+            })));
+        }),
+        ..Watch::default()
+    };
+    {
+        // Quitting stops a download at once (and removes what it wrote).
+        let cancel = Arc::clone(&watch.cancel);
+        let mut quit = shell.quit.subscribe();
+        tokio::spawn(async move {
+            let _ = quit.wait_for(|q| *q).await;
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
     loop {
-        let (i, r, c, ui) = (install.clone(), rules.clone(), checker.clone(), shell.ui.clone());
-        let checked = tokio::task::spawn_blocking(move || {
-            update_cmd::check(&i, &r, &c, true, &|p: Progress| {
-                let percent = p.received.saturating_mul(100) / p.total.max(1);
-                ui.send(UiCommand::SetUpdate(Some(UpdateBanner {
-                    text: format!("Downloading update ({} of {} MB)", p.received >> 20, p.total >> 20),
-                    progress: Some(f32::from(u8::try_from(percent.min(100)).unwrap_or(100)) / 100.0),
-                })));
-            })
-        })
-        .await;
+        let (i, r, c, w) = (install.clone(), rules.clone(), checker.clone(), watch.clone());
+        let checked = tokio::task::spawn_blocking(move || update_cmd::check(&i, &r, &c, true, &w)).await;
         let banner = match checked {
             Ok(Ok(Outcome::Staged(v))) => {
                 Some(UpdateBanner { text: format!("Tessera {v} is ready: restart to install it"), progress: None })
@@ -71,13 +82,15 @@ pub(super) async fn run(shell: Arc<Shell>, install: Install, rules: Option<(Upda
     }
 }
 
-/// Waits until the start-up desk is up and every app host it started answers.
+/// Waits until the start-up desk is up and every app it started has a host that answers and a
+/// web process showing its page.
 async fn wait_healthy(shell: &Shell) {
     let mut restored = shell.restored.subscribe();
     let _ = restored.wait_for(|r| *r).await;
     loop {
         let status = shell.supervisor.status();
-        if status.iter().all(|s| s.state == AppState::Running) {
+        // Each host answers, its WebKit web process runs, and its page has started loading.
+        if status.iter().all(|s| s.state == AppState::Running && s.url.is_some() && !s.web_pids.is_empty()) {
             tracing::info!(apps = status.len(), "healthy start");
             return;
         }

@@ -6,12 +6,11 @@ use libfuzzer_sys::fuzz_target;
 use storage::audit::{AuditEntry, SignedTreeHead};
 use storage::kv::decode_json;
 use storage::merkle::Frontier;
-use storage::{Grant, SavedLayout, UpdateState};
+use storage::{Grant, SavedLayout};
 
 fuzz_target!(|data: &[u8]| {
     let _ = decode_json::<Grant>("grants", "k", data);
     let _ = decode_json::<SavedLayout>("layouts", "k", data);
-    let _ = decode_json::<UpdateState>("update_state", "k", data);
     let _ = decode_json::<broker::DeadLetter>("dead_letters", "k", data);
     let _ = decode_json::<AuditEntry>("audit", "k", data);
     if let Ok(head) = decode_json::<SignedTreeHead>("audit_heads", "k", data) {

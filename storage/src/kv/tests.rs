@@ -66,20 +66,6 @@ fn grants_are_remembered_per_app_permission_and_scope() {
 }
 
 #[test]
-fn update_state_defaults_and_ignores_unknown_fields() {
-    let (_d, p) = profile();
-    assert_eq!(p.update_state().unwrap(), UpdateState::default());
-    let mut s = UpdateState { installed_version: Some("1.2.0".into()), failed_starts: 1, ..UpdateState::default() };
-    s.feed_issued_at.insert("stable".into(), Timestamp(99));
-    p.set_update_state(&s).unwrap();
-    assert_eq!(p.update_state().unwrap(), s);
-    // A newer build may add fields; an older one reads what it knows.
-    let newer: UpdateState =
-        decode_json("update_state", "state", br#"{"installed_version":"2.0.0","flux":1}"#).unwrap();
-    assert_eq!(newer.installed_version.as_deref(), Some("2.0.0"));
-}
-
-#[test]
 fn dead_letters_persist_with_their_reason() {
     let (_d, p) = profile();
     let b = Broker::new(BrokerConfig::default());
@@ -99,7 +85,6 @@ fn dead_letters_persist_with_their_reason() {
 #[test]
 fn damaged_values_are_reported_not_panicked_on() {
     for bytes in [&b""[..], b"{", b"null", b"[1,2]", b"\xff\xfe"] {
-        assert!(decode_json::<UpdateState>("update_state", "state", bytes).is_err());
         assert!(decode_json::<Grant>("grants", "k", bytes).is_err());
         assert!(decode_json::<SavedLayout>("layouts", "k", bytes).is_err());
     }

@@ -13,6 +13,7 @@ step "format"
 cargo fmt --all --check
 (cd broker/fuzz && cargo fmt --check)
 (cd storage/fuzz && cargo fmt --check)
+(cd shell/fuzz && cargo fmt --check)
 
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
@@ -51,5 +52,7 @@ fuzz broker appd
 fuzz broker dacp
 fuzz storage record
 fuzz storage kv
+fuzz shell feed
+fuzz shell policy
 
 step "all checks passed in $((SECONDS - started)) s"

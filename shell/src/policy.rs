@@ -527,7 +527,7 @@ pub fn load_file(path: &std::path::Path, trust: Option<&crate::signing::Checker>
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     if let Some(checker) = trust {
         let sig = std::fs::read_to_string(format!("{}.sig", path.display())).ok();
-        let now = broker::Timestamp(crate::ipc::now_ms() * 1000).to_rfc3339();
+        let now = broker::Clock::now(&broker::SystemClock).to_rfc3339();
         checker.check_manifest(&bytes, sig.as_deref(), &now).map_err(|e| fail(format!("signature: {e}")))?;
     }
     let text = String::from_utf8(bytes).map_err(|e| fail(e.to_string()))?;

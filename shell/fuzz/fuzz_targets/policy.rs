@@ -1,0 +1,39 @@
+//! Fuzzes the admin policy parser, the strict JSON reader and signed-record checks with
+//! arbitrary text: no panic, and a policy that parses answers every question without panicking.
+#![no_main]
+
+// The parsers' own source files, reachable from the crate root where their `crate::` paths
+// point.
+#[path = "../../src"]
+#[allow(dead_code)]
+mod parsers {
+    pub(crate) mod policy;
+    pub(crate) mod signing;
+}
+use parsers::{policy, signing};
+
+use crate::policy::{AdminPolicy, Permission, Subject};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let _ = signing::parse_strict(&text);
+    if let Ok(policy) = AdminPolicy::parse(&text) {
+        let who = Subject { user: "alice".into(), groups: vec!["equities".into()] };
+        for p in ["bus.publish:orders.new", "fdc3.raiseIntent:StartOrder", "navigate:https://a.example", "camera"] {
+            if let Ok(p) = p.parse::<Permission>() {
+                let _ = policy.decide(&who, "ticket", &p);
+            }
+        }
+        if let Some(u) = policy.update() {
+            assert!(!u.channel.is_empty() && u.max_failed_starts > 0);
+            let _ = u.feed();
+        }
+        if let Some(c) = policy.signing() {
+            let _ = c.check_record(&text, Some("1.0.0"), "2026-11-26T12:00:00Z");
+        }
+    }
+    if let Ok(p) = text.parse::<Permission>() {
+        let _ = p.to_string();
+    }
+});

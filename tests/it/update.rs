@@ -145,7 +145,7 @@ impl Fixture {
         let bins = target_dir();
         let broken_bins = dir.path().join("broken-bin");
         std::fs::create_dir_all(&broken_bins).unwrap();
-        std::fs::hard_link(bins.join("tessera"), broken_bins.join("tessera")).unwrap();
+        link_or_copy(&bins.join("tessera"), &broken_bins.join("tessera"));
         // A build whose app host cannot start: the shell never gets healthy.
         std::fs::write(broken_bins.join("tessera-app-host"), "#!/bin/sh\necho broken >&2\nexit 3\n").unwrap();
         let mut unsigned = HashMap::new();
@@ -244,7 +244,7 @@ impl Root {
         let rel = dir.path().join("releases/1.0.0");
         std::fs::create_dir_all(rel.join("bin")).unwrap();
         for b in ["tessera", "tessera-app-host"] {
-            std::fs::hard_link(bin(b), rel.join("bin").join(b)).unwrap();
+            link_or_copy(&bin(b), &rel.join("bin").join(b));
         }
         let share = rel.join("share/tessera");
         std::fs::create_dir_all(&share).unwrap();
@@ -305,6 +305,13 @@ impl Root {
         for tmp in [".current.tmp", ".previous.tmp"] {
             assert!(!self.path().join(tmp).exists(), "{case}: {tmp} left");
         }
+    }
+}
+
+/// A hard link where the temporary directory shares the build's file system, else a copy.
+fn link_or_copy(from: &Path, to: &Path) {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).unwrap();
     }
 }
 

@@ -127,6 +127,9 @@ pub enum Command {
         /// Clear the counters after reporting.
         reset: bool,
     },
+    /// For `tessera bench frame --present-only`: clear and present each frame without drawing
+    /// anything, which measures the floor of a frame's cost on this machine.
+    PresentOnly(bool),
     /// Show the updater's state in the shell bar (a download's progress, or a build ready to
     /// install), or nothing.
     SetUpdate(Option<UpdateBanner>),

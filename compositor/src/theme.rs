@@ -4,6 +4,8 @@ use egui::Color32;
 
 /// Window background.
 pub const BG: Color32 = Color32::from_rgb(18, 20, 25);
+/// What each frame is cleared to: the panels' colour, so panels need no fill of their own.
+pub const CLEAR: Color32 = PANEL;
 /// Panels (launcher, bar).
 pub const PANEL: Color32 = Color32::from_rgb(24, 27, 33);
 /// A tile's background while its app's view is not up.
@@ -61,7 +63,9 @@ pub fn apply(ctx: &egui::Context) {
     ctx.set_fonts(fonts);
     ctx.set_visuals(egui::Visuals::dark());
     ctx.global_style_mut(|style| {
-        style.visuals.panel_fill = PANEL;
+        // Panels are not filled: the frame is cleared to their colour. On a software rasteriser
+        // every filled pixel costs (the launcher's fill alone was a third of a 1080p frame).
+        style.visuals.panel_fill = Color32::TRANSPARENT;
         style.visuals.window_fill = PANEL;
         style.visuals.extreme_bg_color = BG;
         style.visuals.override_text_color = Some(TEXT);

@@ -53,6 +53,7 @@ impl Compositor {
             failure: None,
             next_paint: None,
             stats: FrameStats::default(),
+            present_only: false,
         };
         Ok((Self { event_loop, app }, handle))
     }
@@ -381,6 +382,8 @@ struct App {
     /// When egui asked to be painted again (an animation); `None`: only on events.
     next_paint: Option<Instant>,
     stats: FrameStats,
+    /// Draw nothing, only clear and present (a bench's floor).
+    present_only: bool,
 }
 
 /// Frame times kept for [`Command::FrameStats`].
@@ -443,10 +446,13 @@ impl App {
         let full_output = self.ctx.run_ui(raw_input, |ui| desk.ui(ui, &mut events));
         gfx.state.handle_platform_output(&gfx.window, full_output.platform_output);
         let ppp = full_output.pixels_per_point;
-        let primitives = self.ctx.tessellate(full_output.shapes, ppp);
+        let mut primitives = self.ctx.tessellate(full_output.shapes, ppp);
+        if self.present_only {
+            primitives.clear();
+        }
         let mut textures = full_output.textures_delta;
         let built = started.elapsed();
-        let bg = theme::BG.to_normalized_gamma_f32();
+        let bg = theme::CLEAR.to_normalized_gamma_f32();
         gfx.painter.paint_and_update_textures(
             egui::ViewportId::ROOT,
             ppp,
@@ -687,6 +693,7 @@ impl ApplicationHandler<Command> for App {
                     return;
                 }
             }
+            Command::PresentOnly(on) => self.present_only = on,
             Command::SetUpdate(banner) => {
                 if self.desk.update == banner {
                     return;

@@ -354,6 +354,9 @@ pub(crate) struct FrameBenchArgs {
     /// Window height in physical pixels.
     #[arg(long, default_value_t = 1080)]
     pub(crate) height: u32,
+    /// Clear and present each frame without drawing anything: the floor of a frame's cost here.
+    #[arg(long)]
+    pub(crate) present_only: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -30,6 +30,7 @@ struct Report {
     idle_frames_per_sec: f64,
     idle_cpu_percent: f64,
     optimized_build: bool,
+    present_only: bool,
 }
 
 /// The `i`th layout of a sequence that exercises splits, tabs and shares.
@@ -103,6 +104,7 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
     let drain = events.clone();
     std::thread::spawn(move || while drain.recv().is_ok() {});
     let tiles = args.tiles;
+    handle.send(UiCommand::PresentOnly(args.present_only));
     handle.send(UiCommand::SetTiles(
         (0..tiles)
             .map(|k| TileView {
@@ -173,6 +175,7 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
         idle_frames_per_sec: quiet.frames as f64 / idle.as_secs_f64(),
         idle_cpu_percent: 100.0 * (cpu1 - cpu0) / idle.as_secs_f64(),
         optimized_build: !cfg!(debug_assertions),
+        present_only: args.present_only,
     })
 }
 

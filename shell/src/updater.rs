@@ -568,12 +568,7 @@ impl Install {
             .download_to(&mut sink);
         (watch.progress)(Progress { received: sink.written, total });
         if let Err(e) = fetched {
-            // The sink's own refusal (too many bytes, a full disk) is the clearer message.
-            let why = match sink_error(&e) {
-                Some(own) => own,
-                None => e.to_string(),
-            };
-            return Err(UpdateError::Download { url: feed.url.clone(), why });
+            return Err(UpdateError::Download { url: feed.url.clone(), why: sink_error(&e, part) });
         }
         failpoint("download-written");
         if sink.written != feed.size {
@@ -766,21 +761,26 @@ impl Write for Sink {
     }
 }
 
-/// The sink's own message from inside a download error, if that is what stopped it.
-fn sink_error(e: &self_update::errors::Error) -> Option<String> {
+/// What stopped a download, in words: the sink's own refusal (too many bytes, a full disk, a
+/// failed write, the shell quitting) or the connection breaking off.
+fn sink_error(e: &self_update::errors::Error, part: &Path) -> String {
     let text = e.to_string();
     if text.contains(TOO_BIG) || text.contains("max_download_size") {
-        return Some(TOO_BIG.to_owned());
+        return TOO_BIG.to_owned();
     }
     if text.contains(CANCELLED) {
-        return Some(CANCELLED.to_owned());
+        return CANCELLED.to_owned();
     }
     match e {
         self_update::errors::Error::Io(io) if io.kind() == io::ErrorKind::StorageFull => {
-            Some(format!("the disk is full: {io}"))
+            format!("the disk is full: {io}")
         }
-        self_update::errors::Error::Io(io) => Some(format!("writing the download: {io}")),
-        _ => None,
+        // The sink names its file in its own errors; any other I/O error is the connection's.
+        self_update::errors::Error::Io(io) if text.contains(&*part.to_string_lossy()) => {
+            format!("writing the download: {io}")
+        }
+        self_update::errors::Error::Io(io) => format!("the download broke off: {io}"),
+        _ => text,
     }
 }
 

@@ -63,12 +63,13 @@ pub(crate) enum UpdateCommand {
         #[command(flatten)]
         args: UpdateArgs,
     },
-    /// Downloads, verifies and stages the update; it is installed at the next start (or now,
-    /// with --now, when no shell runs from this install).
+    /// Downloads, verifies and stages the update; the next start runs it on probation (with
+    /// --now, it is put on probation at once).
     Apply {
         #[command(flatten)]
         args: UpdateArgs,
-        /// Swap to the new build now instead of at the next start.
+        /// Put the new build on probation now: the next start runs it, and it becomes the
+        /// installed build once it has started healthy.
         #[arg(long)]
         now: bool,
     },
@@ -77,7 +78,8 @@ pub(crate) enum UpdateCommand {
         #[command(flatten)]
         args: UpdateArgs,
     },
-    /// Goes back to the previous build (the version left is not installed again).
+    /// Goes back to the previous build, or gives up a build on probation (the version left is
+    /// not installed again).
     Rollback {
         #[command(flatten)]
         args: UpdateArgs,

@@ -453,8 +453,7 @@ impl AdminPolicy {
         };
         if let Some(u) = &file.update {
             if !u.feed_url.starts_with("https://")
-                && !u.feed_url.starts_with("http://127.0.0.1")
-                && !u.feed_url.starts_with("http://localhost")
+                && !crate::update_feed::local_http(&u.feed_url)
                 && !u.feed_url.starts_with('/')
             {
                 problems.push(format!(

@@ -180,7 +180,7 @@ fn demo_manifest() -> Result<PathBuf> {
 pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     // An installed build with a new build staged or on probation: this process installs it
     // and watches its start instead of running the shell itself.
-    if let Some(code) = crate::update_cmd::guard(args.policy.as_deref()).context("installing the update")? {
+    if let Some(code) = crate::update_cmd::guard(args.policy.as_deref()) {
         return Ok(code == 0);
     }
     let manifest_path = match &args.manifest {
@@ -413,6 +413,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     rt.block_on(shell.supervisor.shutdown());
     drop(profile);
     let _ = std::fs::remove_file(&socket);
+    // A blocking task still at work (an update check waiting on the network) does not hold up
+    // the exit.
+    rt.shutdown_timeout(Duration::from_secs(3));
     result?;
     Ok(true)
 }

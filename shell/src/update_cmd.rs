@@ -76,6 +76,8 @@ pub(crate) enum Outcome {
     Available(String),
     /// Downloaded, verified and staged for the next start.
     Staged(String),
+    /// Newer, but another new build is on probation.
+    Waiting { version: String, probation: String },
 }
 
 impl Outcome {
@@ -90,6 +92,9 @@ impl Outcome {
             Self::Refused(v) => json!({ "outcome": "refused", "version": v }),
             Self::Available(v) => json!({ "outcome": "available", "version": v }),
             Self::Staged(v) => json!({ "outcome": "staged", "version": v }),
+            Self::Waiting { version, probation } => {
+                json!({ "outcome": "waiting", "version": version, "probation": probation })
+            }
         }
     }
 
@@ -106,6 +111,9 @@ impl Outcome {
             }
             Self::Available(v) => format!("{v} is available (tessera update apply to install it)"),
             Self::Staged(v) => format!("{v} is downloaded and verified; it is installed at the next start"),
+            Self::Waiting { version, probation } => {
+                format!("{version} is available; it waits until {probation}, on probation, has started healthy")
+            }
         }
     }
 }
@@ -119,7 +127,7 @@ pub(crate) fn check(
     stage: bool,
     watch: &Watch,
 ) -> Result<Outcome, UpdateError> {
-    let _lock = install.lock()?;
+    let _lock = install.lock_now()?;
     install.settle()?;
     if !rules.enabled {
         return Ok(Outcome::Disabled);
@@ -170,6 +178,10 @@ pub(crate) fn check(
         json!({ "feed": url, "bucket": bucket }),
     );
     match outcome {
+        Outcome::Available(v) if stage && state.probation.is_some() => {
+            // One new build at a time: the one on probation proves itself first.
+            Ok(Outcome::Waiting { version: v, probation: state.probation.map(|p| p.version).unwrap_or_default() })
+        }
         Outcome::Available(v) if stage => {
             let staged = install
                 .stage(&feed, &checker.release_keys(), Duration::from_secs(rules.download_timeout_secs), watch)
@@ -249,15 +261,15 @@ pub(crate) fn run(cmd: &UpdateCommand) -> Result<bool> {
             };
             let outcome = check(&install, &rules, &checker, true, &watch)?;
             if *now && let Outcome::Staged(v) = &outcome {
-                let _lock = install.lock()?;
-                match install.install_staged()? {
+                let _lock = install.lock_now()?;
+                match install.begin_probation()? {
                     Some(p) => {
                         let v = json!({ "outcome": "installed", "version": p.version, "previous": p.previous });
                         say(
                             args.json,
                             &v,
                             &format!(
-                                "{} installed (on probation until it starts healthy); {} kept",
+                                "{} installed: the next start runs it on probation ({} stays until it has started healthy)",
                                 p.version, p.previous
                             ),
                         );
@@ -292,7 +304,7 @@ pub(crate) fn run(cmd: &UpdateCommand) -> Result<bool> {
         }
         UpdateCommand::Rollback { args } => {
             let install = install(args)?;
-            let _lock = install.lock()?;
+            let _lock = install.lock_now()?;
             install.settle()?;
             let from = install.current()?;
             let to = install.rollback("rolled back on command (tessera update rollback)")?;
@@ -306,18 +318,34 @@ pub(crate) fn run(cmd: &UpdateCommand) -> Result<bool> {
     }
 }
 
-/// At `tessera run` on an installed build: installs a staged build and runs a build on
-/// probation as a child, watching for its healthy start. Returns the exit code to end with
-/// when this process was the guard, or `None` to run the shell here.
-pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
+/// At `tessera run` on an installed build: puts a staged build on probation and runs it as a
+/// child, watching for its healthy start. Returns the exit code to end with when this process
+/// was the guard, or `None` to run the shell here (with the current, proven build). An error
+/// here never stops the shell from starting: it is logged, and the installed build runs.
+pub(crate) fn guard(policy: Option<&Path>) -> Option<i32> {
     if std::env::var_os(PROBATION_ENV).is_some() {
-        return Ok(None);
+        return None;
     }
-    let Some(install) = Install::locate() else { return Ok(None) };
-    let policy = policy_path(policy).and_then(|p| shell::policy::load_file(&p, None).ok());
-    let rules = policy.as_ref().and_then(AdminPolicy::update);
-    let max_attempts = rules.map_or(3, |r| r.max_failed_starts);
-    let health_timeout = Duration::from_secs(rules.map_or(60, |r| r.health_timeout_secs));
+    let install = Install::locate()?;
+    match guard_in(&install, policy) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::warn!("updates: {e:#}; starting the installed build");
+            None
+        }
+    }
+}
+
+fn guard_in(install: &Install, policy: Option<&Path>) -> Result<Option<i32>> {
+    let rules = match policy_path(policy) {
+        None => None,
+        Some(path) => match shell::policy::load_file(&path, None) {
+            Ok(p) => p.update().cloned(),
+            Err(e) => bail!("the admin policy cannot be read, so nothing is installed: {e}"),
+        },
+    };
+    let max_attempts = rules.as_ref().map_or(3, |r| r.max_failed_starts);
+    let health_timeout = Duration::from_secs(rules.as_ref().map_or(60, |r| r.health_timeout_secs));
     loop {
         let probation = {
             let Some(_lock) = install.try_lock()? else {
@@ -328,9 +356,10 @@ pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
             let staged = install.state()?.staged;
             // Turned off, or pinned to another version, by the admin policy: not installed.
             let allowed = rules
+                .as_ref()
                 .is_none_or(|r| r.enabled && r.pin_version.as_ref().is_none_or(|pin| staged.as_ref() == Some(pin)));
             if allowed {
-                install.install_staged()?;
+                install.begin_probation()?;
             } else if let Some(v) = &staged {
                 tracing::warn!(version = %v, "a staged build is not installed: the admin policy turned updates off or pins another version");
             }
@@ -338,10 +367,9 @@ pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
             let Some(p) = state.probation.as_mut() else { return Ok(None) };
             if p.attempts >= max_attempts {
                 let reason = format!("{} did not start healthy in {} attempts", p.version, p.attempts);
-                let to = install.rollback(&reason)?;
-                tracing::error!(%reason, %to, "update rolled back");
-                drop(_lock);
-                return Err(restart(&install, &to));
+                install.abandon(&reason)?;
+                tracing::error!(%reason, "the new build was given up; the installed one runs");
+                return Ok(None);
             }
             p.attempts += 1;
             let p = p.clone();
@@ -361,19 +389,24 @@ pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
                 continue;
             }
         };
+        let marker = install.healthy_marker(&probation.version);
+        let healthy = || marker.exists() || install.state().is_ok_and(|s| s.probation.is_none());
         let started = Instant::now();
         loop {
             std::thread::sleep(Duration::from_millis(200));
-            let healthy = install.state().map(|s| s.probation.is_none()).unwrap_or(false);
             match child.try_wait() {
+                Ok(Some(status)) if healthy() => return Ok(Some(status.code().unwrap_or(1))),
+                Ok(Some(status)) if status.success() => {
+                    // Quit before it was healthy: not a failure, and no attempt used up.
+                    let _lock = install.lock()?;
+                    let mut state = install.state()?;
+                    if let Some(p) = state.probation.as_mut().filter(|p| p.version == probation.version) {
+                        p.attempts = p.attempts.saturating_sub(1);
+                        install.save_state(&state)?;
+                    }
+                    return Ok(Some(0));
+                }
                 Ok(Some(status)) => {
-                    if healthy {
-                        return Ok(Some(status.code().unwrap_or(1)));
-                    }
-                    if status.success() {
-                        // Quit before it was healthy: not a failure; the probation goes on.
-                        return Ok(Some(0));
-                    }
                     install.event(
                         "update.start",
                         Some(&probation.version),
@@ -382,7 +415,7 @@ pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
                     );
                     break;
                 }
-                Ok(None) if healthy => {
+                Ok(None) if healthy() => {
                     let status = child.wait().context("waiting for the shell")?;
                     return Ok(Some(status.code().unwrap_or(1)));
                 }
@@ -391,10 +424,13 @@ pub(crate) fn guard(policy: Option<&Path>) -> Result<Option<i32>> {
                     let _lock = install.lock()?;
                     let reason =
                         format!("{} did not start healthy within {} s", probation.version, health_timeout.as_secs());
-                    let to = install.rollback(&reason)?;
-                    tracing::error!(%reason, %to, "update rolled back");
+                    if install.abandon(&reason)?.is_some() {
+                        tracing::error!(%reason, "the new build was given up; the installed one runs");
+                        return Ok(None);
+                    }
+                    // It became healthy while being stopped: start it again as the installed build.
                     drop(_lock);
-                    return Err(restart(&install, &to));
+                    return Err(restart(install));
                 }
                 Ok(None) => {}
                 Err(e) => bail!("watching the new build: {e}"),
@@ -421,11 +457,14 @@ fn stop(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-/// Replaces this process with build `version`'s `tessera`, with the same arguments; returns
+/// Replaces this process with the current build's `tessera`, with the same arguments; returns
 /// only the error if that fails.
-fn restart(install: &Install, version: &str) -> anyhow::Error {
+fn restart(install: &Install) -> anyhow::Error {
     use std::os::unix::process::CommandExt;
-    let exe = install.release_dir(version).join("bin/tessera");
+    let exe = match install.current_binary() {
+        Ok(exe) => exe,
+        Err(e) => return e.into(),
+    };
     let e = Command::new(&exe).args(std::env::args_os().skip(1)).exec();
     anyhow::Error::new(e).context(format!("starting the previous build {}", exe.display()))
 }

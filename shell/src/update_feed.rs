@@ -124,6 +124,16 @@ pub fn bucket(machine_id: &str, channel: &str) -> u8 {
     u8::try_from(h % 100).unwrap_or(0)
 }
 
+/// Plain http to this machine (exactly `127.0.0.1`, `[::1]` or `localhost`, no user info).
+pub fn local_http(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| {
+        u.scheme() == "http"
+            && u.username().is_empty()
+            && u.password().is_none()
+            && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
+    })
+}
+
 fn field<'a>(v: &'a Value, name: &'static str) -> Result<&'a str, FeedError> {
     v.get(name).and_then(Value::as_str).ok_or(FeedError::Field { field: name, why: "missing, or not a string".into() })
 }
@@ -157,7 +167,7 @@ pub fn check(
         return Err(FeedError::Field { field: "sha256", why: "not 64 hex digits".into() });
     }
     let url = field(&value, "url")?;
-    if !url.starts_with("https://") && !url.starts_with("http://127.0.0.1") && !url.starts_with("http://localhost") {
+    if !url.starts_with("https://") && !local_http(url) {
         return Err(FeedError::Field { field: "url", why: "not https (plain http only to this machine)".into() });
     }
     let size = value

@@ -12,6 +12,7 @@
 //! ROOT/update/state.json                          what the updater remembers (written atomically)
 //! ROOT/update/events.jsonl                        every update event, for the audit log
 //! ROOT/update/progress.json                       the running download's progress
+//! ROOT/update/healthy-V                           written by build V on probation once healthy
 //! ROOT/update/downloads/                          partial downloads (never left behind)
 //! ```
 //!
@@ -22,12 +23,13 @@
 //!    the archive's file name) against the admin policy's trusted, unrevoked keys;
 //! 2. unpack into `releases/.V.partial`, fsync every file and directory, rename to
 //!    `releases/V`, fsync `releases/`; record `staged: V`;
-//! 3. on the next start: record the probation (`V`, the previous build, attempts 0), then point
-//!    `previous` and `current` at their builds (a new symlink renamed over the old, then an
-//!    fsync of the root);
-//! 4. the new build runs as a child of a guard; it must report a healthy start within the
-//!    health timeout, else (or after the allowed number of failed starts) the guard points
-//!    `current` back at the previous build, records why, and starts that.
+//! 3. on the next start: record the probation (`V`, the proven build, attempts 0). `current`
+//!    does not move: `bin/tessera` keeps starting the proven build, which acts as the guard;
+//! 4. the guard runs `releases/V/bin/tessera` as its child. Once that reports a healthy start
+//!    (the marker `update/healthy-V`), `previous` and `current` are swapped (a new symlink
+//!    renamed over the old, then an fsync of the root) and the probation ends. If it does not
+//!    within the health timeout, or fails the allowed number of starts, the guard gives it up
+//!    (it is refused from then on) and runs the proven build itself.
 //!
 //! Every step takes `update/lock` (an advisory file lock), and every entry point first
 //! settles what an interrupted step left: partial files are removed and a recorded swap or
@@ -104,6 +106,12 @@ pub enum UpdateError {
     /// Nothing to roll back to, or nothing staged.
     #[error("{0}")]
     Nothing(String),
+    /// Another updater holds the install.
+    #[error("another update is under way ({} is locked); try again when it is done", path.display())]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
 }
 
 type Result<T, E = UpdateError> = std::result::Result<T, E>;
@@ -235,9 +243,16 @@ pub fn now() -> String {
 }
 
 /// For crash tests: `TESSERA_FAILPOINT=<name>` kills this process with SIGKILL when it reaches
-/// the step called `name` (the names are in this file; nothing else reads the variable).
+/// the step called `name` (the names are in this file; nothing else reads the variable). With
+/// `TESSERA_FAILPOINT_ONCE=<file>` as well, only the first process to get there dies (it
+/// creates the file), so a restarted process can go on.
 pub fn failpoint(name: &str) {
     if std::env::var("TESSERA_FAILPOINT").is_ok_and(|f| f == name) {
+        if let Some(once) = std::env::var_os("TESSERA_FAILPOINT_ONCE")
+            && OpenOptions::new().write(true).create_new(true).open(&once).is_err()
+        {
+            return;
+        }
         tracing::warn!(name, "failpoint reached: killing this process");
         let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
@@ -361,6 +376,11 @@ impl Install {
         Ok(Lock(file))
     }
 
+    /// Takes the update lock, or says another updater has it.
+    pub fn lock_now(&self) -> Result<Lock> {
+        self.try_lock()?.ok_or_else(|| UpdateError::Busy { path: self.update_dir().join("lock") })
+    }
+
     /// Takes the update lock if no one holds it.
     pub fn try_lock(&self) -> Result<Option<Lock>> {
         let dir = self.update_dir();
@@ -418,12 +438,13 @@ impl Install {
     }
 
     /// Finishes what an interrupted step left (call with the lock held): partial downloads,
-    /// unpacks and links are removed; a recorded swap or rollback is carried through; builds
-    /// that are neither current, previous nor staged are deleted. Returns what was removed.
+    /// unpacks, links and progress files are removed; a recorded rollback, or the swap of a
+    /// build that reported its healthy start, is carried through; builds that are neither
+    /// current, previous, staged, on probation nor running here are deleted. Returns what was
+    /// removed.
     pub fn settle(&self) -> Result<Vec<PathBuf>> {
         let mut removed = Vec::new();
         let mut state = self.state()?;
-        let mut changed = false;
         if let Some(r) = state.rollback.clone() {
             if self.release_dir(&r.to).join("bin/tessera").is_file() {
                 self.point("current", &r.to)?;
@@ -431,33 +452,25 @@ impl Install {
             let _ = fs::remove_file(self.root.join("previous"));
             fsync(&self.root)?;
             state.rollback = None;
-            changed = true;
+            self.save_state(&state)?;
         }
-        if let Some(p) = state.probation.clone()
-            && self.current().ok().as_deref() != Some(p.version.as_str())
-        {
-            // The swap was recorded but not finished: finish it.
-            if self.release_dir(&p.version).join("bin/tessera").is_file() {
-                self.point("previous", &p.previous)?;
-                self.point("current", &p.version)?;
-            } else {
+        if let Some(p) = state.probation.clone() {
+            if !self.release_dir(&p.version).join("bin/tessera").is_file() {
                 state.probation = None;
-                changed = true;
+                self.save_state(&state)?;
+            } else if self.healthy_marker(&p.version).exists() {
+                self.finish_probation(&mut state)?;
             }
         }
         if let Some(v) = state.staged.clone()
             && !self.release_dir(&v).join("release.json").is_file()
         {
             state.staged = None;
-            changed = true;
-        }
-        if changed {
             self.save_state(&state)?;
         }
-        for link in [".current.tmp", ".previous.tmp"] {
-            let p = self.root.join(link);
-            if p.is_symlink() && fs::remove_file(&p).is_ok() {
-                removed.push(p);
+        for stale in [self.root.join(".current.tmp"), self.root.join(".previous.tmp"), self.progress_path()] {
+            if (stale.is_symlink() || stale.exists()) && fs::remove_file(&stale).is_ok() {
+                removed.push(stale);
             }
         }
         let downloads = self.update_dir().join("downloads");
@@ -468,11 +481,17 @@ impl Install {
                 }
             }
         }
+        // The build this process runs from is kept too: its app hosts and assets are in it.
+        let running = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent()?.parent()?.file_name().map(|n| n.to_string_lossy().into_owned()));
         let keep: Vec<String> = [
             self.current().ok(),
             self.previous(),
             state.staged.clone(),
+            state.probation.as_ref().map(|p| p.version.clone()),
             state.probation.as_ref().map(|p| p.previous.clone()),
+            running,
         ]
         .into_iter()
         .flatten()
@@ -482,6 +501,16 @@ impl Install {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !keep.contains(&name) && fs::remove_dir_all(e.path()).is_ok() {
+                    removed.push(e.path());
+                }
+            }
+        }
+        let markers = self.update_dir();
+        if let Ok(entries) = fs::read_dir(&markers) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let live = state.probation.as_ref().is_some_and(|p| name == format!("healthy-{}", p.version));
+                if name.starts_with("healthy-") && !live && fs::remove_file(e.path()).is_ok() {
                     removed.push(e.path());
                 }
             }
@@ -645,13 +674,26 @@ impl Install {
         Ok(version.to_owned())
     }
 
-    /// Installs the staged build (call with the lock held): records the probation, then swaps
-    /// `previous` and `current`. Returns the probation, or `None` when nothing is staged.
-    pub fn install_staged(&self) -> Result<Option<Probation>> {
+    /// The marker a build on probation writes once it started healthy.
+    pub fn healthy_marker(&self, version: &str) -> PathBuf {
+        self.update_dir().join(format!("healthy-{version}"))
+    }
+
+    /// Puts the staged build on probation (call with the lock held). `current` does not move:
+    /// the proven build stays what `bin/tessera` starts until the new one has started healthy.
+    /// Nothing happens while another build is on probation, or for a staged build that is not
+    /// newer than the current one or was refused. Returns the probation begun.
+    pub fn begin_probation(&self) -> Result<Option<Probation>> {
         let mut state = self.state()?;
         let Some(version) = state.staged.clone() else { return Ok(None) };
+        if state.probation.is_some() {
+            return Ok(None);
+        }
         let current = self.current()?;
-        if version == current || state.refused.contains(&version) {
+        if crate::signing::version_cmp(&version, &current) != std::cmp::Ordering::Greater
+            || state.refused.contains(&version)
+        {
+            tracing::warn!(%version, %current, "the staged build is not newer than the current one, or was refused: dropped");
             state.staged = None;
             self.save_state(&state)?;
             return Ok(None);
@@ -660,33 +702,92 @@ impl Install {
         state.staged = None;
         state.probation = Some(probation.clone());
         self.save_state(&state)?;
-        failpoint("swap-recorded");
-        self.point("previous", &current)?;
-        failpoint("swap-previous");
-        self.point("current", &version)?;
-        failpoint("swap-current");
-        self.event("update.install", Some(&version), "swapped", serde_json::json!({ "previous": current }));
+        failpoint("probation-recorded");
+        self.event("update.install", Some(&version), "on probation", serde_json::json!({ "previous": current }));
         Ok(Some(probation))
     }
 
-    /// Goes back to the previous build (call with the lock held): records the rollback, points
-    /// `current` at the previous build, refuses the version left, and drops `previous`.
-    /// Returns the version now current.
+    /// Called by a build on probation once it started healthy: writes its marker (which is what
+    /// the guard watches), then swaps `previous` and `current` and ends the probation.
+    pub fn confirm(&self, version: &str) -> Result<bool> {
+        match self.state()?.probation {
+            Some(p) if p.version == version => {}
+            _ => return Ok(false),
+        }
+        write_atomic(&self.healthy_marker(version), now().as_bytes())?;
+        failpoint("healthy-marked");
+        let _lock = self.lock()?;
+        let mut state = self.state()?;
+        Ok(self.finish_probation(&mut state)?.is_some())
+    }
+
+    /// The swap (call with the lock held, once the probation's marker exists): `previous` to
+    /// the proven build, `current` to the new one, the probation ended. A crash between any two
+    /// steps is finished by [`Self::settle`].
+    fn finish_probation(&self, state: &mut State) -> Result<Option<String>> {
+        let Some(p) = state.probation.clone() else { return Ok(None) };
+        if !self.healthy_marker(&p.version).exists() {
+            return Ok(None);
+        }
+        self.point("previous", &p.previous)?;
+        failpoint("swap-previous");
+        self.point("current", &p.version)?;
+        failpoint("swap-current");
+        state.probation = None;
+        self.save_state(state)?;
+        let _ = fs::remove_file(self.healthy_marker(&p.version));
+        self.event(
+            "update.healthy",
+            Some(&p.version),
+            "installed",
+            serde_json::json!({ "previous": p.previous, "attempts": p.attempts }),
+        );
+        Ok(Some(p.version))
+    }
+
+    /// Gives up on the build on probation (call with the lock held): it is refused from now on,
+    /// and `current` is (or stays) the proven build. Returns the version given up, if any.
+    pub fn abandon(&self, reason: &str) -> Result<Option<String>> {
+        let mut state = self.state()?;
+        let Some(p) = state.probation.clone() else { return Ok(None) };
+        if self.healthy_marker(&p.version).exists() {
+            // It proved itself after all.
+            self.finish_probation(&mut state)?;
+            return Ok(None);
+        }
+        if self.current().ok().as_deref() == Some(p.version.as_str()) {
+            self.point("current", &p.previous)?;
+        }
+        state.probation = None;
+        if !state.refused.contains(&p.version) {
+            state.refused.push(p.version.clone());
+        }
+        state.last_failure = Some(Failure { version: Some(p.version.clone()), reason: reason.to_owned(), at: now() });
+        self.save_state(&state)?;
+        self.event(
+            "update.rollback",
+            Some(&p.version),
+            "rolled back",
+            serde_json::json!({ "to": p.previous, "reason": reason }),
+        );
+        Ok(Some(p.version))
+    }
+
+    /// Goes back to the previous build (call with the lock held): a build on probation is given
+    /// up; otherwise the rollback is recorded, `current` points at the previous build, the
+    /// version left is refused and `previous` is dropped. Returns the version now current.
     pub fn rollback(&self, reason: &str) -> Result<String> {
+        if self.abandon(reason)?.is_some() {
+            return self.current();
+        }
         let mut state = self.state()?;
         let from = self.current()?;
-        let to = state
-            .probation
-            .as_ref()
-            .map(|p| p.previous.clone())
-            .filter(|v| self.release_dir(v).join("bin/tessera").is_file())
-            .or_else(|| self.previous())
-            .ok_or_else(|| UpdateError::Nothing("there is no previous build to roll back to".into()))?;
+        let to =
+            self.previous().ok_or_else(|| UpdateError::Nothing("there is no previous build to roll back to".into()))?;
         if to == from {
             return Err(UpdateError::Nothing(format!("{from} is already the running build")));
         }
         state.rollback = Some(Rollback { from: from.clone(), to: to.clone(), reason: reason.to_owned() });
-        state.probation = None;
         state.staged = None;
         if !state.refused.contains(&from) {
             state.refused.push(from.clone());
@@ -701,22 +802,6 @@ impl Install {
         self.save_state(&state)?;
         self.event("update.rollback", Some(&from), "rolled back", serde_json::json!({ "to": to, "reason": reason }));
         Ok(to)
-    }
-
-    /// Called by a build on probation once it started healthy: ends the probation, so the
-    /// new build is the installed one. `false` if `version` is not on probation.
-    pub fn confirm(&self, version: &str) -> Result<bool> {
-        let _lock = self.lock()?;
-        let mut state = self.state()?;
-        let Some(p) = state.probation.take_if(|p| p.version == version) else { return Ok(false) };
-        self.save_state(&state)?;
-        self.event(
-            "update.healthy",
-            Some(&p.version),
-            "installed",
-            serde_json::json!({ "previous": p.previous, "attempts": p.attempts }),
-        );
-        Ok(true)
     }
 
     /// Records a failure that is not tied to a swap (a refused feed or archive, a failed download).

@@ -326,6 +326,10 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+fn killed(o: &Output) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&o.status)
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -337,11 +341,12 @@ fn refused(f: &Fixture, case: &str, why: &str) {
     let policy = f.policy(&json!({}));
     let out = root.update(&policy, &["update", "apply", "--json"]);
     assert!(!out.status.success(), "{case}: accepted: {}", text(&out));
-    assert!(why.split('|').any(|w| text(&out).contains(w)), "{case}: expected {why:?} in:\n{}", text(&out));
+    // Only the error the command ends with counts (not the log lines before it).
+    let said = text(&out).lines().find(|l| l.starts_with("tessera: ")).unwrap_or_default().to_owned();
+    assert!(why.split('|').any(|w| said.contains(w)), "{case}: expected {why:?} in the error:\n{}", text(&out));
     assert_eq!(root.current(), "1.0.0", "{case}");
     assert!(root.state()["staged"].is_null(), "{case}: staged");
     root.assert_sound(case, &["1.0.0"]);
-    let said = text(&out).lines().find(|l| l.starts_with("tessera: ")).unwrap_or_default().to_owned();
     eprintln!("ok  {case}: {said}");
 }
 
@@ -363,30 +368,32 @@ fn the_update_matrix() {
     let good = f.signed("1.1.0", A, &v110);
     let mut cases = 0;
 
-    // 1. A valid update: staged, then swapped in with --now, the previous build kept.
+    // 1. A valid update: staged; with --now put on probation (the proven build stays current
+    //    until the new one has started healthy: see the shell tests below).
     f.publish("1.1.0", &good, A, |_| {});
     let root = Root::new();
     let policy = f.policy(&json!({}));
     staged(&root, &policy, "valid update", "1.1.0");
     let out = root.update(&policy, &["update", "apply", "--now", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(root.current(), "1.1.0");
+    assert_eq!(root.current(), "1.0.0", "the proven build stays current during probation");
     let status: Value = serde_json::from_slice(&root.update(&policy, &["update", "status", "--json"]).stdout).unwrap();
-    assert_eq!(status["current"], "1.1.0");
-    assert_eq!(status["previous"], "1.0.0");
+    assert_eq!(status["current"], "1.0.0");
     assert_eq!(status["probation"]["version"], "1.1.0", "on probation until it starts healthy");
+    assert_eq!(status["probation"]["previous"], "1.0.0");
     root.assert_sound("valid update", &["1.0.0", "1.1.0"]);
-    // ... and `tessera update rollback` restores the previous build.
+    // ... and `tessera update rollback` gives it up.
     let out = root.update(&policy, &["update", "rollback", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(root.current(), "1.0.0");
     assert!(root.state()["refused"].as_array().unwrap().contains(&json!("1.1.0")));
+    assert!(root.state()["probation"].is_null());
     let out = root.update(&policy, &["update", "check", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["outcome"], "refused", "a build rolled back is not offered again: {v}");
     root.assert_sound("rollback", &["1.0.0"]);
     cases += 2;
-    eprintln!("ok  valid update, installed, then rolled back on command");
+    eprintln!("ok  valid update, installed on probation, then rolled back on command");
 
     // 2. A tampered byte, with the feed's digest: the digest catches it.
     let mut bad = (*good).clone();
@@ -476,36 +483,58 @@ fn the_update_matrix() {
     }
     cases += 1;
 
-    // 7. SIGKILL at each step: the build still runs, and the next run finishes or undoes it.
-    for point in ["download-written", "unpacked", "swap-recorded", "swap-previous", "swap-current"] {
+    // 7. SIGKILL at each step of staging and installing: the build still runs, and the next
+    //    updater run removes what was left (the swap itself is killed in the shell tests).
+    for point in ["download-written", "unpacked"] {
         let root = Root::new();
         let policy = f.policy(&json!({}));
-        let out = root.cmd(&policy, &["update", "apply", "--now"]).env("TESSERA_FAILPOINT", point).output().unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&out.status),
-            Some(9),
-            "{point}: not killed: {}",
-            text(&out)
-        );
-        let v = Command::new(root.tessera()).arg("--version").output().unwrap();
-        assert!(v.status.success(), "{point}: the build does not run right after the kill");
-        let out = root.update(&policy, &["update", "apply", "--now", "--json"]);
+        let out = root.cmd(&policy, &["update", "apply"]).env("TESSERA_FAILPOINT", point).output().unwrap();
+        assert_eq!(killed(&out), Some(9), "{point}: not killed: {}", text(&out));
+        assert!(Command::new(root.tessera()).arg("--version").status().unwrap().success(), "{point}");
+        let out = root.update(&policy, &["update", "check", "--json"]);
         assert!(out.status.success(), "{point}: the next run: {}", text(&out));
-        assert_eq!(root.current(), "1.1.0", "{point}: {}", text(&out));
-        root.assert_sound(&format!("SIGKILL at {point}"), &["1.0.0", "1.1.0"]);
-        eprintln!("ok  SIGKILL at {point}: recovered, {}", root.current());
+        assert!(root.state()["staged"].is_null(), "{point}");
+        root.assert_sound(&format!("SIGKILL at {point}"), &["1.0.0"]);
+        staged(&root, &policy, point, "1.1.0");
+        eprintln!("ok  SIGKILL at {point}: left-overs removed, staged again");
         cases += 1;
     }
     {
         let root = Root::new();
         let policy = f.policy(&json!({}));
+        staged(&root, &policy, "probation-recorded", "1.1.0");
+        let out = root
+            .cmd(&policy, &["update", "apply", "--now"])
+            .env("TESSERA_FAILPOINT", "probation-recorded")
+            .output()
+            .unwrap();
+        assert_eq!(killed(&out), Some(9), "{}", text(&out));
+        assert_eq!(root.current(), "1.0.0");
+        assert_eq!(root.state()["probation"]["version"], "1.1.0", "the probation was recorded before the kill");
+        let out = root.update(&policy, &["update", "check", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        root.assert_sound("SIGKILL at probation-recorded", &["1.0.0", "1.1.0"]);
+        eprintln!("ok  SIGKILL at probation-recorded: the probation stands, 1.0.0 still current");
+        cases += 1;
+    }
+    {
+        // A confirmed install (1.1.0 current, 1.0.0 kept), then a rollback killed half-way.
+        let root = Root::new();
+        let policy = f.policy(&json!({}));
         assert!(root.update(&policy, &["update", "apply", "--now"]).status.success());
+        assert!(shell::updater::Install::at(root.path()).unwrap().confirm("1.1.0").unwrap());
+        assert_eq!(root.current(), "1.1.0");
         let out =
             root.cmd(&policy, &["update", "rollback"]).env("TESSERA_FAILPOINT", "rollback-recorded").output().unwrap();
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(9), "{}", text(&out));
+        assert_eq!(killed(&out), Some(9), "{}", text(&out));
+        assert!(Command::new(root.tessera()).arg("--version").status().unwrap().success());
         let out = root.update(&policy, &["update", "check", "--json"]);
         assert!(out.status.success(), "{}", text(&out));
         assert_eq!(root.current(), "1.0.0", "an interrupted rollback is finished");
+        // That run still ran from 1.1.0 (current pointed there when it started), so it kept
+        // 1.1.0's files; the next one removes them.
+        root.assert_sound("SIGKILL during a rollback", &["1.0.0", "1.1.0"]);
+        assert!(root.update(&policy, &["update", "check"]).status.success());
         root.assert_sound("SIGKILL during a rollback", &["1.0.0"]);
         eprintln!("ok  SIGKILL during a rollback: finished");
         cases += 1;
@@ -552,7 +581,15 @@ fn the_update_matrix() {
 // ---------------------------------------------------------------- with the shell
 
 /// Runs `ROOT/bin/tessera run` under Xvfb until it exits (at most `limit`).
-fn run_shell(root: &Root, policy: &Path, profile: &Path, exit_after: u32, name: &str, limit: Duration) -> Output {
+fn run_shell(
+    root: &Root,
+    policy: &Path,
+    profile: &Path,
+    exit_after: u32,
+    name: &str,
+    limit: Duration,
+    env: &[(&str, &str)],
+) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     std::fs::create_dir(&run).unwrap();
@@ -576,6 +613,7 @@ fn run_shell(root: &Root, policy: &Path, profile: &Path, exit_after: u32, name: 
         .env("NO_AT_BRIDGE", "1")
         .env("TESSERA_LOG", "info")
         .env("TESSERA_KEYRING", "keyutils")
+        .envs(env.iter().copied())
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .stdin(Stdio::null())
@@ -617,7 +655,7 @@ fn a_new_build_proves_itself_or_is_reverted() {
     let root = Root::new();
     let policy = f.policy(&json!({ "checkEveryMinutes": 0 }));
     staged(&root, &policy, "healthy update", "1.1.0");
-    let out = run_shell(&root, &policy, &profile, 25, "update-healthy", Duration::from_secs(120));
+    let out = run_shell(&root, &policy, &profile, 25, "update-healthy", Duration::from_secs(120), &[]);
     assert!(out.status.success(), "the new build's run: {}", text(&out));
     assert_eq!(root.current(), "1.1.0");
     let state = root.state();
@@ -628,6 +666,12 @@ fn a_new_build_proves_itself_or_is_reverted() {
     let audit = audit_actions(&profile);
     assert!(audit.contains("update.install") && audit.contains("update.healthy"), "audit: {audit}");
     eprintln!("ok  a healthy new build is confirmed by its start");
+    // `tessera update rollback` restores the previous build.
+    let out = root.update(&policy, &["update", "rollback", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(root.current(), "1.0.0");
+    assert!(Command::new(root.tessera()).arg("--version").status().unwrap().success());
+    eprintln!("ok  tessera update rollback restores 1.0.0");
 
     // A build whose app host cannot start: never healthy, reverted after the health timeout,
     // and the previous build runs in its place.
@@ -637,7 +681,7 @@ fn a_new_build_proves_itself_or_is_reverted() {
     let policy = f.policy(&json!({ "checkEveryMinutes": 0, "healthTimeoutSecs": 15 }));
     staged(&root, &policy, "broken update", "1.2.0");
     let started = Instant::now();
-    let out = run_shell(&root, &policy, &profile, 20, "update-broken", Duration::from_secs(150));
+    let out = run_shell(&root, &policy, &profile, 20, "update-broken", Duration::from_secs(150), &[]);
     assert!(out.status.success(), "the reverted run: {}", text(&out));
     assert!(started.elapsed() >= Duration::from_secs(15));
     assert_eq!(root.current(), "1.0.0", "the broken build was not reverted");
@@ -660,13 +704,41 @@ fn a_new_build_proves_itself_or_is_reverted() {
     std::fs::write(broken.join("release.json"), r#"{"version":"1.3.0"}"#).unwrap();
     std::fs::create_dir_all(root.path().join("update")).unwrap();
     std::fs::write(root.path().join("update/state.json"), r#"{"staged":"1.3.0"}"#).unwrap();
-    let out = run_shell(&root, &policy, &profile, 5, "update-crashing", Duration::from_secs(90));
+    let out = run_shell(&root, &policy, &profile, 5, "update-crashing", Duration::from_secs(90), &[]);
     assert!(out.status.success(), "the reverted run: {}", text(&out));
     assert_eq!(root.current(), "1.0.0");
     let reason = root.state()["lastFailure"]["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("in 2 attempts"), "{reason}");
     root.assert_sound("crashing update", &["1.0.0"]);
     eprintln!("ok  a build that crashes at start is reverted after 2 attempts");
+}
+
+#[test]
+fn a_kill_during_the_swap_is_finished_at_the_next_start() {
+    let f = Fixture::new();
+    let v110 = archive_name("1.1.0");
+    f.publish("1.1.0", &f.signed("1.1.0", A, &v110), A, |_| {});
+    let policy = f.policy(&json!({ "checkEveryMinutes": 0 }));
+    for point in ["healthy-marked", "swap-previous", "swap-current"] {
+        let root = Root::new();
+        let profile = f.dir.path().join(format!("profile-{point}"));
+        staged(&root, &policy, point, "1.1.0");
+        let once = f.dir.path().join(format!("fired-{point}"));
+        let env = [("TESSERA_FAILPOINT", point), ("TESSERA_FAILPOINT_ONCE", once.to_str().unwrap())];
+        let out =
+            run_shell(&root, &policy, &profile, 25, &format!("update-kill-{point}"), Duration::from_secs(120), &env);
+        assert!(once.exists(), "{point}: the failpoint was not reached: {}", text(&out));
+        assert!(!out.status.success(), "{point}: the killed build's run ended well: {}", text(&out));
+        assert!(Command::new(root.tessera()).arg("--version").status().unwrap().success(), "{point}");
+        let out =
+            run_shell(&root, &policy, &profile, 8, &format!("update-after-{point}"), Duration::from_secs(90), &[]);
+        assert!(out.status.success(), "{point}: the next start: {}", text(&out));
+        assert_eq!(root.current(), "1.1.0", "{point}: the swap was not finished");
+        assert_eq!(std::fs::read_link(root.path().join("previous")).unwrap(), Path::new("releases/1.0.0"));
+        assert!(root.state()["probation"].is_null(), "{point}: {}", root.state());
+        root.assert_sound(&format!("SIGKILL at {point}"), &["1.0.0", "1.1.0"]);
+        eprintln!("ok  SIGKILL at {point}: the next start finished the swap");
+    }
 }
 
 #[test]

@@ -9,8 +9,9 @@
 mod parsers {
     pub(crate) mod policy;
     pub(crate) mod signing;
+    pub(crate) mod update_feed;
 }
-use parsers::{policy, signing};
+use parsers::{policy, signing, update_feed};
 
 use crate::policy::{AdminPolicy, Permission, Subject};
 use libfuzzer_sys::fuzz_target;

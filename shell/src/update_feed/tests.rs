@@ -123,3 +123,20 @@ fn rollout_buckets_are_stable_and_spread() {
     let under_25 = (0..10_000).filter(|i| bucket(&format!("{i:032x}"), "stable") < 25).count();
     assert!((2300..=2700).contains(&under_25), "{under_25}");
 }
+
+#[test]
+fn plain_http_is_only_for_this_machine() {
+    for ok in ["http://127.0.0.1:8080/a.tar.gz", "http://localhost/a", "http://[::1]:9/a"] {
+        assert!(local_http(ok), "{ok}");
+    }
+    for bad in [
+        "http://localhost.evil.example/a",
+        "http://127.0.0.1.nip.io/a",
+        "http://localhost@evil.example/a",
+        "http://user@localhost/a",
+        "https://localhost/a",
+        "http://10.0.0.1/a",
+    ] {
+        assert!(!local_http(bad), "{bad}");
+    }
+}

@@ -17,25 +17,49 @@ fn root(versions: &[&str]) -> (tempfile::TempDir, Install) {
 }
 
 #[test]
-fn a_staged_build_is_swapped_in_and_rolled_back() {
+fn a_staged_build_goes_on_probation_and_is_swapped_in_once_healthy() {
     let (_d, i) = root(&["1.0.0", "1.1.0"]);
-    let _lock = i.lock().unwrap();
-    i.save_state(&State { staged: Some("1.1.0".into()), ..State::default() }).unwrap();
-    let p = i.install_staged().unwrap().unwrap();
-    assert_eq!((p.version.as_str(), p.previous.as_str(), p.attempts), ("1.1.0", "1.0.0", 0));
+    {
+        let _lock = i.lock().unwrap();
+        i.save_state(&State { staged: Some("1.1.0".into()), ..State::default() }).unwrap();
+        let p = i.begin_probation().unwrap().unwrap();
+        assert_eq!((p.version.as_str(), p.previous.as_str(), p.attempts), ("1.1.0", "1.0.0", 0));
+        assert_eq!(i.current().unwrap(), "1.0.0", "the proven build stays current during probation");
+        assert_eq!(i.state().unwrap().staged, None);
+        // One at a time.
+        i.save_state(&State { staged: Some("1.2.0".into()), probation: Some(p), ..State::default() }).unwrap();
+        assert!(i.begin_probation().unwrap().is_none());
+    }
+    assert!(i.confirm("1.1.0").unwrap());
     assert_eq!(i.current().unwrap(), "1.1.0");
     assert_eq!(i.previous().as_deref(), Some("1.0.0"));
-    assert_eq!(i.state().unwrap().staged, None);
+    assert_eq!(i.state().unwrap().probation, None);
+    assert!(!i.healthy_marker("1.1.0").exists());
+    assert!(!i.confirm("1.1.0").unwrap(), "nothing on probation any more");
+    // A rollback on command goes back and refuses what it left.
+    let _lock = i.lock().unwrap();
     assert_eq!(i.rollback("test").unwrap(), "1.0.0");
     assert_eq!(i.current().unwrap(), "1.0.0");
     assert_eq!(i.previous(), None);
-    let s = i.state().unwrap();
-    assert_eq!(s.refused, vec!["1.1.0".to_owned()]);
-    assert_eq!(s.probation, None);
+    assert_eq!(i.state().unwrap().refused, vec!["1.1.0".to_owned()]);
     assert!(matches!(i.rollback("again"), Err(UpdateError::Nothing(_))));
-    // The refused build is gone at the next settle.
+}
+
+#[test]
+fn a_build_that_never_got_healthy_is_given_up() {
+    let (_d, i) = root(&["1.0.0", "1.1.0"]);
+    let _lock = i.lock().unwrap();
+    i.save_state(&State { staged: Some("1.1.0".into()), ..State::default() }).unwrap();
+    i.begin_probation().unwrap().unwrap();
+    assert_eq!(i.abandon("test").unwrap().as_deref(), Some("1.1.0"));
+    assert_eq!(i.current().unwrap(), "1.0.0");
+    let s = i.state().unwrap();
+    assert_eq!((s.probation, s.refused), (None, vec!["1.1.0".to_owned()]));
     i.settle().unwrap();
-    assert!(!i.release_dir("1.1.0").exists());
+    assert!(!i.release_dir("1.1.0").exists(), "the refused build is deleted");
+    // Staged again (an older feed, a stale state): refused, and not newer builds are dropped.
+    i.save_state(&State { staged: Some("1.1.0".into()), refused: vec!["1.1.0".into()], ..State::default() }).unwrap();
+    assert!(i.begin_probation().unwrap().is_none());
 }
 
 #[test]
@@ -44,16 +68,20 @@ fn an_interrupted_swap_is_finished_and_leftovers_removed() {
     let _lock = i.lock().unwrap();
     fs::create_dir_all(d.path().join("update/downloads")).unwrap();
     fs::write(d.path().join("update/downloads/x.tar.gz.part"), "half").unwrap();
+    fs::write(i.progress_path(), "{}").unwrap();
     std::os::unix::fs::symlink("releases/1.1.0", d.path().join(".current.tmp")).unwrap();
-    // Killed after the probation was recorded, before the links moved.
-    let probation = Probation { version: "1.1.0".into(), previous: "1.0.0".into(), attempts: 0, since: now() };
+    // Killed after the new build reported healthy, before the links moved.
+    let probation = Probation { version: "1.1.0".into(), previous: "1.0.0".into(), attempts: 1, since: now() };
     i.save_state(&State { probation: Some(probation), ..State::default() }).unwrap();
+    fs::write(i.healthy_marker("1.1.0"), "now").unwrap();
     let removed = i.settle().unwrap();
     assert_eq!(i.current().unwrap(), "1.1.0");
     assert_eq!(i.previous().as_deref(), Some("1.0.0"));
-    assert_eq!(removed.len(), 2, "{removed:?}");
-    assert!(!d.path().join(".current.tmp").exists(), "the stale link is replaced by the finished swap");
+    assert_eq!(i.state().unwrap().probation, None);
+    assert!(!d.path().join(".current.tmp").exists());
     assert!(!d.path().join("releases/.1.2.0.partial").exists());
+    assert!(!i.progress_path().exists());
+    assert!(removed.len() >= 3, "{removed:?}");
 }
 
 #[test]

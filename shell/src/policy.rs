@@ -337,6 +337,10 @@ pub struct UpdateRules {
     /// Seconds a download may take.
     #[serde(default = "half_an_hour")]
     pub download_timeout_secs: u64,
+    /// The only keys that may sign feeds and release archives (default: the `signing`
+    /// section's trusted keys). Its revoked keys apply to these too.
+    #[serde(default)]
+    pub release_keys: Vec<crate::signing::TrustedKey>,
 }
 
 fn yes() -> bool {
@@ -470,8 +474,21 @@ impl AdminPolicy {
             if u.health_timeout_secs < 5 {
                 problems.push("update.healthTimeoutSecs: at least 5".to_owned());
             }
-            if file.signing.as_ref().is_none_or(|s| s.trusted_keys.is_empty()) {
-                problems.push("update: the signing section trusts no key, so no release could be accepted".to_owned());
+            if u.release_keys.is_empty() && file.signing.as_ref().is_none_or(|s| s.trusted_keys.is_empty()) {
+                problems.push(
+                    "update: neither update.releaseKeys nor the signing section trusts a key, so no release could be accepted"
+                        .to_owned(),
+                );
+            }
+            if !u.release_keys.is_empty() {
+                let rules = crate::signing::SigningRules {
+                    require_signed: true,
+                    trusted_keys: u.release_keys.clone(),
+                    revoked_keys: Vec::new(),
+                };
+                if let Err(e) = crate::signing::Checker::new(&rules) {
+                    problems.push(format!("update.releaseKeys: {e}"));
+                }
             }
         }
         if problems.is_empty() {
@@ -484,6 +501,21 @@ impl AdminPolicy {
     /// The update rules, if the policy has them.
     pub fn update(&self) -> Option<&UpdateRules> {
         self.update.as_ref()
+    }
+
+    /// What feeds and release archives are checked against: `update.releaseKeys` if set, else
+    /// the `signing` section's keys; revoked keys are refused either way.
+    pub fn release_checker(&self) -> Option<crate::signing::Checker> {
+        let update = self.update.as_ref()?;
+        if update.release_keys.is_empty() {
+            return self.signing.clone();
+        }
+        let rules = crate::signing::SigningRules {
+            require_signed: true,
+            trusted_keys: update.release_keys.clone(),
+            revoked_keys: self.signing.as_ref().map(|s| s.revoked().to_vec()).unwrap_or_default(),
+        };
+        crate::signing::Checker::new(&rules).ok()
     }
 
     /// How signed records and manifests are checked, if the policy says.

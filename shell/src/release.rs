@@ -220,8 +220,9 @@ pub struct Publish {
 }
 
 /// Packs, signs and publishes a release into a feed directory: the archive first, the feed
-/// last (each written atomically), so a desk never sees a feed whose archive is not there.
-/// Returns the feed.
+/// last (each written atomically), so a desk never sees a feed whose archive is not there. A
+/// version already published keeps its archive; only the feed is written again (a new rollout
+/// percentage, minimum or expiry). Returns the feed.
 pub fn publish(p: &Publish, key: &SigningKey, key_id: &str) -> Result<Value> {
     if !(0..=100).contains(&p.rollout_percent) {
         return Err(ReleaseError::Input("the rollout is a percentage, 0 to 100".into()));
@@ -235,10 +236,15 @@ pub fn publish(p: &Publish, key: &SigningKey, key_id: &str) -> Result<Value> {
     let unsigned = archives.join(format!(".{name}.unsigned"));
     let tmp = archives.join(format!(".{name}.tmp"));
     let result = (|| {
-        pack(&p.contents, &unsigned)?;
-        sign_archive(&unsigned, &tmp, &name, &[key])?;
         let dest = archives.join(&name);
-        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        // Publishing a version again (to raise its rollout) keeps its archive: desks that are
+        // downloading it must get the bytes the feed describes.
+        if !dest.is_file() {
+            pack(&p.contents, &unsigned)?;
+            sign_archive(&unsigned, &tmp, &name, &[key])?;
+            fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+            File::open(&archives).and_then(|d| d.sync_all()).map_err(io_err(&archives))?;
+        }
         let (sha256, size) = digest(&dest)?;
         let fields = FeedFields {
             channel: p.channel.clone(),

@@ -314,7 +314,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let policy = RestartPolicy { memory_limit_bytes: Some(args.memory_limit_mib << 20), ..RestartPolicy::default() };
     let agent = fdc3::agent(&manifest);
     let (admin, policy_file) = admin_policy(policy_from_file, &manifest);
-    let update_rules = admin.update().cloned().zip(admin.signing().cloned());
+    let update_rules = admin.update().cloned().zip(admin.release_checker());
     let journal_client = Arc::new(broker.connect(None));
     let shell = {
         let _guard = rt.enter();

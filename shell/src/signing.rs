@@ -294,6 +294,11 @@ impl Checker {
         self.keys.iter().filter(|(id, _)| !self.rules.revoked_keys.contains(id)).map(|(_, k)| k.to_bytes()).collect()
     }
 
+    /// The ids of the revoked keys.
+    pub fn revoked(&self) -> &[String] {
+        &self.rules.revoked_keys
+    }
+
     /// Whether signatures are required.
     pub fn required(&self) -> bool {
         self.rules.require_signed

@@ -46,7 +46,7 @@ fn rules(policy: Option<&Path>) -> Result<(UpdateRules, Checker)> {
 
 fn rules_of(policy: &AdminPolicy) -> Result<(UpdateRules, Checker)> {
     let rules = policy.update().cloned().context("the admin policy has no `update` section")?;
-    let checker = policy.signing().cloned().context("the admin policy has no `signing` section")?;
+    let checker = policy.release_checker().context("the admin policy names no key for releases")?;
     Ok((rules, checker))
 }
 

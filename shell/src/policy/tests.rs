@@ -235,3 +235,32 @@ fn origins_are_normalised_and_tricks_refused() {
         assert_eq!(normal_origin(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn release_keys_narrow_who_can_ship_a_build() {
+    let key = |seed: u8| crate::signing::public_hex(&ed25519_dalek::SigningKey::from_bytes(&[seed; 32]));
+    let policy = |release: &str, revoked: &str| {
+        AdminPolicy::parse(&format!(
+            r#"{{ "signing": {{ "trustedKeys": [ {{ "id": "apps", "publicKey": "{}" }} ], "revokedKeys": [{revoked}] }},
+                 "update": {{ "feedUrl": "https://updates.example/t", "releaseKeys": [{release}] }} }}"#,
+            key(1)
+        ))
+        .unwrap()
+    };
+    let b = format!(r#"{{ "id": "release", "publicKey": "{}" }}"#, key(2));
+    // Without releaseKeys, the signing section's keys sign releases.
+    let c = policy("", "").release_checker().unwrap();
+    assert_eq!(c.release_keys().len(), 1);
+    // With them, only they do, and a revoked one does not.
+    let c = policy(&b, "").release_checker().unwrap();
+    let keys = c.release_keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        crate::signing::public_hex(&ed25519_dalek::SigningKey::from_bytes(&[2; 32])),
+        keys[0].iter().map(|x| format!("{x:02x}")).collect::<String>()
+    );
+    assert!(policy(&b, r#""release""#).release_checker().unwrap().release_keys().is_empty());
+    // A policy with an update section but no key at all is refused.
+    let e = AdminPolicy::parse(r#"{ "update": { "feedUrl": "https://updates.example/t" } }"#).unwrap_err();
+    assert!(e.to_string().contains("releaseKeys"), "{e}");
+}

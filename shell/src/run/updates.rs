@@ -103,7 +103,8 @@ fn copy_events(shell: &Shell, install: &Install) {
     let Ok(text) = std::fs::read_to_string(install.events_path()) else { return };
     let key = format!("{EVENTS_COPIED}:{}", install.root().display());
     let done: usize = shell.profile.setting(&key).ok().flatten().unwrap_or(0);
-    let lines: Vec<&str> = text.lines().collect();
+    // Only whole lines: a line torn by a crash is not counted, and is read again once whole.
+    let lines: Vec<&str> = text.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(str::trim_end).collect();
     if done >= lines.len() {
         return;
     }

@@ -16,9 +16,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::update_feed::Feed;
 use crate::updater::{ReleaseInfo, archive_name, valid_version};
 
 /// Why packing, signing or publishing failed.
@@ -159,44 +160,9 @@ pub fn digest(path: &Path) -> Result<(String, u64)> {
     Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
 }
 
-/// A feed's fields, before signing.
-#[derive(Debug, Clone)]
-pub struct FeedFields {
-    /// The channel.
-    pub channel: String,
-    /// The version offered.
-    pub version: String,
-    /// The archive's URL.
-    pub url: String,
-    /// Its SHA-256.
-    pub sha256: String,
-    /// Its size.
-    pub size: u64,
-    /// The oldest version that may update to it.
-    pub minimum_version: Option<String>,
-    /// Percent of desks that get it now.
-    pub rollout_percent: u8,
-    /// When issued (RFC 3339).
-    pub issued_at: String,
-    /// When it expires (RFC 3339); the signature expires then too.
-    pub expires: String,
-}
-
-/// The signed feed JSON.
-pub fn feed(fields: &FeedFields, key: &SigningKey, key_id: &str) -> Result<Value> {
-    let mut v = json!({
-        "channel": fields.channel,
-        "version": fields.version,
-        "url": fields.url,
-        "sha256": fields.sha256,
-        "size": fields.size,
-        "rolloutPercent": fields.rollout_percent,
-        "issuedAt": fields.issued_at,
-        "expires": fields.expires,
-    });
-    if let Some(m) = &fields.minimum_version {
-        v["minimumVersion"] = json!(m);
-    }
+/// The signed feed JSON for `fields` (the signature expires with the feed).
+pub fn feed(fields: &Feed, key: &SigningKey, key_id: &str) -> Result<Value> {
+    let v = serde_json::to_value(fields).map_err(|e| ReleaseError::Input(e.to_string()))?;
     crate::signing::sign_record(&v, key, key_id, &fields.expires).map_err(|e| ReleaseError::Input(e.to_string()))
 }
 
@@ -246,7 +212,7 @@ pub fn publish(p: &Publish, key: &SigningKey, key_id: &str) -> Result<Value> {
             File::open(&archives).and_then(|d| d.sync_all()).map_err(io_err(&archives))?;
         }
         let (sha256, size) = digest(&dest)?;
-        let fields = FeedFields {
+        let fields = Feed {
             channel: p.channel.clone(),
             version: p.contents.version.clone(),
             url: format!("{}/archives/{name}", p.base_url.trim_end_matches('/')),

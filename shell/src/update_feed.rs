@@ -38,6 +38,7 @@ pub struct Feed {
     /// The archive's size in bytes.
     pub size: u64,
     /// The oldest version that may update to it directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_version: Option<String>,
     /// Of the desks on the channel, how many (percent) get it now.
     pub rollout_percent: u8,

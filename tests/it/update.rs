@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use shell::release::{self, Contents, FeedFields};
+use shell::release::{self, Contents};
+use shell::update_feed::Feed;
 use shell::updater::archive_name;
 use tests::{bin, target_dir, workspace_root};
 
@@ -178,11 +179,11 @@ impl Fixture {
     }
 
     /// Serves `archive` as version's archive, and a feed for it signed with `feed_key`.
-    fn publish(&self, version: &str, archive: &Arc<Vec<u8>>, feed_key: u8, tweak: impl FnOnce(&mut FeedFields)) {
+    fn publish(&self, version: &str, archive: &Arc<Vec<u8>>, feed_key: u8, tweak: impl FnOnce(&mut Feed)) {
         let name = archive_name(version);
         let path = format!("/archives/{name}");
         let (sha256, size) = digest(archive);
-        let mut fields = FeedFields {
+        let mut fields = Feed {
             channel: "stable".into(),
             version: version.into(),
             url: self.server.url(&path),

@@ -285,6 +285,12 @@ pub enum ShellMsg {
         /// Granted.
         allow: bool,
     },
+    /// Move the app's view into another shell window (X11 id `xid`); [`ShellMsg::SetBounds`]
+    /// follows with where in it. The user moved the app to another window, or back.
+    SetParent {
+        /// The shell window's X11 id.
+        xid: u64,
+    },
 }
 
 /// A message that did not decode.

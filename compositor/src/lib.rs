@@ -80,19 +80,56 @@ pub struct FrameStats {
     pub build_ms: Vec<f32>,
 }
 
+/// A shell window's number. The main window ([`MAIN_WINDOW`]) has the launcher, the shell bar
+/// and the dialogs; the others hold app tiles the user moved out of it, each with a layout of
+/// its own. Numbers are not reused while the compositor runs.
+pub type WindowNo = u32;
+
+/// The main window's number.
+pub const MAIN_WINDOW: WindowNo = 0;
+
 /// The live layout, as `ctl layout get` reports it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayoutSnapshot {
+    /// Every shell window, the main window first.
+    pub windows: Vec<WindowSnapshot>,
+}
+
+impl LayoutSnapshot {
+    /// The main window's part.
+    pub fn main(&self) -> Option<&WindowSnapshot> {
+        self.windows.iter().find(|w| w.window == MAIN_WINDOW)
+    }
+}
+
+/// One shell window's layout.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowSnapshot {
+    /// Its number.
+    pub window: WindowNo,
     /// The tree (`None`: nothing open).
     pub tree: Option<LayoutNode>,
-    /// Where each pane's view is (physical pixels), or `None` while hidden.
+    /// Where each pane's view is (physical pixels, in this window), or `None` while hidden.
     pub bounds: Vec<(u64, Option<PxRect>)>,
     /// The pane shown alone, if one is maximised.
     pub maximized: Option<u64>,
     /// The window's size in physical pixels.
-    pub window: (u32, u32),
+    pub size: (u32, u32),
+    /// Where it is on the screen (its outer top-left corner), if the window system says.
+    pub position: Option<(i32, i32)>,
     /// Its scale factor.
     pub scale: f64,
+}
+
+/// How a window should look, for [`Command::SetLayout`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowPlan {
+    /// Its tiles.
+    pub tree: Option<LayoutNode>,
+    /// Where it goes on the screen; `None`: where the window system puts it.
+    pub position: Option<(i32, i32)>,
+    /// Its size in physical pixels; `None`: unchanged (the main window) or a default.
+    pub size: Option<(u32, u32)>,
 }
 
 /// What the shell tells the window.
@@ -102,9 +139,10 @@ pub enum Command {
     SetTiles(Vec<TileView>),
     /// Replace the launcher's list of apps.
     SetApps(Vec<LauncherApp>),
-    /// Arrange the tiles as described (keys not in the tiles are ignored; tiles not in the
-    /// description are added).
-    SetLayout(LayoutNode),
+    /// Arrange the windows and their tiles as described: the first plan is the main window's
+    /// (its position and size are left alone), each further one gets a window of its own.
+    /// Keys not in the tiles are ignored; tiles not in any plan are added to the main window.
+    SetLayout(Vec<WindowPlan>),
     /// Report the live layout.
     GetLayout(flume::Sender<LayoutSnapshot>),
     /// The health view's rows (drawn only while it is open).
@@ -149,8 +187,11 @@ pub struct UpdateBanner {
 /// What happened in the window.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiEvent {
-    /// The window exists; app views are placed into `xid`.
+    /// A window exists; app views in it are placed into `xid`. The main window's comes first;
+    /// a window opened later (an app moved out) comes before any bounds in it.
     WindowReady {
+        /// Which window.
+        window: WindowNo,
         /// The shell window's X11 id.
         xid: u64,
         /// Its scale factor.
@@ -160,6 +201,8 @@ pub enum UiEvent {
     Bounds {
         /// The tile's key.
         key: u64,
+        /// The window it is in (a change means the view must move to that window).
+        window: WindowNo,
         /// Physical pixels in the window, or hidden.
         rect: Option<PxRect>,
     },
@@ -180,7 +223,8 @@ pub enum UiEvent {
         /// The channel, 1 to 8.
         channel: Option<u8>,
     },
-    /// The user changed the layout (dragged, resized, closed or maximised something).
+    /// The user changed the layout (dragged, resized, closed or maximised something, moved an
+    /// app to another window, or moved or resized a window).
     LayoutChanged,
     /// The user revoked a remembered permission answer in the settings view.
     RevokeGrant(GrantRow),
@@ -198,7 +242,13 @@ pub enum UiEvent {
         /// The index of the chosen handler, or `None` if cancelled.
         choice: Option<usize>,
     },
-    /// The user closed the window.
+    /// Window `window` closed (its apps are in the main window now).
+    WindowClosed {
+        /// Which window.
+        window: WindowNo,
+    },
+    /// The user closed the main window. (Closing another window moves its apps back to the
+    /// main window: nothing is lost.)
     CloseRequested,
 }
 

@@ -14,7 +14,10 @@ use crate::dialogs::{Consent, ConsentRequest, Resolver, ResolverRequest};
 use crate::launcher::Launcher;
 use crate::layout::{self, LayoutNode, Pane};
 use crate::panels::{GrantRow, HealthRow, Side};
-use crate::{Command, Error, FrameStats, LauncherApp, LayoutSnapshot, PxRect, TileView, UiEvent, channels, theme};
+use crate::{
+    Command, Error, FrameStats, LauncherApp, LayoutSnapshot, MAIN_WINDOW, PxRect, TileView, UiEvent, WindowNo,
+    WindowPlan, WindowSnapshot, channels, theme,
+};
 
 /// Sends [`Command`]s to a running [`Compositor`] from any thread.
 #[derive(Debug, Clone)]
@@ -42,16 +45,13 @@ impl Compositor {
         let event_loop =
             EventLoop::<Command>::with_user_event().with_x11().build().map_err(|e| Error::EventLoop(e.to_string()))?;
         let handle = Handle(event_loop.create_proxy());
-        let ctx = egui::Context::default();
-        theme::apply(&ctx);
         let app = App {
-            ctx,
-            gfx: None,
             desk: Desk::new(title),
+            windows: Vec::new(),
+            spare: Vec::new(),
             events,
             size,
             failure: None,
-            next_paint: None,
             stats: FrameStats::default(),
             present_only: false,
         };
@@ -69,32 +69,147 @@ impl Compositor {
     }
 }
 
+/// One window and what draws it.
 struct Gfx {
+    no: WindowNo,
     window: Arc<Window>,
     painter: egui_wgpu::winit::Painter,
     state: egui_winit::State,
+    ctx: egui::Context,
     xid: u32,
+    /// When egui asked to be painted again (an animation); `None`: only on events.
+    next_paint: Option<Instant>,
 }
 
 impl std::fmt::Debug for Gfx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gfx").field("xid", &self.xid).finish_non_exhaustive()
+        f.debug_struct("Gfx").field("no", &self.no).field("xid", &self.xid).finish_non_exhaustive()
     }
 }
 
-/// Everything the window shows, apart from the window itself: testable without a display.
+/// One window's tiles.
 #[derive(Debug)]
-pub(crate) struct Desk {
-    title: String,
+pub(crate) struct Surface {
+    pub(crate) no: WindowNo,
     tree: egui_tiles::Tree<Pane>,
-    views: HashMap<u64, TileView>,
-    apps: Vec<LauncherApp>,
-    launcher: Launcher,
     maximized: Option<u64>,
     /// The bounds last reported per key, so only changes are sent.
     sent: HashMap<u64, Option<PxRect>>,
     /// The layout as last reported, to tell the shell when the user changed it.
     last_layout: Option<LayoutNode>,
+}
+
+impl Surface {
+    fn new(no: WindowNo) -> Self {
+        Self { no, tree: empty_tree(), maximized: None, sent: HashMap::new(), last_layout: None }
+    }
+
+    fn panes(&self) -> HashMap<u64, egui_tiles::TileId> {
+        self.tree
+            .tiles
+            .iter()
+            .filter_map(|(id, t)| match t {
+                egui_tiles::Tile::Pane(p) => Some((p.key, *id)),
+                egui_tiles::Tile::Container(_) => None,
+            })
+            .collect()
+    }
+
+    fn add_pane(&mut self, key: u64) {
+        let pane = self.tree.tiles.insert_pane(Pane { key });
+        let tabs = self.tree.tiles.insert_tab_tile(vec![pane]);
+        match self.tree.root.and_then(|r| self.tree.tiles.get_mut(r)) {
+            Some(egui_tiles::Tile::Container(c)) if c.kind() != egui_tiles::ContainerKind::Tabs => c.add_child(tabs),
+            _ => {
+                let children: Vec<_> = self.tree.root.into_iter().chain([tabs]).collect();
+                let root = self.tree.tiles.insert_horizontal_tile(children);
+                self.tree.root = Some(root);
+            }
+        }
+    }
+
+    /// Takes a pane out; `true` if it was here.
+    fn remove_pane(&mut self, key: u64) -> bool {
+        let Some(id) = self.panes().get(&key).copied() else { return false };
+        self.tree.remove_recursively(id);
+        self.sent.remove(&key);
+        if self.maximized == Some(key) {
+            self.maximized = None;
+        }
+        self.tree.simplify(&simplification());
+        true
+    }
+
+    fn set_tree(&mut self, node: Option<&LayoutNode>) {
+        self.tree = node.map_or_else(empty_tree, |n| layout::build(egui::Id::unique("tessera-tiles"), n));
+        self.maximized = None;
+        self.last_layout = layout::describe(&self.tree);
+    }
+
+    /// Shows only the maximised pane's tab group (and its ancestors), or everything.
+    fn apply_maximized(&mut self) {
+        let ids: Vec<egui_tiles::TileId> = self.tree.tiles.tile_ids().collect();
+        for id in &ids {
+            self.tree.tiles.set_visible(*id, true);
+        }
+        let Some(pane) = self.maximized.and_then(|k| self.panes().get(&k).copied()) else {
+            self.maximized = None;
+            return;
+        };
+        let mut path = vec![pane];
+        let mut at = pane;
+        while let Some(parent) = self.tree.tiles.parent_of(at) {
+            path.push(parent);
+            at = parent;
+        }
+        for id in ids {
+            // Hide every tile that is neither on the path nor inside the maximised tab group.
+            let inside = path.get(1).is_some_and(|group| self.is_inside(id, *group));
+            if !path.contains(&id) && !inside {
+                self.tree.tiles.set_visible(id, false);
+            }
+        }
+    }
+
+    fn is_inside(&self, id: egui_tiles::TileId, ancestor: egui_tiles::TileId) -> bool {
+        let mut at = id;
+        while let Some(parent) = self.tree.tiles.parent_of(at) {
+            if parent == ancestor {
+                return true;
+            }
+            at = parent;
+        }
+        false
+    }
+}
+
+fn empty_tree() -> egui_tiles::Tree<Pane> {
+    egui_tiles::Tree::empty(egui::Id::unique("tessera-tiles"))
+}
+
+/// A window the desk wants the window system to open.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Opening {
+    pub(crate) no: WindowNo,
+    pub(crate) position: Option<(i32, i32)>,
+    pub(crate) size: Option<(u32, u32)>,
+}
+
+/// Everything the windows show, apart from the windows themselves: testable without a display.
+#[derive(Debug)]
+pub(crate) struct Desk {
+    title: String,
+    /// One per window, the main window first.
+    surfaces: Vec<Surface>,
+    next_window: WindowNo,
+    /// Windows to open, and windows to close, since the window system last looked.
+    pub(crate) opening: Vec<Opening>,
+    pub(crate) closing: Vec<WindowNo>,
+    /// Set when one window's change changed another's layout (a pane moved between them).
+    pub(crate) redraw_all: bool,
+    views: HashMap<u64, TileView>,
+    apps: Vec<LauncherApp>,
+    launcher: Launcher,
     consents: std::collections::VecDeque<Consent>,
     resolvers: std::collections::VecDeque<Resolver>,
     health: Vec<HealthRow>,
@@ -103,17 +218,25 @@ pub(crate) struct Desk {
     update: Option<crate::UpdateBanner>,
 }
 
+/// Where the user asked to move an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MoveTo {
+    NewWindow,
+    Main,
+}
+
 impl Desk {
     pub(crate) fn new(title: &str) -> Self {
         Self {
             title: title.to_owned(),
-            tree: egui_tiles::Tree::empty(egui::Id::unique("tessera-tiles")),
+            surfaces: vec![Surface::new(MAIN_WINDOW)],
+            next_window: MAIN_WINDOW + 1,
+            opening: Vec::new(),
+            closing: Vec::new(),
+            redraw_all: false,
             views: HashMap::new(),
             apps: Vec::new(),
             launcher: Launcher::default(),
-            maximized: None,
-            sent: HashMap::new(),
-            last_layout: None,
             consents: std::collections::VecDeque::new(),
             resolvers: std::collections::VecDeque::new(),
             health: Vec::new(),
@@ -121,6 +244,10 @@ impl Desk {
             side: None,
             update: None,
         }
+    }
+
+    fn main(&mut self) -> &mut Surface {
+        &mut self.surfaces[0]
     }
 
     pub(crate) fn show_consent(&mut self, request: ConsentRequest) {
@@ -165,119 +292,228 @@ impl Desk {
         false
     }
 
-    fn panes(&self) -> HashMap<u64, egui_tiles::TileId> {
-        self.tree
-            .tiles
-            .iter()
-            .filter_map(|(id, t)| match t {
-                egui_tiles::Tile::Pane(p) => Some((p.key, *id)),
-                egui_tiles::Tile::Container(_) => None,
-            })
-            .collect()
+    /// The window a pane is in.
+    fn window_of(&self, key: u64) -> Option<usize> {
+        self.surfaces.iter().position(|s| s.panes().contains_key(&key))
     }
 
     pub(crate) fn set_tiles(&mut self, tiles: Vec<TileView>) {
         let keep: HashMap<u64, TileView> = tiles.into_iter().map(|t| (t.key, t)).collect();
-        let panes = self.panes();
-        for (key, id) in &panes {
-            if !keep.contains_key(key) {
-                self.tree.remove_recursively(*id);
-                self.sent.remove(key);
-                if self.maximized == Some(*key) {
-                    self.maximized = None;
+        let mut placed = std::collections::HashSet::new();
+        for surface in &mut self.surfaces {
+            for key in surface.panes().into_keys() {
+                if keep.contains_key(&key) {
+                    placed.insert(key);
+                } else {
+                    surface.remove_pane(key);
                 }
             }
         }
-        let mut keys: Vec<u64> = keep.keys().copied().filter(|k| !panes.contains_key(k)).collect();
+        let mut keys: Vec<u64> = keep.keys().copied().filter(|k| !placed.contains(k)).collect();
         keys.sort_unstable();
         for key in keys {
-            self.add_pane(key);
+            self.main().add_pane(key);
         }
         self.views = keep;
-        self.tree.simplify(&simplification());
+        for surface in &mut self.surfaces {
+            surface.tree.simplify(&simplification());
+        }
+        self.close_empty();
     }
 
-    fn add_pane(&mut self, key: u64) {
-        let pane = self.tree.tiles.insert_pane(Pane { key });
-        let tabs = self.tree.tiles.insert_tab_tile(vec![pane]);
-        match self.tree.root.and_then(|r| self.tree.tiles.get_mut(r)) {
-            Some(egui_tiles::Tile::Container(c)) if c.kind() != egui_tiles::ContainerKind::Tabs => c.add_child(tabs),
-            _ => {
-                let children: Vec<_> = self.tree.root.into_iter().chain([tabs]).collect();
-                let root = self.tree.tiles.insert_horizontal_tile(children);
-                self.tree.root = Some(root);
-            }
+    /// Closes every window but the main one that has no pane left.
+    fn close_empty(&mut self) {
+        let (keep, gone): (Vec<Surface>, Vec<Surface>) =
+            std::mem::take(&mut self.surfaces).into_iter().partition(|s| s.no == MAIN_WINDOW || !s.panes().is_empty());
+        self.surfaces = keep;
+        for s in gone {
+            self.opening.retain(|o| o.no != s.no);
+            self.closing.push(s.no);
         }
     }
 
-    pub(crate) fn set_layout(&mut self, node: &LayoutNode) {
+    fn open_window(&mut self, position: Option<(i32, i32)>, size: Option<(u32, u32)>) -> usize {
+        let no = self.next_window;
+        self.next_window += 1;
+        self.surfaces.push(Surface::new(no));
+        self.opening.push(Opening { no, position, size });
+        self.surfaces.len() - 1
+    }
+
+    /// Moves a pane to a new window of its own, or back to the main window.
+    fn move_pane(&mut self, key: u64, to: MoveTo) {
+        let Some(from) = self.window_of(key) else { return };
+        let to = match to {
+            MoveTo::Main if from == 0 => return,
+            MoveTo::Main => 0,
+            MoveTo::NewWindow => self.open_window(None, None),
+        };
+        self.surfaces[from].remove_pane(key);
+        self.surfaces[to].add_pane(key);
+        self.redraw_all = true;
+        self.close_empty();
+    }
+
+    /// The user closed window `no`: its apps go back to the main window.
+    pub(crate) fn close_window(&mut self, no: WindowNo) {
+        let Some(at) = self.surfaces.iter().position(|s| s.no == no && no != MAIN_WINDOW) else { return };
+        let surface = self.surfaces.remove(at);
+        let mut keys: Vec<u64> = surface.panes().into_keys().collect();
+        // Keep the order the user had them in.
+        let order = layout::describe(&surface.tree).map(|n| n.keys()).unwrap_or_default();
+        keys.sort_by_key(|k| order.iter().position(|o| o == k));
+        for key in keys {
+            self.main().add_pane(key);
+        }
+        self.closing.push(no);
+        self.redraw_all = true;
+    }
+
+    pub(crate) fn set_layout(&mut self, plans: &[WindowPlan]) {
         let known = &self.views;
         let mut seen = std::collections::HashSet::new();
-        let filtered = node.map_keys(&mut |k| (known.contains_key(&k) && seen.insert(k)).then_some(k));
-        self.tree = match &filtered {
-            Some(n) => layout::build(egui::Id::unique("tessera-tiles"), n),
-            None => egui_tiles::Tree::empty(egui::Id::unique("tessera-tiles")),
-        };
-        let placed = self.panes();
-        let mut missing: Vec<u64> = self.views.keys().copied().filter(|k| !placed.contains_key(k)).collect();
+        let trees: Vec<Option<LayoutNode>> = plans
+            .iter()
+            .map(|p| {
+                p.tree
+                    .as_ref()
+                    .and_then(|t| t.map_keys(&mut |k| (known.contains_key(&k) && seen.insert(k)).then_some(k)))
+            })
+            .collect();
+        let main_tree = trees.first().cloned().flatten();
+        self.surfaces[0].set_tree(main_tree.as_ref());
+        // The other windows: reuse the open ones in order, open more, close the rest.
+        let mut at = 1;
+        for (plan, tree) in plans.iter().zip(&trees).skip(1) {
+            let Some(tree) = tree else { continue };
+            if at >= self.surfaces.len() {
+                self.open_window(plan.position, plan.size);
+            } else if let Some(o) = self.opening.iter_mut().find(|o| o.no == self.surfaces[at].no) {
+                o.position = plan.position;
+                o.size = plan.size;
+            } else {
+                // An open window takes the plan's place and size too.
+                self.opening.push(Opening { no: self.surfaces[at].no, position: plan.position, size: plan.size });
+            }
+            self.surfaces[at].set_tree(Some(tree));
+            at += 1;
+        }
+        for s in self.surfaces.drain(at..) {
+            self.opening.retain(|o| o.no != s.no);
+            self.closing.push(s.no);
+        }
+        let placed: std::collections::HashSet<u64> = self.surfaces.iter().flat_map(|s| s.panes().into_keys()).collect();
+        let mut missing: Vec<u64> = self.views.keys().copied().filter(|k| !placed.contains(k)).collect();
         missing.sort_unstable();
         for key in missing {
-            self.add_pane(key);
+            self.main().add_pane(key);
         }
-        self.maximized = None;
-        self.last_layout = layout::describe(&self.tree);
+        self.surfaces[0].last_layout = layout::describe(&self.surfaces[0].tree);
+        self.redraw_all = true;
     }
 
-    pub(crate) fn snapshot(&self, window: (u32, u32), scale: f64) -> LayoutSnapshot {
-        let mut bounds: Vec<(u64, Option<PxRect>)> = self.sent.iter().map(|(k, v)| (*k, *v)).collect();
-        bounds.sort_by_key(|(k, _)| *k);
-        LayoutSnapshot { tree: layout::describe(&self.tree), bounds, maximized: self.maximized, window, scale }
+    /// The windows' layouts; `window` gives each one's size, position and scale.
+    pub(crate) fn snapshot(
+        &self,
+        window: impl Fn(WindowNo) -> ((u32, u32), Option<(i32, i32)>, f64),
+    ) -> LayoutSnapshot {
+        let windows = self
+            .surfaces
+            .iter()
+            .map(|s| {
+                let mut bounds: Vec<(u64, Option<PxRect>)> = s.sent.iter().map(|(k, v)| (*k, *v)).collect();
+                bounds.sort_by_key(|(k, _)| *k);
+                let (size, position, scale) = window(s.no);
+                WindowSnapshot {
+                    window: s.no,
+                    tree: layout::describe(&s.tree),
+                    bounds,
+                    maximized: s.maximized,
+                    size,
+                    position,
+                    scale,
+                }
+            })
+            .collect();
+        LayoutSnapshot { windows }
     }
 
-    /// Shows only the maximised pane's tab group (and its ancestors), or everything.
-    fn apply_maximized(&mut self) {
-        let ids: Vec<egui_tiles::TileId> = self.tree.tiles.tile_ids().collect();
-        for id in &ids {
-            self.tree.tiles.set_visible(*id, true);
-        }
-        let Some(pane) = self.maximized.and_then(|k| self.panes().get(&k).copied()) else {
-            self.maximized = None;
-            return;
-        };
-        let mut path = vec![pane];
-        let mut at = pane;
-        while let Some(parent) = self.tree.tiles.parent_of(at) {
-            path.push(parent);
-            at = parent;
-        }
-        for id in ids {
-            // Hide every tile that is neither on the path nor inside the maximised tab group.
-            let inside = path.get(1).is_some_and(|group| self.is_inside(id, *group));
-            if !path.contains(&id) && !inside {
-                self.tree.tiles.set_visible(id, false);
-            }
-        }
-    }
-
-    fn is_inside(&self, id: egui_tiles::TileId, ancestor: egui_tiles::TileId) -> bool {
-        let mut at = id;
-        while let Some(parent) = self.tree.tiles.parent_of(at) {
-            if parent == ancestor {
-                return true;
-            }
-            at = parent;
-        }
-        false
-    }
-
-    /// Builds one frame's UI; returns what the user did and where each view goes now.
-    pub(crate) fn ui(&mut self, ui: &mut egui::Ui, events: &mut Vec<UiEvent>) {
+    /// Builds one frame of window `no`'s UI; returns what the user did and where each view in
+    /// that window goes now.
+    pub(crate) fn ui(&mut self, no: WindowNo, ui: &mut egui::Ui, events: &mut Vec<UiEvent>) {
+        let Some(at) = self.surfaces.iter().position(|s| s.no == no) else { return };
         let ctx = ui.ctx().clone();
-        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::K)) {
+        let main = at == 0;
+        if main {
+            self.main_chrome(ui, events);
+        } else if self.window_bar(ui, at) {
+            self.close_window(no);
+            events.push(UiEvent::LayoutChanged);
+            return;
+        }
+        let mut rects: HashMap<u64, egui::Rect> = HashMap::new();
+        let mut moves = Vec::new();
+        let surface = &mut self.surfaces[at];
+        surface.apply_maximized();
+        let mut behavior = Behavior {
+            views: &self.views,
+            rects: &mut rects,
+            events,
+            maximized: &mut surface.maximized,
+            moves: &mut moves,
+            move_to: if main { MoveTo::NewWindow } else { MoveTo::Main },
+            edited: false,
+        };
+        // No fill: the clear colour is the background, and live views cover most of it.
+        egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
+            if surface.tree.root.is_none() {
+                ui.centered_and_justified(|ui| {
+                    ui.label(
+                        egui::RichText::new("No apps are open. Pick one on the left (Ctrl+K to search).")
+                            .color(theme::DIM),
+                    );
+                });
+                return;
+            }
+            surface.tree.ui(&mut behavior, ui);
+        });
+        let edited = behavior.edited;
+        let dialog = main && self.dialogs(&ctx, events);
+        let surface = &mut self.surfaces[at];
+        // Native child windows always draw above egui: while a tile is dragged or a menu or
+        // dialog is open, every view in the window is hidden so nothing the user needs is
+        // covered.
+        let overlay = dialog || surface.tree.dragged_id(&ctx).is_some() || egui::Popup::is_any_open(&ctx);
+        let ppp = ctx.pixels_per_point();
+        let keys: Vec<u64> = surface.panes().into_keys().collect();
+        for key in keys {
+            let live = self.views.get(&key).is_some_and(|v| v.live);
+            let rect = rects.get(&key).filter(|_| live && !overlay).map(|r| to_px(*r, ppp));
+            if surface.sent.get(&key) != Some(&rect) {
+                surface.sent.insert(key, rect);
+                events.push(UiEvent::Bounds { key, window: no, rect });
+            }
+        }
+        let now = layout::describe(&surface.tree);
+        if edited || now != surface.last_layout {
+            if now != surface.last_layout && surface.tree.dragged_id(&ctx).is_none() {
+                events.push(UiEvent::LayoutChanged);
+            }
+            surface.last_layout = now;
+        }
+        for (key, to) in moves {
+            self.move_pane(key, to);
+            events.push(UiEvent::LayoutChanged);
+        }
+    }
+
+    /// The main window's shell bar, side panel and launcher.
+    fn main_chrome(&mut self, ui: &mut egui::Ui, events: &mut Vec<UiEvent>) {
+        if ui.ctx().input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::K)) {
             self.launcher.focus();
         }
-        self.apply_maximized();
         let views = &self.views;
+        let others = self.surfaces.len() - 1;
         egui::Panel::top("shell-bar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(egui::RichText::new("◆").color(egui::Color32::from_rgb(76, 154, 255)));
@@ -289,6 +525,10 @@ impl Desk {
                 let down = views.len() - running;
                 if down > 0 {
                     ui.label(egui::RichText::new(format!("● {down} not running")).color(theme::WARN));
+                }
+                if others > 0 {
+                    let s = if others == 1 { "" } else { "s" };
+                    ui.label(egui::RichText::new(format!("{others} more window{s}")).color(theme::DIM));
                 }
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     for (side, label) in [(Side::Settings, "Settings"), (Side::Health, "Health")] {
@@ -326,44 +566,26 @@ impl Desk {
         if let Some(app_id) = launch {
             events.push(UiEvent::Launch { app_id });
         }
-        let mut rects: HashMap<u64, egui::Rect> = HashMap::new();
-        let mut behavior =
-            Behavior { views: &self.views, rects: &mut rects, events, maximized: &mut self.maximized, edited: false };
-        // No fill: the clear colour is the background, and live views cover most of it.
-        egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
-            if behavior.views.is_empty() {
-                ui.centered_and_justified(|ui| {
-                    ui.label(
-                        egui::RichText::new("No apps are open. Pick one on the left (Ctrl+K to search).")
-                            .color(theme::DIM),
-                    );
+    }
+
+    /// Another window's bar: which window it is, and a way to send everything back (`true`
+    /// when the user asked for that).
+    fn window_bar(&mut self, ui: &mut egui::Ui, at: usize) -> bool {
+        let no = self.surfaces[at].no;
+        let mut back = false;
+        egui::Panel::top("window-bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new("◆").color(egui::Color32::from_rgb(76, 154, 255)));
+                ui.strong(format!("{} · window {}", self.title, no + 1));
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    back = ui
+                        .button("Move all to the main window")
+                        .on_hover_text("Closing this window does the same")
+                        .clicked();
                 });
-                return;
-            }
-            self.tree.ui(&mut behavior, ui);
+            });
         });
-        let edited = behavior.edited;
-        let dialog = self.dialogs(&ctx, events);
-        // Native child windows always draw above egui: while a tile is dragged or a menu or
-        // dialog is open, every view is hidden so nothing the user needs is covered.
-        let overlay = dialog || self.tree.dragged_id(&ctx).is_some() || egui::Popup::is_any_open(&ctx);
-        let ppp = ctx.pixels_per_point();
-        let keys: Vec<u64> = self.views.keys().copied().collect();
-        for key in keys {
-            let live = self.views.get(&key).is_some_and(|v| v.live);
-            let rect = rects.get(&key).filter(|_| live && !overlay).map(|r| to_px(*r, ppp));
-            if self.sent.get(&key) != Some(&rect) {
-                self.sent.insert(key, rect);
-                events.push(UiEvent::Bounds { key, rect });
-            }
-        }
-        let now = layout::describe(&self.tree);
-        if edited || now != self.last_layout {
-            if now != self.last_layout && self.tree.dragged_id(&ctx).is_none() {
-                events.push(UiEvent::LayoutChanged);
-            }
-            self.last_layout = now;
-        }
+        back
     }
 }
 
@@ -373,14 +595,15 @@ fn simplification() -> egui_tiles::SimplificationOptions {
 
 #[derive(Debug)]
 struct App {
-    ctx: egui::Context,
-    gfx: Option<Gfx>,
     desk: Desk,
+    /// One per open window, the main window first.
+    windows: Vec<Gfx>,
+    /// Windows the user closed, hidden and kept for the next one opened: an app view that has
+    /// not yet moved out of a window (its host does that) must not lose its parent.
+    spare: Vec<Gfx>,
     events: flume::Sender<UiEvent>,
     size: (u32, u32),
     failure: Option<Error>,
-    /// When egui asked to be painted again (an animation); `None`: only on events.
-    next_paint: Option<Instant>,
     stats: FrameStats,
     /// Draw nothing, only clear and present (a bench's floor).
     present_only: bool,
@@ -389,6 +612,9 @@ struct App {
 /// Frame times kept for [`Command::FrameStats`].
 const FRAME_HISTORY: usize = 20_000;
 
+/// The size of a window opened for an app moved out of the main window.
+const NEW_WINDOW_SIZE: (u32, u32) = (960, 720);
+
 impl App {
     fn emit(&self, event: UiEvent) {
         if self.events.try_send(event).is_err() {
@@ -396,22 +622,51 @@ impl App {
         }
     }
 
-    fn create_window(&mut self, event_loop: &ActiveEventLoop) -> Result<(), Error> {
-        let attributes = Window::default_attributes()
-            .with_title(self.desk.title.clone())
-            .with_inner_size(winit::dpi::PhysicalSize::new(self.size.0, self.size.1));
+    fn window_title(&self, no: WindowNo) -> String {
+        if no == MAIN_WINDOW { self.desk.title.clone() } else { format!("{} · window {}", self.desk.title, no + 1) }
+    }
+
+    fn create_window(&mut self, event_loop: &ActiveEventLoop, opening: &Opening) -> Result<Gfx, Error> {
+        let title = self.window_title(opening.no);
+        let size = opening.size.unwrap_or(if opening.no == MAIN_WINDOW { self.size } else { NEW_WINDOW_SIZE });
+        if let Some(mut gfx) = self.spare.pop() {
+            gfx.no = opening.no;
+            gfx.window.set_title(&title);
+            let _ = gfx.window.request_inner_size(winit::dpi::PhysicalSize::new(size.0, size.1));
+            if let Some((x, y)) = opening.position {
+                gfx.window.set_outer_position(winit::dpi::PhysicalPosition::new(x, y));
+            }
+            gfx.window.set_visible(true);
+            gfx.window.request_redraw();
+            return Ok(gfx);
+        }
+        let mut attributes = Window::default_attributes()
+            .with_title(title)
+            .with_inner_size(winit::dpi::PhysicalSize::new(size.0, size.1));
+        if let Some((x, y)) = opening.position {
+            attributes = attributes.with_position(winit::dpi::PhysicalPosition::new(x, y));
+        }
         let window = Arc::new(event_loop.create_window(attributes).map_err(|e| Error::Window(e.to_string()))?);
         let xid = match window.window_handle().map_err(|e| Error::Window(e.to_string()))?.as_raw() {
             RawWindowHandle::Xlib(h) => u32::try_from(h.window).map_err(|_| Error::NotX11)?,
             RawWindowHandle::Xcb(h) => h.window.get(),
             _ => return Err(Error::NotX11),
         };
-        let config = egui_wgpu::WgpuConfiguration {
-            wgpu_setup: egui_wgpu::WgpuSetup::from_display_handle(event_loop.owned_display_handle()),
-            ..Default::default()
+        // Every window draws with the first one's device: one GPU (or lavapipe) context.
+        let wgpu_setup = match self.windows.first().and_then(|g| g.painter.render_state()) {
+            Some(rs) => egui_wgpu::WgpuSetup::Existing(egui_wgpu::WgpuSetupExisting {
+                instance: rs.instance.clone(),
+                adapter: rs.adapter.clone(),
+                device: rs.device.clone(),
+                queue: rs.queue.clone(),
+            }),
+            None => egui_wgpu::WgpuSetup::from_display_handle(event_loop.owned_display_handle()),
         };
+        let config = egui_wgpu::WgpuConfiguration { wgpu_setup, ..Default::default() };
+        let ctx = egui::Context::default();
+        theme::apply(&ctx);
         let mut painter = pollster::block_on(egui_wgpu::winit::Painter::new(
-            self.ctx.clone(),
+            ctx.clone(),
             config,
             false,
             // Dithering costs a noise lookup per pixel, which a software rasteriser feels.
@@ -419,34 +674,85 @@ impl App {
         ));
         pollster::block_on(painter.set_window(egui::ViewportId::ROOT, Some(Arc::clone(&window))))
             .map_err(|e| Error::Render(e.to_string()))?;
-        if let Some(rs) = painter.render_state() {
+        if self.windows.is_empty()
+            && let Some(rs) = painter.render_state()
+        {
             let info = rs.adapter.get_info();
             tracing::info!(adapter = %info.name, backend = ?info.backend, "rendering");
         }
         let state = egui_winit::State::new(
-            self.ctx.clone(),
+            ctx.clone(),
             egui::ViewportId::ROOT,
             &window,
             Some(window.scale_factor() as f32),
             None,
             painter.max_texture_side(),
         );
-        self.emit(UiEvent::WindowReady { xid: u64::from(xid), scale: window.scale_factor() });
         window.request_redraw();
-        self.gfx = Some(Gfx { window, painter, state, xid });
-        Ok(())
+        Ok(Gfx { no: opening.no, window, painter, state, ctx, xid, next_paint: None })
     }
 
-    fn paint(&mut self) {
-        let Some(gfx) = self.gfx.as_mut() else { return };
+    /// Opens the windows the desk asked for and hides the ones it closed.
+    fn sync_windows(&mut self, event_loop: &ActiveEventLoop) {
+        for no in std::mem::take(&mut self.desk.closing) {
+            if let Some(at) = self.windows.iter().position(|g| g.no == no && no != MAIN_WINDOW) {
+                let gfx = self.windows.remove(at);
+                gfx.window.set_visible(false);
+                self.spare.push(gfx);
+                self.emit(UiEvent::WindowClosed { window: no });
+            }
+        }
+        for opening in std::mem::take(&mut self.desk.opening) {
+            if let Some(gfx) = self.windows.iter().find(|g| g.no == opening.no) {
+                // Already open: a restored workspace moves and sizes it.
+                if let Some((w, h)) = opening.size {
+                    let _ = gfx.window.request_inner_size(winit::dpi::PhysicalSize::new(w, h));
+                }
+                if let Some((x, y)) = opening.position {
+                    gfx.window.set_outer_position(winit::dpi::PhysicalPosition::new(x, y));
+                }
+                continue;
+            }
+            match self.create_window(event_loop, &opening) {
+                Ok(gfx) => {
+                    self.emit(UiEvent::WindowReady {
+                        window: gfx.no,
+                        xid: u64::from(gfx.xid),
+                        scale: gfx.window.scale_factor(),
+                    });
+                    self.windows.push(gfx);
+                }
+                Err(e) if opening.no == MAIN_WINDOW => {
+                    self.failure = Some(e);
+                    event_loop.exit();
+                    return;
+                }
+                Err(e) => {
+                    // The apps stay where they are wanted, in the main window.
+                    tracing::error!("could not open another window: {e}");
+                    self.desk.close_window(opening.no);
+                    self.desk.closing.clear();
+                }
+            }
+        }
+        if std::mem::take(&mut self.desk.redraw_all) {
+            for gfx in &self.windows {
+                gfx.window.request_redraw();
+            }
+        }
+    }
+
+    fn paint(&mut self, at: usize) {
+        let Some(gfx) = self.windows.get_mut(at) else { return };
         let started = Instant::now();
         let raw_input = gfx.state.take_egui_input(&gfx.window);
         let mut events = Vec::new();
         let desk = &mut self.desk;
-        let full_output = self.ctx.run_ui(raw_input, |ui| desk.ui(ui, &mut events));
+        let no = gfx.no;
+        let full_output = gfx.ctx.run_ui(raw_input, |ui| desk.ui(no, ui, &mut events));
         gfx.state.handle_platform_output(&gfx.window, full_output.platform_output);
         let ppp = full_output.pixels_per_point;
-        let mut primitives = self.ctx.tessellate(full_output.shapes, ppp);
+        let mut primitives = gfx.ctx.tessellate(full_output.shapes, ppp);
         if self.present_only {
             primitives.clear();
         }
@@ -470,7 +776,7 @@ impl App {
         }
         self.stats.frame_ms.push(started.elapsed().as_secs_f32() * 1000.0);
         self.stats.build_ms.push(built.as_secs_f32() * 1000.0);
-        self.next_paint = full_output
+        gfx.next_paint = full_output
             .viewport_output
             .get(&egui::ViewportId::ROOT)
             .map(|v| v.repaint_delay)
@@ -482,11 +788,19 @@ impl App {
     }
 
     fn snapshot(&self) -> LayoutSnapshot {
-        let (window, scale) = self.gfx.as_ref().map_or(((0, 0), 1.0), |g| {
-            let s = g.window.inner_size();
-            ((s.width, s.height), g.window.scale_factor())
-        });
-        self.desk.snapshot(window, scale)
+        self.desk.snapshot(|no| {
+            self.windows.iter().find(|g| g.no == no).map_or(((0, 0), None, 1.0), |g| {
+                let s = g.window.inner_size();
+                let position = g.window.outer_position().ok().map(|p| (p.x, p.y));
+                ((s.width, s.height), position, g.window.scale_factor())
+            })
+        })
+    }
+
+    fn request_redraw(&self) {
+        for gfx in &self.windows {
+            gfx.window.request_redraw();
+        }
     }
 }
 
@@ -506,6 +820,10 @@ struct Behavior<'a> {
     rects: &'a mut HashMap<u64, egui::Rect>,
     events: &'a mut Vec<UiEvent>,
     maximized: &'a mut Option<u64>,
+    /// Apps the user asked to move to another window this frame.
+    moves: &'a mut Vec<(u64, MoveTo)>,
+    /// Where this window's move button sends an app.
+    move_to: MoveTo,
     edited: bool,
 }
 
@@ -523,6 +841,10 @@ impl Behavior<'_> {
 enum Icon {
     Maximise,
     Restore,
+    /// Move the app to a window of its own.
+    PopOut,
+    /// Move the app back to the main window.
+    DockBack,
     /// A channel chip: filled with the channel's colour, or hollow without one.
     Channel,
 }
@@ -532,6 +854,8 @@ fn icon_button(ui: &mut egui::Ui, icon: Icon, fill: Option<egui::Color32>) -> eg
     let label = match icon {
         Icon::Maximise => "Maximise",
         Icon::Restore => "Restore",
+        Icon::PopOut => "Open in a new window",
+        Icon::DockBack => "Move to the main window",
         Icon::Channel => "Channel",
     };
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, label));
@@ -552,6 +876,21 @@ fn icon_button(ui: &mut egui::Ui, icon: Icon, fill: Option<egui::Color32>) -> eg
             painter.rect_stroke(back, 1.0, stroke, egui::StrokeKind::Inside);
             painter.rect_filled(front, 1.0, theme::PANEL);
             painter.rect_stroke(front, 1.0, stroke, egui::StrokeKind::Inside);
+        }
+        Icon::PopOut | Icon::DockBack => {
+            // A window, with an arrow leaving it (or coming home).
+            let frame = egui::Rect::from_center_size(c + egui::vec2(-1.5, 1.5), egui::vec2(9.0, 8.0));
+            painter.rect_stroke(frame, 1.0, stroke, egui::StrokeKind::Inside);
+            let (tail, head) = if matches!(icon, Icon::PopOut) {
+                (c + egui::vec2(-0.5, 0.5), c + egui::vec2(5.0, -5.0))
+            } else {
+                (c + egui::vec2(5.0, -5.0), c + egui::vec2(-0.5, 0.5))
+            };
+            painter.line_segment([tail, head], stroke);
+            // The arrowhead: two strokes back from the tip, along each axis.
+            let back = egui::vec2((tail.x - head.x).signum(), (tail.y - head.y).signum()) * 3.5;
+            painter.line_segment([head, head + egui::vec2(back.x, 0.0)], stroke);
+            painter.line_segment([head, head + egui::vec2(0.0, back.y)], stroke);
         }
         Icon::Channel => {
             let chip = egui::Rect::from_center_size(c, egui::vec2(11.0, 11.0));
@@ -617,6 +956,13 @@ impl egui_tiles::Behavior<Pane> for Behavior<'_> {
             *self.maximized = if maximized { None } else { Some(key) };
             self.edited = true;
         }
+        let (icon, hint) = match self.move_to {
+            MoveTo::NewWindow => (Icon::PopOut, "Open this app in a new window"),
+            MoveTo::Main => (Icon::DockBack, "Move this app back to the main window"),
+        };
+        if icon_button(ui, icon, None).on_hover_text(hint).clicked() {
+            self.moves.push((key, self.move_to));
+        }
         let current = self.views.get(&key).and_then(|v| v.channel).and_then(channels::channel);
         let (colour, label) = current.map_or((theme::DIM, "No channel".to_owned()), |c| (c.colour, c.name.to_owned()));
         let response = icon_button(ui, Icon::Channel, current.map(|_| colour))
@@ -666,12 +1012,23 @@ impl egui_tiles::Behavior<Pane> for Behavior<'_> {
 
 impl ApplicationHandler<Command> for App {
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
-        if self.gfx.is_some() {
+        if !self.windows.is_empty() {
             return;
         }
-        if let Err(e) = self.create_window(event_loop) {
-            self.failure = Some(e);
-            event_loop.exit();
+        match self.create_window(event_loop, &Opening { no: MAIN_WINDOW, position: None, size: None }) {
+            Ok(gfx) => {
+                self.emit(UiEvent::WindowReady {
+                    window: MAIN_WINDOW,
+                    xid: u64::from(gfx.xid),
+                    scale: gfx.window.scale_factor(),
+                });
+                self.windows.push(gfx);
+                self.sync_windows(event_loop);
+            }
+            Err(e) => {
+                self.failure = Some(e);
+                event_loop.exit();
+            }
         }
     }
 
@@ -679,7 +1036,7 @@ impl ApplicationHandler<Command> for App {
         match command {
             Command::SetTiles(tiles) => self.desk.set_tiles(tiles),
             Command::SetApps(apps) => self.desk.apps = apps,
-            Command::SetLayout(node) => self.desk.set_layout(&node),
+            Command::SetLayout(plans) => self.desk.set_layout(&plans),
             Command::SetHealth(rows) => {
                 self.desk.health = rows;
                 // Only an open health view needs drawing again: idle stays idle.
@@ -716,17 +1073,24 @@ impl ApplicationHandler<Command> for App {
             }
             Command::Quit => event_loop.exit(),
         }
-        if let Some(gfx) = &self.gfx {
-            gfx.window.request_redraw();
-        }
+        self.sync_windows(event_loop);
+        self.request_redraw();
     }
 
-    fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
-        let Some(gfx) = self.gfx.as_mut() else { return };
+    fn window_event(&mut self, event_loop: &ActiveEventLoop, id: WindowId, event: WindowEvent) {
+        let Some(at) = self.windows.iter().position(|g| g.window.id() == id) else { return };
+        let gfx = &mut self.windows[at];
         let response = gfx.state.on_window_event(&gfx.window, &event);
         match event {
-            WindowEvent::CloseRequested => {
+            WindowEvent::CloseRequested if gfx.no == MAIN_WINDOW => {
                 self.emit(UiEvent::CloseRequested);
+                return;
+            }
+            WindowEvent::CloseRequested => {
+                let no = gfx.no;
+                self.desk.close_window(no);
+                self.emit(UiEvent::LayoutChanged);
+                self.sync_windows(event_loop);
                 return;
             }
             WindowEvent::Resized(size) => {
@@ -736,9 +1100,13 @@ impl ApplicationHandler<Command> for App {
                     gfx.painter.on_window_resized(egui::ViewportId::ROOT, w, h);
                 }
                 gfx.window.request_redraw();
+                // A workspace keeps each window's size.
+                self.emit(UiEvent::LayoutChanged);
             }
+            WindowEvent::Moved(_) => self.emit(UiEvent::LayoutChanged),
             WindowEvent::RedrawRequested => {
-                self.paint();
+                self.paint(at);
+                self.sync_windows(event_loop);
                 return;
             }
             WindowEvent::MouseInput { state: ElementState::Pressed, .. } => {
@@ -751,22 +1119,26 @@ impl ApplicationHandler<Command> for App {
             _ => {}
         }
         if response.repaint {
-            gfx.window.request_redraw();
+            self.windows[at].window.request_redraw();
         }
-        let _ = event_loop;
     }
 
     fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
-        match self.next_paint {
-            Some(at) if at <= Instant::now() => {
-                self.next_paint = None;
-                if let Some(gfx) = &self.gfx {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        for gfx in &mut self.windows {
+            match gfx.next_paint {
+                Some(at) if at <= now => {
+                    gfx.next_paint = None;
                     gfx.window.request_redraw();
                 }
-                event_loop.set_control_flow(ControlFlow::Wait);
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                None => {}
             }
-            Some(at) => event_loop.set_control_flow(ControlFlow::WaitUntil(at)),
-            None => event_loop.set_control_flow(ControlFlow::Wait),
         }
+        event_loop.set_control_flow(next.map_or(ControlFlow::Wait, ControlFlow::WaitUntil));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -617,6 +617,9 @@ pub(crate) enum CtlCommand {
     Screenshot {
         /// Where to write it.
         path: PathBuf,
+        /// Which shell window (its `id` in `layout get`); the main window by default.
+        #[arg(long)]
+        window: Option<u32>,
     },
     /// Shuts the shell down (saving the session first).
     Quit,

@@ -50,6 +50,9 @@ pub enum Request {
     Screenshot {
         /// Where (absolute; the shell resolves nothing).
         path: PathBuf,
+        /// Which shell window (its number in `layout get`); the main window if absent.
+        #[serde(default)]
+        window: Option<u32>,
     },
     /// Shut the shell down.
     Quit,

@@ -24,9 +24,9 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
             data: serde_json::from_str(json).with_context(|| format!("the message is not JSON: {json}"))?,
         },
         CtlCommand::Subscribe { pattern } => Request::Subscribe { pattern: pattern.clone() },
-        CtlCommand::Screenshot { path } => {
+        CtlCommand::Screenshot { path, window } => {
             let path = if path.is_absolute() { path.clone() } else { std::env::current_dir()?.join(path) };
-            Request::Screenshot { path }
+            Request::Screenshot { path, window: *window }
         }
         CtlCommand::Quit => Request::Quit,
         CtlCommand::Layout(LayoutCommand::Get { .. }) => Request::LayoutGet,

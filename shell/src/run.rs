@@ -38,7 +38,10 @@ struct Shell {
     profile: Profile,
     host: PathBuf,
     ui: Handle,
+    /// The main window's X11 id, once it is up.
     window: tokio::sync::watch::Sender<Option<u32>>,
+    /// Every shell window's X11 id, by window number.
+    windows: Mutex<HashMap<compositor::WindowNo, u32>>,
     quit: tokio::sync::watch::Sender<bool>,
     /// Each instance's user channel (1 to 8).
     channels: Mutex<HashMap<u64, u8>>,
@@ -328,6 +331,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             host,
             ui: handle.clone(),
             window: tokio::sync::watch::channel(None).0,
+            windows: Mutex::new(HashMap::new()),
             quit: tokio::sync::watch::channel(false).0,
             channels: Mutex::new(HashMap::new()),
             dirty: Arc::new(tokio::sync::Notify::new()),
@@ -392,7 +396,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         rt.spawn(async move {
             tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
             if let Some(path) = screenshot {
-                match screenshot_to(&shell, &path).await {
+                match screenshot_to(&shell, &path, None).await {
                     Ok(v) => tracing::info!(%v, "screenshot saved"),
                     Err(e) => tracing::error!("screenshot failed: {e:#}"),
                 }
@@ -554,9 +558,13 @@ impl Shell {
 async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
     while let Ok(event) = events.recv_async().await {
         match event {
-            UiEvent::WindowReady { xid, scale } => {
-                tracing::info!(xid, scale, "shell window ready");
+            UiEvent::WindowReady { window, xid, scale } => {
+                tracing::info!(window, xid, scale, "shell window ready");
                 let Ok(xid) = u32::try_from(xid) else { continue };
+                shell.windows.lock().insert(window, xid);
+                if window != compositor::MAIN_WINDOW {
+                    continue;
+                }
                 shell.window.send_replace(Some(xid));
                 let shell = Arc::clone(&shell);
                 tokio::spawn(async move {
@@ -606,9 +614,14 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                 let outputs = shell.agent.lock().resolved(id, choice, shell::ipc::now_ms());
                 fdc3::exec(&shell, outputs);
             }
-            UiEvent::Bounds { key, rect } => {
+            UiEvent::Bounds { key, window, rect } => {
                 let view = rect.map(|r| Bounds { x: r.x, y: r.y, width: r.width, height: r.height });
-                shell.supervisor.set_view(key, view);
+                // The window's ready event comes before any bounds in it.
+                let Some(parent) = shell.windows.lock().get(&window).copied() else {
+                    tracing::warn!(window, key, "bounds for a window the shell was not told of; ignored");
+                    continue;
+                };
+                shell.supervisor.set_view(key, u64::from(parent), view);
             }
             UiEvent::CloseTile { key } => {
                 let shell = Arc::clone(&shell);
@@ -617,6 +630,9 @@ async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
                     shell.channels.lock().remove(&key);
                     shell.dirty.notify_one();
                 });
+            }
+            UiEvent::WindowClosed { window } => {
+                shell.windows.lock().remove(&window);
             }
             UiEvent::CloseRequested => {
                 let _ = shell.quit.send(true);
@@ -876,7 +892,7 @@ async fn handle(shell: &Shell, request: Request) -> Result<Value> {
             let sent = client.publish(&topic, bytes, MessageOptions::default())?;
             json!({ "seq": sent.seq, "delivered": sent.delivered })
         }
-        Request::Screenshot { path } => screenshot_to(shell, &path).await?,
+        Request::Screenshot { path, window } => screenshot_to(shell, &path, window).await?,
         Request::Quit => {
             // The session is saved while its apps still run.
             if *shell.restored.borrow()
@@ -922,8 +938,17 @@ async fn handle(shell: &Shell, request: Request) -> Result<Value> {
     })
 }
 
-async fn screenshot_to(shell: &Shell, path: &Path) -> Result<Value> {
-    let Some(xid) = *shell.window.borrow() else { bail!("the shell window is not up yet") };
+async fn screenshot_to(shell: &Shell, path: &Path, window: Option<compositor::WindowNo>) -> Result<Value> {
+    let xid = match window {
+        None | Some(compositor::MAIN_WINDOW) => *shell.window.borrow(),
+        Some(no) => shell.windows.lock().get(&no).copied(),
+    };
+    let Some(xid) = xid else {
+        match window {
+            Some(no) if no != compositor::MAIN_WINDOW => bail!("there is no shell window {no} (see `ctl layout get`)"),
+            _ => bail!("the shell window is not up yet"),
+        }
+    };
     let target = path.to_owned();
     let (w, h) = tokio::task::spawn_blocking(move || compositor::x11::capture_png(xid, &target)).await??;
     Ok(json!({ "path": path, "width": w, "height": h }))

@@ -236,6 +236,9 @@ struct Slot {
     status: InstanceStatus,
     control: flume::Sender<ShellMsg>,
     view: Option<Bounds>,
+    /// The shell window the view is in, once it was placed in one other than the host's
+    /// start-up parent.
+    parent: Option<u64>,
     stop: tokio::sync::watch::Sender<bool>,
     evals: HashMap<u64, tokio::sync::oneshot::Sender<Result<String, String>>>,
     /// The app's saved state (JSON).
@@ -414,6 +417,7 @@ impl Supervisor {
                 },
                 control,
                 view: None,
+                parent: None,
                 stop,
                 evals: HashMap::new(),
                 state: spec.state_file.as_ref().and_then(|f| std::fs::read(f).ok()),
@@ -461,12 +465,20 @@ impl Supervisor {
         self.changes.subscribe()
     }
 
-    /// Places an instance's view (`None`: hides it). Remembered, and sent again to a restarted host.
-    pub fn set_view(&self, instance: u64, view: Option<Bounds>) {
+    /// Places an instance's view (`None`: hides it) in shell window `parent` (X11 id).
+    /// Remembered, and sent again to a restarted host.
+    pub fn set_view(&self, instance: u64, parent: u64, view: Option<Bounds>) {
         let mut slots = self.slots.lock();
         let Some(slot) = slots.get_mut(&instance) else { return };
         slot.view = view;
-        for msg in view_messages(view) {
+        let mut msgs = Vec::new();
+        if slot.parent != Some(parent) {
+            // The host ignores its own parent: the first placement may say it again.
+            slot.parent = Some(parent);
+            msgs.push(ShellMsg::SetParent { xid: parent });
+        }
+        msgs.extend(view_messages(view));
+        for msg in msgs {
             if slot.control.try_send(msg).is_err() {
                 tracing::warn!(instance, "the app's control queue is full; a view change was dropped");
             }
@@ -710,7 +722,8 @@ impl Monitor {
         if let Some(Some(b)) = view
             && let Some(slot) = self.slots.lock().get(&self.instance)
         {
-            for msg in view_messages(Some(b)) {
+            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
+            for msg in parent.into_iter().chain(view_messages(Some(b))) {
                 let _ = slot.control.try_send(msg);
             }
         }

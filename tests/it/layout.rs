@@ -1,7 +1,8 @@
 //! Headless end to end for the desk's layout: four real apps in the real shell under Xvfb; a tab
 //! dragged with xdotool onto another tile's edge; a workspace saved, changed, restored; the shell
-//! killed and started again on the same profile, finding its last session; and the pixels of
-//! each app where `ctl layout get` says it is, at scale factors 1 and 2.
+//! killed and started again on the same profile, finding its last session; an app moved to a
+//! window of its own and back; and the pixels of each app where `ctl layout get` says it is, at
+//! scale factors 1 and 2.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -193,11 +194,13 @@ fn wait_layout(shell: &Shell, what: &str, f: impl Fn(&Value) -> bool) -> Value {
 
 /// Every app fills the rectangle `ctl layout get` gives for it, within a few seconds (views
 /// move and repaint in their own processes, a frame or two after the layout changes).
+/// `layout` is the whole of `ctl layout get` (the main window) or one of its `windows`.
 pub(crate) fn check_pixels(shell: &Shell, shot: &Path, layout: &Value) {
     let b = bounds(layout);
+    let window = layout["id"].as_u64().unwrap_or(0).to_string();
     let start = Instant::now();
     loop {
-        shell.ctl_ok(&["screenshot", shot.to_str().unwrap()]);
+        shell.ctl_ok(&["screenshot", shot.to_str().unwrap(), "--window", &window]);
         let mut worst: Option<(String, f64)> = None;
         for (app, rgb) in COLOURS {
             let Some(r) = b.get(app) else { continue };
@@ -296,6 +299,94 @@ fn dragging_saving_restoring_and_restarting_keep_the_desk() {
         "the app's state came back with the session"
     );
     check_pixels(&shell, &artifacts.join("layout-restarted.png"), &again);
+}
+
+/// Where on the screen a window's tab-bar button for `app` is: `from_right` logical pixels
+/// left of its tile's right edge, in the middle of the tab bar above it.
+fn tab_button(window: &Value, app: &str, from_right: i64) -> (i64, i64) {
+    let r = bounds(window)[app];
+    let (wx, wy) = (window["window"]["x"].as_i64().unwrap_or(0), window["window"]["y"].as_i64().unwrap_or(0));
+    (wx + r.x + r.w - from_right, wy + r.y - 12)
+}
+
+/// The shell windows `ctl layout get` lists, the main window first.
+fn windows(layout: &Value) -> Vec<Value> {
+    layout["windows"].as_array().unwrap().clone()
+}
+
+/// The apps in each window, in order.
+fn apps_by_window(layout: &Value) -> Vec<Vec<String>> {
+    windows(layout)
+        .iter()
+        .map(|w| w["panes"].as_array().unwrap().iter().map(|p| p["app"].as_str().unwrap().to_owned()).collect())
+        .collect()
+}
+
+/// The tab bar's buttons, from the right: maximise, move to another window, channel.
+const MOVE_BUTTON: i64 = 36;
+
+#[test]
+fn an_app_moves_to_a_window_of_its_own_and_back() {
+    let profile = tempfile::tempdir().unwrap();
+    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "windows");
+    shell.wait_for("four apps", Duration::from_secs(90), |apps| apps.len() == 4 && apps.iter().all(running_with_page));
+    let first = wait_layout(&shell, "four panes placed", |l| bounds(l).len() == 4);
+    let artifacts = target_dir().join("e2e");
+    let display = display_of(&shell);
+    let pids: Vec<u64> = shell.apps().iter().map(pid).collect();
+
+    // Delta's "open in a new window" button: delta gets a window of its own, and its view
+    // (another process's X11 window) moves into it and fills it.
+    let at = tab_button(&first, "delta", MOVE_BUTTON);
+    xdotool(&display, &["mousemove", &at.0.to_string(), &at.1.to_string(), "click", "1"]);
+    let split = wait_layout(&shell, "delta in a window of its own", |l| {
+        apps_by_window(l) == [vec!["alpha", "beta", "gamma"], vec!["delta"]]
+            && windows(l).iter().all(|w| bounds(w).len() == w["panes"].as_array().unwrap().len())
+    });
+    let second = &windows(&split)[1];
+    let (size, tile) = (&second["window"], bounds(second)["delta"]);
+    assert!(tile.w == size["width"].as_i64().unwrap() && tile.h > size["height"].as_i64().unwrap() / 2, "{second}");
+    check_pixels(&shell, &artifacts.join("windows-second.png"), second);
+    // The main window's three took the room delta left.
+    let b = bounds(&split);
+    assert!(b["gamma"].x + b["gamma"].w > bounds(&first)["delta"].x, "{b:?}");
+    shell.ctl_ok(&["layout", "save", "two windows"]);
+
+    // And back, with the button in delta's new window: one window again, four apps in it.
+    let at = tab_button(second, "delta", MOVE_BUTTON);
+    xdotool(&display, &["mousemove", &at.0.to_string(), &at.1.to_string(), "click", "1"]);
+    let back = wait_layout(&shell, "delta back in the main window", |l| {
+        apps_by_window(l) == [vec!["alpha", "beta", "gamma", "delta"]] && bounds(l).len() == 4
+    });
+    check_pixels(&shell, &artifacts.join("windows-back.png"), &back);
+    let gone = shell.ctl(&["screenshot", artifacts.join("windows-none.png").to_str().unwrap(), "--window", "1"]);
+    assert!(!gone.status.success(), "the closed window is gone");
+
+    // The saved workspace brings the second window back, with delta in it.
+    shell.ctl_ok(&["layout", "restore", "two windows"]);
+    let restored = wait_layout(&shell, "two windows restored", |l| {
+        apps_by_window(l) == [vec!["alpha", "beta", "gamma"], vec!["delta"]]
+            && windows(l).iter().all(|w| bounds(w).len() == w["panes"].as_array().unwrap().len())
+    });
+    assert_eq!(shell.apps().iter().map(pid).collect::<Vec<_>>(), pids, "moving apps between windows restarts none");
+    check_pixels(&shell, &artifacts.join("windows-restored.png"), &windows(&restored)[1]);
+
+    // Killed and started again: the last session had two windows, and has them again.
+    std::thread::sleep(Duration::from_millis(1500)); // the autosave's debounce
+    let tessera = parent_of(pids[0]);
+    let everything: Vec<u64> = pids.iter().copied().chain([tessera]).collect();
+    assert!(Command::new("kill").args(["-9", &tessera.to_string()]).status().unwrap().success());
+    wait_gone(&everything, Duration::from_secs(10));
+    drop(shell);
+    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "windows-restart");
+    shell.wait_for("four apps again", Duration::from_secs(90), |apps| {
+        apps.len() == 4 && apps.iter().all(running_with_page)
+    });
+    let again = wait_layout(&shell, "two windows after the restart", |l| {
+        apps_by_window(l) == [vec!["alpha", "beta", "gamma"], vec!["delta"]]
+            && windows(l).iter().all(|w| bounds(w).len() == w["panes"].as_array().unwrap().len())
+    });
+    check_pixels(&shell, &artifacts.join("windows-restarted.png"), &windows(&again)[1]);
 }
 
 /// Starts the desk at `scale` and checks the layout is in physical pixels and every app is

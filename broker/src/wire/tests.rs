@@ -76,6 +76,7 @@ fn shell_msg() -> impl Strategy<Value = ShellMsg> {
         (any::<u64>(), any::<Result<Vec<u8>, String>>()).prop_map(|(call, result)| ShellMsg::Response { call, result }),
         ".{0,80}".prop_map(|message| ShellMsg::Fdc3 { message }),
         (any::<u64>(), any::<bool>()).prop_map(|(id, allow)| ShellMsg::PermissionDecision { id, allow }),
+        any::<u64>().prop_map(|xid| ShellMsg::SetParent { xid }),
     ]
 }
 

@@ -130,13 +130,19 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
     ));
     let frame = Duration::from_secs_f64(1.0 / 60.0);
     for i in 0..30 {
-        handle.send(UiCommand::SetLayout(layout(i, tiles)));
+        handle.send(UiCommand::SetLayout(vec![compositor::WindowPlan {
+            tree: Some(layout(i, tiles)),
+            ..Default::default()
+        }]));
         std::thread::sleep(frame);
     }
     stats(handle, true)?;
     let start = Instant::now();
     for i in 0..args.changes {
-        handle.send(UiCommand::SetLayout(layout(i, tiles)));
+        handle.send(UiCommand::SetLayout(vec![compositor::WindowPlan {
+            tree: Some(layout(i, tiles)),
+            ..Default::default()
+        }]));
         let due = start + frame.mul_f64(f64::from(i + 1));
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);

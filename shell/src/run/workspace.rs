@@ -1,4 +1,5 @@
-//! Workspaces: the whole desk (the layout, the app in each tile, its channel) saved by name in
+//! Workspaces: the whole desk (its windows, the layout of each, the app in each tile, its
+//! channel, the state the app gave) saved by name in
 //! the profile, restored on command and at start-up. The live desk is saved as "Last session"
 //! whenever it changes, so a restart (or a crash) brings back what the trader last saw.
 
@@ -6,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use compositor::{Command as UiCommand, LayoutNode, LayoutSnapshot};
+use compositor::{Command as UiCommand, LayoutNode, LayoutSnapshot, WindowPlan};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -14,20 +15,48 @@ use super::Shell;
 
 /// The name the live desk is saved under.
 pub(crate) const AUTOSAVE: &str = "Last session";
-/// Format of a saved workspace.
-const VERSION: u32 = 1;
+/// Format of a saved workspace: 2 added `windows`. A desk with one window is still written as
+/// format 1, which a build from before (say, after a rollback) reads.
+const VERSION: u32 = 2;
 
-/// A saved desk. Pane keys in `layout` are indices into `slots`.
+/// A saved desk. Pane keys in `layout` and `windows` are indices into `slots`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Workspace {
     #[serde(default = "first_version")]
     version: u32,
-    /// The window's size when saved (physical pixels).
+    /// The main window's size when saved (physical pixels).
     #[serde(default)]
     window: Option<(u32, u32)>,
+    /// The main window's layout.
     layout: Option<LayoutNode>,
+    /// The other windows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    windows: Vec<SavedWindow>,
     slots: Vec<Slot>,
+}
+
+/// A shell window other than the main one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedWindow {
+    layout: Option<LayoutNode>,
+    /// Its outer top-left corner on the screen.
+    #[serde(default)]
+    position: Option<(i32, i32)>,
+    /// Its size (physical pixels).
+    #[serde(default)]
+    size: Option<(u32, u32)>,
+}
+
+impl Workspace {
+    /// Every pane key, in every window.
+    fn keys(&self) -> Vec<u64> {
+        std::iter::once(&self.layout)
+            .chain(self.windows.iter().map(|w| &w.layout))
+            .flat_map(|l| l.as_ref().map(LayoutNode::keys).unwrap_or_default())
+            .collect()
+    }
 }
 
 fn first_version() -> u32 {
@@ -64,14 +93,22 @@ pub(crate) async fn capture(shell: &Shell) -> Result<Workspace> {
     let apps: HashMap<u64, String> = shell.supervisor.status().into_iter().map(|s| (s.instance, s.app)).collect();
     let channels = shell.channels.lock().clone();
     let mut slots = Vec::new();
-    let layout = snap.tree.as_ref().and_then(|t| {
-        t.map_keys(&mut |key| {
-            let app = apps.get(&key)?.clone();
-            slots.push(Slot { app, channel: channels.get(&key).copied(), state: shell.supervisor.app_state(key) });
-            Some(slots.len() as u64 - 1)
+    let mut layouts = snap.windows.iter().map(|w| {
+        w.tree.as_ref().and_then(|t| {
+            t.map_keys(&mut |key| {
+                let app = apps.get(&key)?.clone();
+                slots.push(Slot { app, channel: channels.get(&key).copied(), state: shell.supervisor.app_state(key) });
+                Some(slots.len() as u64 - 1)
+            })
         })
     });
-    Ok(Workspace { version: VERSION, window: Some(snap.window), layout, slots })
+    let layout = layouts.next().flatten();
+    let windows: Vec<SavedWindow> = layouts
+        .zip(snap.windows.iter().skip(1))
+        .filter_map(|(layout, w)| Some(SavedWindow { layout: Some(layout?), position: w.position, size: Some(w.size) }))
+        .collect();
+    let version = if windows.is_empty() { 1 } else { VERSION };
+    Ok(Workspace { version, window: snap.main().map(|m| m.size), layout, windows, slots })
 }
 
 /// Saves the live desk as `name` (and makes it the one restored at start-up).
@@ -135,9 +172,15 @@ pub(crate) async fn restore(shell: &Shell, ws: &Workspace) -> Result<()> {
         shell.supervisor.close(instance).await;
     }
     super::push_tiles(shell);
-    if let Some(layout) = ws.layout.as_ref().and_then(|l| l.map_keys(&mut |k| slot_to_instance.get(&k).copied())) {
-        shell.ui.send(UiCommand::SetLayout(layout));
-    }
+    let to_instances =
+        |l: &Option<LayoutNode>| l.as_ref().and_then(|l| l.map_keys(&mut |k| slot_to_instance.get(&k).copied()));
+    let mut plans = vec![WindowPlan { tree: to_instances(&ws.layout), position: None, size: None }];
+    plans.extend(ws.windows.iter().map(|w| WindowPlan {
+        tree: to_instances(&w.layout),
+        position: w.position,
+        size: w.size,
+    }));
+    shell.ui.send(UiCommand::SetLayout(plans));
     if !problems.is_empty() {
         tracing::warn!("restored without: {}", problems.join("; "));
     }
@@ -161,29 +204,46 @@ pub(crate) async fn list(shell: &Shell) -> Result<Value> {
     Ok(Value::Array(items))
 }
 
-/// The live layout with each pane's app instance and bounds (`ctl layout get`).
+/// The live layout with each pane's app instance and bounds (`ctl layout get`): the main
+/// window's at the top level, and every window's (the main one first) under `windows`.
 pub(crate) async fn describe(shell: &Shell) -> Result<Value> {
     let snap = snapshot(shell).await?;
     let apps: HashMap<u64, String> = shell.supervisor.status().into_iter().map(|s| (s.instance, s.app)).collect();
     let channels = shell.channels.lock().clone();
-    let order: Vec<u64> = snap.tree.as_ref().map(LayoutNode::keys).unwrap_or_default();
-    let bounds: HashMap<u64, Option<compositor::PxRect>> = snap.bounds.iter().copied().collect();
-    let panes: Vec<Value> = order
+    let windows: Vec<Value> = snap
+        .windows
         .iter()
-        .map(|k| {
+        .map(|w| {
+            let order: Vec<u64> = w.tree.as_ref().map(LayoutNode::keys).unwrap_or_default();
+            let bounds: HashMap<u64, Option<compositor::PxRect>> = w.bounds.iter().copied().collect();
+            let panes: Vec<Value> = order
+                .iter()
+                .map(|k| {
+                    json!({
+                        "instance": k,
+                        "app": apps.get(k),
+                        "channel": channels.get(k),
+                        "bounds": bounds.get(k).copied().flatten(),
+                    })
+                })
+                .collect();
+            let (x, y) = w.position.unzip();
             json!({
-                "instance": k,
-                "app": apps.get(k),
-                "channel": channels.get(k),
-                "bounds": bounds.get(k).copied().flatten(),
+                "id": w.window,
+                "tree": w.tree,
+                "panes": panes,
+                "maximized": w.maximized,
+                "window": { "width": w.size.0, "height": w.size.1, "scale": w.scale, "x": x, "y": y },
             })
         })
         .collect();
+    let main = windows.first().cloned().unwrap_or_else(|| json!({}));
     Ok(json!({
-        "tree": snap.tree,
-        "panes": panes,
-        "maximized": snap.maximized,
-        "window": { "width": snap.window.0, "height": snap.window.1, "scale": snap.scale },
+        "tree": main["tree"],
+        "panes": main["panes"],
+        "maximized": main["maximized"],
+        "window": main["window"],
+        "windows": windows,
     }))
 }
 
@@ -201,9 +261,9 @@ pub(crate) fn from_manifest(manifest: &shell::manifest::Manifest) -> Result<Opti
             problems.push(format!("workspace.slots[{i}]: channel must be 1 to 8"));
         }
     }
-    for key in ws.layout.as_ref().map(LayoutNode::keys).unwrap_or_default() {
+    for key in ws.keys() {
         if usize::try_from(key).map_or(true, |k| k >= ws.slots.len()) {
-            problems.push(format!("workspace.layout: pane {key} names no slot"));
+            problems.push(format!("workspace: pane {key} in a layout names no slot"));
         }
     }
     if !problems.is_empty() {

@@ -376,6 +376,14 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
                             }
                         });
                     }
+                    Inbound::Msg(ShellMsg::SetParent { xid }) => {
+                        // The bounds that follow may repeat the position GTK last set (a move
+                        // back to the same spot), which GTK skips: the view lands there at once.
+                        let at = latest.borrow().map_or((0, 0), |b| (b.x, b.y));
+                        if let Err(e) = reparent(wv, xid, at) {
+                            tracing::warn!("could not move the view to shell window {xid}: {e:#}");
+                        }
+                    }
                     Inbound::Msg(ShellMsg::PermissionDecision { id, allow }) => {
                         use webkit2gtk::PermissionRequestExt;
                         if let Some(request) = pending.borrow_mut().remove(&id) {
@@ -401,6 +409,42 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     wake();
     gtk::main();
     Ok(())
+}
+
+thread_local! {
+    /// The host's own X11 connection, for what GTK does not offer (opened on first use).
+    static X11: RefCell<Option<x11rb::rust_connection::RustConnection>> = const { RefCell::new(None) };
+}
+
+/// Moves the view's X11 window into another shell window, at `at` in it. Any X client may
+/// reparent any window; GTK keeps placing the view relative to whatever its parent is.
+fn reparent(wv: &WebView, parent: u64, at: (i32, i32)) -> Result<()> {
+    use wry::WebViewExtUnix as _;
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let top = wv.webview().toplevel().context("the view is in no window")?;
+    let window = top.window().context("the view's window is not realised")?;
+    let window = window
+        .downcast::<gdkx11::X11Window>()
+        .map_err(|_| anyhow::anyhow!("the view's window is not an X11 window"))?;
+    let xid = u32::try_from(window.xid()).context("X11 window id out of range")?;
+    let parent = u32::try_from(parent).context("X11 window id out of range")?;
+    let clamp = |v: i32| i16::try_from(v).unwrap_or(if v < 0 { i16::MIN } else { i16::MAX });
+    X11.with(|cell| -> Result<()> {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(x11rb::connect(None).context("connecting to the X server")?.0);
+        }
+        let Some(conn) = cell.as_ref() else { bail!("no X11 connection") };
+        let tree = conn.query_tree(xid)?.reply().context("asking where the view is")?;
+        if tree.parent == parent {
+            return Ok(());
+        }
+        conn.reparent_window(xid, parent, clamp(at.0), clamp(at.1))?.check().context("moving the view")?;
+        conn.flush()?;
+        tracing::info!(view = xid, parent, "view moved to another shell window");
+        Ok(())
+    })
 }
 
 /// A navigation callback that asks the shell and waits (briefly) for its answer.
@@ -480,7 +524,9 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Va
             wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.fdc3({message})"))
         }
         ShellMsg::Welcome { .. } | ShellMsg::Ping { .. } | ShellMsg::Pong { .. } => Ok(()),
-        ShellMsg::NavigationDecision { .. } | ShellMsg::PermissionDecision { .. } => Ok(()),
+        ShellMsg::NavigationDecision { .. } | ShellMsg::PermissionDecision { .. } | ShellMsg::SetParent { .. } => {
+            Ok(())
+        }
     };
     if let Err(e) = result {
         tracing::warn!("the WebView refused a request: {e}");

@@ -1,0 +1,159 @@
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+
+use super::*;
+use crate::Direction;
+
+fn view(key: u64, title: &str) -> TileView {
+    TileView { key, title: title.into(), status: String::new(), live: true, channel: None }
+}
+
+fn desk(keys: &[u64]) -> Desk {
+    let mut desk = Desk::new("Desk");
+    desk.set_tiles(keys.iter().map(|k| view(*k, &format!("App {k}"))).collect());
+    desk
+}
+
+/// The desk and what its windows said, as one harness state.
+struct State {
+    desk: Desk,
+    events: Vec<UiEvent>,
+    /// The shell's fonts are in (they take effect from the next frame on).
+    themed: bool,
+}
+
+/// A harness drawing window `no` of the desk.
+fn window(desk: Desk, no: WindowNo) -> Harness<'static, State> {
+    Harness::builder().with_size([1000.0, 600.0]).build_ui_state(
+        move |ui, s: &mut State| {
+            if !s.themed {
+                crate::theme::apply(ui.ctx());
+                s.themed = true;
+                return;
+            }
+            let State { desk, events, .. } = s;
+            desk.ui(no, ui, events);
+        },
+        State { desk, events: Vec::new(), themed: false },
+    )
+}
+
+/// The panes of each window, in order.
+fn panes(desk: &Desk) -> Vec<(WindowNo, Vec<u64>)> {
+    let snap = desk.snapshot(|_| ((0, 0), None, 1.0));
+    snap.windows.iter().map(|w| (w.window, w.tree.as_ref().map(LayoutNode::keys).unwrap_or_default())).collect()
+}
+
+fn bounds_in(events: &[UiEvent]) -> Vec<(u64, WindowNo, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            UiEvent::Bounds { key, window, rect } => Some((*key, *window, rect.is_some())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_app_moves_to_a_new_window_and_back() {
+    let mut main = window(desk(&[1, 2, 3]), MAIN_WINDOW);
+    main.run();
+    let placed = bounds_in(&main.state().events);
+    assert!(placed.iter().all(|(_, w, shown)| *w == MAIN_WINDOW && *shown), "{placed:?}");
+    let buttons: Vec<_> = main.query_all_by_label("Open in a new window").collect();
+    assert_eq!(buttons.len(), 3, "one per tab group");
+    buttons[1].click();
+    main.state_mut().events.clear();
+    main.run();
+    let desk = &main.state().desk;
+    assert_eq!(panes(desk), [(0, vec![1, 3]), (1, vec![2])]);
+    assert_eq!(desk.opening, [Opening { no: 1, position: None, size: None }], "the window system is asked for it");
+    assert!(desk.redraw_all);
+    assert!(main.state().events.contains(&UiEvent::LayoutChanged));
+
+    // The new window shows app 2 and places its view in window 1.
+    let mut state =
+        std::mem::replace(main.state_mut(), State { desk: Desk::new(""), events: Vec::new(), themed: false });
+    state.desk.opening.clear();
+    let mut second = window(state.desk, 1);
+    second.run();
+    assert_eq!(bounds_in(&second.state().events), [(2, 1, true)]);
+    assert!(second.query_by_label("Desk · window 2").is_some());
+    second.get_by_label("Move to the main window").click();
+    second.run();
+    let desk = &second.state().desk;
+    assert_eq!(panes(desk), [(0, vec![1, 3, 2])], "back in the main window, after the others");
+    assert_eq!(desk.closing, [1], "the emptied window closes");
+}
+
+#[test]
+fn closing_a_window_keeps_its_apps() {
+    let mut d = desk(&[1, 2, 3]);
+    d.move_pane(2, MoveTo::NewWindow);
+    d.move_pane(3, MoveTo::NewWindow);
+    assert_eq!(panes(&d), [(0, vec![1]), (1, vec![2]), (2, vec![3])]);
+    d.close_window(1);
+    assert_eq!(panes(&d), [(0, vec![1, 2]), (2, vec![3])]);
+    assert_eq!(d.closing, [1]);
+    d.close_window(MAIN_WINDOW);
+    assert_eq!(panes(&d), [(0, vec![1, 2]), (2, vec![3])], "the main window is not closed this way");
+    // An app that ends takes its window with it when it was the last one there.
+    d.set_tiles(vec![view(1, "App 1"), view(2, "App 2")]);
+    assert_eq!(panes(&d), [(0, vec![1, 2])]);
+    assert_eq!(d.closing, [1, 2]);
+}
+
+#[test]
+fn the_move_button_in_the_main_window_makes_a_window_each_time() {
+    let mut main = window(desk(&[1, 2]), MAIN_WINDOW);
+    main.run();
+    main.query_all_by_label("Open in a new window").next().unwrap().click();
+    main.run();
+    main.query_all_by_label("Open in a new window").next().unwrap().click();
+    main.run();
+    let desk = &main.state().desk;
+    assert_eq!(panes(desk), [(0, vec![]), (1, vec![1]), (2, vec![2])]);
+    assert!(main.query_by_label("2 more windows").is_some());
+}
+
+fn tabs(keys: &[u64]) -> LayoutNode {
+    LayoutNode::Tabs { children: keys.iter().map(|k| LayoutNode::Pane { key: *k }).collect(), active: 0 }
+}
+
+#[test]
+fn a_layout_with_windows_opens_reuses_and_closes_them() {
+    let mut d = desk(&[1, 2, 3, 4]);
+    let split = LayoutNode::Split {
+        direction: Direction::Horizontal,
+        children: vec![tabs(&[1]), tabs(&[2])],
+        shares: vec![1.0, 1.0],
+    };
+    d.set_layout(&[
+        WindowPlan { tree: Some(split), ..Default::default() },
+        WindowPlan { tree: Some(tabs(&[3])), position: Some((50, 60)), size: Some((800, 500)) },
+        // A key twice, and one that is no tile: both dropped, and the window with nothing left
+        // is not opened.
+        WindowPlan { tree: Some(tabs(&[3, 99])), ..Default::default() },
+    ]);
+    assert_eq!(panes(&d), [(0, vec![1, 2, 4]), (1, vec![3])], "4 was in no plan: it joins the main window");
+    assert_eq!(d.opening, [Opening { no: 1, position: Some((50, 60)), size: Some((800, 500)) }]);
+    d.opening.clear();
+
+    // The same window is reused for the next layout's second window and moved.
+    d.set_layout(&[
+        WindowPlan { tree: Some(tabs(&[1])), ..Default::default() },
+        WindowPlan { tree: Some(tabs(&[2, 3])), position: Some((10, 10)), size: None },
+        WindowPlan { tree: Some(tabs(&[4])), ..Default::default() },
+    ]);
+    assert_eq!(panes(&d), [(0, vec![1]), (1, vec![2, 3]), (2, vec![4])]);
+    assert_eq!(
+        d.opening,
+        [Opening { no: 1, position: Some((10, 10)), size: None }, Opening { no: 2, position: None, size: None }]
+    );
+    d.opening.clear();
+
+    // One window only: the others close and their apps come home.
+    d.set_layout(&[WindowPlan { tree: Some(tabs(&[4, 1])), ..Default::default() }]);
+    assert_eq!(panes(&d), [(0, vec![4, 1, 2, 3])]);
+    assert_eq!(d.closing, [1, 2]);
+}

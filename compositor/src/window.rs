@@ -79,6 +79,8 @@ struct Gfx {
     xid: u32,
     /// When egui asked to be painted again (an animation); `None`: only on events.
     next_paint: Option<Instant>,
+    /// Mouse buttons held down in this window.
+    held: Vec<winit::event::MouseButton>,
 }
 
 impl std::fmt::Debug for Gfx {
@@ -116,6 +118,9 @@ impl Surface {
     }
 
     fn add_pane(&mut self, key: u64) {
+        // Whatever was last sent for it was sent for another window (or for a tile since
+        // gone): its bounds here must be sent afresh.
+        self.sent.remove(&key);
         let pane = self.tree.tiles.insert_pane(Pane { key });
         let tabs = self.tree.tiles.insert_tab_tile(vec![pane]);
         match self.tree.root.and_then(|r| self.tree.tiles.get_mut(r)) {
@@ -142,6 +147,9 @@ impl Surface {
 
     fn set_tree(&mut self, node: Option<&LayoutNode>) {
         self.tree = node.map_or_else(empty_tree, |n| layout::build(egui::Id::unique("tessera-tiles"), n));
+        // A pane that left this window must have its bounds sent afresh when it comes back.
+        let here = self.panes();
+        self.sent.retain(|k, _| here.contains_key(k));
         self.maximized = None;
         self.last_layout = layout::describe(&self.tree);
     }
@@ -349,6 +357,8 @@ impl Desk {
             MoveTo::NewWindow => self.open_window(None, None),
         };
         self.surfaces[from].remove_pane(key);
+        // An app arriving must be seen, not hidden behind a maximised one.
+        self.surfaces[to].maximized = None;
         self.surfaces[to].add_pane(key);
         self.redraw_all = true;
         self.close_empty();
@@ -362,6 +372,7 @@ impl Desk {
         // Keep the order the user had them in.
         let order = layout::describe(&surface.tree).map(|n| n.keys()).unwrap_or_default();
         keys.sort_by_key(|k| order.iter().position(|o| o == k));
+        self.main().maximized = None;
         for key in keys {
             self.main().add_pane(key);
         }
@@ -622,6 +633,18 @@ impl App {
         }
     }
 
+    /// Tells the shell a window is up. Unlike other events this one must not be dropped (the
+    /// shell could place no view in the window): a full queue is waited on, for a while.
+    fn window_ready(&self, gfx: &Gfx) {
+        let event = UiEvent::WindowReady { window: gfx.no, xid: u64::from(gfx.xid), scale: gfx.window.scale_factor() };
+        if self.events.send_timeout(event, Duration::from_secs(5)).is_err() {
+            tracing::error!(
+                window = gfx.no,
+                "the shell did not take the news of a new window; its apps cannot be shown"
+            );
+        }
+    }
+
     fn window_title(&self, no: WindowNo) -> String {
         if no == MAIN_WINDOW { self.desk.title.clone() } else { format!("{} · window {}", self.desk.title, no + 1) }
     }
@@ -631,6 +654,7 @@ impl App {
         let size = opening.size.unwrap_or(if opening.no == MAIN_WINDOW { self.size } else { NEW_WINDOW_SIZE });
         if let Some(mut gfx) = self.spare.pop() {
             gfx.no = opening.no;
+            gfx.held.clear();
             gfx.window.set_title(&title);
             let _ = gfx.window.request_inner_size(winit::dpi::PhysicalSize::new(size.0, size.1));
             if let Some((x, y)) = opening.position {
@@ -689,11 +713,15 @@ impl App {
             painter.max_texture_side(),
         );
         window.request_redraw();
-        Ok(Gfx { no: opening.no, window, painter, state, ctx, xid, next_paint: None })
+        Ok(Gfx { no: opening.no, window, painter, state, ctx, xid, next_paint: None, held: Vec::new() })
     }
 
     /// Opens the windows the desk asked for and hides the ones it closed.
     fn sync_windows(&mut self, event_loop: &ActiveEventLoop) {
+        // The main window comes first (`resumed`); other windows wait for it.
+        if !self.windows.iter().any(|g| g.no == MAIN_WINDOW) {
+            return;
+        }
         for no in std::mem::take(&mut self.desk.closing) {
             if let Some(at) = self.windows.iter().position(|g| g.no == no && no != MAIN_WINDOW) {
                 let gfx = self.windows.remove(at);
@@ -715,11 +743,7 @@ impl App {
             }
             match self.create_window(event_loop, &opening) {
                 Ok(gfx) => {
-                    self.emit(UiEvent::WindowReady {
-                        window: gfx.no,
-                        xid: u64::from(gfx.xid),
-                        scale: gfx.window.scale_factor(),
-                    });
+                    self.window_ready(&gfx);
                     self.windows.push(gfx);
                 }
                 Err(e) if opening.no == MAIN_WINDOW => {
@@ -1017,11 +1041,7 @@ impl ApplicationHandler<Command> for App {
         }
         match self.create_window(event_loop, &Opening { no: MAIN_WINDOW, position: None, size: None }) {
             Ok(gfx) => {
-                self.emit(UiEvent::WindowReady {
-                    window: MAIN_WINDOW,
-                    xid: u64::from(gfx.xid),
-                    scale: gfx.window.scale_factor(),
-                });
+                self.window_ready(&gfx);
                 self.windows.push(gfx);
                 self.sync_windows(event_loop);
             }
@@ -1080,6 +1100,17 @@ impl ApplicationHandler<Command> for App {
     fn window_event(&mut self, event_loop: &ActiveEventLoop, id: WindowId, event: WindowEvent) {
         let Some(at) = self.windows.iter().position(|g| g.window.id() == id) else { return };
         let gfx = &mut self.windows[at];
+        match &event {
+            WindowEvent::MouseInput { state: ElementState::Pressed, button, .. } => gfx.held.push(*button),
+            WindowEvent::MouseInput { state: ElementState::Released, button, .. } => gfx.held.retain(|b| b != button),
+            WindowEvent::Focused(false) => gfx.held.clear(),
+            // X11 reports the pointer leaving when it enters a child window, and every app view
+            // is one. With a button held the window keeps the pointer (the press grabbed it), but
+            // egui, told the pointer is gone before a drag has been decided, forgets the press:
+            // a tab pressed and pulled over the view below it would not move. Keep the pointer.
+            WindowEvent::CursorLeft { .. } if !gfx.held.is_empty() => return,
+            _ => {}
+        }
         let response = gfx.state.on_window_event(&gfx.window, &event);
         match event {
             WindowEvent::CloseRequested if gfx.no == MAIN_WINDOW => {

@@ -471,14 +471,15 @@ impl Supervisor {
         let mut slots = self.slots.lock();
         let Some(slot) = slots.get_mut(&instance) else { return };
         slot.view = view;
-        let mut msgs = Vec::new();
+        // The host ignores its own parent: the first placement may say it again.
         if slot.parent != Some(parent) {
-            // The host ignores its own parent: the first placement may say it again.
-            slot.parent = Some(parent);
-            msgs.push(ShellMsg::SetParent { xid: parent });
+            if slot.control.try_send(ShellMsg::SetParent { xid: parent }).is_ok() {
+                slot.parent = Some(parent);
+            } else {
+                tracing::warn!(instance, "the app's control queue is full; a move to another window was dropped");
+            }
         }
-        msgs.extend(view_messages(view));
-        for msg in msgs {
+        for msg in view_messages(view) {
             if slot.control.try_send(msg).is_err() {
                 tracing::warn!(instance, "the app's control queue is full; a view change was dropped");
             }
@@ -717,13 +718,13 @@ impl Monitor {
             rate_limit: self.policy.rate_limit,
             ..ConnOptions::default()
         };
-        // A restarted host is told where its view is before anything else queued for it.
-        let view = self.slots.lock().get(&self.instance).map(|s| s.view);
-        if let Some(Some(b)) = view
-            && let Some(slot) = self.slots.lock().get(&self.instance)
-        {
+        // A restarted host is told where its view is before anything else queued for it. It
+        // starts in the main window: if its view belongs in another, it moves there, shown or
+        // hidden.
+        if let Some(slot) = self.slots.lock().get(&self.instance) {
             let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
-            for msg in parent.into_iter().chain(view_messages(Some(b))) {
+            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
+            for msg in parent.into_iter().chain(view) {
                 let _ = slot.control.try_send(msg);
             }
         }

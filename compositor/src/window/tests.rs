@@ -157,3 +157,49 @@ fn a_layout_with_windows_opens_reuses_and_closes_them() {
     assert_eq!(panes(&d), [(0, vec![4, 1, 2, 3])]);
     assert_eq!(d.closing, [1, 2]);
 }
+
+#[test]
+fn a_pane_back_in_a_window_it_left_is_placed_afresh() {
+    let split = || LayoutNode::Split {
+        direction: Direction::Horizontal,
+        children: vec![tabs(&[1]), tabs(&[2])],
+        shares: vec![1.0, 1.0],
+    };
+    let mut main = window(desk(&[1, 2]), MAIN_WINDOW);
+    main.state_mut().desk.set_layout(&[WindowPlan { tree: Some(split()), ..Default::default() }]);
+    main.run();
+    let first: Vec<_> = bounds_in(&main.state().events);
+    assert!(first.contains(&(2, MAIN_WINDOW, true)), "{first:?}");
+    // 2 goes to a window of its own (whose frames this harness does not draw), then comes
+    // back to the very same place: its host must still be told, since its view is elsewhere.
+    main.state_mut().desk.set_layout(&[
+        WindowPlan { tree: Some(tabs(&[1])), ..Default::default() },
+        WindowPlan { tree: Some(tabs(&[2])), ..Default::default() },
+    ]);
+    main.run();
+    main.state_mut().events.clear();
+    main.state_mut().desk.set_layout(&[WindowPlan { tree: Some(split()), ..Default::default() }]);
+    main.run();
+    let again = bounds_in(&main.state().events);
+    assert!(again.contains(&(2, MAIN_WINDOW, true)), "2's bounds were sent again: {again:?}");
+    let snap = main.state().desk.snapshot(|_| ((0, 0), None, 1.0));
+    let keys: Vec<u64> = snap.windows[0].bounds.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, [1, 2], "the snapshot lists only this window's panes");
+}
+
+#[test]
+fn an_app_moved_back_is_not_hidden_behind_a_maximised_one() {
+    let mut main = window(desk(&[1, 2, 3]), MAIN_WINDOW);
+    main.run();
+    main.state_mut().desk.move_pane(3, MoveTo::NewWindow);
+    main.run();
+    main.query_all_by_label("Maximise").next().unwrap().click();
+    main.run();
+    assert_eq!(main.state().desk.surfaces[0].maximized, Some(1));
+    main.state_mut().desk.move_pane(3, MoveTo::Main);
+    main.state_mut().events.clear();
+    main.run();
+    assert_eq!(main.state().desk.surfaces[0].maximized, None);
+    let shown = bounds_in(&main.state().events);
+    assert!(shown.contains(&(3, MAIN_WINDOW, true)) && shown.contains(&(2, MAIN_WINDOW, true)), "{shown:?}");
+}

@@ -14,6 +14,7 @@ pub mod icons;
 pub mod launcher;
 pub mod layout;
 pub mod panels;
+mod soft;
 pub mod theme;
 mod window;
 pub mod x11;

@@ -54,6 +54,7 @@ impl Compositor {
             failure: None,
             stats: FrameStats::default(),
             present_only: false,
+            soft: None,
         };
         Ok((Self { event_loop, app }, handle))
     }
@@ -69,11 +70,28 @@ impl Compositor {
     }
 }
 
+/// What draws a window's frames.
+enum Paint {
+    /// wgpu's surface: the window system's own presentation (a GPU's).
+    Surface(Box<egui_wgpu::winit::Painter>),
+    /// A CPU rasteriser's frames, shown through X11 shared memory.
+    Soft(Box<crate::soft::Presenter>),
+}
+
+impl Paint {
+    fn max_texture_side(&self) -> Option<usize> {
+        match self {
+            Self::Surface(p) => p.max_texture_side(),
+            Self::Soft(p) => Some(p.max_texture_side()),
+        }
+    }
+}
+
 /// One window and what draws it.
 struct Gfx {
     no: WindowNo,
     window: Arc<Window>,
-    painter: egui_wgpu::winit::Painter,
+    painter: Paint,
     state: egui_winit::State,
     ctx: egui::Context,
     xid: u32,
@@ -618,6 +636,9 @@ struct App {
     stats: FrameStats,
     /// Draw nothing, only clear and present (a bench's floor).
     present_only: bool,
+    /// The CPU device for shared-memory presentation: `None` until looked for, then whether
+    /// there is one.
+    soft: Option<Option<crate::soft::Device>>,
 }
 
 /// Frame times kept for [`Command::FrameStats`].
@@ -676,34 +697,22 @@ impl App {
             RawWindowHandle::Xcb(h) => h.window.get(),
             _ => return Err(Error::NotX11),
         };
-        // Every window draws with the first one's device: one GPU (or lavapipe) context.
-        let wgpu_setup = match self.windows.first().and_then(|g| g.painter.render_state()) {
-            Some(rs) => egui_wgpu::WgpuSetup::Existing(egui_wgpu::WgpuSetupExisting {
-                instance: rs.instance.clone(),
-                adapter: rs.adapter.clone(),
-                device: rs.device.clone(),
-                queue: rs.queue.clone(),
-            }),
-            None => egui_wgpu::WgpuSetup::from_display_handle(event_loop.owned_display_handle()),
-        };
-        let config = egui_wgpu::WgpuConfiguration { wgpu_setup, ..Default::default() };
         let ctx = egui::Context::default();
         theme::apply(&ctx);
-        let mut painter = pollster::block_on(egui_wgpu::winit::Painter::new(
-            ctx.clone(),
-            config,
-            false,
-            // Dithering costs a noise lookup per pixel, which a software rasteriser feels.
-            egui_wgpu::RendererOptions { dithering: false, ..Default::default() },
-        ));
-        pollster::block_on(painter.set_window(egui::ViewportId::ROOT, Some(Arc::clone(&window))))
-            .map_err(|e| Error::Render(e.to_string()))?;
-        if self.windows.is_empty()
-            && let Some(rs) = painter.render_state()
-        {
-            let info = rs.adapter.get_info();
-            tracing::info!(adapter = %info.name, backend = ?info.backend, "rendering");
-        }
+        let painter = match self.soft_device() {
+            Some(device) => match crate::soft::Presenter::new(device, xid) {
+                Ok(p) => Some(Paint::Soft(Box::new(p))),
+                Err(e) => {
+                    tracing::warn!("presenting through the window system instead of shared memory: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let painter = match painter {
+            Some(p) => p,
+            None => Paint::Surface(Box::new(self.surface_painter(event_loop, &ctx, &window)?)),
+        };
         let state = egui_winit::State::new(
             ctx.clone(),
             egui::ViewportId::ROOT,
@@ -714,6 +723,61 @@ impl App {
         );
         window.request_redraw();
         Ok(Gfx { no: opening.no, window, painter, state, ctx, xid, next_paint: None, held: Vec::new() })
+    }
+
+    /// The CPU device frames are drawn with and shown through shared memory, if this machine
+    /// renders on the CPU (and `TESSERA_PRESENT` is not `surface`). Looked for once.
+    fn soft_device(&mut self) -> Option<crate::soft::Device> {
+        let device = self.soft.get_or_insert_with(|| {
+            if std::env::var("TESSERA_PRESENT").is_ok_and(|v| v == "surface") {
+                return None;
+            }
+            let device = crate::soft::Device::cpu();
+            if let Some(d) = &device {
+                tracing::info!(adapter = %d.name, "rendering on the CPU; frames are shown through X11 shared memory");
+            }
+            device
+        });
+        device.clone()
+    }
+
+    fn surface_painter(
+        &self,
+        event_loop: &ActiveEventLoop,
+        ctx: &egui::Context,
+        window: &Arc<Window>,
+    ) -> Result<egui_wgpu::winit::Painter, Error> {
+        // Every window draws with the first one's device: one GPU (or lavapipe) context.
+        let shared = self.windows.iter().find_map(|g| match &g.painter {
+            Paint::Surface(p) => p.render_state(),
+            Paint::Soft(_) => None,
+        });
+        let wgpu_setup = match shared {
+            Some(rs) => egui_wgpu::WgpuSetup::Existing(egui_wgpu::WgpuSetupExisting {
+                instance: rs.instance.clone(),
+                adapter: rs.adapter.clone(),
+                device: rs.device.clone(),
+                queue: rs.queue.clone(),
+            }),
+            None => egui_wgpu::WgpuSetup::from_display_handle(event_loop.owned_display_handle()),
+        };
+        let config = egui_wgpu::WgpuConfiguration { wgpu_setup, ..Default::default() };
+        let mut painter = pollster::block_on(egui_wgpu::winit::Painter::new(
+            ctx.clone(),
+            config,
+            false,
+            // Dithering costs a noise lookup per pixel, which a software rasteriser feels.
+            egui_wgpu::RendererOptions { dithering: false, ..Default::default() },
+        ));
+        pollster::block_on(painter.set_window(egui::ViewportId::ROOT, Some(Arc::clone(window))))
+            .map_err(|e| Error::Render(e.to_string()))?;
+        if self.windows.is_empty()
+            && let Some(rs) = painter.render_state()
+        {
+            let info = rs.adapter.get_info();
+            tracing::info!(adapter = %info.name, backend = ?info.backend, "rendering");
+        }
+        Ok(painter)
     }
 
     /// Opens the windows the desk asked for and hides the ones it closed.
@@ -783,15 +847,27 @@ impl App {
         let mut textures = full_output.textures_delta;
         let built = started.elapsed();
         let bg = theme::CLEAR.to_normalized_gamma_f32();
-        gfx.painter.paint_and_update_textures(
-            egui::ViewportId::ROOT,
-            ppp,
-            bg,
-            &primitives,
-            &mut textures,
-            Vec::new(),
-            &gfx.window,
-        );
+        match &mut gfx.painter {
+            Paint::Surface(painter) => {
+                painter.paint_and_update_textures(
+                    egui::ViewportId::ROOT,
+                    ppp,
+                    bg,
+                    &primitives,
+                    &mut textures,
+                    Vec::new(),
+                    &gfx.window,
+                );
+            }
+            Paint::Soft(presenter) => {
+                let size = gfx.window.inner_size();
+                if let Err(e) = presenter.paint((size.width, size.height), ppp, bg, &primitives, &textures) {
+                    tracing::warn!(window = gfx.no, "could not show a frame: {e}");
+                }
+                // Applied by the presenter, failure or not.
+                textures.clear();
+            }
+        }
         self.stats.frames += 1;
         // Past the cap, the older half goes at once: no shifting on every frame.
         if self.stats.frame_ms.len() >= FRAME_HISTORY {
@@ -1127,8 +1203,9 @@ impl ApplicationHandler<Command> for App {
             WindowEvent::Resized(size) => {
                 if let (Some(w), Some(h)) =
                     (std::num::NonZeroU32::new(size.width), std::num::NonZeroU32::new(size.height))
+                    && let Paint::Surface(painter) = &mut gfx.painter
                 {
-                    gfx.painter.on_window_resized(egui::ViewportId::ROOT, w, h);
+                    painter.on_window_resized(egui::ViewportId::ROOT, w, h);
                 }
                 gfx.window.request_redraw();
                 // A workspace keeps each window's size.

@@ -14,6 +14,9 @@ use tests::target_dir;
 
 use crate::e2e::{Shell, parent_of, pid, running_with_page, share_of_colour_in, wait_gone};
 
+/// The shell's panels (`compositor::theme::PANEL`).
+const PANEL: [u8; 3] = [24, 27, 33];
+
 const COLOURS: [(&str, [u8; 3]); 4] = [
     ("alpha", [0xc0, 0x39, 0x2b]),
     ("beta", [0x27, 0xae, 0x60]),
@@ -190,14 +193,18 @@ fn wait_layout(shell: &Shell, what: &str, f: impl Fn(&Value) -> bool) -> Value {
 
 /// Every app fills the rectangle `ctl layout get` gives for it, within a few seconds (views
 /// move and repaint in their own processes, a frame or two after the layout changes).
-/// `layout` is the whole of `ctl layout get` (the main window) or one of its `windows`.
+/// `layout` is the whole of `ctl layout get` (the main window) or one of its `windows`. The
+/// shell's own drawing is checked too: its bar across the top is the panel colour, not black
+/// or what was on the screen before.
 pub(crate) fn check_pixels(shell: &Shell, shot: &Path, layout: &Value) {
     let b = bounds(layout);
     let window = layout["id"].as_u64().unwrap_or(0).to_string();
+    let width = u32::try_from(layout["window"]["width"].as_u64().unwrap()).unwrap();
     let start = Instant::now();
     loop {
         shell.ctl_ok(&["screenshot", shot.to_str().unwrap(), "--window", &window]);
-        let mut worst: Option<(String, f64)> = None;
+        let bar = share_of_colour_in(shot, (0, 3), (width, 17), PANEL);
+        let mut worst: Option<(String, f64)> = (bar < 0.6).then(|| ("the shell bar".to_owned(), bar));
         for (app, rgb) in COLOURS {
             let Some(r) = b.get(app) else { continue };
             // Inside the view, clear of its page's heading and edges.
@@ -415,8 +422,13 @@ fn lay_out_at(scale: f64, env: &[(&str, &str)], name: &str) {
 
 #[test]
 fn the_desk_lays_out_at_scale_one_and_a_half() {
-    // GDK scales by whole numbers only: the pages keep scale 1 and enlarge their text.
-    lay_out_at(1.5, &[("WINIT_X11_SCALE_FACTOR", "1.5"), ("GDK_DPI_SCALE", "1.5")], "scale-1.5");
+    // GDK scales by whole numbers only: the pages keep scale 1 and enlarge their text. This
+    // one presents through wgpu's surface (what a GPU uses), the others through shared memory.
+    lay_out_at(
+        1.5,
+        &[("WINIT_X11_SCALE_FACTOR", "1.5"), ("GDK_DPI_SCALE", "1.5"), ("TESSERA_PRESENT", "surface")],
+        "scale-1.5",
+    );
 }
 
 #[test]

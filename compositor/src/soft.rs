@@ -34,18 +34,19 @@ pub(crate) struct Device {
 }
 
 impl Device {
-    /// A CPU adapter, if that is what this machine renders with; `None` when there is a GPU
+    /// A CPU adapter, if that is all this machine can render with; `None` when there is a GPU
     /// (its own presentation is the fast one) or no adapter at all.
     pub(crate) fn cpu() -> Option<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: wgpu::Backends::VULKAN,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).ok()?;
-        let info = adapter.get_info();
-        if info.device_type != wgpu::DeviceType::Cpu {
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+        if adapters.iter().any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu) {
             return None;
         }
+        let adapter = adapters.into_iter().next()?;
+        let info = adapter.get_info();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).ok()?;
         Some(Self { device, queue, name: info.name })
     }
@@ -82,6 +83,13 @@ impl Shared {
                 false
             }
             Event::Expose(_) => true,
+            Event::Error(e) => {
+                // A put that failed sends no completion: nothing is in flight any more that
+                // could be waited for, and the window may be missing what it was sent.
+                tracing::warn!("X11 error while presenting: {e:?}");
+                self.busy = [false; 2];
+                true
+            }
             _ => false,
         }
     }
@@ -124,10 +132,25 @@ impl Presenter {
             return Err(Error::X11(format!("MIT-SHM {}.{} cannot share a file", v.major_version, v.minor_version)));
         }
         let geometry = conn.get_geometry(window).map_err(x11)?.reply().map_err(x11)?;
+        let visual = conn.get_window_attributes(window).map_err(x11)?.reply().map_err(x11)?.visual;
         let setup = conn.setup();
         let bpp = setup.pixmap_formats.iter().find(|f| f.depth == geometry.depth).map(|f| f.bits_per_pixel);
-        if !matches!(geometry.depth, 24 | 32) || bpp != Some(32) || setup.image_byte_order != ImageOrder::LSB_FIRST {
-            return Err(Error::X11(format!("a {}-bit window with {bpp:?} bits a pixel is not BGRX", geometry.depth)));
+        let masks = setup
+            .roots
+            .iter()
+            .flat_map(|s| &s.allowed_depths)
+            .flat_map(|d| &d.visuals)
+            .find(|v| v.visual_id == visual)
+            .map(|v| (v.red_mask, v.green_mask, v.blue_mask));
+        if !matches!(geometry.depth, 24 | 32)
+            || bpp != Some(32)
+            || setup.image_byte_order != ImageOrder::LSB_FIRST
+            || masks != Some((0xff_0000, 0xff00, 0xff))
+        {
+            return Err(Error::X11(format!(
+                "a {}-bit window with {bpp:?} bits a pixel and colour masks {masks:x?} is not BGRX",
+                geometry.depth
+            )));
         }
         let gc = conn.generate_id().map_err(x11)?;
         conn.create_gc(gc, window, &CreateGCAux::new().graphics_exposures(0)).map_err(x11)?;
@@ -144,7 +167,7 @@ impl Presenter {
             // Dithering costs a noise lookup per pixel, which a software rasteriser feels.
             egui_wgpu::RendererOptions { dithering: false, ..Default::default() },
         );
-        Ok(Self {
+        let mut presenter = Self {
             device,
             renderer,
             x: Shared { conn, window, gc, seg, file, depth: geometry.depth, len: 0, next: 0, busy: [false; 2] },
@@ -152,7 +175,11 @@ impl Presenter {
             target: None,
             shown: Vec::new(),
             whole: true,
-        })
+        };
+        // Sharing the file is what fails on a connection that cannot pass one (X over TCP):
+        // find out now, while the window can still present another way.
+        presenter.resize((geometry.width.into(), geometry.height.into()))?;
+        Ok(presenter)
     }
 
     /// The largest texture egui may make.
@@ -161,6 +188,11 @@ impl Presenter {
     }
 
     fn resize(&mut self, (w, h): (u32, u32)) -> Result<(), Error> {
+        let (w, h) = (w.max(1), h.max(1));
+        let most = self.device.device.limits().max_texture_dimension_2d;
+        if w > most || h > most {
+            return Err(Error::Render(format!("a {w}x{h} window is larger than {most} pixels a side")));
+        }
         let texture = self.device.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("tessera-frame"),
             size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
@@ -233,8 +265,9 @@ impl Presenter {
         if (w, h) != self.size {
             self.resize((w, h))?;
         }
-        // An exposure reaches this connection when it reaches the window's event loop, which
-        // asked for this frame because of it.
+        // The window's event loop may have asked for this frame because of an exposure that
+        // this connection has not read yet: after a round trip, it has.
+        self.x.conn.get_input_focus().map_err(x11)?.reply().map_err(x11)?;
         while let Some(event) = self.x.conn.poll_for_event().map_err(x11)? {
             if self.x.handle(&event) {
                 self.whole = true;
@@ -300,10 +333,12 @@ impl Presenter {
         }
         buffer.unmap();
         self.whole = false;
-        match band {
-            Some(rows) => self.show(rows),
-            None => Ok(()),
+        let shown = band.map_or(Ok(()), |rows| self.show(rows));
+        if shown.is_err() {
+            // `shown` holds rows the server may never have had.
+            self.whole = true;
         }
+        shown
     }
 
     /// Writes rows `from..to` of the frame into a free half of the shared segment and has the
@@ -316,10 +351,21 @@ impl Presenter {
         let x = &mut self.x;
         let half = x.next;
         x.next ^= 1;
+        // The copy from this half was asked for a frame ago and is all but certainly done;
+        // should the server never say so, the half is taken back after a second.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         while x.busy[half] {
-            let event = x.conn.wait_for_event().map_err(x11)?;
-            if x.handle(&event) {
-                self.whole = true;
+            match x.conn.poll_for_event().map_err(x11)? {
+                Some(event) => {
+                    if x.handle(&event) {
+                        self.whole = true;
+                    }
+                }
+                None if std::time::Instant::now() > deadline => {
+                    tracing::warn!("the X server did not finish a copy within a second; going on");
+                    x.busy[half] = false;
+                }
+                None => std::thread::sleep(std::time::Duration::from_micros(200)),
             }
         }
         let base = half as u64 * x.len;

@@ -99,6 +99,8 @@ struct Gfx {
     next_paint: Option<Instant>,
     /// Mouse buttons held down in this window.
     held: Vec<winit::event::MouseButton>,
+    /// Frames in a row that could not be shown.
+    failures: u64,
 }
 
 impl std::fmt::Debug for Gfx {
@@ -644,6 +646,9 @@ struct App {
 /// Frame times kept for [`Command::FrameStats`].
 const FRAME_HISTORY: usize = 20_000;
 
+/// The shortest time between two frames egui asks for itself (an animation).
+const ANIMATION_FRAME: Duration = Duration::from_micros(16_667);
+
 /// The size of a window opened for an app moved out of the main window.
 const NEW_WINDOW_SIZE: (u32, u32) = (960, 720);
 
@@ -722,7 +727,7 @@ impl App {
             painter.max_texture_side(),
         );
         window.request_redraw();
-        Ok(Gfx { no: opening.no, window, painter, state, ctx, xid, next_paint: None, held: Vec::new() })
+        Ok(Gfx { no: opening.no, window, painter, state, ctx, xid, next_paint: None, held: Vec::new(), failures: 0 })
     }
 
     /// The CPU device frames are drawn with and shown through shared memory, if this machine
@@ -861,8 +866,19 @@ impl App {
             }
             Paint::Soft(presenter) => {
                 let size = gfx.window.inner_size();
-                if let Err(e) = presenter.paint((size.width, size.height), ppp, bg, &primitives, &textures) {
-                    tracing::warn!(window = gfx.no, "could not show a frame: {e}");
+                match presenter.paint((size.width, size.height), ppp, bg, &primitives, &textures) {
+                    Ok(()) if gfx.failures > 0 => {
+                        tracing::info!(window = gfx.no, after = gfx.failures, "frames are shown again");
+                        gfx.failures = 0;
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        // Once, then now and then: a broken display must not flood the log.
+                        if gfx.failures % 1000 == 0 {
+                            tracing::warn!(window = gfx.no, failed = gfx.failures + 1, "could not show a frame: {e}");
+                        }
+                        gfx.failures += 1;
+                    }
                 }
                 // Applied by the presenter, failure or not.
                 textures.clear();
@@ -876,12 +892,14 @@ impl App {
         }
         self.stats.frame_ms.push(started.elapsed().as_secs_f32() * 1000.0);
         self.stats.build_ms.push(built.as_secs_f32() * 1000.0);
+        // An animation gets at most 60 frames a second (wgpu's surface paces itself by the
+        // display; shared memory would not).
         gfx.next_paint = full_output
             .viewport_output
             .get(&egui::ViewportId::ROOT)
             .map(|v| v.repaint_delay)
             .filter(|d| *d < Duration::from_secs(3600))
-            .map(|d| Instant::now() + d);
+            .map(|d| (Instant::now() + d).max(started + ANIMATION_FRAME));
         for e in events {
             self.emit(e);
         }
@@ -1179,7 +1197,6 @@ impl ApplicationHandler<Command> for App {
         match &event {
             WindowEvent::MouseInput { state: ElementState::Pressed, button, .. } => gfx.held.push(*button),
             WindowEvent::MouseInput { state: ElementState::Released, button, .. } => gfx.held.retain(|b| b != button),
-            WindowEvent::Focused(false) => gfx.held.clear(),
             // X11 reports the pointer leaving when it enters a child window, and every app view
             // is one. With a button held the window keeps the pointer (the press grabbed it), but
             // egui, told the pointer is gone before a drag has been decided, forgets the press:

@@ -229,12 +229,31 @@ pub(crate) fn check_pixels(shell: &Shell, shot: &Path, layout: &Value) {
     }
 }
 
+/// The four-app desk on `profile`, once its four apps show their pages and are placed, in
+/// whichever windows; with the layout.
+fn start_desk(profile: &Path, name: &str) -> (Shell, Value) {
+    let shell = Shell::start_full("desk4.json", Some(profile), 2048, &[], name);
+    shell.wait_for("four apps", Duration::from_secs(90), |apps| apps.len() == 4 && apps.iter().all(running_with_page));
+    let layout =
+        wait_layout(&shell, "four panes placed", |l| windows(l).iter().map(|w| bounds(w).len()).sum::<usize>() == 4);
+    (shell, layout)
+}
+
+/// Kills the shell with SIGKILL once its session has been saved, and waits for it and its app
+/// hosts (`pids`) to be gone.
+fn kill_shell(shell: Shell, pids: &[u64]) {
+    std::thread::sleep(Duration::from_millis(1500)); // the autosave's debounce
+    let tessera = parent_of(pids[0]);
+    let everything: Vec<u64> = pids.iter().copied().chain([tessera]).collect();
+    assert!(Command::new("kill").args(["-9", &tessera.to_string()]).status().unwrap().success());
+    wait_gone(&everything, Duration::from_secs(10));
+    drop(shell);
+}
+
 #[test]
 fn dragging_saving_restoring_and_restarting_keep_the_desk() {
     let profile = tempfile::tempdir().unwrap();
-    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "layout");
-    shell.wait_for("four apps", Duration::from_secs(90), |apps| apps.len() == 4 && apps.iter().all(running_with_page));
-    let first = wait_layout(&shell, "four panes placed", |l| bounds(l).len() == 4);
+    let (shell, first) = start_desk(profile.path(), "layout");
     let artifacts = target_dir().join("e2e");
     check_pixels(&shell, &artifacts.join("layout-start.png"), &first);
     let display = display_of(&shell);
@@ -282,17 +301,8 @@ fn dragging_saving_restoring_and_restarting_keep_the_desk() {
     assert!(list.contains("\"name\":\"e2e\""), "{list}");
 
     // Killed and started again on the same profile: the last session is back.
-    std::thread::sleep(Duration::from_millis(1500)); // the autosave's debounce
-    let tessera = parent_of(pids[0]);
-    let everything: Vec<u64> = shell.apps().iter().map(pid).chain([tessera]).collect();
-    assert!(Command::new("kill").args(["-9", &tessera.to_string()]).status().unwrap().success());
-    wait_gone(&everything, Duration::from_secs(10));
-    drop(shell);
-    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "layout-restart");
-    shell.wait_for("four apps again", Duration::from_secs(90), |apps| {
-        apps.len() == 4 && apps.iter().all(running_with_page)
-    });
-    let again = wait_layout(&shell, "the last session restored", |l| bounds(l).len() == 4);
+    kill_shell(shell, &pids);
+    let (shell, again) = start_desk(profile.path(), "layout-restart");
     assert_eq!(shape(&again), shape(&restored), "the restarted shell restored the last session");
     let alpha_again =
         again["panes"].as_array().unwrap().iter().find(|p| p["app"] == "alpha").unwrap()["instance"].as_u64().unwrap();
@@ -331,9 +341,7 @@ const MOVE_BUTTON: i64 = 36;
 #[test]
 fn an_app_moves_to_a_window_of_its_own_and_back() {
     let profile = tempfile::tempdir().unwrap();
-    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "windows");
-    shell.wait_for("four apps", Duration::from_secs(90), |apps| apps.len() == 4 && apps.iter().all(running_with_page));
-    let first = wait_layout(&shell, "four panes placed", |l| bounds(l).len() == 4);
+    let (shell, first) = start_desk(profile.path(), "windows");
     let artifacts = target_dir().join("e2e");
     let display = display_of(&shell);
 
@@ -387,16 +395,8 @@ fn an_app_moves_to_a_window_of_its_own_and_back() {
     check_pixels(&shell, &artifacts.join("windows-restored.png"), &windows(&restored)[1]);
 
     // Killed and started again: the last session had two windows, and has them again.
-    std::thread::sleep(Duration::from_millis(1500)); // the autosave's debounce
-    let tessera = parent_of(pids[0]);
-    let everything: Vec<u64> = pids.iter().copied().chain([tessera]).collect();
-    assert!(Command::new("kill").args(["-9", &tessera.to_string()]).status().unwrap().success());
-    wait_gone(&everything, Duration::from_secs(10));
-    drop(shell);
-    let shell = Shell::start_full("desk4.json", Some(profile.path()), 2048, &[], "windows-restart");
-    shell.wait_for("four apps again", Duration::from_secs(90), |apps| {
-        apps.len() == 4 && apps.iter().all(running_with_page)
-    });
+    kill_shell(shell, &pids);
+    let (shell, _) = start_desk(profile.path(), "windows-restart");
     let again = wait_layout(&shell, "two windows after the restart", |l| {
         apps_by_window(l) == [vec!["alpha", "beta", "gamma"], vec!["delta"]]
             && windows(l).iter().all(|w| bounds(w).len() == w["panes"].as_array().unwrap().len())

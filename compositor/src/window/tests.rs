@@ -203,3 +203,33 @@ fn an_app_moved_back_is_not_hidden_behind_a_maximised_one() {
     let shown = bounds_in(&main.state().events);
     assert!(shown.contains(&(3, MAIN_WINDOW, true)) && shown.contains(&(2, MAIN_WINDOW, true)), "{shown:?}");
 }
+
+#[test]
+fn hidden_tabs_and_an_open_menu_hide_views_and_the_chip_reports_a_channel() {
+    let mut main = window(desk(&[1, 2, 3]), MAIN_WINDOW);
+    let split = LayoutNode::Split {
+        direction: Direction::Horizontal,
+        children: vec![tabs(&[1, 2]), tabs(&[3])],
+        shares: vec![1.0, 1.0],
+    };
+    main.state_mut().desk.set_layout(&[WindowPlan { tree: Some(split), ..Default::default() }]);
+    main.run();
+    let placed = bounds_in(&main.state().events);
+    assert!(placed.contains(&(1, MAIN_WINDOW, true)) && placed.contains(&(3, MAIN_WINDOW, true)), "{placed:?}");
+    assert!(placed.contains(&(2, MAIN_WINDOW, false)), "the tab behind is hidden: {placed:?}");
+
+    // The channel picker open: it would be drawn under the native views, so every view hides.
+    main.state_mut().events.clear();
+    main.query_all_by_label("Channel").next().unwrap().click();
+    main.run();
+    let hidden = bounds_in(&main.state().events);
+    assert!(hidden.contains(&(1, MAIN_WINDOW, false)) && hidden.contains(&(3, MAIN_WINDOW, false)), "{hidden:?}");
+
+    main.get_by_label_contains("Channel 3 (yellow)").click();
+    main.run();
+    assert!(
+        main.state().events.contains(&UiEvent::ChannelChanged { key: 1, channel: Some(3) }),
+        "{:?}",
+        main.state().events
+    );
+}

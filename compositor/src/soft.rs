@@ -101,7 +101,8 @@ pub(crate) struct Presenter {
     renderer: egui_wgpu::Renderer,
     x: Shared,
     size: (u32, u32),
-    target: Option<(wgpu::Texture, wgpu::Buffer)>,
+    /// The texture frames are drawn into, a view of it, and the buffer they are read into.
+    target: Option<(wgpu::Texture, wgpu::TextureView, wgpu::Buffer)>,
     /// The last frame shown, tightly packed (4 bytes a pixel, BGRX).
     shown: Vec<u8>,
     /// The next frame must be shown whole (new size, or the window was just mapped).
@@ -224,7 +225,8 @@ impl Presenter {
             x.len = len;
             x.busy = [false; 2];
         }
-        self.target = Some((texture, buffer));
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        self.target = Some((texture, view, buffer));
         self.shown = vec![0; usize::try_from(len).map_err(x11)?];
         self.size = (w, h);
         self.whole = true;
@@ -273,19 +275,18 @@ impl Presenter {
                 self.whole = true;
             }
         }
-        let Some((texture, buffer)) = &self.target else { return Ok(()) };
+        let Some((texture, view, buffer)) = &self.target else { return Ok(()) };
         let (device, queue) = (&self.device.device, &self.device.queue);
         let screen = egui_wgpu::ScreenDescriptor { size_in_pixels: [w, h], pixels_per_point };
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera") });
         let mut commands = self.renderer.update_buffers(device, queue, &mut encoder, primitives, &screen);
-        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         {
             let [r, g, b, a] = clear.map(f64::from);
             let mut pass = encoder
                 .begin_render_pass(&wgpu::RenderPassDescriptor {
                     label: Some("tessera"),
                     color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                        view: &view,
+                        view,
                         resolve_target: None,
                         depth_slice: None,
                         ops: wgpu::Operations {

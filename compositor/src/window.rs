@@ -137,6 +137,14 @@ impl Surface {
             .collect()
     }
 
+    /// The keys of the panes here.
+    fn pane_keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tree.tiles.iter().filter_map(|(_, t)| match t {
+            egui_tiles::Tile::Pane(p) => Some(p.key),
+            egui_tiles::Tile::Container(_) => None,
+        })
+    }
+
     fn add_pane(&mut self, key: u64) {
         // Whatever was last sent for it was sent for another window (or for a tile since
         // gone): its bounds here must be sent afresh.
@@ -155,14 +163,23 @@ impl Surface {
 
     /// Takes a pane out; `true` if it was here.
     fn remove_pane(&mut self, key: u64) -> bool {
-        let Some(id) = self.panes().get(&key).copied() else { return false };
-        self.tree.remove_recursively(id);
-        self.sent.remove(&key);
-        if self.maximized == Some(key) {
-            self.maximized = None;
+        self.remove_panes(|k| k == key) > 0
+    }
+
+    /// Takes out every pane whose key `gone` picks; returns how many.
+    fn remove_panes(&mut self, gone: impl Fn(u64) -> bool) -> usize {
+        let ids: Vec<(u64, egui_tiles::TileId)> = self.panes().into_iter().filter(|(k, _)| gone(*k)).collect();
+        for (key, id) in &ids {
+            self.tree.remove_recursively(*id);
+            self.sent.remove(key);
+            if self.maximized == Some(*key) {
+                self.maximized = None;
+            }
         }
-        self.tree.simplify(&simplification());
-        true
+        if !ids.is_empty() {
+            self.tree.simplify(&simplification());
+        }
+        ids.len()
     }
 
     fn set_tree(&mut self, node: Option<&LayoutNode>) {
@@ -322,42 +339,39 @@ impl Desk {
 
     /// The window a pane is in.
     fn window_of(&self, key: u64) -> Option<usize> {
-        self.surfaces.iter().position(|s| s.panes().contains_key(&key))
+        self.surfaces.iter().position(|s| s.pane_keys().any(|k| k == key))
     }
 
     pub(crate) fn set_tiles(&mut self, tiles: Vec<TileView>) {
         let keep: HashMap<u64, TileView> = tiles.into_iter().map(|t| (t.key, t)).collect();
-        let mut placed = std::collections::HashSet::new();
         for surface in &mut self.surfaces {
-            for key in surface.panes().into_keys() {
-                if keep.contains_key(&key) {
-                    placed.insert(key);
-                } else {
-                    surface.remove_pane(key);
-                }
-            }
+            surface.remove_panes(|k| !keep.contains_key(&k));
         }
+        let placed: std::collections::HashSet<u64> = self.surfaces.iter().flat_map(Surface::pane_keys).collect();
         let mut keys: Vec<u64> = keep.keys().copied().filter(|k| !placed.contains(k)).collect();
         keys.sort_unstable();
         for key in keys {
             self.main().add_pane(key);
         }
         self.views = keep;
-        for surface in &mut self.surfaces {
-            surface.tree.simplify(&simplification());
-        }
         self.close_empty();
     }
 
     /// Closes every window but the main one that has no pane left.
     fn close_empty(&mut self) {
-        let (keep, gone): (Vec<Surface>, Vec<Surface>) =
-            std::mem::take(&mut self.surfaces).into_iter().partition(|s| s.no == MAIN_WINDOW || !s.panes().is_empty());
+        let (keep, gone): (Vec<Surface>, Vec<Surface>) = std::mem::take(&mut self.surfaces)
+            .into_iter()
+            .partition(|s| s.no == MAIN_WINDOW || s.pane_keys().next().is_some());
         self.surfaces = keep;
         for s in gone {
-            self.opening.retain(|o| o.no != s.no);
-            self.closing.push(s.no);
+            self.retire(s.no);
         }
+    }
+
+    /// Window `no` is to close (and not to open, if it was still to).
+    fn retire(&mut self, no: WindowNo) {
+        self.opening.retain(|o| o.no != no);
+        self.closing.push(no);
     }
 
     fn open_window(&mut self, position: Option<(i32, i32)>, size: Option<(u32, u32)>) -> usize {
@@ -429,11 +443,11 @@ impl Desk {
             self.surfaces[at].set_tree(Some(tree));
             at += 1;
         }
-        for s in self.surfaces.drain(at..) {
-            self.opening.retain(|o| o.no != s.no);
-            self.closing.push(s.no);
+        let gone: Vec<WindowNo> = self.surfaces.drain(at..).map(|s| s.no).collect();
+        for no in gone {
+            self.retire(no);
         }
-        let placed: std::collections::HashSet<u64> = self.surfaces.iter().flat_map(|s| s.panes().into_keys()).collect();
+        let placed: std::collections::HashSet<u64> = self.surfaces.iter().flat_map(Surface::pane_keys).collect();
         let mut missing: Vec<u64> = self.views.keys().copied().filter(|k| !placed.contains(k)).collect();
         missing.sort_unstable();
         for key in missing {
@@ -516,7 +530,7 @@ impl Desk {
         // covered.
         let overlay = dialog || surface.tree.dragged_id(&ctx).is_some() || egui::Popup::is_any_open(&ctx);
         let ppp = ctx.pixels_per_point();
-        let keys: Vec<u64> = surface.panes().into_keys().collect();
+        let keys: Vec<u64> = surface.pane_keys().collect();
         for key in keys {
             let live = self.views.get(&key).is_some_and(|v| v.live);
             let rect = rects.get(&key).filter(|_| live && !overlay).map(|r| to_px(*r, ppp));
@@ -599,6 +613,11 @@ impl Desk {
         }
     }
 
+    /// What window `no` is called (its title bar, and its own bar inside).
+    pub(crate) fn window_title(&self, no: WindowNo) -> String {
+        if no == MAIN_WINDOW { self.title.clone() } else { format!("{} · window {}", self.title, no + 1) }
+    }
+
     /// Another window's bar: which window it is, and a way to send everything back (`true`
     /// when the user asked for that).
     fn window_bar(&mut self, ui: &mut egui::Ui, at: usize) -> bool {
@@ -607,7 +626,7 @@ impl Desk {
         egui::Panel::top("window-bar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(egui::RichText::new("◆").color(egui::Color32::from_rgb(76, 154, 255)));
-                ui.strong(format!("{} · window {}", self.title, no + 1));
+                ui.strong(self.window_title(no));
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     back = ui
                         .button("Move all to the main window")
@@ -671,21 +690,14 @@ impl App {
         }
     }
 
-    fn window_title(&self, no: WindowNo) -> String {
-        if no == MAIN_WINDOW { self.desk.title.clone() } else { format!("{} · window {}", self.desk.title, no + 1) }
-    }
-
     fn create_window(&mut self, event_loop: &ActiveEventLoop, opening: &Opening) -> Result<Gfx, Error> {
-        let title = self.window_title(opening.no);
+        let title = self.desk.window_title(opening.no);
         let size = opening.size.unwrap_or(if opening.no == MAIN_WINDOW { self.size } else { NEW_WINDOW_SIZE });
         if let Some(mut gfx) = self.spare.pop() {
             gfx.no = opening.no;
             gfx.held.clear();
             gfx.window.set_title(&title);
-            let _ = gfx.window.request_inner_size(winit::dpi::PhysicalSize::new(size.0, size.1));
-            if let Some((x, y)) = opening.position {
-                gfx.window.set_outer_position(winit::dpi::PhysicalPosition::new(x, y));
-            }
+            place(&gfx.window, Some(size), opening.position);
             gfx.window.set_visible(true);
             gfx.window.request_redraw();
             return Ok(gfx);
@@ -802,12 +814,7 @@ impl App {
         for opening in std::mem::take(&mut self.desk.opening) {
             if let Some(gfx) = self.windows.iter().find(|g| g.no == opening.no) {
                 // Already open: a restored workspace moves and sizes it.
-                if let Some((w, h)) = opening.size {
-                    let _ = gfx.window.request_inner_size(winit::dpi::PhysicalSize::new(w, h));
-                }
-                if let Some((x, y)) = opening.position {
-                    gfx.window.set_outer_position(winit::dpi::PhysicalPosition::new(x, y));
-                }
+                place(&gfx.window, opening.size, opening.position);
                 continue;
             }
             match self.create_window(event_loop, &opening) {
@@ -829,9 +836,7 @@ impl App {
             }
         }
         if std::mem::take(&mut self.desk.redraw_all) {
-            for gfx in &self.windows {
-                gfx.window.request_redraw();
-            }
+            self.request_redraw();
         }
     }
 
@@ -919,6 +924,16 @@ impl App {
         for gfx in &self.windows {
             gfx.window.request_redraw();
         }
+    }
+}
+
+/// Sizes and moves a window, as far as it is told.
+fn place(window: &Window, size: Option<(u32, u32)>, position: Option<(i32, i32)>) {
+    if let Some((w, h)) = size {
+        let _ = window.request_inner_size(winit::dpi::PhysicalSize::new(w, h));
+    }
+    if let Some((x, y)) = position {
+        window.set_outer_position(winit::dpi::PhysicalPosition::new(x, y));
     }
 }
 

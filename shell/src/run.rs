@@ -939,10 +939,7 @@ async fn handle(shell: &Shell, request: Request) -> Result<Value> {
 }
 
 async fn screenshot_to(shell: &Shell, path: &Path, window: Option<compositor::WindowNo>) -> Result<Value> {
-    let xid = match window {
-        None | Some(compositor::MAIN_WINDOW) => *shell.window.borrow(),
-        Some(no) => shell.windows.lock().get(&no).copied(),
-    };
+    let xid = shell.windows.lock().get(&window.unwrap_or(compositor::MAIN_WINDOW)).copied();
     let Some(xid) = xid else {
         match window {
             Some(no) if no != compositor::MAIN_WINDOW => bail!("there is no shell window {no} (see `ctl layout get`)"),

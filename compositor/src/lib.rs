@@ -8,11 +8,13 @@
 //! It draws only when something changed: with nothing to do, the event loop sleeps.
 
 pub mod channels;
+mod damage;
 pub mod dialogs;
 pub mod fuzzy;
 pub mod icons;
 pub mod launcher;
 pub mod layout;
+mod meshes;
 pub mod panels;
 mod soft;
 pub mod theme;
@@ -79,6 +81,9 @@ pub struct FrameStats {
     pub frame_ms: Vec<f32>,
     /// Of which building the UI and tessellating it, per frame.
     pub build_ms: Vec<f32>,
+    /// The share of the window's pixels each frame drew (0 to 1): drawing on the CPU, only
+    /// what changed is drawn again.
+    pub drawn: Vec<f32>,
 }
 
 /// A shell window's number. The main window ([`MAIN_WINDOW`]) has the launcher, the shell bar
@@ -169,6 +174,9 @@ pub enum Command {
     /// For `tessera bench frame --present-only`: clear and present each frame without drawing
     /// anything, which measures the floor of a frame's cost on this machine.
     PresentOnly(bool),
+    /// For `tessera bench frame --whole-frames`: draw every frame whole, as if everything
+    /// changed (without a GPU, frames otherwise draw only what changed).
+    WholeFrames(bool),
     /// Show the updater's state in the shell bar (a download's progress, or a build ready to
     /// install), or nothing.
     SetUpdate(Option<UpdateBanner>),

@@ -20,6 +20,9 @@ use x11rb::protocol::xproto::{
 use x11rb::rust_connection::RustConnection;
 
 use crate::Error;
+use crate::damage::{Area, Damage, Tracker, textures_change_pixels};
+use crate::meshes::Meshes;
+use egui::epaint::ClippedShape;
 
 fn x11<E: std::fmt::Display>(e: E) -> Error {
     Error::X11(e.to_string())
@@ -37,12 +40,17 @@ impl Device {
     /// A CPU adapter, if that is all this machine can render with; `None` when there is a GPU
     /// (its own presentation is the fast one) or no adapter at all.
     pub(crate) fn cpu() -> Option<Self> {
+        Self::first(true)
+    }
+
+    /// The first Vulkan adapter's device; with `only_cpu`, `None` if any adapter is not a CPU.
+    fn first(only_cpu: bool) -> Option<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: wgpu::Backends::VULKAN,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
-        if adapters.iter().any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu) {
+        if only_cpu && adapters.iter().any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu) {
             return None;
         }
         let adapter = adapters.into_iter().next()?;
@@ -95,29 +103,206 @@ impl Shared {
     }
 }
 
-/// One window's software presenter.
-pub(crate) struct Presenter {
+/// Where frames are drawn on the CPU device: a texture that keeps the last frame between
+/// frames (so a frame redraws only the areas that changed), and a buffer it is read back into.
+/// Knows nothing of X11.
+pub(crate) struct Canvas {
     device: Device,
-    renderer: egui_wgpu::Renderer,
-    x: Shared,
+    meshes: Meshes,
     size: (u32, u32),
-    /// The texture frames are drawn into, a view of it, and the buffer they are read into.
-    target: Option<(wgpu::Texture, wgpu::TextureView, wgpu::Buffer)>,
-    /// The last frame shown, tightly packed (4 bytes a pixel, BGRX).
-    shown: Vec<u8>,
-    /// The next frame must be shown whole (new size, or the window was just mapped).
-    whole: bool,
-}
-
-impl std::fmt::Debug for Presenter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Presenter").field("window", &self.x.window).field("size", &self.size).finish_non_exhaustive()
-    }
+    /// The texture, a view of it, and the readback buffer with its size in bytes.
+    target: Option<(wgpu::Texture, wgpu::TextureView, wgpu::Buffer, u64)>,
 }
 
 /// Bytes per row of a texture copy: rows are padded to 256 bytes.
 fn padded_row(width: u32) -> u32 {
     (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT
+}
+
+impl Canvas {
+    pub(crate) fn new(device: Device) -> Self {
+        let meshes = Meshes::new(&device.device, wgpu::TextureFormat::Bgra8Unorm);
+        Self { device, meshes, size: (0, 0), target: None }
+    }
+
+    pub(crate) fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    /// A new, empty target of `w`x`h` pixels: the next frame must be drawn whole.
+    pub(crate) fn resize(&mut self, (w, h): (u32, u32)) -> Result<(), Error> {
+        let (w, h) = (w.max(1), h.max(1));
+        let most = self.device.device.limits().max_texture_dimension_2d;
+        if w > most || h > most {
+            return Err(Error::Render(format!("a {w}x{h} window is larger than {most} pixels a side")));
+        }
+        let texture = self.device.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("tessera-frame"),
+            size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Bgra8Unorm,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        let len = u64::from(padded_row(w)) * u64::from(h);
+        self.target = Some((texture, view, self.readback(len), len));
+        self.size = (w, h);
+        Ok(())
+    }
+
+    /// A buffer of `len` bytes frames are read back into.
+    fn readback(&self, len: u64) -> wgpu::Buffer {
+        self.device.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tessera-readback"),
+            size: len,
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Applies egui's texture changes (before a frame that uses them).
+    pub(crate) fn update_textures(&mut self, textures: &egui::TexturesDelta) {
+        let (device, queue) = (&self.device.device, &self.device.queue);
+        for (id, deltas) in &textures.set {
+            for delta in deltas {
+                self.meshes.update_texture(device, queue, *id, delta);
+            }
+        }
+    }
+
+    /// Frees the textures egui is done with (after the frame).
+    pub(crate) fn free_textures(&mut self, textures: &egui::TexturesDelta) {
+        for id in &textures.free {
+            self.meshes.free_texture(id);
+        }
+    }
+
+    /// Clears `areas` (`None`: the whole target) to `clear` and draws `primitives` over it,
+    /// leaving the rest of the last frame as it was, then appends each area's pixels, row by
+    /// row, 4 bytes a pixel (BGRX), to `out`. The primitives must lie within the areas (see
+    /// [`crate::damage::within`]).
+    pub(crate) fn draw(
+        &mut self,
+        pixels_per_point: f32,
+        clear: [f32; 4],
+        primitives: &[egui::ClippedPrimitive],
+        areas: Option<&[Area]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let (w, h) = self.size;
+        let Some((_, view, _, _)) = &self.target else { return Ok(()) };
+        let (device, queue) = (&self.device.device, &self.device.queue);
+        let points = egui::vec2(w as f32, h as f32) / pixels_per_point;
+        let uploaded = self.meshes.upload(device, queue, primitives, points);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera") });
+        {
+            let [r, g, b, a] = clear.map(f64::from);
+            let colour = wgpu::Color { r, g, b, a };
+            let load = if areas.is_none() { wgpu::LoadOp::Clear(colour) } else { wgpu::LoadOp::Load };
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("tessera"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view,
+                    resolve_target: None,
+                    depth_slice: None,
+                    ops: wgpu::Operations { load, store: wgpu::StoreOp::Store },
+                })],
+                ..Default::default()
+            });
+            if let Some(areas) = areas {
+                self.meshes.clear(&mut pass, areas, colour);
+            }
+            self.meshes.draw(&mut pass, primitives, &uploaded, pixels_per_point, (w, h));
+        }
+        let whole = [Area { x: 0, y: 0, w, h }];
+        self.read(encoder, areas.unwrap_or(&whole), out)
+    }
+
+    /// Finishes `encoder` with copies of `areas` into the readback buffer, runs it, and appends
+    /// the areas' pixels, row by row, to `out`.
+    fn read(&mut self, mut encoder: wgpu::CommandEncoder, areas: &[Area], out: &mut Vec<u8>) -> Result<(), Error> {
+        let needed: u64 = areas.iter().map(|a| u64::from(padded_row(a.w)) * u64::from(a.h)).sum();
+        if self.target.as_ref().is_some_and(|t| needed > t.3) {
+            let bigger = self.readback(needed);
+            if let Some((_, _, buffer, len)) = &mut self.target {
+                (*buffer, *len) = (bigger, needed);
+            }
+        }
+        let Some((texture, _, buffer, _)) = &self.target else { return Ok(()) };
+        let mut offset = 0;
+        for a in areas {
+            encoder.copy_texture_to_buffer(
+                wgpu::TexelCopyTextureInfo {
+                    texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d { x: a.x, y: a.y, z: 0 },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::TexelCopyBufferInfo {
+                    buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset,
+                        bytes_per_row: Some(padded_row(a.w)),
+                        rows_per_image: Some(a.h),
+                    },
+                },
+                wgpu::Extent3d { width: a.w, height: a.h, depth_or_array_layers: 1 },
+            );
+            offset += u64::from(padded_row(a.w)) * u64::from(a.h);
+        }
+        self.device.queue.submit([encoder.finish()]);
+        let slice = buffer.slice(..needed.max(4));
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        self.device.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Render(e.to_string()))?;
+        {
+            let data = slice.get_mapped_range().map_err(|e| Error::Render(e.to_string()))?;
+            let mut at = 0;
+            for a in areas {
+                let (row, tight) = (padded_row(a.w) as usize, a.w as usize * 4);
+                for y in 0..a.h as usize {
+                    out.extend_from_slice(&data[at + y * row..][..tight]);
+                }
+                at += row * a.h as usize;
+            }
+        }
+        buffer.unmap();
+        Ok(())
+    }
+
+    /// The whole frame as it stands, 4 bytes a pixel (BGRX).
+    #[cfg(test)]
+    fn pixels(&mut self) -> Result<Vec<u8>, Error> {
+        let (w, h) = self.size;
+        let encoder = self.device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut out = Vec::new();
+        self.read(encoder, &[Area { x: 0, y: 0, w, h }], &mut out)?;
+        Ok(out)
+    }
+}
+
+/// One window's software presenter.
+pub(crate) struct Presenter {
+    canvas: Canvas,
+    x: Shared,
+    /// The pixels of the areas being shown, one after another (kept to save allocating).
+    pixels: Vec<u8>,
+    /// What each frame changed from the last.
+    tracker: Tracker,
+    /// The next frame must be drawn and shown whole (new size, the window was just mapped or
+    /// exposed, or a frame failed).
+    whole: bool,
+}
+
+impl std::fmt::Debug for Presenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presenter")
+            .field("window", &self.x.window)
+            .field("size", &self.canvas.size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Presenter {
@@ -162,19 +347,11 @@ impl Presenter {
         let seg = conn.generate_id().map_err(x11)?;
         let fd = rustix::fs::memfd_create("tessera-frame", rustix::fs::MemfdFlags::CLOEXEC).map_err(x11)?;
         let file = File::from(fd);
-        let renderer = egui_wgpu::Renderer::new(
-            &device.device,
-            wgpu::TextureFormat::Bgra8Unorm,
-            // Dithering costs a noise lookup per pixel, which a software rasteriser feels.
-            egui_wgpu::RendererOptions { dithering: false, ..Default::default() },
-        );
         let mut presenter = Self {
-            device,
-            renderer,
+            canvas: Canvas::new(device),
             x: Shared { conn, window, gc, seg, file, depth: geometry.depth, len: 0, next: 0, busy: [false; 2] },
-            size: (0, 0),
-            target: None,
-            shown: Vec::new(),
+            pixels: Vec::new(),
+            tracker: Tracker::default(),
             whole: true,
         };
         // Sharing the file is what fails on a connection that cannot pass one (X over TCP):
@@ -185,31 +362,54 @@ impl Presenter {
 
     /// The largest texture egui may make.
     pub(crate) fn max_texture_side(&self) -> usize {
-        self.device.device.limits().max_texture_dimension_2d as usize
+        self.canvas.device.device.limits().max_texture_dimension_2d as usize
+    }
+
+    /// What a frame of `shapes` at `size` (physical pixels) must redraw: called with every
+    /// frame's shapes, then [`Self::paint`] with the frame tessellated from what it says.
+    /// `textures`: egui's texture changes this frame (some make shapes that did not change
+    /// look different).
+    pub(crate) fn plan(
+        &mut self,
+        shapes: &[ClippedShape],
+        pixels_per_point: f32,
+        size: (u32, u32),
+        textures: &egui::TexturesDelta,
+    ) -> Damage {
+        let size = (size.0.max(1), size.1.max(1));
+        if size != self.canvas.size() && self.resize(size).is_err() {
+            // `paint` tries again and says why it cannot.
+            self.whole = true;
+        }
+        // The window's event loop may have asked for this frame because of an exposure that
+        // this connection has not read yet: after a round trip, it has.
+        if self.sync().is_err() {
+            self.whole = true;
+        }
+        let damage = self.tracker.frame(shapes, pixels_per_point, size);
+        let pixels = u64::from(size.0) * u64::from(size.1);
+        match damage {
+            _ if self.whole || textures_change_pixels(textures) => Damage::Whole,
+            // Areas that overlap so much they add up to more than the window.
+            Damage::Areas(a) if a.iter().map(Area::pixels).sum::<u64>() > pixels => Damage::Whole,
+            d => d,
+        }
+    }
+
+    /// Reads this connection's events after a round trip to the server.
+    fn sync(&mut self) -> Result<(), Error> {
+        self.x.conn.get_input_focus().map_err(x11)?.reply().map_err(x11)?;
+        while let Some(event) = self.x.conn.poll_for_event().map_err(x11)? {
+            if self.x.handle(&event) {
+                self.whole = true;
+            }
+        }
+        Ok(())
     }
 
     fn resize(&mut self, (w, h): (u32, u32)) -> Result<(), Error> {
-        let (w, h) = (w.max(1), h.max(1));
-        let most = self.device.device.limits().max_texture_dimension_2d;
-        if w > most || h > most {
-            return Err(Error::Render(format!("a {w}x{h} window is larger than {most} pixels a side")));
-        }
-        let texture = self.device.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("tessera-frame"),
-            size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Bgra8Unorm,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
-        let buffer = self.device.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("tessera-readback"),
-            size: u64::from(padded_row(w)) * u64::from(h),
-            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-            mapped_at_creation: false,
-        });
+        self.canvas.resize((w, h))?;
+        let (w, h) = self.canvas.size;
         let len = u64::from(w) * u64::from(h) * 4;
         let x = &mut self.x;
         if len > x.len {
@@ -225,16 +425,13 @@ impl Presenter {
             x.len = len;
             x.busy = [false; 2];
         }
-        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-        self.target = Some((texture, view, buffer));
-        self.shown = vec![0; usize::try_from(len).map_err(x11)?];
-        self.size = (w, h);
         self.whole = true;
         Ok(())
     }
 
-    /// Renders `primitives` over `clear` at `size` (physical pixels) and shows the rows that
-    /// changed. The texture changes are applied whatever happens: egui sends them only once.
+    /// Draws `primitives` over `clear` at `size` (physical pixels) within what [`Self::plan`]
+    /// said (`damage`), and shows those areas. The texture changes are applied whatever
+    /// happens: egui sends them only once. Returns the share of the window's pixels drawn.
     pub(crate) fn paint(
         &mut self,
         size: (u32, u32),
@@ -242,113 +439,50 @@ impl Presenter {
         clear: [f32; 4],
         primitives: &[egui::ClippedPrimitive],
         textures: &egui::TexturesDelta,
-    ) -> Result<(), Error> {
-        let (device, queue) = (&self.device.device, &self.device.queue);
-        for (id, deltas) in &textures.set {
-            for delta in deltas {
-                self.renderer.update_texture(device, queue, *id, delta);
-            }
-        }
-        let shown = self.render_and_show(size, pixels_per_point, clear, primitives);
-        for id in &textures.free {
-            self.renderer.free_texture(id);
-        }
-        shown
-    }
-
-    fn render_and_show(
-        &mut self,
-        size: (u32, u32),
-        pixels_per_point: f32,
-        clear: [f32; 4],
-        primitives: &[egui::ClippedPrimitive],
-    ) -> Result<(), Error> {
-        let (w, h) = (size.0.max(1), size.1.max(1));
-        if (w, h) != self.size {
-            self.resize((w, h))?;
-        }
-        // The window's event loop may have asked for this frame because of an exposure that
-        // this connection has not read yet: after a round trip, it has.
-        self.x.conn.get_input_focus().map_err(x11)?.reply().map_err(x11)?;
-        while let Some(event) = self.x.conn.poll_for_event().map_err(x11)? {
-            if self.x.handle(&event) {
-                self.whole = true;
-            }
-        }
-        let Some((texture, view, buffer)) = &self.target else { return Ok(()) };
-        let (device, queue) = (&self.device.device, &self.device.queue);
-        let screen = egui_wgpu::ScreenDescriptor { size_in_pixels: [w, h], pixels_per_point };
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera") });
-        let mut commands = self.renderer.update_buffers(device, queue, &mut encoder, primitives, &screen);
-        {
-            let [r, g, b, a] = clear.map(f64::from);
-            let mut pass = encoder
-                .begin_render_pass(&wgpu::RenderPassDescriptor {
-                    label: Some("tessera"),
-                    color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                        view,
-                        resolve_target: None,
-                        depth_slice: None,
-                        ops: wgpu::Operations {
-                            load: wgpu::LoadOp::Clear(wgpu::Color { r, g, b, a }),
-                            store: wgpu::StoreOp::Store,
-                        },
-                    })],
-                    ..Default::default()
-                })
-                .forget_lifetime();
-            self.renderer.render(&mut pass, primitives, &screen);
-        }
-        let row = padded_row(w);
-        encoder.copy_texture_to_buffer(
-            wgpu::TexelCopyTextureInfo {
-                texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::TexelCopyBufferInfo {
-                buffer,
-                layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row), rows_per_image: Some(h) },
-            },
-            wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-        );
-        commands.push(encoder.finish());
-        queue.submit(commands);
-        let slice = buffer.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Render(e.to_string()))?;
-        // The rows that differ from what is shown: only they go to the server.
-        let mut band: Option<(usize, usize)> = None;
-        {
-            let data = slice.get_mapped_range().map_err(|e| Error::Render(e.to_string()))?;
-            let tight = w as usize * 4;
-            for y in 0..h as usize {
-                let src = &data[y * row as usize..][..tight];
-                let dst = &mut self.shown[y * tight..][..tight];
-                if self.whole || src != dst {
-                    dst.copy_from_slice(src);
-                    band = Some(band.map_or((y, y + 1), |(a, _)| (a, y + 1)));
-                }
-            }
-        }
-        buffer.unmap();
-        self.whole = false;
-        let shown = band.map_or(Ok(()), |rows| self.show(rows));
+        damage: &Damage,
+    ) -> Result<f32, Error> {
+        self.canvas.update_textures(textures);
+        let shown = self.draw_and_show(size, pixels_per_point, clear, primitives, damage);
+        self.canvas.free_textures(textures);
         if shown.is_err() {
-            // `shown` holds rows the server may never have had.
+            // The target or the window may be missing part of this frame.
             self.whole = true;
         }
         shown
     }
 
-    /// Writes rows `from..to` of the frame into a free half of the shared segment and has the
-    /// server copy them into the window (without waiting for it to finish).
-    fn show(&mut self, (from, to): (usize, usize)) -> Result<(), Error> {
-        let (w, h) = self.size;
-        let tight = w as usize * 4;
-        let start = from * tight;
-        let bytes = &self.shown[start..to * tight];
+    fn draw_and_show(
+        &mut self,
+        size: (u32, u32),
+        pixels_per_point: f32,
+        clear: [f32; 4],
+        primitives: &[egui::ClippedPrimitive],
+        damage: &Damage,
+    ) -> Result<f32, Error> {
+        let (w, h) = (size.0.max(1), size.1.max(1));
+        if (w, h) != self.canvas.size() {
+            self.resize((w, h))?;
+        }
+        let whole = [Area { x: 0, y: 0, w, h }];
+        let areas = match damage {
+            Damage::Whole => None,
+            // Planned for a frame that was not drawn whole though it had to be.
+            Damage::Areas(_) if self.whole => return Err(Error::Render("a frame that must be whole was not".into())),
+            Damage::Areas(a) if a.is_empty() => return Ok(0.0),
+            Damage::Areas(a) => Some(a.as_slice()),
+        };
+        self.pixels.clear();
+        self.canvas.draw(pixels_per_point, clear, primitives, areas, &mut self.pixels)?;
+        self.whole = false;
+        let areas = areas.unwrap_or(&whole);
+        self.show(areas)?;
+        let drawn: u64 = areas.iter().map(Area::pixels).sum();
+        Ok((drawn as f64 / whole[0].pixels() as f64) as f32)
+    }
+
+    /// Writes the pixels of `areas` into a free half of the shared segment and has the server
+    /// copy each into the window (without waiting for it to finish).
+    fn show(&mut self, areas: &[Area]) -> Result<(), Error> {
         let x = &mut self.x;
         let half = x.next;
         x.next ^= 1;
@@ -370,27 +504,33 @@ impl Presenter {
             }
         }
         let base = half as u64 * x.len;
-        x.file.write_all_at(bytes, base + start as u64).map_err(x11)?;
-        let short = |v: usize| u16::try_from(v).map_err(|_| Error::X11(format!("{v} pixels is too big for X11")));
-        x.conn
-            .shm_put_image(
-                x.window,
-                x.gc,
-                short(w as usize)?,
-                short(h as usize)?,
-                0,
-                short(from)?,
-                short(w as usize)?,
-                short(to - from)?,
-                0,
-                i16::try_from(from).map_err(x11)?,
-                x.depth,
-                ImageFormat::Z_PIXMAP.into(),
-                true,
-                x.seg,
-                u32::try_from(base).map_err(x11)?,
-            )
-            .map_err(x11)?;
+        x.file.write_all_at(&self.pixels, base).map_err(x11)?;
+        let short = |v: u32| u16::try_from(v).map_err(|_| Error::X11(format!("{v} pixels is too big for X11")));
+        let mut offset = base;
+        for (i, a) in areas.iter().enumerate() {
+            // Each area is an image of its own in the segment; the server copies them in
+            // order, so only the last needs to say when it is done.
+            x.conn
+                .shm_put_image(
+                    x.window,
+                    x.gc,
+                    short(a.w)?,
+                    short(a.h)?,
+                    0,
+                    0,
+                    short(a.w)?,
+                    short(a.h)?,
+                    i16::try_from(a.x).map_err(x11)?,
+                    i16::try_from(a.y).map_err(x11)?,
+                    x.depth,
+                    ImageFormat::Z_PIXMAP.into(),
+                    i + 1 == areas.len(),
+                    x.seg,
+                    u32::try_from(offset).map_err(x11)?,
+                )
+                .map_err(x11)?;
+            offset += a.pixels() * 4;
+        }
         x.conn.flush().map_err(x11)?;
         x.busy[half] = true;
         Ok(())
@@ -402,5 +542,117 @@ impl Drop for Presenter {
         let _ = self.x.conn.shm_detach(self.x.seg);
         let _ = self.x.conn.free_gc(self.x.gc);
         let _ = self.x.conn.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::{Color32, Pos2, Rect, Stroke, StrokeKind, pos2, vec2};
+
+    use super::*;
+    use crate::damage::within;
+
+    /// Frame `i` of a scene where some shapes stay, some move, change colour, size, text or
+    /// clip, two overlapping ones swap order, and new glyphs arrive now and then.
+    fn scene(ui: &mut egui::Ui, i: u32) {
+        let p = ui.painter();
+        let f = i as f32;
+        p.text(
+            pos2(10.0, 10.0),
+            egui::Align2::LEFT_TOP,
+            "A line that never changes",
+            egui::FontId::proportional(14.0),
+            Color32::LIGHT_GRAY,
+        );
+        p.rect_filled(
+            Rect::from_min_size(pos2(20.0 + (i * 37 % 300) as f32, 60.0), vec2(80.0, 30.0)),
+            6.0,
+            Color32::from_rgb(40, 120, 220),
+        );
+        let outline = if i.is_multiple_of(2) { Color32::RED } else { Color32::GREEN };
+        p.rect_stroke(
+            Rect::from_min_size(pos2(30.0, 120.0), vec2(300.0, 200.0)),
+            8.0,
+            Stroke::new(1.5, outline),
+            StrokeKind::Inside,
+        );
+        let a = Rect::from_min_size(pos2(360.0, 40.0), vec2(120.0, 90.0));
+        let b = a.translate(vec2(50.0, 40.0));
+        let (first, second) = if (i / 3).is_multiple_of(2) { (a, b) } else { (b, a) };
+        p.rect_filled(first, 0.0, Color32::from_rgba_unmultiplied(200, 60, 60, 200));
+        p.rect_filled(second, 0.0, Color32::from_rgba_unmultiplied(60, 200, 60, 200));
+        p.circle_filled(pos2(500.0, 300.0), 10.0 + (i % 5) as f32 * 3.0, Color32::YELLOW);
+        p.line_segment(
+            [pos2(10.0, 380.0), pos2(600.0, 340.0 + (i % 4) as f32 * 10.0)],
+            Stroke::new(1.0, Color32::WHITE),
+        );
+        p.text(
+            pos2(40.0 + f * 13.0 % 200.0, 200.0),
+            egui::Align2::LEFT_TOP,
+            format!("frame {i}"),
+            egui::FontId::monospace(12.0 + (i % 3) as f32),
+            Color32::WHITE,
+        );
+        if i % 7 == 6 {
+            p.text(
+                pos2(200.0, 150.0),
+                egui::Align2::CENTER_CENTER,
+                format!("Ünïcødé {}", char::from(b'a' + (i % 26) as u8)),
+                egui::FontId::proportional(22.0 + f),
+                Color32::WHITE,
+            );
+        }
+        let clip = Rect::from_min_size(pos2(100.0, 250.0), vec2(60.0 + (i % 6) as f32 * 20.0, 60.0));
+        p.with_clip_rect(clip).circle_filled(pos2(180.0, 280.0), 70.0, Color32::from_rgb(150, 80, 200));
+    }
+
+    #[test]
+    fn drawing_only_what_changed_gives_the_pixels_of_drawing_everything() {
+        let device = Device::first(false).expect("a Vulkan adapter (Mesa lavapipe) to draw with");
+        for ppp in [1.0, 1.5] {
+            let (w, h) = ((640.0 * ppp) as u32, (400.0 * ppp) as u32);
+            let ctx = egui::Context::default();
+            let (mut whole, mut part) = (Canvas::new(device.clone()), Canvas::new(device.clone()));
+            whole.resize((w, h)).expect("a small target");
+            part.resize((w, h)).expect("a small target");
+            let mut tracker = Tracker::default();
+            let clear = crate::theme::CLEAR.to_normalized_gamma_f32();
+            let mut partial = 0;
+            for i in 0..40 {
+                let input = egui::RawInput {
+                    screen_rect: Some(Rect::from_min_size(Pos2::ZERO, vec2(w as f32, h as f32) / ppp)),
+                    ..Default::default()
+                };
+                ctx.set_pixels_per_point(ppp);
+                let out = ctx.run_ui(input, |ui| scene(ui, i));
+                let mut textures = out.textures_delta;
+                let damage = match tracker.frame(&out.shapes, ppp, (w, h)) {
+                    _ if textures_change_pixels(&textures) => Damage::Whole,
+                    d => d,
+                };
+                whole.update_textures(&textures);
+                part.update_textures(&textures);
+                let all = ctx.tessellate(out.shapes.clone(), ppp);
+                let mut scratch = Vec::new();
+                whole.draw(ppp, clear, &all, None, &mut scratch).expect("drawn whole");
+                match &damage {
+                    Damage::Whole => part.draw(ppp, clear, &all, None, &mut scratch).expect("drawn whole"),
+                    Damage::Areas(areas) => {
+                        partial += 1;
+                        if !areas.is_empty() {
+                            let some = ctx.tessellate(within(&out.shapes, areas, ppp), ppp);
+                            part.draw(ppp, clear, &some, Some(areas), &mut scratch).expect("drawn in part");
+                        }
+                    }
+                }
+                whole.free_textures(&textures);
+                part.free_textures(&textures);
+                textures.clear();
+                let (a, b) = (whole.pixels().expect("read back"), part.pixels().expect("read back"));
+                let differ = a.chunks(4).zip(b.chunks(4)).filter(|(x, y)| x != y).count();
+                assert_eq!(differ, 0, "frame {i} at scale {ppp}: {differ} pixels differ ({damage:?})");
+            }
+            assert!(partial >= 25, "only {partial} of 40 frames were drawn in part at scale {ppp}");
+        }
     }
 }

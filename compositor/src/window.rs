@@ -10,6 +10,7 @@ use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
 use winit::window::{Window, WindowId};
 
+use crate::damage::Damage;
 use crate::dialogs::{Consent, ConsentRequest, Resolver, ResolverRequest};
 use crate::launcher::Launcher;
 use crate::layout::{self, LayoutNode, Pane};
@@ -54,6 +55,7 @@ impl Compositor {
             failure: None,
             stats: FrameStats::default(),
             present_only: false,
+            whole_frames: false,
             soft: None,
         };
         Ok((Self { event_loop, app }, handle))
@@ -657,6 +659,8 @@ struct App {
     stats: FrameStats,
     /// Draw nothing, only clear and present (a bench's floor).
     present_only: bool,
+    /// Draw every frame whole (a bench's comparison).
+    whole_frames: bool,
     /// The CPU device for shared-memory presentation: `None` until looked for, then whether
     /// there is one.
     soft: Option<Option<crate::soft::Device>>,
@@ -850,13 +854,32 @@ impl App {
         let full_output = gfx.ctx.run_ui(raw_input, |ui| desk.ui(no, ui, &mut events));
         gfx.state.handle_platform_output(&gfx.window, full_output.platform_output);
         let ppp = full_output.pixels_per_point;
-        let mut primitives = gfx.ctx.tessellate(full_output.shapes, ppp);
-        if self.present_only {
-            primitives.clear();
-        }
+        let size = gfx.window.inner_size();
         let mut textures = full_output.textures_delta;
+        let mut shapes = full_output.shapes;
+        // Drawing on the CPU, only what changed is drawn again: only the shapes there are
+        // tessellated, clipped to it.
+        let damage = match &mut gfx.painter {
+            Paint::Soft(presenter) => match presenter.plan(&shapes, ppp, (size.width, size.height), &textures) {
+                _ if self.whole_frames => Damage::Whole,
+                d => d,
+            },
+            Paint::Surface(_) => Damage::Whole,
+        };
+        if let Damage::Areas(areas) = &damage {
+            shapes = crate::damage::within(&shapes, areas, ppp);
+        }
+        let damage = if self.present_only {
+            shapes.clear();
+            Damage::Whole
+        } else {
+            damage
+        };
+        let primitives = gfx.ctx.tessellate(shapes, ppp);
         let built = started.elapsed();
         let bg = theme::CLEAR.to_normalized_gamma_f32();
+        // The share of the window's pixels drawn: all of them, unless the presenter says less.
+        let mut drawn = 1.0;
         match &mut gfx.painter {
             Paint::Surface(painter) => {
                 painter.paint_and_update_textures(
@@ -870,13 +893,14 @@ impl App {
                 );
             }
             Paint::Soft(presenter) => {
-                let size = gfx.window.inner_size();
-                match presenter.paint((size.width, size.height), ppp, bg, &primitives, &textures) {
-                    Ok(()) if gfx.failures > 0 => {
-                        tracing::info!(window = gfx.no, after = gfx.failures, "frames are shown again");
-                        gfx.failures = 0;
+                match presenter.paint((size.width, size.height), ppp, bg, &primitives, &textures, &damage) {
+                    Ok(share) => {
+                        drawn = share;
+                        if gfx.failures > 0 {
+                            tracing::info!(window = gfx.no, after = gfx.failures, "frames are shown again");
+                            gfx.failures = 0;
+                        }
                     }
-                    Ok(()) => {}
                     Err(e) => {
                         // Once, then now and then: a broken display must not flood the log.
                         if gfx.failures % 1000 == 0 {
@@ -894,7 +918,9 @@ impl App {
         if self.stats.frame_ms.len() >= FRAME_HISTORY {
             self.stats.frame_ms.drain(..FRAME_HISTORY / 2);
             self.stats.build_ms.drain(..FRAME_HISTORY / 2);
+            self.stats.drawn.drain(..FRAME_HISTORY / 2);
         }
+        self.stats.drawn.push(drawn);
         self.stats.frame_ms.push(started.elapsed().as_secs_f32() * 1000.0);
         self.stats.build_ms.push(built.as_secs_f32() * 1000.0);
         // An animation gets at most 60 frames a second (wgpu's surface paces itself by the
@@ -1180,6 +1206,7 @@ impl ApplicationHandler<Command> for App {
                 }
             }
             Command::PresentOnly(on) => self.present_only = on,
+            Command::WholeFrames(on) => self.whole_frames = on,
             Command::SetUpdate(banner) => {
                 if self.desk.update == banner {
                     return;

@@ -359,6 +359,10 @@ pub(crate) struct FrameBenchArgs {
     /// Clear and present each frame without drawing anything: the floor of a frame's cost here.
     #[arg(long)]
     pub(crate) present_only: bool,
+    /// Draw every frame whole, as if everything changed (without a GPU, a frame otherwise
+    /// draws only the areas that changed): what the whole frame costs.
+    #[arg(long)]
+    pub(crate) whole_frames: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -26,11 +26,15 @@ struct Report {
     frame_ms_max: f64,
     build_ms_p50: f64,
     build_ms_p99: f64,
+    /// The share of the window's pixels a frame drew, in percent.
+    drawn_percent_p50: f64,
+    drawn_percent_p99: f64,
     idle_seconds: f64,
     idle_frames_per_sec: f64,
     idle_cpu_percent: f64,
     optimized_build: bool,
     present_only: bool,
+    whole_frames: bool,
 }
 
 /// The `i`th layout of a sequence that exercises splits, tabs and shares.
@@ -105,6 +109,7 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
     std::thread::spawn(move || while drain.recv().is_ok() {});
     let tiles = args.tiles;
     handle.send(UiCommand::PresentOnly(args.present_only));
+    handle.send(UiCommand::WholeFrames(args.whole_frames));
     handle.send(UiCommand::SetTiles(
         (0..tiles)
             .map(|k| TileView {
@@ -165,6 +170,8 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
         us
     };
     let (ms, build) = (sorted_us(&busy.frame_ms), sorted_us(&busy.build_ms));
+    // Shares (0 to 1) in the same units: `pick` gives them back as shares.
+    let drawn = sorted_us(&busy.drawn);
     let pick = |us: &[u64], p: f64| percentile(us, p) as f64 / 1000.0;
     Ok(Report {
         tiles,
@@ -177,11 +184,14 @@ fn drive(handle: &compositor::Handle, events: &flume::Receiver<UiEvent>, args: &
         frame_ms_max: ms.last().map_or(0.0, |us| *us as f64 / 1000.0),
         build_ms_p50: pick(&build, 50.0),
         build_ms_p99: pick(&build, 99.0),
+        drawn_percent_p50: pick(&drawn, 50.0) * 100.0,
+        drawn_percent_p99: pick(&drawn, 99.0) * 100.0,
         idle_seconds: idle.as_secs_f64(),
         idle_frames_per_sec: quiet.frames as f64 / idle.as_secs_f64(),
         idle_cpu_percent: 100.0 * (cpu1 - cpu0) / idle.as_secs_f64(),
         optimized_build: !cfg!(debug_assertions),
         present_only: args.present_only,
+        whole_frames: args.whole_frames,
     })
 }
 
@@ -214,6 +224,7 @@ pub(crate) fn run(args: &FrameBenchArgs) -> Result<()> {
             r.frame_ms_p50, r.frame_ms_p99, r.frame_ms_max
         );
         println!("    of which UI build     {:.2} / {:.2} ms", r.build_ms_p50, r.build_ms_p99);
+        println!("  pixels drawn p50 / p99 {:.1} / {:.1}% of the window", r.drawn_percent_p50, r.drawn_percent_p99);
         println!("  idle frames per second  {:.2} over {:.0} s", r.idle_frames_per_sec, r.idle_seconds);
         println!("  idle CPU                {:.2}%", r.idle_cpu_percent);
         if !r.optimized_build {

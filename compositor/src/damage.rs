@@ -1,0 +1,510 @@
+//! What changed between two frames, so that a software rasteriser redraws only that.
+//!
+//! egui lays out and paints its whole window every frame. On a GPU that costs nothing worth
+//! counting; on the CPU (Mesa lavapipe) every pixel and every triangle rasterised does. The
+//! software presenter keeps the last frame in its texture, and [`Tracker`] compares the new
+//! frame's shapes with the last's: a shape added, removed, changed or moved marks where it was
+//! and where it is; a shape painted in a new order relative to another marks where it is. Only
+//! those areas are cleared, drawn again (every shape of the new frame, clipped to them), read
+//! back and sent to the X server.
+//!
+//! Why that is enough: a pixel's colour depends only on the shapes that cover it, in their
+//! painting order. If neither the set nor the order of those shapes changed, the pixel did not.
+//! If a shape covering it appeared, went or changed, the pixel lies in that shape's bounds
+//! (kept by old or new frame); if two unchanged shapes covering it swapped order, one of the two
+//! is marked, and both cover the pixel.
+
+use std::hash::{Hash as _, Hasher as _};
+
+use egui::epaint::ClippedShape;
+use egui::{Rect, Shape};
+
+/// A rectangle of a window, in physical pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Area {
+    pub(crate) x: u32,
+    pub(crate) y: u32,
+    pub(crate) w: u32,
+    pub(crate) h: u32,
+}
+
+impl Area {
+    pub(crate) fn pixels(&self) -> u64 {
+        u64::from(self.w) * u64::from(self.h)
+    }
+
+    fn union(&self, o: &Self) -> Self {
+        let (x, y) = (self.x.min(o.x), self.y.min(o.y));
+        let right = (self.x + self.w).max(o.x + o.w);
+        let bottom = (self.y + self.h).max(o.y + o.h);
+        Self { x, y, w: right - x, h: bottom - y }
+    }
+
+    fn overlaps(&self, o: &Self) -> bool {
+        o.x < self.x + self.w && self.x < o.x + o.w && o.y < self.y + self.h && self.y < o.y + o.h
+    }
+}
+
+/// What a frame must redraw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Damage {
+    /// Everything: the first frame, a new size or scale, or too much changed to bother.
+    Whole,
+    /// These areas, which do not overlap; none means the frame looks like the last.
+    Areas(Vec<Area>),
+}
+
+/// Pixels added around each changed shape's bounds: anti-aliasing feathers edges by a pixel,
+/// and rectangles are rounded to whole pixels.
+const PAD: f32 = 2.0;
+
+/// The most areas a frame redraws separately: each costs a pass over the frame's meshes.
+const MOST_AREAS: usize = 16;
+
+/// Two areas closer than this (the pixels their union adds) are drawn as one.
+const FREE_MERGE: u64 = 32 * 32;
+
+/// Past this share of the window, the whole frame is drawn.
+const WHOLE_SHARE: f64 = 0.6;
+
+/// Remembers the last frame's shapes and tells what the next one changes.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    last: Vec<ClippedShape>,
+    /// The last frame's shape keys with their indices, sorted.
+    keys: Vec<(u64, u32)>,
+    pixels_per_point: f32,
+    size: (u32, u32),
+}
+
+impl Tracker {
+    /// What a frame of `shapes` at `size` (physical pixels) redraws, relative to the frame
+    /// given last.
+    pub(crate) fn frame(&mut self, shapes: &[ClippedShape], pixels_per_point: f32, size: (u32, u32)) -> Damage {
+        let mut keys: Vec<(u64, u32)> = shapes.iter().zip(0u32..).map(|(s, i)| (key(s), i)).collect();
+        let damage = if size != self.size || pixels_per_point != self.pixels_per_point {
+            Damage::Whole
+        } else {
+            let mut changed = Vec::new();
+            let mut used = vec![false; self.last.len()];
+            // The last frame's index of the latest shape found unchanged and in order.
+            let mut latest: Option<usize> = None;
+            for (shape, &(k, _)) in shapes.iter().zip(&keys) {
+                let from = self.keys.partition_point(|(key, _)| *key < k);
+                let found = self.keys[from..]
+                    .iter()
+                    .take_while(|(key, _)| *key == k)
+                    .map(|&(_, i)| i as usize)
+                    .find(|&i| !used[i] && self.last[i] == *shape);
+                match found {
+                    Some(i) => {
+                        used[i] = true;
+                        if latest.is_some_and(|l| i < l) {
+                            covered(shape, &mut changed);
+                        } else {
+                            latest = Some(i);
+                        }
+                    }
+                    None => covered(shape, &mut changed),
+                }
+            }
+            for (shape, used) in self.last.iter().zip(used) {
+                if !used {
+                    covered(shape, &mut changed);
+                }
+            }
+            areas(&changed, pixels_per_point, size)
+        };
+        keys.sort_unstable();
+        self.keys = keys;
+        self.last = shapes.to_vec();
+        self.pixels_per_point = pixels_per_point;
+        self.size = size;
+        damage
+    }
+}
+
+/// Shapes equal to each other have the same key; most shapes that differ have different ones.
+fn key(s: &ClippedShape) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    std::mem::discriminant(&s.shape).hash(&mut h);
+    let b = bounds(s);
+    for v in [s.clip_rect.min, s.clip_rect.max, b.min, b.max] {
+        h.write_u32(v.x.to_bits());
+        h.write_u32(v.y.to_bits());
+    }
+    h.finish()
+}
+
+/// Where a shape paints, before clipping (in points).
+fn bounds(s: &ClippedShape) -> Rect {
+    s.transform_after_tessellation * s.shape.visual_bounding_rect()
+}
+
+/// Adds the rectangles (in points) that `shape` may paint to `out`. An outline (a stroked
+/// rectangle not filled) covers only its edges, not the tile or panel it frames.
+fn covered(s: &ClippedShape, out: &mut Vec<Rect>) {
+    let bounds = bounds(s);
+    if let Shape::Rect(r) = &s.shape
+        && s.transform_after_tessellation == egui::emath::TSTransform::IDENTITY
+        && r.fill == egui::Color32::TRANSPARENT
+        && r.blur_width == 0.0
+        && r.brush.is_none()
+        && r.angle == 0.0
+    {
+        let c = r.corner_radius;
+        let t = r.stroke.width + f32::from(c.nw.max(c.ne).max(c.sw).max(c.se));
+        if 2.0 * t < bounds.width().min(bounds.height()) {
+            let (min, max) = (bounds.min, bounds.max);
+            for edge in [
+                Rect::from_min_max(min, egui::pos2(max.x, min.y + t)),
+                Rect::from_min_max(egui::pos2(min.x, max.y - t), max),
+                Rect::from_min_max(min, egui::pos2(min.x + t, max.y)),
+                Rect::from_min_max(egui::pos2(max.x - t, min.y), max),
+            ] {
+                push(edge.intersect(s.clip_rect), out);
+            }
+            return;
+        }
+    }
+    push(bounds.intersect(s.clip_rect), out);
+}
+
+fn push(r: Rect, out: &mut Vec<Rect>) {
+    if r.is_positive() && r.is_finite() {
+        out.push(r);
+    }
+}
+
+/// Turns rectangles in points into a few areas of physical pixels that cover them.
+fn areas(changed: &[Rect], pixels_per_point: f32, (w, h): (u32, u32)) -> Damage {
+    if changed.is_empty() || w == 0 || h == 0 {
+        return Damage::Areas(Vec::new());
+    }
+    let px: Vec<Area> = changed
+        .iter()
+        .filter_map(|r| {
+            let clamp = |v: f32, most: u32| v.clamp(0.0, most as f32) as u32;
+            let x0 = clamp((r.min.x * pixels_per_point).floor() - PAD, w);
+            let y0 = clamp((r.min.y * pixels_per_point).floor() - PAD, h);
+            let x1 = clamp((r.max.x * pixels_per_point).ceil() + PAD, w);
+            let y1 = clamp((r.max.y * pixels_per_point).ceil() + PAD, h);
+            (x1 > x0 && y1 > y0).then_some(Area { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
+        })
+        .collect();
+    // A grid of cells, coarser until the areas are few enough to merge by hand and merge into
+    // few enough; past the coarsest, the whole window is drawn.
+    let mut cell = 8;
+    let found = loop {
+        let mut found = gridded(&px, cell, (w, h));
+        if found.len() <= 4 * MOST_AREAS && merge(&mut found) {
+            break found;
+        }
+        if cell >= 128 {
+            return Damage::Whole;
+        }
+        cell *= 2;
+    };
+    let drawn: u64 = found.iter().map(Area::pixels).sum();
+    if drawn as f64 > WHOLE_SHARE * f64::from(w) * f64::from(h) {
+        return Damage::Whole;
+    }
+    Damage::Areas(found)
+}
+
+/// The cells of `cell` pixels that `px` touches, as rectangles: runs of cells in a row, and
+/// runs of the same columns in rows one under another joined.
+fn gridded(px: &[Area], cell: u32, (w, h): (u32, u32)) -> Vec<Area> {
+    let (cols, rows) = (w.div_ceil(cell) as usize, h.div_ceil(cell) as usize);
+    let mut marked = vec![false; cols * rows];
+    for a in px {
+        let (c0, c1) = ((a.x / cell) as usize, ((a.x + a.w - 1) / cell) as usize);
+        for r in (a.y / cell) as usize..=((a.y + a.h - 1) / cell) as usize {
+            marked[r * cols + c0..=r * cols + c1].fill(true);
+        }
+    }
+    // Rectangles still growing downwards, in cells: (first column, end column, first row).
+    let mut open: Vec<(usize, usize, usize)> = Vec::new();
+    let mut done = Vec::new();
+    let mut close = |(c0, c1, r0): (usize, usize, usize), r1: usize| {
+        let x = c0 as u32 * cell;
+        let y = r0 as u32 * cell;
+        done.push(Area { x, y, w: (c1 as u32 * cell).min(w) - x, h: (r1 as u32 * cell).min(h) - y });
+    };
+    for r in 0..rows {
+        let row = &marked[r * cols..(r + 1) * cols];
+        let mut runs = Vec::new();
+        let mut c = 0;
+        while c < cols {
+            if row[c] {
+                let start = c;
+                while c < cols && row[c] {
+                    c += 1;
+                }
+                runs.push((start, c));
+            } else {
+                c += 1;
+            }
+        }
+        let mut next = Vec::with_capacity(runs.len());
+        for o in open.drain(..) {
+            if runs.contains(&(o.0, o.1)) {
+                next.push(o);
+            } else {
+                close(o, r);
+            }
+        }
+        for run in runs {
+            if !next.iter().any(|o| (o.0, o.1) == run) {
+                next.push((run.0, run.1, r));
+            }
+        }
+        open = next;
+    }
+    for o in open {
+        close(o, rows);
+    }
+    done
+}
+
+/// Joins areas while there are too many, or while two are nearly one: each time the pair whose
+/// union adds the fewest pixels and covers no third area (areas must not overlap: a mesh drawn
+/// twice blends twice). Returns whether they are now few enough.
+fn merge(found: &mut Vec<Area>) -> bool {
+    while found.len() > 1 {
+        let mut pairs: Vec<(u64, usize, usize)> = Vec::with_capacity(found.len() * found.len() / 2);
+        for i in 0..found.len() {
+            for j in i + 1..found.len() {
+                let u = found[i].union(&found[j]);
+                pairs.push((u.pixels().saturating_sub(found[i].pixels() + found[j].pixels()), i, j));
+            }
+        }
+        pairs.sort_unstable();
+        let best = pairs.into_iter().find(|&(_, i, j)| {
+            let u = found[i].union(&found[j]);
+            found.iter().enumerate().all(|(k, a)| k == i || k == j || !a.overlaps(&u))
+        });
+        let Some((waste, i, j)) = best else { break };
+        if found.len() <= MOST_AREAS && waste > FREE_MERGE {
+            break;
+        }
+        let u = found[i].union(&found[j]);
+        found.swap_remove(j);
+        found.swap_remove(i);
+        found.push(u);
+    }
+    found.len() <= MOST_AREAS
+}
+
+/// Whether egui's texture changes this frame can change pixels of shapes that did not change:
+/// a texture made anew, or an image changed in place. Glyphs added to the font atlas cannot
+/// (they go where nothing is drawn from yet; the shapes that use them are new).
+pub(crate) fn textures_change_pixels(textures: &egui::TexturesDelta) -> bool {
+    textures.set.iter().any(|(id, ds)| *id != egui::TextureId::default() || ds.iter().any(|d| d.pos.is_none()))
+}
+
+/// The shapes of a frame that paint within `areas`, once for each area they touch, clipped to
+/// it: tessellated, they draw only what [`Tracker`] said changed. (A software rasteriser sets
+/// up every triangle it is given, even those its scissor then throws away.)
+pub(crate) fn within(shapes: &[ClippedShape], areas: &[Area], pixels_per_point: f32) -> Vec<ClippedShape> {
+    let rects: Vec<Rect> = areas
+        .iter()
+        .map(|a| {
+            Rect::from_min_max(
+                egui::pos2(a.x as f32, a.y as f32) / pixels_per_point,
+                egui::pos2((a.x + a.w) as f32, (a.y + a.h) as f32) / pixels_per_point,
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for s in shapes {
+        // Anti-aliasing paints a little outside a shape's bounds.
+        let bounds = bounds(s).intersect(s.clip_rect).expand(1.0);
+        if !bounds.is_positive() {
+            continue;
+        }
+        for r in &rects {
+            if r.intersects(bounds) {
+                out.push(ClippedShape {
+                    clip_rect: s.clip_rect.intersect(*r),
+                    shape: s.shape.clone(),
+                    transform_after_tessellation: s.transform_after_tessellation,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::{Color32, Stroke, StrokeKind, pos2, vec2};
+
+    use super::*;
+
+    const SIZE: (u32, u32) = (800, 600);
+
+    fn shapes(list: &[Shape]) -> Vec<ClippedShape> {
+        let screen = Rect::from_min_size(pos2(0.0, 0.0), vec2(800.0, 600.0));
+        list.iter().map(|s| ClippedShape::new(screen, s.clone())).collect()
+    }
+
+    fn fill(x: f32, y: f32, w: f32, h: f32, c: Color32) -> Shape {
+        Shape::rect_filled(Rect::from_min_size(pos2(x, y), vec2(w, h)), 0.0, c)
+    }
+
+    fn covers(d: &Damage, x: u32, y: u32) -> bool {
+        match d {
+            Damage::Whole => true,
+            Damage::Areas(a) => a.iter().any(|a| x >= a.x && x < a.x + a.w && y >= a.y && y < a.y + a.h),
+        }
+    }
+
+    fn drawn(d: &Damage) -> u64 {
+        match d {
+            Damage::Whole => u64::from(SIZE.0 * SIZE.1),
+            Damage::Areas(a) => a.iter().map(Area::pixels).sum(),
+        }
+    }
+
+    #[test]
+    fn the_first_frame_a_new_size_and_a_new_scale_are_drawn_whole() {
+        let mut t = Tracker::default();
+        let s = shapes(&[fill(10.0, 10.0, 20.0, 20.0, Color32::RED)]);
+        assert_eq!(t.frame(&s, 1.0, SIZE), Damage::Whole);
+        assert_eq!(t.frame(&s, 1.0, SIZE), Damage::Areas(Vec::new()));
+        assert_eq!(t.frame(&s, 1.0, (801, 600)), Damage::Whole);
+        assert_eq!(t.frame(&s, 1.5, (801, 600)), Damage::Whole);
+    }
+
+    #[test]
+    fn a_moved_shape_redraws_where_it_was_and_where_it_is_and_nothing_far() {
+        let mut t = Tracker::default();
+        let still = fill(600.0, 400.0, 50.0, 50.0, Color32::BLUE);
+        t.frame(&shapes(&[fill(10.0, 10.0, 20.0, 20.0, Color32::RED), still.clone()]), 1.0, SIZE);
+        let d = t.frame(&shapes(&[fill(100.0, 10.0, 20.0, 20.0, Color32::RED), still]), 1.0, SIZE);
+        for (x, y) in [(10, 10), (29, 29), (100, 10), (119, 29)] {
+            assert!(covers(&d, x, y), "{x},{y} not redrawn: {d:?}");
+        }
+        assert!(!covers(&d, 620, 420), "the shape that stayed is redrawn: {d:?}");
+        assert!(drawn(&d) < 6_000, "{d:?}");
+    }
+
+    #[test]
+    fn a_new_colour_a_removed_shape_and_a_new_clip_are_changes() {
+        let mut t = Tracker::default();
+        let a = fill(10.0, 10.0, 20.0, 20.0, Color32::RED);
+        let b = fill(300.0, 300.0, 20.0, 20.0, Color32::RED);
+        t.frame(&shapes(&[a.clone(), b.clone()]), 1.0, SIZE);
+        let d = t.frame(&shapes(&[fill(10.0, 10.0, 20.0, 20.0, Color32::GREEN)]), 1.0, SIZE);
+        assert!(covers(&d, 15, 15) && covers(&d, 305, 305), "{d:?}");
+        let mut clipped = shapes(&[fill(10.0, 10.0, 20.0, 20.0, Color32::GREEN)]);
+        clipped[0].clip_rect = Rect::from_min_size(pos2(0.0, 0.0), vec2(20.0, 20.0));
+        let d = t.frame(&clipped, 1.0, SIZE);
+        assert!(covers(&d, 25, 25), "{d:?}");
+    }
+
+    #[test]
+    fn two_overlapping_shapes_that_swap_order_redraw_their_overlap() {
+        let mut t = Tracker::default();
+        let a = fill(10.0, 10.0, 40.0, 40.0, Color32::RED);
+        let b = fill(30.0, 30.0, 40.0, 40.0, Color32::BLUE);
+        t.frame(&shapes(&[a.clone(), b.clone()]), 1.0, SIZE);
+        let d = t.frame(&shapes(&[b, a]), 1.0, SIZE);
+        assert!(covers(&d, 40, 40), "{d:?}");
+    }
+
+    #[test]
+    fn an_outline_redraws_its_edges_not_what_it_frames() {
+        let mut t = Tracker::default();
+        let frame = |c| {
+            Shape::rect_stroke(
+                Rect::from_min_size(pos2(100.0, 100.0), vec2(400.0, 300.0)),
+                4.0,
+                Stroke::new(1.0, c),
+                StrokeKind::Inside,
+            )
+        };
+        t.frame(&shapes(&[frame(Color32::RED)]), 2.0, (1600, 1200));
+        let d = t.frame(&shapes(&[frame(Color32::GREEN)]), 2.0, (1600, 1200));
+        assert!(covers(&d, 200, 200) && covers(&d, 999, 799), "{d:?}");
+        assert!(!covers(&d, 600, 500), "the middle is redrawn: {d:?}");
+    }
+
+    #[test]
+    fn many_small_changes_become_few_areas_and_a_big_change_the_whole_frame() {
+        let mut t = Tracker::default();
+        let grid = |c| -> Vec<Shape> {
+            (0..200).map(|i| fill((i % 20) as f32 * 40.0, (i / 20) as f32 * 40.0, 4.0, 4.0, c)).collect()
+        };
+        t.frame(&shapes(&grid(Color32::RED)), 1.0, SIZE);
+        let d = t.frame(&shapes(&grid(Color32::GREEN)), 1.0, SIZE);
+        match &d {
+            Damage::Areas(a) => assert!(a.len() <= MOST_AREAS, "{} areas", a.len()),
+            Damage::Whole => {}
+        }
+        for i in 0..200u32 {
+            assert!(covers(&d, (i % 20) * 40 + 1, (i / 20) * 40 + 1), "shape {i} not redrawn");
+        }
+        t.frame(&shapes(&[fill(0.0, 0.0, 10.0, 10.0, Color32::RED)]), 1.0, SIZE);
+        let d = t.frame(&shapes(&[fill(0.0, 0.0, 700.0, 500.0, Color32::RED)]), 1.0, SIZE);
+        assert_eq!(d, Damage::Whole);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Whatever changed, the areas cover it, never overlap (a mesh drawn twice would blend
+        /// twice), and are few.
+        #[test]
+        fn areas_cover_every_change_once_and_are_few(
+            rects in proptest::collection::vec((0.0f32..800.0, 0.0f32..600.0, 0.1f32..300.0, 0.1f32..200.0), 1..120),
+            scale in proptest::sample::select(vec![1.0f32, 1.25, 1.5, 2.0]),
+        ) {
+            let size = ((800.0 * scale) as u32, (600.0 * scale) as u32);
+            let changed: Vec<Rect> =
+                rects.iter().map(|&(x, y, w, h)| Rect::from_min_size(pos2(x, y), vec2(w, h))).collect();
+            let Damage::Areas(areas) = areas(&changed, scale, size) else { return Ok(()) };
+            proptest::prop_assert!(areas.len() <= MOST_AREAS, "{} areas", areas.len());
+            for (i, a) in areas.iter().enumerate() {
+                proptest::prop_assert!(a.x + a.w <= size.0 && a.y + a.h <= size.1, "{a:?} is outside the window");
+                for b in &areas[i + 1..] {
+                    proptest::prop_assert!(!a.overlaps(b), "{a:?} overlaps {b:?}");
+                }
+            }
+            let inside = |x: u32, y: u32| areas.iter().any(|a| x >= a.x && x < a.x + a.w && y >= a.y && y < a.y + a.h);
+            for r in &changed {
+                let x0 = ((r.min.x * scale).floor() as u32).min(size.0 - 1);
+                let y0 = ((r.min.y * scale).floor() as u32).min(size.1 - 1);
+                let x1 = ((r.max.x * scale).ceil() as u32).min(size.0) - 1;
+                let y1 = ((r.max.y * scale).ceil() as u32).min(size.1) - 1;
+                for (x, y) in [(x0, y0), (x1, y0), (x0, y1), (x1, y1), ((x0 + x1) / 2, (y0 + y1) / 2)] {
+                    proptest::prop_assert!(inside(x, y), "pixel {x},{y} of {r:?} is not redrawn");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn glyphs_added_to_the_font_atlas_change_nothing_drawn_and_a_new_texture_does() {
+        let image = || egui::ImageData::Color(std::sync::Arc::new(egui::ColorImage::filled([2, 2], Color32::WHITE)));
+        let delta = |id, pos| {
+            let mut d = egui::TexturesDelta::default();
+            d.set
+                .entry(id)
+                .or_default()
+                .push(egui::epaint::ImageDelta { pos, ..egui::epaint::ImageDelta::full(image(), Default::default()) });
+            d
+        };
+        let font = egui::TextureId::default();
+        let check = |mut d: egui::TexturesDelta| {
+            let changes = textures_change_pixels(&d);
+            d.clear();
+            changes
+        };
+        assert!(!check(egui::TexturesDelta::default()));
+        assert!(!check(delta(font, Some([10, 0]))));
+        assert!(check(delta(font, None)));
+        assert!(check(delta(egui::TextureId::Managed(7), Some([0, 0]))));
+    }
+}

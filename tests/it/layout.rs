@@ -1,8 +1,8 @@
 //! Headless end to end for the desk's layout: four real apps in the real shell under Xvfb; a tab
 //! dragged with xdotool onto another tile's edge; a workspace saved, changed, restored; the shell
 //! killed and started again on the same profile, finding its last session; an app moved to a
-//! window of its own and back; and the pixels of each app where `ctl layout get` says it is, at
-//! scale factors 1 and 2.
+//! window of its own and back; keys typed going where the user last clicked; and the pixels of
+//! each app where `ctl layout get` says it is, at scale factors 1 and 2.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -402,6 +402,101 @@ fn an_app_moves_to_a_window_of_its_own_and_back() {
             && windows(l).iter().all(|w| bounds(w).len() == w["panes"].as_array().unwrap().len())
     });
     check_pixels(&shell, &artifacts.join("windows-restarted.png"), &windows(&again)[1]);
+}
+
+/// The window with the keyboard focus, as xdotool names it.
+fn focused(display: &(String, String)) -> String {
+    let out = Command::new("xdotool")
+        .arg("getwindowfocus")
+        .env("DISPLAY", &display.0)
+        .env("XAUTHORITY", &display.1)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Clicks at `at` and waits until the keyboard focus is no longer `from` (or, given `to`, is
+/// `to`); returns the window that has it.
+fn click_for_focus(display: &(String, String), at: (i64, i64), from: &str, to: Option<&str>) -> String {
+    xdotool(display, &["mousemove", &at.0.to_string(), &at.1.to_string()]);
+    std::thread::sleep(Duration::from_millis(150));
+    xdotool(display, &["click", "1"]);
+    let start = Instant::now();
+    loop {
+        let now = focused(display);
+        if to.map_or(now != from, |to| now == to) {
+            return now;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "a click at {at:?} left the keyboard with {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Where the launcher's search field is, at scale 1.
+const SEARCH_FIELD: (i64, i64) = (120, 58);
+
+#[test]
+fn keys_go_where_the_user_last_clicked_not_where_the_pointer_rests() {
+    let profile = tempfile::tempdir().unwrap();
+    let (shell, first) = start_desk(profile.path(), "keys");
+    let display = display_of(&shell);
+    let apps = shell.apps();
+    let id = |name: &str| apps.iter().find(|a| a["app"] == name).and_then(|a| a["instance"].as_u64()).unwrap();
+    let b = bounds(&first);
+    let centre = |r: Rect| (r.x + r.w / 2, r.y + r.h / 2);
+    // A text field in alpha, and every page noting the keys it sees.
+    let field: Value = serde_json::from_str(&shell.eval(
+        id("alpha"),
+        "document.body.insertAdjacentHTML('beforeend', '<input id=t>');
+         const r = document.getElementById('t').getBoundingClientRect(); [r.x + r.width / 2, r.y + r.height / 2]",
+    ))
+    .unwrap();
+    let field = (b["alpha"].x + field[0].as_f64().unwrap() as i64, b["alpha"].y + field[1].as_f64().unwrap() as i64);
+    for a in &apps {
+        let instance = a["instance"].as_u64().unwrap();
+        shell.eval(instance, "window.keys = []; addEventListener('keydown', (e) => window.keys.push(e.key)); 1");
+    }
+    let typed = |wanted: &str| {
+        let start = Instant::now();
+        loop {
+            let value = shell.eval(id("alpha"), "document.getElementById('t').value");
+            if value == format!("\"{wanted}\"") {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "alpha's field holds {value}, not {wanted:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // A click in alpha's field gives alpha the keyboard: keys reach it, and go on reaching it
+    // with the pointer resting over beta.
+    let before = focused(&display);
+    let in_alpha = click_for_focus(&display, field, &before, None);
+    xdotool(&display, &["type", "--delay", "50", "abc"]);
+    xdotool(&display, &["mousemove", &centre(b["beta"]).0.to_string(), &centre(b["beta"]).1.to_string()]);
+    std::thread::sleep(Duration::from_millis(200));
+    xdotool(&display, &["type", "--delay", "50", "D"]);
+    typed("abcD");
+
+    // A click in the shell's search field takes the keyboard back: typed with the pointer over
+    // gamma, "delta" and Enter launch another delta, and no page sees a key.
+    let in_shell = click_for_focus(&display, SEARCH_FIELD, &in_alpha, None);
+    xdotool(&display, &["mousemove", &centre(b["gamma"]).0.to_string(), &centre(b["gamma"]).1.to_string()]);
+    std::thread::sleep(Duration::from_millis(200));
+    xdotool(&display, &["type", "--delay", "50", "delta"]);
+    xdotool(&display, &["key", "Return"]);
+    shell.wait_for("a second delta", Duration::from_secs(60), |apps| {
+        apps.iter().filter(|a| a["app"] == "delta").count() == 2
+    });
+    typed("abcD");
+    for name in ["beta", "gamma", "delta"] {
+        assert_eq!(shell.eval(id(name), "window.keys"), "[]", "{name} saw keys typed into the shell");
+    }
+
+    // And a click in alpha's field gives it the keyboard again.
+    click_for_focus(&display, field, &in_shell, Some(&in_alpha));
+    xdotool(&display, &["type", "--delay", "50", "e"]);
+    typed("abcDe");
 }
 
 /// Starts the desk at `scale` and checks the layout is in physical pixels and every app is

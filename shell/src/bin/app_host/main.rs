@@ -5,6 +5,7 @@
 
 mod content;
 mod foreign;
+mod keys;
 mod webview;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

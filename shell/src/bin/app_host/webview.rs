@@ -290,6 +290,10 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         }
     };
     let built = built.context("creating the WebView")?;
+    if opts.parent_xid.is_some() {
+        use wry::WebViewExtUnix;
+        crate::keys::route(&WebViewExtUnix::webview(&built));
+    }
     if std::env::var_os("TESSERA_WEB_CONSOLE").is_some() {
         // For debugging pages: WebKit copies console messages to the host's stdout.
         use webkit2gtk::SettingsExt;
@@ -416,6 +420,18 @@ thread_local! {
     static X11: RefCell<Option<x11rb::rust_connection::RustConnection>> = const { RefCell::new(None) };
 }
 
+/// Runs `f` with the host's own X11 connection (on GTK's thread).
+pub(crate) fn with_x11<T>(f: impl FnOnce(&x11rb::rust_connection::RustConnection) -> Result<T>) -> Result<T> {
+    X11.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(x11rb::connect(None).context("connecting to the X server")?.0);
+        }
+        let Some(conn) = cell.as_ref() else { bail!("no X11 connection") };
+        f(conn)
+    })
+}
+
 /// Moves the view's X11 window into another shell window, at `at` in it. Any X client may
 /// reparent any window; GTK keeps placing the view relative to whatever its parent is.
 fn reparent(wv: &WebView, parent: u64, at: (i32, i32)) -> Result<()> {
@@ -430,12 +446,7 @@ fn reparent(wv: &WebView, parent: u64, at: (i32, i32)) -> Result<()> {
     let xid = u32::try_from(window.xid()).context("X11 window id out of range")?;
     let parent = u32::try_from(parent).context("X11 window id out of range")?;
     let clamp = |v: i32| i16::try_from(v).unwrap_or(if v < 0 { i16::MIN } else { i16::MAX });
-    X11.with(|cell| -> Result<()> {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = Some(x11rb::connect(None).context("connecting to the X server")?.0);
-        }
-        let Some(conn) = cell.as_ref() else { bail!("no X11 connection") };
+    with_x11(|conn| {
         let tree = conn.query_tree(xid)?.reply().context("asking where the view is")?;
         if tree.parent == parent {
             return Ok(());

@@ -54,9 +54,12 @@ pub(crate) enum Damage {
     Areas(Vec<Area>),
 }
 
-/// Pixels added around each changed shape's bounds: anti-aliasing feathers edges by a pixel,
-/// and rectangles are rounded to whole pixels.
-const PAD: f32 = 2.0;
+/// How far past its bounds a shape may paint, in pixels: anti-aliasing feathers edges by a
+/// pixel, rectangles are rounded to whole pixels, and small circles drawn from a prepared
+/// texture, underlines below a text row and miter joins spill a little more. (A thick line
+/// with sharp corners, or a shape scaled up after tessellation, could spill further; the
+/// shell draws neither.)
+const SPILL: f32 = 4.0;
 
 /// The most areas a frame redraws separately: each costs a pass over the frame's meshes.
 const MOST_AREAS: usize = 16;
@@ -171,7 +174,9 @@ fn covered(s: &ClippedShape, out: &mut Vec<Rect>) {
 }
 
 fn push(r: Rect, out: &mut Vec<Rect>) {
-    if r.is_positive() && r.is_finite() {
+    // A rectangle of no width still marks the pixels around it: an edge on the clip's border
+    // can reach into them.
+    if !r.is_negative() && r.is_finite() {
         out.push(r);
     }
 }
@@ -185,10 +190,10 @@ fn areas(changed: &[Rect], pixels_per_point: f32, (w, h): (u32, u32)) -> Damage 
         .iter()
         .filter_map(|r| {
             let clamp = |v: f32, most: u32| v.clamp(0.0, most as f32) as u32;
-            let x0 = clamp((r.min.x * pixels_per_point).floor() - PAD, w);
-            let y0 = clamp((r.min.y * pixels_per_point).floor() - PAD, h);
-            let x1 = clamp((r.max.x * pixels_per_point).ceil() + PAD, w);
-            let y1 = clamp((r.max.y * pixels_per_point).ceil() + PAD, h);
+            let x0 = clamp((r.min.x * pixels_per_point).floor() - SPILL, w);
+            let y0 = clamp((r.min.y * pixels_per_point).floor() - SPILL, h);
+            let x1 = clamp((r.max.x * pixels_per_point).ceil() + SPILL, w);
+            let y1 = clamp((r.max.y * pixels_per_point).ceil() + SPILL, h);
             (x1 > x0 && y1 > y0).then_some(Area { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
         })
         .collect();
@@ -303,35 +308,44 @@ pub(crate) fn textures_change_pixels(textures: &egui::TexturesDelta) -> bool {
     textures.set.iter().any(|(id, ds)| *id != egui::TextureId::default() || ds.iter().any(|d| d.pos.is_none()))
 }
 
-/// The shapes of a frame that paint within `areas`, once for each area they touch, clipped to
-/// it: tessellated, they draw only what [`Tracker`] said changed. (A software rasteriser sets
-/// up every triangle it is given, even those its scissor then throws away.)
-pub(crate) fn within(shapes: &[ClippedShape], areas: &[Area], pixels_per_point: f32) -> Vec<ClippedShape> {
-    let rects: Vec<Rect> = areas
-        .iter()
-        .map(|a| {
-            Rect::from_min_max(
-                egui::pos2(a.x as f32, a.y as f32) / pixels_per_point,
-                egui::pos2((a.x + a.w) as f32, (a.y + a.h) as f32) / pixels_per_point,
-            )
-        })
-        .collect();
+/// The frame's meshes within `areas` only: for each area, the shapes that may paint there,
+/// tessellated clipped to it. (A software rasteriser sets up every triangle it is given, even
+/// those its scissor then throws away.) Shapes are tessellated with their clip widened by
+/// [`SPILL`], since the tessellator drops a shape or text row whose bounds miss the clip though
+/// its edge may reach into it; the meshes are then clipped to the area exactly, so no pixel is
+/// drawn twice.
+pub(crate) fn tessellate_within(
+    ctx: &egui::Context,
+    shapes: &[ClippedShape],
+    areas: &[Area],
+    pixels_per_point: f32,
+) -> Vec<egui::ClippedPrimitive> {
+    let spill = SPILL / pixels_per_point;
+    let bounds: Vec<Rect> = shapes.iter().map(|s| bounds(s).intersect(s.clip_rect).expand(spill)).collect();
     let mut out = Vec::new();
-    for s in shapes {
-        // Anti-aliasing paints a little outside a shape's bounds.
-        let bounds = bounds(s).intersect(s.clip_rect).expand(1.0);
-        if !bounds.is_positive() {
+    for a in areas {
+        let exact = Rect::from_min_max(
+            egui::pos2(a.x as f32, a.y as f32) / pixels_per_point,
+            egui::pos2((a.x + a.w) as f32, (a.y + a.h) as f32) / pixels_per_point,
+        );
+        let wide = exact.expand(spill);
+        let here: Vec<ClippedShape> = shapes
+            .iter()
+            .zip(&bounds)
+            .filter(|(_, b)| b.is_positive() && b.intersects(exact))
+            .map(|(s, _)| ClippedShape {
+                clip_rect: s.clip_rect.intersect(wide),
+                shape: s.shape.clone(),
+                transform_after_tessellation: s.transform_after_tessellation,
+            })
+            .collect();
+        if here.is_empty() {
             continue;
         }
-        for r in &rects {
-            if r.intersects(bounds) {
-                out.push(ClippedShape {
-                    clip_rect: s.clip_rect.intersect(*r),
-                    shape: s.shape.clone(),
-                    transform_after_tessellation: s.transform_after_tessellation,
-                });
-            }
-        }
+        out.extend(ctx.tessellate(here, pixels_per_point).into_iter().map(|mut p| {
+            p.clip_rect = p.clip_rect.intersect(exact);
+            p
+        }));
     }
     out
 }

@@ -377,7 +377,7 @@ impl Presenter {
         textures: &egui::TexturesDelta,
     ) -> Damage {
         let size = (size.0.max(1), size.1.max(1));
-        if size != self.canvas.size() && self.resize(size).is_err() {
+        if !self.sized_for(size) && self.resize(size).is_err() {
             // `paint` tries again and says why it cannot.
             self.whole = true;
         }
@@ -386,12 +386,8 @@ impl Presenter {
         if self.sync().is_err() {
             self.whole = true;
         }
-        let damage = self.tracker.frame(shapes, pixels_per_point, size);
-        let pixels = u64::from(size.0) * u64::from(size.1);
-        match damage {
+        match self.tracker.frame(shapes, pixels_per_point, size) {
             _ if self.whole || textures_change_pixels(textures) => Damage::Whole,
-            // Areas that overlap so much they add up to more than the window.
-            Damage::Areas(a) if a.iter().map(Area::pixels).sum::<u64>() > pixels => Damage::Whole,
             d => d,
         }
     }
@@ -407,9 +403,10 @@ impl Presenter {
         Ok(())
     }
 
+    /// Makes the shared segment and the canvas `w`x`h`, the segment first: if either fails,
+    /// the canvas keeps its old size and the next frame tries again.
     fn resize(&mut self, (w, h): (u32, u32)) -> Result<(), Error> {
-        self.canvas.resize((w, h))?;
-        let (w, h) = self.canvas.size;
+        let (w, h) = (w.max(1), h.max(1));
         let len = u64::from(w) * u64::from(h) * 4;
         let x = &mut self.x;
         if len > x.len {
@@ -417,6 +414,7 @@ impl Presenter {
                 // Copies still under way read the file: let them finish first.
                 x.conn.get_input_focus().map_err(x11)?.reply().map_err(x11)?;
                 x.conn.shm_detach(x.seg).map_err(x11)?;
+                x.len = 0;
                 x.seg = x.conn.generate_id().map_err(x11)?;
             }
             x.file.set_len(2 * len).map_err(x11)?;
@@ -426,7 +424,17 @@ impl Presenter {
             x.busy = [false; 2];
         }
         self.whole = true;
-        Ok(())
+        self.canvas.resize((w, h))
+    }
+
+    /// Whether the canvas and the shared segment are ready for frames of `w`x`h`.
+    fn sized_for(&self, (w, h): (u32, u32)) -> bool {
+        self.canvas.size() == (w, h) && u64::from(w) * u64::from(h) * 4 <= self.x.len
+    }
+
+    /// The next frame must be drawn whole (this one was not drawn as planned).
+    pub(crate) fn invalidate(&mut self) {
+        self.whole = true;
     }
 
     /// Draws `primitives` over `clear` at `size` (physical pixels) within what [`Self::plan`]
@@ -460,7 +468,7 @@ impl Presenter {
         damage: &Damage,
     ) -> Result<f32, Error> {
         let (w, h) = (size.0.max(1), size.1.max(1));
-        if (w, h) != self.canvas.size() {
+        if !self.sized_for((w, h)) {
             self.resize((w, h))?;
         }
         let whole = [Area { x: 0, y: 0, w, h }];
@@ -550,7 +558,7 @@ mod tests {
     use egui::{Color32, Pos2, Rect, Stroke, StrokeKind, pos2, vec2};
 
     use super::*;
-    use crate::damage::within;
+    use crate::damage::tessellate_within;
 
     /// Frame `i` of a scene where some shapes stay, some move, change colour, size, text or
     /// clip, two overlapping ones swap order, and new glyphs arrive now and then.
@@ -602,8 +610,82 @@ mod tests {
                 Color32::WHITE,
             );
         }
+        // Small circles (drawn from a prepared texture) and an underline paint a little past
+        // their bounds.
+        for k in 0..6 {
+            let at = pos2(420.0 + k as f32 * 9.0 + (i % 4) as f32 * 0.7, 200.0 + k as f32 * 6.0);
+            p.circle_filled(at, 1.5 + k as f32 * 0.5, Color32::from_rgb(60, 200, 90));
+        }
+        let mut job = egui::text::LayoutJob::default();
+        job.append(
+            &format!("underlined {}", i % 5),
+            0.0,
+            egui::TextFormat {
+                font_id: egui::FontId::proportional(15.0),
+                color: Color32::WHITE,
+                underline: Stroke::new(1.0, Color32::LIGHT_BLUE),
+                ..Default::default()
+            },
+        );
+        p.galley(pos2(420.0, 260.0 + (i % 3) as f32), p.layout_job(job), Color32::WHITE);
         let clip = Rect::from_min_size(pos2(100.0, 250.0), vec2(60.0 + (i % 6) as f32 * 20.0, 60.0));
         p.with_clip_rect(clip).circle_filled(pos2(180.0, 280.0), 70.0, Color32::from_rgb(150, 80, 200));
+    }
+
+    /// Redraws `area` of a frame of `paint` drawn whole, as if the area had changed, and counts
+    /// the pixels that differ from the whole frame.
+    fn redrawn_differs(paint: impl Fn(&egui::Painter), area: Area) -> usize {
+        let device = Device::first(false).expect("a Vulkan adapter (Mesa lavapipe) to draw with");
+        let (w, h) = (200, 100);
+        let ctx = egui::Context::default();
+        let mut canvas = Canvas::new(device);
+        canvas.resize((w, h)).expect("a small target");
+        let clear = crate::theme::CLEAR.to_normalized_gamma_f32();
+        let input = egui::RawInput {
+            screen_rect: Some(Rect::from_min_size(Pos2::ZERO, vec2(w as f32, h as f32))),
+            ..Default::default()
+        };
+        let mut out = ctx.run_ui(input, |ui| paint(ui.painter()));
+        canvas.update_textures(&out.textures_delta);
+        out.textures_delta.clear();
+        let mut scratch = Vec::new();
+        let all = ctx.tessellate(out.shapes.clone(), 1.0);
+        canvas.draw(1.0, clear, &all, None, &mut scratch).expect("drawn whole");
+        let whole = canvas.pixels().expect("read back");
+        let some = tessellate_within(&ctx, &out.shapes, &[area], 1.0);
+        canvas.draw(1.0, clear, &some, Some(&[area]), &mut scratch).expect("drawn in part");
+        let part = canvas.pixels().expect("read back");
+        whole.chunks(4).zip(part.chunks(4)).filter(|(a, b)| a != b).count()
+    }
+
+    #[test]
+    fn what_paints_a_little_past_its_bounds_is_redrawn_too() {
+        // Small circles and an underline just left of and above an area that is redrawn.
+        let area = Area { x: 100, y: 40, w: 40, h: 40 };
+        let differ = redrawn_differs(
+            |p| {
+                for k in 0..8 {
+                    let r = 1.0 + k as f32 * 0.25;
+                    p.circle_filled(pos2(99.9 - r, 44.0 + k as f32 * 4.5), r, Color32::WHITE);
+                }
+                let mut job = egui::text::LayoutJob::default();
+                job.append(
+                    "underlined",
+                    0.0,
+                    egui::TextFormat {
+                        font_id: egui::FontId::proportional(14.0),
+                        color: Color32::WHITE,
+                        underline: Stroke::new(2.0, Color32::WHITE),
+                        ..Default::default()
+                    },
+                );
+                let galley = p.layout_job(job);
+                let top = 40.0 - galley.size().y;
+                p.galley(pos2(104.0, top), galley, Color32::WHITE);
+            },
+            area,
+        );
+        assert_eq!(differ, 0, "{differ} pixels differ after redrawing {area:?}");
     }
 
     #[test]
@@ -640,7 +722,7 @@ mod tests {
                     Damage::Areas(areas) => {
                         partial += 1;
                         if !areas.is_empty() {
-                            let some = ctx.tessellate(within(&out.shapes, areas, ppp), ppp);
+                            let some = tessellate_within(&ctx, &out.shapes, areas, ppp);
                             part.draw(ppp, clear, &some, Some(areas), &mut scratch).expect("drawn in part");
                         }
                     }

@@ -866,16 +866,16 @@ impl App {
             },
             Paint::Surface(_) => Damage::Whole,
         };
-        if let Damage::Areas(areas) = &damage {
-            shapes = crate::damage::within(&shapes, areas, ppp);
-        }
         let damage = if self.present_only {
             shapes.clear();
             Damage::Whole
         } else {
             damage
         };
-        let primitives = gfx.ctx.tessellate(shapes, ppp);
+        let primitives = match &damage {
+            Damage::Areas(areas) => crate::damage::tessellate_within(&gfx.ctx, &shapes, areas, ppp),
+            Damage::Whole => gfx.ctx.tessellate(shapes, ppp),
+        };
         let built = started.elapsed();
         let bg = theme::CLEAR.to_normalized_gamma_f32();
         // The share of the window's pixels drawn: all of them, unless the presenter says less.
@@ -911,6 +911,11 @@ impl App {
                 }
                 // Applied by the presenter, failure or not.
                 textures.clear();
+                if self.present_only {
+                    // What the tracker saw was not drawn: once shapes are drawn again, all of
+                    // them must be.
+                    presenter.invalidate();
+                }
             }
         }
         self.stats.frames += 1;

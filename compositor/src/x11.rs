@@ -2,9 +2,11 @@
 //! the shell window, and capturing the window with the app views inside it.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat, InputFocus};
+use x11rb::rust_connection::RustConnection;
 
 use crate::Error;
 
@@ -12,19 +14,33 @@ fn x11<E: std::fmt::Display>(e: E) -> Error {
     Error::X11(e.to_string())
 }
 
+/// The connection focus requests go through: kept open, because a request on a connection
+/// closed right after it can be lost (a busy X server saw the connection gone before reading
+/// it, about two times in three with the CPUs saturated).
+static FOCUS: Mutex<Option<RustConnection>> = Mutex::new(None);
+
 /// Gives the keyboard focus to `xid`.
 ///
 /// Without a window manager, focus that went to an embedded app view (another process's X11
 /// window) never comes back when the user clicks the shell's own widgets; the compositor calls
 /// this on such clicks.
 pub fn focus(xid: u32) -> Result<(), Error> {
-    let (conn, _) = x11rb::connect(None).map_err(x11)?;
-    conn.set_input_focus(InputFocus::PARENT, xid, x11rb::CURRENT_TIME).map_err(x11)?;
-    // A round trip before the connection closes: a busy X server could see the connection
-    // gone before reading the request, and the click would leave the keyboard where it was
-    // (seen about two times in three with the CPUs saturated).
-    conn.get_input_focus().map_err(x11)?.reply().map_err(x11)?;
-    Ok(())
+    let mut conn = FOCUS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if conn.is_none() {
+        *conn = Some(x11rb::connect(None).map_err(x11)?.0);
+    }
+    let Some(c) = conn.as_ref() else { return Err(Error::X11("no connection".into())) };
+    let sent = c
+        .set_input_focus(InputFocus::PARENT, xid, x11rb::CURRENT_TIME)
+        .map_err(x11)
+        .and_then(|_| c.flush().map_err(x11));
+    // Nothing listens here: an error (the window gone) is read and dropped.
+    while let Ok(Some(_)) = c.poll_for_event() {}
+    if sent.is_err() {
+        // A broken connection: a new one next time.
+        *conn = None;
+    }
+    sent
 }
 
 /// Captures window `xid` as the screen shows it, child windows (the app views) included, and

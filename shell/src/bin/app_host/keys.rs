@@ -8,9 +8,12 @@
 //! app the pointer was over. So here:
 //! - a click in the view gives the focus to the view's own window: keys then reach it wherever
 //!   the pointer is, and the shell loses the focus (its text field stops taking keys);
-//! - a key that reaches the view while a window around it has the focus (the shell's, which
-//!   took it back when its own area was clicked) is sent on to that window, where the user was
-//!   typing, and the page does not see it.
+//! - a key that reaches the view while the shell window it is in has the focus (the shell took
+//!   it back when its own area was clicked) is sent on to the shell, where the user was typing,
+//!   and the page does not see it; its release follows it there.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 
 use anyhow::{Context as _, Result};
 use gtk::glib::Propagation;
@@ -19,9 +22,6 @@ use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, EventMask, InputFocus, KeyButMask, KeyPressEvent, Window};
 
 use crate::webview::with_x11;
-
-/// `GetInputFocus`'s answer when keys go to whatever window the pointer is in.
-const POINTER_ROOT: Window = 1;
 
 /// The X11 window GTK takes the view's input in: the view's own window inside the container
 /// the shell embeds (GTK does not listen for keys on that container, so focusing it would lose
@@ -33,6 +33,19 @@ fn own_window(view: &webkit2gtk::WebView) -> Option<Window> {
     }
     let window = window.downcast::<gdkx11::X11Window>().ok()?;
     u32::try_from(window.xid()).ok()
+}
+
+thread_local! {
+    /// The shell window the view is in (the window keys are passed on to).
+    static SHELL: Cell<Window> = const { Cell::new(x11rb::NONE) };
+    /// Keys whose press went on to the shell: their release goes the same way, wherever the
+    /// focus is by then (a page must not see a release without its press, nor miss one).
+    static PASSED: RefCell<HashSet<u8>> = RefCell::new(HashSet::new());
+}
+
+/// The view now lives in shell window `xid` (at start, and after each move).
+pub(crate) fn set_shell_window(xid: u64) {
+    SHELL.set(Window::try_from(xid).unwrap_or(x11rb::NONE));
 }
 
 /// Routes the keyboard for `view` as the module says.
@@ -55,17 +68,30 @@ pub(crate) fn route(view: &webkit2gtk::WebView) {
         return;
     };
     for press in [true, false] {
-        let view = view.clone();
         let handler = move |_: &gtk::Widget, event: &gtk::gdk::EventKey| {
-            let Some(own) = own_window(&view) else { return Propagation::Proceed };
-            match with_x11(|c| pass_on(c, own, event, press)) {
-                Ok(true) => Propagation::Stop,
-                Ok(false) => Propagation::Proceed,
-                Err(e) => {
-                    tracing::debug!("could not route a key: {e:#}");
-                    Propagation::Proceed
+            let Ok(code) = u8::try_from(event.hardware_keycode()) else { return Propagation::Proceed };
+            let shell = SHELL.get();
+            let pass = if press {
+                // Only when the shell window itself has the focus: not the root window, a
+                // window manager's frame, or this view's own windows.
+                match with_x11(|c| Ok(c.get_input_focus()?.reply().context("asking who has the keyboard")?.focus)) {
+                    Ok(focus) => shell != x11rb::NONE && focus == shell,
+                    Err(e) => {
+                        tracing::debug!("could not route a key: {e:#}");
+                        false
+                    }
                 }
+            } else {
+                PASSED.with_borrow(|p| p.contains(&code))
+            };
+            if !pass {
+                return Propagation::Proceed;
             }
+            PASSED.with_borrow_mut(|p| if press { p.insert(code) } else { p.remove(&code) });
+            if let Err(e) = with_x11(|c| pass_on(c, shell, code, event, press)) {
+                tracing::debug!("could not pass a key on to the shell: {e:#}");
+            }
+            Propagation::Stop
         };
         if press {
             top.connect_key_press_event(handler);
@@ -75,30 +101,15 @@ pub(crate) fn route(view: &webkit2gtk::WebView) {
     }
 }
 
-/// Sends `event` on to the focused window if that is a window around `own`; returns whether it
-/// did (and the page must not see the key).
+/// Sends key `code` (`event`) to the shell window `shell`.
 fn pass_on(
     c: &x11rb::rust_connection::RustConnection,
-    own: Window,
+    shell: Window,
+    code: u8,
     event: &gtk::gdk::EventKey,
     press: bool,
-) -> Result<bool> {
-    let focus = c.get_input_focus()?.reply().context("asking who has the keyboard")?.focus;
-    if focus == x11rb::NONE || focus == POINTER_ROOT || focus == own {
-        return Ok(false);
-    }
-    let mut at = own;
-    let root = loop {
-        let tree = c.query_tree(at)?.reply().context("asking where the view is")?;
-        if tree.parent == focus {
-            break tree.root;
-        }
-        if tree.parent == x11rb::NONE || tree.parent == tree.root {
-            // The focused window is not around this view (the key came some other way).
-            return Ok(false);
-        }
-        at = tree.parent;
-    };
+) -> Result<()> {
+    let root = c.setup().roots.first().map_or(x11rb::NONE, |s| s.root);
     let (x, y) = event.root_coords().unwrap_or_default();
     let clamp = |v: f64| v.clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16;
     let key = KeyPressEvent {
@@ -107,22 +118,23 @@ fn pass_on(
         } else {
             x11rb::protocol::xproto::KEY_RELEASE_EVENT
         },
-        detail: u8::try_from(event.hardware_keycode()).context("a key code beyond X11's")?,
+        detail: code,
         sequence: 0,
         time: event.time(),
         root,
-        event: focus,
+        event: shell,
         child: x11rb::NONE,
         root_x: clamp(x),
         root_y: clamp(y),
         event_x: clamp(x),
         event_y: clamp(y),
-        // X11's modifier and button bits; GDK's own (Super, Hyper, Meta) lie above them.
-        state: KeyButMask::from((event.state().bits() & 0x1fff) as u16),
+        // X11's modifier and button bits and the keyboard layout's group (bits 13 and 14,
+        // which winit reads the layout from); GDK's own bits (Super, Hyper, Meta) lie above.
+        state: KeyButMask::from((event.state().bits() & 0x7fff) as u16),
         same_screen: true,
     };
     let mask = if press { EventMask::KEY_PRESS } else { EventMask::KEY_RELEASE };
-    c.send_event(false, focus, mask, key)?;
+    c.send_event(false, shell, mask, key)?;
     c.flush()?;
-    Ok(true)
+    Ok(())
 }

@@ -290,8 +290,9 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         }
     };
     let built = built.context("creating the WebView")?;
-    if opts.parent_xid.is_some() {
+    if let Some(xid) = opts.parent_xid {
         use wry::WebViewExtUnix;
+        crate::keys::set_shell_window(xid);
         crate::keys::route(&WebViewExtUnix::webview(&built));
     }
     if std::env::var_os("TESSERA_WEB_CONSOLE").is_some() {
@@ -384,8 +385,9 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
                         // The bounds that follow may repeat the position GTK last set (a move
                         // back to the same spot), which GTK skips: the view lands there at once.
                         let at = latest.borrow().map_or((0, 0), |b| (b.x, b.y));
-                        if let Err(e) = reparent(wv, xid, at) {
-                            tracing::warn!("could not move the view to shell window {xid}: {e:#}");
+                        match reparent(wv, xid, at) {
+                            Ok(()) => crate::keys::set_shell_window(xid),
+                            Err(e) => tracing::warn!("could not move the view to shell window {xid}: {e:#}"),
                         }
                     }
                     Inbound::Msg(ShellMsg::PermissionDecision { id, allow }) => {
@@ -428,7 +430,15 @@ pub(crate) fn with_x11<T>(f: impl FnOnce(&x11rb::rust_connection::RustConnection
             *cell = Some(x11rb::connect(None).context("connecting to the X server")?.0);
         }
         let Some(conn) = cell.as_ref() else { bail!("no X11 connection") };
-        f(conn)
+        let result = f(conn);
+        // Nothing here listens for events; errors of requests not waited on are read and
+        // logged, not left to pile up.
+        while let Ok(Some(event)) = x11rb::connection::Connection::poll_for_event(conn) {
+            if let x11rb::protocol::Event::Error(e) = event {
+                tracing::debug!("X11 error: {e:?}");
+            }
+        }
+        result
     })
 }
 

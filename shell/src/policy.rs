@@ -392,6 +392,8 @@ pub struct AdminPolicy {
     roles: BTreeMap<String, Role>,
     rules: Vec<CheckedRule>,
     signing: Option<crate::signing::Checker>,
+    /// What release feeds and archives are checked against (see [`Self::release_checker`]).
+    release: Option<crate::signing::Checker>,
     update: Option<UpdateRules>,
 }
 
@@ -480,19 +482,29 @@ impl AdminPolicy {
                         .to_owned(),
                 );
             }
-            if !u.release_keys.is_empty() {
+        }
+        // What releases are checked against, made once: `update.releaseKeys` if set (with the
+        // signing section's revoked keys), else the signing section's checker.
+        let release = match &file.update {
+            None => None,
+            Some(u) if u.release_keys.is_empty() => signing.clone(),
+            Some(u) => {
                 let rules = crate::signing::SigningRules {
                     require_signed: true,
                     trusted_keys: u.release_keys.clone(),
-                    revoked_keys: Vec::new(),
+                    revoked_keys: file.signing.as_ref().map(|s| s.revoked_keys.clone()).unwrap_or_default(),
                 };
-                if let Err(e) = crate::signing::Checker::new(&rules) {
-                    problems.push(format!("update.releaseKeys: {e}"));
+                match crate::signing::Checker::new(&rules) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        problems.push(format!("update.releaseKeys: {e}"));
+                        None
+                    }
                 }
             }
-        }
+        };
         if problems.is_empty() {
-            Ok(Self { roles: file.roles.clone(), rules, signing, update: file.update.clone() })
+            Ok(Self { roles: file.roles.clone(), rules, signing, release, update: file.update.clone() })
         } else {
             Err(PolicyError { problems })
         }
@@ -506,16 +518,7 @@ impl AdminPolicy {
     /// What feeds and release archives are checked against: `update.releaseKeys` if set, else
     /// the `signing` section's keys; revoked keys are refused either way.
     pub fn release_checker(&self) -> Option<crate::signing::Checker> {
-        let update = self.update.as_ref()?;
-        if update.release_keys.is_empty() {
-            return self.signing.clone();
-        }
-        let rules = crate::signing::SigningRules {
-            require_signed: true,
-            trusted_keys: update.release_keys.clone(),
-            revoked_keys: self.signing.as_ref().map(|s| s.revoked().to_vec()).unwrap_or_default(),
-        };
-        crate::signing::Checker::new(&rules).ok()
+        self.release.clone()
     }
 
     /// How signed records and manifests are checked, if the policy says.

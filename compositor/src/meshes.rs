@@ -111,6 +111,26 @@ fn make_pipeline(
     })
 }
 
+/// A plain 2D texture of `w`x`h` pixels.
+pub(crate) fn texture(
+    device: &wgpu::Device,
+    label: &str,
+    (w, h): (u32, u32),
+    format: wgpu::TextureFormat,
+    usage: wgpu::TextureUsages,
+) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage,
+        view_formats: &[],
+    })
+}
+
 fn buffer(device: &wgpu::Device, label: &str, usage: wgpu::BufferUsages, size: u64) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -253,16 +273,13 @@ impl Meshes {
                 wgpu::Origin3d { x: x as u32, y: y as u32, z: 0 }
             }
             None => {
-                let texture = device.create_texture(&wgpu::TextureDescriptor {
-                    label: Some("tessera-egui"),
-                    size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba8Unorm,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                    view_formats: &[],
-                });
+                let texture = texture(
+                    device,
+                    "tessera-egui",
+                    (w, h),
+                    wgpu::TextureFormat::Rgba8Unorm,
+                    wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                );
                 let bind = self.bind(device, &texture, delta.options);
                 self.textures.insert(id, Texture { texture, bind, options: delta.options });
                 wgpu::Origin3d::ZERO

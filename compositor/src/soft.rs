@@ -136,16 +136,13 @@ impl Canvas {
         if w > most || h > most {
             return Err(Error::Render(format!("a {w}x{h} window is larger than {most} pixels a side")));
         }
-        let texture = self.device.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("tessera-frame"),
-            size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Bgra8Unorm,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
+        let texture = crate::meshes::texture(
+            &self.device.device,
+            "tessera-frame",
+            (w, h),
+            wgpu::TextureFormat::Bgra8Unorm,
+            wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        );
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         let len = u64::from(padded_row(w)) * u64::from(h);
         self.target = Some((texture, view, self.readback(len), len));

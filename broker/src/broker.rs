@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use crate::breaker::Jitter;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{BrokerConfig, QueuePolicy, SubscribeOptions};
+use crate::config::{BrokerConfig, SubscribeOptions};
 use crate::dead_letter::{DeadLetter, Recipient};
 use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
 use crate::error::{Error, Result};
@@ -19,6 +19,7 @@ use crate::shared::Shared;
 use crate::state::{PublishError, Published, Sent, State};
 use crate::stats::{BrokerStats, SubscriptionStats};
 use crate::topic::Pattern;
+use protocol::QueuePolicy;
 
 /// The message broker. Cheap to clone; every clone is the same broker.
 #[derive(Debug, Clone)]

@@ -5,19 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::topic::Pattern;
-
-/// What a subscriber's queue does when it is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QueuePolicy {
-    /// Make room by dropping the oldest queued message (tick data, where only the latest matters).
-    DropOldest,
-    /// Refuse the publish as a whole and tell the publisher to wait.
-    Backpressure,
-    /// Move the new message to the dead-letter queue.
-    #[default]
-    DeadLetter,
-}
+use protocol::QueuePolicy;
 
 /// What a new subscriber gets from history before live traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

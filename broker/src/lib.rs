@@ -22,7 +22,6 @@ mod dead_letter;
 mod envelope;
 mod error;
 pub mod fdc3;
-pub mod frame;
 mod history;
 mod ids;
 mod journal;
@@ -32,12 +31,11 @@ mod shared;
 mod state;
 mod stats;
 pub mod topic;
-pub mod wire;
 
 pub use crate::breaker::{BreakerState, CircuitBreaker, Jitter};
 pub use crate::broker::{Broker, Client, Inbox, Recv, Subscription};
 pub use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use crate::config::{BreakerPolicy, BrokerConfig, HistoryRule, QueuePolicy, Replay, RetryPolicy, SubscribeOptions};
+pub use crate::config::{BreakerPolicy, BrokerConfig, HistoryRule, Replay, RetryPolicy, SubscribeOptions};
 pub use crate::dead_letter::{DeadLetter, DeadLetterReason, Recipient};
 pub use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
 pub use crate::error::{Error, Result};
@@ -49,3 +47,4 @@ pub use crate::service::{
 pub use crate::state::{Published, SendOutcome, Sent};
 pub use crate::stats::{BrokerStats, SubscriptionStats};
 pub use crate::topic::{Pattern, Topic, TopicError};
+pub use protocol::QueuePolicy;

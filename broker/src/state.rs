@@ -12,7 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::breaker::CircuitBreaker;
 use crate::clock::{Clock, Timestamp};
-use crate::config::{BrokerConfig, QueuePolicy, SubscribeOptions};
+use crate::config::{BrokerConfig, SubscribeOptions};
 use crate::dead_letter::{DeadLetterReason, DeadLetters, Recipient};
 use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
 use crate::error::{Error, Result, echo};
@@ -23,6 +23,7 @@ use crate::router::Router;
 use crate::service::{ProviderEvent, ServiceEvent};
 use crate::stats::{BrokerStats, SubscriptionStats};
 use crate::topic::{Pattern, Topic, validate_topic};
+use protocol::QueuePolicy;
 
 #[derive(Debug)]
 pub(crate) struct SubEntry {

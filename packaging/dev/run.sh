@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 source packaging/dev/setup.sh
 
 echo "==> building tessera (release)" >&2
-cargo build --release --locked -p shell
+cargo build --release --locked -p shell -p app_host
 
 # Embedding app views needs X11: on Wayland, GTK and winit use XWayland.
 unset WAYLAND_DISPLAY

@@ -5,6 +5,7 @@ pub(crate) mod broker;
 pub(crate) mod frame;
 pub(crate) mod ipc;
 pub(crate) mod journal;
+pub(crate) mod stats;
 mod workload;
 
 /// Prints a benchmark's report: one JSON object with `json` (for scripts), else the table

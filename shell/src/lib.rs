@@ -1,15 +1,9 @@
-//! What the `tessera` and `tessera-app-host` binaries share: the transport between the shell
-//! and its app hosts, the supervisor that runs them, the platform manifest, where an app may
-//! navigate, and the control socket's protocol.
+//! What the `tessera` binary shares with the integration tests: running app hosts ([`host`]:
+//! the transport and the supervisor), the platform manifest and App Directories ([`manifest`],
+//! [`appd`]), and the control socket's protocol ([`ctl`]). Permissions and signing are the
+//! `policy` crate's; updates are the `update` crate's; the app host binary is `app_host`.
 
 pub mod appd;
 pub mod ctl;
-pub mod ipc;
+pub mod host;
 pub mod manifest;
-pub mod origin;
-pub mod policy;
-pub mod release;
-pub mod signing;
-pub mod supervisor;
-pub mod update_feed;
-pub mod updater;

@@ -5,22 +5,18 @@
 //! profile. Nothing but a command's own output goes to stdout; logs go to stderr through
 //! `tracing` (`TESSERA_LOG=debug` for more).
 
-mod audit_cmd;
 mod bench;
 mod cli;
-mod ctl_cmd;
-mod journal_cmd;
+mod commands;
+mod profile;
 mod run;
-mod sign_cmd;
-mod stats;
-mod update_cmd;
-mod vault_cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{BenchCommand, Cli, Command};
+use crate::commands::{audit, ctl, journal, sign, update, vault};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -31,17 +27,17 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command.unwrap_or_else(|| Command::Run(cli::RunArgs::default())) {
         Command::Run(args) => run::run(&args),
-        Command::Ctl(args) => ctl_cmd::run(&args),
+        Command::Ctl(args) => ctl::run(&args),
         Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Ipc(args)) => bench::ipc::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Frame(args)) => bench::frame::run(&args).map(|()| true),
-        Command::Journal(cmd) => journal_cmd::run(&cmd),
-        Command::Vault(cmd) => vault_cmd::run(&cmd),
-        Command::Audit(cmd) => audit_cmd::run(&cmd),
-        Command::Sign(cmd) => sign_cmd::run(&cmd).map(|()| true),
-        Command::Update(cmd) => update_cmd::run(&cmd),
-        Command::Release(cmd) => update_cmd::release(&cmd).map(|()| true),
+        Command::Journal(cmd) => journal::run(&cmd),
+        Command::Vault(cmd) => vault::run(&cmd),
+        Command::Audit(cmd) => audit::run(&cmd),
+        Command::Sign(cmd) => sign::run(&cmd).map(|()| true),
+        Command::Update(cmd) => update::run(&cmd),
+        Command::Release(cmd) => update::release(&cmd).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::origin::Origins;
+use policy::origin::Origins;
 
 /// One app.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub struct App {
     /// The App Directory it came from (a file or URL); `None` for the manifest's own apps.
     pub source: Option<String>,
     /// What it declares it may ask the user for.
-    pub permissions: Vec<crate::policy::Permission>,
+    pub permissions: Vec<policy::Permission>,
     /// The Content-Security-Policy its pages get (local apps only).
     pub csp: Option<String>,
 }
@@ -71,7 +71,7 @@ pub struct Manifest {
     /// App Directory URLs (`/v2/apps` answers) to load and refresh.
     pub directory_urls: Vec<String>,
     /// The admin policy the manifest carries, if any (a policy file given to the shell wins).
-    pub policy: Option<crate::policy::AdminPolicy>,
+    pub policy: Option<policy::AdminPolicy>,
     /// How App Directory records are checked, and the versions seen so far (updated as
     /// directories load).
     pub trust: Trust,
@@ -91,7 +91,7 @@ impl Manifest {
                 // Signed records: duplicate keys anywhere refuse the whole directory; each
                 // record's signature, expiry, version and URL are checked, and the bad ones
                 // are skipped.
-                let value = crate::signing::parse_strict(text)
+                let value = policy::signing::parse_strict(text)
                     .map_err(|e| broker::fdc3::DirectoryError::NotJson(e.to_string()))?;
                 let list = match &value {
                     serde_json::Value::Array(l) => l.clone(),
@@ -122,7 +122,7 @@ impl Manifest {
                     .trust
                     .seen_versions
                     .get(&r.app_id)
-                    .is_none_or(|s| crate::signing::version_cmp(v, s) == std::cmp::Ordering::Greater);
+                    .is_none_or(|s| policy::signing::version_cmp(v, s) == std::cmp::Ordering::Greater);
                 if newer {
                     self.trust.seen_versions.insert(r.app_id.clone(), v.clone());
                 }
@@ -250,7 +250,7 @@ struct RawApp {
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
     /// Checks signatures; none: nothing needs to be signed.
-    pub checker: Option<crate::signing::Checker>,
+    pub checker: Option<policy::signing::Checker>,
     /// The highest version seen of each app (kept by the shell in the profile).
     pub seen_versions: std::collections::BTreeMap<String, String>,
     /// More App Directories will be added (given on the command line): start-up apps are
@@ -259,7 +259,7 @@ pub struct Trust {
 }
 
 fn now_rfc3339() -> String {
-    broker::Timestamp(crate::ipc::now_ms() * 1000).to_rfc3339()
+    broker::Timestamp::now().to_rfc3339()
 }
 
 /// Reads and checks the manifest at `path`.
@@ -376,7 +376,7 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
         }
         let mut permissions = Vec::new();
         for text in &a.permissions {
-            match text.parse::<crate::policy::Permission>() {
+            match text.parse::<policy::Permission>() {
                 Ok(p) => permissions.push(p),
                 Err(e) => problems.push(format!("{who}: permissions: {e}")),
             }
@@ -427,8 +427,8 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
     }
     let policy = match raw.policy {
         None => None,
-        Some(v) => match serde_json::from_value::<crate::policy::PolicyFile>(v) {
-            Ok(file) => match crate::policy::AdminPolicy::from_file(&file) {
+        Some(v) => match serde_json::from_value::<policy::PolicyFile>(v) {
+            Ok(file) => match policy::AdminPolicy::from_file(&file) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     problems.extend(e.problems.iter().map(|p| format!("policy: {p}")));

@@ -2,8 +2,12 @@
 //! runs the broker's connections, the supervisor and the control socket. The wiring between
 //! them is here: window events become supervisor calls, supervisor state becomes tiles.
 
+mod ctl_server;
+mod directories;
 mod fdc3;
+mod launch;
 mod permissions;
+mod ui;
 mod updates;
 mod workspace;
 
@@ -13,20 +17,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use broker::wire::Bounds;
-use broker::{AppId, Broker, BrokerConfig, MessageOptions, QueuePolicy, SubscribeOptions};
-use compositor::{Command as UiCommand, Compositor, Handle, LauncherApp, TileView, UiEvent};
+use broker::{AppId, Broker, BrokerConfig};
+use compositor::{Command as UiCommand, Compositor, Handle, UiEvent};
 use parking_lot::Mutex;
-use serde_json::{Value, json};
-use shell::ctl::{MAX_REQUEST, Request, Response};
+use serde_json::json;
+use shell::host::supervisor::{RestartPolicy, Supervisor};
 use shell::manifest::{self, Manifest};
-use shell::supervisor::{AppSpec, AppState, RestartPolicy, Supervisor};
 use storage::{Journal, JournalConfig, Profile};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use self::ctl_server::{screenshot_to, serve_ctl};
+use self::directories::refresh_directories;
+use self::launch::start_desk;
+use self::ui::{push_grants, push_tiles, tiles, window_events};
 use crate::cli::RunArgs;
-use crate::journal_cmd::{profile_dir, run_epoch};
+use crate::profile::run_epoch;
 
 /// What the shell's tasks share.
 struct Shell {
@@ -69,9 +74,9 @@ const SYSTEM_POLICY: &str = "/etc/tessera/policy.json";
 /// The admin policy in force, and the file to watch for changes: `--policy`, else the system
 /// file, else the manifest's `policy`, else an empty policy (the user and the manifests decide).
 fn admin_policy(
-    file: Option<(shell::policy::AdminPolicy, PathBuf)>,
+    file: Option<(policy::AdminPolicy, PathBuf)>,
     manifest: &Manifest,
-) -> (shell::policy::AdminPolicy, Option<PathBuf>) {
+) -> (policy::AdminPolicy, Option<PathBuf>) {
     match file {
         Some((policy, path)) => (policy, Some(path)),
         None => (manifest.policy.clone().unwrap_or_default(), None),
@@ -82,28 +87,28 @@ fn admin_policy(
 const SYSTEM_POLICY_TRUST: &str = "/etc/tessera/policy-trust.json";
 
 /// The keys the policy file must be signed with (`--policy-trust`, else the system file), if any.
-fn policy_trust(args: &RunArgs) -> Result<Option<shell::signing::Checker>> {
+fn policy_trust(args: &RunArgs) -> Result<Option<policy::signing::Checker>> {
     let Some(path) =
         args.policy_trust.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY_TRUST)).filter(|p| p.is_file()))
     else {
         return Ok(None);
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let rules: shell::signing::SigningRules =
+    let rules: policy::signing::SigningRules =
         serde_json::from_str(&text).with_context(|| format!("{}: not signing rules", path.display()))?;
-    Ok(Some(shell::signing::Checker::new(&rules).with_context(|| format!("in {}", path.display()))?))
+    Ok(Some(policy::signing::Checker::new(&rules).with_context(|| format!("in {}", path.display()))?))
 }
 
 /// The policy file IT gave (`--policy`, else the system file), read and checked (its signature
 /// first, if IT requires one).
 fn policy_file(
     args: &RunArgs,
-    trust: Option<&shell::signing::Checker>,
-) -> Result<Option<(shell::policy::AdminPolicy, PathBuf)>> {
+    trust: Option<&policy::signing::Checker>,
+) -> Result<Option<(policy::AdminPolicy, PathBuf)>> {
     let Some(path) = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file())) else {
         return Ok(None);
     };
-    let policy = shell::policy::load_file(&path, trust).context("the admin policy")?;
+    let policy = policy::load_file(&path, trust).context("the admin policy")?;
     tracing::info!(path = %path.display(), "admin policy loaded");
     Ok(Some((policy, path)))
 }
@@ -183,14 +188,14 @@ fn demo_manifest() -> Result<PathBuf> {
 pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     // An installed build with a new build staged or on probation: this process installs it
     // and watches its start instead of running the shell itself.
-    if let Some(code) = crate::update_cmd::guard(args.policy.as_deref()) {
+    if let Some(code) = crate::commands::update::guard(args.policy.as_deref()) {
         return Ok(code == 0);
     }
     let manifest_path = match &args.manifest {
         Some(p) => p.clone(),
         None => demo_manifest()?,
     };
-    let profile_path = profile_dir(&args.profile)?;
+    let profile_path = crate::profile::dir(&args.profile)?;
     let profile =
         Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
     // The policy file comes first: its signing rules decide whether the manifest and the App
@@ -203,7 +208,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
                 // Recorded where IT will look, even though the shell stops here.
                 if let Some(log) = audit_log(args, &profile) {
                     let entry = storage::audit::AuditEntry {
-                        time: broker::Timestamp(shell::ipc::now_ms() * 1000),
+                        time: broker::Timestamp::now(),
                         actor: "shell".to_owned(),
                         app: None,
                         action: "policy.reject".to_owned(),
@@ -227,7 +232,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let record = |app: Option<&str>, action: &str, object: &str| {
         if let Some(log) = &audit {
             let entry = storage::audit::AuditEntry {
-                time: broker::Timestamp(shell::ipc::now_ms() * 1000),
+                time: broker::Timestamp::now(),
                 actor: "shell".to_owned(),
                 app: app.map(str::to_owned),
                 action: action.to_owned(),
@@ -367,7 +372,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         "ok",
         json!({ "at": "start-up" }),
     );
-    shell.supervisor.set_gate(Arc::clone(&shell.permissions) as Arc<dyn shell::ipc::Gate>);
+    shell.supervisor.set_gate(Arc::clone(&shell.permissions) as Arc<dyn shell::host::ipc::Gate>);
     rt.spawn(permissions::watch(Arc::clone(&shell.permissions)));
     let app_events = shell.supervisor.set_app_events();
     rt.spawn(fdc3::run(Arc::clone(&shell), app_events));
@@ -376,7 +381,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     rt.spawn(workspace::autosave(Arc::clone(&shell), Arc::clone(&shell.dirty)));
     rt.spawn(serve_ctl(Arc::clone(&shell), listener));
     rt.spawn(quit_on_signal(Arc::clone(&shell)));
-    if let Some(install) = shell::updater::Install::locate() {
+    if let Some(install) = update::install::Install::locate() {
         rt.spawn(updates::run(Arc::clone(&shell), install, update_rules));
     }
     {
@@ -459,522 +464,4 @@ async fn quit_on_signal(shell: Arc<Shell>) {
     }
     tracing::info!("signal received; shutting down");
     let _ = shell.quit.send(true);
-}
-
-/// An app's directory name in the profile: its id where that is a plain file name, else the
-/// id in hex (an App Directory's appIds may hold `/` or be `..`).
-fn app_dir_name(app_id: &str) -> String {
-    let plain = app_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        && !app_id.starts_with('.')
-        && app_id.len() <= 128;
-    if plain {
-        app_id.to_owned()
-    } else {
-        format!("={}", app_id.bytes().map(|b| format!("{b:02x}")).collect::<String>())
-    }
-}
-
-impl Shell {
-    fn launch(&self, app_id: &str) -> Result<u64> {
-        self.launch_with(app_id, None)
-    }
-
-    /// Launches an app, handing it `state` (from a workspace) to start from.
-    fn launch_with(&self, app_id: &str, state: Option<&Value>) -> Result<u64> {
-        let app = self
-            .manifest
-            .read()
-            .app(app_id)
-            .cloned()
-            .with_context(|| format!("no app {app_id:?} in the manifest or its App Directory"))?;
-        let Some(xid) = *self.window.borrow() else { bail!("the shell window is not up yet") };
-        let dir = self.profile_dir.join("apps").join(app_dir_name(&app.app_id));
-        let webkit = dir.join("webkit");
-        std::fs::create_dir_all(&webkit).with_context(|| format!("creating {}", webkit.display()))?;
-        let mut args = vec![
-            "webview".to_owned(),
-            "--parent-xid".to_owned(),
-            xid.to_string(),
-            "--url".to_owned(),
-            app.url.clone(),
-            "--data-dir".to_owned(),
-            webkit.display().to_string(),
-            "--bounds".to_owned(),
-            "0,0,1,1".to_owned(),
-        ];
-        if let Some(root) = &app.content_root {
-            args.extend(["--content-root".to_owned(), root.display().to_string()]);
-        }
-        if let Some(csp) = &app.csp {
-            args.extend(["--csp".to_owned(), csp.clone()]);
-        }
-        // Each instance keeps its state in a file of its own, which its host reads at start.
-        let states = dir.join("state");
-        std::fs::create_dir_all(&states).with_context(|| format!("creating {}", states.display()))?;
-        let state_file = states.join(format!(
-            "{}-{}.json",
-            shell::ipc::now_ms(),
-            self.next_state.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        if let Some(state) = state {
-            std::fs::write(&state_file, serde_json::to_vec(state)?)
-                .with_context(|| format!("writing {}", state_file.display()))?;
-        }
-        args.extend(["--state-file".to_owned(), state_file.display().to_string()]);
-        let mut env = vec![
-            // WebKit keeps caches and some data under the XDG directories: per app, in the profile.
-            ("XDG_CACHE_HOME".to_owned(), dir.join("cache").display().to_string()),
-            ("XDG_DATA_HOME".to_owned(), dir.join("data").display().to_string()),
-        ];
-        if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
-            // WebKit's DMA-BUF renderer leaves views embedded in another process's X11 window
-            // unpainted (seen under Xvfb with Mesa); the shared-memory path paints them.
-            env.push(("WEBKIT_DISABLE_DMABUF_RENDERER".to_owned(), "1".to_owned()));
-        }
-        let spec = AppSpec {
-            env,
-            origins: Some(app.origins.clone()),
-            memory_limit_bytes: app.memory_limit_bytes,
-            cpu_limit_percent: app.cpu_limit_percent,
-            state_file: Some(state_file),
-            ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
-        };
-        let instance = self.supervisor.launch(spec);
-        self.agent.lock().add_instance(instance, &app.app_id);
-        self.recent.lock().insert(app.app_id.clone(), shell::ipc::now_ms());
-        let recent = self.recent.lock().clone();
-        if let Err(e) = self.profile.set_setting(RECENT, &recent) {
-            tracing::warn!("could not remember the launch: {e:#}");
-        }
-        self.dirty.notify_one();
-        Ok(instance)
-    }
-
-    fn title(&self, app_id: &str) -> String {
-        self.manifest.read().app(app_id).map_or_else(|| app_id.to_owned(), |a| a.title.clone())
-    }
-}
-
-async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
-    while let Ok(event) = events.recv_async().await {
-        match event {
-            UiEvent::WindowReady { window, xid, scale } => {
-                tracing::info!(window, xid, scale, "shell window ready");
-                let Ok(xid) = u32::try_from(xid) else { continue };
-                shell.windows.lock().insert(window, xid);
-                if window != compositor::MAIN_WINDOW {
-                    continue;
-                }
-                shell.window.send_replace(Some(xid));
-                let shell = Arc::clone(&shell);
-                tokio::spawn(async move {
-                    start_desk(&shell).await;
-                    shell.restored.send_replace(true);
-                });
-            }
-            UiEvent::Launch { app_id } => {
-                if let Err(e) = shell.launch(&app_id) {
-                    tracing::error!("could not start {app_id}: {e:#}");
-                }
-            }
-            UiEvent::ChannelChanged { key, channel } => {
-                fdc3::link(&shell, key, channel);
-                push_tiles(&shell);
-                shell.dirty.notify_one();
-            }
-            UiEvent::LayoutChanged => shell.dirty.notify_one(),
-            UiEvent::RevokeGrant(g) => {
-                match shell.profile.revoke_grant(&g.app, &g.permission, g.scope.as_deref()) {
-                    Ok(true) => {
-                        tracing::info!(app = %g.app, permission = %g.permission, "grant revoked");
-                        let object =
-                            g.scope.as_ref().map_or_else(|| g.permission.clone(), |s| format!("{}:{s}", g.permission));
-                        shell.permissions.record(
-                            "user",
-                            Some(&g.app),
-                            "permission.revoke",
-                            &object,
-                            "revoked",
-                            json!({}),
-                        );
-                    }
-                    Ok(false) => tracing::warn!(app = %g.app, permission = %g.permission, "no such grant to revoke"),
-                    Err(e) => tracing::error!("could not revoke a grant: {e:#}"),
-                }
-                shell.permissions.grants_changed();
-                push_grants(&shell);
-            }
-            UiEvent::ConsentAnswered { id, answer } => {
-                if shell.permissions.answer(id, answer) {
-                    push_grants(&shell);
-                }
-            }
-            UiEvent::ResolverAnswered { id, choice } => {
-                tracing::info!(id, ?choice, "resolver answered");
-                let outputs = shell.agent.lock().resolved(id, choice, shell::ipc::now_ms());
-                fdc3::exec(&shell, outputs);
-            }
-            UiEvent::Bounds { key, window, rect } => {
-                let view = rect.map(|r| Bounds { x: r.x, y: r.y, width: r.width, height: r.height });
-                // The window's ready event comes before any bounds in it.
-                let Some(parent) = shell.windows.lock().get(&window).copied() else {
-                    tracing::warn!(window, key, "bounds for a window the shell was not told of; ignored");
-                    continue;
-                };
-                shell.supervisor.set_view(key, u64::from(parent), view);
-            }
-            UiEvent::CloseTile { key } => {
-                let shell = Arc::clone(&shell);
-                tokio::spawn(async move {
-                    shell.supervisor.close(key).await;
-                    shell.channels.lock().remove(&key);
-                    shell.dirty.notify_one();
-                });
-            }
-            UiEvent::WindowClosed { window } => {
-                shell.windows.lock().remove(&window);
-            }
-            UiEvent::CloseRequested => {
-                let _ = shell.quit.send(true);
-            }
-        }
-    }
-}
-
-/// Fetches the App Directory URLs again every `every`; a changed directory changes the
-/// launcher and the agent (running instances stay).
-async fn refresh_directories(shell: Arc<Shell>, cache: PathBuf, every: Duration) {
-    let urls = shell.manifest.read().directory_urls.clone();
-    loop {
-        tokio::time::sleep(every).await;
-        for url in &urls {
-            let (u, c) = (url.clone(), cache.clone());
-            let fetched = tokio::task::spawn_blocking(move || shell::appd::fetch(&u, &c, APPD_TIMEOUT)).await;
-            let text = match fetched {
-                Ok(Ok(f)) if f.stale.is_none() => f.text,
-                Ok(Ok(f)) => {
-                    tracing::warn!(%url, "the App Directory cannot be reached ({}); keeping what was loaded", f.stale.unwrap_or_default());
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!("the App Directory cannot be refreshed: {e}");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!("the App Directory refresh failed: {e}");
-                    continue;
-                }
-            };
-            let directory = {
-                let mut manifest = shell.manifest.write();
-                let before = manifest.directory_problems.clone();
-                if let Err(e) = manifest.load_directory(url, &text) {
-                    tracing::warn!(%url, "the refreshed App Directory is unusable ({e}); keeping what was loaded");
-                    continue;
-                }
-                for p in manifest.directory_problems.iter().filter(|p| !before.contains(p)) {
-                    tracing::warn!("App Directory record skipped: {p}");
-                }
-                if let Err(e) = shell.profile.set_setting(SEEN_VERSIONS, &manifest.trust.seen_versions) {
-                    tracing::warn!("could not keep the App Directory versions seen: {e}");
-                }
-                manifest.directory.clone()
-            };
-            shell.agent.lock().set_directory(directory);
-            shell.permissions.set_apps(app_facts(&shell.manifest.read()));
-            push_tiles(&shell);
-            tracing::info!(%url, "App Directory refreshed");
-        }
-    }
-}
-
-/// Opens the desk at start-up: the last workspace if there is one, else the manifest's apps.
-async fn start_desk(shell: &Shell) {
-    let profile = shell.profile.clone();
-    let saved = tokio::task::spawn_blocking(move || workspace::startup(&profile)).await.ok().flatten();
-    if let Some((name, ws)) = saved {
-        match workspace::restore(shell, &ws).await {
-            Ok(()) => {
-                tracing::info!(%name, "workspace restored");
-                return;
-            }
-            Err(e) => tracing::warn!(%name, "could not restore the workspace: {e:#}"),
-        }
-    }
-    if let Some(ws) = &shell.first_desk {
-        match workspace::restore(shell, ws).await {
-            Ok(()) => return,
-            Err(e) => tracing::warn!("could not open the manifest's workspace: {e:#}"),
-        }
-    }
-    let startup = shell.manifest.read().startup.clone();
-    for app in startup {
-        if let Err(e) = shell.launch(&app) {
-            tracing::error!("could not start {app}: {e:#}");
-        }
-    }
-}
-
-/// What the window shows of the supervisor's state: one tile per instance, and the launcher.
-fn views(shell: &Shell) -> (Vec<TileView>, Vec<LauncherApp>) {
-    let status = shell.supervisor.status();
-    let channels = shell.channels.lock().clone();
-    let tiles = status
-        .iter()
-        .map(|s| TileView {
-            key: s.instance,
-            title: shell.title(&s.app),
-            status: match s.state {
-                AppState::Starting => "starting".to_owned(),
-                AppState::Running => "running".to_owned(),
-                AppState::Restarting => format!("restarting ({})", s.last_exit.clone().unwrap_or_default()),
-                AppState::Failed => format!("failed: {}", s.last_exit.clone().unwrap_or_default()),
-                AppState::Stopped => "stopped".to_owned(),
-            },
-            live: s.state == AppState::Running,
-            channel: channels.get(&s.instance).copied(),
-        })
-        .collect();
-    let recent = shell.recent.lock().clone();
-    let apps = shell
-        .manifest
-        .read()
-        .apps
-        .iter()
-        .map(|a| LauncherApp {
-            app_id: a.app_id.clone(),
-            title: a.title.clone(),
-            description: a.description.clone(),
-            running: status.iter().filter(|s| s.app == a.app_id && s.state != AppState::Stopped).count(),
-            last_used: recent.get(&a.app_id).copied(),
-            icon: a.icon.clone(),
-        })
-        .collect();
-    (tiles, apps)
-}
-
-/// Sends the window the remembered permission answers.
-fn push_grants(shell: &Shell) {
-    match shell.profile.grants(None) {
-        Ok(grants) => {
-            let rows = grants
-                .into_iter()
-                .map(|g| compositor::GrantRow {
-                    app: g.app,
-                    permission: g.permission,
-                    scope: g.scope,
-                    decision: match g.decision {
-                        storage::Decision::Allow => "allow".to_owned(),
-                        storage::Decision::Deny => "deny".to_owned(),
-                    },
-                    decided_at: g.decided_at.to_string(),
-                })
-                .collect();
-            shell.ui.send(UiCommand::SetGrants(rows));
-        }
-        Err(e) => tracing::error!("could not read the remembered permissions: {e:#}"),
-    }
-}
-
-/// The health view's rows.
-fn health(shell: &Shell) -> Vec<compositor::HealthRow> {
-    shell
-        .supervisor
-        .status()
-        .into_iter()
-        .map(|s| compositor::HealthRow {
-            key: s.instance,
-            title: shell.title(&s.app),
-            state: format!("{:?}", s.state).to_lowercase(),
-            pid: s.pid,
-            memory_bytes: s.memory_bytes,
-            cpu_percent: s.cpu_percent,
-            messages_in: s.messages_in,
-            messages_out: s.messages_out,
-            restarts: s.restarts,
-            last_exit: s.last_exit,
-        })
-        .collect()
-}
-
-/// Sends the window the current tiles and launcher entries.
-fn push_tiles(shell: &Shell) {
-    let (tiles, apps) = views(shell);
-    shell.ui.send(UiCommand::SetTiles(tiles));
-    shell.ui.send(UiCommand::SetApps(apps));
-}
-
-/// Keeps the window's tiles in step with the supervisor.
-async fn tiles(shell: Arc<Shell>) {
-    let mut changes = shell.supervisor.changes();
-    let mut last = (Vec::new(), Vec::new());
-    push_grants(&shell);
-    loop {
-        shell.ui.send(UiCommand::SetHealth(health(&shell)));
-        let now = views(&shell);
-        if now != last {
-            if now.0.len() != last.0.len() {
-                shell.dirty.notify_one();
-            }
-            if !shell.ui.send(UiCommand::SetTiles(now.0.clone())) || !shell.ui.send(UiCommand::SetApps(now.1.clone())) {
-                return;
-            }
-            last = now;
-        }
-        if changes.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn serve_ctl(shell: Arc<Shell>, listener: UnixListener) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let shell = Arc::clone(&shell);
-                tokio::spawn(async move {
-                    if let Err(e) = ctl_connection(shell, stream).await {
-                        tracing::debug!("control connection ended: {e:#}");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::error!("control socket failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &impl serde::Serialize) -> Result<()> {
-    let mut line = serde_json::to_vec(v)?;
-    line.push(b'\n');
-    w.write_all(&line).await?;
-    Ok(())
-}
-
-async fn ctl_connection(shell: Arc<Shell>, stream: UnixStream) -> Result<()> {
-    let (rd, mut wr) = stream.into_split();
-    let mut line = Vec::new();
-    let mut rd = BufReader::new(rd).take(MAX_REQUEST as u64);
-    rd.read_until(b'\n', &mut line).await?;
-    let request: Request = match serde_json::from_slice(&line) {
-        Ok(r) => r,
-        Err(e) => return write_line(&mut wr, &Response::err(format!("bad request: {e}"))).await,
-    };
-    if let Request::Subscribe { pattern } = request {
-        return stream_messages(&shell, &pattern, wr).await;
-    }
-    let response = match handle(&shell, request).await {
-        Ok(v) => Response::ok(v),
-        Err(e) => Response::err(format!("{e:#}")),
-    };
-    write_line(&mut wr, &response).await
-}
-
-async fn handle(shell: &Shell, request: Request) -> Result<Value> {
-    Ok(match request {
-        Request::Apps => serde_json::to_value(shell.supervisor.status())?,
-        Request::Launch { app } => json!({ "instance": shell.launch(&app)? }),
-        Request::Close { instance } => {
-            if !shell.supervisor.close(instance).await {
-                bail!("no app instance {instance}");
-            }
-            json!({ "closed": instance })
-        }
-        Request::Eval { instance, js, timeout_ms } => {
-            let text = shell.supervisor.eval(instance, &js, Duration::from_millis(timeout_ms)).await?;
-            serde_json::from_str::<Value>(&text).context("the page's answer is not JSON")?
-        }
-        Request::Publish { topic, data } => {
-            let client = shell.broker.connect(None);
-            let bytes = serde_json::to_vec(&data)?;
-            let sent = client.publish(&topic, bytes, MessageOptions::default())?;
-            json!({ "seq": sent.seq, "delivered": sent.delivered })
-        }
-        Request::Screenshot { path, window } => screenshot_to(shell, &path, window).await?,
-        Request::Quit => {
-            // The session is saved while its apps still run.
-            if *shell.restored.borrow()
-                && let Err(e) = workspace::save(shell, workspace::AUTOSAVE).await
-            {
-                tracing::warn!("could not save the session: {e:#}");
-            }
-            let _ = shell.quit.send(true);
-            json!("quitting")
-        }
-        Request::LayoutGet => workspace::describe(shell).await?,
-        Request::LayoutSave { name } => workspace::save(shell, &name).await?,
-        Request::LayoutRestore { name } => workspace::restore_named(shell, &name).await?,
-        Request::LayoutList => workspace::list(shell).await?,
-        Request::Prompts => serde_json::to_value(shell.permissions.prompts())?,
-        Request::Prompt { id, answer } => {
-            let answer = match answer.as_str() {
-                "allow-once" => compositor::ConsentAnswer::AllowOnce,
-                "allow-always" => compositor::ConsentAnswer::AllowAlways,
-                "deny" => compositor::ConsentAnswer::Deny,
-                other => bail!("{other:?} is not allow-once, allow-always or deny"),
-            };
-            if !shell.permissions.answer(id, answer) {
-                bail!("no prompt {id} is waiting (see `tessera ctl prompts`)");
-            }
-            shell.ui.send(UiCommand::CancelDialog { id });
-            push_grants(shell);
-            json!({ "answered": id })
-        }
-        Request::Grants => serde_json::to_value(shell.profile.grants(None)?)?,
-        Request::GrantsRevoke { app, permission } => {
-            let p: shell::policy::Permission =
-                permission.parse().with_context(|| format!("{permission:?} is not a permission"))?;
-            if !shell.profile.revoke_grant(&app, &p.name, p.scope.as_deref())? {
-                bail!("{app} has no remembered answer for {p}");
-            }
-            shell.permissions.grants_changed();
-            shell.permissions.record("user", Some(&app), "permission.revoke", &p.to_string(), "revoked", json!({}));
-            push_grants(shell);
-            json!({ "revoked": { "app": app, "permission": p.to_string() } })
-        }
-        Request::Subscribe { .. } => bail!("subscribe streams; it is handled apart"),
-    })
-}
-
-async fn screenshot_to(shell: &Shell, path: &Path, window: Option<compositor::WindowNo>) -> Result<Value> {
-    let xid = shell.windows.lock().get(&window.unwrap_or(compositor::MAIN_WINDOW)).copied();
-    let Some(xid) = xid else {
-        match window {
-            Some(no) if no != compositor::MAIN_WINDOW => bail!("there is no shell window {no} (see `ctl layout get`)"),
-            _ => bail!("the shell window is not up yet"),
-        }
-    };
-    let target = path.to_owned();
-    let (w, h) = tokio::task::spawn_blocking(move || compositor::x11::capture_png(xid, &target)).await??;
-    Ok(json!({ "path": path, "width": w, "height": h }))
-}
-
-async fn stream_messages(shell: &Shell, pattern: &str, mut wr: tokio::net::unix::OwnedWriteHalf) -> Result<()> {
-    let client = shell.broker.connect(None);
-    let subscription =
-        match client.subscribe(pattern, SubscribeOptions::default().capacity(4096).policy(QueuePolicy::DropOldest)) {
-            Ok(s) => s,
-            Err(e) => return write_line(&mut wr, &Response::err(format!("subscribe {pattern}: {e}"))).await,
-        };
-    write_line(&mut wr, &Response::ok(json!({ "subscribed": pattern }))).await?;
-    let mut quit = shell.quit.subscribe();
-    loop {
-        tokio::select! {
-            d = subscription.recv_async() => {
-                let Some(d) = d else { return Ok(()) };
-                let e = &d.envelope;
-                let data = serde_json::from_slice::<Value>(&e.payload)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.payload).into_owned()));
-                let line = json!({
-                    "topic": e.topic.as_str(), "data": data, "seq": e.seq,
-                    "timestamp": e.timestamp.to_string(), "sender": e.sender.client.0,
-                    "app": e.sender.app.as_ref().map(ToString::to_string),
-                });
-                write_line(&mut wr, &line).await?;
-            }
-            () = async { let _ = quit.wait_for(|q| *q).await; } => return Ok(()),
-        }
-    }
 }

@@ -5,8 +5,38 @@ use std::process::Command;
 
 use tests::workspace_root;
 
-/// Crates each library must never depend on, directly or not.
+/// UI, windowing and webview crates: only the compositor (egui, wgpu, winit) and the app host
+/// (wry, GTK) may have them.
+const UI: &[&str] = &["egui", "egui_tiles", "wgpu", "winit", "wry", "gtk", "webkit2gtk", "compositor"];
+
+/// Crates each library must never depend on, directly or not. Together they keep the layers:
+/// protocol at the bottom; broker on it; storage, policy and the compositor beside each other;
+/// update on policy; the app host on protocol alone; the shell on top of everything.
 const FORBIDDEN: &[(&str, &[&str])] = &[
+    // The wire contract: serde, postcard and thiserror, nothing of ours and no I/O crate.
+    (
+        "protocol",
+        &[
+            "broker",
+            "storage",
+            "policy",
+            "update",
+            "shell",
+            "app_host",
+            "compositor",
+            "serde_json",
+            "tokio",
+            "redb",
+            "mio",
+            "socket2",
+            "nix",
+            "rustix",
+            "wry",
+            "gtk",
+            "egui",
+            "winit",
+        ],
+    ),
     (
         "broker",
         &[
@@ -22,16 +52,70 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "mio",
             "socket2",
             "nix",
+            "storage",
+            "policy",
+            "update",
+            "shell",
+            "app_host",
+            "compositor",
         ],
     ),
     // storage reaches tokio through the Secret Service keyring store (zbus), by design.
-    ("storage", &["egui", "wgpu", "winit", "wry", "gtk", "egui_tiles"]),
+    (
+        "storage",
+        &["egui", "wgpu", "winit", "wry", "gtk", "egui_tiles", "policy", "update", "shell", "app_host", "compositor"],
+    ),
     // The compositor takes view models and returns events: no broker, storage or runtime.
-    ("compositor", &["broker", "storage", "redb", "tokio", "wry", "gtk"]),
+    ("compositor", &["broker", "storage", "redb", "tokio", "wry", "gtk", "policy", "update", "shell", "app_host"]),
+    // Policies are data in, decisions out: no UI, storage, processes or runtime.
+    (
+        "policy",
+        &[
+            "egui",
+            "egui_tiles",
+            "wgpu",
+            "winit",
+            "wry",
+            "gtk",
+            "webkit2gtk",
+            "compositor",
+            "storage",
+            "redb",
+            "tokio",
+            "update",
+            "shell",
+            "app_host",
+            "rustix",
+        ],
+    ),
+    // The updater's state is the install root's: no UI, no profile storage, no runtime.
+    (
+        "update",
+        &[
+            "egui",
+            "egui_tiles",
+            "wgpu",
+            "winit",
+            "wry",
+            "gtk",
+            "webkit2gtk",
+            "compositor",
+            "storage",
+            "redb",
+            "tokio",
+            "shell",
+            "app_host",
+        ],
+    ),
+    // The app host speaks the protocol and runs a webview: nothing of the shell's insides.
+    (
+        "app_host",
+        &["broker", "storage", "redb", "compositor", "policy", "update", "shell", "egui", "wgpu", "winit", "tokio"],
+    ),
 ];
 
 /// The only files allowed to contain `unsafe`, each with its reason in a `// SAFETY:` comment.
-const UNSAFE_ALLOWED: &[&str] = &["shell/src/bin/app_host/foreign.rs"];
+const UNSAFE_ALLOWED: &[&str] = &["shell/app_host/src/foreign.rs"];
 
 #[test]
 fn unsafe_code_lives_only_where_it_is_allowed() {
@@ -68,6 +152,7 @@ fn dependencies(package: &str) -> Vec<String> {
 #[test]
 fn libraries_keep_their_dependency_direction() {
     for (package, forbidden) in FORBIDDEN {
+        assert!(FORBIDDEN.iter().filter(|(p, _)| p == package).count() == 1, "{package} is listed twice in FORBIDDEN");
         let deps = dependencies(package);
         assert!(deps.len() > 1, "cargo tree listed nothing for {package}");
         for f in *forbidden {
@@ -121,4 +206,31 @@ fn no_mod_rs_files() {
     rust_files(&workspace_root(), &mut files);
     let mod_rs: Vec<_> = files.iter().filter(|f| f.ends_with("mod.rs")).collect();
     assert!(mod_rs.is_empty(), "write foo.rs, not foo/mod.rs: {mod_rs:?}");
+}
+
+/// Only the compositor and the app host draw: every other library crate is free of UI,
+/// windowing and webview crates.
+#[test]
+fn only_the_compositor_and_the_app_host_know_ui() {
+    for package in ["protocol", "broker", "storage", "policy", "update"] {
+        let deps = dependencies(package);
+        for ui in UI {
+            assert!(!deps.iter().any(|d| d == ui), "{package} must know no UI; it depends on {ui}");
+        }
+    }
+}
+
+/// A crate boundary is made, not drawn: no source file is compiled into another crate through
+/// `#[path]`.
+#[test]
+fn no_path_includes() {
+    let mut files = Vec::new();
+    rust_files(&workspace_root(), &mut files);
+    // The needle is built so that this file does not match itself.
+    let needle = concat!("#[", "path");
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().lines().any(|l| l.trim_start().starts_with(needle)))
+        .collect();
+    assert!(offenders.is_empty(), "files compiled in through #[path]: {offenders:?}");
 }

@@ -88,7 +88,7 @@ fn a_flooding_app_is_slowed_and_the_others_keep_their_latency() {
     );
     let restarted = flood["restarts"].as_u64().unwrap_or(0) > 0;
     assert!(
-        restarted || (out as f64) < 1.3 * f64::from(shell::supervisor::DEFAULT_RATE_LIMIT) * secs + 30_000.0,
+        restarted || (out as f64) < 1.3 * f64::from(shell::host::supervisor::DEFAULT_RATE_LIMIT) * secs + 30_000.0,
         "the flooder was neither slowed nor disconnected: {out} messages in {secs:.1} s"
     );
     assert!(l99 <= 2.0 * q99, "delivery p99 {l99:.2} ms under the flood, over twice the quiet {q99:.2} ms");

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use broker::{AppId, Broker};
-use shell::supervisor::{AppSpec, AppState, InstanceStatus, RestartPolicy, Supervisor};
+use shell::host::supervisor::{AppSpec, AppState, InstanceStatus, RestartPolicy, Supervisor};
 use tests::bin;
 
 fn runtime() -> tokio::runtime::Runtime {

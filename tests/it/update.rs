@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use shell::release::{self, Contents};
-use shell::update_feed::Feed;
-use shell::updater::archive_name;
 use tests::{bin, target_dir, workspace_root};
+use update::feed::Feed;
+use update::install::archive_name;
+use update::release::{self, Contents};
 
 // ---------------------------------------------------------------- the HTTP server
 
@@ -127,7 +127,7 @@ fn key_id(seed: u8) -> &'static str {
 }
 
 fn rfc3339(offset_secs: i64) -> String {
-    let now = shell::ipc::now_ms() / 1000;
+    let now = broker::Timestamp::now().millis() / 1000;
     let t = now.checked_add_signed(offset_secs).unwrap();
     broker::Timestamp(t * 1_000_000).to_rfc3339()
 }
@@ -203,7 +203,7 @@ impl Fixture {
     fn policy(&self, extra: &Value) -> PathBuf {
         let trusted: Vec<Value> = [A, B, REVOKED]
             .iter()
-            .map(|s| json!({ "id": key_id(*s), "publicKey": shell::signing::public_hex(&key(*s)) }))
+            .map(|s| json!({ "id": key_id(*s), "publicKey": policy::signing::public_hex(&key(*s)) }))
             .collect();
         let mut update = json!({
             "feedUrl": self.server.url("/feeds"),
@@ -219,7 +219,7 @@ impl Fixture {
             "signing": { "trustedKeys": trusted, "revokedKeys": ["release-old"] },
             "update": update,
         });
-        let path = self.dir.path().join(format!("policy-{}.json", shell::ipc::now_ms()));
+        let path = self.dir.path().join(format!("policy-{}.json", broker::Timestamp::now().millis()));
         std::fs::write(&path, policy.to_string()).unwrap();
         path
     }
@@ -523,7 +523,7 @@ fn the_update_matrix() {
         let root = Root::new();
         let policy = f.policy(&json!({}));
         assert!(root.update(&policy, &["update", "apply", "--now"]).status.success());
-        assert!(shell::updater::Install::at(root.path()).unwrap().confirm("1.1.0").unwrap());
+        assert!(update::install::Install::at(root.path()).unwrap().confirm("1.1.0").unwrap());
         assert_eq!(root.current(), "1.1.0");
         let out =
             root.cmd(&policy, &["update", "rollback"]).env("TESSERA_FAILPOINT", "rollback-recorded").output().unwrap();

@@ -4,8 +4,8 @@
 //! what they accept re-encodes to an equal message.
 #![no_main]
 
-use broker::frame::{FrameLimits, FrameReader, FrameWriter};
-use broker::wire::{self, HostMsg, ShellMsg};
+use protocol::frame::{FrameLimits, FrameReader, FrameWriter};
+use protocol::wire::{self, HostMsg, ShellMsg};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

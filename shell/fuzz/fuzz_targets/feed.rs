@@ -5,21 +5,10 @@
 //! plain http to this machine), the channel asked for, not expired.
 #![no_main]
 
-// The parsers' own source files, reachable from the crate root where their `crate::` paths
-// point.
-#[path = "../../src"]
-#[allow(dead_code)]
-mod parsers {
-    pub(crate) mod policy;
-    pub(crate) mod signing;
-    pub(crate) mod update_feed;
-}
-use parsers::{policy, signing, update_feed};
-
-use crate::signing::{Checker, SigningRules, TrustedKey, public_hex, sign_record, version_cmp};
-use crate::update_feed::{Verdict, check};
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
+use policy::signing::{Checker, SigningRules, TrustedKey, public_hex, sign_record, version_cmp};
+use update::feed::{Verdict, check};
 
 const NOW: &str = "2026-11-26T12:00:00Z";
 
@@ -47,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(f.sha256.len() == 64 && f.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(f.size > 0);
         assert!(f.rollout_percent > 50 && f.rollout_percent <= 100);
-        assert!(f.url.starts_with("https://") || update_feed::local_http(&f.url));
+        assert!(f.url.starts_with("https://") || policy::local_http(&f.url));
         assert!(f.expires.as_str() > NOW);
     }
 });

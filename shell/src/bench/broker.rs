@@ -20,8 +20,8 @@ use broker::{Broker, BrokerConfig, MessageOptions, Pattern, QueuePolicy, Recv, S
 use serde::Serialize;
 
 use super::workload::{self, Rng};
+use crate::bench::stats::p50_p99;
 use crate::cli::BrokerBenchArgs;
-use crate::stats::p50_p99;
 
 /// Most pattern checks the linear baseline may spend, so it stays a few seconds long.
 const LINEAR_BUDGET: usize = 100_000_000;

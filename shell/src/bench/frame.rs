@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use compositor::{Command as UiCommand, Compositor, Direction, FrameStats, LauncherApp, LayoutNode, TileView, UiEvent};
 use serde::Serialize;
 
+use crate::bench::stats::percentile;
 use crate::cli::FrameBenchArgs;
-use crate::stats::percentile;
 
 #[derive(Debug, Serialize)]
 struct Report {

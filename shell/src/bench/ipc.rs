@@ -16,8 +16,8 @@ use anyhow::{Context, Result, bail, ensure};
 use broker::{Broker, BrokerConfig, MessageOptions};
 use serde::Serialize;
 
+use crate::bench::stats::p50_p99;
 use crate::cli::IpcBenchArgs;
-use crate::stats::p50_p99;
 
 /// Aggregate rate of the latency pass.
 const PACED_RATE: u64 = 20_000;
@@ -75,7 +75,7 @@ fn run_pass(args: &IpcBenchArgs, messages: u64, rate_per_client: u64, unbatched:
         runtime.spawn(async move {
             match tokio::net::UnixStream::from_std(ours) {
                 Ok(stream) => {
-                    if let Err(e) = shell::ipc::serve_with(broker, stream, None, coalesce).await {
+                    if let Err(e) = shell::host::ipc::serve_with(broker, stream, None, coalesce).await {
                         tracing::warn!(error = %format!("{e:#}"), "bench connection ended");
                     }
                 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use storage::{Journal, JournalConfig, Profile};
 
 use crate::cli::JournalBenchArgs;
-use crate::journal_cmd::run_epoch;
+use crate::profile::run_epoch;
 
 /// Commits a publisher keeps in flight.
 const WINDOW: usize = 16_384;

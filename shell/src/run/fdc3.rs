@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use broker::MessageOptions;
 use broker::fdc3::{Agent, Output};
-use broker::wire::ShellMsg;
 use compositor::{Command as UiCommand, ResolverChoice, ResolverRequest};
-use shell::ipc::{Access, Gate, now_ms};
-use shell::policy::Permission;
-use shell::supervisor::AppEvent;
+use policy::Permission;
+use protocol::wire::ShellMsg;
+use shell::host::ipc::{Access, Gate};
+use shell::host::supervisor::AppEvent;
 
 use super::{Shell, push_tiles};
 
@@ -18,7 +18,7 @@ pub(super) fn agent(manifest: &shell::manifest::Manifest) -> Agent {
     let seed = {
         let mut bytes = [0u8; 8];
         if getrandom::fill(&mut bytes).is_err() {
-            bytes = now_ms().to_le_bytes();
+            bytes = broker::Timestamp::now().millis().to_le_bytes();
         }
         u64::from_le_bytes(bytes)
     };
@@ -52,7 +52,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
                         None
                     }
                 };
-                queue.extend(shell.agent.lock().launched(launch, result, now_ms()));
+                queue.extend(shell.agent.lock().launched(launch, result, broker::Timestamp::now().millis()));
             }
             Output::Resolve { resolve, intent, context_type, choices } => {
                 let choices = choices
@@ -109,7 +109,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
 /// Sets an instance's user channel from the window or a workspace (`None`: no channel).
 pub(super) fn link(shell: &Shell, instance: u64, channel: Option<u8>) {
     let id = channel.map(channel_id);
-    let outputs = shell.agent.lock().set_channel(instance, id.as_deref(), now_ms());
+    let outputs = shell.agent.lock().set_channel(instance, id.as_deref(), broker::Timestamp::now().millis());
     match channel {
         Some(c) => shell.channels.lock().insert(instance, c),
         None => shell.channels.lock().remove(&instance),
@@ -145,14 +145,14 @@ pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
                 handle(&shell, event, &retry_tx)
             }
             Ok(event) = retry_rx.recv_async() => handle(&shell, event, &retry_tx),
-            _ = tick.tick() => shell.agent.lock().sweep(now_ms()),
+            _ = tick.tick() => shell.agent.lock().sweep(broker::Timestamp::now().millis()),
         };
         exec(&shell, outputs);
     }
 }
 
 fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) -> Vec<Output> {
-    let now = now_ms();
+    let now = broker::Timestamp::now().millis();
     if let AppEvent::Fdc3 { instance, app, message } = &event
         && let Some(permission) = permission_for(message)
     {
@@ -172,7 +172,7 @@ fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) 
                             *instance,
                             message,
                             broker::fdc3::errors::ACCESS_DENIED,
-                            now_ms(),
+                            broker::Timestamp::now().millis(),
                         );
                         exec(&shell, outputs);
                     }

@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use compositor::{Command as UiCommand, ConsentAnswer, ConsentRequest, Handle};
 use parking_lot::{Mutex, RwLock};
+use policy::{AdminPolicy, Decision, Permission, Remembered, Source, Subject, resolve};
 use serde::Serialize;
-use shell::ipc::{Access, Gate};
-use shell::policy::{AdminPolicy, Decision, Permission, Remembered, Source, Subject, resolve};
+use shell::host::ipc::{Access, Gate};
 use storage::Profile;
 use storage::audit::{AuditEntry, AuditLog};
 
@@ -56,7 +56,7 @@ pub(super) struct Permissions {
     /// policy came from a file.
     policy_file: Mutex<Option<(PathBuf, Stamps)>>,
     /// The keys the policy file must be signed with, if IT requires that.
-    policy_trust: Option<shell::signing::Checker>,
+    policy_trust: Option<policy::signing::Checker>,
     subject: Subject,
     profile: Profile,
     apps: RwLock<HashMap<String, AppFacts>>,
@@ -128,7 +128,7 @@ impl Permissions {
         profile: Profile,
         ui: Handle,
         audit: Option<Arc<AuditLog>>,
-        policy_trust: Option<shell::signing::Checker>,
+        policy_trust: Option<policy::signing::Checker>,
     ) -> Self {
         let stamp = policy_file.map(|f| {
             let modified = stamps(&f);
@@ -162,7 +162,7 @@ impl Permissions {
     ) {
         let Some(log) = &self.audit else { return };
         let entry = AuditEntry {
-            time: broker::Timestamp(shell::ipc::now_ms() * 1000),
+            time: broker::Timestamp::now(),
             actor: actor.to_owned(),
             app: app.map(str::to_owned),
             action: action.to_owned(),
@@ -203,7 +203,7 @@ impl Permissions {
         let path = path.clone();
         let where_ = path.display().to_string();
         drop(file);
-        match shell::policy::load_file(&path, self.policy_trust.as_ref()) {
+        match policy::load_file(&path, self.policy_trust.as_ref()) {
             Ok(p) => {
                 *self.policy.write() = p;
                 self.cache.lock().clear();
@@ -282,7 +282,7 @@ impl Permissions {
                     permission: prompt.permission.name.clone(),
                     scope: prompt.permission.scope.clone(),
                     decision: if allow { storage::Decision::Allow } else { storage::Decision::Deny },
-                    decided_at: broker::Timestamp(shell::ipc::now_ms() * 1000),
+                    decided_at: broker::Timestamp::now(),
                 };
                 if let Err(e) = self.profile.put_grant(&grant) {
                     tracing::error!(app = %prompt.app, "could not remember the answer: {e}");
@@ -327,7 +327,7 @@ impl Permissions {
                     instance,
                     permission: permission.clone(),
                     waiters: vec![tx],
-                    asked_at_ms: shell::ipc::now_ms(),
+                    asked_at_ms: broker::Timestamp::now().millis(),
                 },
             );
             tracing::info!(%app, instance, %permission, id, "asking the user");
@@ -356,7 +356,7 @@ impl Permissions {
 
     /// Prompts past their deadline (a dialog that never answered) are denied.
     pub(super) fn expire(&self) {
-        let now = shell::ipc::now_ms();
+        let now = broker::Timestamp::now().millis();
         let late: Vec<u64> = self
             .prompts
             .lock()

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compositor::{Command as UiCommand, UpdateBanner};
-use shell::policy::UpdateRules;
-use shell::signing::Checker;
-use shell::supervisor::AppState;
-use shell::updater::{Install, Progress, Watch};
+use policy::UpdateRules;
+use policy::signing::Checker;
+use shell::host::supervisor::AppState;
+use update::install::{Install, Progress, Watch};
 
 use super::Shell;
-use crate::update_cmd::{self, Outcome, PROBATION_ENV};
+use crate::commands::update::{self as update_cmd, Outcome};
+use update::guard::PROBATION_ENV;
 
 /// Key, in the profile's settings, of how many update events went into the audit log.
 const EVENTS_COPIED: &str = "update.events_copied";

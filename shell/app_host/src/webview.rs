@@ -1,0 +1,651 @@
+//! The app host's real mode: one web app in a wry WebView (WebKitGTK), placed inside the shell's
+//! window as an X11 child, talking to the shell over the inherited socket.
+//!
+//! Threads: GTK's main loop owns the WebView; a reader thread receives from the shell, answers
+//! transport pings itself, hands navigation decisions to whichever GTK callback waits for them,
+//! and wakes the main loop for the rest with `MainContext::invoke` (a polling timer would add its
+//! period to every round trip). Writes to the shell go through one locked connection.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use app_host::HostConnection;
+use gtk::prelude::*;
+use parking_lot::Mutex;
+use protocol::QueuePolicy;
+use protocol::wire::{Bounds, HostMsg, ShellMsg};
+use serde_json::{Value, json};
+use wry::dpi::{PhysicalPosition, PhysicalSize};
+use wry::{NewWindowResponse, PageLoadEvent, Rect, WebContext, WebView, WebViewBuilder};
+
+use crate::foreign::ForeignXid;
+
+/// The preload: the bus (and the channel to the host both use), then `window.fdc3`.
+const BUS_JS: &str = include_str!("../../../assets/preload/bus.js");
+const FDC3_JS: &str = include_str!("../../../assets/preload/fdc3.js");
+/// Longest a navigation waits for the shell's answer before it is refused.
+const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest message a page may post (bigger ones are refused, not forwarded).
+const MAX_PAGE_MESSAGE: usize = 4 << 20;
+/// Messages from the reader thread waiting for the GTK loop.
+const INBOX: usize = 4096;
+/// How often the host pings the shell.
+const SHELL_PING_EVERY: Duration = Duration::from_secs(1);
+/// How long without an answer before the host decides the shell is gone (frozen, not just
+/// busy: the shell answers pings from its async runtime, not its window thread).
+const SHELL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to start.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// The shell window to live in; `None`: a window of its own (for trying a page by hand).
+    pub(crate) parent_xid: Option<u64>,
+    /// The app's start page.
+    pub(crate) url: String,
+    /// WebKit's data directory for this app (cookies, local storage, caches).
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Where the view goes first.
+    pub(crate) bounds: Bounds,
+    /// Further scripts to run before the page's own, after the bus.
+    pub(crate) preload: Vec<PathBuf>,
+    /// Where `tessera://` URLs are served from.
+    pub(crate) content_root: Option<PathBuf>,
+    /// The app's saved state, if the shell kept one.
+    pub(crate) state_file: Option<PathBuf>,
+    /// The Content-Security-Policy for the app's `tessera://` files.
+    pub(crate) csp: Option<String>,
+}
+
+type Writer = Arc<Mutex<HostConnection>>;
+
+enum Inbound {
+    Msg(ShellMsg),
+    Closed,
+}
+
+thread_local! {
+    /// The GTK-side handler the reader thread's wake-ups run.
+    static DRAIN: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+}
+
+fn wake() {
+    gtk::glib::MainContext::default().invoke(|| {
+        DRAIN.with(|d| {
+            if let Some(f) = d.borrow_mut().as_mut() {
+                f();
+            }
+        });
+    });
+}
+
+fn rect(b: Bounds) -> Rect {
+    Rect {
+        position: PhysicalPosition::new(b.x, b.y).into(),
+        size: PhysicalSize::new(b.width.max(1), b.height.max(1)).into(),
+    }
+}
+
+fn send(writer: &Writer, msg: &HostMsg) {
+    let mut w = writer.lock();
+    if let Err(e) = w.send(msg).and_then(|()| w.flush()) {
+        // The reader thread sees the same broken socket and ends the host.
+        tracing::warn!("could not write to the shell: {e:#}");
+    }
+}
+
+/// Runs the host until the shell hangs up.
+pub(crate) fn run(opts: &Options) -> Result<()> {
+    // No core dumps: a page's memory may hold a user's data. (Address-space limits are not
+    // usable: WebKit reserves tens of GiB of virtual memory up front; the shell's memory
+    // watchdog limits what is really used.)
+    let none = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, none) {
+        tracing::warn!("could not turn core dumps off: {e}");
+    }
+    let mut conn = HostConnection::from_stdin()?;
+    match conn.recv()? {
+        Some(ShellMsg::Welcome { .. }) => {}
+        other => bail!("expected a welcome from the shell, got {other:?}"),
+    }
+    let (writer, mut reader) = conn.split()?;
+    let writer: Writer = Arc::new(Mutex::new(writer));
+    gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
+
+    // The saved state goes in before the bus: the page can read it as soon as it runs.
+    let state = opts
+        .state_file
+        .as_ref()
+        .and_then(|f| std::fs::read(f).ok())
+        .filter(|b| b.len() <= protocol::wire::MAX_APP_STATE)
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    // A token only this page's preload knows: what arrives without it (a frame of another
+    // origin posting to the message handler directly) is refused.
+    let token = {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).context("no randomness for the page token")?;
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let bus = BUS_JS.replace("__TESSERA_PAGE_TOKEN__", &token);
+    let mut scripts = vec![format!("window.__tesseraState = {state};"), bus, FDC3_JS.to_owned()];
+    for path in &opts.preload {
+        scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
+    }
+
+    // The reader starts before the WebView: the first navigation already waits for the shell.
+    let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
+    let (nav_tx, nav_rx) = flume::bounded::<(u64, bool)>(64);
+    let pinger = Arc::clone(&writer);
+    let started = Instant::now();
+    let last_pong = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ms_since_start = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // TESSERA_SHELL_TIMEOUT_MS shortens the wait, for tests.
+    let shell_timeout = std::env::var("TESSERA_SHELL_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(SHELL_TIMEOUT, Duration::from_millis);
+    {
+        // Heartbeats the other way: a shell that stops answering is not waited for forever.
+        let (writer, last_pong) = (Arc::clone(&writer), Arc::clone(&last_pong));
+        std::thread::Builder::new().name("shell-watch".into()).spawn(move || {
+            let mut nonce = 0u64;
+            loop {
+                std::thread::sleep(SHELL_PING_EVERY);
+                nonce += 1;
+                send(&writer, &HostMsg::Ping { nonce });
+                let silent = ms_since_start().saturating_sub(last_pong.load(std::sync::atomic::Ordering::Relaxed));
+                if Duration::from_millis(silent) > shell_timeout {
+                    tracing::error!("the shell has not answered for {silent} ms; leaving");
+                    std::process::exit(1);
+                }
+            }
+        })?;
+    }
+    std::thread::Builder::new().name("shell-reader".into()).spawn(move || {
+        loop {
+            match reader.recv() {
+                Ok(Some(ShellMsg::Ping { nonce })) => send(&pinger, &HostMsg::Pong { nonce }),
+                Ok(Some(ShellMsg::Pong { .. })) => {
+                    last_pong.store(ms_since_start(), std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(Some(ShellMsg::NavigationDecision { id, allow })) => {
+                    let _ = nav_tx.try_send((id, allow));
+                }
+                Ok(Some(msg)) => {
+                    if in_tx.send(Inbound::Msg(msg)).is_err() {
+                        break;
+                    }
+                    wake();
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("connection to the shell failed: {e:#}");
+                    break;
+                }
+            }
+        }
+        // The shell hung up: leave. If the GTK loop cannot (a stuck page), leave anyway.
+        let _ = in_tx.send(Inbound::Closed);
+        wake();
+        std::thread::sleep(Duration::from_secs(3));
+        std::process::exit(0);
+    })?;
+
+    let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
+    let mut context = WebContext::new(opts.data_dir.clone());
+    let mut builder = WebViewBuilder::new_with_web_context(&mut context)
+        .with_url(&opts.url)
+        .with_bounds(rect(opts.bounds))
+        .with_focused(false)
+        .with_ipc_handler({
+            let writer = Arc::clone(&writer);
+            let webview = Rc::clone(&webview);
+            // What was refused is told to the shell for its record, at most ten times a second.
+            let told = Cell::new((Instant::now(), 0u32));
+            let tell = {
+                let writer = Arc::clone(&writer);
+                move |what: String| {
+                    let (since, n) = told.get();
+                    let (since, n) =
+                        if since.elapsed() >= Duration::from_secs(1) { (Instant::now(), 0) } else { (since, n) };
+                    told.set((since, n + 1));
+                    if n < 10 {
+                        send(&writer, &HostMsg::PageRefused { what });
+                    }
+                }
+            };
+            move |req| {
+                let body = req.body();
+                tracing::trace!(len = body.len(), "message from the page");
+                let Some(body) = body.strip_prefix(token.as_str()) else {
+                    // Not from this page's preload: a frame of another origin, or a forgery.
+                    tracing::warn!(len = body.len(), "ignored a message without the page's token");
+                    tell("a message without the page's token (another frame, or a forgery)".to_owned());
+                    return;
+                };
+                if let Err(e) = from_page(&writer, body) {
+                    tracing::warn!("refused a message from the page: {e:#}");
+                    tell(format!("{e:#}"));
+                    if let Some(wv) = webview.borrow().as_ref() {
+                        refuse_in_page(wv, "message", &format!("{e:#}"));
+                    }
+                }
+            }
+        })
+        .with_navigation_handler({
+            let ask = ask_shell(Arc::clone(&writer), nav_rx.clone(), false);
+            move |url| ask(url)
+        })
+        .with_new_window_req_handler({
+            let ask = ask_shell(Arc::clone(&writer), nav_rx, true);
+            let webview = Rc::clone(&webview);
+            move |url, _features| {
+                // Until the compositor hosts extra windows, an allowed new window opens in place.
+                if ask(url.clone())
+                    && let Some(wv) = webview.borrow().as_ref()
+                    && let Err(e) = wv.load_url(&url)
+                {
+                    tracing::warn!("could not open {url}: {e}");
+                }
+                NewWindowResponse::Deny
+            }
+        })
+        .with_on_page_load_handler({
+            let writer = Arc::clone(&writer);
+            move |event, url| {
+                send(&writer, &HostMsg::PageLoad { url, done: matches!(event, PageLoadEvent::Finished) });
+            }
+        });
+    for s in scripts {
+        builder = builder.with_initialization_script(s);
+    }
+    if let Some(root) = &opts.content_root {
+        let root = root.canonicalize().with_context(|| format!("content directory {}", root.display()))?;
+        let csp = opts.csp.clone();
+        builder = builder.with_custom_protocol(crate::content::SCHEME.to_owned(), move |_id, request| {
+            crate::content::serve(&root, &request, csp.as_deref())
+        });
+    }
+    let _toplevel;
+    let built = match opts.parent_xid {
+        Some(xid) => builder.build_as_child(&ForeignXid(xid)),
+        None => {
+            use wry::WebViewBuilderExtUnix;
+            let window = gtk::Window::new(gtk::WindowType::Toplevel);
+            window.set_default_size(
+                opts.bounds.width.try_into().unwrap_or(800),
+                opts.bounds.height.try_into().unwrap_or(600),
+            );
+            let vbox = gtk::Box::new(gtk::Orientation::Vertical, 0);
+            window.add(&vbox);
+            let built = builder.build_gtk(&vbox);
+            window.show_all();
+            _toplevel = window;
+            built
+        }
+    };
+    let built = built.context("creating the WebView")?;
+    if let Some(xid) = opts.parent_xid {
+        use wry::WebViewExtUnix;
+        crate::keys::set_shell_window(xid);
+        crate::keys::route(&WebViewExtUnix::webview(&built));
+    }
+    if std::env::var_os("TESSERA_WEB_CONSOLE").is_some() {
+        // For debugging pages: WebKit copies console messages to the host's stdout.
+        use webkit2gtk::SettingsExt;
+        use webkit2gtk::WebViewExt;
+        use wry::WebViewExtUnix;
+        if let Some(settings) = WebViewExt::settings(&WebViewExtUnix::webview(&built)) {
+            settings.set_enable_write_console_messages_to_stdout(true);
+        }
+    }
+    // WebKit's permission requests (camera, microphone, location, notifications, clipboard)
+    // are the shell's to decide; the request waits for its answer.
+    let pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>> = Rc::new(RefCell::new(HashMap::new()));
+    {
+        use webkit2gtk::WebViewExt;
+        use wry::WebViewExtUnix;
+        let (writer, pending) = (Arc::clone(&writer), Rc::clone(&pending));
+        let next = Cell::new(0u64);
+        WebViewExtUnix::webview(&built).connect_permission_request(move |_, request| {
+            use gtk::glib::prelude::*;
+            use webkit2gtk::PermissionRequestExt;
+            let permissions: Vec<String> = if let Some(media) = request.downcast_ref::<webkit2gtk::UserMediaPermissionRequest>() {
+                use webkit2gtk::UserMediaPermissionRequestExt;
+                let mut p = Vec::new();
+                if media.is_for_video_device() {
+                    p.push("camera".to_owned());
+                }
+                if media.is_for_audio_device() {
+                    p.push("microphone".to_owned());
+                }
+                p
+            } else if request.is::<webkit2gtk::GeolocationPermissionRequest>() {
+                vec!["geolocation".to_owned()]
+            } else if request.is::<webkit2gtk::NotificationPermissionRequest>() {
+                vec!["notifications".to_owned()]
+            } else if request.type_().name() == "WebKitClipboardPermissionRequest" {
+                vec!["clipboard.read".to_owned()]
+            } else {
+                Vec::new()
+            };
+            if permissions.is_empty() {
+                tracing::info!(kind = %request.type_().name(), "refused a WebKit permission request Tessera does not grant");
+                request.deny();
+                return true;
+            }
+            next.set(next.get() + 1);
+            pending.borrow_mut().insert(next.get(), request.clone());
+            send(&writer, &HostMsg::PermissionRequest { id: next.get(), permissions });
+            true
+        });
+    }
+    *webview.borrow_mut() = Some(built);
+
+    let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
+    let drain = {
+        let webview = Rc::clone(&webview);
+        let writer = Arc::clone(&writer);
+        move || {
+            let wv = webview.borrow();
+            let Some(wv) = wv.as_ref() else { return };
+            let mut deliveries = Vec::new();
+            while let Ok(inbound) = in_rx.try_recv() {
+                match inbound {
+                    Inbound::Msg(msg @ (ShellMsg::SetBounds(_) | ShellMsg::SetVisible(true))) => {
+                        let result = match msg {
+                            ShellMsg::SetBounds(b) => {
+                                *latest.borrow_mut() = Some(b);
+                                wv.set_bounds(rect(b))
+                            }
+                            _ => wv.set_visible(true),
+                        };
+                        if let Err(e) = result {
+                            tracing::warn!("could not place the view: {e}");
+                        }
+                        // GTK can apply a stale configure after a resize of the embedded window,
+                        // and WebKit may not repaint a view shown again: once the dust has
+                        // settled, nudge the size by a pixel and back, which makes it lay out
+                        // and paint again (the latest bounds win).
+                        let (webview, latest) = (Rc::clone(&webview), Rc::clone(&latest));
+                        gtk::glib::timeout_add_local_once(Duration::from_millis(120), move || {
+                            if let (Some(wv), Some(b)) = (webview.borrow().as_ref(), *latest.borrow()) {
+                                let nudged = Bounds { height: b.height.saturating_add(1), ..b };
+                                let _ = wv.set_bounds(rect(nudged));
+                                let _ = wv.set_bounds(rect(b));
+                            }
+                        });
+                    }
+                    Inbound::Msg(ShellMsg::SetParent { xid }) => {
+                        // The bounds that follow may repeat the position GTK last set (a move
+                        // back to the same spot), which GTK skips: the view lands there at once.
+                        let at = latest.borrow().map_or((0, 0), |b| (b.x, b.y));
+                        match reparent(wv, xid, at) {
+                            Ok(()) => crate::keys::set_shell_window(xid),
+                            Err(e) => tracing::warn!("could not move the view to shell window {xid}: {e:#}"),
+                        }
+                    }
+                    Inbound::Msg(ShellMsg::PermissionDecision { id, allow }) => {
+                        use webkit2gtk::PermissionRequestExt;
+                        if let Some(request) = pending.borrow_mut().remove(&id) {
+                            if allow { request.allow() } else { request.deny() }
+                        }
+                    }
+                    Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut deliveries),
+                    Inbound::Closed => {
+                        gtk::main_quit();
+                        return;
+                    }
+                }
+            }
+            if !deliveries.is_empty() {
+                let batch = Value::Array(deliveries).to_string();
+                if let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch})")) {
+                    tracing::warn!("could not deliver to the page: {e}");
+                }
+            }
+        }
+    };
+    DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
+    wake();
+    gtk::main();
+    Ok(())
+}
+
+/// Moves the view's X11 window into another shell window, at `at` in it. Any X client may
+/// reparent any window; GTK keeps placing the view relative to whatever its parent is.
+fn reparent(wv: &WebView, parent: u64, at: (i32, i32)) -> Result<()> {
+    use wry::WebViewExtUnix as _;
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let top = wv.webview().toplevel().context("the view is in no window")?;
+    let window = top.window().context("the view's window is not realised")?;
+    let window = window
+        .downcast::<gdkx11::X11Window>()
+        .map_err(|_| anyhow::anyhow!("the view's window is not an X11 window"))?;
+    let xid = u32::try_from(window.xid()).context("X11 window id out of range")?;
+    let parent = u32::try_from(parent).context("X11 window id out of range")?;
+    let clamp = |v: i32| i16::try_from(v).unwrap_or(if v < 0 { i16::MIN } else { i16::MAX });
+    crate::x11::with_x11(|conn| {
+        let tree = conn.query_tree(xid)?.reply().context("asking where the view is")?;
+        if tree.parent == parent {
+            return Ok(());
+        }
+        conn.reparent_window(xid, parent, clamp(at.0), clamp(at.1))?.check().context("moving the view")?;
+        conn.flush()?;
+        tracing::info!(view = xid, parent, "view moved to another shell window");
+        Ok(())
+    })
+}
+
+/// A navigation callback that asks the shell and waits (briefly) for its answer.
+fn ask_shell(writer: Writer, answers: flume::Receiver<(u64, bool)>, new_window: bool) -> impl Fn(String) -> bool {
+    let next = Cell::new(0u64);
+    move |url: String| {
+        let id = next.get() * 2 + u64::from(new_window);
+        next.set(next.get() + 1);
+        send(&writer, &HostMsg::NavigationRequest { id, url: url.clone(), new_window });
+        let deadline = Instant::now() + NAVIGATION_TIMEOUT;
+        loop {
+            match answers.recv_deadline(deadline) {
+                Ok((got, allow)) if got == id => {
+                    if !allow {
+                        tracing::info!(%url, "navigation refused by the shell");
+                    }
+                    return allow;
+                }
+                Ok(_) => {} // an answer to a request that already timed out
+                Err(_) => {
+                    tracing::warn!(%url, "no navigation decision from the shell in time; refused");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Applies one message from the shell; deliveries are gathered to reach the page in one call.
+fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Value>) {
+    let result = match msg {
+        ShellMsg::SetBounds(b) => wv.set_bounds(rect(b)),
+        ShellMsg::SetVisible(v) => wv.set_visible(v),
+        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
+            let data = page_value(&payload);
+            deliveries.push(json!({
+                "sub": sub, "topic": topic, "data": data, "seq": seq,
+                "timestamp": timestamp_us / 1000, "sender": sender,
+            }));
+            Ok(())
+        }
+        ShellMsg::Direct { topic, payload, sender_app, seq } => {
+            deliveries.push(
+                json!({ "direct": true, "topic": topic, "data": page_value(&payload), "from": sender_app, "seq": seq }),
+            );
+            Ok(())
+        }
+        ShellMsg::Call { service, call, action, payload, caller_app } => {
+            let c = json!({ "service": service, "call": call, "action": action, "data": page_value(&payload), "from": caller_app });
+            wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.call({c})"))
+        }
+        ShellMsg::Response { call, result } => {
+            let r = match result {
+                Ok(payload) => json!({ "call": call, "ok": true, "value": page_value(&payload) }),
+                Err(error) => json!({ "call": call, "ok": false, "error": error }),
+            };
+            wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.response({r})"))
+        }
+        ShellMsg::Refused { context, error } => {
+            refuse_in_page(wv, &context, &error);
+            Ok(())
+        }
+        ShellMsg::Probe { nonce } => {
+            // Answered from inside the page: a page stuck in a loop never runs the callback.
+            let writer = Arc::clone(writer);
+            wv.evaluate_script_with_callback("1", move |_| send(&writer, &HostMsg::ProbeAck { nonce }))
+        }
+        ShellMsg::Eval { id, js } => {
+            // Also compiled by WebKit as a script of its own, for pages whose
+            // Content-Security-Policy forbids `eval` (an expression only; statements fail here
+            // and are left to `eval`).
+            let _ = wv.evaluate_script(&format!("window.__tesseraEval{id} = async () => (\n{js}\n);"));
+            wv.evaluate_script(&eval_wrapper(id, &js))
+        }
+        // The agent's JSON is a JavaScript expression as it stands.
+        ShellMsg::Fdc3 { message } => {
+            wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.fdc3({message})"))
+        }
+        ShellMsg::Welcome { .. } | ShellMsg::Ping { .. } | ShellMsg::Pong { .. } => Ok(()),
+        ShellMsg::NavigationDecision { .. } | ShellMsg::PermissionDecision { .. } | ShellMsg::SetParent { .. } => {
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!("the WebView refused a request: {e}");
+    }
+}
+
+/// A payload as the page sees it: the JSON value, or, for bytes that are not JSON, a string.
+fn page_value(payload: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(payload)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
+}
+
+/// Script that evaluates `js` in the page's global scope (or, where the page's CSP forbids
+/// `eval`, runs it as compiled into `window.__tesseraEval<id>`), awaits it, and posts the outcome.
+fn eval_wrapper(id: u64, js: &str) -> String {
+    let source = Value::String(js.to_owned());
+    format!(
+        r#"(async () => {{
+  const f = window.__tesseraEval{id};
+  delete window.__tesseraEval{id};
+  let r;
+  try {{
+    let v;
+    try {{ v = (0, eval)({source}); }}
+    catch (e) {{ if (e instanceof EvalError && typeof f === "function") v = f(); else throw e; }}
+    v = await v;
+    r = {{ ok: true, value: v === undefined ? null : v }}; JSON.stringify(r);
+  }}
+  catch (e) {{ r = {{ ok: false, error: String(e && e.message !== undefined ? e.name + ": " + e.message : e) }}; }}
+  window.__tesseraHost.post("tessera.evalResult", Object.assign({{ id: {id} }}, r));
+}})()"#
+    )
+}
+
+fn refuse_in_page(wv: &WebView, context: &str, error: &str) {
+    let (c, e) = (Value::String(context.to_owned()), Value::String(error.to_owned()));
+    let _ = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.refused({c},{e})"));
+}
+
+/// Turns one JSON envelope from the page into a message for the shell.
+fn from_page(writer: &Writer, body: &str) -> Result<()> {
+    if body.len() > MAX_PAGE_MESSAGE {
+        bail!("{} bytes is over the {MAX_PAGE_MESSAGE}-byte limit", body.len());
+    }
+    let envelope: Value = serde_json::from_str(body).context("not JSON")?;
+    let kind = envelope.get("type").and_then(Value::as_str).context("no \"type\"")?;
+    let payload = envelope.get("payload").context("no \"payload\"")?;
+    let field = |name: &str| payload.get(name).with_context(|| format!("{kind}: no \"{name}\""));
+    let string = |name: &str| -> Result<String> {
+        field(name)?.as_str().map(str::to_owned).with_context(|| format!("{kind}: \"{name}\" is not a string"))
+    };
+    let number = |name: &str| -> Result<u64> {
+        field(name)?.as_u64().with_context(|| format!("{kind}: \"{name}\" is not a whole number"))
+    };
+    let sub_id = |name: &str| -> Result<u32> {
+        u32::try_from(number(name)?).with_context(|| format!("{kind}: \"{name}\" is too large"))
+    };
+    let msg = match kind {
+        "bus.publish" => HostMsg::Publish {
+            topic: string("topic")?,
+            payload: serde_json::to_vec(field("data")?)?,
+            durable: payload.get("durable").and_then(Value::as_bool).unwrap_or(false),
+            ttl_ms: payload.get("ttlMs").and_then(Value::as_u64),
+        },
+        "bus.subscribe" => HostMsg::Subscribe {
+            sub: sub_id("sub")?,
+            pattern: string("pattern")?,
+            capacity: u32::try_from(number("capacity")?.clamp(1, 65_536)).unwrap_or(65_536),
+            policy: serde_json::from_value::<QueuePolicy>(field("policy")?.clone())
+                .with_context(|| format!("{kind}: \"policy\" is not drop_oldest, backpressure or dead_letter"))?,
+            replay: u32::try_from(payload.get("replay").and_then(Value::as_u64).unwrap_or(0).min(10_000)).unwrap_or(0),
+        },
+        "bus.unsubscribe" => HostMsg::Unsubscribe { sub: sub_id("sub")? },
+        "bus.send" => {
+            HostMsg::Send { app: string("app")?, topic: string("topic")?, payload: serde_json::to_vec(field("data")?)? }
+        }
+        "bus.serve" => HostMsg::Serve {
+            service: string("service")?,
+            actions: field("actions")?
+                .as_array()
+                .with_context(|| format!("{kind}: \"actions\" is not a list"))?
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned).with_context(|| format!("{kind}: an action is not a string")))
+                .collect::<Result<_>>()?,
+        },
+        "bus.unserve" => HostMsg::Unserve { service: string("service")? },
+        "bus.request" => HostMsg::Request {
+            call: number("call")?,
+            service: string("service")?,
+            action: string("action")?,
+            payload: serde_json::to_vec(field("data")?)?,
+            timeout_ms: number("timeoutMs")?,
+        },
+        "bus.respond" => {
+            let ok = field("ok")?.as_bool().unwrap_or(false);
+            let result = if ok {
+                Ok(serde_json::to_vec(payload.get("value").unwrap_or(&Value::Null))?)
+            } else {
+                Err(payload.get("error").and_then(Value::as_str).unwrap_or("the provider failed").to_owned())
+            };
+            HostMsg::Respond { service: string("service")?, call: number("call")?, result }
+        }
+        "workspace.setState" => {
+            let state = serde_json::to_vec(field("state")?)?;
+            if state.len() > protocol::wire::MAX_APP_STATE {
+                bail!("{kind}: the state is {} bytes, over the 1 MiB limit", state.len());
+            }
+            HostMsg::SaveState { state }
+        }
+        "tessera.evalResult" => {
+            let ok = field("ok")?.as_bool().unwrap_or(false);
+            let result = if ok {
+                Ok(payload.get("value").cloned().unwrap_or(Value::Null).to_string())
+            } else {
+                Err(payload.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_owned())
+            };
+            HostMsg::EvalResult { id: number("id")?, result }
+        }
+        "tessera.close" => HostMsg::CloseSelf,
+        // FDC3 DACP requests go to the agent as they are; it checks them.
+        dacp if dacp.ends_with("Request") && !dacp.contains('.') => HostMsg::Fdc3 { message: body.to_owned() },
+        other => bail!("unknown message type {other:?}"),
+    };
+    send(writer, &msg);
+    Ok(())
+}

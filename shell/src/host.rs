@@ -1,0 +1,13 @@
+//! Running app hosts: the transport to each host ([`ipc`]: frames of `protocol` messages over
+//! the host's socketpair, turned into broker calls) and the [`supervisor`] that starts each
+//! host, watches it (exit, hang, stuck page, memory and CPU over budget) and restarts it.
+//!
+//! The files form no circle: `instance.rs` (what an instance is) and `procs.rs` (the /proc
+//! watchdog's reading) use neither of the others; `monitor.rs` (one instance's task) uses them
+//! and `ipc.rs`; `supervisor.rs` (the handle the shell holds) uses all of them.
+
+mod instance;
+pub mod ipc;
+mod monitor;
+mod procs;
+pub mod supervisor;

@@ -1,0 +1,242 @@
+//! What the supervisor knows of an app instance: how it is launched (`AppSpec`), restarted
+//! (`RestartPolicy`) and reported (`AppState`, `InstanceStatus`, `AppEvent`), and the slot the
+//! supervisor and the instance's monitor share.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::AppId;
+use parking_lot::Mutex;
+use protocol::wire::{Bounds, ShellMsg};
+use serde::Serialize;
+
+use policy::origin::Origins;
+
+/// Messages the shell may queue for one instance (kept across restarts).
+pub(crate) const CONTROL_QUEUE: usize = 4096;
+
+/// When to restart and when to give up.
+#[derive(Debug, Clone)]
+pub struct RestartPolicy {
+    /// Delay before the first restart; doubles each time.
+    pub backoff_start: Duration,
+    /// Longest delay.
+    pub backoff_max: Duration,
+    /// Crashes within `window` that mark the instance failed.
+    pub max_crashes: usize,
+    /// See `max_crashes`.
+    pub window: Duration,
+    /// How often the host is pinged (and its page probed).
+    pub heartbeat_every: Duration,
+    /// How long without a pong (or, for a loaded page, a probe answer) before the host counts
+    /// as hung and is killed.
+    pub heartbeat_timeout: Duration,
+    /// How long a page may take to load before it counts as hung.
+    pub load_timeout: Duration,
+    /// How long a host may take to leave after its connection closes before it is killed.
+    pub grace: Duration,
+    /// Memory (PSS) a host and its children may use before they are killed.
+    pub memory_limit_bytes: Option<u64>,
+    /// Share of one core (percent) a host and its children may use, averaged over
+    /// `cpu_window`, before they are killed.
+    pub cpu_limit_percent: Option<u32>,
+    /// See `cpu_limit_percent`.
+    pub cpu_window: Duration,
+    /// Most messages a second an app may send the shell (see `ConnOptions::rate_limit`).
+    pub rate_limit: Option<u32>,
+}
+
+/// Messages a second above which an app counts as flooding the bus (its processes are then
+/// given the lowest CPU priority).
+pub(crate) const FLOOD_RATE: f64 = 5_000.0;
+
+/// Messages a second an app may send by default: far above what a desk app needs, far below
+/// what would starve the other apps.
+pub const DEFAULT_RATE_LIMIT: u32 = 20_000;
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            backoff_start: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            max_crashes: 5,
+            window: Duration::from_secs(60),
+            heartbeat_every: Duration::from_millis(500),
+            heartbeat_timeout: Duration::from_secs(3),
+            load_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(2),
+            memory_limit_bytes: Some(2 << 30),
+            cpu_limit_percent: None,
+            cpu_window: Duration::from_secs(10),
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
+        }
+    }
+}
+
+/// What to run for an app.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    /// The app.
+    pub app: AppId,
+    /// The host program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where its page may navigate; `None`: it has no page (and no navigation is allowed).
+    pub origins: Option<Origins>,
+    /// This app's memory limit, instead of the policy's.
+    pub memory_limit_bytes: Option<u64>,
+    /// This app's CPU limit (percent of a core), instead of the policy's.
+    pub cpu_limit_percent: Option<u32>,
+    /// Where the app's saved state is kept (read by its host at start, so a restarted app gets
+    /// it back); removed when the instance closes.
+    pub state_file: Option<PathBuf>,
+}
+
+impl AppSpec {
+    /// A host with no page: `program args`.
+    pub fn new(app: AppId, program: PathBuf, args: Vec<String>) -> Self {
+        Self {
+            app,
+            program,
+            args,
+            env: Vec::new(),
+            origins: None,
+            memory_limit_bytes: None,
+            cpu_limit_percent: None,
+            state_file: None,
+        }
+    }
+}
+
+/// Where an instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppState {
+    /// Being started.
+    Starting,
+    /// Its host runs and answers.
+    Running,
+    /// Waiting out the back-off after a crash.
+    Restarting,
+    /// Crashed too often; not restarted.
+    Failed,
+    /// Shut down.
+    Stopped,
+}
+
+/// One instance, as `tessera ctl apps` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    /// The app.
+    pub app: String,
+    /// The instance number.
+    pub instance: u64,
+    /// The host's pid while it runs.
+    pub pid: Option<u32>,
+    /// WebKit web processes under the host.
+    pub web_pids: Vec<u32>,
+    /// Memory of the host and everything under it (proportional set size), in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU used by the host and everything under it over the last seconds, in percent of a core.
+    pub cpu_percent: Option<f64>,
+    /// Its state.
+    pub state: AppState,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Why the last host ended.
+    pub last_exit: Option<String>,
+    /// The page it last loaded.
+    pub url: Option<String>,
+    /// Bus messages the app sent, over all its hosts.
+    pub messages_out: u64,
+    /// Bus messages given to the app, over all its hosts.
+    pub messages_in: u64,
+}
+
+/// What happened to an instance's page, for the shell's FDC3 agent (see
+/// [`Supervisor::set_app_events`](crate::host::supervisor::Supervisor::set_app_events)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    /// A page started loading: whatever the previous page set up is gone.
+    PageStarted {
+        /// The instance.
+        instance: u64,
+        /// Its app.
+        app: String,
+    },
+    /// A page finished loading.
+    PageLoaded {
+        /// The instance.
+        instance: u64,
+    },
+    /// A DACP message from the page.
+    Fdc3 {
+        /// The instance.
+        instance: u64,
+        /// Its app.
+        app: String,
+        /// The JSON text.
+        message: String,
+    },
+    /// The host ended (a crash, a hang, a limit): its page is gone until the restart.
+    HostEnded {
+        /// The instance.
+        instance: u64,
+    },
+    /// The instance is closed for good.
+    Closed {
+        /// The instance.
+        instance: u64,
+    },
+}
+
+/// How many app events may wait for the shell before more are dropped.
+pub(crate) const APP_EVENTS: usize = 16_384;
+
+pub(crate) type AppEvents = Arc<Mutex<Option<flume::Sender<AppEvent>>>>;
+pub(crate) type SharedGate = Arc<Mutex<Option<Arc<dyn crate::host::ipc::Gate>>>>;
+
+/// Why an `eval` gave no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// No such instance.
+    #[error("no app instance {0}")]
+    NoInstance(u64),
+    /// The script threw or was rejected.
+    #[error("the script failed: {0}")]
+    Script(String),
+    /// No answer in time (a stuck page, or a host being restarted).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The instance's host went away first.
+    #[error("the app host went away before answering")]
+    Gone,
+}
+
+pub(crate) struct Slot {
+    pub(crate) status: InstanceStatus,
+    pub(crate) control: flume::Sender<ShellMsg>,
+    pub(crate) view: Option<Bounds>,
+    /// The shell window the view is in, once it was placed in one other than the host's
+    /// start-up parent.
+    pub(crate) parent: Option<u64>,
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
+    pub(crate) evals: HashMap<u64, tokio::sync::oneshot::Sender<Result<String, String>>>,
+    /// The app's saved state (JSON).
+    pub(crate) state: Option<Vec<u8>>,
+}
+
+pub(crate) type Slots = Arc<Mutex<HashMap<u64, Slot>>>;
+
+pub(crate) enum Ended {
+    Exited(String),
+    Hung(&'static str),
+    OverMemory(u64),
+    OverCpu(f64),
+    Shutdown,
+}

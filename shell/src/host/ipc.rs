@@ -1,0 +1,562 @@
+//! The shell ↔ app-host transport: `protocol::frame` frames of `protocol::wire` messages over one
+//! Unix socket per app host (a socketpair; the host gets its end as stdin, so the connection
+//! is its identity and nothing else can reach it).
+//!
+//! The shell side ([`serve`]) is async: a reader that turns messages into broker calls, and a
+//! writer that drains everything queued for the host into one frame per write (coalescing).
+//! The host side is `app_host::HostConnection`: blocking, since an app host has a GTK loop,
+//! not a runtime.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use protocol::frame::{FrameLimits, FrameReader, FrameWriter};
+use protocol::wire::{self, HostMsg, PROTOCOL, ShellMsg};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::{
+    AppId, Broker, CallId, MessageOptions, Payload, ProviderEvent, ServiceClient, ServiceProvider, SubscribeOptions,
+    Target,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// Messages queued for one host before the shell waits for its writer.
+const OUTBOX: usize = 8192;
+/// Most messages coalesced into one write.
+const COALESCE: usize = 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serves one app host until it disconnects or sends something malformed (an error, after
+/// which the caller closes the connection and, later, restarts the host).
+pub async fn serve(broker: Broker, stream: UnixStream, app: Option<AppId>) -> Result<()> {
+    serve_with(broker, stream, app, COALESCE).await
+}
+
+/// [`serve`], coalescing at most `coalesce` messages per write (1: one write per message, the
+/// baseline the IPC benchmark compares against).
+pub async fn serve_with(broker: Broker, stream: UnixStream, app: Option<AppId>, coalesce: usize) -> Result<()> {
+    serve_opts(broker, stream, app, ConnOptions { coalesce, ..ConnOptions::default() }).await
+}
+
+/// How the shell serves one connection.
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    /// Most messages per write.
+    pub coalesce: usize,
+    /// Send a ping this often (the supervisor's heartbeat).
+    pub ping_every: Option<std::time::Duration>,
+    /// Set to the time (ms since the Unix epoch) of every pong received.
+    pub last_pong: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Messages from the shell itself (bounds, eval, probes) to send to the host.
+    pub control: Option<flume::Receiver<ShellMsg>>,
+    /// Where the host's messages that are not for the broker (probe answers, eval results,
+    /// navigation requests, page loads) go; without it they are dropped.
+    pub events: Option<flume::Sender<HostMsg>>,
+    /// Counts the app's traffic (for the health view).
+    pub counters: Option<std::sync::Arc<Traffic>>,
+    /// Decides what the app may do on the bus, for this instance; none: everything.
+    pub gate: Option<(Arc<dyn Gate>, u64)>,
+    /// Most messages per second the app may send (publishes, sends, calls, answers, FDC3),
+    /// with bursts up to one second's worth; beyond it the connection stops reading, so the
+    /// app's own writes wait. None: unlimited.
+    pub rate_limit: Option<u32>,
+}
+
+/// A token bucket: `rate` tokens a second, holding at most `rate`.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: std::time::Instant,
+    /// Times the app had to wait, for the log.
+    throttled: u64,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self { rate, tokens: rate, at: std::time::Instant::now(), throttled: 0 }
+    }
+
+    /// How long to wait before one more message may go.
+    fn take(&mut self) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            None
+        } else {
+            self.throttled += 1;
+            Some(Duration::from_secs_f64(-self.tokens / self.rate))
+        }
+    }
+}
+
+/// The answer to a permission check.
+pub enum Access {
+    /// Go ahead.
+    Allow,
+    /// Refused; the reason is told to the app.
+    Deny(String),
+    /// The user is being asked: the future gives the answer.
+    Ask(std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>),
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Allow => f.write_str("Allow"),
+            Self::Deny(why) => f.debug_tuple("Deny").field(why).finish(),
+            Self::Ask(_) => f.write_str("Ask"),
+        }
+    }
+}
+
+/// Decides whether an app instance may do something (the shell's permission service).
+pub trait Gate: Send + Sync + std::fmt::Debug {
+    /// Whether `instance` of `app` may have `permission`.
+    fn check(&self, instance: u64, app: &str, permission: &policy::Permission) -> Access;
+
+    /// Something `instance` of `app` tried was refused for another reason than a permission (a
+    /// blocked navigation, a malformed or forged message): for the record.
+    fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
+        let _ = (instance, app, action, object);
+    }
+}
+
+/// An app's bus traffic: messages it sent (publishes, directed sends, calls, answers) and
+/// messages it was given (deliveries, directed messages, calls, answers).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Sent by the app.
+    pub from_app: std::sync::atomic::AtomicU64,
+    /// Given to the app.
+    pub to_app: std::sync::atomic::AtomicU64,
+    /// Times the app was slowed down for sending past its rate limit.
+    pub throttled: std::sync::atomic::AtomicU64,
+}
+
+impl Default for ConnOptions {
+    fn default() -> Self {
+        Self {
+            coalesce: COALESCE,
+            ping_every: None,
+            last_pong: None,
+            control: None,
+            events: None,
+            counters: None,
+            gate: None,
+            rate_limit: None,
+        }
+    }
+}
+
+/// [`serve`] with every option.
+pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, opts: ConnOptions) -> Result<()> {
+    let coalesce = opts.coalesce;
+    let app_name = app.as_ref().map(ToString::to_string).unwrap_or_default();
+    let client = broker.connect(app);
+    // Messages held for the user's answer to a permission prompt come back through here.
+    let (retry_tx, retry_rx) = flume::bounded::<HostMsg>(1024);
+    let (mut rd, mut wr) = stream.into_split();
+    let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
+    let limits = FrameLimits::default();
+
+    let traffic = opts.counters.clone();
+    let writer = tokio::spawn(async move {
+        let mut frames = FrameWriter::new(limits);
+        let mut buf = Vec::new();
+        while let Ok(first) = out_rx.recv_async().await {
+            let mut next = Some(first);
+            let mut n = 0;
+            while let Some(msg) = next.take() {
+                if let Some(t) = &traffic
+                    && matches!(
+                        msg,
+                        ShellMsg::Deliver { .. }
+                            | ShellMsg::Direct { .. }
+                            | ShellMsg::Call { .. }
+                            | ShellMsg::Response { .. }
+                            | ShellMsg::Fdc3 { .. }
+                    )
+                {
+                    t.to_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                buf.clear();
+                wire::encode(&msg, &mut buf)?;
+                frames.push(&buf)?;
+                n += 1;
+                if n < coalesce.max(1) {
+                    next = out_rx.try_recv().ok();
+                }
+            }
+            wr.write_all(&frames.take()).await.context("writing to the app host")?;
+        }
+        anyhow::Ok(())
+    });
+
+    // The shell's own messages and pings start once the host has been welcomed.
+    let start_control = |out_tx: &flume::Sender<ShellMsg>| {
+        opts.control.clone().map(|control| {
+            let out = out_tx.clone();
+            tokio::spawn(async move {
+                while let Ok(msg) = control.recv_async().await {
+                    if out.send_async(msg).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+    };
+    let mut forwarder = None;
+    let mut pinger = None;
+    let start_pings = |out_tx: &flume::Sender<ShellMsg>| {
+        opts.ping_every.map(|every| {
+            let out = out_tx.clone();
+            tokio::spawn(async move {
+                let mut nonce = 0u64;
+                loop {
+                    tokio::time::sleep(every).await;
+                    nonce += 1;
+                    if out.send_async(ShellMsg::Ping { nonce }).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+    };
+    let events = opts.events.clone();
+    let mut reader = FrameReader::new(limits);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut state = ConnState::default();
+    let mut bucket = opts.rate_limit.map(Bucket::new);
+    let last_pong = opts.last_pong.clone();
+    let result: Result<()> = async {
+        loop {
+            // Directed sends to this host arrive in its client's inbox; they go out only once
+            // the host has been welcomed.
+            let n = tokio::select! {
+                n = rd.read(&mut chunk) => n.context("reading from the app host")?,
+                Ok(msg) = retry_rx.recv_async() => {
+                    if let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await {
+                        handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;
+                    }
+                    continue;
+                }
+                Some(d) = client.inbox().recv_async(), if forwarder.is_some() || pinger.is_some() => {
+                    let e = &d.envelope;
+                    let msg = ShellMsg::Direct {
+                        topic: e.topic.as_str().to_owned(),
+                        payload: e.payload.to_vec(),
+                        sender_app: e.sender.app.as_ref().map(ToString::to_string),
+                        seq: e.seq,
+                    };
+                    out_tx.send_async(msg).await.context("the connection's writer is gone")?;
+                    continue;
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            reader.feed(&chunk[..n]).context("frame from the app host")?;
+            while let Some(frame) = reader.next_frame().context("frame from the app host")? {
+                for bytes in frame {
+                    let msg: HostMsg = wire::decode(&bytes).context("message from the app host")?;
+                    if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
+                        last.store(broker::Timestamp::now().millis(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                    let counted = matches!(
+                        msg,
+                        HostMsg::Publish { .. }
+                            | HostMsg::Send { .. }
+                            | HostMsg::Request { .. }
+                            | HostMsg::Respond { .. }
+                            | HostMsg::Fdc3 { .. }
+                    );
+                    if counted && let Some(t) = &opts.counters {
+                        t.from_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if counted
+                        && let Some(bucket) = bucket.as_mut()
+                        && let Some(wait) = bucket.take()
+                    {
+                        if bucket.throttled % 10_000 == 1 {
+                            tracing::warn!(app = %app_name, "the app sends faster than its limit; it is being slowed down");
+                        }
+                        if let Some(t) = &opts.counters {
+                            t.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                    let hello = matches!(msg, HostMsg::Hello { .. });
+                    let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await else {
+                        continue;
+                    };
+                    handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;
+                    if hello && forwarder.is_none() && pinger.is_none() {
+                        forwarder = start_control(&out_tx);
+                        pinger = start_pings(&out_tx);
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    for (_, task) in state.subs.drain() {
+        task.abort();
+    }
+    for (_, (_, task)) in state.providers.drain() {
+        task.abort();
+    }
+    for task in [pinger, forwarder].into_iter().flatten() {
+        task.abort();
+    }
+    drop(out_tx);
+    drop(client);
+    let _ = writer.await;
+    result
+}
+
+/// The permission a bus message needs, if it needs one (and can be named: a malformed topic
+/// goes on to the broker, which refuses it).
+fn permission_for(msg: &HostMsg) -> Option<(policy::Permission, String)> {
+    let (name, scope, context) = match msg {
+        HostMsg::Publish { topic, .. } => ("bus.publish", topic, format!("publish {topic}")),
+        HostMsg::Subscribe { sub, pattern, .. } => ("bus.subscribe", pattern, format!("subscribe {sub}")),
+        HostMsg::Serve { service, .. } => ("bus.serve", service, format!("serve {service}")),
+        // A message sent to one app is a publication on its topic.
+        HostMsg::Send { app, topic, .. } => ("bus.publish", topic, format!("send to {app}")),
+        _ => return None,
+    };
+    policy::Permission::new(name, Some(scope)).ok().map(|p| (p, context))
+}
+
+/// Passes `msg` on if the gate allows it; refuses it to the host if not; if the user is being
+/// asked, holds it and sends it back through `retry` once allowed.
+async fn admit(
+    gate: Option<&(Arc<dyn Gate>, u64)>,
+    app: &str,
+    msg: HostMsg,
+    out: &flume::Sender<ShellMsg>,
+    retry: &flume::Sender<HostMsg>,
+) -> Option<HostMsg> {
+    let Some((gate, instance)) = gate else { return Some(msg) };
+    let Some((permission, context)) = permission_for(&msg) else { return Some(msg) };
+    match gate.check(*instance, app, &permission) {
+        Access::Allow => Some(msg),
+        Access::Deny(error) => {
+            let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+            None
+        }
+        Access::Ask(answer) => {
+            let (out, retry) = (out.clone(), retry.clone());
+            tokio::spawn(async move {
+                if answer.await {
+                    let _ = retry.send_async(msg).await;
+                } else {
+                    let error = format!("denied: {permission} was not allowed");
+                    let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+                }
+            });
+            None
+        }
+    }
+}
+
+/// What one connection holds in the broker beyond its client.
+#[derive(Default)]
+struct ConnState {
+    /// Subscriptions by the host's number, each with its forwarding task.
+    subs: HashMap<u32, tokio::task::JoinHandle<()>>,
+    /// Services this host provides, each with the task forwarding its calls.
+    providers: HashMap<String, (Arc<ServiceProvider>, tokio::task::JoinHandle<()>)>,
+    /// Services this host calls.
+    services: HashMap<String, Arc<ServiceClient>>,
+}
+
+/// Longest a host may ask to wait for a service's answer.
+const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+async fn handle(
+    client: &broker::Client,
+    msg: HostMsg,
+    out: &flume::Sender<ShellMsg>,
+    state: &mut ConnState,
+    events: Option<&flume::Sender<HostMsg>>,
+) -> Result<()> {
+    let subs = &mut state.subs;
+    let refuse =
+        |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };
+    let reply = match msg {
+        HostMsg::Hello { protocol, pid } => {
+            if protocol != PROTOCOL {
+                bail!("app host {pid} speaks protocol {protocol}, the shell {PROTOCOL}");
+            }
+            Some(ShellMsg::Welcome { client: client.id().0 })
+        }
+        HostMsg::Publish { topic, payload, durable, ttl_ms } => {
+            let opts = MessageOptions {
+                durable,
+                ttl: ttl_ms.map(std::time::Duration::from_millis),
+                ..MessageOptions::default()
+            };
+            // Backpressure reaches the host: its messages wait here, and its socket fills.
+            match client.publish_async(&topic, payload, opts).await {
+                Ok(_) => None,
+                Err(e) => Some(refuse(format!("publish {topic}"), &e)),
+            }
+        }
+        HostMsg::Subscribe { sub, pattern, capacity, policy, replay } => {
+            let replay = match replay {
+                0 => broker::Replay::None,
+                1 => broker::Replay::LastValue,
+                n => broker::Replay::History { per_topic: n as usize },
+            };
+            let opts = SubscribeOptions::default().capacity(capacity as usize).policy(policy).replay(replay);
+            match client.subscribe(&pattern, opts) {
+                Ok(subscription) => {
+                    let out = out.clone();
+                    let task = tokio::spawn(async move {
+                        while let Some(d) = subscription.recv_async().await {
+                            let e = &d.envelope;
+                            let msg = ShellMsg::Deliver {
+                                sub,
+                                seq: e.seq,
+                                topic: e.topic.as_str().to_owned(),
+                                payload: e.payload.to_vec(),
+                                timestamp_us: e.timestamp.0,
+                                sender: e.sender.client.0,
+                            };
+                            if out.send_async(msg).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    if let Some(old) = subs.insert(sub, task) {
+                        old.abort();
+                    }
+                    None
+                }
+                Err(e) => Some(refuse(format!("subscribe {sub}"), &e)),
+            }
+        }
+        HostMsg::Unsubscribe { sub } => {
+            if let Some(task) = subs.remove(&sub) {
+                task.abort();
+            }
+            None
+        }
+        HostMsg::Send { app, topic, payload } => {
+            // Retries on a full inbox sleep briefly inside `send`: a few milliseconds at most.
+            match client.send(&Target::App(AppId::new(&app)), &topic, payload, MessageOptions::default()) {
+                Ok(_) => None,
+                Err(e) => Some(refuse(format!("send to {app}"), &e)),
+            }
+        }
+        HostMsg::Serve { service, actions } => {
+            let names: Vec<&str> = actions.iter().map(String::as_str).collect();
+            match client.serve(&service, &names) {
+                Ok(provider) => {
+                    let provider = Arc::new(provider);
+                    let task = tokio::spawn(forward_calls(Arc::clone(&provider), out.clone()));
+                    if let Some((_, old)) = state.providers.insert(service, (provider, task)) {
+                        old.abort();
+                    }
+                    None
+                }
+                Err(e) => Some(refuse(format!("serve {service}"), &e)),
+            }
+        }
+        HostMsg::Unserve { service } => {
+            if let Some((_, task)) = state.providers.remove(&service) {
+                task.abort();
+            }
+            None
+        }
+        HostMsg::Respond { service, call, result } => {
+            if let Some((provider, _)) = state.providers.get(&service) {
+                // `false`: the caller gave up (timeout); nothing more to do.
+                let _ = provider.respond(CallId(call), result.map(Payload::from));
+            }
+            None
+        }
+        HostMsg::Request { call, service, action, payload, timeout_ms } => {
+            let svc = match state.services.get(&service) {
+                Some(s) => Ok(Arc::clone(s)),
+                None => client.connect_service(&service).map(Arc::new),
+            };
+            let pending = svc.and_then(|svc| {
+                state.services.insert(service.clone(), Arc::clone(&svc));
+                svc.dispatch(&action, payload, Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT))
+            });
+            match pending {
+                Ok(pending) => {
+                    let out = out.clone();
+                    let timeout = Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT);
+                    tokio::spawn(async move {
+                        // The deadline is kept here too, not only by the broker's sweep.
+                        let result = match tokio::time::timeout(timeout, pending.wait_async()).await {
+                            Ok(answer) => answer,
+                            Err(_) => Err(broker::Error::Timeout { after_ms: timeout_ms }),
+                        };
+                        let result = result.map(|p| p.to_vec()).map_err(|e| e.to_string());
+                        let _ = out.send_async(ShellMsg::Response { call, result }).await;
+                    });
+                    None
+                }
+                Err(e) => {
+                    // A service that is gone or never was: forget the client so a later call
+                    // connects afresh.
+                    state.services.remove(&service);
+                    Some(ShellMsg::Response { call, result: Err(e.to_string()) })
+                }
+            }
+        }
+        HostMsg::Ping { nonce } => Some(ShellMsg::Pong { nonce }),
+        HostMsg::Pong { .. } => None,
+        msg @ (HostMsg::ProbeAck { .. }
+        | HostMsg::EvalResult { .. }
+        | HostMsg::NavigationRequest { .. }
+        | HostMsg::PageLoad { .. }
+        | HostMsg::SaveState { .. }
+        | HostMsg::Fdc3 { .. }
+        | HostMsg::CloseSelf
+        | HostMsg::PermissionRequest { .. }
+        | HostMsg::PageRefused { .. }) => {
+            if let Some(events) = events
+                && events.send_async(msg).await.is_err()
+            {
+                tracing::debug!("nobody listens to this host's events any more");
+            }
+            None
+        }
+    };
+    if let Some(r) = reply {
+        out.send_async(r).await.context("the connection's writer is gone")?;
+    }
+    Ok(())
+}
+
+/// Forwards a provider's calls to its host until the host drops the service.
+async fn forward_calls(provider: Arc<ServiceProvider>, out: flume::Sender<ShellMsg>) {
+    while let Ok(event) = provider.recv_async().await {
+        if let ProviderEvent::Request(req) = event {
+            let msg = ShellMsg::Call {
+                service: provider.name().to_owned(),
+                call: req.call.0,
+                action: req.action,
+                payload: req.payload.to_vec(),
+                caller_app: req.caller_app.map(|a| a.to_string()),
+            };
+            if out.send_async(msg).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

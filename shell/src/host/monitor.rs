@@ -1,0 +1,512 @@
+//! One app instance's monitor: spawns its host in a process group of its own, serves its
+//! connection, pings it and probes its page, detects exits, hangs, stuck pages and hosts over
+//! their memory or CPU budget, kills the host's whole tree and restarts it with back-off.
+
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use broker::Broker;
+use protocol::wire::{Bounds, HostMsg, ShellMsg};
+
+use crate::host::ipc::{ConnOptions, serve_opts};
+
+use crate::host::instance::*;
+use crate::host::procs::*;
+
+pub(crate) fn view_messages(view: Option<Bounds>) -> Vec<ShellMsg> {
+    match view {
+        Some(b) => vec![ShellMsg::SetBounds(b), ShellMsg::SetVisible(true)],
+        None => vec![ShellMsg::SetVisible(false)],
+    }
+}
+
+pub(crate) struct Monitor {
+    pub(crate) broker: Broker,
+    pub(crate) policy: RestartPolicy,
+    pub(crate) slots: Slots,
+    pub(crate) changes: Arc<tokio::sync::watch::Sender<u64>>,
+    pub(crate) instance: u64,
+    pub(crate) spec: AppSpec,
+    pub(crate) control_rx: flume::Receiver<ShellMsg>,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    pub(crate) stop: tokio::sync::watch::Receiver<bool>,
+    pub(crate) traffic: Arc<crate::host::ipc::Traffic>,
+    /// The app flooded the bus in an earlier host: its next hosts start at the lowest priority.
+    pub(crate) flooded: bool,
+    pub(crate) app_events: AppEvents,
+    pub(crate) gate: SharedGate,
+}
+
+/// Why the monitor stops: the whole shell, or just this instance.
+#[derive(Clone, Copy)]
+pub(crate) enum Stop {
+    Shutdown,
+    Close,
+}
+
+impl Monitor {
+    pub(crate) fn report(&self, event: AppEvent) {
+        let sink = self.app_events.lock().clone();
+        if let Some(tx) = sink
+            && tx.try_send(event).is_err()
+        {
+            tracing::warn!(app = %self.spec.app, instance = self.instance, "the shell is behind on app events; one was dropped");
+        }
+    }
+
+    pub(crate) fn update(&self, f: impl FnOnce(&mut InstanceStatus)) {
+        if let Some(s) = self.slots.lock().get_mut(&self.instance) {
+            f(&mut s.status);
+        }
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn finish(&self, stop: Stop) {
+        match stop {
+            Stop::Shutdown => self.update(|s| {
+                s.state = AppState::Stopped;
+                s.pid = None;
+                s.web_pids.clear();
+                s.memory_bytes = None;
+                s.cpu_percent = None;
+            }),
+            Stop::Close => {
+                self.slots.lock().remove(&self.instance);
+                self.report(AppEvent::Closed { instance: self.instance });
+                if let Some(f) = &self.spec.state_file {
+                    let _ = std::fs::remove_file(f);
+                }
+                self.changes.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    pub(crate) async fn stopped(
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Stop {
+        tokio::select! {
+            () = async { let _ = shutdown.wait_for(|v| *v).await; } => Stop::Shutdown,
+            () = async { let _ = stop.wait_for(|v| *v).await; } => Stop::Close,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut crashes: Vec<Instant> = Vec::new();
+        loop {
+            let ended = match self.run_once().await {
+                Ok(ended) => ended,
+                Err(e) => Ended::Exited(format!("could not start: {e:#}")),
+            };
+            let why = match ended {
+                Ended::Shutdown => {
+                    let stop = if *self.stop.borrow() { Stop::Close } else { Stop::Shutdown };
+                    self.finish(stop);
+                    return;
+                }
+                Ended::Hung(what) => format!("hung: {what}"),
+                Ended::OverMemory(rss) => format!("killed over its memory limit ({} MiB in use)", rss >> 20),
+                Ended::OverCpu(pct) => format!(
+                    "killed over its CPU limit ({pct:.0}% of a core over {} s)",
+                    self.policy.cpu_window.as_secs()
+                ),
+                Ended::Exited(why) => why,
+            };
+            tracing::warn!(app = %self.spec.app, instance = self.instance, reason = %why, "app host ended");
+            self.report(AppEvent::HostEnded { instance: self.instance });
+            // Evaluations waiting on the dead host get `Gone`.
+            if let Some(slot) = self.slots.lock().get_mut(&self.instance) {
+                slot.evals.clear();
+            }
+            let now = Instant::now();
+            crashes.retain(|t| now.duration_since(*t) < self.policy.window);
+            crashes.push(now);
+            let clear = |s: &mut InstanceStatus| {
+                s.pid = None;
+                s.web_pids.clear();
+                s.memory_bytes = None;
+                s.cpu_percent = None;
+            };
+            if crashes.len() >= self.policy.max_crashes {
+                tracing::error!(app = %self.spec.app, instance = self.instance, "app crashed too often; not restarting");
+                self.update(|s| {
+                    s.state = AppState::Failed;
+                    clear(s);
+                    s.last_exit = Some(why);
+                });
+                let stop = Self::stopped(&mut self.shutdown, &mut self.stop).await;
+                self.finish(stop);
+                return;
+            }
+            let exp = u32::try_from(crashes.len() - 1).unwrap_or(u32::MAX).min(16);
+            let delay = self.policy.backoff_start.saturating_mul(1 << exp).min(self.policy.backoff_max);
+            self.update(|s| {
+                s.state = AppState::Restarting;
+                clear(s);
+                s.restarts += 1;
+                s.last_exit = Some(why);
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                stop = Self::stopped(&mut self.shutdown, &mut self.stop) => {
+                    self.finish(stop);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one host until it ends; says why.
+    pub(crate) async fn run_once(&mut self) -> anyhow::Result<Ended> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let mut child = tokio::process::Command::new(&self.spec.program)
+            .args(&self.spec.args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id();
+        // A host of an app that flooded before starts (and its WebKit processes, which inherit
+        // it) at the lowest priority: its restart does not cost the other apps either.
+        if self.flooded
+            && let Some(p) = pid.and_then(|p| rustix::process::Pid::from_raw(p.cast_signed()))
+        {
+            let _ = rustix::process::setpriority_process(Some(p), 19);
+        }
+        ours.set_nonblocking(true)?;
+        let stream = tokio::net::UnixStream::from_std(ours)?;
+        let last_pong = Arc::new(AtomicU64::new(broker::Timestamp::now().millis()));
+        let (events_tx, events_rx) = flume::bounded::<HostMsg>(1024);
+        let opts = ConnOptions {
+            ping_every: Some(self.policy.heartbeat_every),
+            last_pong: Some(Arc::clone(&last_pong)),
+            control: Some(self.control_rx.clone()),
+            events: Some(events_tx),
+            counters: Some(Arc::clone(&self.traffic)),
+            gate: self.gate.lock().clone().map(|g| (g, self.instance)),
+            rate_limit: self.policy.rate_limit,
+            ..ConnOptions::default()
+        };
+        // A restarted host is told where its view is before anything else queued for it. It
+        // starts in the main window: if its view belongs in another, it moves there, shown or
+        // hidden.
+        if let Some(slot) = self.slots.lock().get(&self.instance) {
+            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
+            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
+            for msg in parent.into_iter().chain(view) {
+                let _ = slot.control.try_send(msg);
+            }
+        }
+        let mut conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
+        self.update(|s| {
+            s.state = AppState::Running;
+            s.pid = pid;
+        });
+        let kill = |child: &mut tokio::process::Child| {
+            if let Some(pid) = child.id() {
+                kill_tree(pid);
+            }
+            let _ = child.start_kill();
+        };
+        let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut check = tokio::time::interval(self.policy.heartbeat_every.min(Duration::from_millis(250)));
+        let mut probe = tokio::time::interval(self.policy.heartbeat_every);
+        let mut nonce = 0u64;
+        let has_page = self.spec.origins.is_some();
+        // A page is probed once it has loaded; while it loads, `load_timeout` applies.
+        let mut loading_since: Option<Instant> = has_page.then(Instant::now);
+        let mut last_ack = Instant::now();
+        let mut last_scan = Instant::now() - Duration::from_secs(1);
+        // (when, CPU ticks of the whole tree) over the last `cpu_window`.
+        let mut cpu_samples: std::collections::VecDeque<(Instant, u64)> = std::collections::VecDeque::new();
+        let ticks_per_sec = rustix::param::clock_ticks_per_second().max(1) as f64;
+        // A host that floods the bus is slowed by its rate limit; its processes also go to the
+        // lowest CPU priority, so that what it burns in its own page does not starve the others.
+        let mut demoted = self.flooded;
+        let throttled_before = self.traffic.throttled.load(Ordering::Relaxed);
+        let mut sent_at_scan = self.traffic.from_app.load(Ordering::Relaxed);
+        let ended = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    if let Some(pid) = pid {
+                        kill_tree(pid);
+                    }
+                    let status = match status {
+                        Ok(s) => describe(s),
+                        Err(e) => format!("wait failed: {e}"),
+                    };
+                    // A host that broke the protocol and then left: say so, not just how it left.
+                    let broke = match tokio::time::timeout(Duration::from_millis(200), &mut conn).await {
+                        Ok(Ok(Err(e))) => Some(format!("broke the protocol: {e:#}")),
+                        _ => None,
+                    };
+                    break Ended::Exited(broke.map_or_else(|| status.clone(), |b| format!("{b}; {status}")));
+                }
+                result = &mut conn => {
+                    // The host closed its end or sent something malformed: it goes.
+                    let why = match result {
+                        Ok(Ok(())) => "closed its connection".to_owned(),
+                        Ok(Err(e)) => format!("broke the protocol: {e:#}"),
+                        Err(e) => format!("connection task failed: {e}"),
+                    };
+                    let waited = tokio::time::timeout(self.policy.grace, child.wait()).await;
+                    if let Some(pid) = pid {
+                        kill_tree(pid);
+                    }
+                    break Ended::Exited(match waited {
+                        // A crash usually shows as the socket closing first: say how it ended.
+                        Ok(Ok(status)) if !status.success() => describe(status),
+                        Ok(Ok(status)) => format!("{why}; {}", describe(status)),
+                        Ok(Err(e)) => format!("{why}; wait failed: {e}"),
+                        Err(_) => {
+                            kill(&mut child);
+                            let _ = child.wait().await;
+                            format!("{why}; killed after the grace period")
+                        }
+                    });
+                }
+                Ok(event) = events_rx.recv_async() => self.on_event(event, &mut last_ack, &mut loading_since),
+                _ = probe.tick(), if has_page => {
+                    nonce += 1;
+                    let _ = self.slots.lock().get(&self.instance).map(|s| s.control.try_send(ShellMsg::Probe { nonce }));
+                }
+                _ = check.tick() => {
+                    if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
+                        kill(&mut child);
+                        let _ = child.wait().await;
+                        break Ended::Hung("no answer to pings");
+                    }
+                    let stuck = match loading_since {
+                        Some(t) => (t.elapsed() > self.policy.load_timeout).then_some("the page did not load"),
+                        None => (has_page && last_ack.elapsed() > self.policy.heartbeat_timeout)
+                            .then_some("the page's script does not answer"),
+                    };
+                    if let Some(what) = stuck {
+                        kill(&mut child);
+                        let _ = child.wait().await;
+                        break Ended::Hung(what);
+                    }
+                    // Memory: an RSS watchdog over the host's whole tree (cgroup v2 is not used yet).
+                    if let Some(pid) = pid && last_scan.elapsed() >= Duration::from_millis(500) {
+                        let last_scan_gap = last_scan.elapsed();
+                        last_scan = Instant::now();
+                        let tree = process_tree(pid);
+                        let rss: u64 = tree.iter().map(memory_of).sum();
+                        let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
+                        // CPU: the tree's ticks now against the oldest sample in the window.
+                        // (A child that exited takes its ticks with it: the sum may drop.)
+                        let now = Instant::now();
+                        let ticks: u64 = tree.iter().map(|p| p.cpu_ticks).sum();
+                        cpu_samples.push_back((now, ticks));
+                        while cpu_samples.len() > 2
+                            && cpu_samples.get(1).is_some_and(|(t, _)| now.duration_since(*t) >= self.policy.cpu_window)
+                        {
+                            cpu_samples.pop_front();
+                        }
+                        let (since, cpu) = cpu_samples.front().map_or((Duration::ZERO, 0.0), |(t, first)| {
+                            let span = now.duration_since(*t);
+                            let used = ticks.saturating_sub(*first) as f64 / ticks_per_sec;
+                            (span, if span.is_zero() { 0.0 } else { 100.0 * used / span.as_secs_f64() })
+                        });
+                        let sent_now = self.traffic.from_app.load(Ordering::Relaxed);
+                        let rate = (sent_now.saturating_sub(sent_at_scan) as f64) / last_scan_gap.as_secs_f64().max(0.001);
+                        sent_at_scan = sent_now;
+                        if !demoted && (self.traffic.throttled.load(Ordering::Relaxed) > throttled_before || rate > FLOOD_RATE) {
+                            demoted = true;
+                            self.flooded = true;
+                            tracing::warn!(app = %self.spec.app, instance = self.instance, "the app floods the bus: its processes now run at the lowest priority");
+                            for p in &tree {
+                                if let Some(pid) = rustix::process::Pid::from_raw(p.pid.cast_signed()) {
+                                    let _ = rustix::process::setpriority_process(Some(pid), 19);
+                                }
+                            }
+                        }
+                        let (sent, given) = (self.traffic.from_app.load(Ordering::Relaxed), self.traffic.to_app.load(Ordering::Relaxed));
+                        self.update(|s| {
+                            s.messages_out = sent;
+                            s.messages_in = given;
+                            s.memory_bytes = Some(rss);
+                            s.web_pids = web;
+                            s.cpu_percent = (!since.is_zero()).then_some((cpu * 10.0).round() / 10.0);
+                        });
+                        if let Some(limit) = self.policy.cpu_limit_percent
+                            && since >= self.policy.cpu_window
+                            && cpu > f64::from(limit)
+                        {
+                            kill(&mut child);
+                            let _ = child.wait().await;
+                            break Ended::OverCpu(cpu);
+                        }
+                        if self.policy.memory_limit_bytes.is_some_and(|limit| rss > limit) {
+                            kill(&mut child);
+                            let _ = child.wait().await;
+                            break Ended::OverMemory(rss);
+                        }
+                    }
+                }
+                _ = Self::stopped(&mut self.shutdown, &mut self.stop) => {
+                    // Ask: closing the connection makes the host leave. Then insist.
+                    conn.abort();
+                    if tokio::time::timeout(self.policy.grace, child.wait()).await.is_err() {
+                        kill(&mut child);
+                        let _ = child.wait().await;
+                    }
+                    if let Some(pid) = pid {
+                        kill_tree(pid);
+                    }
+                    return Ok(Ended::Shutdown);
+                }
+            }
+        };
+        conn.abort();
+        Ok(ended)
+    }
+
+    /// Whether the page may go to `url`: its own origin, or one the gate allows
+    /// (`navigate:ORIGIN`); a new window also needs `window.open`. While the user is being
+    /// asked, the answer is no (their answer holds for the next try).
+    pub(crate) fn navigation_allowed(&self, url: &str, new_window: bool) -> bool {
+        let Some(origins) = self.spec.origins.as_ref() else { return false };
+        let gate = self.gate.lock().clone();
+        let app = self.spec.app.to_string();
+        let ask = |name: &str, scope: Option<&str>| match (&gate, policy::Permission::new(name, scope)) {
+            (Some(g), Ok(p)) => matches!(g.check(self.instance, &app, &p), crate::host::ipc::Access::Allow),
+            _ => false,
+        };
+        let place = origins.allows(url)
+            || (gate.is_some()
+                && url::Url::parse(url).ok().is_some_and(|u| ask("navigate", Some(&u.origin().ascii_serialization()))));
+        if !new_window || gate.is_none() {
+            return place;
+        }
+        place && ask("window.open", None)
+    }
+
+    /// Answers WebKit's question for the page: all of `permissions` must be allowed. Without
+    /// a gate, nothing is.
+    pub(crate) fn on_permission_request(&self, id: u64, permissions: &[String]) {
+        let gate = self.gate.lock().clone();
+        let app = self.spec.app.to_string();
+        let mut asks = Vec::new();
+        let mut allow = gate.is_some() && !permissions.is_empty();
+        for name in permissions {
+            let (Some(g), Ok(p)) = (&gate, policy::Permission::new(name, None)) else {
+                allow = false;
+                break;
+            };
+            match g.check(self.instance, &app, &p) {
+                crate::host::ipc::Access::Allow => {}
+                crate::host::ipc::Access::Deny(why) => {
+                    tracing::info!(%app, instance = self.instance, %name, "WebKit permission refused: {why}");
+                    allow = false;
+                    break;
+                }
+                crate::host::ipc::Access::Ask(answer) => asks.push(answer),
+            }
+        }
+        let slots = Arc::clone(&self.slots);
+        let instance = self.instance;
+        let decide = move |allow: bool| {
+            if let Some(slot) = slots.lock().get(&instance) {
+                let _ = slot.control.try_send(ShellMsg::PermissionDecision { id, allow });
+            }
+        };
+        if !allow || asks.is_empty() {
+            decide(allow);
+            return;
+        }
+        tokio::spawn(async move {
+            let mut all = true;
+            for a in asks {
+                all &= a.await;
+            }
+            decide(all);
+        });
+    }
+
+    pub(crate) fn on_event(&self, event: HostMsg, last_ack: &mut Instant, loading_since: &mut Option<Instant>) {
+        match event {
+            HostMsg::ProbeAck { .. } => *last_ack = Instant::now(),
+            HostMsg::PageLoad { url, done: false } => {
+                *loading_since = Some(Instant::now());
+                self.report(AppEvent::PageStarted { instance: self.instance, app: self.spec.app.to_string() });
+                tracing::debug!(app = %self.spec.app, instance = self.instance, %url, "page loading");
+            }
+            HostMsg::PageLoad { url, done: true } => {
+                *loading_since = None;
+                *last_ack = Instant::now();
+                tracing::info!(app = %self.spec.app, instance = self.instance, %url, "page loaded");
+                self.report(AppEvent::PageLoaded { instance: self.instance });
+                self.update(|s| s.url = Some(url));
+            }
+            HostMsg::SaveState { state } => {
+                if state.len() > protocol::wire::MAX_APP_STATE
+                    || serde_json::from_slice::<serde::de::IgnoredAny>(&state).is_err()
+                {
+                    tracing::warn!(app = %self.spec.app, instance = self.instance, "refused an app state: not JSON or over 1 MiB");
+                    return;
+                }
+                if let Some(f) = &self.spec.state_file {
+                    // Written whole, then renamed: a crash leaves the old state or the new one.
+                    let tmp = f.with_extension("tmp");
+                    if let Err(e) = std::fs::write(&tmp, &state).and_then(|()| std::fs::rename(&tmp, f)) {
+                        tracing::warn!(app = %self.spec.app, "could not keep the app's state: {e}");
+                    }
+                }
+                if let Some(slot) = self.slots.lock().get_mut(&self.instance) {
+                    slot.state = Some(state);
+                }
+            }
+            HostMsg::EvalResult { id, result } => {
+                if let Some(tx) = self.slots.lock().get_mut(&self.instance).and_then(|s| s.evals.remove(&id)) {
+                    let _ = tx.send(result);
+                }
+            }
+            HostMsg::NavigationRequest { id, url, new_window } => {
+                let allow = self.navigation_allowed(&url, new_window);
+                if !allow {
+                    tracing::warn!(app = %self.spec.app, instance = self.instance, %url, new_window, "navigation refused");
+                    if let Some(g) = self.gate.lock().clone() {
+                        let action = if new_window { "window.blocked" } else { "navigation.blocked" };
+                        g.refused(self.instance, &self.spec.app.to_string(), action, &url);
+                    }
+                }
+                if let Some(slot) = self.slots.lock().get(&self.instance) {
+                    let _ = slot.control.try_send(ShellMsg::NavigationDecision { id, allow });
+                }
+            }
+            HostMsg::Fdc3 { message } => {
+                self.report(AppEvent::Fdc3 { instance: self.instance, app: self.spec.app.to_string(), message });
+            }
+            HostMsg::PermissionRequest { id, permissions } => self.on_permission_request(id, &permissions),
+            HostMsg::PageRefused { what } => {
+                tracing::warn!(app = %self.spec.app, instance = self.instance, "the page's message was refused: {what}");
+                if let Some(g) = self.gate.lock().clone() {
+                    g.refused(self.instance, &self.spec.app.to_string(), "message.refused", &what);
+                }
+            }
+            HostMsg::CloseSelf => {
+                tracing::info!(app = %self.spec.app, instance = self.instance, "the app closed itself");
+                // It is gone for the agent now, not when its processes have finished exiting.
+                self.report(AppEvent::Closed { instance: self.instance });
+                if let Some(slot) = self.slots.lock().get(&self.instance) {
+                    let _ = slot.stop.send(true);
+                }
+            }
+            other => tracing::debug!(?other, "unexpected event from an app host"),
+        }
+    }
+}
+
+pub(crate) fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}

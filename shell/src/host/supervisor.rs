@@ -1,0 +1,234 @@
+//! The supervisor: one `tessera-app-host` process per app instance, watched like a service.
+//!
+//! Each instance has a monitor task that spawns the host (in a process group of its own) with
+//! its end of a socketpair as stdin, serves the connection, pings it, and, for a page, probes
+//! its JavaScript. It notices a crash (the process exits, or the connection ends), a hung host
+//! (no pong), a stuck page (no probe answer) and a host over its memory limit (the RSS of the
+//! host and every process under it, WebKit's included): the host's whole process tree is
+//! killed. It then restarts the host with exponential back-off, until `max_crashes` crashes
+//! within `window` mark the instance failed. A host never outlives the shell: it exits when its
+//! socket closes, and the monitor kills it if it does not.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use broker::Broker;
+use parking_lot::Mutex;
+use protocol::wire::{Bounds, ShellMsg};
+
+use crate::host::instance::*;
+pub use crate::host::instance::{
+    AppEvent, AppSpec, AppState, DEFAULT_RATE_LIMIT, EvalError, InstanceStatus, RestartPolicy,
+};
+use crate::host::monitor::*;
+
+/// Supervises app-host processes on the current tokio runtime.
+pub struct Supervisor {
+    broker: Broker,
+    policy: RestartPolicy,
+    slots: Slots,
+    next: AtomicU64,
+    next_eval: AtomicU64,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    monitors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    app_events: AppEvents,
+    gate: SharedGate,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor whose hosts talk to `broker`.
+    pub fn new(broker: Broker, policy: RestartPolicy) -> Self {
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let (changes, _) = tokio::sync::watch::channel(0);
+        Self {
+            broker,
+            policy,
+            slots: Arc::new(Mutex::new(HashMap::new())),
+            next: AtomicU64::new(1),
+            next_eval: AtomicU64::new(1),
+            changes: Arc::new(changes),
+            shutdown,
+            monitors: Mutex::new(Vec::new()),
+            app_events: Arc::new(Mutex::new(None)),
+            gate: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// From now on, what apps do on the bus, where they navigate and which windows they open
+    /// is decided by `gate` (without one, everything within the app's own origin is allowed).
+    pub fn set_gate(&self, gate: Arc<dyn crate::host::ipc::Gate>) {
+        *self.gate.lock() = Some(gate);
+    }
+
+    /// Starts reporting what instances' pages do ([`AppEvent`]s) on a channel; events beyond
+    /// its bound are dropped (and logged).
+    pub fn set_app_events(&self) -> flume::Receiver<AppEvent> {
+        let (tx, rx) = flume::bounded(APP_EVENTS);
+        *self.app_events.lock() = Some(tx);
+        rx
+    }
+
+    /// Queues a message for an instance's host; `false` if there is no such instance or its
+    /// queue is full.
+    pub fn post(&self, instance: u64, msg: ShellMsg) -> bool {
+        self.slots.lock().get(&instance).is_some_and(|s| s.control.try_send(msg).is_ok())
+    }
+
+    /// Starts an instance of an app; returns its number. Must be called within a tokio runtime.
+    pub fn launch(&self, spec: AppSpec) -> u64 {
+        let instance = self.next.fetch_add(1, Ordering::Relaxed);
+        let (control, control_rx) = flume::bounded(CONTROL_QUEUE);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        self.slots.lock().insert(
+            instance,
+            Slot {
+                status: InstanceStatus {
+                    app: spec.app.to_string(),
+                    instance,
+                    pid: None,
+                    web_pids: Vec::new(),
+                    memory_bytes: None,
+                    cpu_percent: None,
+                    state: AppState::Starting,
+                    restarts: 0,
+                    last_exit: None,
+                    url: None,
+                    messages_out: 0,
+                    messages_in: 0,
+                },
+                control,
+                view: None,
+                parent: None,
+                stop,
+                evals: HashMap::new(),
+                state: spec.state_file.as_ref().and_then(|f| std::fs::read(f).ok()),
+            },
+        );
+        let monitor = Monitor {
+            broker: self.broker.clone(),
+            policy: RestartPolicy {
+                memory_limit_bytes: spec.memory_limit_bytes.or(self.policy.memory_limit_bytes),
+                cpu_limit_percent: spec.cpu_limit_percent.or(self.policy.cpu_limit_percent),
+                ..self.policy.clone()
+            },
+            slots: Arc::clone(&self.slots),
+            changes: Arc::clone(&self.changes),
+            instance,
+            spec,
+            control_rx,
+            shutdown: self.shutdown.subscribe(),
+            stop: stop_rx,
+            traffic: Arc::new(crate::host::ipc::Traffic::default()),
+            flooded: false,
+            app_events: Arc::clone(&self.app_events),
+            gate: Arc::clone(&self.gate),
+        };
+        self.monitors.lock().push(tokio::spawn(monitor.run()));
+        self.changes.send_modify(|n| *n += 1);
+        instance
+    }
+
+    /// Every instance's status, by instance number.
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        let mut v: Vec<_> = self.slots.lock().values().map(|s| s.status.clone()).collect();
+        v.sort_by_key(|s| s.instance);
+        v
+    }
+
+    /// The state an instance's app last saved (JSON), if any.
+    pub fn app_state(&self, instance: u64) -> Option<serde_json::Value> {
+        let bytes = self.slots.lock().get(&instance)?.state.clone()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Changes whenever an instance's status does.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Places an instance's view (`None`: hides it) in shell window `parent` (X11 id).
+    /// Remembered, and sent again to a restarted host.
+    pub fn set_view(&self, instance: u64, parent: u64, view: Option<Bounds>) {
+        let mut slots = self.slots.lock();
+        let Some(slot) = slots.get_mut(&instance) else { return };
+        slot.view = view;
+        // The host ignores its own parent: the first placement may say it again.
+        if slot.parent != Some(parent) {
+            if slot.control.try_send(ShellMsg::SetParent { xid: parent }).is_ok() {
+                slot.parent = Some(parent);
+            } else {
+                tracing::warn!(instance, "the app's control queue is full; a move to another window was dropped");
+            }
+        }
+        for msg in view_messages(view) {
+            if slot.control.try_send(msg).is_err() {
+                tracing::warn!(instance, "the app's control queue is full; a view change was dropped");
+            }
+        }
+    }
+
+    /// Evaluates `js` in an instance's page and returns the result as JSON.
+    pub async fn eval(&self, instance: u64, js: &str, timeout: Duration) -> Result<String, EvalError> {
+        let id = self.next_eval.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let control = {
+            let mut slots = self.slots.lock();
+            let slot = slots.get_mut(&instance).ok_or(EvalError::NoInstance(instance))?;
+            slot.evals.insert(id, tx);
+            slot.control.clone()
+        };
+        let forget = || {
+            if let Some(slot) = self.slots.lock().get_mut(&instance) {
+                slot.evals.remove(&id);
+            }
+        };
+        let sent = tokio::time::timeout(timeout, control.send_async(ShellMsg::Eval { id, js: js.to_owned() })).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            forget();
+            return Err(EvalError::Timeout(timeout));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(json))) => Ok(json),
+            Ok(Ok(Err(message))) => Err(EvalError::Script(message)),
+            Ok(Err(_)) => Err(EvalError::Gone),
+            Err(_) => {
+                forget();
+                Err(EvalError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Closes one instance: its host is asked to leave, then killed; it disappears from the status.
+    pub async fn close(&self, instance: u64) -> bool {
+        let Some(mut changes) = self.slots.lock().get(&instance).map(|s| {
+            let _ = s.stop.send(true);
+            self.changes.subscribe()
+        }) else {
+            return false;
+        };
+        while self.slots.lock().contains_key(&instance) {
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
+        true
+    }
+
+    /// Closes every connection, gives hosts `grace` to leave, kills the rest, and waits.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let monitors: Vec<_> = self.monitors.lock().drain(..).collect();
+        for m in monitors {
+            let _ = m.await;
+        }
+    }
+}

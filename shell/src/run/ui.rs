@@ -1,0 +1,210 @@
+//! The window's side of the shell: `UiEvent`s from the compositor turned into supervisor,
+//! agent and workspace calls, and the view models (tiles, the launcher's apps, grants, health)
+//! pushed back to it.
+
+use std::sync::Arc;
+
+use compositor::{Command as UiCommand, LauncherApp, TileView, UiEvent};
+use protocol::wire::Bounds;
+use serde_json::json;
+use shell::host::supervisor::AppState;
+
+use super::*;
+
+pub(super) async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
+    while let Ok(event) = events.recv_async().await {
+        match event {
+            UiEvent::WindowReady { window, xid, scale } => {
+                tracing::info!(window, xid, scale, "shell window ready");
+                let Ok(xid) = u32::try_from(xid) else { continue };
+                shell.windows.lock().insert(window, xid);
+                if window != compositor::MAIN_WINDOW {
+                    continue;
+                }
+                shell.window.send_replace(Some(xid));
+                let shell = Arc::clone(&shell);
+                tokio::spawn(async move {
+                    start_desk(&shell).await;
+                    shell.restored.send_replace(true);
+                });
+            }
+            UiEvent::Launch { app_id } => {
+                if let Err(e) = shell.launch(&app_id) {
+                    tracing::error!("could not start {app_id}: {e:#}");
+                }
+            }
+            UiEvent::ChannelChanged { key, channel } => {
+                fdc3::link(&shell, key, channel);
+                push_tiles(&shell);
+                shell.dirty.notify_one();
+            }
+            UiEvent::LayoutChanged => shell.dirty.notify_one(),
+            UiEvent::RevokeGrant(g) => {
+                match shell.profile.revoke_grant(&g.app, &g.permission, g.scope.as_deref()) {
+                    Ok(true) => {
+                        tracing::info!(app = %g.app, permission = %g.permission, "grant revoked");
+                        let object =
+                            g.scope.as_ref().map_or_else(|| g.permission.clone(), |s| format!("{}:{s}", g.permission));
+                        shell.permissions.record(
+                            "user",
+                            Some(&g.app),
+                            "permission.revoke",
+                            &object,
+                            "revoked",
+                            json!({}),
+                        );
+                    }
+                    Ok(false) => tracing::warn!(app = %g.app, permission = %g.permission, "no such grant to revoke"),
+                    Err(e) => tracing::error!("could not revoke a grant: {e:#}"),
+                }
+                shell.permissions.grants_changed();
+                push_grants(&shell);
+            }
+            UiEvent::ConsentAnswered { id, answer } => {
+                if shell.permissions.answer(id, answer) {
+                    push_grants(&shell);
+                }
+            }
+            UiEvent::ResolverAnswered { id, choice } => {
+                tracing::info!(id, ?choice, "resolver answered");
+                let outputs = shell.agent.lock().resolved(id, choice, broker::Timestamp::now().millis());
+                fdc3::exec(&shell, outputs);
+            }
+            UiEvent::Bounds { key, window, rect } => {
+                let view = rect.map(|r| Bounds { x: r.x, y: r.y, width: r.width, height: r.height });
+                // The window's ready event comes before any bounds in it.
+                let Some(parent) = shell.windows.lock().get(&window).copied() else {
+                    tracing::warn!(window, key, "bounds for a window the shell was not told of; ignored");
+                    continue;
+                };
+                shell.supervisor.set_view(key, u64::from(parent), view);
+            }
+            UiEvent::CloseTile { key } => {
+                let shell = Arc::clone(&shell);
+                tokio::spawn(async move {
+                    shell.supervisor.close(key).await;
+                    shell.channels.lock().remove(&key);
+                    shell.dirty.notify_one();
+                });
+            }
+            UiEvent::WindowClosed { window } => {
+                shell.windows.lock().remove(&window);
+            }
+            UiEvent::CloseRequested => {
+                let _ = shell.quit.send(true);
+            }
+        }
+    }
+}
+
+/// What the window shows of the supervisor's state: one tile per instance, and the launcher.
+pub(super) fn views(shell: &Shell) -> (Vec<TileView>, Vec<LauncherApp>) {
+    let status = shell.supervisor.status();
+    let channels = shell.channels.lock().clone();
+    let tiles = status
+        .iter()
+        .map(|s| TileView {
+            key: s.instance,
+            title: shell.title(&s.app),
+            status: match s.state {
+                AppState::Starting => "starting".to_owned(),
+                AppState::Running => "running".to_owned(),
+                AppState::Restarting => format!("restarting ({})", s.last_exit.clone().unwrap_or_default()),
+                AppState::Failed => format!("failed: {}", s.last_exit.clone().unwrap_or_default()),
+                AppState::Stopped => "stopped".to_owned(),
+            },
+            live: s.state == AppState::Running,
+            channel: channels.get(&s.instance).copied(),
+        })
+        .collect();
+    let recent = shell.recent.lock().clone();
+    let apps = shell
+        .manifest
+        .read()
+        .apps
+        .iter()
+        .map(|a| LauncherApp {
+            app_id: a.app_id.clone(),
+            title: a.title.clone(),
+            description: a.description.clone(),
+            running: status.iter().filter(|s| s.app == a.app_id && s.state != AppState::Stopped).count(),
+            last_used: recent.get(&a.app_id).copied(),
+            icon: a.icon.clone(),
+        })
+        .collect();
+    (tiles, apps)
+}
+
+/// Sends the window the remembered permission answers.
+pub(super) fn push_grants(shell: &Shell) {
+    match shell.profile.grants(None) {
+        Ok(grants) => {
+            let rows = grants
+                .into_iter()
+                .map(|g| compositor::GrantRow {
+                    app: g.app,
+                    permission: g.permission,
+                    scope: g.scope,
+                    decision: match g.decision {
+                        storage::Decision::Allow => "allow".to_owned(),
+                        storage::Decision::Deny => "deny".to_owned(),
+                    },
+                    decided_at: g.decided_at.to_string(),
+                })
+                .collect();
+            shell.ui.send(UiCommand::SetGrants(rows));
+        }
+        Err(e) => tracing::error!("could not read the remembered permissions: {e:#}"),
+    }
+}
+
+/// The health view's rows.
+pub(super) fn health(shell: &Shell) -> Vec<compositor::HealthRow> {
+    shell
+        .supervisor
+        .status()
+        .into_iter()
+        .map(|s| compositor::HealthRow {
+            key: s.instance,
+            title: shell.title(&s.app),
+            state: format!("{:?}", s.state).to_lowercase(),
+            pid: s.pid,
+            memory_bytes: s.memory_bytes,
+            cpu_percent: s.cpu_percent,
+            messages_in: s.messages_in,
+            messages_out: s.messages_out,
+            restarts: s.restarts,
+            last_exit: s.last_exit,
+        })
+        .collect()
+}
+
+/// Sends the window the current tiles and launcher entries.
+pub(super) fn push_tiles(shell: &Shell) {
+    let (tiles, apps) = views(shell);
+    shell.ui.send(UiCommand::SetTiles(tiles));
+    shell.ui.send(UiCommand::SetApps(apps));
+}
+
+/// Keeps the window's tiles in step with the supervisor.
+pub(super) async fn tiles(shell: Arc<Shell>) {
+    let mut changes = shell.supervisor.changes();
+    let mut last = (Vec::new(), Vec::new());
+    push_grants(&shell);
+    loop {
+        shell.ui.send(UiCommand::SetHealth(health(&shell)));
+        let now = views(&shell);
+        if now != last {
+            if now.0.len() != last.0.len() {
+                shell.dirty.notify_one();
+            }
+            if !shell.ui.send(UiCommand::SetTiles(now.0.clone())) || !shell.ui.send(UiCommand::SetApps(now.1.clone())) {
+                return;
+            }
+            last = now;
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -7,7 +7,7 @@ use event_listener::{Event, Listener};
 use parking_lot::Mutex;
 
 use crate::breaker::Jitter;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, deadline_after};
 use crate::config::{BrokerConfig, SubscribeOptions};
 use crate::dead_letter::{DeadLetter, Recipient};
 use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
@@ -325,12 +325,6 @@ pub enum Recv {
     Timeout,
     /// The subscription or client is gone and its queue is drained.
     Closed,
-}
-
-/// `timeout` from now, or as far as the clock goes for "forever" timeouts like `Duration::MAX`.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Takes queued messages until `accept` keeps one.

@@ -27,6 +27,7 @@ mod ids;
 mod journal;
 pub mod router;
 mod service;
+mod service_event;
 mod shared;
 mod state;
 mod stats;
@@ -41,9 +42,8 @@ pub use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
 pub use crate::error::{Error, Result};
 pub use crate::ids::{AppId, CallId, ClientId, DeadLetterId, MessageId, SubscriptionId, Target, TraceId};
 pub use crate::journal::{CommitAck, CommitSignal, Journal};
-pub use crate::service::{
-    MAX_SERVICE_NAME, PendingCall, ProviderEvent, Request, ServiceClient, ServiceEvent, ServiceProvider,
-};
+pub use crate::service::{MAX_SERVICE_NAME, PendingCall, ServiceClient, ServiceProvider};
+pub use crate::service_event::{ProviderEvent, Request, ServiceEvent};
 pub use crate::state::{Published, SendOutcome, Sent};
 pub use crate::stats::{BrokerStats, SubscriptionStats};
 pub use crate::topic::{Pattern, Topic, TopicError};

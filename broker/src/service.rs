@@ -9,47 +9,13 @@ use rustc_hash::FxHashSet;
 use crate::clock::Timestamp;
 use crate::envelope::Payload;
 use crate::error::{Error, Result};
-use crate::ids::{AppId, CallId, ClientId, Target, TraceId};
+use crate::ids::{CallId, ClientId, Target, TraceId};
+use crate::service_event::{ProviderEvent, Request, ServiceEvent};
 use crate::shared::Shared;
 use crate::state::{CallEntry, ServiceEntry};
 
 /// Longest service name accepted.
 pub const MAX_SERVICE_NAME: usize = 256;
-
-/// One call as its provider receives it.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Answer with this id.
-    pub call: CallId,
-    /// The action asked for.
-    pub action: String,
-    /// Its argument.
-    pub payload: Payload,
-    /// Who is asking (set by the broker).
-    pub caller: ClientId,
-    /// The caller's app.
-    pub caller_app: Option<AppId>,
-    /// Correlation id.
-    pub trace_id: TraceId,
-}
-
-/// What a provider receives.
-#[derive(Debug, Clone)]
-pub enum ProviderEvent {
-    /// A client connected to the service.
-    Connected(ClientId),
-    /// A client disconnected from the service.
-    Disconnected(ClientId),
-    /// A call to answer.
-    Request(Request),
-}
-
-/// What a connected client is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServiceEvent {
-    /// The provider went away; in-flight calls failed with [`Error::ProviderDisconnected`].
-    ProviderDisconnected,
-}
 
 /// The provider's handle; dropping it unregisters the service and fails its in-flight calls.
 #[derive(Debug)]
@@ -182,7 +148,7 @@ impl ServiceClient {
         Ok(PendingCall {
             call,
             rx,
-            deadline: crate::broker::deadline_after(timeout),
+            deadline: crate::clock::deadline_after(timeout),
             timeout_ms,
             shared: Arc::clone(&self.shared),
         })

@@ -20,7 +20,7 @@ use crate::history::History;
 use crate::ids::{AppId, CallId, ClientId, MessageId, SubscriptionId, Target, TraceId};
 use crate::journal::{CommitAck, Journal};
 use crate::router::Router;
-use crate::service::{ProviderEvent, ServiceEvent};
+use crate::service_event::{ProviderEvent, ServiceEvent};
 use crate::stats::{BrokerStats, SubscriptionStats};
 use crate::topic::{Pattern, Topic, validate_topic};
 use protocol::QueuePolicy;

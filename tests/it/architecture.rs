@@ -234,3 +234,175 @@ fn no_path_includes() {
         .collect();
     assert!(offenders.is_empty(), "files compiled in through #[path]: {offenders:?}");
 }
+
+/// The source folders whose files must not depend on each other in a circle.
+const CRATE_SOURCES: &[&str] = &[
+    "broker/protocol/src",
+    "broker/src",
+    "storage/src",
+    "compositor/src",
+    "shell/policy/src",
+    "shell/update/src",
+    "shell/app_host/src",
+    "shell/src",
+];
+
+/// A file's module path inside its crate: `host/ipc.rs` is `host::ipc`; `lib.rs` and `main.rs`
+/// are the root, "".
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let path = rel.to_string_lossy().replace('/', "::");
+    if path == "lib" || path == "main" { String::new() } else { path }
+}
+
+/// The module paths named after `crate::` in `text`, with `use crate::{a, b::c}` groups
+/// spread out.
+fn crate_paths(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // A group: split at top-level commas.
+            let (mut depth, mut start) = (0usize, 0usize);
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push(group[start..j].trim().to_owned());
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(group[start..j].trim().to_owned());
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(rest.len());
+            out.push(rest[..end].trim_end_matches(':').to_owned());
+        }
+    }
+    out
+}
+
+/// Every file a crate's file names through `crate::` or `super::`, ignoring its own ancestors
+/// (a child module is part of its parent) and names re-exported at the root resolved to the
+/// file that defines them.
+fn file_edges(src: &Path) -> Edges {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    // Test files are the code's own checks, and may use anything.
+    files.retain(|f| !f.to_string_lossy().ends_with("tests.rs"));
+    let modules: std::collections::BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
+    // Names the root re-exports (`pub use crate::a::{X, Y}`), so `crate::X` points at `a`.
+    let mut reexports = std::collections::BTreeMap::new();
+    for root in ["lib.rs", "main.rs"] {
+        let Ok(text) = std::fs::read_to_string(src.join(root)) else { continue };
+        for stmt in text.split(';').filter(|s| s.trim_start().starts_with("pub use crate::")) {
+            let stmt = stmt.trim_start().trim_start_matches("pub use crate::");
+            let (module, names) = stmt.split_once("::").unwrap_or((stmt, ""));
+            for name in names.trim_matches(|c: char| c == '{' || c == '}' || c.is_whitespace()).split(',') {
+                reexports.insert(name.trim().to_owned(), module.to_owned());
+            }
+        }
+    }
+    let resolve = |path: &str| -> Option<String> {
+        let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+        (1..=segments.len())
+            .rev()
+            .map(|n| segments[..n].join("::"))
+            .find(|m| modules.contains(m))
+            .or_else(|| segments.first().and_then(|s| reexports.get(*s).cloned()))
+    };
+    let mut edges = std::collections::BTreeMap::new();
+    for f in &files {
+        let me = module_of(src, f);
+        let text = std::fs::read_to_string(f).unwrap();
+        // Only code: comments may name anything.
+        let code: String =
+            text.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        let mut targets: Vec<String> = crate_paths(&code).iter().filter_map(|p| resolve(p)).collect();
+        let parent = me.rsplit_once("::").map_or("", |(p, _)| p).to_owned();
+        let mut rest = code.as_str();
+        while let Some(i) = rest.find("super::") {
+            rest = &rest[i + "super::".len()..];
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(rest.len());
+            let path = if parent.is_empty() { rest[..end].to_owned() } else { format!("{parent}::{}", &rest[..end]) };
+            targets.extend(resolve(&path));
+        }
+        let set: &mut std::collections::BTreeSet<String> = edges.entry(me.clone()).or_default();
+        for t in targets {
+            let ancestor = t.is_empty() || me == t || me.starts_with(&format!("{t}::"));
+            if !ancestor {
+                set.insert(t);
+            }
+        }
+    }
+    edges
+}
+
+type Edges = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// A circle among the files, as the path around it, if there is one.
+fn find_circle(edges: &Edges) -> Option<Vec<String>> {
+    // Depth-first search for a back edge; the path to it is the circle.
+    fn visit<'a>(
+        node: &'a str,
+        edges: &'a Edges,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|n| *n == node) {
+            let mut circle: Vec<String> = path[i..].iter().map(|s| (*s).to_owned()).collect();
+            circle.push(node.to_owned());
+            return Some(circle);
+        }
+        if !done.insert(node) {
+            return None;
+        }
+        path.push(node);
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    edges.keys().find_map(|node| visit(node, edges, &mut Vec::new(), &mut done))
+}
+
+/// No two files of a crate depend on each other, directly or through others: each crate's
+/// files can be read from the leaves up.
+#[test]
+fn no_file_circles() {
+    let root = workspace_root();
+    for src in CRATE_SOURCES {
+        let edges = file_edges(&root.join(src));
+        assert!(edges.len() > 2, "{src}: found too few files");
+        if let Some(circle) = find_circle(&edges) {
+            panic!("{src}: files depend on each other in a circle: {}", circle.join(" -> "));
+        }
+    }
+}
+
+/// The circle finder finds circles: on a made-up crate whose files `a` and `b` name each other.
+#[test]
+fn the_circle_finder_finds_a_circle() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lib.rs"), "//! x\nmod a;\nmod b;\nmod c;\npub use crate::c::{Thing};\n").unwrap();
+    std::fs::write(dir.path().join("a.rs"), "//! a\nuse crate::b::B;\n").unwrap();
+    std::fs::write(dir.path().join("b.rs"), "//! b\nuse crate::{Thing, a::A};\n").unwrap();
+    std::fs::write(dir.path().join("c.rs"), "//! c\npub struct Thing; // crate::a\n").unwrap();
+    let edges = file_edges(dir.path());
+    assert_eq!(edges["a"].iter().collect::<Vec<_>>(), ["b"]);
+    assert_eq!(edges["b"].iter().collect::<Vec<_>>(), ["a", "c"]);
+    assert!(edges["c"].is_empty(), "a comment is no edge: {edges:?}");
+    assert_eq!(find_circle(&edges).unwrap(), ["a", "b", "a"]);
+    std::fs::write(dir.path().join("b.rs"), "//! b\nuse crate::Thing;\n").unwrap();
+    assert_eq!(find_circle(&file_edges(dir.path())), None);
+}

@@ -8,7 +8,7 @@ use crate::config::{BreakerPolicy, RetryPolicy};
 use crate::config::{HistoryRule, Replay};
 use crate::dead_letter::DeadLetterReason;
 use crate::ids::{MessageId, TraceId};
-use crate::service::{ProviderEvent, ServiceEvent};
+use crate::service_event::{ProviderEvent, ServiceEvent};
 use crate::state::SendOutcome;
 
 fn ms(n: u64) -> Duration {

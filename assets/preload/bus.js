@@ -67,9 +67,19 @@
       fdc3Sink = sink;
       return true;
     },
-    // Called by the host with an array of deliveries: {sub, topic, data, seq, timestamp, sender}.
+    // Called by the host with an array of what arrived, in order: deliveries ({sub, topic,
+    // data, seq, timestamp, sender}), direct messages ({direct, ...}) and the FDC3 agent's
+    // messages ({fdc3}).
     deliver: function (batch) {
       for (const d of batch) {
+        if (d.fdc3 !== undefined) {
+          try {
+            host.fdc3(d.fdc3);
+          } catch (e) {
+            console.error("tessera: the FDC3 receiver threw", e);
+          }
+          continue;
+        }
         if (d.direct) {
           const meta = { topic: d.topic, from: d.from, seq: d.seq };
           if (messageHandlers.size === 0) {

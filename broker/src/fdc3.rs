@@ -8,9 +8,11 @@
 //! Time comes in as milliseconds so that deadlines can be tested.
 
 mod agent;
+mod dacp;
 pub mod directory;
 
 pub use agent::{Agent, Choice, OPEN_SETTLE_MS, Output, Pending, user_channels};
+pub use dacp::{Request, RequestType};
 pub use directory::{AppRecord, Directory, DirectoryError, IntentDecl, Problem};
 
 /// How long a launched app has to add the listener an intent or `open` waits for.

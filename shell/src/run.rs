@@ -372,7 +372,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         "ok",
         json!({ "at": "start-up" }),
     );
-    shell.supervisor.set_gate(Arc::clone(&shell.permissions) as Arc<dyn shell::host::ipc::Gate>);
+    shell.supervisor.set_gate(Arc::clone(&shell.permissions) as Arc<dyn shell::host::gate::Gate>);
     rt.spawn(permissions::watch(Arc::clone(&shell.permissions)));
     let app_events = shell.supervisor.set_app_events();
     rt.spawn(fdc3::run(Arc::clone(&shell), app_events));

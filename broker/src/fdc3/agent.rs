@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 
+use super::dacp::{Request, RequestType};
 use super::directory::{AppRecord, Directory, IntentDecl};
 use super::errors::{
     ACCESS_DENIED, APP_NOT_FOUND, APP_TIMEOUT, CREATION_FAILED, ERROR_ON_LAUNCH, INTENT_DELIVERY_FAILED,
@@ -216,7 +217,7 @@ pub struct Agent {
 /// Parsed request: who, which, and its payload.
 struct Req<'a> {
     from: u64,
-    kind: &'a str,
+    kind: RequestType,
     uuid: String,
     payload: &'a Map<String, Value>,
 }
@@ -620,113 +621,96 @@ impl Agent {
     // ---- requests --------------------------------------------------------------------------
 
     /// Refuses a DACP request from `from` with `error` (e.g. `AccessDenied` when a permission is
-    /// missing): the matching response with the error, if the message names a request.
-    pub fn refuse(&mut self, from: u64, text: &str, error: &str, now_ms: u64) -> Vec<Output> {
+    /// missing): the matching response with the error.
+    pub fn refuse(&mut self, from: u64, request: &Request, error: &str, now_ms: u64) -> Vec<Output> {
         self.now_ms = now_ms;
-        let Ok(value) = serde_json::from_str::<Value>(text) else { return Vec::new() };
-        let (Some(kind), Some(uuid)) = (
-            value.get("type").and_then(Value::as_str).and_then(|k| k.strip_suffix("Request")),
-            value.get("meta").and_then(|m| m.get("requestUuid")).and_then(Value::as_str),
-        ) else {
-            return Vec::new();
-        };
-        let message = self.response(&format!("{kind}Response"), uuid, json!({ "error": error }));
+        let message = self.response(&request.kind.response_name(), &request.uuid, json!({ "error": error }));
         vec![Output::Send { to: from, message }]
     }
 
-    /// Handles one DACP message from `from` (an instance of `app`, as the shell knows it).
+    /// Handles one DACP message's text from `from` (an instance of `app`, as the shell knows
+    /// it): [`Request::parse`], then [`Agent::handle_request`].
     pub fn handle(&mut self, from: u64, app: &str, text: &str, now_ms: u64) -> Result<Vec<Output>, Fdc3Error> {
+        let request = Request::parse(text)?;
+        Ok(self.handle_request(from, app, &request, now_ms))
+    }
+
+    /// Handles one DACP request from `from` (an instance of `app`, as the shell knows it).
+    pub fn handle_request(&mut self, from: u64, app: &str, request: &Request, now_ms: u64) -> Vec<Output> {
         self.now_ms = now_ms;
-        let value: Value = serde_json::from_str(text).map_err(|e| Fdc3Error::Malformed(e.to_string()))?;
-        let kind =
-            value.get("type").and_then(Value::as_str).ok_or_else(|| Fdc3Error::Malformed("no \"type\"".into()))?;
-        let uuid = value
-            .get("meta")
-            .and_then(|m| m.get("requestUuid"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| Fdc3Error::Malformed(format!("{kind}: no \"meta.requestUuid\"")))?
-            .to_owned();
-        let empty = Map::new();
-        let payload = match value.get("payload") {
-            Some(Value::Object(p)) => p,
-            None | Some(Value::Null) => &empty,
-            Some(_) => return Err(Fdc3Error::Malformed(format!("{kind}: \"payload\" is not an object"))),
-        };
-        let Some(stem) = kind.strip_suffix("Request") else { return Err(Fdc3Error::UnknownType(kind.to_owned())) };
-        let response = format!("{stem}Response");
+        let response = request.kind.response_name();
         self.add_instance(from, app);
-        let req = Req { from, kind, uuid, payload };
+        let req = Req { from, kind: request.kind, uuid: request.uuid.clone(), payload: &request.payload };
         let mut out = Vec::new();
         let answer = match req.kind {
-            "getInfoRequest" => Some(Ok(self.get_info(from))),
-            "getAppMetadataRequest" => Some(self.get_app_metadata(&req)),
-            "findInstancesRequest" => Some(self.find_instances(&req)),
-            "getUserChannelsRequest" => Some(Ok(self.get_user_channels())),
-            "getCurrentChannelRequest" => {
+            RequestType::GetInfo => Some(Ok(self.get_info(from))),
+            RequestType::GetAppMetadata => Some(self.get_app_metadata(&req)),
+            RequestType::FindInstances => Some(self.find_instances(&req)),
+            RequestType::GetUserChannels => Some(Ok(self.get_user_channels())),
+            RequestType::GetCurrentChannel => {
                 let channel = self.channel_of(from).map(str::to_owned);
                 Some(Ok(json!({ "channel": channel.map(|c| self.channel_json(&c)) })))
             }
-            "joinUserChannelRequest" => Some(self.join(&req, &mut out)),
-            "leaveCurrentChannelRequest" => {
+            RequestType::JoinUserChannel => Some(self.join(&req, &mut out)),
+            RequestType::LeaveCurrentChannel => {
                 self.change_channel(from, None, &mut out);
                 Some(Ok(json!({})))
             }
-            "getOrCreateChannelRequest" => Some(self.get_or_create(&req)),
-            "createPrivateChannelRequest" => Some(Ok(self.create_private(from))),
-            "privateChannelDisconnectRequest" => Some(self.private_disconnect(&req, &mut out)),
-            "broadcastRequest" => Some(self.broadcast(&req, &mut out)),
-            "getCurrentContextRequest" => Some(self.current_context(&req)),
-            "addContextListenerRequest" => Some(self.add_context_listener(&req, &mut out)),
-            "contextListenerUnsubscribeRequest" => Some(self.remove_context_listener(&req, &mut out)),
-            "addEventListenerRequest" => Some(self.add_event_listener(&req)),
-            "eventListenerUnsubscribeRequest" => {
+            RequestType::GetOrCreateChannel => Some(self.get_or_create(&req)),
+            RequestType::CreatePrivateChannel => Some(Ok(self.create_private(from))),
+            RequestType::PrivateChannelDisconnect => Some(self.private_disconnect(&req, &mut out)),
+            RequestType::Broadcast => Some(self.broadcast(&req, &mut out)),
+            RequestType::GetCurrentContext => Some(self.current_context(&req)),
+            RequestType::AddContextListener => Some(self.add_context_listener(&req, &mut out)),
+            RequestType::ContextListenerUnsubscribe => Some(self.remove_context_listener(&req, &mut out)),
+            RequestType::AddEventListener => Some(self.add_event_listener(&req)),
+            RequestType::EventListenerUnsubscribe => {
                 let id = req.payload.get("listenerUUID").and_then(Value::as_str).unwrap_or_default();
                 if let Some(i) = self.instances.get_mut(&from) {
                     i.events.remove(id);
                 }
                 Some(Ok(json!({})))
             }
-            "privateChannelAddEventListenerRequest" => Some(self.add_private_listener(&req, &mut out)),
-            "privateChannelUnsubscribeEventListenerRequest" => {
+            RequestType::PrivateChannelAddEventListener => Some(self.add_private_listener(&req, &mut out)),
+            RequestType::PrivateChannelUnsubscribeEventListener => {
                 let id = req.payload.get("listenerUUID").and_then(Value::as_str).unwrap_or_default();
                 if let Some(i) = self.instances.get_mut(&from) {
                     i.private_events.remove(id);
                 }
                 Some(Ok(json!({})))
             }
-            "addIntentListenerRequest" => Some(self.add_intent_listener(&req, &mut out)),
-            "intentListenerUnsubscribeRequest" => {
+            RequestType::AddIntentListener => Some(self.add_intent_listener(&req, &mut out)),
+            RequestType::IntentListenerUnsubscribe => {
                 let id = req.payload.get("listenerUUID").and_then(Value::as_str).unwrap_or_default();
                 if let Some(i) = self.instances.get_mut(&from) {
                     i.intents.remove(id);
                 }
                 Some(Ok(json!({})))
             }
-            "findIntentRequest" => Some(self.find_intent(&req)),
-            "findIntentsByContextRequest" => Some(self.find_intents_by_context(&req)),
-            "raiseIntentRequest" => self.raise_intent(&req, &mut out).err().map(Err),
-            "raiseIntentForContextRequest" => self.raise_for_context(&req, &mut out).err().map(Err),
-            "intentResultRequest" => Some(self.intent_result(&req, &mut out)),
-            "openRequest" => self.open(&req, &mut out).err().map(Err),
-            _ => return Err(Fdc3Error::UnknownType(kind.to_owned())),
+            RequestType::FindIntent => Some(self.find_intent(&req)),
+            RequestType::FindIntentsByContext => Some(self.find_intents_by_context(&req)),
+            RequestType::RaiseIntent => self.raise_intent(&req, &mut out).err().map(Err),
+            RequestType::RaiseIntentForContext => self.raise_for_context(&req, &mut out).err().map(Err),
+            RequestType::IntentResult => Some(self.intent_result(&req, &mut out)),
+            RequestType::Open => self.open(&req, &mut out).err().map(Err),
         };
         let listening = matches!(
             req.kind,
-            "addContextListenerRequest"
-                | "addIntentListenerRequest"
-                | "addEventListenerRequest"
-                | "privateChannelAddEventListenerRequest"
+            RequestType::AddContextListener
+                | RequestType::AddIntentListener
+                | RequestType::AddEventListener
+                | RequestType::PrivateChannelAddEventListener
         );
         if listening && matches!(answer, Some(Ok(_))) {
             self.listener_added(from, &mut out);
         }
         if let Some(Err(error)) = &answer
-            && (*error == ACCESS_DENIED || req.kind == "intentResultRequest")
+            && (*error == ACCESS_DENIED || req.kind == RequestType::IntentResult)
         {
             out.push(Output::Refused {
                 instance: from,
                 app: app.to_owned(),
-                request: req.kind.to_owned(),
+                request: req.kind.request_name(),
                 error: (*error).to_owned(),
             });
         }
@@ -741,7 +725,7 @@ impl Agent {
             };
             out.insert(0, Output::Send { to: from, message });
         }
-        Ok(out)
+        out
     }
 
     fn get_info(&self, from: u64) -> Value {

@@ -354,7 +354,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         move || {
             let wv = webview.borrow();
             let Some(wv) = wv.as_ref() else { return };
-            let mut deliveries = Vec::new();
+            let mut batch = Batch::default();
             while let Ok(inbound) = in_rx.try_recv() {
                 match inbound {
                     Inbound::Msg(msg @ (ShellMsg::SetBounds(_) | ShellMsg::SetVisible(true))) => {
@@ -396,18 +396,17 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
                             if allow { request.allow() } else { request.deny() }
                         }
                     }
-                    Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut deliveries),
+                    Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut batch),
                     Inbound::Closed => {
                         gtk::main_quit();
                         return;
                     }
                 }
             }
-            if !deliveries.is_empty() {
-                let batch = Value::Array(deliveries).to_string();
-                if let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch})")) {
-                    tracing::warn!("could not deliver to the page: {e}");
-                }
+            if let Some(batch) = batch.finish()
+                && let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch})"))
+            {
+                tracing::warn!("could not deliver to the page: {e}");
             }
         }
     };
@@ -469,22 +468,58 @@ fn ask_shell(writer: Writer, answers: flume::Receiver<(u64, bool)>, new_window: 
     }
 }
 
-/// Applies one message from the shell; deliveries are gathered to reach the page in one call.
-fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Value>) {
+/// What reaches the page in one script call per wake-up: bus deliveries and the FDC3 agent's
+/// messages, in the order they came, as the items of one JSON array (each evaluated script is
+/// a trip to the web process, which costs more than the message).
+#[derive(Debug, Default)]
+struct Batch(String);
+
+impl Batch {
+    fn next_item(&mut self) {
+        self.0.push(if self.0.is_empty() { '[' } else { ',' });
+    }
+
+    fn push(&mut self, item: &Value) {
+        self.next_item();
+        self.0.push_str(&item.to_string());
+    }
+
+    /// An FDC3 message as the agent wrote it: JSON text from the shell, not the page.
+    fn push_fdc3(&mut self, message: &str) {
+        self.next_item();
+        self.0.push_str("{\"fdc3\":");
+        self.0.push_str(message);
+        self.0.push('}');
+    }
+
+    /// The batch as a JavaScript array, if anything is in it.
+    fn finish(self) -> Option<String> {
+        let mut text = self.0;
+        if text.is_empty() {
+            return None;
+        }
+        text.push(']');
+        Some(text)
+    }
+}
+
+/// Applies one message from the shell; deliveries and FDC3 messages are gathered to reach the
+/// page in one call.
+fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, batch: &mut Batch) {
     let result = match msg {
         ShellMsg::SetBounds(b) => wv.set_bounds(rect(b)),
         ShellMsg::SetVisible(v) => wv.set_visible(v),
         ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
             let data = page_value(&payload);
-            deliveries.push(json!({
+            batch.push(&json!({
                 "sub": sub, "topic": topic, "data": data, "seq": seq,
                 "timestamp": timestamp_us / 1000, "sender": sender,
             }));
             Ok(())
         }
         ShellMsg::Direct { topic, payload, sender_app, seq } => {
-            deliveries.push(
-                json!({ "direct": true, "topic": topic, "data": page_value(&payload), "from": sender_app, "seq": seq }),
+            batch.push(
+                &json!({ "direct": true, "topic": topic, "data": page_value(&payload), "from": sender_app, "seq": seq }),
             );
             Ok(())
         }
@@ -517,7 +552,8 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, deliveries: &mut Vec<Va
         }
         // The agent's JSON is a JavaScript expression as it stands.
         ShellMsg::Fdc3 { message } => {
-            wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.fdc3({message})"))
+            batch.push_fdc3(&message);
+            Ok(())
         }
         ShellMsg::Welcome { .. } | ShellMsg::Ping { .. } | ShellMsg::Pong { .. } => Ok(()),
         ShellMsg::NavigationDecision { .. } | ShellMsg::PermissionDecision { .. } | ShellMsg::SetParent { .. } => {

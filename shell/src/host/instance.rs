@@ -180,8 +180,8 @@ pub enum AppEvent {
         instance: u64,
         /// Its app.
         app: String,
-        /// The JSON text.
-        message: String,
+        /// The request, parsed where it came in (or why it could not be).
+        request: Result<broker::fdc3::Request, broker::fdc3::Fdc3Error>,
     },
     /// The host ended (a crash, a hang, a limit): its page is gone until the restart.
     HostEnded {
@@ -199,7 +199,7 @@ pub enum AppEvent {
 pub(crate) const APP_EVENTS: usize = 16_384;
 
 pub(crate) type AppEvents = Arc<Mutex<Option<flume::Sender<AppEvent>>>>;
-pub(crate) type SharedGate = Arc<Mutex<Option<Arc<dyn crate::host::ipc::Gate>>>>;
+pub(crate) type SharedGate = Arc<Mutex<Option<Arc<dyn crate::host::gate::Gate>>>>;
 
 /// Why an `eval` gave no value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,7 +220,11 @@ pub enum EvalError {
 
 pub(crate) struct Slot {
     pub(crate) status: InstanceStatus,
+    /// What waits for the instance's next host (kept across restarts).
     pub(crate) control: flume::Sender<ShellMsg>,
+    /// The outbox of the host's connection once it is welcomed: the shell's messages go
+    /// straight there, with no task relaying them.
+    pub(crate) out: Option<flume::Sender<ShellMsg>>,
     pub(crate) view: Option<Bounds>,
     /// The shell window the view is in, once it was placed in one other than the host's
     /// start-up parent.
@@ -231,7 +235,83 @@ pub(crate) struct Slot {
     pub(crate) state: Option<Vec<u8>>,
 }
 
+impl Slot {
+    /// Sends `msg` to the instance's host: into its connection's outbox when one is welcomed,
+    /// else into the control queue its next connection starts with. The message back when
+    /// there is no room.
+    pub(crate) fn send(&self, msg: ShellMsg) -> Result<(), ShellMsg> {
+        let msg = match &self.out {
+            Some(out) => match out.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(flume::TrySendError::Full(msg)) => return Err(msg),
+                // The connection is going; its monitor is about to say so.
+                Err(flume::TrySendError::Disconnected(msg)) => msg,
+            },
+            None => msg,
+        };
+        self.control.try_send(msg).map_err(flume::TrySendError::into_inner)
+    }
+}
+
 pub(crate) type Slots = Arc<Mutex<HashMap<u64, Slot>>>;
+
+/// What ties a connection to its instance: the shell's messages for the instance go straight
+/// to the connection once its host is welcomed, and its FDC3 requests straight to the shell's
+/// agent, parsed where they come in (no task in between either way).
+#[derive(Clone)]
+pub(crate) struct Binding {
+    pub(crate) slots: Slots,
+    pub(crate) instance: u64,
+    pub(crate) app: String,
+    pub(crate) control: flume::Receiver<ShellMsg>,
+    pub(crate) app_events: AppEvents,
+}
+
+impl std::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binding").field("instance", &self.instance).field("app", &self.app).finish_non_exhaustive()
+    }
+}
+
+impl Binding {
+    /// The host was welcomed: what waited in the control queue goes first, then the slot
+    /// sends straight to `out`. Both under the slots' lock, which every sender takes, so
+    /// nothing overtakes what was queued.
+    pub(crate) fn welcomed(&self, out: &flume::Sender<ShellMsg>) {
+        let mut slots = self.slots.lock();
+        while let Ok(msg) = self.control.try_recv() {
+            if out.try_send(msg).is_err() {
+                tracing::warn!(app = %self.app, instance = self.instance, "the app's outbox is full; a queued message was dropped");
+            }
+        }
+        if let Some(slot) = slots.get_mut(&self.instance) {
+            slot.out = Some(out.clone());
+        }
+    }
+
+    /// The connection ended: the shell's messages wait in the control queue again.
+    pub(crate) fn ended(&self) {
+        if let Some(slot) = self.slots.lock().get_mut(&self.instance) {
+            slot.out = None;
+        }
+    }
+
+    /// Tells the shell what happened to the instance's page.
+    pub(crate) fn report(&self, event: AppEvent) {
+        let sink = self.app_events.lock().clone();
+        if let Some(tx) = sink
+            && tx.try_send(event).is_err()
+        {
+            tracing::warn!(app = %self.app, instance = self.instance, "the shell is behind on app events; one was dropped");
+        }
+    }
+
+    /// A DACP message from the page, parsed once, here, for the agent.
+    pub(crate) fn fdc3(&self, message: &str) {
+        let request = broker::fdc3::Request::parse(message);
+        self.report(AppEvent::Fdc3 { instance: self.instance, app: self.app.clone(), request });
+    }
+}
 
 pub(crate) enum Ended {
     Exited(String),

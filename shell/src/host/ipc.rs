@@ -22,6 +22,9 @@ use broker::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+use crate::host::gate::{Access, Gate};
+use crate::host::instance::Binding;
+
 /// Messages queued for one host before the shell waits for its writer.
 const OUTBOX: usize = 8192;
 /// Most messages coalesced into one write.
@@ -49,8 +52,10 @@ pub struct ConnOptions {
     pub ping_every: Option<std::time::Duration>,
     /// Set to the time (ms since the Unix epoch) of every pong received.
     pub last_pong: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-    /// Messages from the shell itself (bounds, eval, probes) to send to the host.
-    pub control: Option<flume::Receiver<ShellMsg>>,
+    /// The instance this connection serves, for its supervisor: the shell's own messages
+    /// (bounds, eval, probes, FDC3) go straight to the connection once the host is welcomed,
+    /// and FDC3 requests straight to the shell's agent.
+    pub(crate) binding: Option<Binding>,
     /// Where the host's messages that are not for the broker (probe answers, eval results,
     /// navigation requests, page loads) go; without it they are dropped.
     pub events: Option<flume::Sender<HostMsg>>,
@@ -95,38 +100,6 @@ impl Bucket {
     }
 }
 
-/// The answer to a permission check.
-pub enum Access {
-    /// Go ahead.
-    Allow,
-    /// Refused; the reason is told to the app.
-    Deny(String),
-    /// The user is being asked: the future gives the answer.
-    Ask(std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>),
-}
-
-impl std::fmt::Debug for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Allow => f.write_str("Allow"),
-            Self::Deny(why) => f.debug_tuple("Deny").field(why).finish(),
-            Self::Ask(_) => f.write_str("Ask"),
-        }
-    }
-}
-
-/// Decides whether an app instance may do something (the shell's permission service).
-pub trait Gate: Send + Sync + std::fmt::Debug {
-    /// Whether `instance` of `app` may have `permission`.
-    fn check(&self, instance: u64, app: &str, permission: &policy::Permission) -> Access;
-
-    /// Something `instance` of `app` tried was refused for another reason than a permission (a
-    /// blocked navigation, a malformed or forged message): for the record.
-    fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
-        let _ = (instance, app, action, object);
-    }
-}
-
 /// An app's bus traffic: messages it sent (publishes, directed sends, calls, answers) and
 /// messages it was given (deliveries, directed messages, calls, answers).
 #[derive(Debug, Default)]
@@ -145,7 +118,7 @@ impl Default for ConnOptions {
             coalesce: COALESCE,
             ping_every: None,
             last_pong: None,
-            control: None,
+            binding: None,
             events: None,
             counters: None,
             gate: None,
@@ -199,19 +172,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     });
 
     // The shell's own messages and pings start once the host has been welcomed.
-    let start_control = |out_tx: &flume::Sender<ShellMsg>| {
-        opts.control.clone().map(|control| {
-            let out = out_tx.clone();
-            tokio::spawn(async move {
-                while let Ok(msg) = control.recv_async().await {
-                    if out.send_async(msg).await.is_err() {
-                        break;
-                    }
-                }
-            })
-        })
-    };
-    let mut forwarder = None;
+    let mut welcomed = false;
     let mut pinger = None;
     let start_pings = |out_tx: &flume::Sender<ShellMsg>| {
         opts.ping_every.map(|every| {
@@ -242,11 +203,11 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                 n = rd.read(&mut chunk) => n.context("reading from the app host")?,
                 Ok(msg) = retry_rx.recv_async() => {
                     if let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await {
-                        handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;
+                        handle(&client, msg, &out_tx, &mut state, events.as_ref(), opts.binding.as_ref()).await?;
                     }
                     continue;
                 }
-                Some(d) = client.inbox().recv_async(), if forwarder.is_some() || pinger.is_some() => {
+                Some(d) = client.inbox().recv_async(), if welcomed => {
                     let e = &d.envelope;
                     let msg = ShellMsg::Direct {
                         topic: e.topic.as_str().to_owned(),
@@ -295,9 +256,12 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                     let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await else {
                         continue;
                     };
-                    handle(&client, msg, &out_tx, &mut state, events.as_ref()).await?;
-                    if hello && forwarder.is_none() && pinger.is_none() {
-                        forwarder = start_control(&out_tx);
+                    handle(&client, msg, &out_tx, &mut state, events.as_ref(), opts.binding.as_ref()).await?;
+                    if hello && !welcomed {
+                        welcomed = true;
+                        if let Some(binding) = &opts.binding {
+                            binding.welcomed(&out_tx);
+                        }
                         pinger = start_pings(&out_tx);
                     }
                 }
@@ -311,8 +275,11 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     for (_, (_, task)) in state.providers.drain() {
         task.abort();
     }
-    for task in [pinger, forwarder].into_iter().flatten() {
+    if let Some(task) = pinger {
         task.abort();
+    }
+    if let Some(binding) = &opts.binding {
+        binding.ended();
     }
     drop(out_tx);
     drop(client);
@@ -386,7 +353,12 @@ async fn handle(
     out: &flume::Sender<ShellMsg>,
     state: &mut ConnState,
     events: Option<&flume::Sender<HostMsg>>,
+    binding: Option<&Binding>,
 ) -> Result<()> {
+    if let (HostMsg::Fdc3 { message }, Some(binding)) = (&msg, binding) {
+        binding.fdc3(message);
+        return Ok(());
+    }
     let subs = &mut state.subs;
     let refuse =
         |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };

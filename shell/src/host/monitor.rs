@@ -184,7 +184,13 @@ impl Monitor {
         let opts = ConnOptions {
             ping_every: Some(self.policy.heartbeat_every),
             last_pong: Some(Arc::clone(&last_pong)),
-            control: Some(self.control_rx.clone()),
+            binding: Some(Binding {
+                slots: Arc::clone(&self.slots),
+                instance: self.instance,
+                app: self.spec.app.to_string(),
+                control: self.control_rx.clone(),
+                app_events: Arc::clone(&self.app_events),
+            }),
             events: Some(events_tx),
             counters: Some(Arc::clone(&self.traffic)),
             gate: self.gate.lock().clone().map(|g| (g, self.instance)),
@@ -198,7 +204,7 @@ impl Monitor {
             let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
             let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
             for msg in parent.into_iter().chain(view) {
-                let _ = slot.control.try_send(msg);
+                let _ = slot.send(msg);
             }
         }
         let mut conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
@@ -272,7 +278,7 @@ impl Monitor {
                 Ok(event) = events_rx.recv_async() => self.on_event(event, &mut last_ack, &mut loading_since),
                 _ = probe.tick(), if has_page => {
                     nonce += 1;
-                    let _ = self.slots.lock().get(&self.instance).map(|s| s.control.try_send(ShellMsg::Probe { nonce }));
+                    let _ = self.slots.lock().get(&self.instance).map(|s| s.send(ShellMsg::Probe { nonce }));
                 }
                 _ = check.tick() => {
                     if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
@@ -374,7 +380,7 @@ impl Monitor {
         let gate = self.gate.lock().clone();
         let app = self.spec.app.to_string();
         let ask = |name: &str, scope: Option<&str>| match (&gate, policy::Permission::new(name, scope)) {
-            (Some(g), Ok(p)) => matches!(g.check(self.instance, &app, &p), crate::host::ipc::Access::Allow),
+            (Some(g), Ok(p)) => matches!(g.check(self.instance, &app, &p), crate::host::gate::Access::Allow),
             _ => false,
         };
         let place = origins.allows(url)
@@ -399,20 +405,20 @@ impl Monitor {
                 break;
             };
             match g.check(self.instance, &app, &p) {
-                crate::host::ipc::Access::Allow => {}
-                crate::host::ipc::Access::Deny(why) => {
+                crate::host::gate::Access::Allow => {}
+                crate::host::gate::Access::Deny(why) => {
                     tracing::info!(%app, instance = self.instance, %name, "WebKit permission refused: {why}");
                     allow = false;
                     break;
                 }
-                crate::host::ipc::Access::Ask(answer) => asks.push(answer),
+                crate::host::gate::Access::Ask(answer) => asks.push(answer),
             }
         }
         let slots = Arc::clone(&self.slots);
         let instance = self.instance;
         let decide = move |allow: bool| {
             if let Some(slot) = slots.lock().get(&instance) {
-                let _ = slot.control.try_send(ShellMsg::PermissionDecision { id, allow });
+                let _ = slot.send(ShellMsg::PermissionDecision { id, allow });
             }
         };
         if !allow || asks.is_empty() {
@@ -476,11 +482,12 @@ impl Monitor {
                     }
                 }
                 if let Some(slot) = self.slots.lock().get(&self.instance) {
-                    let _ = slot.control.try_send(ShellMsg::NavigationDecision { id, allow });
+                    let _ = slot.send(ShellMsg::NavigationDecision { id, allow });
                 }
             }
             HostMsg::Fdc3 { message } => {
-                self.report(AppEvent::Fdc3 { instance: self.instance, app: self.spec.app.to_string(), message });
+                let request = broker::fdc3::Request::parse(&message);
+                self.report(AppEvent::Fdc3 { instance: self.instance, app: self.spec.app.to_string(), request });
             }
             HostMsg::PermissionRequest { id, permissions } => self.on_permission_request(id, &permissions),
             HostMsg::PageRefused { what } => {

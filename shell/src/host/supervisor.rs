@@ -65,7 +65,7 @@ impl Supervisor {
 
     /// From now on, what apps do on the bus, where they navigate and which windows they open
     /// is decided by `gate` (without one, everything within the app's own origin is allowed).
-    pub fn set_gate(&self, gate: Arc<dyn crate::host::ipc::Gate>) {
+    pub fn set_gate(&self, gate: Arc<dyn crate::host::gate::Gate>) {
         *self.gate.lock() = Some(gate);
     }
 
@@ -80,7 +80,7 @@ impl Supervisor {
     /// Queues a message for an instance's host; `false` if there is no such instance or its
     /// queue is full.
     pub fn post(&self, instance: u64, msg: ShellMsg) -> bool {
-        self.slots.lock().get(&instance).is_some_and(|s| s.control.try_send(msg).is_ok())
+        self.slots.lock().get(&instance).is_some_and(|s| s.send(msg).is_ok())
     }
 
     /// Starts an instance of an app; returns its number. Must be called within a tokio runtime.
@@ -106,6 +106,7 @@ impl Supervisor {
                     messages_in: 0,
                 },
                 control,
+                out: None,
                 view: None,
                 parent: None,
                 stop,
@@ -163,14 +164,14 @@ impl Supervisor {
         slot.view = view;
         // The host ignores its own parent: the first placement may say it again.
         if slot.parent != Some(parent) {
-            if slot.control.try_send(ShellMsg::SetParent { xid: parent }).is_ok() {
+            if slot.send(ShellMsg::SetParent { xid: parent }).is_ok() {
                 slot.parent = Some(parent);
             } else {
                 tracing::warn!(instance, "the app's control queue is full; a move to another window was dropped");
             }
         }
         for msg in view_messages(view) {
-            if slot.control.try_send(msg).is_err() {
+            if slot.send(msg).is_err() {
                 tracing::warn!(instance, "the app's control queue is full; a view change was dropped");
             }
         }
@@ -180,19 +181,19 @@ impl Supervisor {
     pub async fn eval(&self, instance: u64, js: &str, timeout: Duration) -> Result<String, EvalError> {
         let id = self.next_eval.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let control = {
+        let sent = {
             let mut slots = self.slots.lock();
             let slot = slots.get_mut(&instance).ok_or(EvalError::NoInstance(instance))?;
             slot.evals.insert(id, tx);
-            slot.control.clone()
+            slot.send(ShellMsg::Eval { id, js: js.to_owned() }).is_ok()
         };
         let forget = || {
             if let Some(slot) = self.slots.lock().get_mut(&instance) {
                 slot.evals.remove(&id);
             }
         };
-        let sent = tokio::time::timeout(timeout, control.send_async(ShellMsg::Eval { id, js: js.to_owned() })).await;
-        if !matches!(sent, Ok(Ok(()))) {
+        if !sent {
+            // The host's queues are full: it is not taking what it is sent.
             forget();
             return Err(EvalError::Timeout(timeout));
         }

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use broker::MessageOptions;
-use broker::fdc3::{Agent, Output};
+use broker::fdc3::{Agent, Output, Request, RequestType};
 use compositor::{Command as UiCommand, ResolverChoice, ResolverRequest};
 use policy::Permission;
 use protocol::wire::ShellMsg;
-use shell::host::ipc::{Access, Gate};
+use shell::host::gate::{Access, Gate};
 use shell::host::supervisor::AppEvent;
 
 use super::{Shell, push_tiles};
@@ -119,15 +119,16 @@ pub(super) fn link(shell: &Shell, instance: u64, channel: Option<u8>) {
 
 /// The permission a DACP request needs, if any: broadcasting, raising an intent, opening an
 /// app and using an app channel are permissions; listening and asking about things are not.
-fn permission_for(message: &str) -> Option<Permission> {
-    let v: serde_json::Value = serde_json::from_str(message).ok()?;
-    let p = &v["payload"];
-    match v["type"].as_str()? {
-        "broadcastRequest" => Permission::new("fdc3.broadcast", None),
-        "raiseIntentRequest" => Permission::new("fdc3.raiseIntent", p["intent"].as_str()),
-        "raiseIntentForContextRequest" => Permission::new("fdc3.raiseIntent", None),
-        "openRequest" => Permission::new("fdc3.open", None),
-        "getOrCreateChannelRequest" => Permission::new("fdc3.appChannel", p["channelId"].as_str()),
+fn permission_for(request: &Request) -> Option<Permission> {
+    let p = &request.payload;
+    match request.kind {
+        RequestType::Broadcast => Permission::new("fdc3.broadcast", None),
+        RequestType::RaiseIntent => Permission::new("fdc3.raiseIntent", p.get("intent").and_then(|v| v.as_str())),
+        RequestType::RaiseIntentForContext => Permission::new("fdc3.raiseIntent", None),
+        RequestType::Open => Permission::new("fdc3.open", None),
+        RequestType::GetOrCreateChannel => {
+            Permission::new("fdc3.appChannel", p.get("channelId").and_then(|v| v.as_str()))
+        }
         _ => return None,
     }
     .ok()
@@ -153,24 +154,24 @@ pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
 
 fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) -> Vec<Output> {
     let now = broker::Timestamp::now().millis();
-    if let AppEvent::Fdc3 { instance, app, message } = &event
-        && let Some(permission) = permission_for(message)
+    if let AppEvent::Fdc3 { instance, app, request: Ok(request) } = &event
+        && let Some(permission) = permission_for(request)
     {
         match shell.permissions.check(*instance, app, &permission) {
             Access::Allow => {}
             Access::Deny(why) => {
                 tracing::warn!(%app, instance, "FDC3 request refused: {why}");
-                return shell.agent.lock().refuse(*instance, message, broker::fdc3::errors::ACCESS_DENIED, now);
+                return shell.agent.lock().refuse(*instance, request, broker::fdc3::errors::ACCESS_DENIED, now);
             }
             Access::Ask(answer) => {
                 let (shell, retry) = (Arc::clone(shell), retry.clone());
                 tokio::spawn(async move {
                     if answer.await {
                         let _ = retry.send_async(event).await;
-                    } else if let AppEvent::Fdc3 { instance, message, .. } = &event {
+                    } else if let AppEvent::Fdc3 { instance, request: Ok(request), .. } = &event {
                         let outputs = shell.agent.lock().refuse(
                             *instance,
-                            message,
+                            request,
                             broker::fdc3::errors::ACCESS_DENIED,
                             broker::Timestamp::now().millis(),
                         );
@@ -183,14 +184,12 @@ fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) 
     }
     let mut agent = shell.agent.lock();
     match event {
-        AppEvent::Fdc3 { instance, app, message } => match agent.handle(instance, &app, &message, now) {
-            Ok(outputs) => outputs,
-            Err(e) => {
-                tracing::warn!(%app, instance, "refused an FDC3 message: {e}");
-                shell.permissions.refused(instance, &app, "fdc3.refused", &e.to_string());
-                Vec::new()
-            }
-        },
+        AppEvent::Fdc3 { instance, app, request: Ok(request) } => agent.handle_request(instance, &app, &request, now),
+        AppEvent::Fdc3 { instance, app, request: Err(e) } => {
+            tracing::warn!(%app, instance, "refused an FDC3 message: {e}");
+            shell.permissions.refused(instance, &app, "fdc3.refused", &e.to_string());
+            Vec::new()
+        }
         AppEvent::PageStarted { instance, app } => {
             agent.add_instance(instance, &app);
             agent.reset_instance(instance, now)

@@ -12,7 +12,7 @@ use compositor::{Command as UiCommand, ConsentAnswer, ConsentRequest, Handle};
 use parking_lot::{Mutex, RwLock};
 use policy::{AdminPolicy, Decision, Permission, Remembered, Source, Subject, resolve};
 use serde::Serialize;
-use shell::host::ipc::{Access, Gate};
+use shell::host::gate::{Access, Gate};
 use storage::Profile;
 use storage::audit::{AuditEntry, AuditLog};
 

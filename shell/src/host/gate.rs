@@ -1,0 +1,34 @@
+//! What the transport and the supervisor ask before an app may do something: the [`Gate`]
+//! (the shell's permission service implements it) and its answer, [`Access`].
+
+/// The answer to a permission check.
+pub enum Access {
+    /// Go ahead.
+    Allow,
+    /// Refused; the reason is told to the app.
+    Deny(String),
+    /// The user is being asked: the future gives the answer.
+    Ask(std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>),
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Allow => f.write_str("Allow"),
+            Self::Deny(why) => f.debug_tuple("Deny").field(why).finish(),
+            Self::Ask(_) => f.write_str("Ask"),
+        }
+    }
+}
+
+/// Decides whether an app instance may do something (the shell's permission service).
+pub trait Gate: Send + Sync + std::fmt::Debug {
+    /// Whether `instance` of `app` may have `permission`.
+    fn check(&self, instance: u64, app: &str, permission: &policy::Permission) -> Access;
+
+    /// Something `instance` of `app` tried was refused for another reason than a permission (a
+    /// blocked navigation, a malformed or forged message): for the record.
+    fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
+        let _ = (instance, app, action, object);
+    }
+}

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use shell::host::supervisor::{RestartPolicy, Supervisor};
 use shell::manifest::{self, Manifest};
+use storage::audit::AuditEntry;
 use storage::{Journal, JournalConfig, Profile};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -207,16 +208,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             if format!("{e:#}").contains("signature: ") {
                 // Recorded where IT will look, even though the shell stops here.
                 if let Some(log) = audit_log(args, &profile) {
-                    let entry = storage::audit::AuditEntry {
-                        time: broker::Timestamp::now(),
-                        actor: "shell".to_owned(),
-                        app: None,
-                        action: "policy.reject".to_owned(),
-                        object: format!("{e:#}"),
-                        decision: "refused".to_owned(),
-                        details: json!({}),
-                    };
-                    let _ = log.append(&entry);
+                    let _ = log.append(&AuditEntry::now("shell", "policy.reject", &format!("{e:#}"), "refused"));
                 }
             }
             return Err(e);
@@ -231,15 +223,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let audit = audit_log(args, &profile);
     let record = |app: Option<&str>, action: &str, object: &str| {
         if let Some(log) = &audit {
-            let entry = storage::audit::AuditEntry {
-                time: broker::Timestamp::now(),
-                actor: "shell".to_owned(),
-                app: app.map(str::to_owned),
-                action: action.to_owned(),
-                object: object.to_owned(),
-                decision: "refused".to_owned(),
-                details: json!({}),
-            };
+            let entry = AuditEntry::now("shell", action, object, "refused").app(app);
             if let Err(e) = log.append(&entry) {
                 tracing::error!("could not write the audit log: {e}");
             }

@@ -52,6 +52,36 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+impl AuditEntry {
+    /// An entry made now: `actor` did `action` to `object`, with outcome `decision`; about no
+    /// app and with no details until [`AuditEntry::app`] and [`AuditEntry::details`] say.
+    pub fn now(actor: &str, action: &str, object: &str, decision: &str) -> Self {
+        Self {
+            time: Timestamp::now(),
+            actor: actor.to_owned(),
+            app: None,
+            action: action.to_owned(),
+            object: object.to_owned(),
+            decision: decision.to_owned(),
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The app concerned.
+    #[must_use]
+    pub fn app(mut self, app: Option<&str>) -> Self {
+        self.app = app.map(str::to_owned);
+        self
+    }
+
+    /// Anything else worth keeping.
+    #[must_use]
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
 /// A signed statement of the log's size and root at a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTreeHead {

@@ -100,15 +100,8 @@ pub(crate) fn run(cmd: &AuditCommand) -> Result<bool> {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             for _ in 0..*count {
-                let entry = AuditEntry {
-                    time: broker::Clock::now(&broker::SystemClock),
-                    actor: actor.clone(),
-                    app: app.clone(),
-                    action: action.clone(),
-                    object: object.clone(),
-                    decision: decision.clone(),
-                    details: details.clone(),
-                };
+                let entry =
+                    AuditEntry::now(actor, action, object, decision).app(app.as_deref()).details(details.clone());
                 let index = log.append(&entry)?;
                 writeln!(out, "{index}")?;
                 out.flush()?;

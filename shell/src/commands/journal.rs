@@ -195,15 +195,10 @@ fn append(
         if let Some(log) = &audit
             && acked.is_multiple_of(AUDIT_EVERY)
         {
-            log.append(&storage::audit::AuditEntry {
-                time: broker::Clock::now(&broker::SystemClock),
-                actor: "journal-append".into(),
-                app: None,
-                action: "journal.append".into(),
-                object: topic.to_owned(),
-                decision: "ok".into(),
-                details: json!({ "through_seq": seq }),
-            })?;
+            log.append(
+                &storage::audit::AuditEntry::now("journal-append", "journal.append", topic, "ok")
+                    .details(json!({ "through_seq": seq })),
+            )?;
         }
         Ok(())
     };

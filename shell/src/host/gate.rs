@@ -8,7 +8,26 @@ pub enum Access {
     /// Refused; the reason is told to the app.
     Deny(String),
     /// The user is being asked: the future gives the answer.
-    Ask(std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>),
+    Ask(Answer),
+}
+
+/// The user's answer to come: `true` to allow.
+pub type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// Holds a request until the user has answered every one of `answers`, without holding up
+/// anything else: `then(true)` runs once all allowed it, `then(false)` once any refused.
+pub fn hold<F, Fut>(answers: Vec<Answer>, then: F)
+where
+    F: FnOnce(bool) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut allowed = true;
+        for answer in answers {
+            allowed &= answer.await;
+        }
+        then(allowed).await;
+    });
 }
 
 impl std::fmt::Debug for Access {

@@ -22,7 +22,7 @@ use broker::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::host::gate::{Access, Gate};
+use crate::host::gate::{Access, Gate, hold};
 use crate::host::instance::Binding;
 
 /// Messages queued for one host before the shell waits for its writer.
@@ -320,8 +320,8 @@ async fn admit(
         }
         Access::Ask(answer) => {
             let (out, retry) = (out.clone(), retry.clone());
-            tokio::spawn(async move {
-                if answer.await {
+            hold(vec![answer], move |allowed| async move {
+                if allowed {
                     let _ = retry.send_async(msg).await;
                 } else {
                     let error = format!("denied: {permission} was not allowed");

@@ -425,13 +425,7 @@ impl Monitor {
             decide(allow);
             return;
         }
-        tokio::spawn(async move {
-            let mut all = true;
-            for a in asks {
-                all &= a.await;
-            }
-            decide(all);
-        });
+        crate::host::gate::hold(asks, move |all| async move { decide(all) });
     }
 
     pub(crate) fn on_event(&self, event: HostMsg, last_ack: &mut Instant, loading_since: &mut Option<Instant>) {

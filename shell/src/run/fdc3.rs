@@ -8,7 +8,7 @@ use broker::fdc3::{Agent, Output, Request, RequestType};
 use compositor::{Command as UiCommand, ResolverChoice, ResolverRequest};
 use policy::Permission;
 use protocol::wire::ShellMsg;
-use shell::host::gate::{Access, Gate};
+use shell::host::gate::{Access, Gate, hold};
 use shell::host::supervisor::AppEvent;
 
 use super::{Shell, push_tiles};
@@ -165,8 +165,8 @@ fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) 
             }
             Access::Ask(answer) => {
                 let (shell, retry) = (Arc::clone(shell), retry.clone());
-                tokio::spawn(async move {
-                    if answer.await {
+                hold(vec![answer], move |allowed| async move {
+                    if allowed {
                         let _ = retry.send_async(event).await;
                     } else if let AppEvent::Fdc3 { instance, request: Ok(request), .. } = &event {
                         let outputs = shell.agent.lock().refuse(

@@ -161,15 +161,7 @@ impl Permissions {
         details: serde_json::Value,
     ) {
         let Some(log) = &self.audit else { return };
-        let entry = AuditEntry {
-            time: broker::Timestamp::now(),
-            actor: actor.to_owned(),
-            app: app.map(str::to_owned),
-            action: action.to_owned(),
-            object: object.to_owned(),
-            decision: decision.to_owned(),
-            details,
-        };
+        let entry = AuditEntry::now(actor, action, object, decision).app(app).details(details);
         if let Err(e) = log.append(&entry) {
             tracing::error!("could not write the audit log ({action} {object}): {e}");
         }

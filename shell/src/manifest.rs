@@ -306,109 +306,10 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
             problems.push(format!("{who}: appId appears twice"));
             continue;
         }
-        let (url, content_root) = match resolve(&a.app_id, &a.url, base) {
-            Ok(u) => u,
-            Err(e) => {
-                problems.push(format!("{who}: url: {e}"));
-                continue;
-            }
-        };
-        let origins = match Origins::of(&url) {
-            Ok(o) => o,
-            Err(e) => {
-                problems.push(format!("{who}: url: {e}"));
-                continue;
-            }
-        };
-        let origins = match origins.with_allowed(&a.origins) {
-            Ok(o) => o,
-            Err(e) => {
-                problems.push(format!("{who}: origins: {e}"));
-                continue;
-            }
-        };
-        if a.memory_limit_mib.is_some_and(|m| m < 64) {
-            problems.push(format!("{who}: memoryLimitMiB must be at least 64"));
-            continue;
+        if let Some((app, record)) = check_app(&who, a, base, &mut problems) {
+            directory.insert(record);
+            apps.push(app);
         }
-        let icon = match &a.icon {
-            None => None,
-            Some(rel) => {
-                let path = base.parent().unwrap_or(Path::new("/")).join(rel);
-                match std::fs::metadata(&path) {
-                    Ok(m) if m.is_file() => Some(path),
-                    Ok(_) => {
-                        problems.push(format!("{who}: icon: {} is not a file", path.display()));
-                        continue;
-                    }
-                    Err(e) => {
-                        problems.push(format!("{who}: icon: {}: {e}", path.display()));
-                        continue;
-                    }
-                }
-            }
-        };
-        if a.cpu_limit_percent.is_some_and(|c| !(5..=800).contains(&c)) {
-            problems.push(format!("{who}: cpuLimitPercent must be between 5 and 800"));
-            continue;
-        }
-        let title = a.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone());
-        // The app as an appd record, checked by the directory's own rules.
-        let record = serde_json::json!([{
-            "appId": a.app_id, "title": title, "description": a.description, "type": "web",
-            "details": { "url": "https://local.invalid/" }, "interop": a.interop,
-        }]);
-        match broker::fdc3::Directory::parse(&record.to_string()) {
-            Ok((mut good, bad)) => {
-                if let Some(p) = bad.first() {
-                    problems.push(format!("{who}: {}: {}", p.field, p.message));
-                    continue;
-                }
-                if let Some(mut r) = good.pop() {
-                    r.url = Some(url.clone());
-                    directory.insert(r);
-                }
-            }
-            Err(e) => {
-                problems.push(format!("{who}: {e}"));
-                continue;
-            }
-        }
-        let mut permissions = Vec::new();
-        for text in &a.permissions {
-            match text.parse::<policy::Permission>() {
-                Ok(p) => permissions.push(p),
-                Err(e) => problems.push(format!("{who}: permissions: {e}")),
-            }
-        }
-        // The policy goes in an HTTP header: one line of visible ASCII. It can only be applied
-        // to the files Tessera serves itself.
-        if let Some(csp) = &a.csp {
-            if csp.trim().is_empty() || !csp.bytes().all(|b| (0x20..0x7f).contains(&b)) || csp.len() > 4096 {
-                problems.push(format!("{who}: csp: must be one line of printable ASCII, at most 4096 bytes"));
-                continue;
-            }
-            if content_root.is_none() {
-                problems.push(format!(
-                    "{who}: csp: only local apps (a relative url) can be given one; a web server sets its own"
-                ));
-                continue;
-            }
-        }
-        apps.push(App {
-            csp: a.csp.clone(),
-            permissions,
-            title,
-            description: a.description,
-            icon,
-            app_id: a.app_id,
-            url,
-            content_root,
-            origins,
-            memory_limit_bytes: a.memory_limit_mib.map(|m| m << 20),
-            cpu_limit_percent: a.cpu_limit_percent,
-            source: None,
-        });
     }
     let mut directory_files = Vec::new();
     let mut directory_urls = Vec::new();
@@ -425,22 +326,7 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
             problems.push(format!("startup: {s:?} is not an app in this manifest"));
         }
     }
-    let policy = match raw.policy {
-        None => None,
-        Some(v) => match serde_json::from_value::<policy::PolicyFile>(v) {
-            Ok(file) => match policy::AdminPolicy::from_file(&file) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    problems.extend(e.problems.iter().map(|p| format!("policy: {p}")));
-                    None
-                }
-            },
-            Err(e) => {
-                problems.push(format!("policy: {e}"));
-                None
-            }
-        },
-    };
+    let policy = raw.policy.and_then(|v| manifest_policy(v, &mut problems));
     if !problems.is_empty() {
         return Err(ManifestError::Invalid { path: base.to_owned(), problems });
     }
@@ -484,6 +370,134 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
         return Err(ManifestError::Invalid { path: base.to_owned(), problems: unknown });
     }
     Ok(manifest)
+}
+
+/// One app of a manifest, checked field by field; `None` (with the reasons in `problems`) when
+/// it cannot be used. Its appd record (for FDC3 intents) comes with it.
+fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> Option<(App, broker::fdc3::AppRecord)> {
+    let (url, content_root) = match resolve(&a.app_id, &a.url, base) {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(format!("{who}: url: {e}"));
+            return None;
+        }
+    };
+    let origins = match Origins::of(&url) {
+        Ok(o) => o,
+        Err(e) => {
+            problems.push(format!("{who}: url: {e}"));
+            return None;
+        }
+    };
+    let origins = match origins.with_allowed(&a.origins) {
+        Ok(o) => o,
+        Err(e) => {
+            problems.push(format!("{who}: origins: {e}"));
+            return None;
+        }
+    };
+    if a.memory_limit_mib.is_some_and(|m| m < 64) {
+        problems.push(format!("{who}: memoryLimitMiB must be at least 64"));
+        return None;
+    }
+    let icon = match &a.icon {
+        None => None,
+        Some(rel) => {
+            let path = base.parent().unwrap_or(Path::new("/")).join(rel);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => Some(path),
+                Ok(_) => {
+                    problems.push(format!("{who}: icon: {} is not a file", path.display()));
+                    return None;
+                }
+                Err(e) => {
+                    problems.push(format!("{who}: icon: {}: {e}", path.display()));
+                    return None;
+                }
+            }
+        }
+    };
+    if a.cpu_limit_percent.is_some_and(|c| !(5..=800).contains(&c)) {
+        problems.push(format!("{who}: cpuLimitPercent must be between 5 and 800"));
+        return None;
+    }
+    let title = a.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone());
+    // The app as an appd record, checked by the directory's own rules.
+    let record = serde_json::json!([{
+        "appId": a.app_id, "title": title, "description": a.description, "type": "web",
+        "details": { "url": "https://local.invalid/" }, "interop": a.interop,
+    }]);
+    let record = match broker::fdc3::Directory::parse(&record.to_string()) {
+        Ok((mut good, bad)) => {
+            if let Some(p) = bad.first() {
+                problems.push(format!("{who}: {}: {}", p.field, p.message));
+                return None;
+            }
+            let Some(mut r) = good.pop() else {
+                problems.push(format!("{who}: not a usable app record"));
+                return None;
+            };
+            r.url = Some(url.clone());
+            r
+        }
+        Err(e) => {
+            problems.push(format!("{who}: {e}"));
+            return None;
+        }
+    };
+    let mut permissions = Vec::new();
+    for text in &a.permissions {
+        match text.parse::<policy::Permission>() {
+            Ok(p) => permissions.push(p),
+            Err(e) => problems.push(format!("{who}: permissions: {e}")),
+        }
+    }
+    // The policy goes in an HTTP header: one line of visible ASCII. It can only be applied
+    // to the files Tessera serves itself.
+    if let Some(csp) = &a.csp {
+        if csp.trim().is_empty() || !csp.bytes().all(|b| (0x20..0x7f).contains(&b)) || csp.len() > 4096 {
+            problems.push(format!("{who}: csp: must be one line of printable ASCII, at most 4096 bytes"));
+            return None;
+        }
+        if content_root.is_none() {
+            problems.push(format!(
+                "{who}: csp: only local apps (a relative url) can be given one; a web server sets its own"
+            ));
+            return None;
+        }
+    }
+    let app = App {
+        csp: a.csp.clone(),
+        permissions,
+        title,
+        description: a.description,
+        icon,
+        app_id: a.app_id,
+        url,
+        content_root,
+        origins,
+        memory_limit_bytes: a.memory_limit_mib.map(|m| m << 20),
+        cpu_limit_percent: a.cpu_limit_percent,
+        source: None,
+    };
+    Some((app, record))
+}
+
+/// The manifest's own admin policy (for a desk without a policy file), checked.
+fn manifest_policy(v: serde_json::Value, problems: &mut Vec<String>) -> Option<policy::AdminPolicy> {
+    match serde_json::from_value::<policy::PolicyFile>(v) {
+        Ok(file) => match policy::AdminPolicy::from_file(&file) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.extend(e.problems.iter().map(|p| format!("policy: {p}")));
+                None
+            }
+        },
+        Err(e) => {
+            problems.push(format!("policy: {e}"));
+            None
+        }
+    }
 }
 
 /// The start URL, and for a local app its content root.

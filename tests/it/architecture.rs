@@ -406,3 +406,17 @@ fn the_circle_finder_finds_a_circle() {
     std::fs::write(dir.path().join("b.rs"), "//! b\nuse crate::Thing;\n").unwrap();
     assert_eq!(find_circle(&file_edges(dir.path())), None);
 }
+
+/// Unit tests sit beside the code in `src/<module>/tests.rs`, never inline in the module.
+#[test]
+fn unit_tests_live_in_their_own_files() {
+    let mut files = Vec::new();
+    for src in CRATE_SOURCES {
+        rust_files(&workspace_root().join(src), &mut files);
+    }
+    // The needle is built so that this file does not match itself.
+    let needle = concat!("mod tests", " {");
+    let inline: Vec<_> =
+        files.iter().filter(|f| std::fs::read_to_string(f).unwrap().lines().any(|l| l.trim() == needle)).collect();
+    assert!(inline.is_empty(), "inline test modules (move them to <module>/tests.rs): {inline:?}");
+}

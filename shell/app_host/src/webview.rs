@@ -112,89 +112,16 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         Some(ShellMsg::Welcome { .. }) => {}
         other => bail!("expected a welcome from the shell, got {other:?}"),
     }
-    let (writer, mut reader) = conn.split()?;
+    let (writer, reader) = conn.split()?;
     let writer: Writer = Arc::new(Mutex::new(writer));
     gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
 
-    // The saved state goes in before the bus: the page can read it as soon as it runs.
-    let state = opts
-        .state_file
-        .as_ref()
-        .and_then(|f| std::fs::read(f).ok())
-        .filter(|b| b.len() <= protocol::wire::MAX_APP_STATE)
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .unwrap_or(Value::Null);
-    // A token only this page's preload knows: what arrives without it (a frame of another
-    // origin posting to the message handler directly) is refused.
-    let token = {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).context("no randomness for the page token")?;
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    let bus = BUS_JS.replace("__TESSERA_PAGE_TOKEN__", &token);
-    let mut scripts = vec![format!("window.__tesseraState = {state};"), bus, FDC3_JS.to_owned()];
-    for path in &opts.preload {
-        scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
-    }
+    let (token, scripts) = page_scripts(opts)?;
 
     // The reader starts before the WebView: the first navigation already waits for the shell.
     let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
     let (nav_tx, nav_rx) = flume::bounded::<(u64, bool)>(64);
-    let pinger = Arc::clone(&writer);
-    let started = Instant::now();
-    let last_pong = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let ms_since_start = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    // TESSERA_SHELL_TIMEOUT_MS shortens the wait, for tests.
-    let shell_timeout = std::env::var("TESSERA_SHELL_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(SHELL_TIMEOUT, Duration::from_millis);
-    {
-        // Heartbeats the other way: a shell that stops answering is not waited for forever.
-        let (writer, last_pong) = (Arc::clone(&writer), Arc::clone(&last_pong));
-        std::thread::Builder::new().name("shell-watch".into()).spawn(move || {
-            let mut nonce = 0u64;
-            loop {
-                std::thread::sleep(SHELL_PING_EVERY);
-                nonce += 1;
-                send(&writer, &HostMsg::Ping { nonce });
-                let silent = ms_since_start().saturating_sub(last_pong.load(std::sync::atomic::Ordering::Relaxed));
-                if Duration::from_millis(silent) > shell_timeout {
-                    tracing::error!("the shell has not answered for {silent} ms; leaving");
-                    std::process::exit(1);
-                }
-            }
-        })?;
-    }
-    std::thread::Builder::new().name("shell-reader".into()).spawn(move || {
-        loop {
-            match reader.recv() {
-                Ok(Some(ShellMsg::Ping { nonce })) => send(&pinger, &HostMsg::Pong { nonce }),
-                Ok(Some(ShellMsg::Pong { .. })) => {
-                    last_pong.store(ms_since_start(), std::sync::atomic::Ordering::Relaxed);
-                }
-                Ok(Some(ShellMsg::NavigationDecision { id, allow })) => {
-                    let _ = nav_tx.try_send((id, allow));
-                }
-                Ok(Some(msg)) => {
-                    if in_tx.send(Inbound::Msg(msg)).is_err() {
-                        break;
-                    }
-                    wake();
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!("connection to the shell failed: {e:#}");
-                    break;
-                }
-            }
-        }
-        // The shell hung up: leave. If the GTK loop cannot (a stuck page), leave anyway.
-        let _ = in_tx.send(Inbound::Closed);
-        wake();
-        std::thread::sleep(Duration::from_secs(3));
-        std::process::exit(0);
-    })?;
+    start_shell_threads(reader, &writer, in_tx, nav_tx)?;
 
     let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
     let mut context = WebContext::new(opts.data_dir.clone());
@@ -202,41 +129,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         .with_url(&opts.url)
         .with_bounds(rect(opts.bounds))
         .with_focused(false)
-        .with_ipc_handler({
-            let writer = Arc::clone(&writer);
-            let webview = Rc::clone(&webview);
-            // What was refused is told to the shell for its record, at most ten times a second.
-            let told = Cell::new((Instant::now(), 0u32));
-            let tell = {
-                let writer = Arc::clone(&writer);
-                move |what: String| {
-                    let (since, n) = told.get();
-                    let (since, n) =
-                        if since.elapsed() >= Duration::from_secs(1) { (Instant::now(), 0) } else { (since, n) };
-                    told.set((since, n + 1));
-                    if n < 10 {
-                        send(&writer, &HostMsg::PageRefused { what });
-                    }
-                }
-            };
-            move |req| {
-                let body = req.body();
-                tracing::trace!(len = body.len(), "message from the page");
-                let Some(body) = body.strip_prefix(token.as_str()) else {
-                    // Not from this page's preload: a frame of another origin, or a forgery.
-                    tracing::warn!(len = body.len(), "ignored a message without the page's token");
-                    tell("a message without the page's token (another frame, or a forgery)".to_owned());
-                    return;
-                };
-                if let Err(e) = from_page(&writer, body) {
-                    tracing::warn!("refused a message from the page: {e:#}");
-                    tell(format!("{e:#}"));
-                    if let Some(wv) = webview.borrow().as_ref() {
-                        refuse_in_page(wv, "message", &format!("{e:#}"));
-                    }
-                }
-            }
-        })
+        .with_ipc_handler(page_messages(Arc::clone(&writer), Rc::clone(&webview), token))
         .with_navigation_handler({
             let ask = ask_shell(Arc::clone(&writer), nav_rx.clone(), false);
             move |url| ask(url)
@@ -304,15 +197,229 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             settings.set_enable_write_console_messages_to_stdout(true);
         }
     }
-    // WebKit's permission requests (camera, microphone, location, notifications, clipboard)
-    // are the shell's to decide; the request waits for its answer.
+    let pending = ask_permissions(&built, &writer);
+    *webview.borrow_mut() = Some(built);
+
+    let drain = drainer(webview, writer, in_rx, pending);
+    DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
+    wake();
+    gtk::main();
+    Ok(())
+}
+
+/// What GTK's thread runs each time the reader thread wakes it: every message waiting is
+/// applied (placement, window moves, permission answers at once; what is for the page
+/// gathered into one script call), and the loop quits when the shell hung up.
+fn drainer(
+    webview: Rc<RefCell<Option<WebView>>>,
+    writer: Writer,
+    in_rx: flume::Receiver<Inbound>,
+    pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>>,
+) -> impl FnMut() + 'static {
+    let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
+    move || {
+        let wv = webview.borrow();
+        let Some(wv) = wv.as_ref() else { return };
+        let mut batch = Batch::default();
+        while let Ok(inbound) = in_rx.try_recv() {
+            match inbound {
+                Inbound::Msg(msg @ (ShellMsg::SetBounds(_) | ShellMsg::SetVisible(true))) => {
+                    let result = match msg {
+                        ShellMsg::SetBounds(b) => {
+                            *latest.borrow_mut() = Some(b);
+                            wv.set_bounds(rect(b))
+                        }
+                        _ => wv.set_visible(true),
+                    };
+                    if let Err(e) = result {
+                        tracing::warn!("could not place the view: {e}");
+                    }
+                    // GTK can apply a stale configure after a resize of the embedded window,
+                    // and WebKit may not repaint a view shown again: once the dust has
+                    // settled, nudge the size by a pixel and back, which makes it lay out
+                    // and paint again (the latest bounds win).
+                    let (webview, latest) = (Rc::clone(&webview), Rc::clone(&latest));
+                    gtk::glib::timeout_add_local_once(Duration::from_millis(120), move || {
+                        if let (Some(wv), Some(b)) = (webview.borrow().as_ref(), *latest.borrow()) {
+                            let nudged = Bounds { height: b.height.saturating_add(1), ..b };
+                            let _ = wv.set_bounds(rect(nudged));
+                            let _ = wv.set_bounds(rect(b));
+                        }
+                    });
+                }
+                Inbound::Msg(ShellMsg::SetParent { xid }) => {
+                    // The bounds that follow may repeat the position GTK last set (a move
+                    // back to the same spot), which GTK skips: the view lands there at once.
+                    let at = latest.borrow().map_or((0, 0), |b| (b.x, b.y));
+                    match reparent(wv, xid, at) {
+                        Ok(()) => crate::keys::set_shell_window(xid),
+                        Err(e) => tracing::warn!("could not move the view to shell window {xid}: {e:#}"),
+                    }
+                }
+                Inbound::Msg(ShellMsg::PermissionDecision { id, allow }) => {
+                    use webkit2gtk::PermissionRequestExt;
+                    if let Some(request) = pending.borrow_mut().remove(&id) {
+                        if allow { request.allow() } else { request.deny() }
+                    }
+                }
+                Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut batch),
+                Inbound::Closed => {
+                    gtk::main_quit();
+                    return;
+                }
+            }
+        }
+        if let Some(batch) = batch.finish()
+            && let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch})"))
+        {
+            tracing::warn!("could not deliver to the page: {e}");
+        }
+    }
+}
+
+/// The scripts that run before the page's own: its saved state, the bus (with a token only
+/// this page's preload knows), FDC3, and any preloads the manifest adds; and the token.
+fn page_scripts(opts: &Options) -> Result<(String, Vec<String>)> {
+    // The saved state goes in before the bus: the page can read it as soon as it runs.
+    let state = opts
+        .state_file
+        .as_ref()
+        .and_then(|f| std::fs::read(f).ok())
+        .filter(|b| b.len() <= protocol::wire::MAX_APP_STATE)
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    // A token only this page's preload knows: what arrives without it (a frame of another
+    // origin posting to the message handler directly) is refused.
+    let token = {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).context("no randomness for the page token")?;
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let bus = BUS_JS.replace("__TESSERA_PAGE_TOKEN__", &token);
+    let mut scripts = vec![format!("window.__tesseraState = {state};"), bus, FDC3_JS.to_owned()];
+    for path in &opts.preload {
+        scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
+    }
+    Ok((token, scripts))
+}
+
+/// Starts the host's two threads on the shell's connection: one pings the shell and leaves if
+/// it stops answering; one reads what the shell sends, answers pings, passes navigation
+/// answers on and everything else to GTK's thread (and leaves when the shell hangs up).
+fn start_shell_threads(
+    mut reader: HostConnection,
+    writer: &Writer,
+    in_tx: flume::Sender<Inbound>,
+    nav_tx: flume::Sender<(u64, bool)>,
+) -> Result<()> {
+    let pinger = Arc::clone(writer);
+    let started = Instant::now();
+    let last_pong = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ms_since_start = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // TESSERA_SHELL_TIMEOUT_MS shortens the wait, for tests.
+    let shell_timeout = std::env::var("TESSERA_SHELL_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(SHELL_TIMEOUT, Duration::from_millis);
+    {
+        // Heartbeats the other way: a shell that stops answering is not waited for forever.
+        let (writer, last_pong) = (Arc::clone(writer), Arc::clone(&last_pong));
+        std::thread::Builder::new().name("shell-watch".into()).spawn(move || {
+            let mut nonce = 0u64;
+            loop {
+                std::thread::sleep(SHELL_PING_EVERY);
+                nonce += 1;
+                send(&writer, &HostMsg::Ping { nonce });
+                let silent = ms_since_start().saturating_sub(last_pong.load(std::sync::atomic::Ordering::Relaxed));
+                if Duration::from_millis(silent) > shell_timeout {
+                    tracing::error!("the shell has not answered for {silent} ms; leaving");
+                    std::process::exit(1);
+                }
+            }
+        })?;
+    }
+    std::thread::Builder::new().name("shell-reader".into()).spawn(move || {
+        loop {
+            match reader.recv() {
+                Ok(Some(ShellMsg::Ping { nonce })) => send(&pinger, &HostMsg::Pong { nonce }),
+                Ok(Some(ShellMsg::Pong { .. })) => {
+                    last_pong.store(ms_since_start(), std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(Some(ShellMsg::NavigationDecision { id, allow })) => {
+                    let _ = nav_tx.try_send((id, allow));
+                }
+                Ok(Some(msg)) => {
+                    if in_tx.send(Inbound::Msg(msg)).is_err() {
+                        break;
+                    }
+                    wake();
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("connection to the shell failed: {e:#}");
+                    break;
+                }
+            }
+        }
+        // The shell hung up: leave. If the GTK loop cannot (a stuck page), leave anyway.
+        let _ = in_tx.send(Inbound::Closed);
+        wake();
+        std::thread::sleep(Duration::from_secs(3));
+        std::process::exit(0);
+    })?;
+    Ok(())
+}
+
+/// What the page posts to its host: checked for the page's token, then turned into messages
+/// for the shell; what is refused is told to the page and (at most ten times a second) to the
+/// shell for its record.
+fn page_messages(
+    writer: Writer,
+    webview: Rc<RefCell<Option<WebView>>>,
+    token: String,
+) -> impl Fn(wry::http::Request<String>) + 'static {
+    // What was refused is told to the shell for its record, at most ten times a second.
+    let told = Cell::new((Instant::now(), 0u32));
+    let tell = {
+        let writer = Arc::clone(&writer);
+        move |what: String| {
+            let (since, n) = told.get();
+            let (since, n) = if since.elapsed() >= Duration::from_secs(1) { (Instant::now(), 0) } else { (since, n) };
+            told.set((since, n + 1));
+            if n < 10 {
+                send(&writer, &HostMsg::PageRefused { what });
+            }
+        }
+    };
+    move |req| {
+        let body = req.body();
+        tracing::trace!(len = body.len(), "message from the page");
+        let Some(body) = body.strip_prefix(token.as_str()) else {
+            // Not from this page's preload: a frame of another origin, or a forgery.
+            tracing::warn!(len = body.len(), "ignored a message without the page's token");
+            tell("a message without the page's token (another frame, or a forgery)".to_owned());
+            return;
+        };
+        if let Err(e) = from_page(&writer, body) {
+            tracing::warn!("refused a message from the page: {e:#}");
+            tell(format!("{e:#}"));
+            if let Some(wv) = webview.borrow().as_ref() {
+                refuse_in_page(wv, "message", &format!("{e:#}"));
+            }
+        }
+    }
+}
+
+/// WebKit's permission requests (camera, microphone, location, notifications, clipboard) are
+/// the shell's to decide; each waits in the map returned, by id, for its answer.
+fn ask_permissions(built: &WebView, writer: &Writer) -> Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>> {
     let pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>> = Rc::new(RefCell::new(HashMap::new()));
     {
         use webkit2gtk::WebViewExt;
         use wry::WebViewExtUnix;
-        let (writer, pending) = (Arc::clone(&writer), Rc::clone(&pending));
+        let (writer, pending) = (Arc::clone(writer), Rc::clone(&pending));
         let next = Cell::new(0u64);
-        WebViewExtUnix::webview(&built).connect_permission_request(move |_, request| {
+        WebViewExtUnix::webview(built).connect_permission_request(move |_, request| {
             use gtk::glib::prelude::*;
             use webkit2gtk::PermissionRequestExt;
             let permissions: Vec<String> = if let Some(media) = request.downcast_ref::<webkit2gtk::UserMediaPermissionRequest>() {
@@ -345,75 +452,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             true
         });
     }
-    *webview.borrow_mut() = Some(built);
-
-    let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
-    let drain = {
-        let webview = Rc::clone(&webview);
-        let writer = Arc::clone(&writer);
-        move || {
-            let wv = webview.borrow();
-            let Some(wv) = wv.as_ref() else { return };
-            let mut batch = Batch::default();
-            while let Ok(inbound) = in_rx.try_recv() {
-                match inbound {
-                    Inbound::Msg(msg @ (ShellMsg::SetBounds(_) | ShellMsg::SetVisible(true))) => {
-                        let result = match msg {
-                            ShellMsg::SetBounds(b) => {
-                                *latest.borrow_mut() = Some(b);
-                                wv.set_bounds(rect(b))
-                            }
-                            _ => wv.set_visible(true),
-                        };
-                        if let Err(e) = result {
-                            tracing::warn!("could not place the view: {e}");
-                        }
-                        // GTK can apply a stale configure after a resize of the embedded window,
-                        // and WebKit may not repaint a view shown again: once the dust has
-                        // settled, nudge the size by a pixel and back, which makes it lay out
-                        // and paint again (the latest bounds win).
-                        let (webview, latest) = (Rc::clone(&webview), Rc::clone(&latest));
-                        gtk::glib::timeout_add_local_once(Duration::from_millis(120), move || {
-                            if let (Some(wv), Some(b)) = (webview.borrow().as_ref(), *latest.borrow()) {
-                                let nudged = Bounds { height: b.height.saturating_add(1), ..b };
-                                let _ = wv.set_bounds(rect(nudged));
-                                let _ = wv.set_bounds(rect(b));
-                            }
-                        });
-                    }
-                    Inbound::Msg(ShellMsg::SetParent { xid }) => {
-                        // The bounds that follow may repeat the position GTK last set (a move
-                        // back to the same spot), which GTK skips: the view lands there at once.
-                        let at = latest.borrow().map_or((0, 0), |b| (b.x, b.y));
-                        match reparent(wv, xid, at) {
-                            Ok(()) => crate::keys::set_shell_window(xid),
-                            Err(e) => tracing::warn!("could not move the view to shell window {xid}: {e:#}"),
-                        }
-                    }
-                    Inbound::Msg(ShellMsg::PermissionDecision { id, allow }) => {
-                        use webkit2gtk::PermissionRequestExt;
-                        if let Some(request) = pending.borrow_mut().remove(&id) {
-                            if allow { request.allow() } else { request.deny() }
-                        }
-                    }
-                    Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut batch),
-                    Inbound::Closed => {
-                        gtk::main_quit();
-                        return;
-                    }
-                }
-            }
-            if let Some(batch) = batch.finish()
-                && let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch})"))
-            {
-                tracing::warn!("could not deliver to the page: {e}");
-            }
-        }
-    };
-    DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
-    wake();
-    gtk::main();
-    Ok(())
+    pending
 }
 
 /// Moves the view's X11 window into another shell window, at `at` in it. Any X client may

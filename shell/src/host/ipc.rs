@@ -134,61 +134,15 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     let client = broker.connect(app);
     // Messages held for the user's answer to a permission prompt come back through here.
     let (retry_tx, retry_rx) = flume::bounded::<HostMsg>(1024);
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, wr) = stream.into_split();
     let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
     let limits = FrameLimits::default();
 
-    let traffic = opts.counters.clone();
-    let writer = tokio::spawn(async move {
-        let mut frames = FrameWriter::new(limits);
-        let mut buf = Vec::new();
-        while let Ok(first) = out_rx.recv_async().await {
-            let mut next = Some(first);
-            let mut n = 0;
-            while let Some(msg) = next.take() {
-                if let Some(t) = &traffic
-                    && matches!(
-                        msg,
-                        ShellMsg::Deliver { .. }
-                            | ShellMsg::Direct { .. }
-                            | ShellMsg::Call { .. }
-                            | ShellMsg::Response { .. }
-                            | ShellMsg::Fdc3 { .. }
-                    )
-                {
-                    t.to_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                buf.clear();
-                wire::encode(&msg, &mut buf)?;
-                frames.push(&buf)?;
-                n += 1;
-                if n < coalesce.max(1) {
-                    next = out_rx.try_recv().ok();
-                }
-            }
-            wr.write_all(&frames.take()).await.context("writing to the app host")?;
-        }
-        anyhow::Ok(())
-    });
+    let writer = tokio::spawn(write_frames(wr, out_rx, coalesce, opts.counters.clone()));
 
     // The shell's own messages and pings start once the host has been welcomed.
     let mut welcomed = false;
     let mut pinger = None;
-    let start_pings = |out_tx: &flume::Sender<ShellMsg>| {
-        opts.ping_every.map(|every| {
-            let out = out_tx.clone();
-            tokio::spawn(async move {
-                let mut nonce = 0u64;
-                loop {
-                    tokio::time::sleep(every).await;
-                    nonce += 1;
-                    if out.send_async(ShellMsg::Ping { nonce }).await.is_err() {
-                        break;
-                    }
-                }
-            })
-        })
-    };
     let events = opts.events.clone();
     let mut reader = FrameReader::new(limits);
     let mut chunk = vec![0u8; READ_CHUNK];
@@ -262,7 +216,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
                         if let Some(binding) = &opts.binding {
                             binding.welcomed(&out_tx);
                         }
-                        pinger = start_pings(&out_tx);
+                        pinger = opts.ping_every.map(|every| tokio::spawn(ping(every, out_tx.clone())));
                     }
                 }
             }
@@ -285,6 +239,57 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     drop(client);
     let _ = writer.await;
     result
+}
+
+/// The connection's writer: everything queued for the host, coalesced into as few frames and
+/// writes as fit (at most `coalesce` messages a write), counted for the health view.
+async fn write_frames(
+    mut wr: tokio::net::unix::OwnedWriteHalf,
+    out_rx: flume::Receiver<ShellMsg>,
+    coalesce: usize,
+    traffic: Option<Arc<Traffic>>,
+) -> Result<()> {
+    let mut frames = FrameWriter::new(FrameLimits::default());
+    let mut buf = Vec::new();
+    while let Ok(first) = out_rx.recv_async().await {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(msg) = next.take() {
+            if let Some(t) = &traffic
+                && matches!(
+                    msg,
+                    ShellMsg::Deliver { .. }
+                        | ShellMsg::Direct { .. }
+                        | ShellMsg::Call { .. }
+                        | ShellMsg::Response { .. }
+                        | ShellMsg::Fdc3 { .. }
+                )
+            {
+                t.to_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            buf.clear();
+            wire::encode(&msg, &mut buf)?;
+            frames.push(&buf)?;
+            n += 1;
+            if n < coalesce.max(1) {
+                next = out_rx.try_recv().ok();
+            }
+        }
+        wr.write_all(&frames.take()).await.context("writing to the app host")?;
+    }
+    Ok(())
+}
+
+/// Pings the host every `every` (the supervisor's heartbeat) until the connection goes.
+async fn ping(every: Duration, out: flume::Sender<ShellMsg>) {
+    let mut nonce = 0u64;
+    loop {
+        tokio::time::sleep(every).await;
+        nonce += 1;
+        if out.send_async(ShellMsg::Ping { nonce }).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// The permission a bus message needs, if it needs one (and can be named: a malformed topic
@@ -388,32 +393,7 @@ async fn handle(
                 n => broker::Replay::History { per_topic: n as usize },
             };
             let opts = SubscribeOptions::default().capacity(capacity as usize).policy(policy).replay(replay);
-            match client.subscribe(&pattern, opts) {
-                Ok(subscription) => {
-                    let out = out.clone();
-                    let task = tokio::spawn(async move {
-                        while let Some(d) = subscription.recv_async().await {
-                            let e = &d.envelope;
-                            let msg = ShellMsg::Deliver {
-                                sub,
-                                seq: e.seq,
-                                topic: e.topic.as_str().to_owned(),
-                                payload: e.payload.to_vec(),
-                                timestamp_us: e.timestamp.0,
-                                sender: e.sender.client.0,
-                            };
-                            if out.send_async(msg).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
-                    if let Some(old) = subs.insert(sub, task) {
-                        old.abort();
-                    }
-                    None
-                }
-                Err(e) => Some(refuse(format!("subscribe {sub}"), &e)),
-            }
+            subscribe(client, out, subs, sub, &pattern, opts)
         }
         HostMsg::Unsubscribe { sub } => {
             if let Some(task) = subs.remove(&sub) {
@@ -455,38 +435,7 @@ async fn handle(
             }
             None
         }
-        HostMsg::Request { call, service, action, payload, timeout_ms } => {
-            let svc = match state.services.get(&service) {
-                Some(s) => Ok(Arc::clone(s)),
-                None => client.connect_service(&service).map(Arc::new),
-            };
-            let pending = svc.and_then(|svc| {
-                state.services.insert(service.clone(), Arc::clone(&svc));
-                svc.dispatch(&action, payload, Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT))
-            });
-            match pending {
-                Ok(pending) => {
-                    let out = out.clone();
-                    let timeout = Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT);
-                    tokio::spawn(async move {
-                        // The deadline is kept here too, not only by the broker's sweep.
-                        let result = match tokio::time::timeout(timeout, pending.wait_async()).await {
-                            Ok(answer) => answer,
-                            Err(_) => Err(broker::Error::Timeout { after_ms: timeout_ms }),
-                        };
-                        let result = result.map(|p| p.to_vec()).map_err(|e| e.to_string());
-                        let _ = out.send_async(ShellMsg::Response { call, result }).await;
-                    });
-                    None
-                }
-                Err(e) => {
-                    // A service that is gone or never was: forget the client so a later call
-                    // connects afresh.
-                    state.services.remove(&service);
-                    Some(ShellMsg::Response { call, result: Err(e.to_string()) })
-                }
-            }
-        }
+        msg @ HostMsg::Request { .. } => call_service(client, out, state, msg),
         HostMsg::Ping { nonce } => Some(ShellMsg::Pong { nonce }),
         HostMsg::Pong { .. } => None,
         msg @ (HostMsg::ProbeAck { .. }
@@ -510,6 +459,86 @@ async fn handle(
         out.send_async(r).await.context("the connection's writer is gone")?;
     }
     Ok(())
+}
+
+/// Subscribes the host's subscription `sub`: a task forwards each delivery to the host.
+fn subscribe(
+    client: &broker::Client,
+    out: &flume::Sender<ShellMsg>,
+    subs: &mut HashMap<u32, tokio::task::JoinHandle<()>>,
+    sub: u32,
+    pattern: &str,
+    opts: SubscribeOptions,
+) -> Option<ShellMsg> {
+    let refuse =
+        |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };
+    match client.subscribe(pattern, opts) {
+        Ok(subscription) => {
+            let out = out.clone();
+            let task = tokio::spawn(async move {
+                while let Some(d) = subscription.recv_async().await {
+                    let e = &d.envelope;
+                    let msg = ShellMsg::Deliver {
+                        sub,
+                        seq: e.seq,
+                        topic: e.topic.as_str().to_owned(),
+                        payload: e.payload.to_vec(),
+                        timestamp_us: e.timestamp.0,
+                        sender: e.sender.client.0,
+                    };
+                    if out.send_async(msg).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            if let Some(old) = subs.insert(sub, task) {
+                old.abort();
+            }
+            None
+        }
+        Err(e) => Some(refuse(format!("subscribe {sub}"), &e)),
+    }
+}
+
+/// Calls a service for the host (`HostMsg::Request`); the answer, or its failure, comes back
+/// as `ShellMsg::Response`.
+fn call_service(
+    client: &broker::Client,
+    out: &flume::Sender<ShellMsg>,
+    state: &mut ConnState,
+    msg: HostMsg,
+) -> Option<ShellMsg> {
+    let HostMsg::Request { call, service, action, payload, timeout_ms } = msg else { return None };
+    let svc = match state.services.get(&service) {
+        Some(s) => Ok(Arc::clone(s)),
+        None => client.connect_service(&service).map(Arc::new),
+    };
+    let pending = svc.and_then(|svc| {
+        state.services.insert(service.clone(), Arc::clone(&svc));
+        svc.dispatch(&action, payload, Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT))
+    });
+    match pending {
+        Ok(pending) => {
+            let out = out.clone();
+            let timeout = Duration::from_millis(timeout_ms).min(MAX_CALL_TIMEOUT);
+            tokio::spawn(async move {
+                // The deadline is kept here too, not only by the broker's sweep.
+                let result = match tokio::time::timeout(timeout, pending.wait_async()).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(broker::Error::Timeout { after_ms: timeout_ms }),
+                };
+                let result = result.map(|p| p.to_vec()).map_err(|e| e.to_string());
+                let _ = out.send_async(ShellMsg::Response { call, result }).await;
+            });
+            None
+        }
+        Err(e) => {
+            // A service that is gone or never was: forget the client so a later call
+            // connects afresh.
+            state.services.remove(&service);
+            Some(ShellMsg::Response { call, result: Err(e.to_string()) })
+        }
+    }
 }
 
 /// Forwards a provider's calls to its host until the host drops the service.

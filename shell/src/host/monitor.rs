@@ -161,53 +161,7 @@ impl Monitor {
 
     /// Runs one host until it ends; says why.
     pub(crate) async fn run_once(&mut self) -> anyhow::Result<Ended> {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-        let mut child = tokio::process::Command::new(&self.spec.program)
-            .args(&self.spec.args)
-            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
-        let pid = child.id();
-        // A host of an app that flooded before starts (and its WebKit processes, which inherit
-        // it) at the lowest priority: its restart does not cost the other apps either.
-        if self.flooded
-            && let Some(p) = pid.and_then(|p| rustix::process::Pid::from_raw(p.cast_signed()))
-        {
-            let _ = rustix::process::setpriority_process(Some(p), 19);
-        }
-        ours.set_nonblocking(true)?;
-        let stream = tokio::net::UnixStream::from_std(ours)?;
-        let last_pong = Arc::new(AtomicU64::new(broker::Timestamp::now().millis()));
-        let (events_tx, events_rx) = flume::bounded::<HostMsg>(1024);
-        let opts = ConnOptions {
-            ping_every: Some(self.policy.heartbeat_every),
-            last_pong: Some(Arc::clone(&last_pong)),
-            binding: Some(Binding {
-                slots: Arc::clone(&self.slots),
-                instance: self.instance,
-                app: self.spec.app.to_string(),
-                control: self.control_rx.clone(),
-                app_events: Arc::clone(&self.app_events),
-            }),
-            events: Some(events_tx),
-            counters: Some(Arc::clone(&self.traffic)),
-            gate: self.gate.lock().clone().map(|g| (g, self.instance)),
-            rate_limit: self.policy.rate_limit,
-            ..ConnOptions::default()
-        };
-        // A restarted host is told where its view is before anything else queued for it. It
-        // starts in the main window: if its view belongs in another, it moves there, shown or
-        // hidden.
-        if let Some(slot) = self.slots.lock().get(&self.instance) {
-            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
-            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
-            for msg in parent.into_iter().chain(view) {
-                let _ = slot.send(msg);
-            }
-        }
-        let mut conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
+        let Started { mut child, pid, mut conn, last_pong, events: events_rx } = self.start_host()?;
         self.update(|s| {
             s.state = AppState::Running;
             s.pid = pid;
@@ -226,15 +180,7 @@ impl Monitor {
         // A page is probed once it has loaded; while it loads, `load_timeout` applies.
         let mut loading_since: Option<Instant> = has_page.then(Instant::now);
         let mut last_ack = Instant::now();
-        let mut last_scan = Instant::now() - Duration::from_secs(1);
-        // (when, CPU ticks of the whole tree) over the last `cpu_window`.
-        let mut cpu_samples: std::collections::VecDeque<(Instant, u64)> = std::collections::VecDeque::new();
-        let ticks_per_sec = rustix::param::clock_ticks_per_second().max(1) as f64;
-        // A host that floods the bus is slowed by its rate limit; its processes also go to the
-        // lowest CPU priority, so that what it burns in its own page does not starve the others.
-        let mut demoted = self.flooded;
-        let throttled_before = self.traffic.throttled.load(Ordering::Relaxed);
-        let mut sent_at_scan = self.traffic.from_app.load(Ordering::Relaxed);
+        let mut usage = Usage::new(self.flooded, &self.traffic);
         let ended = loop {
             tokio::select! {
                 status = child.wait() => {
@@ -296,62 +242,14 @@ impl Monitor {
                         let _ = child.wait().await;
                         break Ended::Hung(what);
                     }
-                    // Memory: an RSS watchdog over the host's whole tree (cgroup v2 is not used yet).
-                    if let Some(pid) = pid && last_scan.elapsed() >= Duration::from_millis(500) {
-                        let last_scan_gap = last_scan.elapsed();
-                        last_scan = Instant::now();
-                        let tree = process_tree(pid);
-                        let rss: u64 = tree.iter().map(memory_of).sum();
-                        let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
-                        // CPU: the tree's ticks now against the oldest sample in the window.
-                        // (A child that exited takes its ticks with it: the sum may drop.)
-                        let now = Instant::now();
-                        let ticks: u64 = tree.iter().map(|p| p.cpu_ticks).sum();
-                        cpu_samples.push_back((now, ticks));
-                        while cpu_samples.len() > 2
-                            && cpu_samples.get(1).is_some_and(|(t, _)| now.duration_since(*t) >= self.policy.cpu_window)
-                        {
-                            cpu_samples.pop_front();
-                        }
-                        let (since, cpu) = cpu_samples.front().map_or((Duration::ZERO, 0.0), |(t, first)| {
-                            let span = now.duration_since(*t);
-                            let used = ticks.saturating_sub(*first) as f64 / ticks_per_sec;
-                            (span, if span.is_zero() { 0.0 } else { 100.0 * used / span.as_secs_f64() })
-                        });
-                        let sent_now = self.traffic.from_app.load(Ordering::Relaxed);
-                        let rate = (sent_now.saturating_sub(sent_at_scan) as f64) / last_scan_gap.as_secs_f64().max(0.001);
-                        sent_at_scan = sent_now;
-                        if !demoted && (self.traffic.throttled.load(Ordering::Relaxed) > throttled_before || rate > FLOOD_RATE) {
-                            demoted = true;
-                            self.flooded = true;
-                            tracing::warn!(app = %self.spec.app, instance = self.instance, "the app floods the bus: its processes now run at the lowest priority");
-                            for p in &tree {
-                                if let Some(pid) = rustix::process::Pid::from_raw(p.pid.cast_signed()) {
-                                    let _ = rustix::process::setpriority_process(Some(pid), 19);
-                                }
-                            }
-                        }
-                        let (sent, given) = (self.traffic.from_app.load(Ordering::Relaxed), self.traffic.to_app.load(Ordering::Relaxed));
-                        self.update(|s| {
-                            s.messages_out = sent;
-                            s.messages_in = given;
-                            s.memory_bytes = Some(rss);
-                            s.web_pids = web;
-                            s.cpu_percent = (!since.is_zero()).then_some((cpu * 10.0).round() / 10.0);
-                        });
-                        if let Some(limit) = self.policy.cpu_limit_percent
-                            && since >= self.policy.cpu_window
-                            && cpu > f64::from(limit)
-                        {
-                            kill(&mut child);
-                            let _ = child.wait().await;
-                            break Ended::OverCpu(cpu);
-                        }
-                        if self.policy.memory_limit_bytes.is_some_and(|limit| rss > limit) {
-                            kill(&mut child);
-                            let _ = child.wait().await;
-                            break Ended::OverMemory(rss);
-                        }
+                    // Memory and CPU: a watchdog over the host's whole tree (cgroup v2 is not used yet).
+                    if let Some(pid) = pid
+                        && usage.last_scan.elapsed() >= Duration::from_millis(500)
+                        && let Some(over) = self.scan_usage(pid, &mut usage)
+                    {
+                        kill(&mut child);
+                        let _ = child.wait().await;
+                        break over;
                     }
                 }
                 _ = Self::stopped(&mut self.shutdown, &mut self.stop) => {
@@ -370,6 +268,59 @@ impl Monitor {
         };
         conn.abort();
         Ok(ended)
+    }
+
+    /// Spawns the instance's host in a process group of its own with its end of a socketpair
+    /// as standard input, and serves the connection.
+    fn start_host(&mut self) -> anyhow::Result<Started> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let child = tokio::process::Command::new(&self.spec.program)
+            .args(&self.spec.args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id();
+        // A host of an app that flooded before starts (and its WebKit processes, which inherit
+        // it) at the lowest priority: its restart does not cost the other apps either.
+        if self.flooded
+            && let Some(p) = pid.and_then(|p| rustix::process::Pid::from_raw(p.cast_signed()))
+        {
+            let _ = rustix::process::setpriority_process(Some(p), 19);
+        }
+        ours.set_nonblocking(true)?;
+        let stream = tokio::net::UnixStream::from_std(ours)?;
+        let last_pong = Arc::new(AtomicU64::new(broker::Timestamp::now().millis()));
+        let (events_tx, events_rx) = flume::bounded::<HostMsg>(1024);
+        let opts = ConnOptions {
+            ping_every: Some(self.policy.heartbeat_every),
+            last_pong: Some(Arc::clone(&last_pong)),
+            binding: Some(Binding {
+                slots: Arc::clone(&self.slots),
+                instance: self.instance,
+                app: self.spec.app.to_string(),
+                control: self.control_rx.clone(),
+                app_events: Arc::clone(&self.app_events),
+            }),
+            events: Some(events_tx),
+            counters: Some(Arc::clone(&self.traffic)),
+            gate: self.gate.lock().clone().map(|g| (g, self.instance)),
+            rate_limit: self.policy.rate_limit,
+            ..ConnOptions::default()
+        };
+        // A restarted host is told where its view is before anything else queued for it. It
+        // starts in the main window: if its view belongs in another, it moves there, shown or
+        // hidden.
+        if let Some(slot) = self.slots.lock().get(&self.instance) {
+            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
+            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
+            for msg in parent.into_iter().chain(view) {
+                let _ = slot.send(msg);
+            }
+        }
+        let conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
+        Ok(Started { child, pid, conn, last_pong, events: events_rx })
     }
 
     /// Whether the page may go to `url`: its own origin, or one the gate allows
@@ -510,4 +461,96 @@ pub(crate) fn describe(status: std::process::ExitStatus) -> String {
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => status.to_string(),
     }
+}
+
+/// What the watchdog keeps between two looks at a host's process tree.
+pub(crate) struct Usage {
+    pub(crate) last_scan: Instant,
+    /// (when, CPU ticks of the whole tree) over the last `cpu_window`.
+    cpu_samples: std::collections::VecDeque<(Instant, u64)>,
+    ticks_per_sec: f64,
+    /// A host that floods the bus is slowed by its rate limit; its processes also go to the
+    /// lowest CPU priority, so that what it burns in its own page does not starve the others.
+    demoted: bool,
+    throttled_before: u64,
+    sent_at_scan: u64,
+}
+
+impl Usage {
+    pub(crate) fn new(flooded: bool, traffic: &crate::host::ipc::Traffic) -> Self {
+        Self {
+            last_scan: Instant::now() - Duration::from_secs(1),
+            cpu_samples: std::collections::VecDeque::new(),
+            ticks_per_sec: rustix::param::clock_ticks_per_second().max(1) as f64,
+            demoted: flooded,
+            throttled_before: traffic.throttled.load(Ordering::Relaxed),
+            sent_at_scan: traffic.from_app.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Monitor {
+    /// Looks at the host's whole process tree: memory (PSS), CPU over the window, the app's
+    /// message rate; reports them, demotes a flooding app, and says whether the host is over
+    /// a limit and must go.
+    pub(crate) fn scan_usage(&mut self, pid: u32, u: &mut Usage) -> Option<Ended> {
+        let last_scan_gap = u.last_scan.elapsed();
+        u.last_scan = Instant::now();
+        let tree = process_tree(pid);
+        let rss: u64 = tree.iter().map(memory_of).sum();
+        let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
+        // CPU: the tree's ticks now against the oldest sample in the window.
+        // (A child that exited takes its ticks with it: the sum may drop.)
+        let now = Instant::now();
+        let ticks: u64 = tree.iter().map(|p| p.cpu_ticks).sum();
+        u.cpu_samples.push_back((now, ticks));
+        while u.cpu_samples.len() > 2
+            && u.cpu_samples.get(1).is_some_and(|(t, _)| now.duration_since(*t) >= self.policy.cpu_window)
+        {
+            u.cpu_samples.pop_front();
+        }
+        let (since, cpu) = u.cpu_samples.front().map_or((Duration::ZERO, 0.0), |(t, first)| {
+            let span = now.duration_since(*t);
+            let used = ticks.saturating_sub(*first) as f64 / u.ticks_per_sec;
+            (span, if span.is_zero() { 0.0 } else { 100.0 * used / span.as_secs_f64() })
+        });
+        let sent_now = self.traffic.from_app.load(Ordering::Relaxed);
+        let rate = (sent_now.saturating_sub(u.sent_at_scan) as f64) / last_scan_gap.as_secs_f64().max(0.001);
+        u.sent_at_scan = sent_now;
+        if !u.demoted && (self.traffic.throttled.load(Ordering::Relaxed) > u.throttled_before || rate > FLOOD_RATE) {
+            u.demoted = true;
+            self.flooded = true;
+            tracing::warn!(app = %self.spec.app, instance = self.instance, "the app floods the bus: its processes now run at the lowest priority");
+            for p in &tree {
+                if let Some(pid) = rustix::process::Pid::from_raw(p.pid.cast_signed()) {
+                    let _ = rustix::process::setpriority_process(Some(pid), 19);
+                }
+            }
+        }
+        let (sent, given) =
+            (self.traffic.from_app.load(Ordering::Relaxed), self.traffic.to_app.load(Ordering::Relaxed));
+        self.update(|s| {
+            s.messages_out = sent;
+            s.messages_in = given;
+            s.memory_bytes = Some(rss);
+            s.web_pids = web;
+            s.cpu_percent = (!since.is_zero()).then_some((cpu * 10.0).round() / 10.0);
+        });
+        if let Some(limit) = self.policy.cpu_limit_percent
+            && since >= self.policy.cpu_window
+            && cpu > f64::from(limit)
+        {
+            return Some(Ended::OverCpu(cpu));
+        }
+        self.policy.memory_limit_bytes.is_some_and(|limit| rss > limit).then_some(Ended::OverMemory(rss))
+    }
+}
+
+/// A host just started: its process, its connection's task, and what the connection reports.
+pub(crate) struct Started {
+    child: tokio::process::Child,
+    pid: Option<u32>,
+    conn: tokio::task::JoinHandle<anyhow::Result<()>>,
+    last_pong: Arc<AtomicU64>,
+    events: flume::Receiver<HostMsg>,
 }

@@ -1,0 +1,225 @@
+//! Start-up: the desk a run opens. The admin policy file (and the keys it must be signed with)
+//! first, since its signing rules decide which manifests and App Directory records are
+//! acceptable; the audit log, so that a refusal is recorded; then the manifest and its App
+//! Directories (given on the command line, or fetched with the last good copy kept).
+
+use super::*;
+
+/// The manifest to open: `--manifest`, else the demo desk.
+pub(super) fn manifest_path(args: &RunArgs) -> Result<PathBuf> {
+    match &args.manifest {
+        Some(p) => Ok(p.clone()),
+        None => demo_manifest(),
+    }
+}
+
+/// Finds the demo desk's manifest: beside an installed binary, or in the source tree.
+fn demo_manifest() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the tessera binary")?;
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    let candidates = [
+        dir.join("manifests/demo.json"),
+        dir.join("../share/tessera/manifests/demo.json"),
+        dir.join("../../manifests/demo.json"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/demo.json"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| format!("the demo manifest is not installed (looked for {})", candidates[0].display()))
+}
+
+/// What start-up loaded.
+pub(super) struct Desk {
+    pub(super) manifest: Manifest,
+    pub(super) manifest_path: PathBuf,
+    pub(super) policy_from_file: Option<(policy::AdminPolicy, PathBuf)>,
+    pub(super) policy_trust: Option<policy::signing::Checker>,
+    pub(super) audit: Option<Arc<storage::audit::AuditLog>>,
+    pub(super) appd_cache: PathBuf,
+}
+
+/// Loads the policy file, opens the audit log and loads the manifest with its App
+/// Directories; refusals for a signature are audited.
+pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) -> Result<Desk> {
+    let manifest_path = manifest_path(args)?;
+    // The policy file comes first: its signing rules decide whether the manifest and the App
+    // Directories' records are acceptable.
+    let policy_trust = policy_trust(args)?;
+    let policy_from_file = match policy_file(args, policy_trust.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            if format!("{e:#}").contains("signature: ") {
+                // Recorded where IT will look, even though the shell stops here.
+                if let Some(log) = audit_log(args, profile) {
+                    let _ = log.append(&AuditEntry::now("shell", "policy.reject", &format!("{e:#}"), "refused"));
+                }
+            }
+            return Err(e);
+        }
+    };
+    let trust = manifest::Trust {
+        checker: policy_from_file.as_ref().and_then(|(p, _)| p.signing().cloned()),
+        seen_versions: profile.setting(SEEN_VERSIONS).ok().flatten().unwrap_or_default(),
+        more_directories: !args.app_directories.is_empty(),
+    };
+    // The audit log opens first: a manifest or record refused for its signature is recorded.
+    let audit = audit_log(args, profile);
+    let record = |app: Option<&str>, action: &str, object: &str| {
+        if let Some(log) = &audit {
+            let entry = AuditEntry::now("shell", action, object, "refused").app(app);
+            if let Err(e) = log.append(&entry) {
+                tracing::error!("could not write the audit log: {e}");
+            }
+        }
+    };
+    let mut manifest = match manifest::load_with(&manifest_path, trust) {
+        Ok(m) => m,
+        Err(e) => {
+            if e.to_string().contains("signature: ") {
+                record(None, "signature.refused", &e.to_string());
+            }
+            return Err(e.into());
+        }
+    };
+    for source in &args.app_directories {
+        if source.starts_with("http://") || source.starts_with("https://") {
+            manifest.directory_urls.push(source.clone());
+        } else {
+            let text =
+                std::fs::read_to_string(source).with_context(|| format!("reading the App Directory {source}"))?;
+            manifest.load_directory(source, &text).with_context(|| format!("the App Directory {source}"))?;
+        }
+    }
+    let appd_cache = profile_path.join("appd");
+    for url in manifest.directory_urls.clone() {
+        match shell::appd::fetch(&url, &appd_cache, APPD_TIMEOUT) {
+            Ok(fetched) => {
+                if let Some(why) = &fetched.stale {
+                    tracing::warn!(%url, "the App Directory cannot be reached ({why}); using the copy kept from before");
+                }
+                if let Err(e) = manifest.load_directory(&url, &fetched.text) {
+                    tracing::error!(%url, "the App Directory is unusable: {e}");
+                }
+            }
+            Err(e) => tracing::error!("the App Directory is not loaded: {e}"),
+        }
+    }
+    for p in &manifest.directory_problems {
+        tracing::warn!("App Directory record skipped: {p}");
+        if p.contains("signature: ") {
+            let app = p.split("app \"").nth(1).and_then(|rest| rest.split('"').next());
+            record(app, "signature.refused", p);
+        }
+    }
+    // Start-up apps from App Directories given on the command line or by URL are known only now.
+    let missing: Vec<String> = manifest.startup.iter().filter(|s| manifest.app(s).is_none()).cloned().collect();
+    if !missing.is_empty() {
+        if args.app_directories.is_empty() && manifest.directory_urls.is_empty() {
+            bail!("startup: {missing:?} are not apps of this manifest or its App Directories");
+        }
+        tracing::error!(
+            ?missing,
+            "start-up apps not found in the manifest or its App Directories; they are not started"
+        );
+        manifest.startup.retain(|s| !missing.contains(s));
+    }
+    if let Err(e) = profile.set_setting(SEEN_VERSIONS, &manifest.trust.seen_versions) {
+        tracing::warn!("could not keep the App Directory versions seen: {e}");
+    }
+    Ok(Desk { manifest, manifest_path, policy_from_file, policy_trust, audit, appd_cache })
+}
+
+/// Where IT puts the admin policy on a desk.
+pub(super) const SYSTEM_POLICY: &str = "/etc/tessera/policy.json";
+
+/// The admin policy in force, and the file to watch for changes: `--policy`, else the system
+/// file, else the manifest's `policy`, else an empty policy (the user and the manifests decide).
+pub(super) fn admin_policy(
+    file: Option<(policy::AdminPolicy, PathBuf)>,
+    manifest: &Manifest,
+) -> (policy::AdminPolicy, Option<PathBuf>) {
+    match file {
+        Some((policy, path)) => (policy, Some(path)),
+        None => (manifest.policy.clone().unwrap_or_default(), None),
+    }
+}
+
+/// Where IT says which keys must sign the policy file.
+pub(super) const SYSTEM_POLICY_TRUST: &str = "/etc/tessera/policy-trust.json";
+
+/// The keys the policy file must be signed with (`--policy-trust`, else the system file), if any.
+pub(super) fn policy_trust(args: &RunArgs) -> Result<Option<policy::signing::Checker>> {
+    let Some(path) =
+        args.policy_trust.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY_TRUST)).filter(|p| p.is_file()))
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let rules: policy::signing::SigningRules =
+        serde_json::from_str(&text).with_context(|| format!("{}: not signing rules", path.display()))?;
+    Ok(Some(policy::signing::Checker::new(&rules).with_context(|| format!("in {}", path.display()))?))
+}
+
+/// The policy file IT gave (`--policy`, else the system file), read and checked (its signature
+/// first, if IT requires one).
+pub(super) fn policy_file(
+    args: &RunArgs,
+    trust: Option<&policy::signing::Checker>,
+) -> Result<Option<(policy::AdminPolicy, PathBuf)>> {
+    let Some(path) = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file())) else {
+        return Ok(None);
+    };
+    let policy = policy::load_file(&path, trust).context("the admin policy")?;
+    tracing::info!(path = %path.display(), "admin policy loaded");
+    Ok(Some((policy, path)))
+}
+
+/// Where the highest version seen of each signed app is kept, against downgrades.
+pub(super) const SEEN_VERSIONS: &str = "appd.seen_versions";
+
+/// The profile's audit log, whose signing key is in the vault; without a usable keyring the
+/// shell still runs, and says loudly that nothing is being recorded.
+pub(super) fn audit_log(args: &RunArgs, profile: &Profile) -> Option<Arc<storage::audit::AuditLog>> {
+    let kind = match args.keyring {
+        crate::cli::KeyringArg::SecretService => storage::KeyringKind::SecretService,
+        crate::cli::KeyringArg::Keyutils => storage::KeyringKind::Keyutils,
+    };
+    let opened = storage::key_source(args.key_file.as_deref(), kind)
+        .map_err(anyhow::Error::from)
+        .and_then(|keys| storage::Vault::open(profile, keys).map_err(anyhow::Error::from))
+        .and_then(|vault| {
+            storage::audit::AuditLog::open(profile, &vault, storage::audit::AuditConfig::default())
+                .map_err(anyhow::Error::from)
+        });
+    match opened {
+        Ok(log) => Some(Arc::new(log)),
+        Err(e) => {
+            tracing::error!("the audit log cannot be opened; permission decisions are NOT being recorded: {e:#}");
+            None
+        }
+    }
+}
+
+/// What the permission service needs to know of each app.
+pub(super) fn app_facts(manifest: &Manifest) -> HashMap<String, permissions::AppFacts> {
+    manifest
+        .apps
+        .iter()
+        .map(|a| {
+            let origin = url::Url::parse(&a.url).map(|u| match u.scheme() {
+                "tessera" => format!("tessera://{}", u.host_str().unwrap_or_default()),
+                _ => u.origin().ascii_serialization(),
+            });
+            (
+                a.app_id.clone(),
+                permissions::AppFacts {
+                    title: a.title.clone(),
+                    origin: origin.unwrap_or_default(),
+                    declared: a.permissions.clone(),
+                },
+            )
+        })
+        .collect()
+}

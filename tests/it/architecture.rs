@@ -65,6 +65,29 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         "storage",
         &["egui", "wgpu", "winit", "wry", "gtk", "egui_tiles", "policy", "update", "shell", "app_host", "compositor"],
     ),
+    // The compositor's UI is egui alone: no window system, renderer or X11, and no runtime.
+    (
+        "compositor_ui",
+        &[
+            "winit",
+            "wgpu",
+            "egui-wgpu",
+            "egui-winit",
+            "x11rb",
+            "raw-window-handle",
+            "broker",
+            "storage",
+            "redb",
+            "tokio",
+            "wry",
+            "gtk",
+            "policy",
+            "update",
+            "shell",
+            "app_host",
+            "compositor",
+        ],
+    ),
     // The compositor takes view models and returns events: no broker, storage or runtime.
     ("compositor", &["broker", "storage", "redb", "tokio", "wry", "gtk", "policy", "update", "shell", "app_host"]),
     // Policies are data in, decisions out: no UI, storage, processes or runtime.
@@ -240,6 +263,7 @@ const CRATE_SOURCES: &[&str] = &[
     "broker/protocol/src",
     "broker/src",
     "storage/src",
+    "compositor/ui/src",
     "compositor/src",
     "shell/policy/src",
     "shell/update/src",

@@ -4,9 +4,9 @@
 //! what they accept re-encodes to an equal message.
 #![no_main]
 
+use libfuzzer_sys::fuzz_target;
 use protocol::frame::{FrameLimits, FrameReader, FrameWriter};
 use protocol::wire::{self, HostMsg, ShellMsg};
-use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, stream)) = data.split_first() else { return };

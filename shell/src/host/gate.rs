@@ -1,5 +1,7 @@
 //! What the transport and the supervisor ask before an app may do something: the [`Gate`]
-//! (the shell's permission service implements it) and its answer, [`Access`].
+//! (the shell's permission service implements it), its answer [`Access`], and the permission
+//! each bus message ([`crate::host::ipc`]) or FDC3 request ([`fdc3_permission`]) needs: both are
+//! checked in the same place, where the app's message enters the shell.
 
 /// The answer to a permission check.
 pub enum Access {
@@ -50,4 +52,21 @@ pub trait Gate: Send + Sync + std::fmt::Debug {
     fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
         let _ = (instance, app, action, object);
     }
+}
+
+/// The permission an FDC3 request needs, if any: broadcasting, raising an intent, opening an
+/// app and using an app channel are permissions; listening and asking about things are not.
+pub fn fdc3_permission(request: &broker::fdc3::Request) -> Option<policy::Permission> {
+    use broker::fdc3::RequestType;
+    let p = &request.payload;
+    let scope = |key: &str| p.get(key).and_then(|v| v.as_str());
+    match request.kind {
+        RequestType::Broadcast => policy::Permission::new("fdc3.broadcast", None),
+        RequestType::RaiseIntent => policy::Permission::new("fdc3.raiseIntent", scope("intent")),
+        RequestType::RaiseIntentForContext => policy::Permission::new("fdc3.raiseIntent", None),
+        RequestType::Open => policy::Permission::new("fdc3.open", None),
+        RequestType::GetOrCreateChannel => policy::Permission::new("fdc3.appChannel", scope("channelId")),
+        _ => return None,
+    }
+    .ok()
 }

@@ -183,6 +183,15 @@ pub enum AppEvent {
         /// The request, parsed where it came in (or why it could not be).
         request: Result<broker::fdc3::Request, broker::fdc3::Fdc3Error>,
     },
+    /// A DACP request the permission gate refused: the agent answers it with the error.
+    Fdc3Refused {
+        /// The instance.
+        instance: u64,
+        /// The request.
+        request: broker::fdc3::Request,
+        /// The standard's error (`AccessDenied`).
+        error: &'static str,
+    },
     /// The host ended (a crash, a hang, a limit): its page is gone until the restart.
     HostEnded {
         /// The instance.
@@ -265,6 +274,8 @@ pub(crate) struct Binding {
     pub(crate) app: String,
     pub(crate) control: flume::Receiver<ShellMsg>,
     pub(crate) app_events: AppEvents,
+    /// What the app may do; none: everything (tests and benches without a shell).
+    pub(crate) gate: Option<Arc<dyn crate::host::gate::Gate>>,
 }
 
 impl std::fmt::Debug for Binding {
@@ -306,10 +317,51 @@ impl Binding {
         }
     }
 
-    /// A DACP message from the page, parsed once, here, for the agent.
+    /// A DACP message from the page, parsed once, here, and checked against the permission
+    /// gate as a bus message is: allowed, it goes to the agent; refused, the agent answers it
+    /// with `AccessDenied`; while the user is being asked it is held, and the connection goes
+    /// on serving the app.
     pub(crate) fn fdc3(&self, message: &str) {
-        let request = broker::fdc3::Request::parse(message);
-        self.report(AppEvent::Fdc3 { instance: self.instance, app: self.app.clone(), request });
+        let request = match broker::fdc3::Request::parse(message) {
+            Ok(request) => request,
+            Err(e) => {
+                self.report(AppEvent::Fdc3 { instance: self.instance, app: self.app.clone(), request: Err(e) });
+                return;
+            }
+        };
+        let Some((gate, permission)) = self.gate.as_ref().zip(crate::host::gate::fdc3_permission(&request)) else {
+            self.report(AppEvent::Fdc3 { instance: self.instance, app: self.app.clone(), request: Ok(request) });
+            return;
+        };
+        let refused = |request| AppEvent::Fdc3Refused {
+            instance: self.instance,
+            request,
+            error: broker::fdc3::errors::ACCESS_DENIED,
+        };
+        match gate.check(self.instance, &self.app, &permission) {
+            crate::host::gate::Access::Allow => {
+                self.report(AppEvent::Fdc3 { instance: self.instance, app: self.app.clone(), request: Ok(request) });
+            }
+            crate::host::gate::Access::Deny(why) => {
+                tracing::warn!(app = %self.app, instance = self.instance, "FDC3 request refused: {why}");
+                self.report(refused(request));
+            }
+            crate::host::gate::Access::Ask(answer) => {
+                let binding = self.clone();
+                crate::host::gate::hold(vec![answer], move |allowed| async move {
+                    let event = if allowed {
+                        AppEvent::Fdc3 { instance: binding.instance, app: binding.app.clone(), request: Ok(request) }
+                    } else {
+                        AppEvent::Fdc3Refused {
+                            instance: binding.instance,
+                            request,
+                            error: broker::fdc3::errors::ACCESS_DENIED,
+                        }
+                    };
+                    binding.report(event);
+                });
+            }
+        }
     }
 }
 

@@ -293,6 +293,8 @@ impl Monitor {
         let stream = tokio::net::UnixStream::from_std(ours)?;
         let last_pong = Arc::new(AtomicU64::new(broker::Timestamp::now().millis()));
         let (events_tx, events_rx) = flume::bounded::<HostMsg>(1024);
+        // Taken once: a guard in the struct literal below would live to its end.
+        let gate = self.gate.lock().clone();
         let opts = ConnOptions {
             ping_every: Some(self.policy.heartbeat_every),
             last_pong: Some(Arc::clone(&last_pong)),
@@ -302,10 +304,11 @@ impl Monitor {
                 app: self.spec.app.to_string(),
                 control: self.control_rx.clone(),
                 app_events: Arc::clone(&self.app_events),
+                gate: gate.clone(),
             }),
             events: Some(events_tx),
             counters: Some(Arc::clone(&self.traffic)),
-            gate: self.gate.lock().clone().map(|g| (g, self.instance)),
+            gate: gate.map(|g| (g, self.instance)),
             rate_limit: self.policy.rate_limit,
             ..ConnOptions::default()
         };
@@ -430,9 +433,10 @@ impl Monitor {
                     let _ = slot.send(ShellMsg::NavigationDecision { id, allow });
                 }
             }
-            HostMsg::Fdc3 { message } => {
-                let request = broker::fdc3::Request::parse(&message);
-                self.report(AppEvent::Fdc3 { instance: self.instance, app: self.spec.app.to_string(), request });
+            // FDC3 goes through the connection's binding, which checks its permissions; one that
+            // arrives here came on a connection bound to nothing and is not for the agent.
+            HostMsg::Fdc3 { .. } => {
+                tracing::warn!(app = %self.spec.app, instance = self.instance, "an FDC3 message outside a bound connection was dropped");
             }
             HostMsg::PermissionRequest { id, permissions } => self.on_permission_request(id, &permissions),
             HostMsg::PageRefused { what } => {

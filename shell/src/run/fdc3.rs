@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use broker::MessageOptions;
-use broker::fdc3::{Agent, Output, Request, RequestType};
+use broker::fdc3::{Agent, Output};
 use compositor::{Command as UiCommand, ResolverChoice, ResolverRequest};
-use policy::Permission;
 use protocol::wire::ShellMsg;
-use shell::host::gate::{Access, Gate, hold};
+use shell::host::gate::Gate as _;
 use shell::host::supervisor::AppEvent;
 
 use super::{Shell, push_tiles};
@@ -117,71 +116,23 @@ pub(super) fn link(shell: &Shell, instance: u64, channel: Option<u8>) {
     exec(shell, outputs);
 }
 
-/// The permission a DACP request needs, if any: broadcasting, raising an intent, opening an
-/// app and using an app channel are permissions; listening and asking about things are not.
-fn permission_for(request: &Request) -> Option<Permission> {
-    let p = &request.payload;
-    match request.kind {
-        RequestType::Broadcast => Permission::new("fdc3.broadcast", None),
-        RequestType::RaiseIntent => Permission::new("fdc3.raiseIntent", p.get("intent").and_then(|v| v.as_str())),
-        RequestType::RaiseIntentForContext => Permission::new("fdc3.raiseIntent", None),
-        RequestType::Open => Permission::new("fdc3.open", None),
-        RequestType::GetOrCreateChannel => {
-            Permission::new("fdc3.appChannel", p.get("channelId").and_then(|v| v.as_str()))
-        }
-        _ => return None,
-    }
-    .ok()
-}
-
 /// Feeds the agent what app pages do, and its deadlines.
 pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-    // Requests held for the user's answer come back through here once allowed.
-    let (retry_tx, retry_rx) = flume::bounded::<AppEvent>(1024);
     loop {
         let outputs = tokio::select! {
             event = events.recv_async() => {
                 let Ok(event) = event else { return };
-                handle(&shell, event, &retry_tx)
+                handle(&shell, event)
             }
-            Ok(event) = retry_rx.recv_async() => handle(&shell, event, &retry_tx),
             _ = tick.tick() => shell.agent.lock().sweep(broker::Timestamp::now().millis()),
         };
         exec(&shell, outputs);
     }
 }
 
-fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) -> Vec<Output> {
+fn handle(shell: &Arc<Shell>, event: AppEvent) -> Vec<Output> {
     let now = broker::Timestamp::now().millis();
-    if let AppEvent::Fdc3 { instance, app, request: Ok(request) } = &event
-        && let Some(permission) = permission_for(request)
-    {
-        match shell.permissions.check(*instance, app, &permission) {
-            Access::Allow => {}
-            Access::Deny(why) => {
-                tracing::warn!(%app, instance, "FDC3 request refused: {why}");
-                return shell.agent.lock().refuse(*instance, request, broker::fdc3::errors::ACCESS_DENIED, now);
-            }
-            Access::Ask(answer) => {
-                let (shell, retry) = (Arc::clone(shell), retry.clone());
-                hold(vec![answer], move |allowed| async move {
-                    if allowed {
-                        let _ = retry.send_async(event).await;
-                    } else if let AppEvent::Fdc3 { instance, request: Ok(request), .. } = &event {
-                        let outputs = shell.agent.lock().refuse(
-                            *instance,
-                            request,
-                            broker::fdc3::errors::ACCESS_DENIED,
-                            broker::Timestamp::now().millis(),
-                        );
-                        exec(&shell, outputs);
-                    }
-                });
-                return Vec::new();
-            }
-        }
-    }
     let mut agent = shell.agent.lock();
     match event {
         AppEvent::Fdc3 { instance, app, request: Ok(request) } => agent.handle_request(instance, &app, &request, now),
@@ -190,6 +141,7 @@ fn handle(shell: &Arc<Shell>, event: AppEvent, retry: &flume::Sender<AppEvent>) 
             shell.permissions.refused(instance, &app, "fdc3.refused", &e.to_string());
             Vec::new()
         }
+        AppEvent::Fdc3Refused { instance, request, error } => agent.refuse(instance, &request, error, now),
         AppEvent::PageStarted { instance, app } => {
             agent.add_instance(instance, &app);
             agent.reset_instance(instance, now)

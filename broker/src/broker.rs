@@ -12,13 +12,13 @@ use crate::config::{BrokerConfig, SubscribeOptions};
 use crate::dead_letter::{DeadLetter, Recipient};
 use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
 use crate::error::{Error, Result};
-use crate::ids::{AppId, ClientId, DeadLetterId, SubscriptionId, Target};
-use crate::journal::Journal;
+use crate::ids::{AppId, ClientId, DeadLetterId, SubscriptionId, Target, TraceId};
+use crate::journal::{CommitAck, Journal};
 use crate::service::{self, ServiceClient, ServiceProvider};
 use crate::shared::Shared;
 use crate::state::{PublishError, Published, Sent, State};
 use crate::stats::{BrokerStats, SubscriptionStats};
-use crate::topic::Pattern;
+use crate::topic::{Pattern, Topic};
 use protocol::QueuePolicy;
 
 /// The message broker. Cheap to clone; every clone is the same broker.
@@ -102,6 +102,16 @@ impl Broker {
     /// The last message published to a topic.
     pub fn last_value(&self, topic: &str) -> Option<Arc<Envelope>> {
         self.shared.state.lock().history.last(topic)
+    }
+
+    /// Journals one of the shell's own records under a reserved topic (`$...`): stamped and
+    /// numbered like a message, but never routed, kept in history or replayed to a client, so
+    /// no app sees it whatever its grants. Records are appended in the order of the calls; the
+    /// ack completes after the commit.
+    pub fn record(&self, topic: &str, payload: impl Into<Payload>, trace: Option<TraceId>) -> Result<CommitAck> {
+        let topic = Topic::reserved(topic)
+            .map_err(|reason| Error::InvalidTopic { topic: crate::error::echo(topic), reason })?;
+        self.shared.state.lock().record(topic, payload.into(), trace)
     }
 
     /// Expires offline messages and overdue service calls; call it every few hundred ms.

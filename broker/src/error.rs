@@ -9,7 +9,7 @@ use crate::topic::TopicError;
 const ECHO_LIMIT: usize = 80;
 
 /// Shortens client input for an error message without splitting a character.
-pub(crate) fn echo(s: &str) -> String {
+pub fn echo(s: &str) -> String {
     if s.len() <= ECHO_LIMIT {
         return s.to_owned();
     }

@@ -192,6 +192,10 @@ impl<K: Copy + Ord> Router<K> {
     /// and without duplicates.
     pub fn matches_uncached(&mut self, topic: &Topic, out: &mut Vec<K>) {
         out.clear();
+        // Reserved topics are never routed; no wildcard reaches one.
+        if topic.is_reserved() {
+            return;
+        }
         let mut segs = [""; MAX_SEGMENTS];
         let mut len = 0;
         for s in topic.segments().take(MAX_SEGMENTS) {

@@ -127,6 +127,7 @@ pub enum SendOutcome {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) published: u64,
+    pub(crate) recorded: u64,
     pub(crate) delivered: u64,
     pub(crate) rejected_topic: u64,
     pub(crate) rejected_payload: u64,
@@ -362,6 +363,18 @@ impl State {
             Some(j) => j.append(env).map(Some),
             None => Err(Error::NoJournal),
         }
+    }
+
+    /// Journals a record of the shell's under a reserved topic; nothing else sees it.
+    pub(crate) fn record(&mut self, topic: Topic, payload: Payload, trace: Option<TraceId>) -> Result<CommitAck> {
+        if payload.len() > self.cfg.max_payload_bytes {
+            return Err(Error::PayloadTooLarge { size: payload.len(), limit: self.cfg.max_payload_bytes });
+        }
+        let opts = MessageOptions { durable: true, trace_id: trace, ..MessageOptions::default() };
+        let env = self.envelope(Sender { client: ClientId(0), app: None }, topic, payload, opts, None);
+        let commit = self.journal(&env)?.ok_or(Error::NoJournal)?;
+        self.counters.recorded += 1;
+        Ok(commit)
     }
 
     pub(crate) fn publish(
@@ -713,6 +726,7 @@ impl State {
             clients: self.clients.len(),
             subscriptions: self.subs.len(),
             published: c.published,
+            recorded: c.recorded,
             delivered: c.delivered,
             rejected_topic: c.rejected_topic,
             rejected_payload: c.rejected_payload,

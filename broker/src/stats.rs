@@ -30,6 +30,8 @@ pub struct BrokerStats {
     pub subscriptions: usize,
     /// Messages accepted by publish.
     pub published: u64,
+    /// The shell's own records journalled under reserved topics.
+    pub recorded: u64,
     /// Copies put into subscriber queues.
     pub delivered: u64,
     /// Topics or patterns refused as malformed.

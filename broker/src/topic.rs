@@ -3,6 +3,11 @@
 //!
 //! Parsing is the broker's first line of defence against untrusted input, so every rule here
 //! returns a typed [`TopicError`] and nothing panics (see the `topic` fuzz target).
+//!
+//! Topics whose first segment starts with `$` are *reserved* for the shell's own records (as
+//! MQTT keeps `$SYS` apart): no client may publish, send, subscribe or replay there, whatever its
+//! grants, and no wildcard reaches them, because they never enter the router. Only
+//! [`crate::Broker::record`] writes them, straight to the journal.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +18,13 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SEGMENTS: usize = 32;
 /// Longest topic or pattern, in bytes.
 pub const MAX_TOPIC_BYTES: usize = 1024;
+/// What the first segment of a reserved topic starts with.
+pub const RESERVED_PREFIX: char = '$';
+
+/// Whether `s` names the reserved namespace (its first segment starts with `$`).
+pub fn is_reserved(s: &str) -> bool {
+    s.starts_with(RESERVED_PREFIX)
+}
 
 /// Why a topic or pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -62,6 +74,12 @@ pub enum TopicError {
         /// Zero-based segment index.
         index: usize,
     },
+    /// A client named the reserved namespace (`$...`), which only the shell writes.
+    #[error("topics starting with `$` are reserved for the shell's own records")]
+    Reserved,
+    /// The shell named a record topic outside the reserved namespace.
+    #[error("a record topic must start with `$`")]
+    NotReserved,
 }
 
 /// One segment of a parsed pattern.
@@ -103,9 +121,16 @@ fn check_segment(index: usize, seg: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// Checks a topic a message may be published to, without allocating.
+/// Checks a topic a client may publish to, without allocating: well formed and not reserved.
 pub fn validate_topic(s: &str) -> Result<(), TopicError> {
     check_common(s)?;
+    if is_reserved(s) {
+        return Err(TopicError::Reserved);
+    }
+    check_concrete(s)
+}
+
+fn check_concrete(s: &str) -> Result<(), TopicError> {
     for (index, seg) in s.split('.').enumerate() {
         check_segment(index, seg)?;
         if seg == "*" || seg == "#" {
@@ -120,10 +145,30 @@ pub fn validate_topic(s: &str) -> Result<(), TopicError> {
 pub struct Topic(Arc<str>);
 
 impl Topic {
-    /// Parses a topic a message may be published to: no wildcards.
+    /// Parses a topic a client may publish to: no wildcards, not reserved.
     pub fn parse(s: &str) -> Result<Self, TopicError> {
         validate_topic(s)?;
         Ok(Self(Arc::from(s)))
+    }
+
+    /// Parses a topic of the reserved namespace, where the shell keeps its own records.
+    pub fn reserved(s: &str) -> Result<Self, TopicError> {
+        check_common(s)?;
+        if !is_reserved(s) {
+            return Err(TopicError::NotReserved);
+        }
+        check_concrete(s)?;
+        Ok(Self(Arc::from(s)))
+    }
+
+    /// Parses any concrete topic, reserved or not: for reading what the journal holds.
+    pub fn parse_any(s: &str) -> Result<Self, TopicError> {
+        if is_reserved(s) { Self::reserved(s) } else { Self::parse(s) }
+    }
+
+    /// Whether it is in the reserved namespace.
+    pub fn is_reserved(&self) -> bool {
+        is_reserved(&self.0)
     }
 
     /// Wraps text already checked by [`validate_topic`].
@@ -163,7 +208,7 @@ impl Serialize for Topic {
 impl<'de> Deserialize<'de> for Topic {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Topic::parse(&s).map_err(serde::de::Error::custom)
+        Topic::parse_any(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -178,9 +223,12 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parses a subscription pattern.
+    /// Parses a subscription pattern. Patterns never name the reserved namespace.
     pub fn parse(s: &str) -> Result<Self, TopicError> {
         check_common(s)?;
+        if is_reserved(s) {
+            return Err(TopicError::Reserved);
+        }
         let mut segments: Vec<Segment> = Vec::new();
         for (index, seg) in s.split('.').enumerate() {
             check_segment(index, seg)?;
@@ -215,8 +263,12 @@ impl Pattern {
     }
 
     /// Matches one topic by walking both segment lists. This is the naive matcher: the router's
-    /// reference model in tests and the linear baseline in benchmarks.
+    /// reference model in tests and the linear baseline in benchmarks. No pattern matches a
+    /// reserved topic, not even `#`.
     pub fn matches(&self, topic: &Topic) -> bool {
+        if topic.is_reserved() {
+            return false;
+        }
         let mut segs = [""; MAX_SEGMENTS];
         let mut len = 0;
         for s in topic.segments().take(MAX_SEGMENTS) {

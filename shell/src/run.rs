@@ -65,8 +65,6 @@ struct Shell {
     next_state: std::sync::atomic::AtomicU64,
     /// The FDC3 Desktop Agent.
     agent: Mutex<broker::fdc3::Agent>,
-    /// The shell's own broker client, which journals FDC3 broadcasts and intents.
-    journal_client: Arc<broker::Client>,
     /// What apps may do.
     permissions: Arc<permissions::Permissions>,
 }
@@ -113,7 +111,6 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let agent = fdc3::agent(&manifest);
     let (admin, policy_file) = admin_policy(policy_from_file, &manifest);
     let update_rules = admin.update().cloned().zip(admin.release_checker());
-    let journal_client = Arc::new(broker.connect(None));
     let shell = {
         let _guard = rt.enter();
         Arc::new(Shell {
@@ -134,7 +131,6 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             first_desk,
             next_state: std::sync::atomic::AtomicU64::new(0),
             agent: Mutex::new(agent),
-            journal_client,
             permissions: Arc::new(permissions::Permissions::new(
                 admin,
                 policy_file,

@@ -198,7 +198,7 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<StoredMessage, DecodeError> {
     };
     let len = r.u16("topic length")?;
     let topic_text = r.str(len, "topic")?;
-    let topic = Topic::parse(topic_text).map_err(|e| DecodeError::BadTopic(e.to_string()))?;
+    let topic = Topic::parse_any(topic_text).map_err(|e| DecodeError::BadTopic(e.to_string()))?;
     let original = if flags & COMPRESSED != 0 {
         let n = u32::from_le_bytes(r.array("original payload length")?) as usize;
         if n > MAX_PAYLOAD_BYTES {

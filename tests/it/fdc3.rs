@@ -212,11 +212,19 @@ fn channels_contexts_and_private_channels_through_the_real_shell() {
     wait_js(&shell, b, "ticks.slice().sort().join()", "\"ticks.x=2,ticks.x=3,ticks.y=9\"");
     js(&shell, b, "window.last = [], tessera.bus.subscribe('ticks.x', (d) => last.push(d.n), {replay: 'last'}), true");
     wait_js(&shell, b, "last.join()", "\"3\"");
+
+    // 300 broadcasts fired without waiting: listeners get them in order, and the journal keeps
+    // them in the same order, so a replay rebuilds the right current context.
+    js(&shell, b, "window.burst = [], fdc3.addContextListener('test.burst', (c) => burst.push(c.n)).then(() => true)");
+    js(&shell, a, "for (let n = 0; n < 300; n++) fdc3.broadcast({type: 'test.burst', n}); true");
+    wait_js(&shell, b, "burst.length", "300");
+    assert_eq!(js(&shell, b, "burst.every((n, i) => n === i)"), true);
     drop(shell);
 
-    // Every broadcast went through the journal, with who sent it, and can be replayed.
+    // Every broadcast went through the journal, with who sent it, and can be replayed, under the
+    // shell's reserved topic (no app can see or write it).
     let out = std::process::Command::new(tests::bin("tessera"))
-        .args(["journal", "replay", "--json", "--topic", "fdc3.broadcast", "--profile"])
+        .args(["journal", "replay", "--json", "--topic", "$shell.fdc3.broadcast", "--profile"])
         .arg(&profile)
         .output()
         .unwrap();
@@ -239,6 +247,13 @@ fn channels_contexts_and_private_channels_through_the_real_shell() {
         .collect();
     assert_eq!(tickers, ["AAPL from a", "MSFT from a", "IBM from a"], "{records:#?}");
     assert!(records.iter().any(|r| r["channelId"] == "orders"), "app channel broadcasts are journalled too");
+    let burst: Vec<u64> = records
+        .iter()
+        .filter(|r| r["context"]["type"] == "test.burst")
+        .filter_map(|r| r["context"]["n"].as_u64())
+        .collect();
+    let inversions = burst.windows(2).filter(|w| w[0] > w[1]).count();
+    assert_eq!((burst.len(), inversions, burst.last()), (300, 0, Some(&299)), "journal order: {burst:?}");
 }
 
 /// Presses `keys` in the shell window (the resolver dialog takes the keyboard).

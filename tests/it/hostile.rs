@@ -15,6 +15,9 @@ const ATTACKS: &[(&str, &str)] = &[
     ("h-subscribe-all", "refused: subscribe"),
     ("h-subscribe-orders", "refused: subscribe"),
     ("h-subscribe-fdc3-journal", "refused: subscribe"),
+    ("h-sys-snoop", "saw nothing; refused: subscribe"),
+    ("h-sys-replay", "saw nothing; refused: subscribe"),
+    ("h-sys-forge", "refused: publish $shell.fdc3.broadcast: topics starting with `$` are reserved"),
     ("h-serve", "refused: serve pricing: denied"),
     ("h-send-as-other", "refused: send to watcher: denied"),
     ("h-broadcast-as-other", "rejected: AccessDenied"),
@@ -68,9 +71,15 @@ fn thirty_hostile_pages_each_fail_and_each_attempt_is_audited() {
             "name": "Tessera hostile desk",
             "apps": apps,
             "startup": ["watcher"],
-            "policy": { "rules": [{ "apps": ["watcher"], "allow": [
-                "bus.subscribe:#", "bus.publish", "fdc3.broadcast", "fdc3.raiseIntent", "fdc3.open", "fdc3.appChannel",
-            ] }] },
+            "policy": { "rules": [
+                { "apps": ["watcher"], "allow": [
+                    "bus.subscribe:#", "bus.publish", "fdc3.broadcast", "fdc3.raiseIntent", "fdc3.open", "fdc3.appChannel",
+                ] },
+                // Apps with every grant, to show the shell's records stay out of their reach.
+                { "apps": ["h-sys-snoop", "h-sys-replay", "h-sys-forge"], "allow": [
+                    "bus.subscribe:#", "bus.publish", "fdc3.broadcast", "fdc3.appChannel",
+                ] },
+            ] },
         })
         .to_string(),
     )
@@ -126,5 +135,18 @@ fn thirty_hostile_pages_each_fail_and_each_attempt_is_audited() {
         }
     }
     assert!(missing.is_empty(), "no audit entry for {missing:?}");
+
+    // Nothing forged reached the journal's FDC3 records, and the private contexts are there
+    // for the journal's owner alone.
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["journal", "replay", "--json", "--topic", "$shell.fdc3.broadcast", "--profile"])
+        .arg(&profile)
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records = String::from_utf8_lossy(&out.stdout);
+    assert!(!records.contains("FORGED"), "a forged record reached the journal");
+    assert!(records.contains("LEAKME"), "the shell's own records are journalled");
     assert!(ATTACKS.len() >= 30);
 }

@@ -10,6 +10,7 @@ use crate::dead_letter::DeadLetterReason;
 use crate::ids::{MessageId, TraceId};
 use crate::service_event::{ProviderEvent, ServiceEvent};
 use crate::state::SendOutcome;
+use crate::topic::TopicError;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -731,4 +732,65 @@ fn expired_history_is_not_replayed() {
     let s = c.subscribe("t", SubscribeOptions::default().replay(Replay::History { per_topic: 10 })).unwrap();
     assert_eq!(drain(&s), ["lasting"]);
     assert!(b.dead_letters().is_empty(), "nothing to dead-letter: it was never replayed");
+}
+
+#[test]
+fn records_reach_the_journal_and_nobody_else() {
+    let b = Broker::default();
+    let journal = Arc::new(MemoryJournal::default());
+    b.attach_journal(journal.clone());
+    let app = b.connect(Some(AppId::new("nosy")));
+    let subs: Vec<Subscription> = ["#", "*.fdc3.broadcast", "*.*.broadcast", "shell.#"]
+        .iter()
+        .map(|p| app.subscribe(p, SubscribeOptions::default().replay(Replay::History { per_topic: 100 })).unwrap())
+        .collect();
+    let ack = b.record("$shell.fdc3.broadcast", "{\"secret\":1}", None).unwrap();
+    assert_eq!(ack.wait(ms(1000)), Ok(1));
+    assert_eq!(journal.entries.lock().len(), 1);
+    assert_eq!(b.stats().recorded, 1);
+    for s in &subs {
+        assert!(s.try_recv().is_none(), "{} saw a record", s.pattern().as_str());
+    }
+    // Not in history: a late subscriber replaying everything finds nothing.
+    let late = app.subscribe("#", SubscribeOptions::default().replay(Replay::History { per_topic: 100 })).unwrap();
+    assert!(late.try_recv().is_none());
+    assert!(app.replay("#", 100).unwrap().is_empty());
+    assert!(b.history("$shell.fdc3.broadcast").is_empty());
+
+    // No client may write or read the namespace, whatever it is.
+    for client in [&app, &b.connect(None)] {
+        let reserved = |e: Error| {
+            matches!(
+                e,
+                Error::InvalidTopic { reason: TopicError::Reserved, .. }
+                    | Error::InvalidPattern { reason: TopicError::Reserved, .. }
+            )
+        };
+        assert!(reserved(client.publish("$shell.fdc3.broadcast", "forged", opts().durable()).unwrap_err()));
+        assert!(reserved(client.subscribe("$shell.#", SubscribeOptions::default()).unwrap_err()));
+        assert!(reserved(client.replay("$shell.fdc3.broadcast", 10).unwrap_err()));
+        assert!(reserved(client.send(&Target::App(AppId::new("nosy")), "$shell.x", "x", opts()).unwrap_err()));
+    }
+    assert_eq!(journal.entries.lock().len(), 1, "nothing forged reached the journal");
+    // The shell itself only writes there.
+    assert!(matches!(
+        b.record("fdc3.broadcast", "x", None).unwrap_err(),
+        Error::InvalidTopic { reason: TopicError::NotReserved, .. }
+    ));
+}
+
+#[test]
+fn records_keep_the_order_of_the_calls() {
+    let b = Broker::default();
+    let journal = Arc::new(MemoryJournal::default());
+    b.attach_journal(journal.clone());
+    let acks: Vec<_> = (0..300).map(|n| b.record("$shell.t", format!("{n}"), None).unwrap()).collect();
+    let seqs: Vec<u64> = acks.iter().map(|a| a.wait(ms(1000)).unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn a_record_without_a_journal_is_refused() {
+    let b = Broker::default();
+    assert_eq!(b.record("$shell.t", "x", None).unwrap_err(), Error::NoJournal);
 }

@@ -92,12 +92,18 @@ pub enum Output {
     },
     /// Something to keep in the journal (a broadcast, an intent).
     Record {
-        /// The journal topic.
-        topic: String,
+        /// The journal topic, in the reserved namespace.
+        topic: &'static str,
         /// What happened.
         body: Value,
     },
 }
+
+/// Where the journal keeps the broadcasts the agent delivered: a reserved topic, so no app can
+/// see the records (private channels' contexts among them) or forge one.
+pub const BROADCAST_RECORDS: &str = "$shell.fdc3.broadcast";
+/// Where the journal keeps the intents the agent delivered.
+pub const INTENT_RECORDS: &str = "$shell.fdc3.intent";
 
 /// A target the resolver offers.
 #[derive(Debug, Clone, PartialEq, Eq)]

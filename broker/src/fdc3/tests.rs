@@ -110,7 +110,7 @@ fn broadcasts_reach_listeners_on_the_same_user_channel_only() {
     assert_eq!(news[0]["payload"]["originatingApp"], json!({ "appId": "chart", "instanceId": "1" }));
     assert!(news[0]["meta"]["eventUuid"].is_string());
     assert!(sent(&out, 3).is_empty(), "another channel");
-    assert!(out.iter().any(|o| matches!(o, Output::Record { topic, .. } if topic == "fdc3.broadcast")));
+    assert!(out.iter().any(|o| matches!(o, Output::Record { topic, .. } if *topic == BROADCAST_RECORDS)));
     // The sender's own contact listener does not hear an instrument, nor its own broadcast.
     let (_, out) = ask(
         &mut a,

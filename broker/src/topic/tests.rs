@@ -84,3 +84,27 @@ fn serde_validates() {
     assert!(serde_json::from_str::<Topic>("\"prices..aapl\"").is_err());
     assert!(serde_json::from_str::<Pattern>("\"prices.#\"").is_ok());
 }
+
+#[test]
+fn the_reserved_namespace_is_the_shells_alone() {
+    for input in ["$shell.fdc3.broadcast", "$SYS", "$x.#", "$*", "$shell.*"] {
+        assert_eq!(Pattern::parse(input).unwrap_err(), TopicError::Reserved, "pattern {input:?}");
+        assert_eq!(validate_topic(input).unwrap_err(), TopicError::Reserved, "topic {input:?}");
+        assert!(Topic::parse(input).is_err());
+    }
+    // Only the shell's records name it, and they follow the other rules too.
+    let t = Topic::reserved("$shell.fdc3.broadcast").unwrap();
+    assert!(t.is_reserved());
+    assert_eq!(Topic::parse_any("$shell.fdc3.broadcast").unwrap(), t);
+    assert_eq!(Topic::reserved("fdc3.broadcast").unwrap_err(), TopicError::NotReserved);
+    assert_eq!(Topic::reserved("$shell.#").unwrap_err(), TopicError::WildcardInTopic { index: 1 });
+    assert_eq!(Topic::reserved("$shell..x").unwrap_err(), TopicError::EmptySegment { index: 1 });
+    // A `$` further in is an ordinary character, and wildcards never reach a reserved topic.
+    assert!(Topic::parse("prices.$usd").is_ok());
+    for p in ["#", "*.fdc3.broadcast", "*.*.*"] {
+        assert!(!Pattern::parse(p).unwrap().matches(&t), "{p} must not match a reserved topic");
+    }
+    // Records read back from the journal keep their topic.
+    let json = serde_json::to_string(&t).unwrap();
+    assert_eq!(serde_json::from_str::<Topic>(&json).unwrap(), t);
+}

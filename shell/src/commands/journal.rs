@@ -113,7 +113,7 @@ fn replay(
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     match topic {
         Some(topic) => {
-            broker::Topic::parse(topic).map_err(|e| anyhow::anyhow!("--topic {topic:?}: {e}"))?;
+            broker::Topic::parse_any(topic).map_err(|e| anyhow::anyhow!("--topic {topic:?}: {e}"))?;
             let start = match (from_topic_seq, since) {
                 (_, Some(us)) => TopicStart::Time(broker::Timestamp(us)),
                 (seq, None) => TopicStart::Seq(seq.unwrap_or(1)),

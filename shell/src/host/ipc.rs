@@ -306,6 +306,18 @@ fn permission_for(msg: &HostMsg) -> Option<(policy::Permission, String)> {
     policy::Permission::new(name, Some(scope)).ok().map(|p| (p, context))
 }
 
+/// The topic or pattern of a bus message that names the shell's reserved namespace (`$...`),
+/// with what the app is told it was doing: refused whatever the app's grants.
+fn reserved(msg: &HostMsg) -> Option<(&str, String)> {
+    let (name, context) = match msg {
+        HostMsg::Publish { topic, .. } => (topic, format!("publish {topic}")),
+        HostMsg::Subscribe { sub, pattern, .. } => (pattern, format!("subscribe {sub}")),
+        HostMsg::Send { app, topic, .. } => (topic, format!("send to {app}")),
+        _ => return None,
+    };
+    broker::topic::is_reserved(name).then_some((name.as_str(), context))
+}
+
 /// Passes `msg` on if the gate allows it; refuses it to the host if not; if the user is being
 /// asked, holds it and sends it back through `retry` once allowed.
 async fn admit(
@@ -316,6 +328,12 @@ async fn admit(
     retry: &flume::Sender<HostMsg>,
 ) -> Option<HostMsg> {
     let Some((gate, instance)) = gate else { return Some(msg) };
+    if let Some((name, context)) = reserved(&msg) {
+        gate.refused(*instance, app, "bus.reserved", &broker::echo(name));
+        let error = broker::TopicError::Reserved.to_string();
+        let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+        return None;
+    }
     let Some((permission, context)) = permission_for(&msg) else { return Some(msg) };
     match gate.check(*instance, app, &permission) {
         Access::Allow => Some(msg),

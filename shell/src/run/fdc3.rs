@@ -1,9 +1,12 @@
 //! The FDC3 agent's wiring: app events in, the agent's outputs carried out (messages to app
 //! hosts, launches, the resolver dialog, channel chips, journal records).
+//!
+//! Journal records are written while the agent is still locked ([`decide`]), so the journal
+//! holds them in the order the agent decided them, whichever task asked; they go straight to
+//! the journal under reserved topics, never through the bus.
 
 use std::sync::Arc;
 
-use broker::MessageOptions;
 use broker::fdc3::{Agent, Output};
 use compositor::{Command as UiCommand, ResolverChoice, ResolverRequest};
 use protocol::wire::ShellMsg;
@@ -33,6 +36,25 @@ fn channel_number(id: &str) -> Option<u8> {
     id.strip_prefix("fdc3.channel.")?.parse().ok()
 }
 
+/// Asks the agent something and journals the records it makes before anyone else may ask: the
+/// rest of its answer is for [`exec`].
+pub(super) fn decide(shell: &Shell, ask: impl FnOnce(&mut Agent, u64) -> Vec<Output>) -> Vec<Output> {
+    let mut agent = shell.agent.lock();
+    let mut outputs = ask(&mut agent, broker::Timestamp::now().millis());
+    outputs.retain(|o| match o {
+        Output::Record { topic, body } => {
+            // The commit is not awaited: a journal that fails stops and refuses what follows,
+            // which is reported here.
+            if let Err(e) = shell.broker.record(topic, body.to_string(), None) {
+                tracing::warn!(%topic, "could not journal an FDC3 record: {e}");
+            }
+            false
+        }
+        _ => true,
+    });
+    outputs
+}
+
 /// Runs the agent's answer to something.
 pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
     let mut queue: std::collections::VecDeque<Output> = outputs.into();
@@ -51,7 +73,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
                         None
                     }
                 };
-                queue.extend(shell.agent.lock().launched(launch, result, broker::Timestamp::now().millis()));
+                queue.extend(decide(shell, |agent, now| agent.launched(launch, result, now)));
             }
             Output::Resolve { resolve, intent, context_type, choices } => {
                 let choices = choices
@@ -92,14 +114,8 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
             Output::Refused { instance, app, request, error } => {
                 shell.permissions.refused(instance, &app, "fdc3.refused", &format!("{request}: {error}"));
             }
-            Output::Record { topic, body } => {
-                let client = shell.journal_client.clone();
-                tokio::spawn(async move {
-                    let opts = MessageOptions { durable: true, ..MessageOptions::default() };
-                    if let Err(e) = client.publish_async(&topic, body.to_string().into_bytes(), opts).await {
-                        tracing::warn!(%topic, "could not journal an FDC3 record: {e}");
-                    }
-                });
+            Output::Record { topic, .. } => {
+                tracing::error!(%topic, "an FDC3 record bypassed the journal; it was dropped");
             }
         }
     }
@@ -108,7 +124,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
 /// Sets an instance's user channel from the window or a workspace (`None`: no channel).
 pub(super) fn link(shell: &Shell, instance: u64, channel: Option<u8>) {
     let id = channel.map(channel_id);
-    let outputs = shell.agent.lock().set_channel(instance, id.as_deref(), broker::Timestamp::now().millis());
+    let outputs = decide(shell, |agent, now| agent.set_channel(instance, id.as_deref(), now));
     match channel {
         Some(c) => shell.channels.lock().insert(instance, c),
         None => shell.channels.lock().remove(&instance),
@@ -125,15 +141,17 @@ pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
                 let Ok(event) = event else { return };
                 handle(&shell, event)
             }
-            _ = tick.tick() => shell.agent.lock().sweep(broker::Timestamp::now().millis()),
+            _ = tick.tick() => decide(&shell, Agent::sweep),
         };
         exec(&shell, outputs);
     }
 }
 
 fn handle(shell: &Arc<Shell>, event: AppEvent) -> Vec<Output> {
-    let now = broker::Timestamp::now().millis();
-    let mut agent = shell.agent.lock();
+    decide(shell, |agent, now| answer(shell, agent, event, now))
+}
+
+fn answer(shell: &Shell, agent: &mut Agent, event: AppEvent, now: u64) -> Vec<Output> {
     match event {
         AppEvent::Fdc3 { instance, app, request: Ok(request) } => agent.handle_request(instance, &app, &request, now),
         AppEvent::Fdc3 { instance, app, request: Err(e) } => {

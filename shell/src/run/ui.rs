@@ -67,7 +67,7 @@ pub(super) async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiE
             }
             UiEvent::ResolverAnswered { id, choice } => {
                 tracing::info!(id, ?choice, "resolver answered");
-                let outputs = shell.agent.lock().resolved(id, choice, broker::Timestamp::now().millis());
+                let outputs = fdc3::decide(&shell, |agent, now| agent.resolved(id, choice, now));
                 fdc3::exec(&shell, outputs);
             }
             UiEvent::Bounds { key, window, rect } => {

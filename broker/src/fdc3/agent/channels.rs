@@ -165,7 +165,7 @@ impl Agent {
             out.push(Output::Send { to, message });
         }
         out.push(Output::Record {
-            topic: "fdc3.broadcast".to_owned(),
+            topic: super::BROADCAST_RECORDS,
             body: json!({ "channelId": id, "context": context, "source": source }),
         });
         Ok(json!({}))

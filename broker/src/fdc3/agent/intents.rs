@@ -307,7 +307,7 @@ impl Agent {
             Ok(json!({ "intentResolution": { "source": resolved, "intent": intent } })),
         );
         out.push(Output::Record {
-            topic: "fdc3.intent".to_owned(),
+            topic: super::INTENT_RECORDS,
             body: json!({ "intent": intent, "context": raise.context, "source": source, "target": resolved }),
         });
         self.owed.insert(

@@ -107,11 +107,19 @@ impl Broker {
     /// Journals one of the shell's own records under a reserved topic (`$...`): stamped and
     /// numbered like a message, but never routed, kept in history or replayed to a client, so
     /// no app sees it whatever its grants. Records are appended in the order of the calls; the
-    /// ack completes after the commit.
+    /// ack completes after the commit, which may wait briefly to share it with other records
+    /// ([`Journal::append_lazy`]; [`Broker::flush_journal`] commits at once).
     pub fn record(&self, topic: &str, payload: impl Into<Payload>, trace: Option<TraceId>) -> Result<CommitAck> {
         let topic = Topic::reserved(topic)
             .map_err(|reason| Error::InvalidTopic { topic: crate::error::echo(topic), reason })?;
         self.shared.state.lock().record(topic, payload.into(), trace)
+    }
+
+    /// Commits what the journal holds (records linger briefly for company); call it before
+    /// exiting.
+    pub fn flush_journal(&self, timeout: Duration) -> Result<()> {
+        let journal = self.shared.state.lock().journal.clone();
+        journal.map_or(Ok(()), |j| j.flush(timeout))
     }
 
     /// Expires offline messages and overdue service calls; call it every few hundred ms.

@@ -15,6 +15,18 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// Called with the broker's lock held, in acceptance order: implementations hand the
     /// envelope to their writer and must not block on I/O here.
     fn append(&self, envelope: &Arc<Envelope>) -> Result<CommitAck>;
+
+    /// Like [`Journal::append`] for a record whose commit nobody waits on: the journal may hold
+    /// it briefly to share a commit with others, keeping it in order with every other append.
+    fn append_lazy(&self, envelope: &Arc<Envelope>) -> Result<CommitAck> {
+        self.append(envelope)
+    }
+
+    /// Commits everything appended so far, waiting up to `timeout`.
+    fn flush(&self, timeout: Duration) -> Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
 }
 
 /// The publisher's end of a pending commit.

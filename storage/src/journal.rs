@@ -7,6 +7,11 @@
 //! is refused with [`Error::JournalStopped`] until the journal is reopened, so an
 //! acknowledgement always means "on disk".
 //!
+//! Lazy appends ([`Journal::append_lazy`]: the shell's own records, whose commit nobody awaits)
+//! may wait up to `lazy_linger` for company, so a stream of them costs one commit per linger
+//! rather than one each; any other append or a [`Journal::flush`] commits them at once, and so
+//! does closing the journal.
+//!
 //! Retention (by age and by size) runs in the same thread between batches, a bounded number of
 //! records per step, so it never stalls writers for long.
 
@@ -37,6 +42,8 @@ pub struct JournalConfig {
     /// How long a commit may wait for more messages after the first (zero: commit what is
     /// queued at once; batches still grow while the previous commit is in flight).
     pub max_wait: Duration,
+    /// How long a batch of lazy appends alone may wait for more before it is committed.
+    pub lazy_linger: Duration,
     /// Appends waiting for the writer before new ones are refused.
     pub queue_capacity: usize,
     /// Records older than this are removed.
@@ -55,6 +62,7 @@ impl Default for JournalConfig {
             max_batch: 1024,
             max_batch_bytes: 1 << 20,
             max_wait: Duration::ZERO,
+            lazy_linger: Duration::from_millis(20),
             queue_capacity: 65_536,
             retention_age: Duration::from_secs(7 * 24 * 3600),
             retention_bytes: 1 << 30,
@@ -127,7 +135,36 @@ impl VerifyReport {
 }
 
 enum Job {
-    Append(Arc<Envelope>, CommitSignal),
+    /// A message to commit; `lazy`: nobody waits on its commit, so it may linger for company.
+    Append(Arc<Envelope>, CommitSignal, bool),
+    /// Commit what was queued before it, now.
+    Flush(CommitSignal),
+}
+
+/// What the writer has taken for its next commit.
+#[derive(Default)]
+struct Pending {
+    batch: Vec<(Arc<Envelope>, CommitSignal)>,
+    flushes: Vec<CommitSignal>,
+    bytes: usize,
+    /// Something in it is awaited: commit within `max_wait`, not `lazy_linger`.
+    urgent: bool,
+}
+
+impl Pending {
+    fn take(&mut self, job: Job) {
+        match job {
+            Job::Append(env, signal, lazy) => {
+                self.bytes += env.payload.len();
+                self.urgent |= !lazy;
+                self.batch.push((env, signal));
+            }
+            Job::Flush(signal) => {
+                self.urgent = true;
+                self.flushes.push(signal);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -186,7 +223,8 @@ pub struct Journal {
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Job::Append(env, _) => write!(f, "Append({})", env.id),
+            Job::Append(env, _, lazy) => write!(f, "Append({}, lazy: {lazy})", env.id),
+            Job::Flush(_) => f.write_str("Flush"),
         }
     }
 }
@@ -231,12 +269,28 @@ impl Journal {
 
     /// Queues a message; the ack completes with its journal sequence after the commit.
     pub fn append(&self, envelope: &Arc<Envelope>) -> Result<CommitAck> {
+        self.queue(|signal| Job::Append(Arc::clone(envelope), signal, false))
+    }
+
+    /// Queues a message whose commit nobody waits for: it may linger up to `lazy_linger` to
+    /// share a commit with others. Order is kept with every other append.
+    pub fn append_lazy(&self, envelope: &Arc<Envelope>) -> Result<CommitAck> {
+        self.queue(|signal| Job::Append(Arc::clone(envelope), signal, true))
+    }
+
+    /// Commits everything queued so far and waits up to `timeout` for it.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let ack = self.queue(Job::Flush)?;
+        ack.wait(timeout).map(|_| ()).map_err(|e| Error::JournalStopped { reason: e.to_string() })
+    }
+
+    fn queue(&self, job: impl FnOnce(CommitSignal) -> Job) -> Result<CommitAck> {
         if let Some(reason) = self.inner.live.lock().stopped.clone() {
             return Err(Error::JournalStopped { reason });
         }
         let (signal, ack) = CommitAck::pair();
         let tx = self.inner.tx.as_ref().ok_or(Error::JournalStopped { reason: "closed".into() })?;
-        match tx.try_send(Job::Append(Arc::clone(envelope), signal)) {
+        match tx.try_send(job(signal)) {
             Ok(()) => Ok(ack),
             Err(flume::TrySendError::Full(_)) => Err(Error::QueueFull { capacity: self.inner.capacity }),
             Err(flume::TrySendError::Disconnected(_)) => {
@@ -343,10 +397,22 @@ impl Journal {
 
 impl broker::Journal for Journal {
     fn append(&self, envelope: &Arc<Envelope>) -> broker::Result<CommitAck> {
-        Journal::append(self, envelope).map_err(|e| match e {
-            Error::QueueFull { .. } => broker::Error::JournalBusy,
-            other => broker::Error::Journal { reason: other.to_string() },
-        })
+        Journal::append(self, envelope).map_err(port_error)
+    }
+
+    fn append_lazy(&self, envelope: &Arc<Envelope>) -> broker::Result<CommitAck> {
+        Journal::append_lazy(self, envelope).map_err(port_error)
+    }
+
+    fn flush(&self, timeout: Duration) -> broker::Result<()> {
+        Journal::flush(self, timeout).map_err(port_error)
+    }
+}
+
+fn port_error(e: Error) -> broker::Error {
+    match e {
+        Error::QueueFull { .. } => broker::Error::JournalBusy,
+        other => broker::Error::Journal { reason: other.to_string() },
     }
 }
 
@@ -495,7 +561,7 @@ impl Writer {
     }
 
     fn run(&mut self, rx: &flume::Receiver<Job>) {
-        let mut batch: Vec<(Arc<Envelope>, CommitSignal)> = Vec::with_capacity(self.cfg.max_batch);
+        let mut pending = Pending { batch: Vec::with_capacity(self.cfg.max_batch), ..Pending::default() };
         loop {
             // Idle, the writer wakes every second for age retention; over the size limit it
             // keeps trimming in small steps between (and without waiting for) new messages.
@@ -509,34 +575,37 @@ impl Writer {
                 Err(flume::RecvTimeoutError::Disconnected) => break,
             };
             let started = Instant::now();
-            let Job::Append(env, signal) = first;
-            let mut bytes = env.payload.len();
-            batch.push((env, signal));
-            let full =
-                |batch: &Vec<_>, bytes: usize| batch.len() >= self.cfg.max_batch || bytes >= self.cfg.max_batch_bytes;
+            pending.take(first);
+            let full = |p: &Pending| {
+                p.batch.len() >= self.cfg.max_batch || p.bytes >= self.cfg.max_batch_bytes || !p.flushes.is_empty()
+            };
             loop {
-                while !full(&batch, bytes) {
+                while !full(&pending) {
                     match rx.try_recv() {
-                        Ok(Job::Append(env, signal)) => {
-                            bytes += env.payload.len();
-                            batch.push((env, signal));
-                        }
+                        Ok(job) => pending.take(job),
                         Err(_) => break,
                     }
                 }
-                let deadline = started + self.cfg.max_wait;
-                if full(&batch, bytes) || Instant::now() >= deadline {
+                let wait = if pending.urgent { self.cfg.max_wait } else { self.cfg.lazy_linger };
+                let deadline = started + wait;
+                if full(&pending) || Instant::now() >= deadline {
                     break;
                 }
                 match rx.recv_deadline(deadline) {
-                    Ok(Job::Append(env, signal)) => {
-                        bytes += env.payload.len();
-                        batch.push((env, signal));
-                    }
+                    Ok(job) => pending.take(job),
                     Err(_) => break,
                 }
             }
-            self.commit(&mut batch);
+            self.commit(&mut pending.batch);
+            let stopped = self.live.lock().stopped.clone();
+            for signal in pending.flushes.drain(..) {
+                signal.complete(match &stopped {
+                    Some(reason) => Err(broker::Error::Journal { reason: format!("journal stopped: {reason}") }),
+                    None => Ok(0),
+                });
+            }
+            pending.bytes = 0;
+            pending.urgent = false;
             // One bounded step per commit keeps up with the inflow without stalling it.
             self.retention_step();
         }

@@ -191,3 +191,54 @@ fn a_message_that_cannot_be_stored_fails_alone() {
     assert_eq!(ok.commit.unwrap().wait(WAIT), Ok(1));
     assert!(journal.stats().unwrap().stopped.is_none());
 }
+
+#[test]
+fn records_linger_for_company_and_anything_awaited_takes_them_along() {
+    let dir = tempfile::tempdir().unwrap();
+    // A linger long enough that only the triggers under test can end it.
+    let cfg = JournalConfig { lazy_linger: Duration::from_secs(30), ..JournalConfig::default() };
+    let (_p, journal) = open(dir.path(), cfg);
+    let b = Broker::default();
+    b.attach_journal(Arc::new(journal.clone()));
+    let records: Vec<_> = (0..50).map(|i| b.record("$shell.r", i.to_string(), None).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(records[0].try_wait().is_none(), "records wait for company");
+    assert_eq!(journal.stats().unwrap().count, 0);
+    // A durable publish is awaited: it commits at once, and the records before it with it.
+    let c = b.connect(None);
+    let seq = c.publish("t", "now", durable()).unwrap().commit.unwrap().wait(WAIT).unwrap();
+    assert_eq!(seq, 51);
+    let seqs: Vec<u64> = records.iter().map(|a| a.wait(WAIT).unwrap()).collect();
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "in the order they were made");
+    assert_eq!(journal.stats().unwrap().commits, 1);
+
+    // A flush commits what lingers; so does closing the journal.
+    let more = b.record("$shell.r", "flushed", None).unwrap();
+    b.flush_journal(WAIT).unwrap();
+    assert_eq!(more.try_wait(), Some(Ok(52)));
+    let last = b.record("$shell.r", "closed", None).unwrap();
+    drop((c, b, journal));
+    assert_eq!(last.wait(WAIT), Ok(53));
+    let (_p2, journal) = {
+        drop(_p);
+        open(dir.path(), JournalConfig::default())
+    };
+    let kept = journal.replay_topic("$shell.r", TopicStart::Seq(1), usize::MAX).unwrap();
+    assert_eq!(kept.len(), 52);
+    assert_eq!(kept.last().unwrap().envelope.payload.as_bytes(), b"closed");
+}
+
+#[test]
+fn records_alone_commit_after_the_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = JournalConfig { lazy_linger: Duration::from_millis(50), ..JournalConfig::default() };
+    let (_p, journal) = open(dir.path(), cfg);
+    let b = Broker::default();
+    b.attach_journal(Arc::new(journal.clone()));
+    let acks: Vec<_> = (0..200).map(|i| b.record("$shell.r", i.to_string(), None).unwrap()).collect();
+    for a in &acks {
+        a.wait(WAIT).unwrap();
+    }
+    let stats = journal.stats().unwrap();
+    assert!(stats.commits <= 3, "{} commits for 200 records", stats.commits);
+}

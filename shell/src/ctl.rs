@@ -3,7 +3,10 @@
 //! One JSON request per connection, one line; the answer is one line
 //! `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`. `subscribe` answers, then
 //! streams one JSON line per message until either side hangs up. The socket lives in a 0700
-//! directory and is itself 0600: only the user who runs the shell can drive it.
+//! directory and is itself 0600: only the user who runs the shell can drive it; both ends refuse a
+//! directory that is not the user's own and a peer of another uid ([`runtime_dir`]).
+
+pub mod runtime_dir;
 
 use std::path::PathBuf;
 

@@ -82,6 +82,11 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     if let Some(code) = crate::commands::update::guard(args.policy.as_deref()) {
         return Ok(code == 0);
     }
+    let socket = args.socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
+    // Before anything is opened: a socket directory someone else controls stops the start.
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        shell::ctl::runtime_dir::prepare(dir)?;
+    }
     let profile_path = crate::profile::dir(&args.profile)?;
     let profile =
         Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
@@ -101,7 +106,6 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let socket = args.socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
     let listener = rt.block_on(async { bind(&socket).await })?;
 
     let (ui_tx, ui_rx) = flume::bounded::<UiEvent>(1024);
@@ -141,10 +145,18 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             )),
         })
     };
-    start_tasks(&rt, &shell, args, Tasks { ui_events: ui_rx, ctl: listener, appd_cache, update_rules });
+    start_tasks(
+        &rt,
+        &shell,
+        args,
+        Tasks { ui_events: ui_rx, ctl: listener, ctl_path: socket.clone(), appd_cache, update_rules },
+    );
 
     let result = window.run();
     rt.block_on(shell.supervisor.shutdown());
+    if let Err(e) = shell.broker.flush_journal(Duration::from_secs(5)) {
+        tracing::error!("the journal's last records may be lost: {e}");
+    }
     drop(profile);
     let _ = std::fs::remove_file(&socket);
     // A blocking task still at work (an update check waiting on the network) does not hold up
@@ -158,6 +170,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
 struct Tasks {
     ui_events: flume::Receiver<UiEvent>,
     ctl: UnixListener,
+    ctl_path: PathBuf,
     appd_cache: PathBuf,
     update_rules: Option<(policy::UpdateRules, policy::signing::Checker)>,
 }
@@ -166,7 +179,7 @@ struct Tasks {
 /// the control socket, signals, updates, the broker's sweep, App Directory refreshes, the
 /// timed exit and the window's quit.
 fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs, tasks: Tasks) {
-    let Tasks { ui_events: ui_rx, ctl: listener, appd_cache, update_rules } = tasks;
+    let Tasks { ui_events: ui_rx, ctl: listener, ctl_path, appd_cache, update_rules } = tasks;
     let handle = shell.ui.clone();
     if !shell.manifest.read().directory_urls.is_empty() {
         rt.spawn(refresh_directories(
@@ -192,7 +205,7 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
     rt.spawn(window_events(Arc::clone(shell), ui_rx));
     rt.spawn(tiles(Arc::clone(shell)));
     rt.spawn(workspace::autosave(Arc::clone(shell), Arc::clone(&shell.dirty)));
-    rt.spawn(serve_ctl(Arc::clone(shell), listener));
+    rt.spawn(serve_ctl(Arc::clone(shell), listener, ctl_path));
     rt.spawn(quit_on_signal(Arc::clone(shell)));
     if let Some(install) = update::install::Install::locate() {
         rt.spawn(updates::run(Arc::clone(shell), install, update_rules));
@@ -235,13 +248,9 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
 /// Binds the control socket: its directory 0700, the socket 0600, and a stale socket from a
 /// shell that died replaced (a live one is an error).
 async fn bind(path: &Path) -> Result<UnixListener> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        shell::ctl::runtime_dir::prepare(dir)?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {

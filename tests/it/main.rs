@@ -14,6 +14,7 @@ mod hostile;
 mod journal_crash;
 mod layout;
 mod permissions;
+mod runtime_dir;
 mod supervisor;
 mod update;
 mod vault;

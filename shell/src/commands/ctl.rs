@@ -40,8 +40,13 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
             Request::GrantsRevoke { app: app.clone(), permission: permission.clone() }
         }
     };
+    // Talk only to a shell of this user, in a directory nobody else controls.
+    if let Some(dir) = socket.parent().filter(|d| d.is_dir()) {
+        shell::ctl::runtime_dir::check(dir)?;
+    }
     let mut stream = UnixStream::connect(&socket)
         .with_context(|| format!("no shell is listening on {} (is `tessera run` up?)", socket.display()))?;
+    shell::ctl::runtime_dir::check_peer(&stream, &socket)?;
     let mut line = serde_json::to_vec(&request)?;
     line.push(b'\n');
     stream.write_all(&line).context("sending the request")?;

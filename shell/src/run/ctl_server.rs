@@ -15,10 +15,15 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::*;
 
-pub(super) async fn serve_ctl(shell: Arc<Shell>, listener: UnixListener) {
+pub(super) async fn serve_ctl(shell: Arc<Shell>, listener: UnixListener, path: std::path::PathBuf) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                // Only the user who runs the shell may drive it, whatever the socket's mode.
+                if let Err(e) = shell::ctl::runtime_dir::check_peer(&stream, &path) {
+                    tracing::warn!("refused a control connection: {e}");
+                    continue;
+                }
                 let shell = Arc::clone(&shell);
                 tokio::spawn(async move {
                     if let Err(e) = ctl_connection(shell, stream).await {

@@ -456,6 +456,11 @@ impl ApplicationHandler<Command> for App {
                     return;
                 }
             }
+            Command::SetServices(rows) => {
+                if !self.desk.set_services(rows) {
+                    return;
+                }
+            }
             Command::SetGrants(rows) => {
                 if !self.desk.set_grants(rows) {
                     return;

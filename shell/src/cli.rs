@@ -630,6 +630,12 @@ pub(crate) enum CtlCommand {
     /// Workspaces: the desk's layout, apps and channels, saved by name.
     #[command(subcommand)]
     Layout(LayoutCommand),
+    /// The shell's services (the audit log, ...) and its apps; exit 1 when any is not well.
+    Health {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the permission prompts waiting for an answer.
     Prompts {
         /// Print JSON.

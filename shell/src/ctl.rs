@@ -73,6 +73,8 @@ pub enum Request {
     },
     /// The saved workspaces.
     LayoutList,
+    /// The shell's own services (the audit log, ...) and each app's state.
+    Health,
     Prompts,
     Prompt {
         id: u64,

@@ -67,6 +67,8 @@ struct Shell {
     agent: Mutex<broker::fdc3::Agent>,
     /// What apps may do.
     permissions: Arc<permissions::Permissions>,
+    /// Whether the audit log records, and where its key is or why it is off.
+    audit: startup::AuditStatus,
 }
 
 /// How long an App Directory server has to answer.
@@ -85,7 +87,11 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let socket = args.socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
     // Before anything is opened: a socket directory someone else controls stops the start.
     if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-        shell::ctl::runtime_dir::prepare(dir)?;
+        if args.socket.ctl_socket.is_some() {
+            shell::ctl::runtime_dir::prepare_named(dir)?;
+        } else {
+            shell::ctl::runtime_dir::prepare(dir)?;
+        }
     }
     let profile_path = crate::profile::dir(&args.profile)?;
     let profile =
@@ -135,12 +141,13 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             first_desk,
             next_state: std::sync::atomic::AtomicU64::new(0),
             agent: Mutex::new(agent),
+            audit: audit.status.clone(),
             permissions: Arc::new(permissions::Permissions::new(
                 admin,
                 policy_file,
                 profile.clone(),
                 handle.clone(),
-                audit.clone(),
+                audit.log.clone(),
                 policy_trust,
             )),
         })
@@ -154,6 +161,12 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
 
     let result = window.run();
     rt.block_on(shell.supervisor.shutdown());
+    // A head over everything this session recorded, so no entry is left unvouched for.
+    if let Some(log) = &audit.log
+        && let Err(e) = log.sign_pending()
+    {
+        tracing::error!("could not sign the audit log's head at shutdown: {e}");
+    }
     if let Err(e) = shell.broker.flush_journal(Duration::from_secs(5)) {
         tracing::error!("the journal's last records may be lost: {e}");
     }
@@ -189,6 +202,7 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
         ));
     }
     shell.permissions.set_apps(app_facts(&shell.manifest.read()));
+    shell.ui.send(UiCommand::SetServices(ui::services(shell)));
     let policy_from = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file()));
     shell.permissions.record(
         "admin-policy",
@@ -245,13 +259,10 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
     }
 }
 
-/// Binds the control socket: its directory 0700, the socket 0600, and a stale socket from a
-/// shell that died replaced (a live one is an error).
+/// Binds the control socket (its directory already made and checked): the socket 0600, and a
+/// stale socket from a shell that died replaced (a live one is an error).
 async fn bind(path: &Path) -> Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        shell::ctl::runtime_dir::prepare(dir)?;
-    }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             bail!("another shell is already listening on {}", path.display());

@@ -296,6 +296,15 @@ impl AuditLog {
         if due { self.sign_head().map(Some) } else { Ok(None) }
     }
 
+    /// Signs a head if any entry is not covered by one yet, whatever the interval: for shutdown.
+    pub fn sign_pending(&self) -> Result<Option<SignedTreeHead>> {
+        let st = self.state.lock();
+        let stored = self.stored_frontier()?.map_or(st.frontier.size(), |f| f.size());
+        let pending = stored > st.last_head_size;
+        drop(st);
+        if pending { self.sign_head().map(Some) } else { Ok(None) }
+    }
+
     /// Signs the current head now, stores it and appends it to `audit/heads.jsonl`.
     pub fn sign_head(&self) -> Result<SignedTreeHead> {
         let mut st = self.state.lock();
@@ -357,6 +366,8 @@ pub struct AuditReport {
     pub heads_checked: u64,
     /// The largest size a valid head vouches for.
     pub covered_by_heads: u64,
+    /// Entries after that: no signed head vouches for them, so changing them would go unseen.
+    pub not_covered: u64,
     /// Every problem; empty means the log matches every head.
     pub problems: Vec<String>,
 }
@@ -457,6 +468,7 @@ pub fn verify(profile: &Profile, key: &VerifyingKey, extra: Option<&SignedTreeHe
         let _ = size;
     }
     report.entries = frontier.size();
+    report.not_covered = report.entries.saturating_sub(report.covered_by_heads);
     report.root_hash = hex(&frontier.root());
     Ok(report)
 }

@@ -229,9 +229,8 @@ impl KeySource for MemoryKeys {
     }
 }
 
-/// The key source a profile's vault uses: the admin policy's key file if it names one,
-/// else the chosen OS keyring. Fails closed, naming what is missing, when the keyring does
-/// not answer.
+/// The key source a profile's vault uses: the key file if one is given, else the chosen OS
+/// keyring. Fails closed, naming what is missing, when the keyring does not answer.
 pub fn key_source(key_file: Option<&Path>, keyring: KeyringKind) -> Result<Arc<dyn KeySource>> {
     if let Some(path) = key_file {
         return Ok(Arc::new(KeyFileKeys::new(path)));
@@ -241,7 +240,7 @@ pub fn key_source(key_file: Option<&Path>, keyring: KeyringKind) -> Result<Arc<d
         Err(Error::Keyring { detail }) => Err(Error::NoKeyring {
             detail: format!(
                 "{detail}. Start a Secret Service (for example gnome-keyring, unlocked, on the session bus), \
-                 choose keyutils, or have the admin policy name a key file"
+                 choose keyutils (--keyring keyutils), or give a key file (--key-file)"
             ),
         }),
         Err(other) => Err(other),

@@ -5,6 +5,7 @@
 
 mod architecture;
 mod audit;
+mod audit_keyring;
 mod cli;
 mod demo;
 mod e2e;

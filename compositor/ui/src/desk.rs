@@ -166,6 +166,7 @@ pub struct Desk {
     grants: Vec<GrantRow>,
     side: Option<Side>,
     update: Option<crate::UpdateBanner>,
+    services: Vec<crate::ServiceRow>,
 }
 
 impl Desk {
@@ -185,6 +186,15 @@ impl Desk {
     pub fn set_grants(&mut self, rows: Vec<GrantRow>) -> bool {
         self.grants = rows;
         self.side == Some(Side::Settings)
+    }
+
+    /// The shell's own services, for the health view and the red bars; whether that changed.
+    pub fn set_services(&mut self, rows: Vec<crate::ServiceRow>) -> bool {
+        if self.services == rows {
+            return false;
+        }
+        self.services = rows;
+        true
     }
 
     /// What the shell bar says about updates; whether that changed.
@@ -213,6 +223,7 @@ impl Desk {
             grants: Vec::new(),
             side: None,
             update: None,
+            services: Vec::new(),
         }
     }
 
@@ -513,11 +524,21 @@ impl Desk {
                 });
             });
         });
+        for (i, s) in self.services.iter().filter(|s| !s.ok).enumerate() {
+            let frame = egui::Frame::new().fill(theme::ERROR).inner_margin(egui::Margin::symmetric(10, 4));
+            egui::Panel::top(egui::IdSalt::new(("service-alert", i))).frame(frame).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(egui::RichText::new(format!("⚠ {}:", s.name)).strong().color(egui::Color32::WHITE));
+                    ui.add(egui::Label::new(egui::RichText::new(&s.detail).color(egui::Color32::WHITE)).truncate())
+                        .on_hover_text(&s.detail);
+                });
+            });
+        }
         if let Some(side) = self.side {
             egui::Panel::right("side-panel").default_size(460.0).min_size(300.0).resizable(true).show(ui, |ui| {
                 ui.add_space(6.0);
                 match side {
-                    Side::Health => crate::panels::health(ui, &self.health),
+                    Side::Health => crate::panels::health(ui, &self.services, &self.health),
                     Side::Settings => {
                         if let Some(grant) = crate::panels::settings(ui, &self.grants) {
                             events.push(UiEvent::RevokeGrant(grant));

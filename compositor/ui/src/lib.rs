@@ -24,7 +24,7 @@ mod tiles;
 pub use desk::{Desk, Opening, Surface};
 pub use dialogs::{ConsentAnswer, ConsentRequest, ResolverChoice, ResolverRequest};
 pub use layout::{Direction, LayoutNode};
-pub use panels::{GrantRow, HealthRow};
+pub use panels::{GrantRow, HealthRow, ServiceRow};
 
 /// A rectangle in the shell window, in physical pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -153,6 +153,9 @@ pub enum Command {
     GetLayout(flume::Sender<LayoutSnapshot>),
     /// The health view's rows (drawn only while it is open).
     SetHealth(Vec<HealthRow>),
+    /// The state of the shell's own services (the audit log, ...): the health view lists them,
+    /// and each that is not ok is a red bar under the shell bar.
+    SetServices(Vec<ServiceRow>),
     /// The remembered permission answers the settings view lists.
     SetGrants(Vec<GrantRow>),
     /// Ask the user for a permission (prompts queue up and show one at a time).

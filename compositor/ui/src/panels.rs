@@ -6,6 +6,18 @@ use egui::RichText;
 
 use crate::theme;
 
+/// One of the shell's own services in the health view (the audit log, ...); one that is not
+/// ok also shows as a red bar under the shell bar until it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRow {
+    /// What it is ("Audit log").
+    pub name: String,
+    /// Whether it works.
+    pub ok: bool,
+    /// One line: its state, or what is wrong and what it means.
+    pub detail: String,
+}
+
 /// One app instance in the health view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthRow {
@@ -56,8 +68,23 @@ pub enum Side {
 }
 
 /// The health view.
-pub fn health(ui: &mut egui::Ui, rows: &[HealthRow]) {
+pub fn health(ui: &mut egui::Ui, services: &[ServiceRow], rows: &[HealthRow]) {
     ui.heading("Health");
+    if !services.is_empty() {
+        egui::Grid::new("services").num_columns(3).spacing([12.0, 4.0]).show(ui, |ui| {
+            for s in services {
+                let (mark, colour) = if s.ok { ("●", theme::RUNNING) } else { ("●", theme::ERROR) };
+                ui.label(RichText::new(mark).color(colour));
+                ui.label(RichText::new(&s.name).strong());
+                ui.add(
+                    egui::Label::new(RichText::new(&s.detail).color(if s.ok { theme::DIM } else { theme::ERROR }))
+                        .wrap(),
+                );
+                ui.end_row();
+            }
+        });
+        ui.add_space(6.0);
+    }
     ui.label(
         RichText::new("Each app runs in its own process; these figures include its web processes.")
             .small()

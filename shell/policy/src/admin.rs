@@ -103,6 +103,28 @@ pub struct PolicyFile {
     /// Where updates come from and when; the release keys are the `signing` section's.
     #[serde(default)]
     pub update: Option<UpdateRules>,
+    /// How the audit log must be kept.
+    #[serde(default)]
+    pub audit: AuditRules,
+}
+
+/// The admin policy's audit rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditRules {
+    /// Refuse to start when the audit log cannot be opened (default: start, with a red bar).
+    #[serde(default)]
+    pub required: bool,
+    /// When the chosen keyring does not answer, keep the audit log's key in the kernel's
+    /// keyutils session keyring instead (it does not survive a reboot). Default: allowed.
+    #[serde(default = "yes")]
+    pub keyutils_fallback: bool,
+}
+
+impl Default for AuditRules {
+    fn default() -> Self {
+        Self { required: false, keyutils_fallback: true }
+    }
 }
 
 /// The admin policy's update rules.
@@ -190,6 +212,7 @@ pub struct AdminPolicy {
     /// What release feeds and archives are checked against (see [`Self::release_checker`]).
     release: Option<crate::signing::Checker>,
     update: Option<UpdateRules>,
+    audit: AuditRules,
 }
 
 impl AdminPolicy {
@@ -299,7 +322,14 @@ impl AdminPolicy {
             }
         };
         if problems.is_empty() {
-            Ok(Self { roles: file.roles.clone(), rules, signing, release, update: file.update.clone() })
+            Ok(Self {
+                roles: file.roles.clone(),
+                rules,
+                signing,
+                release,
+                update: file.update.clone(),
+                audit: file.audit,
+            })
         } else {
             Err(PolicyError { problems })
         }
@@ -308,6 +338,11 @@ impl AdminPolicy {
     /// The update rules, if the policy has them.
     pub fn update(&self) -> Option<&UpdateRules> {
         self.update.as_ref()
+    }
+
+    /// How the audit log must be kept.
+    pub fn audit(&self) -> AuditRules {
+        self.audit
     }
 
     /// What feeds and release archives are checked against: `update.releaseKeys` if set, else

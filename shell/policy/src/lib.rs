@@ -29,8 +29,8 @@ pub mod signing;
 mod urls;
 
 pub use crate::admin::{
-    AdminPolicy, Decision, PolicyError, PolicyFile, Remembered, Role, Rule, Source, Subject, UpdateRules, Verdict,
-    load_file, resolve,
+    AdminPolicy, AuditRules, Decision, PolicyError, PolicyFile, Remembered, Role, Rule, Source, Subject, UpdateRules,
+    Verdict, load_file, resolve,
 };
 pub use crate::permission::{PERMISSIONS, Permission, PermissionError, ScopeKind, pattern_contains};
 pub use crate::urls::{local_http, normal_origin};

@@ -46,8 +46,15 @@ pub(crate) fn run(cmd: &AuditCommand) -> Result<bool> {
                 for p in &report.problems {
                     println!("  problem: {p}");
                 }
+                if report.not_covered > 0 {
+                    let s = if report.not_covered == 1 { "y is" } else { "ies are" };
+                    println!(
+                        "  warning: {} entr{s} not covered by any signed head (the last {}): a change to them would not be detected",
+                        report.not_covered, report.not_covered
+                    );
+                }
                 if report.is_ok() {
-                    println!("  ok");
+                    println!("  ok: the log matches every signed head");
                 }
             }
             Ok(report.is_ok())

@@ -34,6 +34,7 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
         CtlCommand::Layout(LayoutCommand::Restore { name }) => Request::LayoutRestore { name: name.clone() },
         CtlCommand::Layout(LayoutCommand::List { .. }) => Request::LayoutList,
         CtlCommand::Prompts { .. } => Request::Prompts,
+        CtlCommand::Health { .. } => Request::Health,
         CtlCommand::Prompt { id, answer } => Request::Prompt { id: *id, answer: answer.clone() },
         CtlCommand::Grants(GrantsCommand::List { .. }) => Request::Grants,
         CtlCommand::Grants(GrantsCommand::Revoke { app, permission }) => {
@@ -42,7 +43,11 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
     };
     // Talk only to a shell of this user, in a directory nobody else controls.
     if let Some(dir) = socket.parent().filter(|d| d.is_dir()) {
-        shell::ctl::runtime_dir::check(dir)?;
+        if args.socket.ctl_socket.is_some() {
+            shell::ctl::runtime_dir::check_named(dir)?;
+        } else {
+            shell::ctl::runtime_dir::check(dir)?;
+        }
     }
     let mut stream = UnixStream::connect(&socket)
         .with_context(|| format!("no shell is listening on {} (is `tessera run` up?)", socket.display()))?;
@@ -79,6 +84,7 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
             }
         }
         CtlCommand::Layout(LayoutCommand::Get { .. }) => writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?,
+        CtlCommand::Health { json } => return print_health(&mut out, &result, *json),
         CtlCommand::Prompts { json: false } => {
             for p in result.as_array().map(Vec::as_slice).unwrap_or_default() {
                 writeln!(
@@ -159,4 +165,31 @@ fn print_apps(out: &mut impl Write, apps: &Value) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Prints `ctl health`'s answer; `Ok(false)` (exit 1) when a service or an app is not well.
+fn print_health(out: &mut impl Write, result: &Value, json: bool) -> Result<bool> {
+    let list = |key: &str| result[key].as_array().map(Vec::as_slice).unwrap_or_default().to_vec();
+    let services = list("services");
+    let apps = list("apps");
+    let well = services.iter().all(|s| s["ok"] == true) && apps.iter().all(|a| a["ok"] == true);
+    if json {
+        writeln!(out, "{result}")?;
+    } else {
+        for s in &services {
+            let mark = if s["ok"] == true { "ok  " } else { "FAIL" };
+            writeln!(out, "{mark}  {:<12} {}", s["name"].as_str().unwrap_or("?"), s["detail"].as_str().unwrap_or(""))?;
+        }
+        for a in &apps {
+            let mark = if a["ok"] == true { "ok  " } else { "FAIL" };
+            writeln!(
+                out,
+                "{mark}  {:<12} #{:<5} {}",
+                a["app"].as_str().unwrap_or("?"),
+                a["instance"],
+                a["state"].as_str().unwrap_or("?")
+            )?;
+        }
+    }
+    Ok(well)
 }

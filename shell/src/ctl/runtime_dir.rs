@@ -1,8 +1,10 @@
 //! The directory the control socket lives in, and who is at the other end of the socket.
 //!
-//! Another local user must not be able to stand in for the shell: both ends refuse a directory
-//! that is not the user's own, that is a symbolic link, or that others may enter (as ssh-agent
-//! and systemd refuse theirs), and each end checks the uid of its peer on every connection.
+//! Another local user must not be able to stand in for the shell: both ends refuse a default
+//! directory that is not the user's own, that is a symbolic link, or that others may enter (as
+//! ssh-agent and systemd refuse theirs); a directory the user named (`--ctl-socket`) may be
+//! shared, but not one where others could replace the socket. Each end checks the uid of its
+//! peer on every connection.
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -24,6 +26,17 @@ pub enum RuntimeDirError {
         owner: u32,
         /// The user running this.
         me: u32,
+    },
+    /// Others could replace what is in it (writable by them, without the sticky bit).
+    #[error(
+        "the socket directory {} can be changed by others (mode {mode:04o}) and is not sticky: refusing it; choose a directory of your own",
+        path.display()
+    )]
+    Replaceable {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// Others may enter or change it.
     #[error(
@@ -106,6 +119,36 @@ pub fn check(dir: &Path) -> Result<(), RuntimeDirError> {
         return Err(RuntimeDirError::OpenToOthers { path: dir.to_owned(), mode });
     }
     Ok(())
+}
+
+/// Checks a directory the user named for the socket: owned by the user or root, and nobody
+/// else may replace what is in it (not writable by others, or sticky like `/tmp`).
+pub fn check_named(dir: &Path) -> Result<(), RuntimeDirError> {
+    let meta = std::fs::metadata(dir).map_err(|source| RuntimeDirError::Io { path: dir.to_owned(), source })?;
+    if !meta.file_type().is_dir() {
+        return Err(RuntimeDirError::NotADirectory { path: dir.to_owned() });
+    }
+    if meta.uid() != me() && meta.uid() != 0 {
+        return Err(RuntimeDirError::NotYours { path: dir.to_owned(), owner: meta.uid(), me: me() });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(RuntimeDirError::Replaceable { path: dir.to_owned(), mode });
+    }
+    Ok(())
+}
+
+/// Makes the directory a named socket goes in (0700, with its parents) if it is missing, then
+/// [`check_named`]s it.
+pub fn prepare_named(dir: &Path) -> Result<(), RuntimeDirError> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| RuntimeDirError::Io { path: dir.to_owned(), source })?;
+    }
+    check_named(dir)
 }
 
 /// Checks that the process at the other end of the Unix socket `socket` (named `path`) runs as

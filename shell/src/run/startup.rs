@@ -1,7 +1,8 @@
 //! Start-up: the desk a run opens. The admin policy file (and the keys it must be signed with)
 //! first, since its signing rules decide which manifests and App Directory records are
-//! acceptable; the audit log, so that a refusal is recorded; then the manifest and its App
-//! Directories (given on the command line, or fetched with the last good copy kept).
+//! acceptable; then the manifest, and the audit log as the policy in force says (a manifest
+//! refused for its signature is recorded before the shell stops); then the App Directories
+//! (given on the command line, or fetched with the last good copy kept).
 
 use super::*;
 
@@ -36,7 +37,7 @@ pub(super) struct Desk {
     pub(super) manifest_path: PathBuf,
     pub(super) policy_from_file: Option<(policy::AdminPolicy, PathBuf)>,
     pub(super) policy_trust: Option<policy::signing::Checker>,
-    pub(super) audit: Option<Arc<storage::audit::AuditLog>>,
+    pub(super) audit: Audit,
     pub(super) appd_cache: PathBuf,
 }
 
@@ -52,7 +53,7 @@ pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) 
         Err(e) => {
             if format!("{e:#}").contains("signature: ") {
                 // Recorded where IT will look, even though the shell stops here.
-                if let Some(log) = audit_log(args, profile) {
+                if let Some(log) = audit_log(args, profile, policy::AuditRules::default()).log {
                     let _ = log.append(&AuditEntry::now("shell", "policy.reject", &format!("{e:#}"), "refused"));
                 }
             }
@@ -64,25 +65,34 @@ pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) 
         seen_versions: profile.setting(SEEN_VERSIONS).ok().flatten().unwrap_or_default(),
         more_directories: !args.app_directories.is_empty(),
     };
-    // The audit log opens first: a manifest or record refused for its signature is recorded.
-    let audit = audit_log(args, profile);
-    let record = |app: Option<&str>, action: &str, object: &str| {
-        if let Some(log) = &audit {
+    let record = |audit: &Audit, app: Option<&str>, action: &str, object: &str| {
+        if let Some(log) = &audit.log {
             let entry = AuditEntry::now("shell", action, object, "refused").app(app);
             if let Err(e) = log.append(&entry) {
                 tracing::error!("could not write the audit log: {e}");
             }
         }
     };
+    let file_rules = policy_from_file.as_ref().map(|(p, _)| p.audit());
     let mut manifest = match manifest::load_with(&manifest_path, trust) {
         Ok(m) => m,
         Err(e) => {
             if e.to_string().contains("signature: ") {
-                record(None, "signature.refused", &e.to_string());
+                let audit = audit_log(args, profile, file_rules.unwrap_or_default());
+                record(&audit, None, "signature.refused", &e.to_string());
             }
             return Err(e.into());
         }
     };
+    // The audit rules of the policy in force: IT's file, else the manifest's.
+    let rules = file_rules.or_else(|| manifest.policy.as_ref().map(policy::AdminPolicy::audit)).unwrap_or_default();
+    let audit = audit_log(args, profile, rules);
+    if rules.required && audit.log.is_none() {
+        bail!(
+            "the admin policy requires the audit log (audit.required) and it cannot be opened: {}",
+            audit.status.detail
+        );
+    }
     for source in &args.app_directories {
         if source.starts_with("http://") || source.starts_with("https://") {
             manifest.directory_urls.push(source.clone());
@@ -110,7 +120,7 @@ pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) 
         tracing::warn!("App Directory record skipped: {p}");
         if p.contains("signature: ") {
             let app = p.split("app \"").nth(1).and_then(|rest| rest.split('"').next());
-            record(app, "signature.refused", p);
+            record(&audit, app, "signature.refused", p);
         }
     }
     // Start-up apps from App Directories given on the command line or by URL are known only now.
@@ -179,27 +189,66 @@ pub(super) fn policy_file(
 /// Where the highest version seen of each signed app is kept, against downgrades.
 pub(super) const SEEN_VERSIONS: &str = "appd.seen_versions";
 
-/// The profile's audit log, whose signing key is in the vault; without a usable keyring the
-/// shell still runs, and says loudly that nothing is being recorded.
-pub(super) fn audit_log(args: &RunArgs, profile: &Profile) -> Option<Arc<storage::audit::AuditLog>> {
-    let kind = match args.keyring {
+/// The audit log as start-up opened it, and what to tell the user and IT about it.
+pub(super) struct Audit {
+    /// The log, when it could be opened.
+    pub(super) log: Option<Arc<storage::audit::AuditLog>>,
+    /// Whether it records, and where its key is or why it is off.
+    pub(super) status: AuditStatus,
+}
+
+/// What the health view, the red bar and `ctl health` say about the audit log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct AuditStatus {
+    /// Decisions are being recorded.
+    pub(crate) recording: bool,
+    /// Where its key is kept, or why it is off.
+    pub(crate) detail: String,
+}
+
+/// The profile's audit log, whose signing key is in the vault: in the chosen keyring, else
+/// (where the policy allows it) in the kernel's keyutils keyring; the first where the vault
+/// opens with its key (or, new, can keep one) wins. Without any the shell still runs (unless
+/// the policy requires the log) and says loudly that nothing is being recorded.
+pub(super) fn audit_log(args: &RunArgs, profile: &Profile, rules: policy::AuditRules) -> Audit {
+    let chosen = match args.keyring {
         crate::cli::KeyringArg::SecretService => storage::KeyringKind::SecretService,
         crate::cli::KeyringArg::Keyutils => storage::KeyringKind::Keyutils,
     };
-    let opened = storage::key_source(args.key_file.as_deref(), kind)
-        .map_err(anyhow::Error::from)
-        .and_then(|keys| storage::Vault::open(profile, keys).map_err(anyhow::Error::from))
-        .and_then(|vault| {
-            storage::audit::AuditLog::open(profile, &vault, storage::audit::AuditConfig::default())
-                .map_err(anyhow::Error::from)
-        });
-    match opened {
-        Ok(log) => Some(Arc::new(log)),
-        Err(e) => {
-            tracing::error!("the audit log cannot be opened; permission decisions are NOT being recorded: {e:#}");
-            None
+    let mut kinds = vec![chosen];
+    if rules.keyutils_fallback && args.key_file.is_none() && chosen != storage::KeyringKind::Keyutils {
+        kinds.push(storage::KeyringKind::Keyutils);
+    }
+    let mut failures = Vec::new();
+    for kind in kinds {
+        let mut held_by = String::new();
+        let opened = storage::key_source(args.key_file.as_deref(), kind)
+            .and_then(|keys| {
+                held_by = keys.describe();
+                storage::Vault::open(profile, keys)
+            })
+            .and_then(|vault| storage::audit::AuditLog::open(profile, &vault, storage::audit::AuditConfig::default()));
+        match opened {
+            Ok(log) => {
+                if !failures.is_empty() {
+                    held_by = format!("{held_by} (passed over: {})", failures.join("; "));
+                }
+                tracing::info!("the audit log is recording; its key is kept in {held_by}");
+                if kind == storage::KeyringKind::Keyutils && args.key_file.is_none() {
+                    tracing::warn!(
+                        "the audit log's key is in the keyutils session keyring, which does not survive a reboot: \
+                         after one, this profile's audit log and vault cannot be opened"
+                    );
+                }
+                let status = AuditStatus { recording: true, detail: format!("key kept in {held_by}") };
+                return Audit { log: Some(Arc::new(log)), status };
+            }
+            Err(e) => failures.push(e.to_string()),
         }
     }
+    let detail = failures.join("; then ");
+    tracing::error!("the audit log cannot be opened; permission decisions are NOT being recorded: {detail}");
+    Audit { log: None, status: AuditStatus { recording: false, detail } }
 }
 
 /// What the permission service needs to know of each app.

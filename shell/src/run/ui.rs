@@ -208,3 +208,17 @@ pub(super) async fn tiles(shell: Arc<Shell>) {
         }
     }
 }
+
+/// The shell's own services as the health view, the red bars and `ctl health` show them.
+pub(super) fn services(shell: &Shell) -> Vec<compositor::ServiceRow> {
+    let audit = &shell.audit;
+    vec![compositor::ServiceRow {
+        name: "Audit log".to_owned(),
+        ok: audit.recording,
+        detail: if audit.recording {
+            format!("recording; {}", audit.detail)
+        } else {
+            format!("OFF: permission decisions are NOT being recorded: {}", audit.detail)
+        },
+    }]
+}

@@ -48,7 +48,7 @@ fn the_health_view_shows_each_instance() {
         restarts: 1,
         last_exit: Some("killed by signal 9".into()),
     }];
-    let mut h = Harness::new_ui(move |ui| health(ui, &rows));
+    let mut h = Harness::new_ui(move |ui| health(ui, &[], &rows));
     h.run();
     for text in ["Prices #3", "running", "4242", "120 MiB", "5%", "700"] {
         assert!(h.query_by_label(text).is_some(), "{text} missing");

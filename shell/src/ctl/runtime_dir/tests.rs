@@ -59,3 +59,15 @@ fn a_peer_of_the_same_user_passes() {
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     check_peer(&a, Path::new("pair")).unwrap();
 }
+
+#[test]
+fn a_named_directory_may_be_shared_but_not_replaceable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("named");
+    prepare_named(&dir).unwrap();
+    for (mode, ok) in [(0o755, true), (0o700, true), (0o1777, true), (0o777, false), (0o775, false)] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(check_named(&dir).is_ok(), ok, "{mode:o}");
+    }
+    assert!(matches!(check_named(&dir).unwrap_err(), RuntimeDirError::Replaceable { mode: 0o775, .. }));
+}

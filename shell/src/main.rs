@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing();
+    quiet_database_panics();
     let result = match cli.command.unwrap_or_else(|| Command::Run(cli::RunArgs::default())) {
         Command::Run(args) => run::run(&args),
         Command::Ctl(args) => ctl::run(&args),
@@ -48,6 +49,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A damaged profile can make the database engine panic; storage turns that into an error that
+/// names the file and what to do, so the panic's own report would only be noise.
+fn quiet_database_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_redb = info.location().is_some_and(|l| {
+            let file = l.file().replace('\\', "/");
+            file.contains("/redb-") || file.starts_with("redb")
+        });
+        if !in_redb {
+            default(info);
+        }
+    }));
 }
 
 fn init_tracing() {

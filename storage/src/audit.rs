@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use broker::Timestamp;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use parking_lot::Mutex;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, db_error};
@@ -179,6 +179,10 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens the log, creating its signing key in the vault on first use.
     pub fn open(profile: &Profile, vault: &Vault, cfg: AuditConfig) -> Result<Self> {
+        crate::error::shield(profile.database_path(), || Self::open_unshielded(profile, vault, cfg))
+    }
+
+    fn open_unshielded(profile: &Profile, vault: &Vault, cfg: AuditConfig) -> Result<Self> {
         let seed: [u8; 32] = match vault.get(SIGNING_PURPOSE, SIGNING_ID)? {
             Some(bytes) => bytes.as_slice().try_into().map_err(|_| Error::Tampered { id: SIGNING_ID.into() })?,
             None => {
@@ -197,7 +201,7 @@ impl AuditLog {
             std::fs::write(&pk_path, format!("{pk}\n")).map_err(|source| Error::Io { path: pk_path, source })?;
         }
         let e = |err: redb::Error| db_error(profile.database_path(), err);
-        let txn = profile.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = profile.db().begin_write().map_err(e)?;
         let (frontier, last_head_size) = {
             let mut meta = txn.open_table(AUDIT_META).map_err(|x| e(x.into()))?;
             txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
@@ -225,7 +229,7 @@ impl AuditLog {
 
     fn stored_frontier(&self) -> Result<Option<Frontier>> {
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
-        let txn = self.profile.db().begin_read().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_read().map_err(e)?;
         let Some(meta) = read_table(&txn, AUDIT_META).map_err(|x| e(x.into()))? else { return Ok(None) };
         let Some(bytes) = meta.get("frontier").map_err(|x| e(x.into()))? else { return Ok(None) };
         Frontier::decode(bytes.value()).map(Some).ok_or_else(|| Error::Corrupt {
@@ -243,15 +247,19 @@ impl AuditLog {
     /// index and tree come from the database inside the write transaction, so two logs open on
     /// one profile cannot overwrite each other's entries.
     pub fn append(&self, entry: &AuditEntry) -> Result<u64> {
+        crate::error::shield(self.profile.database_path(), || self.append_unshielded(entry))
+    }
+
+    fn append_unshielded(&self, entry: &AuditEntry) -> Result<u64> {
         let bytes = serde_json::to_vec(entry).map_err(|x| Error::Decode {
             table: "audit",
             key: "new".into(),
-            source: crate::error::DecodeError::BadJson(x.to_string()),
+            reason: crate::error::DecodeError::BadJson(x.to_string()),
         })?;
         let path = self.profile.database_path().to_owned();
         let e = |err: redb::Error| db_error(&path, err);
         let mut st = self.state.lock();
-        let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_write().map_err(e)?;
         let (index, frontier) = {
             let mut meta = txn.open_table(AUDIT_META).map_err(|x| e(x.into()))?;
             let stored = meta.get("frontier").map_err(|x| e(x.into()))?.map(|v| v.value().to_vec());
@@ -307,6 +315,10 @@ impl AuditLog {
 
     /// Signs the current head now, stores it and appends it to `audit/heads.jsonl`.
     pub fn sign_head(&self) -> Result<SignedTreeHead> {
+        crate::error::shield(self.profile.database_path(), || self.sign_head_unshielded())
+    }
+
+    fn sign_head_unshielded(&self) -> Result<SignedTreeHead> {
         let mut st = self.state.lock();
         // The database's tree, which another log on this profile may have grown.
         if let Some(f) = self.stored_frontier()? {
@@ -325,7 +337,7 @@ impl AuditLog {
         };
         let json = serde_json::to_string(&head).map_err(|x| Error::Keyring { detail: x.to_string() })?;
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
-        let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_write().map_err(e)?;
         txn.open_table(AUDIT_HEADS).map_err(|x| e(x.into()))?.insert(size, json.as_bytes()).map_err(|x| e(x.into()))?;
         txn.commit().map_err(|x| e(x.into()))?;
         let path = audit_dir(&self.profile).join("heads.jsonl");
@@ -341,8 +353,12 @@ impl AuditLog {
 
 /// Entries from `since` on, in log order, with their indexes.
 pub fn entries(profile: &Profile, since: Option<Timestamp>) -> Result<Vec<(u64, AuditEntry)>> {
+    crate::error::shield(profile.database_path(), || entries_unshielded(profile, since))
+}
+
+fn entries_unshielded(profile: &Profile, since: Option<Timestamp>) -> Result<Vec<(u64, AuditEntry)>> {
     let e = |err: redb::Error| db_error(profile.database_path(), err);
-    let txn = profile.db().begin_read().map_err(|x| e(x.into()))?;
+    let txn = profile.db().begin_read().map_err(e)?;
     let Some(t) = read_table(&txn, AUDIT).map_err(|x| e(x.into()))? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for item in t.iter().map_err(|x| e(x.into()))? {
@@ -381,8 +397,12 @@ impl AuditReport {
 
 /// The public key recorded in the profile.
 pub fn stored_public_key(profile: &Profile) -> Result<Option<VerifyingKey>> {
+    crate::error::shield(profile.database_path(), || stored_public_key_unshielded(profile))
+}
+
+fn stored_public_key_unshielded(profile: &Profile) -> Result<Option<VerifyingKey>> {
     let e = |err: redb::Error| db_error(profile.database_path(), err);
-    let txn = profile.db().begin_read().map_err(|x| e(x.into()))?;
+    let txn = profile.db().begin_read().map_err(e)?;
     let Some(t) = read_table(&txn, AUDIT_META).map_err(|x| e(x.into()))? else { return Ok(None) };
     let Some(v) = t.get("public_key").map_err(|x| e(x.into()))? else { return Ok(None) };
     let bytes: [u8; 32] = v.value().try_into().map_err(|_| Error::Corrupt {
@@ -403,8 +423,12 @@ pub fn parse_public_key(text: &str) -> Option<VerifyingKey> {
 /// Recomputes the tree from every entry and checks it against the stored heads and `extra`
 /// (a head IT collected), each signature against `key`.
 pub fn verify(profile: &Profile, key: &VerifyingKey, extra: Option<&SignedTreeHead>) -> Result<AuditReport> {
+    crate::error::shield(profile.database_path(), || verify_unshielded(profile, key, extra))
+}
+
+fn verify_unshielded(profile: &Profile, key: &VerifyingKey, extra: Option<&SignedTreeHead>) -> Result<AuditReport> {
     let e = |err: redb::Error| db_error(profile.database_path(), err);
-    let txn = profile.db().begin_read().map_err(|x| e(x.into()))?;
+    let txn = profile.db().begin_read().map_err(e)?;
     let mut report = AuditReport::default();
     let mut heads: Vec<(SignedTreeHead, &'static str)> = Vec::new();
     if let Ok(t) = txn.open_table(AUDIT_HEADS) {
@@ -480,7 +504,7 @@ pub fn read_head(path: &Path) -> Result<SignedTreeHead> {
     serde_json::from_str(last).map_err(|x| Error::Decode {
         table: "head file",
         key: path.display().to_string(),
-        source: crate::error::DecodeError::BadJson(x.to_string()),
+        reason: crate::error::DecodeError::BadJson(x.to_string()),
     })
 }
 

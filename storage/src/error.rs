@@ -120,14 +120,14 @@ pub enum Error {
         detail: String,
     },
     /// A stored record could not be decoded.
-    #[error("stored {table} record {key} is damaged: {source}")]
+    #[error("stored {table} record {key} is damaged: {reason}")]
     Decode {
         /// The table.
         table: &'static str,
         /// The record's key.
         key: String,
-        /// What is wrong with it.
-        source: DecodeError,
+        /// What is wrong with it (not an error source: the message says it once).
+        reason: DecodeError,
     },
     /// A write failed earlier; the journal acknowledges nothing more until it is reopened.
     #[error("the journal stopped after a failed write ({reason}); nothing more is acknowledged until Tessera restarts")]
@@ -193,5 +193,31 @@ pub(crate) fn io_error(path: PathBuf, source: io::Error) -> Error {
         Error::Corrupt { path, detail: source.to_string() }
     } else {
         Error::Io { path, source }
+    }
+}
+
+/// Set once the database engine has panicked in this process: its state may be poisoned, so
+/// databases are then not closed (closing could panic again); the OS releases the file.
+pub(crate) static ENGINE_PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `f`, turning a panic (which the database engine may raise on a damaged file) into
+/// [`Error::Corrupt`] naming the file: a damaged profile ends a command with an error, never a
+/// crash.
+pub(crate) fn shield<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            ENGINE_PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            let what: String = what.chars().take(200).collect();
+            Err(Error::Corrupt {
+                path: path.to_owned(),
+                detail: format!("the database engine stopped reading it ({what})"),
+            })
+        }
     }
 }

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use broker::{CommitAck, CommitSignal, Envelope, Timestamp};
 use parking_lot::Mutex;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Durability, ReadableTable, ReadableTableMetadata};
 use serde::Serialize;
 
-use crate::error::{Error, Result, db_error};
-use crate::profile::Profile;
+use crate::error::{Error, Result, db_error, shield};
+use crate::profile::{Profile, Store};
 use crate::record::{self, StoredMessage};
-use crate::tables::{BYTES, JOURNAL, JOURNAL_META, NEXT_SEQ, TOPIC_HEAD, TOPIC_INDEX};
+use crate::tables::{BYTES, JOURNAL, JOURNAL_META, NEXT_SEQ, TOPIC_HEAD, TOPIC_INDEX, read_table};
 
 /// Journal settings.
 #[derive(Debug, Clone, Copy)]
@@ -197,7 +197,7 @@ impl Live {
 struct Inner {
     tx: Option<flume::Sender<Job>>,
     live: Arc<Mutex<Live>>,
-    db: Arc<Database>,
+    db: Arc<Store>,
     path: PathBuf,
     capacity: usize,
     writer: Option<JoinHandle<()>>,
@@ -231,9 +231,26 @@ impl std::fmt::Debug for Job {
 
 impl Journal {
     /// Opens the journal of a profile and starts its writer thread.
+    /// On a profile opened read-only, the journal only reads: nothing is started or written.
     pub fn open(profile: &Profile, cfg: JournalConfig) -> Result<Self> {
         let db = Arc::clone(profile.db());
         let path = profile.database_path().to_owned();
+        if db.is_read_only() {
+            return Ok(Self {
+                inner: Arc::new(Inner {
+                    tx: None,
+                    live: Arc::new(Mutex::new(Live::default())),
+                    db,
+                    path,
+                    capacity: cfg.queue_capacity.max(1),
+                    writer: None,
+                }),
+            });
+        }
+        shield(&path.clone(), move || Self::open_writable(db, path, cfg))
+    }
+
+    fn open_writable(db: Arc<Store>, path: PathBuf, cfg: JournalConfig) -> Result<Self> {
         // Create the tables so readers never meet a missing one.
         let txn = db.begin_write().map_err(|e| db_error(&path, e))?;
         {
@@ -289,7 +306,11 @@ impl Journal {
             return Err(Error::JournalStopped { reason });
         }
         let (signal, ack) = CommitAck::pair();
-        let tx = self.inner.tx.as_ref().ok_or(Error::JournalStopped { reason: "closed".into() })?;
+        let tx = self
+            .inner
+            .tx
+            .as_ref()
+            .ok_or(Error::JournalStopped { reason: "the profile was opened read-only".into() })?;
         match tx.try_send(job(signal)) {
             Ok(()) => Ok(ack),
             Err(flume::TrySendError::Full(_)) => Err(Error::QueueFull { capacity: self.inner.capacity }),
@@ -301,9 +322,13 @@ impl Journal {
 
     /// Calls `f` for each record from journal sequence `from` on, oldest first, until it
     /// returns `false`. Returns how many records it saw.
-    pub fn for_each(&self, from: u64, mut f: impl FnMut(StoredMessage) -> bool) -> Result<u64> {
+    pub fn for_each(&self, from: u64, f: impl FnMut(StoredMessage) -> bool) -> Result<u64> {
+        shield(&self.inner.path, || self.for_each_unshielded(from, f))
+    }
+
+    fn for_each_unshielded(&self, from: u64, mut f: impl FnMut(StoredMessage) -> bool) -> Result<u64> {
         let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(JOURNAL).map_err(|e| self.err(e))?;
+        let Some(table) = read_table(&txn, JOURNAL).map_err(|e| self.err(e))? else { return Ok(0) };
         let mut n = 0;
         for entry in table.range(from..).map_err(|e| self.err(e))? {
             let (k, v) = entry.map_err(|e| self.err(e))?;
@@ -311,7 +336,7 @@ impl Journal {
             let msg = record::decode(seq, v.value()).map_err(|source| Error::Decode {
                 table: "journal",
                 key: seq.to_string(),
-                source,
+                reason: source,
             })?;
             n += 1;
             if !f(msg) {
@@ -336,9 +361,13 @@ impl Journal {
 
     /// Up to `limit` records of one topic from `start` on, in topic order.
     pub fn replay_topic(&self, topic: &str, start: TopicStart, limit: usize) -> Result<Vec<StoredMessage>> {
+        shield(&self.inner.path, || self.replay_topic_unshielded(topic, start, limit))
+    }
+
+    fn replay_topic_unshielded(&self, topic: &str, start: TopicStart, limit: usize) -> Result<Vec<StoredMessage>> {
         let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let index = txn.open_table(TOPIC_INDEX).map_err(|e| self.err(e))?;
-        let journal = txn.open_table(JOURNAL).map_err(|e| self.err(e))?;
+        let Some(index) = read_table(&txn, TOPIC_INDEX).map_err(|e| self.err(e))? else { return Ok(Vec::new()) };
+        let Some(journal) = read_table(&txn, JOURNAL).map_err(|e| self.err(e))? else { return Ok(Vec::new()) };
         let from_seq = match start {
             TopicStart::Seq(s) => s,
             TopicStart::Time(_) => 0,
@@ -364,7 +393,7 @@ impl Journal {
             let msg = record::decode(seq, rec.value()).map_err(|source| Error::Decode {
                 table: "journal",
                 key: seq.to_string(),
-                source,
+                reason: source,
             })?;
             out.push(msg);
         }
@@ -373,7 +402,7 @@ impl Journal {
 
     /// What the journal holds and how its commits are doing.
     pub fn stats(&self) -> Result<JournalStats> {
-        let mut stats = read_stats(&self.inner.db, &self.inner.path)?;
+        let mut stats = shield(&self.inner.path, || read_stats(&self.inner.db, &self.inner.path))?;
         let live = self.inner.live.lock();
         stats.commits = live.commits;
         stats.committed = live.committed;
@@ -391,7 +420,7 @@ impl Journal {
 
     /// Reads every record and index entry and reports every inconsistency.
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify(&self.inner.db, &self.inner.path)
+        shield(&self.inner.path, || verify(&self.inner.db, &self.inner.path))
     }
 }
 
@@ -416,11 +445,15 @@ fn port_error(e: Error) -> broker::Error {
     }
 }
 
-fn read_stats(db: &Database, path: &std::path::Path) -> Result<JournalStats> {
+fn read_stats(db: &Store, path: &std::path::Path) -> Result<JournalStats> {
     let err = |e: redb::Error| db_error(path, e);
-    let txn = db.begin_read().map_err(|e| err(e.into()))?;
-    let journal = txn.open_table(JOURNAL).map_err(|e| err(e.into()))?;
-    let meta = txn.open_table(JOURNAL_META).map_err(|e| err(e.into()))?;
+    let txn = db.begin_read().map_err(err)?;
+    let (Some(journal), Some(meta)) = (
+        read_table(&txn, JOURNAL).map_err(|e| err(e.into()))?,
+        read_table(&txn, JOURNAL_META).map_err(|e| err(e.into()))?,
+    ) else {
+        return Ok(JournalStats::default());
+    };
     let mut stats = JournalStats {
         count: journal.len().map_err(|e| err(e.into()))?,
         bytes: meta.get(BYTES).map_err(|e| err(e.into()))?.map_or(0, |v| v.value()),
@@ -430,7 +463,7 @@ fn read_stats(db: &Database, path: &std::path::Path) -> Result<JournalStats> {
         record::decode(seq, bytes).map(|m| m.envelope.timestamp).map_err(|source| Error::Decode {
             table: "journal",
             key: seq.to_string(),
-            source,
+            reason: source,
         })
     };
     if let Some((k, v)) = journal.first().map_err(|e| err(e.into()))? {
@@ -444,13 +477,21 @@ fn read_stats(db: &Database, path: &std::path::Path) -> Result<JournalStats> {
     Ok(stats)
 }
 
-fn verify(db: &Database, path: &std::path::Path) -> Result<VerifyReport> {
+fn verify(db: &Store, path: &std::path::Path) -> Result<VerifyReport> {
     let err = |e: redb::Error| db_error(path, e);
-    let txn = db.begin_read().map_err(|e| err(e.into()))?;
-    let journal = txn.open_table(JOURNAL).map_err(|e| err(e.into()))?;
-    let index = txn.open_table(TOPIC_INDEX).map_err(|e| err(e.into()))?;
-    let heads = txn.open_table(TOPIC_HEAD).map_err(|e| err(e.into()))?;
-    let meta = txn.open_table(JOURNAL_META).map_err(|e| err(e.into()))?;
+    let txn = db.begin_read().map_err(err)?;
+    let Some(journal) = read_table(&txn, JOURNAL).map_err(|e| err(e.into()))? else {
+        return Ok(VerifyReport::default());
+    };
+    let Some(index) = read_table(&txn, TOPIC_INDEX).map_err(|e| err(e.into()))? else {
+        return Ok(VerifyReport::default());
+    };
+    let Some(heads) = read_table(&txn, TOPIC_HEAD).map_err(|e| err(e.into()))? else {
+        return Ok(VerifyReport::default());
+    };
+    let Some(meta) = read_table(&txn, JOURNAL_META).map_err(|e| err(e.into()))? else {
+        return Ok(VerifyReport::default());
+    };
     let mut report = VerifyReport::default();
     let mut last_topic_seq: HashMap<String, u64> = HashMap::new();
     let mut prev: Option<u64> = None;
@@ -519,7 +560,7 @@ fn now_us() -> u64 {
 }
 
 struct Writer {
-    db: Arc<Database>,
+    db: Arc<Store>,
     path: PathBuf,
     cfg: JournalConfig,
     live: Arc<Mutex<Live>>,
@@ -533,7 +574,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(db: Arc<Database>, path: PathBuf, cfg: JournalConfig, live: Arc<Mutex<Live>>) -> Result<Self> {
+    fn new(db: Arc<Store>, path: PathBuf, cfg: JournalConfig, live: Arc<Mutex<Live>>) -> Result<Self> {
         let mut w = Self {
             db,
             path,
@@ -633,7 +674,8 @@ impl Writer {
         }
         let t0 = Instant::now();
         let first_seq = self.next_seq;
-        match self.write(batch) {
+        let path = self.path.clone();
+        match crate::error::shield(&path, || self.write(batch)) {
             Ok(()) => {
                 let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
                 self.live.lock().record_commit(us, batch.len());
@@ -659,7 +701,7 @@ impl Writer {
     fn write(&mut self, batch: &[(Arc<Envelope>, CommitSignal)]) -> Result<()> {
         let path = self.path.clone();
         let err = |e: redb::Error| db_error(&path, e);
-        let mut txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate).map_err(|e| err(e.into()))?;
         let mut seq = self.next_seq;
         let mut bytes = self.bytes;
@@ -681,7 +723,7 @@ impl Writer {
                 record::encode(env, topic_seq, self.cfg.compress, &mut self.buf).map_err(|source| Error::Decode {
                     table: "journal",
                     key: seq.to_string(),
-                    source,
+                    reason: source,
                 })?;
                 journal.insert(seq, self.buf.as_slice()).map_err(|e| err(e.into()))?;
                 index.insert((topic, topic_seq), (seq, env.timestamp.0)).map_err(|e| err(e.into()))?;
@@ -710,6 +752,18 @@ impl Writer {
     /// Removes up to `retention_step` of the oldest records if the journal is over its age or
     /// size limit. Runs at most once a second unless over the size limit.
     fn retention_step(&mut self) {
+        let path = self.path.clone();
+        let step = crate::error::shield(&path, || {
+            self.retention_step_unshielded();
+            Ok(())
+        });
+        if let Err(e) = step {
+            tracing::error!(error = %e, "journal retention failed; refusing further durable messages");
+            self.live.lock().stopped.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    fn retention_step_unshielded(&mut self) {
         let over_size = self.bytes > self.cfg.retention_bytes;
         if !over_size && self.last_retention.elapsed() < Duration::from_secs(1) {
             return;
@@ -732,7 +786,7 @@ impl Writer {
     fn trim(&mut self, cutoff_us: u64) -> Result<u64> {
         let path = self.path.clone();
         let err = |e: redb::Error| db_error(&path, e);
-        let mut txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        let mut txn = self.db.begin_write().map_err(err)?;
         // Losing a retention step in a crash only means it runs again.
         txn.set_durability(Durability::None).map_err(|e| err(e.into()))?;
         let mut removed = 0u64;
@@ -749,7 +803,7 @@ impl Writer {
                 let msg = record::decode(seq, &rec).map_err(|source| Error::Decode {
                     table: "journal",
                     key: seq.to_string(),
-                    source,
+                    reason: source,
                 })?;
                 let too_old = msg.envelope.timestamp.0 < cutoff_us;
                 if !too_old && bytes <= self.cfg.retention_bytes {

@@ -4,7 +4,7 @@
 //! the table and key.
 
 use broker::{DeadLetter, Timestamp};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +27,7 @@ pub fn decode_json<T: DeserializeOwned>(table: &'static str, key: &str, bytes: &
     serde_json::from_slice(bytes).map_err(|e| Error::Decode {
         table,
         key: key.to_owned(),
-        source: crate::error::DecodeError::BadJson(e.to_string()),
+        reason: crate::error::DecodeError::BadJson(e.to_string()),
     })
 }
 
@@ -35,22 +35,30 @@ fn encode_json<T: Serialize>(table: &'static str, key: &str, value: &T) -> Resul
     serde_json::to_vec(value).map_err(|e| Error::Decode {
         table,
         key: key.to_owned(),
-        source: crate::error::DecodeError::BadJson(e.to_string()),
+        reason: crate::error::DecodeError::BadJson(e.to_string()),
     })
 }
 
 impl Profile {
     fn put_json<T: Serialize>(&self, def: Json, table: &'static str, key: &str, value: &T) -> Result<()> {
+        crate::error::shield(self.database_path(), || self.put_json_unshielded(def, table, key, value))
+    }
+
+    fn put_json_unshielded<T: Serialize>(&self, def: Json, table: &'static str, key: &str, value: &T) -> Result<()> {
         let bytes = encode_json(table, key, value)?;
         let e = |err: redb::Error| db_error(self.database_path(), err);
-        let txn = self.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.db().begin_write().map_err(e)?;
         txn.open_table(def).map_err(|x| e(x.into()))?.insert(key, bytes.as_slice()).map_err(|x| e(x.into()))?;
         txn.commit().map_err(|x| e(x.into()))
     }
 
     fn get_json<T: DeserializeOwned>(&self, def: Json, table: &'static str, key: &str) -> Result<Option<T>> {
+        crate::error::shield(self.database_path(), || self.get_json_unshielded(def, table, key))
+    }
+
+    fn get_json_unshielded<T: DeserializeOwned>(&self, def: Json, table: &'static str, key: &str) -> Result<Option<T>> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
-        let txn = self.db().begin_read().map_err(|x| e(x.into()))?;
+        let txn = self.db().begin_read().map_err(e)?;
         let Some(t) = read_table(&txn, def).map_err(|x| e(x.into()))? else { return Ok(None) };
         match t.get(key).map_err(|x| e(x.into()))? {
             Some(v) => decode_json(table, key, v.value()).map(Some),
@@ -59,8 +67,17 @@ impl Profile {
     }
 
     fn list_json<T: DeserializeOwned>(&self, def: Json, table: &'static str, prefix: &str) -> Result<Vec<(String, T)>> {
+        crate::error::shield(self.database_path(), || self.list_json_unshielded(def, table, prefix))
+    }
+
+    fn list_json_unshielded<T: DeserializeOwned>(
+        &self,
+        def: Json,
+        table: &'static str,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
-        let txn = self.db().begin_read().map_err(|x| e(x.into()))?;
+        let txn = self.db().begin_read().map_err(e)?;
         let Some(t) = read_table(&txn, def).map_err(|x| e(x.into()))? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for entry in t.range(prefix..).map_err(|x| e(x.into()))? {
@@ -75,8 +92,12 @@ impl Profile {
     }
 
     fn remove_json(&self, def: Json, key: &str) -> Result<bool> {
+        crate::error::shield(self.database_path(), || self.remove_json_unshielded(def, key))
+    }
+
+    fn remove_json_unshielded(&self, def: Json, key: &str) -> Result<bool> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
-        let txn = self.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.db().begin_write().map_err(e)?;
         let removed = txn.open_table(def).map_err(|x| e(x.into()))?.remove(key).map_err(|x| e(x.into()))?.is_some();
         txn.commit().map_err(|x| e(x.into()))?;
         Ok(removed)
@@ -159,15 +180,19 @@ impl Profile {
 
     /// Keeps a dead letter across restarts; returns its storage key.
     pub fn store_dead_letter(&self, letter: &DeadLetter) -> Result<u64> {
+        crate::error::shield(self.database_path(), || self.store_dead_letter_unshielded(letter))
+    }
+
+    fn store_dead_letter_unshielded(&self, letter: &DeadLetter) -> Result<u64> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
-        let txn = self.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.db().begin_write().map_err(e)?;
         let key = {
             let mut t = txn.open_table(DEAD_LETTERS).map_err(|x| e(x.into()))?;
             let key = t.last().map_err(|x| e(x.into()))?.map_or(1, |(k, _)| k.value() + 1);
             let bytes = serde_json::to_vec(letter).map_err(|x| Error::Decode {
                 table: "dead_letters",
                 key: key.to_string(),
-                source: crate::error::DecodeError::BadJson(x.to_string()),
+                reason: crate::error::DecodeError::BadJson(x.to_string()),
             })?;
             t.insert(key, bytes.as_slice()).map_err(|x| e(x.into()))?;
             key
@@ -178,8 +203,12 @@ impl Profile {
 
     /// Stored dead letters, oldest first, with their storage keys.
     pub fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>> {
+        crate::error::shield(self.database_path(), || self.dead_letters_unshielded())
+    }
+
+    fn dead_letters_unshielded(&self) -> Result<Vec<(u64, DeadLetter)>> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
-        let txn = self.db().begin_read().map_err(|x| e(x.into()))?;
+        let txn = self.db().begin_read().map_err(e)?;
         let Some(t) = read_table(&txn, DEAD_LETTERS).map_err(|x| e(x.into()))? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for entry in t.iter().map_err(|x| e(x.into()))? {
@@ -192,8 +221,12 @@ impl Profile {
 
     /// Removes a stored dead letter (re-queued or discarded); whether it was there.
     pub fn remove_dead_letter(&self, key: u64) -> Result<bool> {
+        crate::error::shield(self.database_path(), || self.remove_dead_letter_unshielded(key))
+    }
+
+    fn remove_dead_letter_unshielded(&self, key: u64) -> Result<bool> {
         let e = |err: redb::Error| db_error(self.database_path(), err);
-        let txn = self.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.db().begin_write().map_err(e)?;
         let removed =
             txn.open_table(DEAD_LETTERS).map_err(|x| e(x.into()))?.remove(key).map_err(|x| e(x.into()))?.is_some();
         txn.commit().map_err(|x| e(x.into()))?;

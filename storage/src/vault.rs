@@ -19,7 +19,7 @@ use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use parking_lot::Mutex;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use sha2::Sha256;
 
 use crate::error::{Error, Result, db_error};
@@ -92,8 +92,12 @@ impl Vault {
     /// an interrupted rotation is finished; a missing key for existing secrets is an error
     /// ([`Error::MissingKey`]), never a reason to start over.
     pub fn open(profile: &Profile, keys: Arc<dyn KeySource>) -> Result<Self> {
+        crate::error::shield(profile.database_path(), || Self::open_unshielded(profile, keys))
+    }
+
+    fn open_unshielded(profile: &Profile, keys: Arc<dyn KeySource>) -> Result<Self> {
         let e = |err: redb::Error| db_error(profile.database_path(), err);
-        let txn = profile.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = profile.db().begin_write().map_err(e)?;
         let (vault_id, meta) = {
             let mut m = txn.open_table(VAULT_META).map_err(|x| e(x.into()))?;
             txn.open_table(VAULT).map_err(|x| e(x.into()))?;
@@ -206,6 +210,10 @@ impl Vault {
 
     /// Encrypts and stores a secret.
     pub fn put(&self, purpose: &str, id: &str, secret: &[u8]) -> Result<()> {
+        crate::error::shield(self.profile.database_path(), || self.put_unshielded(purpose, id, secret))
+    }
+
+    fn put_unshielded(&self, purpose: &str, id: &str, secret: &[u8]) -> Result<()> {
         let _writing = self.writes.lock();
         let meta = *self.state.lock();
         let version = meta.rotating_to.unwrap_or(meta.current);
@@ -215,15 +223,19 @@ impl Vault {
 
     fn write(&self, key: &str, rec: &[u8]) -> Result<()> {
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
-        let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_write().map_err(e)?;
         txn.open_table(VAULT).map_err(|x| e(x.into()))?.insert(key, rec).map_err(|x| e(x.into()))?;
         txn.commit().map_err(|x| e(x.into()))
     }
 
     /// Decrypts a secret; `None` if there is none under that id.
     pub fn get(&self, purpose: &str, id: &str) -> Result<Option<Vec<u8>>> {
+        crate::error::shield(self.profile.database_path(), || self.get_unshielded(purpose, id))
+    }
+
+    fn get_unshielded(&self, purpose: &str, id: &str) -> Result<Option<Vec<u8>>> {
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
-        let txn = self.profile.db().begin_read().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_read().map_err(e)?;
         let t = txn.open_table(VAULT).map_err(|x| e(x.into()))?;
         let Some(rec) = t.get(record_key(purpose, id).as_str()).map_err(|x| e(x.into()))? else {
             return Ok(None);
@@ -233,9 +245,13 @@ impl Vault {
 
     /// Deletes a secret; whether there was one.
     pub fn delete(&self, purpose: &str, id: &str) -> Result<bool> {
+        crate::error::shield(self.profile.database_path(), || self.delete_unshielded(purpose, id))
+    }
+
+    fn delete_unshielded(&self, purpose: &str, id: &str) -> Result<bool> {
         let _writing = self.writes.lock();
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
-        let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_write().map_err(e)?;
         let removed = txn
             .open_table(VAULT)
             .map_err(|x| e(x.into()))?
@@ -248,13 +264,17 @@ impl Vault {
 
     /// The ids stored for a purpose.
     pub fn ids(&self, purpose: &str) -> Result<Vec<String>> {
+        crate::error::shield(self.profile.database_path(), || self.ids_unshielded(purpose))
+    }
+
+    fn ids_unshielded(&self, purpose: &str) -> Result<Vec<String>> {
         let prefix = format!("{purpose}\u{0}");
         Ok(self.records()?.into_iter().filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned)).collect())
     }
 
     fn records(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
-        let txn = self.profile.db().begin_read().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_read().map_err(e)?;
         let t = txn.open_table(VAULT).map_err(|x| e(x.into()))?;
         let mut out = Vec::new();
         for entry in t.iter().map_err(|x| e(x.into()))? {
@@ -270,6 +290,10 @@ impl Vault {
 
     /// Decrypts every record; returns how many, or the first that fails.
     pub fn verify(&self) -> Result<u64> {
+        crate::error::shield(self.profile.database_path(), || self.verify_unshielded())
+    }
+
+    fn verify_unshielded(&self) -> Result<u64> {
         let mut n = 0;
         for (key, rec) in self.records()? {
             let (purpose, id) = key.split_once('\u{0}').unwrap_or((key.as_str(), ""));
@@ -286,7 +310,7 @@ impl Vault {
 
     fn set_meta(&self, f: impl FnOnce(&mut redb::Table<'_, &'static str, &'static [u8]>) -> Result<()>) -> Result<()> {
         let e = |err: redb::Error| db_error(self.profile.database_path(), err);
-        let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
+        let txn = self.profile.db().begin_write().map_err(e)?;
         {
             let mut m = txn.open_table(VAULT_META).map_err(|x| e(x.into()))?;
             f(&mut m)?;
@@ -297,6 +321,10 @@ impl Vault {
     /// Rotates to a new master key, re-encrypting every secret; finishes an interrupted
     /// rotation instead if there is one.
     pub fn rotate(&self) -> Result<Rotation> {
+        crate::error::shield(self.profile.database_path(), || self.rotate_unshielded())
+    }
+
+    fn rotate_unshielded(&self) -> Result<Rotation> {
         let _writing = self.writes.lock();
         let meta = *self.state.lock();
         if meta.rotating_to.is_none() {
@@ -343,7 +371,7 @@ impl Vault {
             if stale.is_empty() {
                 break;
             }
-            let txn = self.profile.db().begin_write().map_err(|x| e(x.into()))?;
+            let txn = self.profile.db().begin_write().map_err(e)?;
             {
                 let mut t = txn.open_table(VAULT).map_err(|x| e(x.into()))?;
                 for (key, rec) in &stale {

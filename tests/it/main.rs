@@ -7,6 +7,7 @@ mod architecture;
 mod audit;
 mod audit_keyring;
 mod cli;
+mod damaged_profile;
 mod demo;
 mod e2e;
 mod fdc3;

@@ -9,9 +9,11 @@ use storage::audit::{self, AuditConfig, AuditEntry, AuditLog};
 
 use crate::cli::{AuditCommand, ExportFormat};
 
-fn open_profile(arg: &crate::cli::ProfileArg) -> Result<Profile> {
+/// Opens the profile; only to read unless `write` (then nothing about it changes).
+fn open_profile(arg: &crate::cli::ProfileArg, write: bool) -> Result<Profile> {
     let dir = crate::profile::dir(arg)?;
-    Profile::open(&dir).with_context(|| format!("opening the profile in {}", dir.display()))
+    if write { Profile::open(&dir) } else { Profile::open_read_only(&dir) }
+        .with_context(|| format!("opening the profile in {}", dir.display()))
 }
 
 fn csv_field(s: &str) -> String {
@@ -23,19 +25,22 @@ fn csv_field(s: &str) -> String {
 pub(crate) fn run(cmd: &AuditCommand) -> Result<bool> {
     match cmd {
         AuditCommand::Verify { profile, head, public_key, json } => {
-            let profile = open_profile(profile)?;
+            let profile = open_profile(profile, false)?;
             let key = match public_key {
                 Some(text) => {
                     let text = std::fs::read_to_string(text).unwrap_or_else(|_| text.clone());
                     audit::parse_public_key(&text).context("--public-key is neither a key file nor 64 hex digits")?
                 }
-                None => audit::stored_public_key(&profile)?.context("this profile has no audit log yet")?,
+                None => audit::stored_public_key(&profile)
+                    .with_context(|| format!("reading {}", profile.database_path().display()))?
+                    .context("this profile has no audit log yet")?,
             };
             let head = match head {
                 Some(path) => Some(audit::read_head(path)?),
                 None => None,
             };
-            let report = audit::verify(&profile, &key, head.as_ref())?;
+            let report = audit::verify(&profile, &key, head.as_ref())
+                .with_context(|| format!("reading {}", profile.database_path().display()))?;
             if *json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -66,13 +71,15 @@ pub(crate) fn run(cmd: &AuditCommand) -> Result<bool> {
                 })?),
                 None => None,
             };
-            let profile = open_profile(profile)?;
+            let profile = open_profile(profile, false)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             if matches!(format, ExportFormat::Csv) {
                 writeln!(out, "index,time,actor,app,action,object,decision,details")?;
             }
-            for (index, e) in audit::entries(&profile, since)? {
+            let entries = audit::entries(&profile, since)
+                .with_context(|| format!("reading {}", profile.database_path().display()))?;
+            for (index, e) in entries {
                 match format {
                     ExportFormat::Jsonl => {
                         let mut v = serde_json::to_value(&e)?;
@@ -101,7 +108,7 @@ pub(crate) fn run(cmd: &AuditCommand) -> Result<bool> {
                 Some(text) => serde_json::from_str(text).with_context(|| format!("--details {text:?} is not JSON"))?,
                 None => serde_json::Value::Null,
             };
-            let profile = open_profile(&vault.profile)?;
+            let profile = open_profile(&vault.profile, true)?;
             let v = super::vault::open_in(&profile, vault)?;
             let log = AuditLog::open(&profile, &v, AuditConfig::default())?;
             let stdout = std::io::stdout();
@@ -116,7 +123,7 @@ pub(crate) fn run(cmd: &AuditCommand) -> Result<bool> {
             Ok(true)
         }
         AuditCommand::Head { vault } => {
-            let profile = open_profile(&vault.profile)?;
+            let profile = open_profile(&vault.profile, true)?;
             let v = super::vault::open_in(&profile, vault)?;
             let log = AuditLog::open(&profile, &v, AuditConfig::default())?;
             let head = log.sign_head()?;

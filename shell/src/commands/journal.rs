@@ -16,9 +16,11 @@ use crate::cli::{JournalCommand, ProfileArg};
 /// Acks a load tool keeps in flight before it waits for the oldest.
 const WINDOW: usize = 16_384;
 
-fn open(arg: &ProfileArg) -> Result<(Profile, Journal)> {
+/// Opens the profile's journal; only to read unless `write` (then nothing about it changes).
+fn open(arg: &ProfileArg, write: bool) -> Result<(Profile, Journal)> {
     let dir = crate::profile::dir(arg)?;
-    let profile = Profile::open(&dir).with_context(|| format!("opening the profile in {}", dir.display()))?;
+    let profile = if write { Profile::open(&dir) } else { Profile::open_read_only(&dir) }
+        .with_context(|| format!("opening the profile in {}", dir.display()))?;
     let journal = Journal::open(&profile, JournalConfig::default()).context("opening the journal")?;
     Ok((profile, journal))
 }
@@ -39,8 +41,8 @@ pub(crate) fn run(cmd: &JournalCommand) -> Result<bool> {
 
 #[expect(clippy::print_stdout, reason = "printing the stats is this command's job")]
 fn stats(arg: &ProfileArg, json: bool) -> Result<bool> {
-    let (profile, journal) = open(arg)?;
-    let s = journal.stats()?;
+    let (profile, journal) = open(arg, false)?;
+    let s = journal.stats().with_context(|| format!("reading {}", profile.database_path().display()))?;
     if json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
@@ -107,7 +109,8 @@ fn replay(
             e.payload.len()
         )
     };
-    let (_profile, journal) = open(arg)?;
+    let (profile, journal) = open(arg, false)?;
+    let reading = || format!("reading {}", profile.database_path().display());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -118,21 +121,23 @@ fn replay(
                 (_, Some(us)) => TopicStart::Time(broker::Timestamp(us)),
                 (seq, None) => TopicStart::Seq(seq.unwrap_or(1)),
             };
-            for m in journal.replay_topic(topic, start, limit)? {
+            for m in journal.replay_topic(topic, start, limit).with_context(reading)? {
                 writeln!(out, "{}", line(&m))?;
             }
         }
         None => {
             let mut written = 0usize;
             let mut failure = None;
-            journal.for_each(from, |m| {
-                if let Err(e) = writeln!(out, "{}", line(&m)) {
-                    failure = Some(e);
-                    return false;
-                }
-                written += 1;
-                written < limit
-            })?;
+            journal
+                .for_each(from, |m| {
+                    if let Err(e) = writeln!(out, "{}", line(&m)) {
+                        failure = Some(e);
+                        return false;
+                    }
+                    written += 1;
+                    written < limit
+                })
+                .with_context(reading)?;
             if let Some(e) = failure {
                 return Err(e).context("writing to stdout");
             }
@@ -144,8 +149,8 @@ fn replay(
 
 #[expect(clippy::print_stdout, reason = "printing the report is this command's job")]
 fn verify(arg: &ProfileArg, json: bool) -> Result<bool> {
-    let (profile, journal) = open(arg)?;
-    let report = journal.verify()?;
+    let (profile, journal) = open(arg, false)?;
+    let report = journal.verify().with_context(|| format!("reading {}", profile.database_path().display()))?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -178,7 +183,7 @@ fn append(
     payload_bytes: usize,
     audit_keys: Option<&std::path::Path>,
 ) -> Result<bool> {
-    let (profile, journal) = open(arg)?;
+    let (profile, journal) = open(arg, true)?;
     let audit = match audit_keys {
         Some(path) => {
             let keys = storage::key_source(Some(path), storage::KeyringKind::SecretService)?;

@@ -18,6 +18,14 @@ pub enum AppdError {
         /// What went wrong.
         message: String,
     },
+    /// The server answered, but not with a usable directory, and no good copy is kept.
+    #[error("{url}: the answer is not a usable App Directory: {reason}")]
+    Unusable {
+        /// The directory's URL.
+        url: String,
+        /// Why it is not usable.
+        reason: String,
+    },
     /// The server answered with an error status.
     #[error("{url}: the server answered {status}")]
     Status {
@@ -47,20 +55,31 @@ pub fn cache_file(cache_dir: &Path, url: &str) -> PathBuf {
     cache_dir.join(format!("{h:016x}.json"))
 }
 
-/// Fetches `url` (blocking, at most `timeout`); on success the answer is kept under
-/// `cache_dir`; on failure the kept copy is returned, marked stale.
-pub fn fetch(url: &str, cache_dir: &Path, timeout: Duration) -> Result<Fetched, AppdError> {
-    match get(url, timeout) {
-        Ok(text) => {
-            if let Err(e) = keep(cache_dir, url, &text) {
-                tracing::warn!(%url, "could not keep a copy of the App Directory: {e}");
+/// Fetches `url` (blocking, at most `timeout`). An answer that `usable` accepts (it parses and
+/// validates) is kept under `cache_dir` as the last good copy; when the server cannot be
+/// reached, fails, or answers with something unusable (an error page, the wrong shape), the
+/// kept copy is returned, marked stale, and stays as it was.
+pub fn fetch(
+    url: &str,
+    cache_dir: &Path,
+    timeout: Duration,
+    usable: impl Fn(&str) -> Result<(), String>,
+) -> Result<Fetched, AppdError> {
+    let failed = match get(url, timeout) {
+        Ok(text) => match usable(&text) {
+            Ok(()) => {
+                if let Err(e) = keep(cache_dir, url, &text) {
+                    tracing::warn!(%url, "could not keep a copy of the App Directory: {e}");
+                }
+                return Ok(Fetched { text, stale: None });
             }
-            Ok(Fetched { text, stale: None })
-        }
-        Err(e) => match std::fs::read_to_string(cache_file(cache_dir, url)) {
-            Ok(text) => Ok(Fetched { text, stale: Some(e.to_string()) }),
-            Err(_) => Err(e),
+            Err(reason) => AppdError::Unusable { url: url.to_owned(), reason },
         },
+        Err(e) => e,
+    };
+    match std::fs::read_to_string(cache_file(cache_dir, url)) {
+        Ok(text) => Ok(Fetched { text, stale: Some(failed.to_string()) }),
+        Err(_) => Err(failed),
     }
 }
 
@@ -90,3 +109,6 @@ fn keep(cache_dir: &Path, url: &str, text: &str) -> std::io::Result<()> {
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &file)
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,12 @@ pub(super) async fn refresh_directories(shell: Arc<Shell>, cache: PathBuf, every
         tokio::time::sleep(every).await;
         for url in &urls {
             let (u, c) = (url.clone(), cache.clone());
-            let fetched = tokio::task::spawn_blocking(move || shell::appd::fetch(&u, &c, APPD_TIMEOUT)).await;
+            let check = shell.manifest.read().clone();
+            let fetched = tokio::task::spawn_blocking(move || {
+                let usable = |text: &str| check.clone().load_directory(&u, text).map_err(|e| e.to_string());
+                shell::appd::fetch(&u, &c, APPD_TIMEOUT, usable)
+            })
+            .await;
             let text = match fetched {
                 Ok(Ok(f)) if f.stale.is_none() => f.text,
                 Ok(Ok(f)) => {

@@ -104,7 +104,8 @@ pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) 
     }
     let appd_cache = profile_path.join("appd");
     for url in manifest.directory_urls.clone() {
-        match shell::appd::fetch(&url, &appd_cache, APPD_TIMEOUT) {
+        let usable = |text: &str| manifest.clone().load_directory(&url, text).map_err(|e| e.to_string());
+        match shell::appd::fetch(&url, &appd_cache, APPD_TIMEOUT, usable) {
             Ok(fetched) => {
                 if let Some(why) = &fetched.stale {
                     tracing::warn!(%url, "the App Directory cannot be reached ({why}); using the copy kept from before");

@@ -1,7 +1,7 @@
 //! Shared helpers for the workspace integration tests in `it/`: finding and running the real
 //! `tessera` binaries.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The directory the test binary's profile builds into (`target/debug`).
@@ -30,4 +30,23 @@ pub fn tessera(args: &[&str]) -> Output {
         .env("TESSERA_LOG", "warn")
         .output()
         .unwrap_or_else(|e| panic!("running tessera: {e}"))
+}
+
+/// Copies the pages of `tests/fixtures/<name>` (with their scripts, styles and images, not its
+/// JSON) into `into` (made if missing) and returns the name of `page` there: a manifest written in `into` names its pages by relative path, as a
+/// manifest must (an app's page is inside its manifest's folder).
+pub fn fixture_page(name: &str, page: &str, into: &Path) -> String {
+    let from = workspace_root().join("tests/fixtures").join(name);
+    std::fs::create_dir_all(into).unwrap_or_else(|e| panic!("{}: {e}", into.display()));
+    for entry in std::fs::read_dir(&from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let path = entry.unwrap_or_else(|e| panic!("{}: {e}", from.display())).path();
+        // Pages and what they load; the fixture's manifests and directories are not the test's.
+        let page_part =
+            path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "html" | "js" | "css" | "png"));
+        if path.is_file() && page_part {
+            let to = into.join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &to).unwrap_or_else(|e| panic!("{} -> {}: {e}", path.display(), to.display()));
+        }
+    }
+    page.to_owned()
 }

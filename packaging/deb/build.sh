@@ -27,7 +27,7 @@ ln -s "releases/$version" "$root/opt/tessera/current"
 ln -s ../current/bin/tessera "$root/opt/tessera/bin/tessera"
 ln -s /opt/tessera/bin/tessera "$root/usr/bin/tessera"
 install -m 0644 "$here/tessera.desktop" "$root/usr/share/applications/tessera.desktop"
-icon="$root/opt/tessera/releases/$version/share/tessera/assets/demo/icons/watchlist.png"
+icon="$root/opt/tessera/releases/$version/share/tessera/manifests/demo/icons/watchlist.png"
 [[ -f "$icon" ]] && install -m 0644 "$icon" "$root/usr/share/icons/hicolor/64x64/apps/tessera.png"
 size=$(du -sk "$root" | cut -f1)
 arch=$(dpkg --print-architecture)

@@ -7,3 +7,4 @@ pub mod appd;
 pub mod ctl;
 pub mod host;
 pub mod manifest;
+pub mod quote;

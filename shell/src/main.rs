@@ -45,10 +45,48 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             // Reported once, here, for the person or script that ran the command.
-            eprintln!("tessera: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("tessera: {}", one_line(&e));
+            if is_bad_input(&e) { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
+}
+
+/// Most characters of one cause an error line shows.
+const CAUSE_LIMIT: usize = 600;
+
+/// The error and its causes on one line: a cause already said by the one before is not said
+/// again, and a cause that quotes pages of input is cut.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        let count = text.chars().count();
+        let text = if count > CAUSE_LIMIT {
+            let head: String = text.chars().take(CAUSE_LIMIT - 100).collect();
+            let tail: String = text.chars().skip(count - 100).collect();
+            format!("{head} … ({} characters left out) … {tail}", count - CAUSE_LIMIT)
+        } else {
+            text
+        };
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Whether the error is about input the user gave (a manifest, an admin policy, an App
+/// Directory file): exit code 2, like bad usage.
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<shell::manifest::ManifestError>().is_some()
+            || c.downcast_ref::<policy::PolicyError>().is_some()
+            || c.downcast_ref::<broker::fdc3::DirectoryError>().is_some()
+    })
 }
 
 /// A damaged profile can make the database engine panic; storage turns that into an error that

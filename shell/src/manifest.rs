@@ -2,13 +2,15 @@
 //!
 //! ```json
 //! { "name": "Demo desk",
-//!   "apps": [ { "appId": "prices", "title": "Prices", "url": "../assets/demo/prices.html",
-//!               "icon": "../assets/demo/icons/prices.png",
+//!   "apps": [ { "appId": "prices", "title": "Prices", "url": "demo/prices.html",
+//!               "icon": "demo/icons/prices.png",
 //!               "memoryLimitMiB": 512, "cpuLimitPercent": 150 } ],
 //!   "startup": ["prices"] }
 //! ```
-//! A relative `url` (or a `file:` URL) is a local app: its page's directory becomes its content
-//! root, served to it as `tessera://<appId>/`. Every problem is reported with the app and
+//! An app's `url` is `http(s)://...`, or a relative path to a page inside the manifest's folder
+//! (a local app: its page's directory becomes its content root, served to it as
+//! `tessera://<appId>/`); anything else (`file:`, `javascript:`, `data:`, an absolute path, a
+//! path that leaves the folder) is refused. Every problem is reported with the app and
 //! field it concerns; a manifest with any is refused as a whole.
 //!
 //! An app may declare the FDC3 intents it listens for in an appd v2 `interop` block. The
@@ -500,16 +502,22 @@ fn manifest_policy(v: serde_json::Value, problems: &mut Vec<String>) -> Option<p
     }
 }
 
-/// The start URL, and for a local app its content root.
+/// The start URL, and for a local app its content root: `http(s)://` as given, or a relative
+/// path to a file inside the manifest's folder; anything else is refused.
 fn resolve(app_id: &str, url: &str, base: &Path) -> Result<(String, Option<PathBuf>), String> {
-    let local = if let Some(rest) = url.strip_prefix("file://") {
-        PathBuf::from(rest)
-    } else if url.contains("://") || url.starts_with("about:") {
-        return Ok((url.to_owned(), None));
-    } else {
-        base.parent().unwrap_or(Path::new("/")).join(url)
-    };
+    let shown = || crate::quote::quote(url);
+    match policy::app_url(url) {
+        Ok(policy::AppUrl::Remote(url)) => return Ok((url, None)),
+        Ok(policy::AppUrl::Local(_)) => {}
+        Err(why) => return Err(format!("{} {why}", shown())),
+    }
+    let folder = base.parent().unwrap_or(Path::new("/"));
+    let folder = folder.canonicalize().map_err(|e| format!("{}: {e}", folder.display()))?;
+    let local = folder.join(url);
     let path = local.canonicalize().map_err(|e| format!("{}: {e}", local.display()))?;
+    if !path.starts_with(&folder) {
+        return Err(format!("{} leads outside the manifest's folder {}", shown(), folder.display()));
+    }
     if !path.is_file() {
         return Err(format!("{} is not a file", path.display()));
     }

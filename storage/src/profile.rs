@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
 
-use crate::error::{Error, Result, db_error, shield};
+use crate::error::{Error, Result, db_error, io_error, shield};
 
 /// The database file's name inside a profile directory.
 pub const DATABASE_FILE: &str = "tessera.redb";
@@ -16,6 +16,8 @@ enum Db {
     Writable(Database),
     /// Read only: nothing about the file changes.
     ReadOnly(ReadOnlyDatabase),
+    /// A file not closed cleanly, recovered in memory to be read: the file is untouched.
+    Recovered(Database),
 }
 
 /// The open database. Once the engine has panicked in this process (a damaged file), it is not
@@ -47,6 +49,7 @@ impl Store {
         match &self.0 {
             Some(Db::Writable(db)) => db.begin_read().map_err(Into::into),
             Some(Db::ReadOnly(db)) => db.begin_read().map_err(Into::into),
+            Some(Db::Recovered(db)) => db.begin_read().map_err(Into::into),
             None => Err(closed()),
         }
     }
@@ -54,7 +57,7 @@ impl Store {
     pub(crate) fn begin_write(&self) -> std::result::Result<WriteTransaction, redb::Error> {
         match &self.0 {
             Some(Db::Writable(db)) => db.begin_write().map_err(Into::into),
-            Some(Db::ReadOnly(_)) => Err(redb::Error::Io(std::io::Error::new(
+            Some(Db::ReadOnly(_) | Db::Recovered(_)) => Err(redb::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::ReadOnlyFilesystem,
                 "the profile was opened read-only",
             ))),
@@ -63,7 +66,7 @@ impl Store {
     }
 
     pub(crate) fn is_read_only(&self) -> bool {
-        matches!(self.0, Some(Db::ReadOnly(_)))
+        matches!(self.0, Some(Db::ReadOnly(_) | Db::Recovered(_)))
     }
 }
 
@@ -110,7 +113,8 @@ impl Profile {
     }
 
     /// Opens an existing profile only to read it: nothing in the directory or the file changes,
-    /// whatever is found (a database that needs repair is refused, not repaired).
+    /// whatever is found. A file that was not closed cleanly (a crash, a kill) is recovered as
+    /// `run` would recover it, but in a copy in memory.
     pub fn open_read_only(dir: &Path) -> Result<Self> {
         let path = dir.join(DATABASE_FILE);
         if !path.is_file() {
@@ -119,8 +123,27 @@ impl Profile {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {DATABASE_FILE} in it")),
             });
         }
-        let db = shield(&path, || ReadOnlyDatabase::open(&path).map_err(|e| db_error(&path, e)))?;
-        Ok(Self { dir: dir.to_owned(), path, db: Arc::new(Store(Some(Db::ReadOnly(db)))) })
+        let opened = shield(&path, || match ReadOnlyDatabase::open(&path) {
+            Ok(db) => Ok(Some(db)),
+            Err(redb::DatabaseError::RepairAborted) => Ok(None),
+            Err(e) => Err(db_error(&path, e)),
+        })?;
+        let db = match opened {
+            Some(db) => Db::ReadOnly(db),
+            None => {
+                tracing::info!(path = %path.display(), "not closed cleanly: reading a copy recovered in memory");
+                let bytes = std::fs::read(&path).map_err(|source| io_error(path.clone(), source))?;
+                let backend = redb::backends::InMemoryBackend::new();
+                let io = |e: std::io::Error| io_error(path.clone(), e);
+                redb::StorageBackend::set_len(&backend, bytes.len() as u64).map_err(io)?;
+                redb::StorageBackend::write(&backend, 0, &bytes).map_err(io)?;
+                drop(bytes);
+                let db =
+                    shield(&path, || Database::builder().create_with_backend(backend).map_err(|e| db_error(&path, e)))?;
+                Db::Recovered(db)
+            }
+        };
+        Ok(Self { dir: dir.to_owned(), path, db: Arc::new(Store(Some(db))) })
     }
 
     /// A profile on a custom storage backend, for crash and fault simulation; `label` stands in

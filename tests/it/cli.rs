@@ -186,3 +186,87 @@ fn ipc_bench_runs_real_app_host_processes() {
     }
     assert_eq!(v["clients"], 3);
 }
+
+/// `tessera` with no display and a private runtime directory, so `run` stops before a window.
+fn tessera_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let runtime = dir.join("rt");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::process::Command::new(bin("tessera"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("TESSERA_LOG", "error")
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bad_input_files_exit_2_with_one_line_that_says_each_thing_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let profile = d.join("profile");
+    let p = profile.to_str().unwrap();
+    let huge = "x".repeat(100_000);
+    std::fs::write(d.join("bad-policy.json"), r#"{"rules": [{"apps": ["*"], "allow": ["nonsense.perm"]}]}"#).unwrap();
+    std::fs::write(d.join("huge-policy.json"), format!(r#"{{"rules": "{huge}"}}"#)).unwrap();
+    std::fs::write(
+        d.join("huge-manifest.json"),
+        format!(r#"{{"name": "x", "apps": [{{"appId": "{huge}", "url": "https://a.example"}}]}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("etc-manifest.json"),
+        r#"{"name": "x", "apps": [{"appId": "a", "url": "file:///etc/passwd"}]}"#,
+    )
+    .unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["run".into(), "--manifest".into(), d.display().to_string()], "Is a directory"),
+        (vec!["run".into(), "--manifest".into(), d.join("missing.json").display().to_string()], "No such file"),
+        (
+            vec!["run".into(), "--manifest".into(), d.join("etc-manifest.json").display().to_string()],
+            "file:///etc/passwd",
+        ),
+        (vec!["run".into(), "--manifest".into(), d.join("huge-manifest.json").display().to_string()], "appId"),
+        (vec!["run".into(), "--policy".into(), d.join("bad-policy.json").display().to_string()], "nonsense.perm"),
+        (
+            vec!["run".into(), "--policy".into(), d.join("huge-policy.json").display().to_string()],
+            "expected a sequence",
+        ),
+        (vec!["run".into(), "--policy".into(), d.display().to_string()], "Is a directory"),
+    ];
+    for (args, needle) in cases {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(["--profile", p]);
+        let o = tessera_in(d, &all);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("tessera: ")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(lines[0].len() < 2000, "{args:?}: {} bytes quoted", lines[0].len());
+        for part in ["Is a directory (os error 21)", "No such file or directory (os error 2)", "the admin policy:"] {
+            assert!(lines[0].matches(part).count() <= 1, "{args:?} says {part:?} twice: {}", lines[0]);
+        }
+    }
+}
+
+#[test]
+fn a_failing_read_command_changes_nothing_in_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    let p = profile.to_str().unwrap();
+    assert!(tessera(&["journal", "append", "--topic", "a", "--count", "3", "--profile", p]).status.success());
+    std::fs::set_permissions(&profile, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    let db = profile.join("tessera.redb");
+    let before = std::fs::read(&db).unwrap();
+    for args in [&["journal", "stats"][..], &["journal", "verify"], &["journal", "replay"], &["audit", "export"]] {
+        let mut all = args.to_vec();
+        all.extend(["--profile", p]);
+        let _ = tessera(&all);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&profile).unwrap().permissions()) & 0o777;
+        assert_eq!(mode, 0o500, "{args:?} changed the profile's mode");
+        assert_eq!(std::fs::read(&db).unwrap(), before, "{args:?} changed the database");
+    }
+    std::fs::set_permissions(&profile, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+}

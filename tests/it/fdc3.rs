@@ -541,7 +541,7 @@ fn web_apps_from_an_http_app_directory_get_identity_at_launch_and_can_close_them
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("desk.json");
-    let app_page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let app_page = tests::fixture_page("fdc3", "app.html", dir.path());
     std::fs::write(
         &manifest,
         json!({

@@ -45,7 +45,7 @@ fn p(v: &[f64], q: f64) -> f64 {
 #[test]
 fn a_flooding_app_is_slowed_and_the_others_keep_their_latency() {
     let dir = tempfile::tempdir().unwrap();
-    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let page = tests::fixture_page("fdc3", "app.html", dir.path());
     let manifest = dir.path().join("desk.json");
     std::fs::write(
         &manifest,

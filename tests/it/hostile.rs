@@ -60,7 +60,7 @@ const EXTRAS: &[(&str, &str)] = &[
 #[test]
 fn thirty_hostile_pages_each_fail_and_each_attempt_is_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let page = tests::workspace_root().join("tests/fixtures/hostile/hostile.html");
+    let page = tests::fixture_page("hostile", "hostile.html", dir.path());
     let mut apps: Vec<Value> = vec![json!({ "appId": "watcher", "title": "Watcher", "url": page })];
     apps.extend(ATTACKS.iter().map(|(id, _)| json!({ "appId": id, "url": page })));
     apps.extend(EXTRAS.iter().map(|(id, _)| json!({ "appId": id, "url": page })));

@@ -53,7 +53,7 @@ const POLICY: &str = r#"{
 #[test]
 fn prompts_remembered_answers_revocation_and_a_live_policy_change() {
     let dir = tempfile::tempdir().unwrap();
-    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let page = tests::fixture_page("fdc3", "app.html", dir.path());
     let manifest = dir.path().join("desk.json");
     std::fs::write(
         &manifest,
@@ -349,7 +349,7 @@ fn signed_manifests_and_app_directories_with_a_policy_that_requires_them() {
         expired[0].clone(),
         forged[0].clone(),
     ]);
-    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let page = tests::fixture_page("fdc3", "app.html", d);
     let manifest = d.join("desk.json");
     std::fs::write(
         &manifest,
@@ -464,7 +464,7 @@ fn signed_manifests_and_app_directories_with_a_policy_that_requires_them() {
 #[test]
 fn a_local_app_gets_the_content_security_policy_its_manifest_gives() {
     let dir = tempfile::tempdir().unwrap();
-    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let page = tests::fixture_page("fdc3", "app.html", dir.path());
     let manifest = dir.path().join("desk.json");
     std::fs::write(
         &manifest,
@@ -529,7 +529,7 @@ fn a_policy_file_that_must_be_signed() {
     let policy = d.join("policy.json");
     std::fs::write(&policy, json!({ "rules": [{ "apps": ["*"], "allow": ["bus.publish:desk.#"] }] }).to_string())
         .unwrap();
-    let page = tests::workspace_root().join("tests/fixtures/fdc3/app.html");
+    let page = tests::fixture_page("fdc3", "app.html", d);
     let manifest = d.join("desk.json");
     std::fs::write(
         &manifest,

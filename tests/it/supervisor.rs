@@ -169,3 +169,21 @@ fn a_host_that_breaks_the_protocol_is_restarted() {
     assert!(reason.contains("broke the protocol"), "{reason}");
     rt.block_on(sup.shutdown());
 }
+
+#[test]
+fn a_frozen_then_killed_host_is_reported_as_hung_not_as_a_protocol_breach() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sup = Supervisor::new(Broker::default(), policy());
+    let id = sup.launch(spec("frozen", &[]));
+    wait_for(&sup, id, Duration::from_secs(10), |s| s.state == AppState::Running && s.pid.is_some());
+    let pid = sup.status()[0].pid.unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    wait_for(&sup, id, Duration::from_secs(10), |s| s.restarts >= 1);
+    let why = sup.status()[0].last_exit.clone().unwrap_or_default();
+    assert!(why.contains("hung") && why.contains("signal 9"), "{why}");
+    assert!(!why.contains("protocol"), "{why}");
+    rt.block_on(sup.shutdown());
+}

@@ -1,5 +1,6 @@
-//! Fuzzes the admin policy parser, the strict JSON reader and signed-record checks with
-//! arbitrary text: no panic, and a policy that parses answers every question without panicking.
+//! Fuzzes the admin policy parser, the strict JSON reader, signed-record checks and the reading
+//! of a manifest's app URL with arbitrary text: no panic, and a policy that parses answers every
+//! question without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,5 +27,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(p) = text.parse::<Permission>() {
         let _ = p.to_string();
+    }
+    // A manifest's app URL: remote ones are http(s), local ones relative and scheme-less.
+    match policy::app_url(&text) {
+        Ok(policy::AppUrl::Remote(u)) => assert!(u.to_ascii_lowercase().trim_start().starts_with("http")),
+        Ok(policy::AppUrl::Local(p)) => assert!(!p.starts_with('/') && !p.to_ascii_lowercase().starts_with("file:")),
+        Err(_) => {}
     }
 });

@@ -33,4 +33,4 @@ pub use crate::admin::{
     Verdict, load_file, resolve,
 };
 pub use crate::permission::{PERMISSIONS, Permission, PermissionError, ScopeKind, pattern_contains};
-pub use crate::urls::{local_http, normal_origin};
+pub use crate::urls::{AppUrl, app_url, local_http, normal_origin};

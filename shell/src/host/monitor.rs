@@ -192,16 +192,28 @@ impl Monitor {
                         Err(e) => format!("wait failed: {e}"),
                     };
                     // A host that broke the protocol and then left: say so, not just how it left.
+                    // One that had stopped answering first was hung before it died.
                     let broke = match tokio::time::timeout(Duration::from_millis(200), &mut conn).await {
-                        Ok(Ok(Err(e))) => Some(format!("broke the protocol: {e:#}")),
+                        Ok(Ok(Err(e))) if !lost_connection(&e) => Some(format!("broke the protocol: {e:#}")),
                         _ => None,
+                    };
+                    let status = match silent_for(&last_pong, &self.policy) {
+                        Some(s) => format!("hung (no answer to pings for {s} s), then {status}"),
+                        None => status,
                     };
                     break Ended::Exited(broke.map_or_else(|| status.clone(), |b| format!("{b}; {status}")));
                 }
                 result = &mut conn => {
                     // The host closed its end or sent something malformed: it goes.
+                    let silent = silent_for(&last_pong, &self.policy);
                     let why = match result {
                         Ok(Ok(())) => "closed its connection".to_owned(),
+                        // A host that stopped reading (frozen) loses its connection; it did
+                        // not break the protocol.
+                        Ok(Err(e)) if lost_connection(&e) => match silent {
+                            Some(s) => format!("hung (no answer to pings for {s} s) and lost its connection"),
+                            None => format!("lost its connection: {e:#}"),
+                        },
                         Ok(Err(e)) => format!("broke the protocol: {e:#}"),
                         Err(e) => format!("connection task failed: {e}"),
                     };
@@ -557,4 +569,18 @@ pub(crate) struct Started {
     conn: tokio::task::JoinHandle<anyhow::Result<()>>,
     last_pong: Arc<AtomicU64>,
     events: flume::Receiver<HostMsg>,
+}
+
+/// Whether a connection ended because the socket failed (the host died, froze or stopped
+/// reading) rather than because of what the host sent.
+fn lost_connection(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some())
+}
+
+/// How long (seconds, one decimal) the host has not answered pings, when that is longer than
+/// two heartbeats (it was hung, not merely busy).
+fn silent_for(last_pong: &std::sync::atomic::AtomicU64, policy: &RestartPolicy) -> Option<String> {
+    let silent_ms = broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed));
+    let limit = u64::try_from(policy.heartbeat_every.as_millis()).unwrap_or(u64::MAX).saturating_mul(2);
+    (silent_ms > limit).then(|| format!("{:.1}", silent_ms as f64 / 1000.0))
 }

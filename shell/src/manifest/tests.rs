@@ -69,3 +69,45 @@ fn syntax_errors_name_the_file_and_position() {
     let e = load(&path).unwrap_err().to_string();
     assert!(e.contains("unknown field `colour`"), "{e}");
 }
+
+#[test]
+fn an_app_url_is_http_or_a_page_inside_the_manifests_folder() {
+    let (dir, path) = dir_with_page();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/inner.html"), "<p>in</p>").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.html"), "<p>x</p>").unwrap();
+    let rel_outside = format!("../{}/x.html", outside.path().file_name().unwrap().to_str().unwrap());
+    let abs = dir.path().join("page.html");
+    let long = format!("javascript:{}", "a".repeat(100_000));
+    let cases: Vec<(&str, String, bool)> = vec![
+        ("rel", "page.html".into(), true),
+        ("sub", "sub/inner.html".into(), true),
+        ("back-in", "sub/../page.html".into(), true),
+        ("https", "https://example.com/app".into(), true),
+        ("http", "HTTP://127.0.0.1:8080/".into(), true),
+        ("file", "file:///etc/passwd".into(), false),
+        ("js", "javascript:alert(1)".into(), false),
+        ("data", "data:text/html,<p>x</p>".into(), false),
+        ("ftp", "ftp://example.com/x".into(), false),
+        ("tessera", "tessera://other/page.html".into(), false),
+        ("nohost", "https://".into(), false),
+        ("abs", abs.display().to_string(), false),
+        ("etc", "/etc/passwd".into(), false),
+        ("escape", rel_outside, false),
+        ("long", long, false),
+    ];
+    for (id, url, ok) in cases {
+        let text = serde_json::json!({ "name": "Desk", "apps": [{ "appId": id, "url": url }] }).to_string();
+        std::fs::write(&path, text).unwrap();
+        match load(&path) {
+            Ok(_) => assert!(ok, "{id}: {url:.60} was accepted"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(!ok, "{id}: refused: {e}");
+                assert!(e.contains(&format!("app \"{id}\": url")), "{id}: {e}");
+                assert!(e.len() < 600, "{id}: the error quotes too much ({} bytes)", e.len());
+            }
+        }
+    }
+}

@@ -182,7 +182,7 @@ pub(super) fn policy_file(
     let Some(path) = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file())) else {
         return Ok(None);
     };
-    let policy = policy::load_file(&path, trust).context("the admin policy")?;
+    let policy = policy::load_file(&path, trust)?;
     tracing::info!(path = %path.display(), "admin policy loaded");
     Ok(Some((policy, path)))
 }

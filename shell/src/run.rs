@@ -23,16 +23,14 @@ use compositor::{Command as UiCommand, Compositor, Handle, UiEvent};
 use parking_lot::Mutex;
 use serde_json::json;
 use shell::host::supervisor::{RestartPolicy, Supervisor};
-use shell::manifest::{self, Manifest};
-use storage::audit::AuditEntry;
+use shell::manifest::Manifest;
 use storage::{Journal, JournalConfig, Profile};
 use tokio::net::{UnixListener, UnixStream};
 
 use self::ctl_server::{screenshot_to, serve_ctl};
 use self::directories::refresh_directories;
-use self::launch::start_desk;
-use self::startup::{Desk, SEEN_VERSIONS, SYSTEM_POLICY, admin_policy, app_facts, load_desk};
-use self::ui::{push_grants, push_tiles, tiles, window_events};
+use self::startup::{Desk, SYSTEM_POLICY, admin_policy, app_facts, load_desk};
+use self::ui::{push_tiles, tiles, window_events};
 use crate::cli::RunArgs;
 use crate::profile::run_epoch;
 

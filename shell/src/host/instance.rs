@@ -208,6 +208,17 @@ pub enum AppEvent {
 pub(crate) const APP_EVENTS: usize = 16_384;
 
 pub(crate) type AppEvents = Arc<Mutex<Option<flume::Sender<AppEvent>>>>;
+
+/// Hands the shell an event about `instance` of `app`, if it listens; a shell that is behind
+/// loses the event, with a warning, rather than holding up the connection.
+pub(crate) fn report(sink: &AppEvents, app: &str, instance: u64, event: AppEvent) {
+    let sink = sink.lock().clone();
+    if let Some(tx) = sink
+        && tx.try_send(event).is_err()
+    {
+        tracing::warn!(app, instance, "the shell is behind on app events; one was dropped");
+    }
+}
 pub(crate) type SharedGate = Arc<Mutex<Option<Arc<dyn crate::host::gate::Gate>>>>;
 
 /// Why an `eval` gave no value.
@@ -309,12 +320,7 @@ impl Binding {
 
     /// Tells the shell what happened to the instance's page.
     pub(crate) fn report(&self, event: AppEvent) {
-        let sink = self.app_events.lock().clone();
-        if let Some(tx) = sink
-            && tx.try_send(event).is_err()
-        {
-            tracing::warn!(app = %self.app, instance = self.instance, "the shell is behind on app events; one was dropped");
-        }
+        report(&self.app_events, self.app.as_str(), self.instance, event);
     }
 
     /// A DACP message from the page, parsed once, here, and checked against the permission

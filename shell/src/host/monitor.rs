@@ -49,12 +49,7 @@ pub(crate) enum Stop {
 
 impl Monitor {
     pub(crate) fn report(&self, event: AppEvent) {
-        let sink = self.app_events.lock().clone();
-        if let Some(tx) = sink
-            && tx.try_send(event).is_err()
-        {
-            tracing::warn!(app = %self.spec.app, instance = self.instance, "the shell is behind on app events; one was dropped");
-        }
+        crate::host::instance::report(&self.app_events, &self.spec.app.0, self.instance, event);
     }
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut InstanceStatus)) {

@@ -13,7 +13,8 @@ use shell::ctl::{MAX_REQUEST, Request, Response};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::*;
+use super::ui::push_grants;
+use super::{Shell, workspace};
 
 pub(super) async fn serve_ctl(shell: Arc<Shell>, listener: UnixListener, path: std::path::PathBuf) {
     loop {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::*;
+use super::startup::{SEEN_VERSIONS, app_facts};
+use super::ui::push_tiles;
+use super::{APPD_TIMEOUT, Shell};
 
 /// Fetches the App Directory URLs again every `every`; a changed directory changes the
 /// launcher and the agent (running instances stay).

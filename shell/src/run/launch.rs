@@ -6,7 +6,7 @@ use broker::AppId;
 use serde_json::Value;
 use shell::host::supervisor::AppSpec;
 
-use super::*;
+use super::{RECENT, Shell, workspace};
 
 /// An app's directory name in the profile: its id where that is a plain file name, else the
 /// id in hex (an App Directory's appIds may hold `/` or be `..`).

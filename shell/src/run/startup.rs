@@ -4,7 +4,18 @@
 //! refused for its signature is recorded before the shell stops); then the App Directories
 //! (given on the command line, or fetched with the last good copy kept).
 
-use super::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use shell::manifest::{self, Manifest};
+use storage::Profile;
+use storage::audit::AuditEntry;
+
+use super::{APPD_TIMEOUT, permissions};
+use crate::cli::RunArgs;
 
 /// The manifest to open: `--manifest`, else the demo desk.
 pub(super) fn manifest_path(args: &RunArgs) -> Result<PathBuf> {

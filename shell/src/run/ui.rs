@@ -9,7 +9,8 @@ use protocol::wire::Bounds;
 use serde_json::json;
 use shell::host::supervisor::AppState;
 
-use super::*;
+use super::launch::start_desk;
+use super::{Shell, fdc3};
 
 pub(super) async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiEvent>) {
     while let Ok(event) = events.recv_async().await {

@@ -8,6 +8,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod logging;
 mod profile;
 mod run;
 
@@ -24,9 +25,15 @@ fn main() -> ExitCode {
         // clap prints help and version to stdout with exit code 0, usage errors to stderr with 2.
         Err(e) => e.exit(),
     };
-    init_tracing();
+    let command = cli.command.unwrap_or_else(|| Command::Run(cli::RunArgs::default()));
+    // The shell itself also logs into its profile, for IT; the other commands only to stderr.
+    let log_dir = match &command {
+        Command::Run(args) => profile::dir(&args.profile).ok().map(|d| d.join("logs")),
+        _ => None,
+    };
+    logging::init(log_dir.as_deref());
     quiet_database_panics();
-    let result = match cli.command.unwrap_or_else(|| Command::Run(cli::RunArgs::default())) {
+    let result = match command {
         Command::Run(args) => run::run(&args),
         Command::Ctl(args) => ctl::run(&args),
         Command::Bench(BenchCommand::Broker(args)) => bench::broker::run(&args).map(|()| true),
@@ -102,11 +109,4 @@ fn quiet_database_panics() {
             default(info);
         }
     }));
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }

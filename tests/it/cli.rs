@@ -270,3 +270,23 @@ fn a_failing_read_command_changes_nothing_in_the_profile() {
     }
     std::fs::set_permissions(&profile, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
 }
+
+#[test]
+fn the_shell_logs_json_lines_into_its_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    // No display: the run logs its start-up, then stops at the window.
+    let o = tessera_in(dir.path(), &["run", "--profile", profile.to_str().unwrap(), "--keyring", "keyutils"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let log = std::fs::read_to_string(profile.join("logs/tessera.log")).unwrap();
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(l["timestamp"].is_string() && l["level"].is_string() && l["target"].is_string(), "{l}");
+        assert!(l["fields"]["message"].is_string(), "{l}");
+    }
+    assert!(lines.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("audit log"))), "{log}");
+    // The terminal keeps the readable form.
+    assert!(!stderr(&o).contains("\"timestamp\""));
+}

@@ -54,5 +54,6 @@ fuzz storage record
 fuzz storage kv
 fuzz shell feed
 fuzz shell policy
+fuzz shell http
 
 step "all checks passed in $((SECONDS - started)) s"

@@ -8,6 +8,7 @@ mod fdc3;
 mod launch;
 mod permissions;
 mod startup;
+mod telemetry;
 mod ui;
 mod updates;
 mod workspace;
@@ -218,6 +219,7 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
     rt.spawn(tiles(Arc::clone(shell)));
     rt.spawn(workspace::autosave(Arc::clone(shell), Arc::clone(&shell.dirty)));
     rt.spawn(serve_ctl(Arc::clone(shell), listener, ctl_path));
+    telemetry::start(rt, shell);
     rt.spawn(quit_on_signal(Arc::clone(shell)));
     if let Some(install) = update::install::Install::locate() {
         rt.spawn(updates::run(Arc::clone(shell), install, update_rules));

@@ -127,7 +127,13 @@ fn with_no_keyring_allowed_the_desk_shows_it_and_a_required_log_stops_the_start(
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile");
     let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, json!({ "audit": { "keyutilsFallback": false } }).to_string()).unwrap();
+    let port = crate::telemetry::free_port();
+    std::fs::write(
+        &policy,
+        json!({ "audit": { "keyutilsFallback": false }, "telemetry": { "listen": format!("127.0.0.1:{port}") } })
+            .to_string(),
+    )
+    .unwrap();
     let shot = dir.path().join("shot.png");
     let session = Session::start(
         &profile,
@@ -140,6 +146,9 @@ fn with_no_keyring_allowed_the_desk_shows_it_and_a_required_log_stops_the_start(
     assert_eq!(audit["ok"], false, "{health:#}");
     assert!(audit["detail"].as_str().unwrap().contains("NOT being recorded"), "{audit}");
     assert_eq!(code, Some(1), "ctl health fails while the audit log is off");
+    // And a monitoring agent reading the health endpoint sees the desk is not ready.
+    let (status, ready) = crate::telemetry::get(port, "/health/ready");
+    assert_eq!((status, &ready["status"]), (503, &json!("degraded")), "{ready:#}");
     session.wait();
     // The red bar under the shell bar: a band of the error colour across the window.
     let red = share_of_colour_in(&shot, (0, 20), (1280, 90), [248, 81, 73]);

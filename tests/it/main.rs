@@ -18,5 +18,6 @@ mod layout;
 mod permissions;
 mod runtime_dir;
 mod supervisor;
+mod telemetry;
 mod update;
 mod vault;

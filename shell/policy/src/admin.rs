@@ -106,6 +106,24 @@ pub struct PolicyFile {
     /// How the audit log must be kept.
     #[serde(default)]
     pub audit: AuditRules,
+    /// What IT's tools may read from the running shell, and where.
+    #[serde(default)]
+    pub telemetry: Option<TelemetryRules>,
+}
+
+/// The admin policy's telemetry rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TelemetryRules {
+    /// Where the health endpoints listen: a loopback address and port (`127.0.0.1:9464`).
+    pub listen: String,
+}
+
+impl TelemetryRules {
+    /// The address to listen on, if it is a loopback one.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse::<std::net::SocketAddr>().ok().filter(|a| a.ip().is_loopback())
+    }
 }
 
 /// The admin policy's audit rules.
@@ -213,6 +231,7 @@ pub struct AdminPolicy {
     release: Option<crate::signing::Checker>,
     update: Option<UpdateRules>,
     audit: AuditRules,
+    telemetry: Option<TelemetryRules>,
 }
 
 impl AdminPolicy {
@@ -275,6 +294,14 @@ impl AdminPolicy {
                 }
             },
         };
+        if let Some(t) = &file.telemetry
+            && t.address().is_none()
+        {
+            problems.push(format!(
+                "telemetry.listen: {:?} is not a loopback address and port (like 127.0.0.1:9464)",
+                t.listen.chars().take(80).collect::<String>()
+            ));
+        }
         if let Some(u) = &file.update {
             if !u.feed_url.starts_with("https://")
                 && !crate::urls::local_http(&u.feed_url)
@@ -329,6 +356,7 @@ impl AdminPolicy {
                 release,
                 update: file.update.clone(),
                 audit: file.audit,
+                telemetry: file.telemetry.clone(),
             })
         } else {
             Err(PolicyError { problems })
@@ -343,6 +371,11 @@ impl AdminPolicy {
     /// How the audit log must be kept.
     pub fn audit(&self) -> AuditRules {
         self.audit
+    }
+
+    /// The telemetry rules, if the policy has them.
+    pub fn telemetry(&self) -> Option<&TelemetryRules> {
+        self.telemetry.as_ref()
     }
 
     /// What feeds and release archives are checked against: `update.releaseKeys` if set, else

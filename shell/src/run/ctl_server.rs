@@ -102,7 +102,7 @@ pub(super) async fn handle(shell: &Shell, request: Request) -> Result<Value> {
         Request::LayoutRestore { name } => workspace::restore_named(shell, &name).await?,
         Request::LayoutList => workspace::list(shell).await?,
         Request::Prompts => serde_json::to_value(shell.permissions.prompts())?,
-        Request::Health => health(shell),
+        Request::Health => super::telemetry::health(shell).1,
         Request::Prompt { id, answer } => {
             let answer = match answer.as_str() {
                 "allow-once" => compositor::ConsentAnswer::AllowOnce,
@@ -176,25 +176,4 @@ pub(super) async fn stream_messages(
             () = async { let _ = quit.wait_for(|q| *q).await; } => return Ok(()),
         }
     }
-}
-
-/// `ctl health`: the shell's services, and each app instance's state.
-fn health(shell: &Shell) -> Value {
-    let services: Vec<Value> = super::ui::services(shell)
-        .into_iter()
-        .map(|s| json!({ "name": s.name, "ok": s.ok, "detail": s.detail }))
-        .collect();
-    let apps: Vec<Value> = shell
-        .supervisor
-        .status()
-        .into_iter()
-        .map(|a| {
-            let ok = !matches!(
-                a.state,
-                shell::host::supervisor::AppState::Failed | shell::host::supervisor::AppState::Restarting
-            );
-            json!({ "app": a.app, "instance": a.instance, "state": a.state, "ok": ok })
-        })
-        .collect();
-    json!({ "services": services, "apps": apps })
 }

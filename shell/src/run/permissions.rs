@@ -122,6 +122,11 @@ pub(super) fn current_subject() -> Subject {
 }
 
 impl Permissions {
+    /// Where the policy in force lets IT's tools read from the shell, if anywhere.
+    pub(super) fn telemetry_address(&self) -> Option<std::net::SocketAddr> {
+        self.policy.read().telemetry().and_then(policy::TelemetryRules::address)
+    }
+
     pub(super) fn new(
         policy: AdminPolicy,
         policy_file: Option<PathBuf>,

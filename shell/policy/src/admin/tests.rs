@@ -265,3 +265,14 @@ fn release_keys_narrow_who_can_ship_a_build() {
     let e = AdminPolicy::parse(r#"{ "update": { "feedUrl": "https://updates.example/t" } }"#).unwrap_err();
     assert!(e.to_string().contains("releaseKeys"), "{e}");
 }
+
+#[test]
+fn telemetry_listens_on_loopback_only() {
+    let ok = AdminPolicy::parse(r#"{"telemetry": {"listen": "127.0.0.1:9464"}}"#).unwrap();
+    assert_eq!(ok.telemetry().and_then(TelemetryRules::address), Some("127.0.0.1:9464".parse().unwrap()));
+    assert!(AdminPolicy::parse(r#"{"telemetry": {"listen": "[::1]:9464"}}"#).is_ok());
+    for bad in ["0.0.0.0:9464", "10.0.0.1:80", "localhost", "127.0.0.1"] {
+        let e = AdminPolicy::parse(&format!(r#"{{"telemetry": {{"listen": "{bad}"}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("telemetry.listen"), "{bad}: {e}");
+    }
+}

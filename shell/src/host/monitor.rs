@@ -200,15 +200,14 @@ impl Monitor {
                 }
                 result = &mut conn => {
                     // The host closed its end or sent something malformed: it goes.
+                    // A host that had stopped answering pings was hung before its connection
+                    // ended, however it ended.
                     let silent = silent_for(&last_pong, &self.policy);
                     let why = match result {
                         Ok(Ok(())) => "closed its connection".to_owned(),
                         // A host that stopped reading (frozen) loses its connection; it did
                         // not break the protocol.
-                        Ok(Err(e)) if lost_connection(&e) => match silent {
-                            Some(s) => format!("hung (no answer to pings for {s} s) and lost its connection"),
-                            None => format!("lost its connection: {e:#}"),
-                        },
+                        Ok(Err(e)) if lost_connection(&e) => format!("lost its connection: {e:#}"),
                         Ok(Err(e)) => format!("broke the protocol: {e:#}"),
                         Err(e) => format!("connection task failed: {e}"),
                     };
@@ -216,7 +215,7 @@ impl Monitor {
                     if let Some(pid) = pid {
                         kill_tree(pid);
                     }
-                    break Ended::Exited(match waited {
+                    let ended = match waited {
                         // A crash usually shows as the socket closing first: say how it ended.
                         Ok(Ok(status)) if !status.success() => describe(status),
                         Ok(Ok(status)) => format!("{why}; {}", describe(status)),
@@ -226,6 +225,10 @@ impl Monitor {
                             let _ = child.wait().await;
                             format!("{why}; killed after the grace period")
                         }
+                    };
+                    break Ended::Exited(match silent {
+                        Some(s) => format!("hung (no answer to pings for {s} s), then {ended}"),
+                        None => ended,
                     });
                 }
                 Ok(event) = events_rx.recv_async() => self.on_event(event, &mut last_ack, &mut loading_since),

@@ -292,30 +292,29 @@ async fn ping(every: Duration, out: flume::Sender<ShellMsg>) {
     }
 }
 
-/// The permission a bus message needs, if it needs one (and can be named: a malformed topic
-/// goes on to the broker, which refuses it).
-fn permission_for(msg: &HostMsg) -> Option<(policy::Permission, String)> {
-    let (name, scope, context) = match msg {
-        HostMsg::Publish { topic, .. } => ("bus.publish", topic, format!("publish {topic}")),
-        HostMsg::Subscribe { sub, pattern, .. } => ("bus.subscribe", pattern, format!("subscribe {sub}")),
-        HostMsg::Serve { service, .. } => ("bus.serve", service, format!("serve {service}")),
+/// The permission a bus message needs and what it names (a topic, pattern or service), if it
+/// needs one.
+fn bus_scope(msg: &HostMsg) -> Option<(&'static str, &str)> {
+    match msg {
+        HostMsg::Publish { topic, .. } => Some(("bus.publish", topic)),
+        HostMsg::Subscribe { pattern, .. } => Some(("bus.subscribe", pattern)),
+        HostMsg::Serve { service, .. } => Some(("bus.serve", service)),
         // A message sent to one app is a publication on its topic.
-        HostMsg::Send { app, topic, .. } => ("bus.publish", topic, format!("send to {app}")),
-        _ => return None,
-    };
-    policy::Permission::new(name, Some(scope)).ok().map(|p| (p, context))
+        HostMsg::Send { topic, .. } => Some(("bus.publish", topic)),
+        _ => None,
+    }
 }
 
-/// The topic or pattern of a bus message that names the shell's reserved namespace (`$...`),
-/// with what the app is told it was doing: refused whatever the app's grants.
-fn reserved(msg: &HostMsg) -> Option<(&str, String)> {
-    let (name, context) = match msg {
-        HostMsg::Publish { topic, .. } => (topic, format!("publish {topic}")),
-        HostMsg::Subscribe { sub, pattern, .. } => (pattern, format!("subscribe {sub}")),
-        HostMsg::Send { app, topic, .. } => (topic, format!("send to {app}")),
-        _ => return None,
-    };
-    broker::topic::is_reserved(name).then_some((name.as_str(), context))
+/// What the app is told it was doing when a bus message is refused (made only then: the
+/// allowed path formats nothing).
+fn refusal_context(msg: &HostMsg) -> String {
+    match msg {
+        HostMsg::Publish { topic, .. } => format!("publish {topic}"),
+        HostMsg::Subscribe { sub, .. } => format!("subscribe {sub}"),
+        HostMsg::Serve { service, .. } => format!("serve {service}"),
+        HostMsg::Send { app, .. } => format!("send to {app}"),
+        _ => String::new(),
+    }
 }
 
 /// Passes `msg` on if the gate allows it; refuses it to the host if not; if the user is being
@@ -328,20 +327,25 @@ async fn admit(
     retry: &flume::Sender<HostMsg>,
 ) -> Option<HostMsg> {
     let Some((gate, instance)) = gate else { return Some(msg) };
-    if let Some((name, context)) = reserved(&msg) {
-        gate.refused(*instance, app, "bus.reserved", &broker::echo(name));
+    let Some((name, scope)) = bus_scope(&msg) else { return Some(msg) };
+    // The shell's reserved namespace (`$...`) is refused whatever the app's grants.
+    if name != "bus.serve" && broker::topic::is_reserved(scope) {
+        gate.refused(*instance, app, "bus.reserved", &broker::echo(scope));
         let error = broker::TopicError::Reserved.to_string();
-        let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+        let _ = out.send_async(ShellMsg::Refused { context: refusal_context(&msg), error }).await;
         return None;
     }
-    let Some((permission, context)) = permission_for(&msg) else { return Some(msg) };
+    // A malformed topic cannot be named as a permission: it goes on to the broker, which
+    // refuses it.
+    let Ok(permission) = policy::Permission::new(name, Some(scope)) else { return Some(msg) };
     match gate.check(*instance, app, &permission) {
         Access::Allow => Some(msg),
         Access::Deny(error) => {
-            let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+            let _ = out.send_async(ShellMsg::Refused { context: refusal_context(&msg), error }).await;
             None
         }
         Access::Ask(answer) => {
+            let context = refusal_context(&msg);
             let (out, retry) = (out.clone(), retry.clone());
             hold(vec![answer], move |allowed| async move {
                 if allowed {

@@ -50,6 +50,7 @@ fuzz broker topic
 fuzz broker frame
 fuzz broker appd
 fuzz broker dacp
+fuzz broker native
 fuzz storage record
 fuzz storage kv
 fuzz shell feed

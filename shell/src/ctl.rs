@@ -115,6 +115,13 @@ impl Response {
 /// Longest request line the shell reads.
 pub const MAX_REQUEST: usize = 1 << 20;
 
+/// Where the native-app endpoint of the shell whose control socket is `ctl` listens: beside
+/// it, in the same private directory (`ctl.sock` → `ctl-endpoint.sock`).
+pub fn endpoint_socket(ctl: &std::path::Path) -> PathBuf {
+    let stem = ctl.file_stem().map_or_else(|| "tessera".into(), |s| s.to_string_lossy());
+    ctl.with_file_name(format!("{stem}-endpoint.sock"))
+}
+
 /// Where a shell listens by default: `$XDG_RUNTIME_DIR/tessera/ctl.sock`, or, with no runtime
 /// directory, `/tmp/tessera-<uid>/ctl.sock`.
 pub fn default_socket() -> PathBuf {

@@ -6,6 +6,7 @@
 //! watchdog's reading) use neither of the others; `monitor.rs` (one instance's task) uses them
 //! and `ipc.rs`; `supervisor.rs` (the handle the shell holds) uses all of them.
 
+pub mod endpoint;
 pub mod gate;
 mod instance;
 pub mod ipc;

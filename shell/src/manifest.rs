@@ -52,6 +52,20 @@ pub struct App {
     pub permissions: Vec<policy::Permission>,
     /// The Content-Security-Policy its pages get (local apps only).
     pub csp: Option<String>,
+    /// For a native app, what the shell runs; `None` for a web app.
+    pub native: Option<NativeLaunch>,
+}
+
+/// How a native app is started: a program outside any web view, which connects to the shell's
+/// endpoint with the launch token it is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeLaunch {
+    /// The executable, absolute.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment variables it gets beyond the shell's own.
+    pub env: Vec<(String, String)>,
 }
 
 /// A loaded manifest.
@@ -162,6 +176,7 @@ impl Manifest {
                         source: Some(source.to_owned()),
                         permissions: Vec::new(),
                         csp: None,
+                        native: None,
                     });
                     directory.insert(r);
                 }
@@ -233,7 +248,18 @@ struct RawApp {
     description: String,
     #[serde(default)]
     icon: Option<String>,
-    url: String,
+    /// `web` (the default) or `native`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    /// A native app's executable: absolute, or relative to the manifest's folder.
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
     #[serde(rename = "memoryLimitMiB")]
     memory_limit_mib: Option<u64>,
     cpu_limit_percent: Option<u32>,
@@ -377,26 +403,24 @@ fn parse_with(text: &str, base: &Path, trust: Trust) -> Result<Manifest, Manifes
 /// One app of a manifest, checked field by field; `None` (with the reasons in `problems`) when
 /// it cannot be used. Its appd record (for FDC3 intents) comes with it.
 fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> Option<(App, broker::fdc3::AppRecord)> {
-    let (url, content_root) = match resolve(&a.app_id, &a.url, base) {
-        Ok(u) => u,
-        Err(e) => {
-            problems.push(format!("{who}: url: {e}"));
+    let native = match a.kind.as_deref() {
+        None | Some("web") => None,
+        Some("native") => Some(check_native(who, &a, base, problems)?),
+        Some(other) => {
+            problems.push(format!("{who}: type: {} is not \"web\" or \"native\"", crate::quote::quote(other)));
             return None;
         }
     };
-    let origins = match Origins::of(&url) {
-        Ok(o) => o,
-        Err(e) => {
-            problems.push(format!("{who}: url: {e}"));
-            return None;
+    let (url, content_root, origins) = match &native {
+        Some(n) => {
+            // A native app has no page: its origin is a name no page can have.
+            let Ok(origins) = Origins::of(&format!("tessera://{}/", a.app_id)) else {
+                problems.push(format!("{who}: appId cannot name a native app"));
+                return None;
+            };
+            (format!("native:{}", n.program.display()), None, origins)
         }
-    };
-    let origins = match origins.with_allowed(&a.origins) {
-        Ok(o) => o,
-        Err(e) => {
-            problems.push(format!("{who}: origins: {e}"));
-            return None;
-        }
+        None => check_web(who, &a, base, problems)?,
     };
     if a.memory_limit_mib.is_some_and(|m| m < 64) {
         problems.push(format!("{who}: memoryLimitMiB must be at least 64"));
@@ -439,7 +463,11 @@ fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> O
                 problems.push(format!("{who}: not a usable app record"));
                 return None;
             };
-            r.url = Some(url.clone());
+            if native.is_none() {
+                r.url = Some(url.clone());
+            } else {
+                r.kind = "native".to_owned();
+            }
             r
         }
         Err(e) => {
@@ -481,8 +509,115 @@ fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> O
         memory_limit_bytes: a.memory_limit_mib.map(|m| m << 20),
         cpu_limit_percent: a.cpu_limit_percent,
         source: None,
+        native,
     };
     Some((app, record))
+}
+
+/// A web app's start URL, content root (a local app) and the origins it may navigate to.
+fn check_web(
+    who: &str,
+    a: &RawApp,
+    base: &Path,
+    problems: &mut Vec<String>,
+) -> Option<(String, Option<PathBuf>, Origins)> {
+    let Some(url) = a.url.as_deref() else {
+        problems.push(format!("{who}: url: missing (a web app needs one; a native app says \"type\": \"native\")"));
+        return None;
+    };
+    let (url, content_root) = match resolve(&a.app_id, url, base) {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(format!("{who}: url: {e}"));
+            return None;
+        }
+    };
+    let origins = match Origins::of(&url) {
+        Ok(o) => o,
+        Err(e) => {
+            problems.push(format!("{who}: url: {e}"));
+            return None;
+        }
+    };
+    let origins = match origins.with_allowed(&a.origins) {
+        Ok(o) => o,
+        Err(e) => {
+            problems.push(format!("{who}: origins: {e}"));
+            return None;
+        }
+    };
+    Some((url, content_root, origins))
+}
+
+/// A native app's launch: its executable (absolute, or relative to the manifest's folder and
+/// inside it) must be an executable file; its environment may not set what the shell sets.
+fn check_native(who: &str, a: &RawApp, base: &Path, problems: &mut Vec<String>) -> Option<NativeLaunch> {
+    use std::os::unix::fs::PermissionsExt;
+    if a.url.is_some() || a.csp.is_some() || !a.origins.is_empty() {
+        problems.push(format!("{who}: a native app has no url, csp or origins"));
+        return None;
+    }
+    let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
+        problems.push(format!("{who}: path: missing (the native app's executable)"));
+        return None;
+    };
+    let folder = base.parent().unwrap_or(Path::new("/"));
+    let program = if Path::new(path).is_absolute() {
+        PathBuf::from(path)
+    } else {
+        let folder = match folder.canonicalize() {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(format!("{who}: path: {}: {e}", folder.display()));
+                return None;
+            }
+        };
+        match folder.join(path).canonicalize() {
+            Ok(p) if p.starts_with(&folder) => p,
+            Ok(_) => {
+                problems.push(format!(
+                    "{who}: path: {} leads outside the manifest's folder {}",
+                    crate::quote::quote(path),
+                    folder.display()
+                ));
+                return None;
+            }
+            Err(e) => {
+                problems.push(format!("{who}: path: {}: {e}", folder.join(path).display()));
+                return None;
+            }
+        }
+    };
+    match std::fs::metadata(&program) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+        Ok(_) => {
+            problems.push(format!("{who}: path: {} is not an executable file", program.display()));
+            return None;
+        }
+        Err(e) => {
+            problems.push(format!("{who}: path: {}: {e}", program.display()));
+            return None;
+        }
+    }
+    let mut env = Vec::new();
+    for (k, v) in &a.env {
+        let name_ok = !k.is_empty()
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !k.as_bytes()[0].is_ascii_digit();
+        if !name_ok || k.starts_with("TESSERA_") || v.contains('\0') {
+            problems.push(format!(
+                "{who}: env: {} is not a variable an app may set (letters, digits and '_'; not TESSERA_*)",
+                crate::quote::quote(k)
+            ));
+            return None;
+        }
+        env.push((k.clone(), v.clone()));
+    }
+    if a.args.iter().any(|arg| arg.contains('\0')) {
+        problems.push(format!("{who}: args: an argument holds a NUL byte"));
+        return None;
+    }
+    Some(NativeLaunch { program, args: a.args.clone(), env })
 }
 
 /// The manifest's own admin policy (for a desk without a policy file), checked.

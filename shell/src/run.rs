@@ -112,6 +112,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         .build()
         .context("starting the async runtime")?;
     let listener = rt.block_on(async { bind(&socket).await })?;
+    let endpoint_path = shell::ctl::endpoint_socket(&socket);
+    let endpoint = rt.block_on(async { bind(&endpoint_path).await })?;
 
     let (ui_tx, ui_rx) = flume::bounded::<UiEvent>(1024);
     let (window, handle) = Compositor::new(&manifest.name, args.window_size, ui_tx)?;
@@ -151,6 +153,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             )),
         })
     };
+    {
+        let _guard = rt.enter();
+        shell.supervisor.serve_endpoint(endpoint, endpoint_path.clone());
+    }
     start_tasks(
         &rt,
         &shell,
@@ -171,6 +177,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     }
     drop(profile);
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&endpoint_path);
     // A blocking task still at work (an update check waiting on the network) does not hold up
     // the exit.
     rt.shutdown_timeout(Duration::from_secs(3));

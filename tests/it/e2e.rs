@@ -86,6 +86,11 @@ impl Shell {
         Self { child, socket, log, _dir: dir }
     }
 
+    /// The shell's control socket.
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> =

@@ -15,6 +15,7 @@ mod flood;
 mod hostile;
 mod journal_crash;
 mod layout;
+mod native;
 mod permissions;
 mod runtime_dir;
 mod supervisor;

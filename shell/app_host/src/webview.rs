@@ -17,7 +17,6 @@ use anyhow::{Context, Result, bail};
 use app_host::HostConnection;
 use gtk::prelude::*;
 use parking_lot::Mutex;
-use protocol::QueuePolicy;
 use protocol::wire::{Bounds, HostMsg, ShellMsg};
 use serde_json::{Value, json};
 use wry::dpi::{PhysicalPosition, PhysicalSize};
@@ -30,8 +29,6 @@ const BUS_JS: &str = include_str!("../../../assets/preload/bus.js");
 const FDC3_JS: &str = include_str!("../../../assets/preload/fdc3.js");
 /// Longest a navigation waits for the shell's answer before it is refused.
 const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest message a page may post (bigger ones are refused, not forwarded).
-const MAX_PAGE_MESSAGE: usize = 4 << 20;
 /// Messages from the reader thread waiting for the GTK loop.
 const INBOX: usize = 4096;
 /// How often the host pings the shell.
@@ -549,7 +546,7 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, batch: &mut Batch) {
         ShellMsg::SetBounds(b) => wv.set_bounds(rect(b)),
         ShellMsg::SetVisible(v) => wv.set_visible(v),
         ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
-            let data = page_value(&payload);
+            let data = protocol::envelope::app_value(&payload);
             batch.push(&json!({
                 "sub": sub, "topic": topic, "data": data, "seq": seq,
                 "timestamp": timestamp_us / 1000, "sender": sender,
@@ -558,17 +555,17 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, batch: &mut Batch) {
         }
         ShellMsg::Direct { topic, payload, sender_app, seq } => {
             batch.push(
-                &json!({ "direct": true, "topic": topic, "data": page_value(&payload), "from": sender_app, "seq": seq }),
+                &json!({ "direct": true, "topic": topic, "data": protocol::envelope::app_value(&payload), "from": sender_app, "seq": seq }),
             );
             Ok(())
         }
         ShellMsg::Call { service, call, action, payload, caller_app } => {
-            let c = json!({ "service": service, "call": call, "action": action, "data": page_value(&payload), "from": caller_app });
+            let c = json!({ "service": service, "call": call, "action": action, "data": protocol::envelope::app_value(&payload), "from": caller_app });
             wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.call({c})"))
         }
         ShellMsg::Response { call, result } => {
             let r = match result {
-                Ok(payload) => json!({ "call": call, "ok": true, "value": page_value(&payload) }),
+                Ok(payload) => json!({ "call": call, "ok": true, "value": protocol::envelope::app_value(&payload) }),
                 Err(error) => json!({ "call": call, "ok": false, "error": error }),
             };
             wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.response({r})"))
@@ -604,12 +601,6 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, batch: &mut Batch) {
     }
 }
 
-/// A payload as the page sees it: the JSON value, or, for bytes that are not JSON, a string.
-fn page_value(payload: &[u8]) -> Value {
-    serde_json::from_slice::<Value>(payload)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
-}
-
 /// Script that evaluates `js` in the page's global scope (or, where the page's CSP forbids
 /// `eval`, runs it as compiled into `window.__tesseraEval<id>`), awaits it, and posts the outcome.
 fn eval_wrapper(id: u64, js: &str) -> String {
@@ -637,90 +628,13 @@ fn refuse_in_page(wv: &WebView, context: &str, error: &str) {
     let _ = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.refused({c},{e})"));
 }
 
-/// Turns one JSON envelope from the page into a message for the shell.
+/// Turns one JSON envelope from the page into a message for the shell (the vocabulary is
+/// `protocol::envelope`'s, shared with native apps); heartbeats are the host's own business.
 fn from_page(writer: &Writer, body: &str) -> Result<()> {
-    if body.len() > MAX_PAGE_MESSAGE {
-        bail!("{} bytes is over the {MAX_PAGE_MESSAGE}-byte limit", body.len());
+    let msg = protocol::envelope::app_message(body)?;
+    if matches!(msg, HostMsg::Ping { .. } | HostMsg::Pong { .. }) {
+        bail!("a page does not answer the shell's heartbeats");
     }
-    let envelope: Value = serde_json::from_str(body).context("not JSON")?;
-    let kind = envelope.get("type").and_then(Value::as_str).context("no \"type\"")?;
-    let payload = envelope.get("payload").context("no \"payload\"")?;
-    let field = |name: &str| payload.get(name).with_context(|| format!("{kind}: no \"{name}\""));
-    let string = |name: &str| -> Result<String> {
-        field(name)?.as_str().map(str::to_owned).with_context(|| format!("{kind}: \"{name}\" is not a string"))
-    };
-    let number = |name: &str| -> Result<u64> {
-        field(name)?.as_u64().with_context(|| format!("{kind}: \"{name}\" is not a whole number"))
-    };
-    let sub_id = |name: &str| -> Result<u32> {
-        u32::try_from(number(name)?).with_context(|| format!("{kind}: \"{name}\" is too large"))
-    };
-    let msg = match kind {
-        "bus.publish" => HostMsg::Publish {
-            topic: string("topic")?,
-            payload: serde_json::to_vec(field("data")?)?,
-            durable: payload.get("durable").and_then(Value::as_bool).unwrap_or(false),
-            ttl_ms: payload.get("ttlMs").and_then(Value::as_u64),
-        },
-        "bus.subscribe" => HostMsg::Subscribe {
-            sub: sub_id("sub")?,
-            pattern: string("pattern")?,
-            capacity: u32::try_from(number("capacity")?.clamp(1, 65_536)).unwrap_or(65_536),
-            policy: serde_json::from_value::<QueuePolicy>(field("policy")?.clone())
-                .with_context(|| format!("{kind}: \"policy\" is not drop_oldest, backpressure or dead_letter"))?,
-            replay: u32::try_from(payload.get("replay").and_then(Value::as_u64).unwrap_or(0).min(10_000)).unwrap_or(0),
-        },
-        "bus.unsubscribe" => HostMsg::Unsubscribe { sub: sub_id("sub")? },
-        "bus.send" => {
-            HostMsg::Send { app: string("app")?, topic: string("topic")?, payload: serde_json::to_vec(field("data")?)? }
-        }
-        "bus.serve" => HostMsg::Serve {
-            service: string("service")?,
-            actions: field("actions")?
-                .as_array()
-                .with_context(|| format!("{kind}: \"actions\" is not a list"))?
-                .iter()
-                .map(|a| a.as_str().map(str::to_owned).with_context(|| format!("{kind}: an action is not a string")))
-                .collect::<Result<_>>()?,
-        },
-        "bus.unserve" => HostMsg::Unserve { service: string("service")? },
-        "bus.request" => HostMsg::Request {
-            call: number("call")?,
-            service: string("service")?,
-            action: string("action")?,
-            payload: serde_json::to_vec(field("data")?)?,
-            timeout_ms: number("timeoutMs")?,
-        },
-        "bus.respond" => {
-            let ok = field("ok")?.as_bool().unwrap_or(false);
-            let result = if ok {
-                Ok(serde_json::to_vec(payload.get("value").unwrap_or(&Value::Null))?)
-            } else {
-                Err(payload.get("error").and_then(Value::as_str).unwrap_or("the provider failed").to_owned())
-            };
-            HostMsg::Respond { service: string("service")?, call: number("call")?, result }
-        }
-        "workspace.setState" => {
-            let state = serde_json::to_vec(field("state")?)?;
-            if state.len() > protocol::wire::MAX_APP_STATE {
-                bail!("{kind}: the state is {} bytes, over the 1 MiB limit", state.len());
-            }
-            HostMsg::SaveState { state }
-        }
-        "tessera.evalResult" => {
-            let ok = field("ok")?.as_bool().unwrap_or(false);
-            let result = if ok {
-                Ok(payload.get("value").cloned().unwrap_or(Value::Null).to_string())
-            } else {
-                Err(payload.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_owned())
-            };
-            HostMsg::EvalResult { id: number("id")?, result }
-        }
-        "tessera.close" => HostMsg::CloseSelf,
-        // FDC3 DACP requests go to the agent as they are; it checks them.
-        dacp if dacp.ends_with("Request") && !dacp.contains('.') => HostMsg::Fdc3 { message: body.to_owned() },
-        other => bail!("unknown message type {other:?}"),
-    };
     send(writer, &msg);
     Ok(())
 }

@@ -75,9 +75,22 @@ impl Default for RestartPolicy {
     }
 }
 
+/// What kind of process an instance runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKind {
+    /// A `tessera-app-host` with a web view, on a socketpair given as its standard input.
+    #[default]
+    Web,
+    /// A native app, which connects to the endpoint with the launch token in its environment.
+    Native,
+}
+
 /// What to run for an app.
 #[derive(Debug, Clone)]
 pub struct AppSpec {
+    /// A web app's host, or a native app.
+    pub kind: HostKind,
     /// The app.
     pub app: AppId,
     /// The host program.
@@ -101,6 +114,7 @@ impl AppSpec {
     /// A host with no page: `program args`.
     pub fn new(app: AppId, program: PathBuf, args: Vec<String>) -> Self {
         Self {
+            kind: HostKind::Web,
             app,
             program,
             args,
@@ -136,6 +150,8 @@ pub struct InstanceStatus {
     pub app: String,
     /// The instance number.
     pub instance: u64,
+    /// A web app's host or a native app.
+    pub kind: HostKind,
     /// The host's pid while it runs.
     pub pid: Option<u32>,
     /// WebKit web processes under the host.

@@ -127,8 +127,94 @@ impl Default for ConnOptions {
     }
 }
 
+/// How one connection's bytes become messages and back: an app host's postcard frames
+/// ([`HostCodec`]) or a native app's JSON envelopes (`host::endpoint`'s codec). Everything
+/// else about a connection (the gate, the rate limit, the binding to its instance, the
+/// counters) is the same whichever it speaks.
+pub trait Codec: Send + 'static {
+    /// The encoder the connection's writer uses.
+    type Encoder: Encoder;
+    /// Decodes what `bytes` completes (nothing, at the start: what came with the handshake)
+    /// into `into`; an error closes the connection.
+    fn feed(&mut self, bytes: &[u8], into: &mut Vec<HostMsg>) -> Result<()>;
+    /// The writer's half.
+    fn encoder(&self) -> Self::Encoder;
+}
+
+/// The writing half of a [`Codec`].
+pub trait Encoder: Send + 'static {
+    /// Adds `msg` to what the next write sends (or drops it, if the peer takes no such message).
+    fn push(&mut self, msg: &ShellMsg) -> Result<()>;
+    /// The bytes for one write.
+    fn take(&mut self) -> Vec<u8>;
+}
+
+/// An app host's codec: `protocol::frame` frames of postcard `protocol::wire` messages.
+#[derive(Debug)]
+pub struct HostCodec {
+    reader: FrameReader,
+}
+
+impl Default for HostCodec {
+    fn default() -> Self {
+        Self { reader: FrameReader::new(FrameLimits::default()) }
+    }
+}
+
+impl Codec for HostCodec {
+    type Encoder = HostEncoder;
+
+    fn feed(&mut self, bytes: &[u8], into: &mut Vec<HostMsg>) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.reader.feed(bytes).context("frame from the app host")?;
+        while let Some(frame) = self.reader.next_frame().context("frame from the app host")? {
+            for bytes in frame {
+                into.push(wire::decode(&bytes).context("message from the app host")?);
+            }
+        }
+        Ok(())
+    }
+
+    fn encoder(&self) -> HostEncoder {
+        HostEncoder { frames: FrameWriter::new(FrameLimits::default()), buf: Vec::new() }
+    }
+}
+
+/// [`HostCodec`]'s writer: coalesced frames.
+#[derive(Debug)]
+pub struct HostEncoder {
+    frames: FrameWriter,
+    buf: Vec<u8>,
+}
+
+impl Encoder for HostEncoder {
+    fn push(&mut self, msg: &ShellMsg) -> Result<()> {
+        self.buf.clear();
+        wire::encode(msg, &mut self.buf)?;
+        self.frames.push(&self.buf)?;
+        Ok(())
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        self.frames.take()
+    }
+}
+
 /// [`serve`] with every option.
 pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, opts: ConnOptions) -> Result<()> {
+    serve_codec(broker, stream, app, opts, HostCodec::default()).await
+}
+
+/// [`serve_opts`] for a connection speaking `codec`.
+pub async fn serve_codec<C: Codec>(
+    broker: Broker,
+    stream: UnixStream,
+    app: Option<AppId>,
+    opts: ConnOptions,
+    mut codec: C,
+) -> Result<()> {
     let coalesce = opts.coalesce;
     let app_name = app.as_ref().map(ToString::to_string).unwrap_or_default();
     let client = broker.connect(app);
@@ -136,25 +222,66 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     let (retry_tx, retry_rx) = flume::bounded::<HostMsg>(1024);
     let (mut rd, wr) = stream.into_split();
     let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
-    let limits = FrameLimits::default();
 
-    let writer = tokio::spawn(write_frames(wr, out_rx, coalesce, opts.counters.clone()));
+    let writer = tokio::spawn(write_frames(wr, out_rx, coalesce, opts.counters.clone(), codec.encoder()));
 
     // The shell's own messages and pings start once the host has been welcomed.
     let mut welcomed = false;
     let mut pinger = None;
     let events = opts.events.clone();
-    let mut reader = FrameReader::new(limits);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut state = ConnState::default();
     let mut bucket = opts.rate_limit.map(Bucket::new);
     let last_pong = opts.last_pong.clone();
+    let mut msgs = Vec::new();
     let result: Result<()> = async {
+        // What came with the handshake, if anything, goes first.
+        codec.feed(&[], &mut msgs)?;
         loop {
+            for msg in msgs.drain(..) {
+                if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
+                    last.store(broker::Timestamp::now().millis(), std::sync::atomic::Ordering::Relaxed);
+                }
+                let counted = matches!(
+                    msg,
+                    HostMsg::Publish { .. }
+                        | HostMsg::Send { .. }
+                        | HostMsg::Request { .. }
+                        | HostMsg::Respond { .. }
+                        | HostMsg::Fdc3 { .. }
+                );
+                if counted && let Some(t) = &opts.counters {
+                    t.from_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if counted
+                    && let Some(bucket) = bucket.as_mut()
+                    && let Some(wait) = bucket.take()
+                {
+                    if bucket.throttled % 10_000 == 1 {
+                        tracing::warn!(app = %app_name, "the app sends faster than its limit; it is being slowed down");
+                    }
+                    if let Some(t) = &opts.counters {
+                        t.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                let hello = matches!(msg, HostMsg::Hello { .. });
+                let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await else {
+                    continue;
+                };
+                handle(&client, msg, &out_tx, &mut state, events.as_ref(), opts.binding.as_ref()).await?;
+                if hello && !welcomed {
+                    welcomed = true;
+                    if let Some(binding) = &opts.binding {
+                        binding.welcomed(&out_tx);
+                    }
+                    pinger = opts.ping_every.map(|every| tokio::spawn(ping(every, out_tx.clone())));
+                }
+            }
             // Directed sends to this host arrive in its client's inbox; they go out only once
             // the host has been welcomed.
             let n = tokio::select! {
-                n = rd.read(&mut chunk) => n.context("reading from the app host")?,
+                n = rd.read(&mut chunk) => n.context("reading from the app")?,
                 Ok(msg) = retry_rx.recv_async() => {
                     if let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await {
                         handle(&client, msg, &out_tx, &mut state, events.as_ref(), opts.binding.as_ref()).await?;
@@ -176,50 +303,7 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
             if n == 0 {
                 return Ok(());
             }
-            reader.feed(&chunk[..n]).context("frame from the app host")?;
-            while let Some(frame) = reader.next_frame().context("frame from the app host")? {
-                for bytes in frame {
-                    let msg: HostMsg = wire::decode(&bytes).context("message from the app host")?;
-                    if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
-                        last.store(broker::Timestamp::now().millis(), std::sync::atomic::Ordering::Relaxed);
-                    }
-                    let counted = matches!(
-                        msg,
-                        HostMsg::Publish { .. }
-                            | HostMsg::Send { .. }
-                            | HostMsg::Request { .. }
-                            | HostMsg::Respond { .. }
-                            | HostMsg::Fdc3 { .. }
-                    );
-                    if counted && let Some(t) = &opts.counters {
-                        t.from_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    if counted
-                        && let Some(bucket) = bucket.as_mut()
-                        && let Some(wait) = bucket.take()
-                    {
-                        if bucket.throttled % 10_000 == 1 {
-                            tracing::warn!(app = %app_name, "the app sends faster than its limit; it is being slowed down");
-                        }
-                        if let Some(t) = &opts.counters {
-                            t.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        tokio::time::sleep(wait).await;
-                    }
-                    let hello = matches!(msg, HostMsg::Hello { .. });
-                    let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await else {
-                        continue;
-                    };
-                    handle(&client, msg, &out_tx, &mut state, events.as_ref(), opts.binding.as_ref()).await?;
-                    if hello && !welcomed {
-                        welcomed = true;
-                        if let Some(binding) = &opts.binding {
-                            binding.welcomed(&out_tx);
-                        }
-                        pinger = opts.ping_every.map(|every| tokio::spawn(ping(every, out_tx.clone())));
-                    }
-                }
-            }
+            codec.feed(&chunk[..n], &mut msgs)?;
         }
     }
     .await;
@@ -241,16 +325,15 @@ pub async fn serve_opts(broker: Broker, stream: UnixStream, app: Option<AppId>, 
     result
 }
 
-/// The connection's writer: everything queued for the host, coalesced into as few frames and
-/// writes as fit (at most `coalesce` messages a write), counted for the health view.
-async fn write_frames(
+/// The connection's writer: everything queued for the app, coalesced into as few writes as fit
+/// (at most `coalesce` messages a write), counted for the health view.
+async fn write_frames<E: Encoder>(
     mut wr: tokio::net::unix::OwnedWriteHalf,
     out_rx: flume::Receiver<ShellMsg>,
     coalesce: usize,
     traffic: Option<Arc<Traffic>>,
+    mut encoder: E,
 ) -> Result<()> {
-    let mut frames = FrameWriter::new(FrameLimits::default());
-    let mut buf = Vec::new();
     while let Ok(first) = out_rx.recv_async().await {
         let mut next = Some(first);
         let mut n = 0;
@@ -267,15 +350,16 @@ async fn write_frames(
             {
                 t.to_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            buf.clear();
-            wire::encode(&msg, &mut buf)?;
-            frames.push(&buf)?;
+            encoder.push(&msg)?;
             n += 1;
             if n < coalesce.max(1) {
                 next = out_rx.try_recv().ok();
             }
         }
-        wr.write_all(&frames.take()).await.context("writing to the app host")?;
+        let bytes = encoder.take();
+        if !bytes.is_empty() {
+            wr.write_all(&bytes).await.context("writing to the app")?;
+        }
     }
     Ok(())
 }

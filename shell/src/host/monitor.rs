@@ -38,6 +38,7 @@ pub(crate) struct Monitor {
     pub(crate) flooded: bool,
     pub(crate) app_events: AppEvents,
     pub(crate) gate: SharedGate,
+    pub(crate) endpoint: Arc<crate::host::endpoint::Endpoint>,
 }
 
 /// Why the monitor stops: the whole shell, or just this instance.
@@ -283,6 +284,9 @@ impl Monitor {
     /// Spawns the instance's host in a process group of its own with its end of a socketpair
     /// as standard input, and serves the connection.
     fn start_host(&mut self) -> anyhow::Result<Started> {
+        if self.spec.kind == HostKind::Native {
+            return self.start_native();
+        }
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let child = tokio::process::Command::new(&self.spec.program)
             .args(&self.spec.args)
@@ -301,6 +305,24 @@ impl Monitor {
         }
         ours.set_nonblocking(true)?;
         let stream = tokio::net::UnixStream::from_std(ours)?;
+        let (opts, last_pong, events_rx) = self.conn_options();
+        // A restarted host is told where its view is before anything else queued for it. It
+        // starts in the main window: if its view belongs in another, it moves there, shown or
+        // hidden.
+        if let Some(slot) = self.slots.lock().get(&self.instance) {
+            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
+            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
+            for msg in parent.into_iter().chain(view) {
+                let _ = slot.send(msg);
+            }
+        }
+        let conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
+        Ok(Started { child, pid, conn, last_pong, events: events_rx })
+    }
+
+    /// How the instance's connection is served (the same for a web view's host and a native
+    /// app), the time of its last pong, and its events.
+    fn conn_options(&self) -> (ConnOptions, Arc<AtomicU64>, flume::Receiver<HostMsg>) {
         let last_pong = Arc::new(AtomicU64::new(broker::Timestamp::now().millis()));
         let (events_tx, events_rx) = flume::bounded::<HostMsg>(1024);
         // Taken once: a guard in the struct literal below would live to its end.
@@ -322,18 +344,69 @@ impl Monitor {
             rate_limit: self.policy.rate_limit,
             ..ConnOptions::default()
         };
-        // A restarted host is told where its view is before anything else queued for it. It
-        // starts in the main window: if its view belongs in another, it moves there, shown or
-        // hidden.
-        if let Some(slot) = self.slots.lock().get(&self.instance) {
-            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
-            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
-            for msg in parent.into_iter().chain(view) {
-                let _ = slot.send(msg);
+        (opts, last_pong, events_rx)
+    }
+
+    /// Spawns a native app in a process group of its own with a one-time launch token in its
+    /// environment, and serves the connection that presents it (within the load timeout).
+    fn start_native(&mut self) -> anyhow::Result<Started> {
+        use anyhow::Context;
+        use protocol::native::{ENV_APP_ID, ENV_ENDPOINT, ENV_TOKEN};
+        let endpoint = Arc::clone(&self.endpoint);
+        let path = endpoint.path().context("the native-app endpoint is not listening")?;
+        let app = self.spec.app.to_string();
+        let (token, accepted) = endpoint.expect(&app, self.instance, self.policy.load_timeout)?;
+        let spawned = tokio::process::Command::new(&self.spec.program)
+            .args(&self.spec.args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .env(ENV_ENDPOINT, &path)
+            .env(ENV_TOKEN, &token)
+            .env(ENV_APP_ID, &app)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                endpoint.forget(&token);
+                return Err(e).with_context(|| format!("starting {}", self.spec.program.display()));
             }
+        };
+        let pid = child.id();
+        endpoint.launched(&token, pid.unwrap_or(0));
+        if self.flooded
+            && let Some(p) = pid.and_then(|p| rustix::process::Pid::from_raw(p.cast_signed()))
+        {
+            let _ = rustix::process::setpriority_process(Some(p), 19);
         }
-        let conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
-        Ok(Started { child, pid, conn, last_pong, events: events_rx })
+        let (opts, last_pong, events) = self.conn_options();
+        let (broker, instance, timeout) = (self.broker.clone(), self.instance, self.policy.load_timeout);
+        let pong = Arc::clone(&last_pong);
+        let conn = tokio::spawn(async move {
+            // Until it connects, the app is starting: the load timeout applies, not the heartbeat.
+            let deadline = Instant::now() + timeout;
+            tokio::pin!(accepted);
+            let accepted = loop {
+                tokio::select! {
+                    a = &mut accepted => break a.ok(),
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {
+                        if Instant::now() >= deadline {
+                            break None;
+                        }
+                        pong.store(broker::Timestamp::now().millis(), Ordering::Relaxed);
+                    }
+                }
+            };
+            let Some(accepted) = accepted else {
+                endpoint.forget(&token);
+                anyhow::bail!("did not connect to the endpoint within {} s", timeout.as_secs());
+            };
+            pong.store(broker::Timestamp::now().millis(), Ordering::Relaxed);
+            let codec = crate::host::endpoint::NativeCodec::new(accepted.reader, accepted.pid, &app, instance);
+            crate::host::ipc::serve_codec(broker, accepted.stream, Some(broker::AppId::new(&app)), opts, codec).await
+        });
+        Ok(Started { child, pid, conn, last_pong, events })
     }
 
     /// Whether the page may go to `url`: its own origin, or one the gate allows

@@ -20,7 +20,7 @@ use protocol::wire::{Bounds, ShellMsg};
 
 use crate::host::instance::*;
 pub use crate::host::instance::{
-    AppEvent, AppSpec, AppState, DEFAULT_RATE_LIMIT, EvalError, InstanceStatus, RestartPolicy,
+    AppEvent, AppSpec, AppState, DEFAULT_RATE_LIMIT, EvalError, HostKind, InstanceStatus, RestartPolicy,
 };
 use crate::host::monitor::*;
 
@@ -36,6 +36,7 @@ pub struct Supervisor {
     monitors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     app_events: AppEvents,
     gate: SharedGate,
+    endpoint: Arc<crate::host::endpoint::Endpoint>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -60,7 +61,19 @@ impl Supervisor {
             monitors: Mutex::new(Vec::new()),
             app_events: Arc::new(Mutex::new(None)),
             gate: Arc::new(Mutex::new(None)),
+            endpoint: Arc::new(crate::host::endpoint::Endpoint::default()),
         }
+    }
+
+    /// Serves the native-app endpoint on `listener` (bound at `path`): native apps launched
+    /// from now on connect there.
+    pub fn serve_endpoint(&self, listener: tokio::net::UnixListener, path: std::path::PathBuf) {
+        self.endpoint.serve(listener, path, Arc::clone(&self.gate));
+    }
+
+    /// Where the native-app endpoint listens, once it does.
+    pub fn endpoint_path(&self) -> Option<std::path::PathBuf> {
+        self.endpoint.path()
     }
 
     /// From now on, what apps do on the bus, where they navigate and which windows they open
@@ -94,6 +107,7 @@ impl Supervisor {
                 status: InstanceStatus {
                     app: spec.app.to_string(),
                     instance,
+                    kind: spec.kind,
                     pid: None,
                     web_pids: Vec::new(),
                     memory_bytes: None,
@@ -132,6 +146,7 @@ impl Supervisor {
             flooded: false,
             app_events: Arc::clone(&self.app_events),
             gate: Arc::clone(&self.gate),
+            endpoint: Arc::clone(&self.endpoint),
         };
         self.monitors.lock().push(tokio::spawn(monitor.run()));
         self.changes.send_modify(|n| *n += 1);

@@ -111,3 +111,48 @@ fn an_app_url_is_http_or_a_page_inside_the_manifests_folder() {
         }
     }
 }
+
+#[test]
+fn native_apps_name_an_executable_and_nothing_of_a_page() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, path) = dir_with_page();
+    let exe = dir.path().join("risk.py");
+    std::fs::write(&exe, "#!/usr/bin/env python3\n").unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a program").unwrap();
+    std::fs::write(
+        &path,
+        r#"{"apps": [
+            {"appId": "risk", "type": "native", "path": "risk.py", "args": ["--fast"], "env": {"RISK_LEVEL": "2"},
+             "interop": {"intents": {"listensFor": {"ViewRisk": {"contexts": ["fdc3.instrument"]}}}}},
+            {"appId": "sh", "type": "native", "path": "/bin/sh"}],
+            "startup": ["risk"]}"#,
+    )
+    .unwrap();
+    let m = load(&path).unwrap();
+    let n = m.apps[0].native.as_ref().unwrap();
+    assert_eq!(n.program, exe.canonicalize().unwrap());
+    assert_eq!(n.args, ["--fast"]);
+    assert_eq!(n.env, [("RISK_LEVEL".to_owned(), "2".to_owned())]);
+    assert_eq!(m.apps[1].native.as_ref().unwrap().program, Path::new("/bin/sh"));
+    assert!(m.apps.iter().all(|a| a.content_root.is_none()));
+    let record = m.directory.apps().find(|r| r.app_id == "risk").unwrap();
+    assert_eq!(record.kind, "native");
+
+    let cases = [
+        (r#"{"appId": "x", "type": "native"}"#, "app \"x\": path: missing"),
+        (r#"{"appId": "x", "type": "native", "path": "notes.txt"}"#, "is not an executable file"),
+        (r#"{"appId": "x", "type": "native", "path": "../escape"}"#, "app \"x\": path:"),
+        (r#"{"appId": "x", "type": "native", "path": "/no/such/program"}"#, "/no/such/program"),
+        (r#"{"appId": "x", "type": "native", "path": "/bin/sh", "url": "page.html"}"#, "has no url, csp or origins"),
+        (r#"{"appId": "x", "type": "native", "path": "/bin/sh", "env": {"TESSERA_LAUNCH_TOKEN": "t"}}"#, "env: \"TESSERA_LAUNCH_TOKEN\""),
+        (r#"{"appId": "x", "type": "native", "path": "/bin/sh", "env": {"A=B": "t"}}"#, "env: \"A=B\""),
+        (r#"{"appId": "x", "type": "citrix", "url": "page.html"}"#, "type: \"citrix\" is not"),
+        (r#"{"appId": "x"}"#, "url: missing"),
+    ];
+    for (app, want) in cases {
+        std::fs::write(&path, format!(r#"{{"apps": [{app}]}}"#)).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains(want), "{app}: {e}");
+    }
+}

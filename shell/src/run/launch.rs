@@ -1,10 +1,11 @@
 //! Launching apps: a manifest app becomes an app host under the supervisor (its WebKit data,
-//! caches and saved state kept per app in the profile), and the desk's start-up set is started.
+//! caches and saved state kept per app in the profile), or, for a native app, its own program
+//! given a launch token for the endpoint; and the desk's start-up set is started.
 
 use anyhow::{Context, Result, bail};
 use broker::AppId;
 use serde_json::Value;
-use shell::host::supervisor::AppSpec;
+use shell::host::supervisor::{AppSpec, HostKind};
 
 use super::{RECENT, Shell, workspace};
 
@@ -34,8 +35,18 @@ impl Shell {
             .app(app_id)
             .cloned()
             .with_context(|| format!("no app {app_id:?} in the manifest or its App Directory"))?;
-        let Some(xid) = *self.window.borrow() else { bail!("the shell window is not up yet") };
         let dir = self.profile_dir.join("apps").join(app_dir_name(&app.app_id));
+        if let Some(native) = &app.native {
+            let spec = AppSpec {
+                kind: HostKind::Native,
+                env: native.env.clone(),
+                memory_limit_bytes: app.memory_limit_bytes,
+                cpu_limit_percent: app.cpu_limit_percent,
+                ..AppSpec::new(AppId::new(&app.app_id), native.program.clone(), native.args.clone())
+            };
+            return Ok(self.started(&app.app_id, spec));
+        }
+        let Some(xid) = *self.window.borrow() else { bail!("the shell window is not up yet") };
         let webkit = dir.join("webkit");
         std::fs::create_dir_all(&webkit).with_context(|| format!("creating {}", webkit.display()))?;
         let mut args = vec![
@@ -86,15 +97,21 @@ impl Shell {
             state_file: Some(state_file),
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
+        Ok(self.started(&app.app_id, spec))
+    }
+
+    /// Starts `spec` under the supervisor: the agent knows the instance, and the launch is
+    /// remembered for the launcher's recent apps.
+    fn started(&self, app_id: &str, spec: AppSpec) -> u64 {
         let instance = self.supervisor.launch(spec);
-        self.agent.lock().add_instance(instance, &app.app_id);
-        self.recent.lock().insert(app.app_id.clone(), broker::Timestamp::now().millis());
+        self.agent.lock().add_instance(instance, app_id);
+        self.recent.lock().insert(app_id.to_owned(), broker::Timestamp::now().millis());
         let recent = self.recent.lock().clone();
         if let Err(e) = self.profile.set_setting(RECENT, &recent) {
             tracing::warn!("could not remember the launch: {e:#}");
         }
         self.dirty.notify_one();
-        Ok(instance)
+        instance
     }
 
     pub(super) fn title(&self, app_id: &str) -> String {

@@ -269,10 +269,14 @@ pub(super) fn app_facts(manifest: &Manifest) -> HashMap<String, permissions::App
         .apps
         .iter()
         .map(|a| {
-            let origin = url::Url::parse(&a.url).map(|u| match u.scheme() {
-                "tessera" => format!("tessera://{}", u.host_str().unwrap_or_default()),
-                _ => u.origin().ascii_serialization(),
-            });
+            let origin = match &a.native {
+                // What the consent dialog shows for a native app: the program it runs.
+                Some(n) => Ok(format!("native app {}", n.program.display())),
+                None => url::Url::parse(&a.url).map(|u| match u.scheme() {
+                    "tessera" => format!("tessera://{}", u.host_str().unwrap_or_default()),
+                    _ => u.origin().ascii_serialization(),
+                }),
+            };
             (
                 a.app_id.clone(),
                 permissions::AppFacts {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use compositor::{Command as UiCommand, LauncherApp, TileView, UiEvent};
 use protocol::wire::Bounds;
 use serde_json::json;
-use shell::host::supervisor::AppState;
+use shell::host::supervisor::{AppState, HostKind};
 
 use super::launch::start_desk;
 use super::{Shell, fdc3};
@@ -102,8 +102,10 @@ pub(super) async fn window_events(shell: Arc<Shell>, events: flume::Receiver<UiE
 pub(super) fn views(shell: &Shell) -> (Vec<TileView>, Vec<LauncherApp>) {
     let status = shell.supervisor.status();
     let channels = shell.channels.lock().clone();
+    // A native app has no view: it is in the launcher and the health view, not in a tile.
     let tiles = status
         .iter()
+        .filter(|s| s.kind == HostKind::Web)
         .map(|s| TileView {
             key: s.instance,
             title: shell.title(&s.app),

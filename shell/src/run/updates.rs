@@ -8,7 +8,7 @@ use std::time::Duration;
 use compositor::{Command as UiCommand, UpdateBanner};
 use policy::UpdateRules;
 use policy::signing::Checker;
-use shell::host::supervisor::AppState;
+use shell::host::supervisor::{AppState, HostKind, InstanceStatus};
 use update::install::{Install, Progress, Watch};
 
 use super::Shell;
@@ -90,8 +90,12 @@ async fn wait_healthy(shell: &Shell) {
     let _ = restored.wait_for(|r| *r).await;
     loop {
         let status = shell.supervisor.status();
-        // Each host answers, its WebKit web process runs, and its page has started loading.
-        if status.iter().all(|s| s.state == AppState::Running && s.url.is_some() && !s.web_pids.is_empty()) {
+        // Each host answers, its WebKit web process runs, and its page has started loading (a
+        // native app: it runs and answers).
+        let healthy = |s: &InstanceStatus| {
+            s.state == AppState::Running && (s.kind == HostKind::Native || (s.url.is_some() && !s.web_pids.is_empty()))
+        };
+        if status.iter().all(healthy) {
             tracing::info!(apps = status.len(), "healthy start");
             return;
         }

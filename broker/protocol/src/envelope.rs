@@ -1,0 +1,207 @@
+//! The JSON envelopes apps speak: a web page through its preload (`window.tessera.bus`) and a
+//! native app through the endpoint. One vocabulary for both: `{"type": ..., "payload": {...}}`
+//! for the bus and workspace messages, and FDC3 DACP messages (`{type, payload, meta}`, a type
+//! ending in `Request`) passed on as they are, for the shell's agent to parse.
+//!
+//! [`app_message`] turns an app's envelope into the [`HostMsg`] the shell acts on, checking every
+//! field; [`shell_message`] turns what the shell sends an app into its envelope. Payloads are
+//! JSON values on the app's side and their UTF-8 bytes on the bus; bytes that are not JSON reach
+//! an app as a string.
+
+use serde_json::{Value, json};
+
+use crate::QueuePolicy;
+use crate::wire::{HostMsg, MAX_APP_STATE, ShellMsg};
+
+/// Largest envelope an app may send, in bytes.
+pub const MAX_APP_MESSAGE: usize = 4 << 20;
+
+/// An envelope that was refused: what was wrong with it, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EnvelopeError(pub String);
+
+fn err(message: impl Into<String>) -> EnvelopeError {
+    EnvelopeError(message.into())
+}
+
+/// Turns one envelope from an app into a message for the shell.
+///
+/// Bus messages: `bus.publish {topic, data, durable?, ttlMs?}`, `bus.subscribe {sub, pattern,
+/// capacity, policy, replay?}`, `bus.unsubscribe {sub}`, `bus.send {app, topic, data}`,
+/// `bus.serve {service, actions}`, `bus.unserve {service}`, `bus.request {call, service,
+/// action, data, timeoutMs}`, `bus.respond {service, call, ok, value | error}`; also
+/// `workspace.setState {state}`, `tessera.evalResult {id, ok, value | error}`, `tessera.close`,
+/// `ping {nonce}` and `pong {nonce}`. A type ending in `Request` (with no `.`) is an FDC3 DACP
+/// request, passed on whole.
+pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
+    if body.len() > MAX_APP_MESSAGE {
+        return Err(err(format!("{} bytes is over the {MAX_APP_MESSAGE}-byte limit", body.len())));
+    }
+    let envelope: Value = serde_json::from_str(body).map_err(|e| err(format!("not JSON: {e}")))?;
+    let kind = envelope.get("type").and_then(Value::as_str).ok_or_else(|| err("no \"type\""))?;
+    // FDC3 DACP requests go to the agent as they are; it checks them.
+    if kind.ends_with("Request") && !kind.contains('.') {
+        return Ok(HostMsg::Fdc3 { message: body.to_owned() });
+    }
+    if kind == "tessera.close" {
+        return Ok(HostMsg::CloseSelf);
+    }
+    let payload = envelope.get("payload").ok_or_else(|| err(format!("{kind}: no \"payload\"")))?;
+    let f = Fields { kind, payload };
+    let msg = match kind {
+        "bus.publish" => HostMsg::Publish {
+            topic: f.string("topic")?,
+            payload: f.bytes("data")?,
+            durable: payload.get("durable").and_then(Value::as_bool).unwrap_or(false),
+            ttl_ms: payload.get("ttlMs").and_then(Value::as_u64),
+        },
+        "bus.subscribe" => HostMsg::Subscribe {
+            sub: f.sub("sub")?,
+            pattern: f.string("pattern")?,
+            capacity: u32::try_from(f.number("capacity")?.clamp(1, 65_536)).unwrap_or(65_536),
+            policy: serde_json::from_value::<QueuePolicy>(f.field("policy")?.clone())
+                .map_err(|_| err(format!("{kind}: \"policy\" is not drop_oldest, backpressure or dead_letter")))?,
+            replay: u32::try_from(payload.get("replay").and_then(Value::as_u64).unwrap_or(0).min(10_000)).unwrap_or(0),
+        },
+        "bus.unsubscribe" => HostMsg::Unsubscribe { sub: f.sub("sub")? },
+        "bus.send" => HostMsg::Send { app: f.string("app")?, topic: f.string("topic")?, payload: f.bytes("data")? },
+        "bus.serve" => HostMsg::Serve {
+            service: f.string("service")?,
+            actions: f
+                .field("actions")?
+                .as_array()
+                .ok_or_else(|| err(format!("{kind}: \"actions\" is not a list")))?
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned).ok_or_else(|| err(format!("{kind}: an action is not a string"))))
+                .collect::<Result<_, _>>()?,
+        },
+        "bus.unserve" => HostMsg::Unserve { service: f.string("service")? },
+        "bus.request" => HostMsg::Request {
+            call: f.number("call")?,
+            service: f.string("service")?,
+            action: f.string("action")?,
+            payload: f.bytes("data")?,
+            timeout_ms: f.number("timeoutMs")?,
+        },
+        "bus.respond" => {
+            let ok = f.field("ok")?.as_bool().unwrap_or(false);
+            let result = if ok {
+                Ok(to_bytes(payload.get("value").unwrap_or(&Value::Null)))
+            } else {
+                Err(payload.get("error").and_then(Value::as_str).unwrap_or("the provider failed").to_owned())
+            };
+            HostMsg::Respond { service: f.string("service")?, call: f.number("call")?, result }
+        }
+        "workspace.setState" => {
+            let state = f.bytes("state")?;
+            if state.len() > MAX_APP_STATE {
+                return Err(err(format!("{kind}: the state is {} bytes, over the 1 MiB limit", state.len())));
+            }
+            HostMsg::SaveState { state }
+        }
+        "tessera.evalResult" => {
+            let ok = f.field("ok")?.as_bool().unwrap_or(false);
+            let result = if ok {
+                Ok(payload.get("value").cloned().unwrap_or(Value::Null).to_string())
+            } else {
+                Err(payload.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_owned())
+            };
+            HostMsg::EvalResult { id: f.number("id")?, result }
+        }
+        "ping" => HostMsg::Ping { nonce: f.number("nonce")? },
+        "pong" => HostMsg::Pong { nonce: f.number("nonce")? },
+        other => return Err(err(format!("unknown message type {other:?}"))),
+    };
+    Ok(msg)
+}
+
+/// The fields of one envelope's payload, each read with a message naming it when wrong.
+struct Fields<'a> {
+    kind: &'a str,
+    payload: &'a Value,
+}
+
+impl Fields<'_> {
+    fn field(&self, name: &str) -> Result<&Value, EnvelopeError> {
+        self.payload.get(name).ok_or_else(|| err(format!("{}: no \"{name}\"", self.kind)))
+    }
+
+    fn string(&self, name: &str) -> Result<String, EnvelopeError> {
+        self.field(name)?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| err(format!("{}: \"{name}\" is not a string", self.kind)))
+    }
+
+    fn number(&self, name: &str) -> Result<u64, EnvelopeError> {
+        self.field(name)?.as_u64().ok_or_else(|| err(format!("{}: \"{name}\" is not a whole number", self.kind)))
+    }
+
+    fn sub(&self, name: &str) -> Result<u32, EnvelopeError> {
+        u32::try_from(self.number(name)?).map_err(|_| err(format!("{}: \"{name}\" is too large", self.kind)))
+    }
+
+    fn bytes(&self, name: &str) -> Result<Vec<u8>, EnvelopeError> {
+        Ok(to_bytes(self.field(name)?))
+    }
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    // Serialising a `Value` cannot fail (its map keys are strings).
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// A payload as an app sees it: the JSON value, or, for bytes that are not JSON, a string.
+pub fn app_value(payload: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(payload)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
+}
+
+/// What the shell sends a native app, as its envelope's JSON text; `None` for what concerns
+/// only a web view (its bounds, parent window, visibility, probes, scripts, navigation and
+/// WebKit permissions) and the welcome, which the endpoint writes itself.
+///
+/// `bus.deliver {sub, topic, data, seq, timestamp, sender}`, `bus.direct {topic, data, from,
+/// seq}`, `bus.call {service, call, action, data, from}`, `bus.response {call, ok, value |
+/// error}`, `bus.refused {context, error}`, `ping {nonce}`, `pong {nonce}`; FDC3 DACP messages
+/// from the agent as they are.
+pub fn shell_message(msg: &ShellMsg) -> Option<String> {
+    let (kind, payload) = match msg {
+        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => (
+            "bus.deliver",
+            json!({ "sub": sub, "topic": topic, "data": app_value(payload), "seq": seq,
+                    "timestamp": timestamp_us / 1000, "sender": sender }),
+        ),
+        ShellMsg::Direct { topic, payload, sender_app, seq } => {
+            ("bus.direct", json!({ "topic": topic, "data": app_value(payload), "from": sender_app, "seq": seq }))
+        }
+        ShellMsg::Call { service, call, action, payload, caller_app } => (
+            "bus.call",
+            json!({ "service": service, "call": call, "action": action, "data": app_value(payload), "from": caller_app }),
+        ),
+        ShellMsg::Response { call, result } => (
+            "bus.response",
+            match result {
+                Ok(payload) => json!({ "call": call, "ok": true, "value": app_value(payload) }),
+                Err(error) => json!({ "call": call, "ok": false, "error": error }),
+            },
+        ),
+        ShellMsg::Refused { context, error } => ("bus.refused", json!({ "context": context, "error": error })),
+        ShellMsg::Ping { nonce } => ("ping", json!({ "nonce": nonce })),
+        ShellMsg::Pong { nonce } => ("pong", json!({ "nonce": nonce })),
+        ShellMsg::Fdc3 { message } => return Some(message.clone()),
+        ShellMsg::Welcome { .. }
+        | ShellMsg::Probe { .. }
+        | ShellMsg::SetBounds(_)
+        | ShellMsg::SetVisible(_)
+        | ShellMsg::Eval { .. }
+        | ShellMsg::NavigationDecision { .. }
+        | ShellMsg::PermissionDecision { .. }
+        | ShellMsg::SetParent { .. } => return None,
+    };
+    Some(json!({ "type": kind, "payload": payload }).to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,558 @@
+//! The connection: the handshake, a reader task that hands each message to whoever waits for
+//! it, a writer task that coalesces what is queued into few writes, and the bus API.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use protocol::native::{self, ENV_ENDPOINT, ENV_TOKEN, FrameReader};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::fdc3::Fdc3State;
+
+/// Frames queued for the writer before senders wait.
+const OUTBOX: usize = 8192;
+/// Most frames the writer puts into one write.
+const COALESCE: usize = 512;
+/// How long the shell has to answer the hello.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// `TESSERA_ENDPOINT` or `TESSERA_LAUNCH_TOKEN` is not set: the process was not started
+    /// by the shell.
+    #[error("{0} is not set: a native app is started by the Tessera shell, which sets it")]
+    NotLaunched(&'static str),
+    /// The socket failed.
+    #[error("the endpoint {path}: {source}")]
+    Io {
+        /// The endpoint's socket.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The shell refused the connection (its reason).
+    #[error("the shell refused the connection: {0}")]
+    Refused(String),
+    /// The connection is closed (why).
+    #[error("the connection is closed: {0}")]
+    Closed(String),
+    /// The shell sent something this client does not understand.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// A service call failed: the provider's error, or the broker's (no such service, timeout).
+    #[error("{0}")]
+    Call(String),
+}
+
+/// A message delivered to a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Its topic.
+    pub topic: String,
+    /// Its data.
+    pub data: Value,
+    /// The broker's sequence number.
+    pub seq: u64,
+    /// When the broker accepted it (ms since the Unix epoch).
+    pub timestamp_ms: u64,
+    /// The sending connection's broker id.
+    pub sender: u64,
+}
+
+/// A message sent to this app alone (`send`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Direct {
+    /// Its topic.
+    pub topic: String,
+    /// Its data.
+    pub data: Value,
+    /// The sending app.
+    pub from: Option<String>,
+}
+
+/// Something the shell refused (a publish, a subscription, a service), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What was refused (`publish prices.x`, `subscribe 3`).
+    pub context: String,
+    /// Why.
+    pub error: String,
+}
+
+/// How a subscription's queue in the shell behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Messages the shell queues for it (1 to 65,536).
+    pub capacity: u32,
+    /// `drop_oldest`, `backpressure` or `dead_letter`, when the queue is full.
+    pub policy: &'static str,
+    /// Messages from history first, per topic (0: live only; 1: the last value).
+    pub replay: u32,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self { capacity: 8192, policy: "drop_oldest", replay: 0 }
+    }
+}
+
+/// A subscription: its messages, in order, until it is dropped or the connection closes.
+#[derive(Debug)]
+pub struct Subscription {
+    id: u32,
+    rx: mpsc::Receiver<Message>,
+    inner: Arc<Inner>,
+}
+
+impl Subscription {
+    /// The next message; `None` once the subscription was refused or the connection closed.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.inner.lock().subs.remove(&self.id);
+        let _ = self.inner.out.try_send(envelope("bus.unsubscribe", &json!({ "sub": self.id })));
+    }
+}
+
+/// A service this app provides: the calls it is given.
+#[derive(Debug)]
+pub struct Service {
+    name: String,
+    rx: mpsc::Receiver<Call>,
+    inner: Arc<Inner>,
+}
+
+impl Service {
+    /// The next call; `None` once the connection closed.
+    pub async fn next(&mut self) -> Option<Call> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.inner.lock().services.remove(&self.name);
+        let _ = self.inner.out.try_send(envelope("bus.unserve", &json!({ "service": self.name })));
+    }
+}
+
+/// One call to a service this app provides; answer it with [`Call::respond`].
+#[derive(Debug)]
+pub struct Call {
+    /// The service.
+    pub service: String,
+    /// The action.
+    pub action: String,
+    /// The argument.
+    pub data: Value,
+    /// The calling app.
+    pub from: Option<String>,
+    id: u64,
+    inner: Arc<Inner>,
+}
+
+impl Call {
+    /// Answers the call with a value, or an error the caller is given.
+    pub async fn respond(self, result: Result<Value, String>) -> Result<(), ClientError> {
+        let payload = match result {
+            Ok(value) => json!({ "service": self.service, "call": self.id, "ok": true, "value": value }),
+            Err(error) => json!({ "service": self.service, "call": self.id, "ok": false, "error": error }),
+        };
+        self.inner.send(envelope("bus.respond", &payload)).await
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    subs: HashMap<u32, mpsc::Sender<Message>>,
+    calls: HashMap<u64, oneshot::Sender<Result<Value, String>>>,
+    services: HashMap<String, mpsc::Sender<Call>>,
+    directs: Option<mpsc::Sender<Direct>>,
+    refusals: Option<mpsc::UnboundedSender<Refusal>>,
+    pub(crate) fdc3: Fdc3State,
+    closed: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    out: mpsc::Sender<String>,
+    state: Mutex<State>,
+    /// Set (with why) once the connection is closed.
+    ended: tokio::sync::watch::Sender<Option<String>>,
+    next_sub: AtomicU32,
+    next_call: AtomicU64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("subs", &self.subs.len()).field("closed", &self.closed).finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn closed(&self) -> ClientError {
+        ClientError::Closed(self.lock().closed.clone().unwrap_or_else(|| "the client was dropped".to_owned()))
+    }
+
+    pub(crate) async fn send(&self, frame: String) -> Result<(), ClientError> {
+        if self.ended.borrow().is_some() {
+            return Err(self.closed());
+        }
+        self.out.send(frame).await.map_err(|_| self.closed())
+    }
+}
+
+pub(crate) fn envelope(kind: &str, payload: &Value) -> String {
+    json!({ "type": kind, "payload": payload }).to_string()
+}
+
+/// A connection to the shell, bound to one app instance. Cheap to clone; the connection closes
+/// when the last clone is dropped (or the shell closes it).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+    app: Arc<str>,
+    instance: u64,
+}
+
+impl Client {
+    /// Connects with what the shell put in this process's environment.
+    pub async fn from_env() -> Result<Self, ClientError> {
+        let path = std::env::var_os(ENV_ENDPOINT).ok_or(ClientError::NotLaunched(ENV_ENDPOINT))?;
+        let token = std::env::var(ENV_TOKEN).map_err(|_| ClientError::NotLaunched(ENV_TOKEN))?;
+        Self::connect(Path::new(&path), &token).await
+    }
+
+    /// Connects to the endpoint at `path` with a launch token.
+    pub async fn connect(path: &Path, token: &str) -> Result<Self, ClientError> {
+        let io = |source| ClientError::Io { path: path.display().to_string(), source };
+        let mut stream = UnixStream::connect(path).await.map_err(io)?;
+        let mut hello = Vec::new();
+        native::push_frame(
+            &native::hello(token, concat!("tessera-client-rust/", env!("CARGO_PKG_VERSION"))),
+            &mut hello,
+        );
+        stream.write_all(&hello).await.map_err(io)?;
+        let (rd, wr) = stream.into_split();
+        let mut incoming = Incoming { rd, reader: FrameReader::new(), chunk: vec![0u8; 16 * 1024] };
+        let welcome = tokio::time::timeout(WELCOME_TIMEOUT, incoming.next())
+            .await
+            .map_err(|_| ClientError::Timeout(WELCOME_TIMEOUT))??
+            .ok_or_else(|| ClientError::Refused("the shell closed the connection".to_owned()))?;
+        let payload = &welcome["payload"];
+        match welcome["type"].as_str() {
+            Some("welcome") => {}
+            Some("error") => {
+                return Err(ClientError::Refused(payload["error"].as_str().unwrap_or("no reason given").to_owned()));
+            }
+            _ => return Err(ClientError::Protocol(format!("expected a welcome, got {welcome}"))),
+        }
+        let app: Arc<str> = payload["app"].as_str().unwrap_or_default().into();
+        let instance = payload["instance"].as_u64().unwrap_or_default();
+        let (out, out_rx) = mpsc::channel(OUTBOX);
+        let inner = Arc::new(Inner {
+            out,
+            state: Mutex::new(State::default()),
+            ended: tokio::sync::watch::channel(None).0,
+            next_sub: AtomicU32::new(1),
+            next_call: AtomicU64::new(1),
+        });
+        tokio::spawn(write(wr, out_rx));
+        tokio::spawn(read(incoming, Arc::downgrade(&inner), inner.out.clone()));
+        Ok(Self { inner, app, instance })
+    }
+
+    /// The app this connection is (from the manifest).
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// Its instance number.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// Publishes `data` on `topic`. A refusal (a permission, a bad topic) comes on
+    /// [`Client::refusals`].
+    pub async fn publish(&self, topic: &str, data: &Value) -> Result<(), ClientError> {
+        self.inner.send(envelope("bus.publish", &json!({ "topic": topic, "data": data }))).await
+    }
+
+    /// Subscribes to `pattern` (`*` one segment, `#` any number).
+    pub async fn subscribe(&self, pattern: &str) -> Result<Subscription, ClientError> {
+        self.subscribe_with(pattern, SubscribeOptions::default()).await
+    }
+
+    /// [`Client::subscribe`] with a queue of its own shape.
+    pub async fn subscribe_with(&self, pattern: &str, opts: SubscribeOptions) -> Result<Subscription, ClientError> {
+        let id = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(opts.capacity.clamp(1, 65_536) as usize);
+        self.inner.lock().subs.insert(id, tx);
+        let payload = json!({ "sub": id, "pattern": pattern, "capacity": opts.capacity,
+                              "policy": opts.policy, "replay": opts.replay });
+        self.inner.send(envelope("bus.subscribe", &payload)).await?;
+        Ok(Subscription { id, rx, inner: Arc::clone(&self.inner) })
+    }
+
+    /// Sends `data` to one app (its running instance, or its queue while it restarts).
+    pub async fn send(&self, app: &str, topic: &str, data: &Value) -> Result<(), ClientError> {
+        self.inner.send(envelope("bus.send", &json!({ "app": app, "topic": topic, "data": data }))).await
+    }
+
+    /// Messages sent to this app; the first call takes them (later calls get a receiver that
+    /// stays empty).
+    pub fn directs(&self) -> mpsc::Receiver<Direct> {
+        let (tx, rx) = mpsc::channel(4096);
+        let mut state = self.inner.lock();
+        if state.directs.is_none() {
+            state.directs = Some(tx);
+        }
+        rx
+    }
+
+    /// What the shell refuses from here on.
+    pub fn refusals(&self) -> mpsc::UnboundedReceiver<Refusal> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner.lock().refusals = Some(tx);
+        rx
+    }
+
+    /// Calls `action` of `service` and waits for the answer (at most `timeout`).
+    pub async fn request(
+        &self,
+        service: &str,
+        action: &str,
+        data: &Value,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
+        let call = self.inner.next_call.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.lock().calls.insert(call, tx);
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let payload = json!({ "call": call, "service": service, "action": action, "data": data, "timeoutMs": ms });
+        self.inner.send(envelope("bus.request", &payload)).await?;
+        // The shell answers a call that timed out itself; this is only in case it cannot.
+        match tokio::time::timeout(timeout + Duration::from_secs(5), rx).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(error))) => Err(ClientError::Call(error)),
+            Ok(Err(_)) => Err(self.inner.closed()),
+            Err(_) => {
+                self.inner.lock().calls.remove(&call);
+                Err(ClientError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Provides `service` (answering `actions`, or any if empty); its calls come on the
+    /// returned [`Service`].
+    pub async fn serve(&self, service: &str, actions: &[&str]) -> Result<Service, ClientError> {
+        let (tx, rx) = mpsc::channel(4096);
+        self.inner.lock().services.insert(service.to_owned(), tx);
+        self.inner.send(envelope("bus.serve", &json!({ "service": service, "actions": actions }))).await?;
+        Ok(Service { name: service.to_owned(), rx, inner: Arc::clone(&self.inner) })
+    }
+
+    /// Saves the app's state (JSON, at most 1 MiB) for workspaces.
+    pub async fn save_state(&self, state: &Value) -> Result<(), ClientError> {
+        self.inner.send(envelope("workspace.setState", &json!({ "state": state }))).await
+    }
+
+    /// Tells the shell this app instance is done: it is closed, not restarted.
+    pub async fn close(&self) -> Result<(), ClientError> {
+        self.inner.send(json!({ "type": "tessera.close" }).to_string()).await
+    }
+
+    /// FDC3 through this connection.
+    pub fn fdc3(&self) -> crate::Fdc3 {
+        crate::Fdc3::new(Arc::clone(&self.inner))
+    }
+
+    /// Waits until the shell closes the connection; says why.
+    pub async fn closed(&self) -> String {
+        let mut ended = self.inner.ended.subscribe();
+        match ended.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            Err(_) => "the client was dropped".to_owned(),
+        }
+    }
+}
+
+/// The reading half of the connection: frames in, as JSON.
+struct Incoming {
+    rd: OwnedReadHalf,
+    reader: FrameReader,
+    chunk: Vec<u8>,
+}
+
+impl Incoming {
+    async fn next(&mut self) -> Result<Option<Value>, ClientError> {
+        loop {
+            if let Some(text) = self.reader.next_frame().map_err(|e| ClientError::Protocol(e.to_string()))? {
+                return serde_json::from_str(text).map(Some).map_err(|e| ClientError::Protocol(e.to_string()));
+            }
+            let n = self
+                .rd
+                .read(&mut self.chunk)
+                .await
+                .map_err(|source| ClientError::Io { path: "the endpoint".to_owned(), source })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.reader.feed(&self.chunk[..n]);
+        }
+    }
+}
+
+async fn write(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<String>) {
+    let mut buf = Vec::new();
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        native::push_frame(&first, &mut buf);
+        for _ in 1..COALESCE {
+            match rx.try_recv() {
+                Ok(next) => native::push_frame(&next, &mut buf),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    // Every client was dropped: the shell sees the end, and the reader its answer.
+    let _ = wr.shutdown().await;
+}
+
+/// Reads until the connection ends, handing each message to whoever waits for it. Holds the
+/// client weakly: dropping every [`Client`] ends the connection.
+async fn read(mut incoming: Incoming, inner: std::sync::Weak<Inner>, out: mpsc::Sender<String>) {
+    let why = loop {
+        let m = match incoming.next().await {
+            Ok(Some(m)) => m,
+            Ok(None) => break "the shell closed the connection".to_owned(),
+            Err(e) => break e.to_string(),
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        if let Err(why) = dispatch(&inner, &out, m).await {
+            break why;
+        }
+    };
+    if let Some(inner) = inner.upgrade() {
+        inner.ended.send_replace(Some(why.clone()));
+        let mut state = inner.lock();
+        state.closed = Some(why);
+        state.subs.clear();
+        state.calls.clear();
+        state.services.clear();
+        state.directs = None;
+        state.fdc3.close();
+    }
+    drop(out);
+}
+
+async fn dispatch(inner: &Arc<Inner>, out: &mpsc::Sender<String>, m: Value) -> Result<(), String> {
+    let kind = m["type"].as_str().unwrap_or_default();
+    let p = &m["payload"];
+    let text = |k: &str| p[k].as_str().map(str::to_owned);
+    match kind {
+        "bus.deliver" => {
+            let sub = u32::try_from(p["sub"].as_u64().unwrap_or_default()).unwrap_or_default();
+            let tx = inner.lock().subs.get(&sub).cloned();
+            if let Some(tx) = tx {
+                let msg = Message {
+                    topic: text("topic").unwrap_or_default(),
+                    data: p["data"].clone(),
+                    seq: p["seq"].as_u64().unwrap_or_default(),
+                    timestamp_ms: p["timestamp"].as_u64().unwrap_or_default(),
+                    sender: p["sender"].as_u64().unwrap_or_default(),
+                };
+                // A full queue holds the reader: the shell's queue policy then applies.
+                let _ = tx.send(msg).await;
+            }
+        }
+        "bus.direct" => {
+            let tx = inner.lock().directs.clone();
+            if let Some(tx) = tx {
+                let _ = tx
+                    .send(Direct {
+                        topic: text("topic").unwrap_or_default(),
+                        data: p["data"].clone(),
+                        from: text("from"),
+                    })
+                    .await;
+            }
+        }
+        "bus.call" => {
+            let service = text("service").unwrap_or_default();
+            let tx = inner.lock().services.get(&service).cloned();
+            let call = Call {
+                service,
+                action: text("action").unwrap_or_default(),
+                data: p["data"].clone(),
+                from: text("from"),
+                id: p["call"].as_u64().unwrap_or_default(),
+                inner: Arc::clone(inner),
+            };
+            match tx {
+                Some(tx) => {
+                    let _ = tx.send(call).await;
+                }
+                None => {
+                    let _ = call.respond(Err("the service is no longer provided".to_owned())).await;
+                }
+            }
+        }
+        "bus.response" => {
+            let call = p["call"].as_u64().unwrap_or_default();
+            if let Some(tx) = inner.lock().calls.remove(&call) {
+                let result = if p["ok"].as_bool() == Some(true) {
+                    Ok(p["value"].clone())
+                } else {
+                    Err(text("error").unwrap_or_else(|| "the call failed".to_owned()))
+                };
+                let _ = tx.send(result);
+            }
+        }
+        "bus.refused" => {
+            let refusal =
+                Refusal { context: text("context").unwrap_or_default(), error: text("error").unwrap_or_default() };
+            let mut state = inner.lock();
+            // A refused subscription ends.
+            if let Some(sub) = refusal.context.strip_prefix("subscribe ").and_then(|s| s.parse::<u32>().ok()) {
+                state.subs.remove(&sub);
+            }
+            if let Some(tx) = &state.refusals {
+                let _ = tx.send(refusal);
+            }
+        }
+        "ping" => {
+            let _ = out.send(envelope("pong", &json!({ "nonce": p["nonce"] }))).await;
+        }
+        "pong" => {}
+        "error" => return Err(text("error").unwrap_or_else(|| "the shell closed the connection".to_owned())),
+        _ => crate::fdc3::dispatch(inner, m),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

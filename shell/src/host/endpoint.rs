@@ -1,0 +1,333 @@
+//! The native-app endpoint: a Unix socket in the shell's private runtime directory where
+//! processes the shell launched for native apps connect (`protocol::native` frames of
+//! `protocol::envelope` JSON).
+//!
+//! No connection is anonymous. The supervisor gives each native app it starts a one-time
+//! launch token in its environment ([`Endpoint::expect`]); the connection whose hello carries
+//! it, from that process or one under it, before the token expires, becomes that app instance
+//! for good, and is served like an app host's (`ipc::serve_codec`: the same gate, rate limit,
+//! counters and binding). Anything else (a wrong, reused or expired token, a stranger's process,
+//! no hello in time, garbage) is told why in one `error` frame, closed, logged and audited.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use parking_lot::Mutex;
+use protocol::native::{self, FrameReader, Proof};
+use protocol::wire::{HostMsg, PROTOCOL, ShellMsg};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::host::instance::SharedGate;
+use crate::host::ipc::{Codec, Encoder};
+use crate::host::procs::read_proc;
+
+/// How long a client has to send its hello once connected.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest hello, in bytes.
+const MAX_HELLO: usize = 4096;
+/// Connections waiting for their hello at once; more are refused until some finish.
+const MAX_HANDSHAKES: usize = 64;
+
+/// A native app's connection, proven: handed to the monitor that launched it.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) stream: UnixStream,
+    /// What the client sent after its hello, already read.
+    pub(crate) reader: FrameReader,
+    /// The connecting process.
+    pub(crate) pid: u32,
+}
+
+struct Pending {
+    app: String,
+    instance: u64,
+    /// The launched process: the connection must come from it or a process under it.
+    pid: u32,
+    expires: Instant,
+    tx: tokio::sync::oneshot::Sender<Accepted>,
+}
+
+/// The endpoint: where it listens, and the launches waiting for their connection.
+#[derive(Default)]
+pub struct Endpoint {
+    path: Mutex<Option<PathBuf>>,
+    /// By the SHA-256 of the token (no token is kept, and lookups do not compare secrets).
+    pending: Mutex<HashMap<[u8; 32], Pending>>,
+    handshakes: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("path", &*self.path.lock()).finish_non_exhaustive()
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// A fresh launch token: 32 random bytes, hex.
+fn new_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow!("no randomness for a launch token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Why a connection was refused, for the client, the log and the audit log.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("{0}")]
+    Hello(String),
+    #[error("no hello within {0:?}")]
+    Slow(Duration),
+    #[error("the launch token is not one the shell gave (or it was used already)")]
+    UnknownToken,
+    #[error("the launch token expired")]
+    Expired,
+    #[error("the launch token was given to process {launched}, and process {peer} is not it or under it")]
+    WrongProcess { launched: u32, peer: u32 },
+    #[error("too many connections at once")]
+    Busy,
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Endpoint {
+    /// Where the endpoint listens, once it does.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.path.lock().clone()
+    }
+
+    /// A token for `instance` of `app`, launched as process `pid` (set once spawned, see
+    /// [`Endpoint::launched`]); the connection that presents it within `valid` comes back on
+    /// the receiver.
+    pub(crate) fn expect(
+        &self,
+        app: &str,
+        instance: u64,
+        valid: Duration,
+    ) -> Result<(String, tokio::sync::oneshot::Receiver<Accepted>)> {
+        let token = new_token()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let now = Instant::now();
+        let mut pending = self.pending.lock();
+        // Launches nobody connected for are forgotten.
+        pending.retain(|_, p| p.expires > now && !p.tx.is_closed());
+        pending.insert(digest(&token), Pending { app: app.to_owned(), instance, pid: 0, expires: now + valid, tx });
+        Ok((token, rx))
+    }
+
+    /// The process given `token` was started as `pid`.
+    pub(crate) fn launched(&self, token: &str, pid: u32) {
+        if let Some(p) = self.pending.lock().get_mut(&digest(token)) {
+            p.pid = pid;
+        }
+    }
+
+    /// Forgets a token whose process is gone.
+    pub(crate) fn forget(&self, token: &str) {
+        self.pending.lock().remove(&digest(token));
+    }
+
+    /// Accepts connections on `listener` (bound at `path`) until the runtime stops.
+    pub fn serve(self: &Arc<Self>, listener: UnixListener, path: PathBuf, gate: SharedGate) {
+        *self.path.lock() = Some(path);
+        let endpoint = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!("the native endpoint could not accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (endpoint, gate) = (Arc::clone(&endpoint), Arc::clone(&gate));
+                tokio::spawn(async move { endpoint.handshake(stream, &gate).await });
+            }
+        });
+    }
+
+    async fn handshake(&self, mut stream: UnixStream, gate: &SharedGate) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let peer = rustix::net::sockopt::socket_peercred(&stream).ok();
+        let pid = peer.map_or(0, |c| c.pid.as_raw_nonzero().get().cast_unsigned());
+        let busy = self.handshakes.fetch_add(1, Relaxed) >= MAX_HANDSHAKES;
+        let outcome = if busy {
+            Err((Refusal::Busy, None))
+        } else if peer.is_none_or(|c| c.uid.as_raw() != rustix::process::getuid().as_raw()) {
+            Err((Refusal::Io("the peer's credentials are not the shell user's".to_owned()), None))
+        } else {
+            match tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut stream)).await {
+                Err(_) => Err((Refusal::Slow(HELLO_TIMEOUT), None)),
+                Ok(Err(e)) => Err((e, None)),
+                Ok(Ok((hello, reader))) => self.bind(hello, pid).await.map(|(p, client)| (p, reader, client)),
+            }
+        };
+        self.handshakes.fetch_sub(1, Relaxed);
+        match outcome {
+            Ok((pending, reader, client)) => {
+                tracing::info!(app = %pending.app, instance = pending.instance, pid, client = client.as_deref().unwrap_or("?"), "a native app connected");
+                if let Err(Accepted { mut stream, .. }) = pending.tx.send(Accepted { stream, reader, pid }) {
+                    // Its monitor gave up on it in the meantime.
+                    let _ = write_error(&mut stream, "the app instance is gone").await;
+                }
+            }
+            Err((why, app)) => {
+                tracing::warn!(pid, app = app.as_deref().unwrap_or("?"), "refused a native connection: {why}");
+                if let Some(g) = gate.lock().clone() {
+                    g.refused(0, app.as_deref().unwrap_or(""), "endpoint.refused", &format!("process {pid}: {why}"));
+                }
+                let _ = write_error(&mut stream, &why.to_string()).await;
+            }
+        }
+    }
+
+    /// Checks a hello's proof; the launch it binds to, taken (a token works once).
+    async fn bind(
+        &self,
+        hello: native::Hello,
+        peer: u32,
+    ) -> Result<(Pending, Option<String>), (Refusal, Option<String>)> {
+        let Proof::Token(token) = hello.proof;
+        let key = digest(&token);
+        // A quick app may connect before its launcher has recorded the pid it was given.
+        for _ in 0..100 {
+            match self.pending.lock().get(&key).map(|p| p.pid) {
+                None => return Err((Refusal::UnknownToken, None)),
+                Some(0) => {}
+                Some(_) => break,
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pending = self.pending.lock().remove(&key).ok_or((Refusal::UnknownToken, None))?;
+        let app = Some(pending.app.clone());
+        if pending.expires <= Instant::now() {
+            return Err((Refusal::Expired, app));
+        }
+        if !descends_from(peer, pending.pid) {
+            return Err((Refusal::WrongProcess { launched: pending.pid, peer }, app));
+        }
+        Ok((pending, hello.client))
+    }
+}
+
+/// Whether process `pid` is `root` or runs under it.
+fn descends_from(mut pid: u32, root: u32) -> bool {
+    if root == 0 {
+        return false;
+    }
+    for _ in 0..64 {
+        if pid == root {
+            return true;
+        }
+        match read_proc(pid) {
+            Some(p) if p.ppid > 1 && p.ppid != pid => pid = p.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+async fn read_hello(stream: &mut UnixStream) -> Result<(native::Hello, FrameReader), Refusal> {
+    let mut reader = FrameReader::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match reader.next_frame() {
+            Ok(Some(text)) => {
+                let hello = native::parse_hello(text).map_err(|e| Refusal::Hello(e.to_string()))?;
+                return Ok((hello, reader));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Refusal::Hello(e.to_string())),
+        }
+        if reader.buffered() > MAX_HELLO {
+            return Err(Refusal::Hello(format!("a hello is at most {MAX_HELLO} bytes")));
+        }
+        let n = stream.read(&mut chunk).await.map_err(|e| Refusal::Io(e.to_string()))?;
+        if n == 0 {
+            return Err(Refusal::Io("the client left before its hello".to_owned()));
+        }
+        reader.feed(&chunk[..n]);
+    }
+}
+
+async fn write_error(stream: &mut UnixStream, message: &str) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    native::push_frame(&native::error(message), &mut out);
+    stream.write_all(&out).await?;
+    stream.shutdown().await
+}
+
+/// A native app's codec: `protocol::native` frames of JSON envelopes. The connection starts as
+/// if its hello had just come (the endpoint checked it), so the shell welcomes it.
+#[derive(Debug)]
+pub(crate) struct NativeCodec {
+    reader: FrameReader,
+    hello: Option<u32>,
+    app: String,
+    instance: u64,
+}
+
+impl NativeCodec {
+    pub(crate) fn new(accepted_reader: FrameReader, pid: u32, app: &str, instance: u64) -> Self {
+        Self { reader: accepted_reader, hello: Some(pid), app: app.to_owned(), instance }
+    }
+}
+
+impl Codec for NativeCodec {
+    type Encoder = NativeEncoder;
+
+    fn feed(&mut self, bytes: &[u8], into: &mut Vec<HostMsg>) -> Result<()> {
+        if let Some(pid) = self.hello.take() {
+            into.push(HostMsg::Hello { protocol: PROTOCOL, pid });
+        }
+        self.reader.feed(bytes);
+        while let Some(text) = self.reader.next_frame().context("frame from the native app")? {
+            let msg = protocol::envelope::app_message(text).context("message from the native app")?;
+            if matches!(msg, HostMsg::EvalResult { .. }) {
+                return Err(anyhow!("message from the native app: tessera.evalResult is not a native app's to send"));
+            }
+            into.push(msg);
+        }
+        Ok(())
+    }
+
+    fn encoder(&self) -> NativeEncoder {
+        NativeEncoder { app: self.app.clone(), instance: self.instance, out: Vec::new() }
+    }
+}
+
+/// [`NativeCodec`]'s writer.
+#[derive(Debug)]
+pub(crate) struct NativeEncoder {
+    app: String,
+    instance: u64,
+    out: Vec<u8>,
+}
+
+impl Encoder for NativeEncoder {
+    fn push(&mut self, msg: &ShellMsg) -> Result<()> {
+        let text = match msg {
+            ShellMsg::Welcome { client } => Some(native::welcome(&self.app, self.instance, *client)),
+            other => protocol::envelope::shell_message(other),
+        };
+        if let Some(text) = text {
+            native::push_frame(&text, &mut self.out);
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

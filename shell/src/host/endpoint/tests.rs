@@ -1,0 +1,113 @@
+use super::*;
+
+fn frame(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    native::push_frame(text, &mut out);
+    out
+}
+
+async fn answer(stream: &mut UnixStream) -> String {
+    let mut reader = FrameReader::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(t) = reader.next_frame().unwrap() {
+            return t.to_owned();
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed without an answer");
+        reader.feed(&chunk[..n]);
+    }
+}
+
+fn endpoint() -> (Arc<Endpoint>, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("endpoint.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let e = Arc::new(Endpoint::default());
+    e.serve(listener, path.clone(), Arc::new(Mutex::new(None)));
+    (e, path, dir)
+}
+
+#[tokio::test]
+async fn a_launch_token_binds_one_connection_once() {
+    let (e, path, _dir) = endpoint();
+    let (token, accepted) = e.expect("risk", 7, Duration::from_secs(10)).unwrap();
+    e.launched(&token, std::process::id());
+    let mut c = UnixStream::connect(&path).await.unwrap();
+    // The hello and the first message in one write: nothing after the hello is lost.
+    let mut bytes = frame(&native::hello(&token, "test"));
+    bytes.extend(frame(r#"{"type":"ping","payload":{"nonce":1}}"#));
+    c.write_all(&bytes).await.unwrap();
+    let mut a = tokio::time::timeout(Duration::from_secs(10), accepted).await.unwrap().unwrap();
+    assert_eq!(a.pid, std::process::id());
+    assert_eq!(a.reader.next_frame().unwrap(), Some(r#"{"type":"ping","payload":{"nonce":1}}"#));
+
+    // The same token again: refused, with the reason.
+    let mut again = UnixStream::connect(&path).await.unwrap();
+    again.write_all(&frame(&native::hello(&token, "test"))).await.unwrap();
+    let text = answer(&mut again).await;
+    assert!(text.contains("not one the shell gave"), "{text}");
+}
+
+#[tokio::test]
+async fn strangers_and_garbage_are_refused_with_a_reason() {
+    let (e, path, _dir) = endpoint();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (frame(&native::hello("forged", "x")), "not one the shell gave"),
+        (frame(r#"{"type":"bus.publish","payload":{"topic":"a","data":1}}"#), "must be \\\"hello\\\""),
+        (vec![0xff, 0xff, 0xff, 0xff], "frames are 1 to"),
+        (frame("not json"), "not JSON"),
+        (frame(r#"{"type":"hello","payload":{"protocol":9,"token":"t"}}"#), "protocol 9"),
+    ];
+    for (bytes, want) in cases {
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        c.write_all(&bytes).await.unwrap();
+        let text = answer(&mut c).await;
+        assert!(text.contains(want), "{want}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "error", "{text}");
+    }
+    // A token given to another process.
+    let mut other = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+    let (token, _accepted) = e.expect("risk", 1, Duration::from_secs(10)).unwrap();
+    e.launched(&token, other.id());
+    let mut c = UnixStream::connect(&path).await.unwrap();
+    c.write_all(&frame(&native::hello(&token, "x"))).await.unwrap();
+    let text = answer(&mut c).await;
+    assert!(text.contains(&format!("given to process {}", other.id())), "{text}");
+    let _ = other.kill();
+    let _ = other.wait();
+    // An expired one.
+    let (token, _accepted) = e.expect("risk", 2, Duration::from_millis(1)).unwrap();
+    e.launched(&token, std::process::id());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut c = UnixStream::connect(&path).await.unwrap();
+    c.write_all(&frame(&native::hello(&token, "x"))).await.unwrap();
+    let text = answer(&mut c).await;
+    assert!(text.contains("expired"), "{text}");
+}
+
+#[test]
+fn the_codec_welcomes_then_decodes_envelopes() {
+    let mut reader = FrameReader::new();
+    reader.feed(&frame(r#"{"type":"bus.unsubscribe","payload":{"sub":4}}"#));
+    let mut codec = NativeCodec::new(reader, 42, "risk", 3);
+    let mut msgs = Vec::new();
+    codec.feed(&[], &mut msgs).unwrap();
+    assert_eq!(msgs, vec![HostMsg::Hello { protocol: PROTOCOL, pid: 42 }, HostMsg::Unsubscribe { sub: 4 }]);
+    msgs.clear();
+    let e = codec.feed(&frame(r#"{"type":"tessera.evalResult","payload":{"id":1,"ok":true}}"#), &mut msgs);
+    assert!(e.unwrap_err().to_string().contains("not a native app's"));
+    let mut enc = codec.encoder();
+    enc.push(&ShellMsg::Welcome { client: 9 }).unwrap();
+    enc.push(&ShellMsg::SetVisible(true)).unwrap();
+    enc.push(&ShellMsg::Ping { nonce: 2 }).unwrap();
+    let bytes = enc.take();
+    let mut r = FrameReader::new();
+    r.feed(&bytes);
+    let w: serde_json::Value = serde_json::from_str(r.next_frame().unwrap().unwrap()).unwrap();
+    assert_eq!(w["payload"]["app"], "risk");
+    assert_eq!(w["payload"]["instance"], 3);
+    assert_eq!(r.next_frame().unwrap(), Some(r#"{"payload":{"nonce":2},"type":"ping"}"#));
+    assert_eq!(r.next_frame().unwrap(), None);
+}

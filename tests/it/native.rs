@@ -1,0 +1,249 @@
+//! Native apps on the endpoint, end to end: the real shell launches `tessera-native-probe` (a
+//! Rust program on `tessera-client`) from a manifest beside a real web app, and the two talk
+//! both ways over the bus, services and FDC3 (channels and intents, with the right
+//! `originatingApp`); the admin policy's permissions and prompts apply to the native app as to
+//! a page; a crashed native app is restarted; a client with a forged token is refused, and
+//! every refusal is in the audit log.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::e2e::{Shell, instance_of, js, prompts, running_with_page, wait_js};
+
+/// The test desk: the web app `alpha` and the native app `probe`.
+fn desk(dir: &std::path::Path) -> std::path::PathBuf {
+    let page = tests::fixture_page("e2e", "alpha.html", dir);
+    let manifest = dir.join("desk.json");
+    let intent = |name: &str| json!({ "intents": { "listensFor": { name: { "contexts": ["fdc3.instrument"] } } } });
+    std::fs::write(
+        &manifest,
+        json!({
+            "name": "Tessera native desk",
+            "apps": [
+                { "appId": "alpha", "title": "Alpha", "url": page, "interop": intent("ViewChart") },
+                { "appId": "probe", "title": "Risk probe", "type": "native",
+                  "path": tests::bin("tessera-native-probe").to_str().unwrap(),
+                  "env": { "PROBE_MODE": "test" }, "interop": intent("ViewRisk") },
+            ],
+            "startup": ["alpha", "probe"],
+            "policy": { "rules": [
+                { "apps": ["*"], "allow": ["bus.publish", "bus.subscribe", "bus.serve",
+                                           "fdc3.broadcast", "fdc3.raiseIntent", "fdc3.open", "fdc3.appChannel"] },
+                { "apps": ["probe"], "prompt": ["bus.publish:e2e.asked"], "deny": ["bus.publish:e2e.denied"] },
+            ] },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    manifest
+}
+
+/// What the page has seen from the probe (on `e2e.from_native`) and elsewhere.
+fn seen(shell: &Shell, alpha: u64, expr: &str) -> Value {
+    js(shell, alpha, &format!("window.received.filter((m) => {expr})"))
+}
+
+fn wait_seen(shell: &Shell, alpha: u64, what: &str, expr: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let got = seen(shell, alpha, expr);
+        if got.as_array().is_some_and(|a| !a.is_empty()) {
+            return got[0]["data"].clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{what}: the page saw nothing\n{}", shell.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn probe(shell: &Shell) -> Value {
+    shell.apps().into_iter().find(|a| a["app"] == "probe").unwrap_or(Value::Null)
+}
+
+fn command(shell: &Shell, alpha: u64, cmd: &Value) {
+    js(shell, alpha, &format!("tessera.bus.publish('native.ctl', {cmd}), true"));
+}
+
+/// A raw client of the endpoint: the hello it is given, and the shell's answer.
+fn raw_hello(endpoint: &std::path::Path, hello: &[u8]) -> Value {
+    let mut s = UnixStream::connect(endpoint).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(hello).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    // Then the shell closes the connection.
+    assert_eq!(s.read(&mut [0u8; 16]).unwrap(), 0);
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn framed(text: &str) -> Vec<u8> {
+    let mut out = u32::try_from(text.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+#[test]
+fn a_native_app_is_a_first_class_member_of_the_desk() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = desk(dir.path());
+    let profile = dir.path().join("profile");
+    let shell = Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 2048, &[], "native");
+    shell.wait_for("the desk starts", Duration::from_secs(60), |apps| {
+        apps.len() == 2
+            && apps.iter().any(|a| a["app"] == "alpha" && running_with_page(a))
+            && apps.iter().any(|a| a["app"] == "probe" && a["state"] == "running")
+    });
+    let p = probe(&shell);
+    assert_eq!(p["kind"], "native", "{p:#}");
+    assert!(p["pid"].as_u64().is_some_and(|pid| pid > 0), "{p:#}");
+    let alpha = instance_of(&shell, "alpha");
+    wait_js(&shell, alpha, "typeof window.fdc3", "\"object\"");
+
+    // Web → native → web: the probe echoes, stamped with its own app id.
+    let start = Instant::now();
+    loop {
+        js(&shell, alpha, "tessera.bus.publish('native.in', {n: 5}), true");
+        std::thread::sleep(Duration::from_millis(200));
+        if seen(&shell, alpha, "m.data.echo").as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no echo from the probe\n{}", shell.log_tail());
+    }
+    let echo = wait_seen(&shell, alpha, "echo", "m.data.echo");
+    assert_eq!(echo, json!({ "echo": { "n": 5 }, "app": "probe" }));
+
+    // Services both ways.
+    let doubled = js(&shell, alpha, "tessera.bus.request('native.svc', 'double', {n: 21})");
+    assert_eq!(doubled, json!(42));
+    command(
+        &shell,
+        alpha,
+        &json!({ "cmd": "request", "service": "e2e.alpha", "action": "double", "data": { "n": 4 } }),
+    );
+    assert_eq!(
+        wait_seen(&shell, alpha, "the probe's call", "m.data.requested !== undefined"),
+        json!({ "requested": 8 })
+    );
+
+    // FDC3 on the red channel, both ways, each side named as the other sees it.
+    js(
+        &shell,
+        alpha,
+        "window.ctxs = [], fdc3.joinUserChannel('fdc3.channel.1').then(() => \
+         fdc3.addContextListener(null, (c, m) => ctxs.push({c, m}))).then(() => true)",
+    );
+    let instrument = json!({ "type": "fdc3.instrument", "id": { "ticker": "MSFT" } });
+    command(&shell, alpha, &json!({ "cmd": "broadcast", "context": instrument }));
+    wait_js(&shell, alpha, "ctxs.length", "1");
+    assert_eq!(js(&shell, alpha, "ctxs[0].c"), instrument);
+    assert_eq!(js(&shell, alpha, "ctxs[0].m.source.appId"), json!("probe"));
+    let order = json!({ "type": "fdc3.instrument", "id": { "ticker": "AAPL" } });
+    js(&shell, alpha, &format!("fdc3.broadcast({order}).then(() => true)"));
+    let got = wait_seen(&shell, alpha, "the probe's context", "m.data.context && m.data.context.id.ticker === 'AAPL'");
+    assert_eq!(got["source"]["appId"], "alpha");
+
+    // Intents both ways, with results.
+    let r = js(
+        &shell,
+        alpha,
+        &format!(
+            "fdc3.raiseIntent('ViewRisk', {order}).then(async (res) => ({{ by: res.source.appId, result: await res.getResult() }}))"
+        ),
+    );
+    assert_eq!(r, json!({ "by": "probe", "result": { "type": "fdc3.risk", "ticker": "AAPL", "var": 1250 } }));
+    js(
+        &shell,
+        alpha,
+        "fdc3.addIntentListener('ViewChart', (c) => ({type: 'fdc3.chart', ticker: c.id.ticker})).then(() => true)",
+    );
+    command(&shell, alpha, &json!({ "cmd": "raise", "intent": "ViewChart", "context": instrument, "app": "alpha" }));
+    let raised = wait_seen(&shell, alpha, "the probe's intent", "m.data.raised !== undefined || m.data.raiseError");
+    assert_eq!(raised["raised"], json!({ "type": "fdc3.chart", "ticker": "MSFT" }), "{raised}");
+    assert_eq!(raised["by"]["appId"], "alpha");
+
+    // The admin policy applies: denied outright, or asked of the user.
+    command(&shell, alpha, &json!({ "cmd": "publish", "topic": "e2e.denied", "data": { "n": 1 } }));
+    let refused = wait_seen(&shell, alpha, "the refusal", "m.data.refused");
+    assert_eq!(refused["refused"], "publish e2e.denied");
+    assert!(seen(&shell, alpha, "m.topic === 'e2e.denied'").as_array().unwrap().is_empty());
+    command(&shell, alpha, &json!({ "cmd": "publish", "topic": "e2e.asked", "data": { "n": 2 } }));
+    let start = Instant::now();
+    let prompt = loop {
+        if let Some(p) = prompts(&shell).into_iter().next() {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no prompt\n{}", shell.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((prompt["app"].as_str(), prompt["permission"].as_str()), (Some("probe"), Some("bus.publish:e2e.asked")));
+    shell.ctl_ok(&["prompt", &prompt["id"].to_string(), "allow-once"]);
+    assert_eq!(wait_seen(&shell, alpha, "the asked publish", "m.topic === 'e2e.asked'"), json!({ "n": 2 }));
+
+    // Strangers are refused: a forged token, a hello from before, garbage.
+    let endpoint = shell.socket().with_file_name("ctl-endpoint.sock");
+    let forged = raw_hello(&endpoint, &framed(r#"{"type":"hello","payload":{"protocol":1,"token":"0123abcd"}}"#));
+    assert_eq!(forged["type"], "error");
+    assert!(forged["payload"]["error"].as_str().unwrap().contains("not one the shell gave"), "{forged}");
+    let early = raw_hello(&endpoint, &framed(r#"{"type":"bus.publish","payload":{"topic":"e2e.x","data":1}}"#));
+    assert!(early["payload"]["error"].as_str().unwrap().contains("must be \"hello\""), "{early}");
+    let huge = raw_hello(&endpoint, &[0x7f, 0xff, 0xff, 0xff]);
+    assert!(huge["payload"]["error"].as_str().unwrap().contains("frames are 1 to"), "{huge}");
+
+    // A crash: noticed, restarted, back on the bus under the same app.
+    let old_pid = probe(&shell)["pid"].as_u64().unwrap();
+    command(&shell, alpha, &json!({ "cmd": "crash" }));
+    shell.wait_for("the probe restarts", Duration::from_secs(30), |apps| {
+        apps.iter().any(|a| {
+            a["app"] == "probe"
+                && a["state"] == "running"
+                && a["restarts"].as_u64() >= Some(1)
+                && a["pid"].as_u64().is_some_and(|p| p != old_pid)
+        })
+    });
+    let last_exit = probe(&shell)["last_exit"].as_str().unwrap_or_default().to_owned();
+    assert!(last_exit.contains("code 3"), "{last_exit}");
+    js(&shell, alpha, "window.received = [], true");
+    let start = Instant::now();
+    loop {
+        js(&shell, alpha, "tessera.bus.publish('native.in', {n: 6}), true");
+        std::thread::sleep(Duration::from_millis(200));
+        if seen(&shell, alpha, "m.data.echo && m.data.echo.n === 6").as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no echo after the restart\n{}", shell.log_tail());
+    }
+    drop(shell);
+
+    // Every decision is in the audit log, the refused connections with them.
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["audit", "export", "--profile"])
+        .arg(&profile)
+        .env("TESSERA_KEYRING", "keyutils")
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            format!("{} {} {} {}", e["app"].as_str().unwrap_or("-"), e["action"], e["object"], e["decision"])
+        })
+        .collect();
+    for want in [
+        r#"probe "permission.decide" "bus.publish:e2e.denied" "deny""#,
+        r#"probe "permission.answer" "bus.publish:e2e.asked" "allow-once""#,
+        "\"endpoint.refused\"",
+    ] {
+        assert!(said.iter().any(|s| s.contains(want)), "no audit entry {want:?} in:\n{}", said.join("\n"));
+    }
+    assert!(
+        said.iter().any(|s| s.contains("endpoint.refused") && s.contains("not one the shell gave")),
+        "{}",
+        said.join("\n")
+    );
+}

@@ -1,4 +1,5 @@
-// window.fdc3: Tessera's FDC3 2.2 Desktop Agent API for web apps.
+// window.fdc3: Tessera's FDC3 2.2 Desktop Agent API for web apps, and (the same code) for
+// native Node apps, through shell/clients/node.
 //
 // Injected by tessera-app-host after bus.js and before any page script. Every call becomes a
 // DACP request ({type, payload, meta: {requestUuid, timestamp}}) to the shell's agent, which
@@ -6,18 +7,22 @@
 // intentEvent, channelChangedEvent, private channel events). Errors are rejected as Error
 // objects whose message is exactly the standard's string (OpenError, ResolveError, ResultError,
 // ChannelError). This file is Tessera's own code.
+//
+// `createDesktopAgent(host)` builds the API over a `host` that posts DACP messages
+// (`postMessage`) and hands the agent's messages to one sink (`attachFdc3`): in a page,
+// bus.js's `window.__tesseraHost`; in Node, the client's connection (loaded as a CommonJS
+// module). It returns `{fdc3, ready}` (`ready` settles once the current channel is known), or
+// null if the host already has an FDC3 sink.
 (function () {
   "use strict";
-  const host = window.__tesseraHost;
-  if (!host || window.fdc3) {
-    return;
-  }
+
+function createDesktopAgent(host) {
   const REQUEST_TIMEOUT_MS = 20000;
   // raiseIntent and open may wait for the resolver dialog (2 minutes) and a launch.
   const LONG_TIMEOUT_MS = 150000;
   let counter = 0;
   const uuid = () =>
-    self.crypto && crypto.randomUUID ? crypto.randomUUID() : "r-" + Date.now() + "-" + ++counter;
+    globalThis.crypto && crypto.randomUUID ? crypto.randomUUID() : "r-" + Date.now() + "-" + ++counter;
 
   const pending = new Map(); // requestUuid -> {resolve, reject, timer, onAnswer}
   const results = new Map(); // raise requestUuid -> {resolve, reject}
@@ -405,7 +410,7 @@
     }
   }
   if (!host.attachFdc3(receive)) {
-    return;
+    return null;
   }
 
   // ---- the API -----------------------------------------------------------------------------
@@ -558,17 +563,31 @@
   fdc3.getSystemChannels = fdc3.getUserChannels;
   fdc3.joinChannel = fdc3.joinUserChannel;
 
-  Object.defineProperty(window, "fdc3", { value: Object.freeze(fdc3), enumerable: true, configurable: false });
-
   // The channel this instance is on (set by a workspace, or kept over a reload), then ready.
-  const ready = () => window.dispatchEvent(new Event("fdc3Ready"));
-  request("getCurrentChannelRequest", {}).then(
+  const ready = request("getCurrentChannelRequest", {}).then(
     (p) => {
       if (p.channel && currentChannelId === null) {
         currentChannelId = p.channel.id;
       }
-      ready();
     },
-    () => ready()
+    () => {}
   );
+  return { fdc3: Object.freeze(fdc3), ready: ready };
+}
+
+  if (typeof window === "undefined") {
+    // Node: the native client's module.
+    module.exports = { createDesktopAgent: createDesktopAgent };
+    return;
+  }
+  const host = window.__tesseraHost;
+  if (!host || window.fdc3) {
+    return;
+  }
+  const made = createDesktopAgent(host);
+  if (!made) {
+    return;
+  }
+  Object.defineProperty(window, "fdc3", { value: made.fdc3, enumerable: true, configurable: false });
+  made.ready.then(() => window.dispatchEvent(new Event("fdc3Ready")));
 })();

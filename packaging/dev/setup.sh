@@ -33,6 +33,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The native-app clients' runtimes (their tests, and the demo desk's risk app): Python 3 with
+# venv, and Node with npm. Looked for as commands: a machine may have them from elsewhere
+# (pyenv, NodeSource), and Debian's npm package conflicts with NodeSource's node.
+runtimes=()
+command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || runtimes+=(python3 python3-venv)
+command -v node >/dev/null || runtimes+=(nodejs)
+command -v npm >/dev/null || runtimes+=(npm)
+if [ ${#runtimes[@]} -gt 0 ]; then
+    say "installing ${runtimes[*]} with apt"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${runtimes[@]}" >/dev/null
+fi
+
 # Rust: the workspace needs 1.95 or newer (rust-version in Cargo.toml).
 if [ -f "$HOME/.cargo/env" ]; then
     # shellcheck disable=SC1091

@@ -24,6 +24,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "build the binaries the integration tests run"
 cargo build --workspace --bins --locked
 
+step "client libraries: installed from the repository, their own tests, the Node types"
+bash packaging/dev/clients.sh
+target/clients/venv/bin/python -m unittest discover -s shell/clients/python/tests
+(cd shell/clients/node && npm test --silent && npm run --silent typecheck)
+
 step "tests"
 cargo nextest run --workspace --locked --profile ci
 

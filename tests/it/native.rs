@@ -13,22 +13,23 @@ use serde_json::{Value, json};
 
 use crate::e2e::{Shell, instance_of, js, prompts, running_with_page, wait_js};
 
-/// The test desk: the web app `alpha` and the native app `probe`.
-fn desk(dir: &std::path::Path) -> std::path::PathBuf {
+fn intent(name: &str) -> Value {
+    json!({ "intents": { "listensFor": { name: { "contexts": ["fdc3.instrument"] } } } })
+}
+
+/// A test desk: the web app `alpha` and the native apps `natives`, all started.
+fn desk(dir: &std::path::Path, natives: &[Value]) -> std::path::PathBuf {
     let page = tests::fixture_page("e2e", "alpha.html", dir);
     let manifest = dir.join("desk.json");
-    let intent = |name: &str| json!({ "intents": { "listensFor": { name: { "contexts": ["fdc3.instrument"] } } } });
+    let mut apps = vec![json!({ "appId": "alpha", "title": "Alpha", "url": page, "interop": intent("ViewChart") })];
+    apps.extend(natives.iter().cloned());
+    let startup: Vec<&Value> = apps.iter().map(|a| &a["appId"]).collect();
     std::fs::write(
         &manifest,
         json!({
             "name": "Tessera native desk",
-            "apps": [
-                { "appId": "alpha", "title": "Alpha", "url": page, "interop": intent("ViewChart") },
-                { "appId": "probe", "title": "Risk probe", "type": "native",
-                  "path": tests::bin("tessera-native-probe").to_str().unwrap(),
-                  "env": { "PROBE_MODE": "test" }, "interop": intent("ViewRisk") },
-            ],
-            "startup": ["alpha", "probe"],
+            "apps": apps,
+            "startup": startup,
             "policy": { "rules": [
                 { "apps": ["*"], "allow": ["bus.publish", "bus.subscribe", "bus.serve",
                                            "fdc3.broadcast", "fdc3.raiseIntent", "fdc3.open", "fdc3.appChannel"] },
@@ -89,7 +90,10 @@ fn framed(text: &str) -> Vec<u8> {
 #[test]
 fn a_native_app_is_a_first_class_member_of_the_desk() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = desk(dir.path());
+    let rust_app = json!({ "appId": "probe", "title": "Risk probe", "type": "native",
+        "path": tests::bin("tessera-native-probe").to_str().unwrap(),
+        "env": { "PROBE_MODE": "test" }, "interop": intent("ViewRisk") });
+    let manifest = desk(dir.path(), &[rust_app]);
     let profile = dir.path().join("profile");
     let shell = Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 2048, &[], "native");
     shell.wait_for("the desk starts", Duration::from_secs(60), |apps| {
@@ -246,4 +250,133 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
         "{}",
         said.join("\n")
     );
+}
+
+/// Where the client libraries were installed from the repository (packaging/dev/clients.sh).
+fn installed(path: &str) -> std::path::PathBuf {
+    let p = tests::workspace_root().join("target/clients").join(path);
+    assert!(p.exists(), "{} is missing: run packaging/dev/clients.sh (packaging/dev/test.sh does)", p.display());
+    p
+}
+
+fn node() -> String {
+    let out = std::process::Command::new("sh").args(["-c", "command -v node"]).output().unwrap();
+    let path = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(!path.is_empty(), "node is missing: run packaging/dev/setup.sh");
+    path
+}
+
+#[test]
+fn python_and_node_apps_talk_to_a_page_and_to_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = tests::workspace_root().join("tests/native");
+    let py = json!({ "appId": "py", "title": "Python probe", "type": "native",
+        "path": installed("venv/bin/python").to_str().unwrap(),
+        "args": [probes.join("probe.py").to_str().unwrap()], "interop": intent("ViewRisk") });
+    let node_app = json!({ "appId": "js", "title": "Node probe", "type": "native", "path": node(),
+        "args": [probes.join("probe.js").to_str().unwrap()],
+        "env": { "NODE_PATH": installed("node_modules").to_str().unwrap() }, "interop": intent("ViewRisk") });
+    let manifest = desk(dir.path(), &[py, node_app]);
+    let shell = Shell::start_full(manifest.to_str().unwrap(), None, 2048, &[], "native-clients");
+    shell.wait_for("the desk starts", Duration::from_secs(60), |apps| {
+        apps.len() == 3
+            && apps.iter().any(|a| a["app"] == "alpha" && running_with_page(a))
+            && apps.iter().filter(|a| a["kind"] == "native" && a["state"] == "running").count() == 2
+    });
+    let alpha = instance_of(&shell, "alpha");
+    wait_js(&shell, alpha, "typeof window.fdc3", "\"object\"");
+
+    // Both echo the page's message, each under its own identity.
+    let start = Instant::now();
+    loop {
+        js(&shell, alpha, "tessera.bus.publish('native.in', {n: 1}), true");
+        std::thread::sleep(Duration::from_millis(250));
+        let apps = js(&shell, alpha, "[...new Set(received.filter((m) => m.data.echo).map((m) => m.data.app))].sort()");
+        if apps == json!(["js", "py"]) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "echoes from {apps}\n{}", shell.log_tail());
+    }
+
+    // Services: the page calls each; each calls the other.
+    assert_eq!(js(&shell, alpha, "tessera.bus.request('py.svc', 'double', {n: 21})"), json!(42));
+    assert_eq!(js(&shell, alpha, "tessera.bus.request('js.svc', 'double', {n: 5})"), json!(10));
+    command(
+        &shell,
+        alpha,
+        &json!({ "to": "py", "cmd": "request", "service": "js.svc", "action": "double", "data": { "n": 7 } }),
+    );
+    command(
+        &shell,
+        alpha,
+        &json!({ "to": "js", "cmd": "request", "service": "py.svc", "action": "double", "data": { "n": 8 } }),
+    );
+    assert_eq!(wait_seen(&shell, alpha, "py calls js", "m.data.app === 'py' && m.data.requested")["requested"], 14);
+    assert_eq!(wait_seen(&shell, alpha, "js calls py", "m.data.app === 'js' && m.data.requested")["requested"], 16);
+
+    // Contexts on the red channel: from each to all the others, named by where they came from.
+    js(
+        &shell,
+        alpha,
+        "window.ctxs = [], fdc3.joinUserChannel('fdc3.channel.1').then(() => \
+         fdc3.addContextListener('fdc3.instrument', (c, m) => ctxs.push({c, m}))).then(() => true)",
+    );
+    let instrument = |t: &str| json!({ "type": "fdc3.instrument", "id": { "ticker": t } });
+    command(&shell, alpha, &json!({ "to": "py", "cmd": "broadcast", "context": instrument("PY") }));
+    command(&shell, alpha, &json!({ "to": "js", "cmd": "broadcast", "context": instrument("JS") }));
+    js(&shell, alpha, &format!("fdc3.broadcast({}).then(() => true)", instrument("WEB")));
+    wait_js(&shell, alpha, "ctxs.map((x) => x.c.id.ticker + ' ' + x.m.source.appId).sort().join()", "\"JS js,PY py\"");
+    for (seer, ticker, from) in [("py", "JS", "js"), ("py", "WEB", "alpha"), ("js", "PY", "py"), ("js", "WEB", "alpha")]
+    {
+        let got = wait_seen(
+            &shell,
+            alpha,
+            &format!("{seer} sees {ticker}"),
+            &format!("m.data.app === '{seer}' && m.data.context && m.data.context.id.ticker === '{ticker}'"),
+        );
+        assert_eq!(got["source"]["appId"], from, "{got}");
+    }
+
+    // Intents with results: the page at each, each at the page, and one at the other.
+    for target in ["py", "js"] {
+        let r = js(
+            &shell,
+            alpha,
+            &format!(
+                "fdc3.raiseIntent('ViewRisk', {}, {{appId: '{target}'}}).then(async (r) => ({{by: r.source.appId, result: await r.getResult()}}))",
+                instrument("IBM")
+            ),
+        );
+        assert_eq!(r, json!({ "by": target, "result": { "type": "fdc3.risk", "ticker": "IBM", "by": target } }));
+    }
+    js(
+        &shell,
+        alpha,
+        "fdc3.addIntentListener('ViewChart', (c) => ({type: 'fdc3.chart', ticker: c.id.ticker})).then(() => true)",
+    );
+    command(
+        &shell,
+        alpha,
+        &json!({ "to": "py", "cmd": "raise", "intent": "ViewChart", "context": instrument("A"), "app": "alpha" }),
+    );
+    command(
+        &shell,
+        alpha,
+        &json!({ "to": "js", "cmd": "raise", "intent": "ViewRisk", "context": instrument("B"), "app": "py" }),
+    );
+    let by_py = wait_seen(
+        &shell,
+        alpha,
+        "py raises at the page",
+        "m.data.app === 'py' && (m.data.raised || m.data.raiseError)",
+    );
+    assert_eq!(
+        (by_py["raised"].clone(), by_py["by"]["appId"].clone()),
+        (json!({ "type": "fdc3.chart", "ticker": "A" }), json!("alpha")),
+        "{by_py}"
+    );
+    let by_js =
+        wait_seen(&shell, alpha, "js raises at py", "m.data.app === 'js' && (m.data.raised || m.data.raiseError)");
+    assert_eq!(by_js["raised"], json!({ "type": "fdc3.risk", "ticker": "B", "by": "py" }), "{by_js}");
+    assert_eq!(by_js["by"]["appId"], "py");
 }

@@ -145,7 +145,10 @@ fn native_apps_name_an_executable_and_nothing_of_a_page() {
         (r#"{"appId": "x", "type": "native", "path": "../escape"}"#, "app \"x\": path:"),
         (r#"{"appId": "x", "type": "native", "path": "/no/such/program"}"#, "/no/such/program"),
         (r#"{"appId": "x", "type": "native", "path": "/bin/sh", "url": "page.html"}"#, "has no url, csp or origins"),
-        (r#"{"appId": "x", "type": "native", "path": "/bin/sh", "env": {"TESSERA_LAUNCH_TOKEN": "t"}}"#, "env: \"TESSERA_LAUNCH_TOKEN\""),
+        (
+            r#"{"appId": "x", "type": "native", "path": "/bin/sh", "env": {"TESSERA_LAUNCH_TOKEN": "t"}}"#,
+            "env: \"TESSERA_LAUNCH_TOKEN\"",
+        ),
         (r#"{"appId": "x", "type": "native", "path": "/bin/sh", "env": {"A=B": "t"}}"#, "env: \"A=B\""),
         (r#"{"appId": "x", "type": "citrix", "url": "page.html"}"#, "type: \"citrix\" is not"),
         (r#"{"appId": "x"}"#, "url: missing"),

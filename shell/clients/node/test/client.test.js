@@ -1,0 +1,137 @@
+// The client against a stand-in for the shell's endpoint (frames by hand); the real shell is in
+// the workspace's end-to-end tests (tests/it/native.rs).
+"use strict";
+
+const test = require("node:test");
+const assert = require("node:assert");
+const net = require("node:net");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { connect } = require("..");
+
+function frame(m) {
+  const body = Buffer.from(JSON.stringify(m));
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+// A fake shell: its side of one connection, message by message.
+function fakeShell() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tessera-node-"));
+  const sock = path.join(dir, "e.sock");
+  let resolveConn;
+  const conn = new Promise((r) => (resolveConn = r));
+  const server = net.createServer((s) => {
+    let buf = Buffer.alloc(0);
+    const queue = [];
+    const waiters = [];
+    s.on("data", (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const m = JSON.parse(buf.subarray(4, 4 + buf.readUInt32BE(0)).toString());
+        buf = buf.subarray(4 + buf.readUInt32BE(0));
+        if (waiters.length) waiters.shift()(m);
+        else queue.push(m);
+      }
+    });
+    resolveConn({
+      recv: () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((r) => waiters.push(r))),
+      send: (m) => s.write(frame(m)),
+    });
+  });
+  server.listen(sock);
+  return { sock, conn, close: () => server.close() };
+}
+
+const WELCOME = { type: "welcome", payload: { protocol: 1, app: "blotter", instance: 2, client: 7 } };
+
+async function pair(welcome) {
+  const shell = fakeShell();
+  const connecting = connect(shell.sock, "tok");
+  const s = await shell.conn;
+  const hello = await s.recv();
+  assert.deepStrictEqual([hello.type, hello.payload.token, hello.payload.protocol], ["hello", "tok", 1]);
+  s.send(welcome);
+  return { connecting, s, shell };
+}
+
+test("the bus round-trips through the connection", async () => {
+  const { connecting, s, shell } = await pair(WELCOME);
+  const client = await connecting;
+  assert.deepStrictEqual([client.app, client.instance], ["blotter", 2]);
+  // The agent asks for its channel as it starts.
+  const start = await s.recv();
+  assert.strictEqual(start.type, "getCurrentChannelRequest");
+  s.send({ type: "getCurrentChannelResponse", payload: { channel: null }, meta: { requestUuid: start.meta.requestUuid } });
+  await client.fdc3Ready;
+
+  client.publish("a.b", { x: 1 });
+  assert.deepStrictEqual(await s.recv(), { type: "bus.publish", payload: { topic: "a.b", data: { x: 1 } } });
+
+  const got = [];
+  client.subscribe("a.#", (data, meta) => got.push([meta.topic, data]));
+  const sub = await s.recv();
+  s.send({ type: "bus.deliver", payload: { sub: sub.payload.sub, topic: "a.c", data: [1], seq: 1, timestamp: 2, sender: 3 } });
+  s.send({ type: "ping", payload: { nonce: 5 } });
+  assert.deepStrictEqual(await s.recv(), { type: "pong", payload: { nonce: 5 } });
+  assert.deepStrictEqual(got, [["a.c", [1]]]);
+
+  client.serve("svc", { double: (d) => d.n * 2, fail: () => { throw new Error("nope"); } });
+  await s.recv();
+  s.send({ type: "bus.call", payload: { service: "svc", call: 1, action: "double", data: { n: 4 }, from: "web" } });
+  assert.deepStrictEqual((await s.recv()).payload, { service: "svc", call: 1, ok: true, value: 8 });
+  s.send({ type: "bus.call", payload: { service: "svc", call: 2, action: "fail", data: null, from: "web" } });
+  assert.deepStrictEqual((await s.recv()).payload, { service: "svc", call: 2, ok: false, error: "nope" });
+
+  const calling = client.request("other", "go", { a: 1 });
+  const r = await s.recv();
+  s.send({ type: "bus.response", payload: { call: r.payload.call, ok: true, value: "done" } });
+  assert.strictEqual(await calling, "done");
+
+  s.send({ type: "error", payload: { error: "rate limit" } });
+  assert.strictEqual(await client.closed(), "rate limit");
+  assert.throws(() => client.publish("a", 1), /closed: rate limit/);
+  shell.close();
+});
+
+test("a refused hello rejects with the shell's reason", async () => {
+  const { connecting, shell } = await pair({ type: "error", payload: { error: "the launch token expired" } });
+  await assert.rejects(connecting, /the launch token expired/);
+  shell.close();
+});
+
+test("fdc3 is the standard agent over the connection", async () => {
+  const { connecting, s, shell } = await pair(WELCOME);
+  const client = await connecting;
+  const start = await s.recv();
+  s.send({ type: "getCurrentChannelResponse", payload: { channel: null }, meta: { requestUuid: start.meta.requestUuid } });
+  const joining = client.fdc3.joinUserChannel("fdc3.channel.1");
+  const j = await s.recv();
+  assert.strictEqual(j.type, "joinUserChannelRequest");
+  s.send({ type: "joinUserChannelResponse", payload: {}, meta: { requestUuid: j.meta.requestUuid } });
+  await joining;
+  const seen = [];
+  const listening = client.fdc3.addContextListener("fdc3.instrument", (c, m) => seen.push([c, m]));
+  const l = await s.recv();
+  s.send({ type: "addContextListenerResponse", payload: { listenerUUID: "L" }, meta: { requestUuid: l.meta.requestUuid } });
+  await listening;
+  const cur = await s.recv();
+  assert.strictEqual(cur.type, "getCurrentContextRequest");
+  s.send({ type: "getCurrentContextResponse", payload: { context: null }, meta: { requestUuid: cur.meta.requestUuid } });
+  const ctx = { type: "fdc3.instrument", id: { ticker: "MSFT" } };
+  s.send({ type: "broadcastEvent", payload: { channelId: "fdc3.channel.1", context: ctx, originatingApp: { appId: "web" } }, meta: {} });
+  const broadcasting = client.fdc3.broadcast(ctx);
+  const b = await s.recv();
+  assert.deepStrictEqual(b.payload, { channelId: "fdc3.channel.1", context: ctx });
+  s.send({ type: "broadcastResponse", payload: {}, meta: { requestUuid: b.meta.requestUuid } });
+  await broadcasting;
+  assert.deepStrictEqual(seen, [[ctx, { source: { appId: "web" } }]]);
+  const finding = client.fdc3.findIntent("Nope");
+  const f = await s.recv();
+  s.send({ type: "findIntentResponse", payload: { error: "NoAppsFound" }, meta: { requestUuid: f.meta.requestUuid } });
+  await assert.rejects(finding, /NoAppsFound/);
+  client.close();
+  shell.close();
+});

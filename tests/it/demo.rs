@@ -1,6 +1,8 @@
 //! The demo desk as IT ships it (`manifests/demo.json` and its admin policy): the watchlist's
 //! first StartOrder intent is something the policy says to ask about. The native dialog asks;
 //! the answer is remembered across a restart, can be revoked, and the audit log holds each step.
+//! The desk's native risk engine (a Python process the shell starts) turns the fill into a
+//! position the blotter shows, and has it back after the restart (its state is in the session).
 
 use std::time::{Duration, Instant};
 
@@ -22,8 +24,30 @@ fn wait_prompt(shell: &Shell) -> Value {
 fn start(profile: &std::path::Path, name: &str) -> Shell {
     let manifest = tests::workspace_root().join("manifests/demo.json");
     let shell = Shell::start_full(manifest.to_str().unwrap(), Some(profile), 2048, &[], name);
-    shell.wait_for("the demo desk loads", Duration::from_secs(90), |a| a.len() == 6 && a.iter().all(running_with_page));
+    shell.wait_for("the demo desk loads", Duration::from_secs(90), |a| {
+        a.len() == 7
+            && a.iter().all(|a| if a["kind"] == "native" { a["state"] == "running" } else { running_with_page(a) })
+    });
     shell
+}
+
+/// Waits until the blotter's risk bar (fed by the native risk engine) says `want`.
+fn risk_shows(shell: &Shell, want: &str) -> String {
+    let blotter = instance_of(shell, "blotter");
+    let start = Instant::now();
+    loop {
+        let text = js(shell, blotter, "document.getElementById('riskText').textContent");
+        let text = text.as_str().unwrap_or_default().to_owned();
+        if text.contains(want) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the risk bar says {text:?}, not {want:?}\n{}",
+            shell.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The watchlist raises StartOrder for AAPL (as its Trade button does), without waiting.
@@ -57,10 +81,21 @@ fn the_demo_desk_asks_before_the_first_trade_and_remembers() {
             assert!(start.elapsed() < Duration::from_secs(15), "the intent did not reach the ticket");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The trader buys; the fill reaches the risk engine, whose figures reach the blotter.
+        risk_shows(&shell, "Net");
+        let ticket = instance_of(&shell, "ticket");
+        js(
+            &shell,
+            ticket,
+            "document.getElementById('qty').value = '300', document.getElementById('buy').click(), true",
+        );
+        let text = risk_shows(&shell, "AAPL 300");
+        assert!(text.contains("VaR"), "{text}");
     }
     {
-        // Remembered across a restart: no question this time.
+        // Remembered across a restart: no question this time; the risk engine has its book back.
         let shell = start(&profile, "demo-restart");
+        risk_shows(&shell, "AAPL 300");
         let watchlist = instance_of(&shell, "watchlist");
         trade(&shell, watchlist);
         let start = Instant::now();

@@ -10,7 +10,7 @@
 //! The first frame a client sends is `{"type": "hello", "payload": {"protocol": 1, "token":
 //! "..."}}` (the one-time launch token the shell gave the process in `TESSERA_LAUNCH_TOKEN`);
 //! the shell answers `{"type": "welcome", "payload": {"protocol": 1, "app": ..., "instance": ...,
-//! "limits": {...}}}`, or `{"type": "error", "payload": {"error": ...}}` and closes. Every
+//! "state": ..., "limits": {...}}}`, or `{"type": "error", "payload": {"error": ...}}` and closes. Every
 //! length is checked against [`MAX_FRAME`] before anything is buffered, and a malformed frame is
 //! a typed [`NativeError`], never a panic (see the `native` fuzz target).
 
@@ -173,11 +173,13 @@ pub fn hello(token: &str, client: &str) -> String {
     json!({ "type": "hello", "payload": { "protocol": NATIVE_PROTOCOL, "token": token, "client": client } }).to_string()
 }
 
-/// The shell's answer to a good hello: who the connection now is, for good.
-pub fn welcome(app: &str, instance: u64, client_id: u64) -> String {
+/// The shell's answer to a good hello: who the connection now is, for good, and the state the
+/// app last saved (`workspace.setState`, JSON bytes) for this instance, if any.
+pub fn welcome(app: &str, instance: u64, client_id: u64, state: Option<&[u8]>) -> String {
+    let state = state.and_then(|s| serde_json::from_slice::<Value>(s).ok()).unwrap_or(Value::Null);
     json!({ "type": "welcome", "payload": {
         "protocol": NATIVE_PROTOCOL, "app": app, "instance": instance, "client": client_id,
-        "limits": { "maxFrameBytes": MAX_FRAME },
+        "state": state, "limits": { "maxFrameBytes": MAX_FRAME },
     } })
     .to_string()
 }

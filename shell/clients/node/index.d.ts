@@ -27,6 +27,8 @@ export declare class Client {
   /** The app this connection is (from the manifest). */
   readonly app: string;
   readonly instance: number;
+  /** The state this instance last saved (`setState`), kept across restarts and in workspaces. */
+  readonly state: unknown;
   /** The standard FDC3 Desktop Agent: existing FDC3 code runs unchanged against it. */
   readonly fdc3: DesktopAgent;
   /** Settles once the agent has said which user channel this instance is on. */

@@ -54,6 +54,8 @@ class Client {
     this.socket = socket;
     this.app = welcome.app;
     this.instance = welcome.instance;
+    // The state this instance last saved (setState), kept across restarts and in workspaces.
+    this.state = welcome.state === undefined ? null : welcome.state;
     this._ids = 1;
     this._subs = new Map(); // sub -> handler
     this._calls = new Map(); // call -> {resolve, reject, timer}

@@ -273,11 +273,14 @@ pub(crate) struct NativeCodec {
     hello: Option<u32>,
     app: String,
     instance: u64,
+    state: Option<Vec<u8>>,
 }
 
 impl NativeCodec {
-    pub(crate) fn new(accepted_reader: FrameReader, pid: u32, app: &str, instance: u64) -> Self {
-        Self { reader: accepted_reader, hello: Some(pid), app: app.to_owned(), instance }
+    /// The codec of a connection the endpoint accepted (`reader` holds what followed its
+    /// hello) from process `pid`, bound to `instance` of `app`, whose saved state is `state`.
+    pub(crate) fn new(reader: FrameReader, pid: u32, app: &str, instance: u64, state: Option<Vec<u8>>) -> Self {
+        Self { reader, hello: Some(pid), app: app.to_owned(), instance, state }
     }
 }
 
@@ -300,7 +303,7 @@ impl Codec for NativeCodec {
     }
 
     fn encoder(&self) -> NativeEncoder {
-        NativeEncoder { app: self.app.clone(), instance: self.instance, out: Vec::new() }
+        NativeEncoder { app: self.app.clone(), instance: self.instance, state: self.state.clone(), out: Vec::new() }
     }
 }
 
@@ -309,13 +312,16 @@ impl Codec for NativeCodec {
 pub(crate) struct NativeEncoder {
     app: String,
     instance: u64,
+    state: Option<Vec<u8>>,
     out: Vec<u8>,
 }
 
 impl Encoder for NativeEncoder {
     fn push(&mut self, msg: &ShellMsg) -> Result<()> {
         let text = match msg {
-            ShellMsg::Welcome { client } => Some(native::welcome(&self.app, self.instance, *client)),
+            ShellMsg::Welcome { client } => {
+                Some(native::welcome(&self.app, self.instance, *client, self.state.take().as_deref()))
+            }
             other => protocol::envelope::shell_message(other),
         };
         if let Some(text) = text {

@@ -383,6 +383,7 @@ impl Monitor {
         let (opts, last_pong, events) = self.conn_options();
         let (broker, instance, timeout) = (self.broker.clone(), self.instance, self.policy.load_timeout);
         let pong = Arc::clone(&last_pong);
+        let slots = Arc::clone(&self.slots);
         let conn = tokio::spawn(async move {
             // Until it connects, the app is starting: the load timeout applies, not the heartbeat.
             let deadline = Instant::now() + timeout;
@@ -403,7 +404,9 @@ impl Monitor {
                 anyhow::bail!("did not connect to the endpoint within {} s", timeout.as_secs());
             };
             pong.store(broker::Timestamp::now().millis(), Ordering::Relaxed);
-            let codec = crate::host::endpoint::NativeCodec::new(accepted.reader, accepted.pid, &app, instance);
+            // What the app last saved comes with its welcome, as a page finds it at start.
+            let state = slots.lock().get(&instance).and_then(|s| s.state.clone());
+            let codec = crate::host::endpoint::NativeCodec::new(accepted.reader, accepted.pid, &app, instance, state);
             crate::host::ipc::serve_codec(broker, accepted.stream, Some(broker::AppId::new(&app)), opts, codec).await
         });
         Ok(Started { child, pid, conn, last_pong, events })

@@ -42,6 +42,7 @@ impl Shell {
                 env: native.env.clone(),
                 memory_limit_bytes: app.memory_limit_bytes,
                 cpu_limit_percent: app.cpu_limit_percent,
+                state_file: Some(self.state_file(&dir, state)?),
                 ..AppSpec::new(AppId::new(&app.app_id), native.program.clone(), native.args.clone())
             };
             return Ok(self.started(&app.app_id, spec));
@@ -66,18 +67,7 @@ impl Shell {
         if let Some(csp) = &app.csp {
             args.extend(["--csp".to_owned(), csp.clone()]);
         }
-        // Each instance keeps its state in a file of its own, which its host reads at start.
-        let states = dir.join("state");
-        std::fs::create_dir_all(&states).with_context(|| format!("creating {}", states.display()))?;
-        let state_file = states.join(format!(
-            "{}-{}.json",
-            broker::Timestamp::now().millis(),
-            self.next_state.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        if let Some(state) = state {
-            std::fs::write(&state_file, serde_json::to_vec(state)?)
-                .with_context(|| format!("writing {}", state_file.display()))?;
-        }
+        let state_file = self.state_file(&dir, state)?;
         args.extend(["--state-file".to_owned(), state_file.display().to_string()]);
         let mut env = vec![
             // WebKit keeps caches and some data under the XDG directories: per app, in the profile.
@@ -98,6 +88,23 @@ impl Shell {
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
         Ok(self.started(&app.app_id, spec))
+    }
+
+    /// A new instance's state file in the app's directory `dir`, holding `state` if given: each
+    /// instance keeps its state in a file of its own, which its host reads at start (a native
+    /// app gets it in its welcome).
+    fn state_file(&self, dir: &std::path::Path, state: Option<&Value>) -> Result<std::path::PathBuf> {
+        let states = dir.join("state");
+        std::fs::create_dir_all(&states).with_context(|| format!("creating {}", states.display()))?;
+        let file = states.join(format!(
+            "{}-{}.json",
+            broker::Timestamp::now().millis(),
+            self.next_state.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        if let Some(state) = state {
+            std::fs::write(&file, serde_json::to_vec(state)?).with_context(|| format!("writing {}", file.display()))?;
+        }
+        Ok(file)
     }
 
     /// Starts `spec` under the supervisor: the agent knows the instance, and the launch is

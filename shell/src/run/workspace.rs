@@ -11,6 +11,8 @@ use compositor::{Command as UiCommand, LayoutNode, LayoutSnapshot, WindowPlan};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use shell::host::supervisor::HostKind;
+
 use super::Shell;
 
 /// The name the live desk is saved under.
@@ -19,7 +21,8 @@ pub(crate) const AUTOSAVE: &str = "Last session";
 /// format 1, which a build from before (say, after a rollback) reads.
 const VERSION: u32 = 2;
 
-/// A saved desk. Pane keys in `layout` and `windows` are indices into `slots`.
+/// A saved desk. Pane keys in `layout` and `windows` are indices into `slots`; a slot no layout
+/// names is a native app (it has no tile).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Workspace {
@@ -90,12 +93,17 @@ pub(crate) async fn snapshot(shell: &Shell) -> Result<LayoutSnapshot> {
 /// The live desk as a workspace.
 pub(crate) async fn capture(shell: &Shell) -> Result<Workspace> {
     let snap = snapshot(shell).await?;
-    let apps: HashMap<u64, String> = shell.supervisor.status().into_iter().map(|s| (s.instance, s.app)).collect();
+    let status = shell.supervisor.status();
+    let apps: HashMap<u64, String> = status.iter().map(|s| (s.instance, s.app.clone())).collect();
     let channels = shell.channels.lock().clone();
-    Ok(from_snapshot(&snap, |key| {
+    let slot = |key: u64| {
         let app = apps.get(&key)?.clone();
         Some(Slot { app, channel: channels.get(&key).copied(), state: shell.supervisor.app_state(key) })
-    }))
+    };
+    let mut ws = from_snapshot(&snap, slot);
+    // Native apps have no tile: they are slots no layout names, started again on restore.
+    ws.slots.extend(status.iter().filter(|s| s.kind == HostKind::Native).filter_map(|s| slot(s.instance)));
+    Ok(ws)
 }
 
 /// A workspace of the windows in `snap`; `slot` says what is in each pane (`None`: a pane

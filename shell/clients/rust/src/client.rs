@@ -233,6 +233,7 @@ pub struct Client {
     pub(crate) inner: Arc<Inner>,
     app: Arc<str>,
     instance: u64,
+    state: Arc<Value>,
 }
 
 impl Client {
@@ -269,6 +270,7 @@ impl Client {
         }
         let app: Arc<str> = payload["app"].as_str().unwrap_or_default().into();
         let instance = payload["instance"].as_u64().unwrap_or_default();
+        let state = Arc::new(payload["state"].clone());
         let (out, out_rx) = mpsc::channel(OUTBOX);
         let inner = Arc::new(Inner {
             out,
@@ -279,7 +281,7 @@ impl Client {
         });
         tokio::spawn(write(wr, out_rx));
         tokio::spawn(read(incoming, Arc::downgrade(&inner), inner.out.clone()));
-        Ok(Self { inner, app, instance })
+        Ok(Self { inner, app, instance, state })
     }
 
     /// The app this connection is (from the manifest).
@@ -290,6 +292,12 @@ impl Client {
     /// Its instance number.
     pub fn instance(&self) -> u64 {
         self.instance
+    }
+
+    /// The state this instance last saved ([`Client::save_state`]), kept by the shell across
+    /// restarts and in workspaces; `Null` if none.
+    pub fn state(&self) -> &Value {
+        &self.state
     }
 
     /// Publishes `data` on `topic`. A refusal (a permission, a bad topic) comes on

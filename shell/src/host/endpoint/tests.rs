@@ -91,7 +91,7 @@ async fn strangers_and_garbage_are_refused_with_a_reason() {
 fn the_codec_welcomes_then_decodes_envelopes() {
     let mut reader = FrameReader::new();
     reader.feed(&frame(r#"{"type":"bus.unsubscribe","payload":{"sub":4}}"#));
-    let mut codec = NativeCodec::new(reader, 42, "risk", 3);
+    let mut codec = NativeCodec::new(reader, 42, "risk", 3, Some(br#"{"book":[1]}"#.to_vec()));
     let mut msgs = Vec::new();
     codec.feed(&[], &mut msgs).unwrap();
     assert_eq!(msgs, vec![HostMsg::Hello { protocol: PROTOCOL, pid: 42 }, HostMsg::Unsubscribe { sub: 4 }]);
@@ -108,6 +108,7 @@ fn the_codec_welcomes_then_decodes_envelopes() {
     let w: serde_json::Value = serde_json::from_str(r.next_frame().unwrap().unwrap()).unwrap();
     assert_eq!(w["payload"]["app"], "risk");
     assert_eq!(w["payload"]["instance"], 3);
+    assert_eq!(w["payload"]["state"], serde_json::json!({"book": [1]}));
     assert_eq!(r.next_frame().unwrap(), Some(r#"{"payload":{"nonce":2},"type":"ping"}"#));
     assert_eq!(r.next_frame().unwrap(), None);
 }

@@ -109,6 +109,9 @@ class Client:
         self._writer = writer
         self.app: str = welcome.get("app", "")
         self.instance: int = int(welcome.get("instance", 0))
+        #: The state this instance last saved (:meth:`save_state`), kept by the shell across
+        #: restarts and in workspaces; None if none.
+        self.state: Any = welcome.get("state")
         self._subs: Dict[int, Subscription] = {}
         self._calls: Dict[int, "asyncio.Future[Any]"] = {}
         self._services: Dict[str, Dict[str, Handler]] = {}

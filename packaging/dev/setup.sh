@@ -14,7 +14,8 @@ as_root() {
 # Debian packages: the C toolchain (crates with C code, libFuzzer) and pkg-config; WebKitGTK
 # and GTK for the app hosts; for headless runs and the end-to-end tests, Xvfb (xvfb-run, xauth),
 # Mesa's software Vulkan and OpenGL (no GPU needed), xdotool and ImageMagick; for the vault's
-# keyring tests, keyutils (keyctl), gnome-keyring (a Secret Service) and dbus.
+# keyring tests, keyutils (keyctl), gnome-keyring (a Secret Service) and dbus; nats-server, which
+# the endpoint bench runs beside Tessera (and linked desks will run on).
 APT_PACKAGES=(
     build-essential pkg-config ca-certificates curl git
     libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libxkbcommon-dev
@@ -22,6 +23,7 @@ APT_PACKAGES=(
     mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libxkbcommon-x11-0
     fonts-dejavu-core
     keyutils gnome-keyring dbus dbus-x11
+    nats-server
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -2,6 +2,7 @@
 //! a baseline measured in the same run.
 
 pub(crate) mod broker;
+pub(crate) mod endpoint;
 pub(crate) mod frame;
 pub(crate) mod ipc;
 pub(crate) mod journal;

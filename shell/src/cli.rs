@@ -337,6 +337,72 @@ pub(crate) enum BenchCommand {
     Ipc(IpcBenchArgs),
     /// The shell window's frame cost while the layout changes, and its idle cost (needs X).
     Frame(FrameBenchArgs),
+    /// Native client processes through the endpoint and broker, with the NATS benchmark's
+    /// workload (publishers, wildcard subscribers), beside nats-server with `--against nats`.
+    Endpoint(EndpointBenchArgs),
+    /// One client process of `bench endpoint` (started by it).
+    #[command(hide = true)]
+    EndpointClient(EndpointClientArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct EndpointBenchArgs {
+    /// Publisher processes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) publishers: u32,
+    /// Subscriber processes, each on the wildcard `bench.data.*` (every message reaches each).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) subscribers: u32,
+    /// Messages published in all in the flat-out pass.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub(crate) messages: u32,
+    /// Payload size in bytes (at least 40: the payload is JSON carrying its send time).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(40..=65_536))]
+    pub(crate) payload: u32,
+    /// Messages a second, in all, in the latency pass.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) rate: u32,
+    /// Seconds the latency pass lasts.
+    #[arg(long, default_value_t = 3.0)]
+    pub(crate) secs: f64,
+    /// Run the identical workload against a local nats-server in the same run.
+    #[arg(long, value_parser = ["nats"])]
+    pub(crate) against: Option<String>,
+    /// The nats-server program (for `--against nats`).
+    #[arg(long, default_value = "nats-server")]
+    pub(crate) nats_server: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct EndpointClientArgs {
+    /// `tessera` (the endpoint, from the launch token in the environment) or `nats`.
+    #[arg(long, value_parser = ["tessera", "nats"])]
+    pub(crate) system: String,
+    /// `pub` or `sub`.
+    #[arg(long, value_parser = ["pub", "sub"])]
+    pub(crate) role: String,
+    /// This client's number.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) index: u32,
+    /// Messages to publish (a publisher) or to expect (a subscriber).
+    #[arg(long)]
+    pub(crate) count: u64,
+    /// A publisher's messages a second (0: flat out).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rate: u64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) payload: usize,
+    /// The NATS server's URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub(crate) nats_url: String,
+    /// A subscriber reads each message's send time and measures the latency (the paced pass);
+    /// without it, it only counts (the flat-out pass).
+    #[arg(long)]
+    pub(crate) latency: bool,
 }
 
 #[derive(Debug, Args, Clone)]

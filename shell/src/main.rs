@@ -40,6 +40,8 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Ipc(args)) => bench::ipc::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Frame(args)) => bench::frame::run(&args).map(|()| true),
+        Command::Bench(BenchCommand::Endpoint(args)) => bench::endpoint::run(&args).map(|()| true),
+        Command::Bench(BenchCommand::EndpointClient(args)) => bench::endpoint::client::run(&args).map(|()| true),
         Command::Journal(cmd) => journal::run(&cmd),
         Command::Vault(cmd) => vault::run(&cmd),
         Command::Audit(cmd) => audit::run(&cmd),

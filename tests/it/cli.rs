@@ -187,6 +187,32 @@ fn ipc_bench_runs_real_app_host_processes() {
     assert_eq!(v["clients"], 3);
 }
 
+#[test]
+fn endpoint_bench_runs_native_clients_beside_nats_server() {
+    // Small numbers: this checks that the bench works, not how fast.
+    let mut args = vec!["bench", "endpoint", "--publishers", "2", "--subscribers", "3", "--messages", "3000"];
+    args.extend(["--rate", "2000", "--secs", "0.5", "--json"]);
+    let nats = std::process::Command::new("sh").args(["-c", "command -v nats-server"]).output().unwrap();
+    assert!(nats.status.success(), "nats-server is missing: run packaging/dev/setup.sh");
+    args.extend(["--against", "nats"]);
+    let o = tessera(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for system in ["tessera", "nats"] {
+        let flat = &v[system]["flat"];
+        // Every message reached every subscriber.
+        assert_eq!((flat["published"].as_u64(), flat["delivered"].as_u64()), (Some(3000), Some(9000)), "{v}");
+        assert!(flat["delivered_msgs_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+        let paced = &v[system]["paced"];
+        assert_eq!(paced["lost"], 0, "{v}");
+        assert!(
+            paced["latency_us_p99"].as_u64().is_some_and(|p| p >= paced["latency_us_p50"].as_u64().unwrap()),
+            "{v}"
+        );
+    }
+    assert!(v["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+}
+
 /// `tessera` with no display and a private runtime directory, so `run` stops before a window.
 fn tessera_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let runtime = dir.join("rt");

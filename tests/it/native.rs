@@ -106,6 +106,9 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
     assert!(p["pid"].as_u64().is_some_and(|pid| pid > 0), "{p:#}");
     let alpha = instance_of(&shell, "alpha");
     wait_js(&shell, alpha, "typeof window.fdc3", "\"object\"");
+    // A native app has no page: eval says so at once.
+    let out = shell.ctl(&["eval", &p["instance"].to_string(), "1"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("native app"), "{out:?}");
 
     // Web → native → web: the probe echoes, stamped with its own app id.
     let start = Instant::now();
@@ -196,6 +199,15 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
     assert!(early["payload"]["error"].as_str().unwrap().contains("must be \"hello\""), "{early}");
     let huge = raw_hello(&endpoint, &[0x7f, 0xff, 0xff, 0xff]);
     assert!(huge["payload"]["error"].as_str().unwrap().contains("frames are 1 to"), "{huge}");
+
+    // A flood is held to the rate limit (20,000 a second), and the page still gets its answers.
+    command(&shell, alpha, &json!({ "cmd": "flood", "n": 60_000 }));
+    let flood = wait_seen(&shell, alpha, "the flood", "m.data.flooded");
+    assert_eq!(flood["flooded"], 60_000);
+    shell.wait_for("the flood is counted", Duration::from_secs(10), |apps| {
+        apps.iter().any(|a| a["app"] == "probe" && a["throttled"].as_u64().is_some_and(|t| t > 0))
+    });
+    assert_eq!(js(&shell, alpha, "tessera.bus.request('native.svc', 'double', {n: 2})"), json!(4));
 
     // A crash: noticed, restarted, back on the bus under the same app.
     let old_pid = probe(&shell)["pid"].as_u64().unwrap();

@@ -38,7 +38,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     out(json!({ "ready": client.app(), "instance": client.instance() })).await?;
     loop {
         tokio::select! {
-            Some(m) = input.recv() => out(json!({ "echo": m.data, "app": client.app() })).await?,
+            Some(m) = input.recv() => out(json!({ "echo": m.data(), "app": client.app() })).await?,
             Some(call) = svc.next() => {
                 let n = call.data["n"].as_i64().unwrap_or(0);
                 call.respond(Ok(json!(n * 2))).await?;
@@ -52,7 +52,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             Some(r) = refusals.recv() => out(json!({ "refused": r.context, "error": r.error })).await?,
             Some(d) = directs.recv() => out(json!({ "direct": d.data, "from": d.from })).await?,
-            Some(m) = ctl.recv() => command(&client, &m.data).await?,
+            Some(m) = ctl.recv() => command(&client, &m.data()).await?,
             why = client.closed() => return Err(why.into()),
         }
     }
@@ -100,6 +100,15 @@ async fn command(client: &Client, c: &Value) -> Result<(), Box<dyn std::error::E
         }
         Some("publish") => client.publish(c["topic"].as_str().unwrap_or_default(), &c["data"]).await?,
         Some("crash") => std::process::exit(3),
+        Some("flood") => {
+            let n = c["n"].as_u64().unwrap_or(0);
+            let start = std::time::Instant::now();
+            for i in 0..n {
+                client.publish("native.flood", &json!(i)).await?;
+            }
+            let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            report(json!({ "flooded": n, "ms": ms })).await?;
+        }
         _ => {}
     }
     Ok(())

@@ -8,6 +8,8 @@
 //! JSON values on the app's side and their UTF-8 bytes on the bus; bytes that are not JSON reach
 //! an app as a string.
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::QueuePolicy;
@@ -37,6 +39,20 @@ fn err(message: impl Into<String>) -> EnvelopeError {
 pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
     if body.len() > MAX_APP_MESSAGE {
         return Err(err(format!("{} bytes is over the {MAX_APP_MESSAGE}-byte limit", body.len())));
+    }
+    // The hot path: a well-formed publish, read in one pass with its data kept as the app's
+    // own JSON text. Anything else (or a publish with a problem) takes the general path, which
+    // says what is wrong.
+    if let Ok(fast) = serde_json::from_str::<FastPublish<'_>>(body)
+        && fast.kind == "bus.publish"
+    {
+        let p = fast.payload;
+        return Ok(HostMsg::Publish {
+            topic: p.topic.into_owned(),
+            payload: p.data.get().as_bytes().to_vec(),
+            durable: p.durable.unwrap_or(false),
+            ttl_ms: p.ttl_ms,
+        });
     }
     let envelope: Value = serde_json::from_str(body).map_err(|e| err(format!("not JSON: {e}")))?;
     let kind = envelope.get("type").and_then(Value::as_str).ok_or_else(|| err("no \"type\""))?;
@@ -116,6 +132,27 @@ pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
     Ok(msg)
 }
 
+/// A publish, as most of an app's traffic is.
+#[derive(Deserialize)]
+struct FastPublish<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    payload: FastPublishPayload<'a>,
+}
+
+#[derive(Deserialize)]
+struct FastPublishPayload<'a> {
+    #[serde(borrow)]
+    topic: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    #[serde(default)]
+    durable: Option<bool>,
+    #[serde(default, rename = "ttlMs")]
+    ttl_ms: Option<u64>,
+}
+
 /// The fields of one envelope's payload, each read with a message naming it when wrong.
 struct Fields<'a> {
     kind: &'a str,
@@ -167,40 +204,71 @@ pub fn app_value(payload: &[u8]) -> Value {
 /// error}`, `bus.refused {context, error}`, `ping {nonce}`, `pong {nonce}`; FDC3 DACP messages
 /// from the agent as they are.
 pub fn shell_message(msg: &ShellMsg) -> Option<String> {
-    let (kind, payload) = match msg {
-        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => (
-            "bus.deliver",
-            json!({ "sub": sub, "topic": topic, "data": app_value(payload), "seq": seq,
-                    "timestamp": timestamp_us / 1000, "sender": sender }),
-        ),
-        ShellMsg::Direct { topic, payload, sender_app, seq } => {
-            ("bus.direct", json!({ "topic": topic, "data": app_value(payload), "from": sender_app, "seq": seq }))
+    let mut out = Vec::new();
+    // What `write_shell_message` writes is UTF-8: JSON text, and data checked to be JSON.
+    write_shell_message(msg, &mut out).then(|| String::from_utf8(out).unwrap_or_default())
+}
+
+/// [`shell_message`], appended to `out`; `false` (and nothing written) for a message a native
+/// app is not sent. Deliveries, the bulk of the traffic, are written directly: their data,
+/// already JSON on the bus, is copied as it is, not parsed and written again.
+pub fn write_shell_message(msg: &ShellMsg, out: &mut Vec<u8>) -> bool {
+    use std::io::Write;
+    match msg {
+        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
+            let _ = write!(out, r#"{{"type":"bus.deliver","payload":{{"sub":{sub},"topic":"#);
+            write_str(out, topic);
+            out.extend_from_slice(br#","data":"#);
+            write_data(out, payload);
+            let _ = write!(out, r#","seq":{seq},"timestamp":{},"sender":{sender}}}}}"#, timestamp_us / 1000);
+            true
         }
-        ShellMsg::Call { service, call, action, payload, caller_app } => (
-            "bus.call",
-            json!({ "service": service, "call": call, "action": action, "data": app_value(payload), "from": caller_app }),
-        ),
-        ShellMsg::Response { call, result } => (
-            "bus.response",
-            match result {
-                Ok(payload) => json!({ "call": call, "ok": true, "value": app_value(payload) }),
-                Err(error) => json!({ "call": call, "ok": false, "error": error }),
-            },
-        ),
-        ShellMsg::Refused { context, error } => ("bus.refused", json!({ "context": context, "error": error })),
-        ShellMsg::Ping { nonce } => ("ping", json!({ "nonce": nonce })),
-        ShellMsg::Pong { nonce } => ("pong", json!({ "nonce": nonce })),
-        ShellMsg::Fdc3 { message } => return Some(message.clone()),
-        ShellMsg::Welcome { .. }
-        | ShellMsg::Probe { .. }
-        | ShellMsg::SetBounds(_)
-        | ShellMsg::SetVisible(_)
-        | ShellMsg::Eval { .. }
-        | ShellMsg::NavigationDecision { .. }
-        | ShellMsg::PermissionDecision { .. }
-        | ShellMsg::SetParent { .. } => return None,
-    };
-    Some(json!({ "type": kind, "payload": payload }).to_string())
+        ShellMsg::Fdc3 { message } => {
+            out.extend_from_slice(message.as_bytes());
+            true
+        }
+        other => {
+            let (kind, payload) = match other {
+                ShellMsg::Direct { topic, payload, sender_app, seq } => (
+                    "bus.direct",
+                    json!({ "topic": topic, "data": app_value(payload), "from": sender_app, "seq": seq }),
+                ),
+                ShellMsg::Call { service, call, action, payload, caller_app } => (
+                    "bus.call",
+                    json!({ "service": service, "call": call, "action": action, "data": app_value(payload), "from": caller_app }),
+                ),
+                ShellMsg::Response { call, result } => (
+                    "bus.response",
+                    match result {
+                        Ok(payload) => json!({ "call": call, "ok": true, "value": app_value(payload) }),
+                        Err(error) => json!({ "call": call, "ok": false, "error": error }),
+                    },
+                ),
+                ShellMsg::Refused { context, error } => ("bus.refused", json!({ "context": context, "error": error })),
+                ShellMsg::Ping { nonce } => ("ping", json!({ "nonce": nonce })),
+                ShellMsg::Pong { nonce } => ("pong", json!({ "nonce": nonce })),
+                _ => return false,
+            };
+            // Writing a `Value` into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &json!({ "type": kind, "payload": payload }));
+            true
+        }
+    }
+}
+
+/// `s` as a JSON string.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A payload as an app sees it, written: its bytes when they are JSON, else a string of them.
+fn write_data(out: &mut Vec<u8>, payload: &[u8]) {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() {
+        out.extend_from_slice(payload);
+    } else {
+        write_str(out, &String::from_utf8_lossy(payload));
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! `protocol::envelope` JSON).
 //!
 //! No connection is anonymous. The supervisor gives each native app it starts a one-time
-//! launch token in its environment ([`Endpoint::expect`]); the connection whose hello carries
+//! launch token in its environment (`Endpoint::expect`); the connection whose hello carries
 //! it, from that process or one under it, before the token expires, becomes that app instance
 //! for good, and is served like an app host's (`ipc::serve_codec`: the same gate, rate limit,
 //! counters and binding). Anything else (a wrong, reused or expired token, a stranger's process,
@@ -318,14 +318,19 @@ pub(crate) struct NativeEncoder {
 
 impl Encoder for NativeEncoder {
     fn push(&mut self, msg: &ShellMsg) -> Result<()> {
-        let text = match msg {
-            ShellMsg::Welcome { client } => {
-                Some(native::welcome(&self.app, self.instance, *client, self.state.take().as_deref()))
-            }
-            other => protocol::envelope::shell_message(other),
-        };
-        if let Some(text) = text {
+        if let ShellMsg::Welcome { client } = msg {
+            let text = native::welcome(&self.app, self.instance, *client, self.state.take().as_deref());
             native::push_frame(&text, &mut self.out);
+            return Ok(());
+        }
+        // The frame is written in place: its length, once the message is.
+        let at = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        if protocol::envelope::write_shell_message(msg, &mut self.out) {
+            let len = u32::try_from(self.out.len() - at - 4).unwrap_or(u32::MAX);
+            self.out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        } else {
+            self.out.truncate(at);
         }
         Ok(())
     }

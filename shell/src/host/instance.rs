@@ -172,6 +172,8 @@ pub struct InstanceStatus {
     pub messages_out: u64,
     /// Bus messages given to the app, over all its hosts.
     pub messages_in: u64,
+    /// Times the app was held back for sending faster than its rate limit.
+    pub throttled: u64,
 }
 
 /// What happened to an instance's page, for the shell's FDC3 agent (see
@@ -252,6 +254,9 @@ pub enum EvalError {
     /// The instance's host went away first.
     #[error("the app host went away before answering")]
     Gone,
+    /// A native app has no page to run a script in.
+    #[error("app instance {0} is a native app: it has no page to run a script in")]
+    NoPage(u64),
 }
 
 pub(crate) struct Slot {

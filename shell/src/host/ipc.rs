@@ -230,7 +230,7 @@ pub async fn serve_codec<C: Codec>(
     let mut pinger = None;
     let events = opts.events.clone();
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut state = ConnState::default();
+    let mut state = ConnState { alive: opts.last_pong.clone(), ..ConnState::default() };
     let mut bucket = opts.rate_limit.map(Bucket::new);
     let last_pong = opts.last_pong.clone();
     let mut msgs = Vec::new();
@@ -447,12 +447,29 @@ async fn admit(
 /// What one connection holds in the broker beyond its client.
 #[derive(Default)]
 struct ConnState {
+    /// The time of the app's last sign of life (its last pong), for the heartbeat.
+    alive: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Subscriptions by the host's number, each with its forwarding task.
     subs: HashMap<u32, tokio::task::JoinHandle<()>>,
     /// Services this host provides, each with the task forwarding its calls.
     providers: HashMap<String, (Arc<ServiceProvider>, tokio::task::JoinHandle<()>)>,
     /// Services this host calls.
     services: HashMap<String, Arc<ServiceClient>>,
+}
+
+/// Awaits `f`, counting the app as alive meanwhile (for a wait the shell imposes on it, such as
+/// backpressure from other apps' queues).
+async fn alive_while<F: std::future::Future>(f: F, alive: Option<&std::sync::atomic::AtomicU64>) -> F::Output {
+    let Some(alive) = alive else { return f.await };
+    tokio::pin!(f);
+    loop {
+        tokio::select! {
+            out = &mut f => return out,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                alive.store(broker::Timestamp::now().millis(), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Longest a host may ask to wait for a service's answer.
@@ -486,8 +503,11 @@ async fn handle(
                 ttl: ttl_ms.map(std::time::Duration::from_millis),
                 ..MessageOptions::default()
             };
-            // Backpressure reaches the host: its messages wait here, and its socket fills.
-            match client.publish_async(&topic, payload, opts).await {
+            // Backpressure reaches the host: its messages wait here, and its socket fills. The
+            // wait is on other apps' queues, not on this one: its heartbeat is not due meanwhile
+            // (the pong it sent waits in the socket behind this message).
+            let publish = client.publish_async(&topic, payload, opts);
+            match alive_while(publish, state.alive.as_deref()).await {
                 Ok(_) => None,
                 Err(e) => Some(refuse(format!("publish {topic}"), &e)),
             }

@@ -619,9 +619,11 @@ impl Monitor {
         }
         let (sent, given) =
             (self.traffic.from_app.load(Ordering::Relaxed), self.traffic.to_app.load(Ordering::Relaxed));
+        let throttled = self.traffic.throttled.load(Ordering::Relaxed);
         self.update(|s| {
             s.messages_out = sent;
             s.messages_in = given;
+            s.throttled = throttled;
             s.memory_bytes = Some(rss);
             s.web_pids = web;
             s.cpu_percent = (!since.is_zero()).then_some((cpu * 10.0).round() / 10.0);

@@ -118,6 +118,7 @@ impl Supervisor {
                     url: None,
                     messages_out: 0,
                     messages_in: 0,
+                    throttled: 0,
                 },
                 control,
                 out: None,
@@ -199,6 +200,9 @@ impl Supervisor {
         let sent = {
             let mut slots = self.slots.lock();
             let slot = slots.get_mut(&instance).ok_or(EvalError::NoInstance(instance))?;
+            if slot.status.kind == HostKind::Native {
+                return Err(EvalError::NoPage(instance));
+            }
             slot.evals.insert(id, tx);
             slot.send(ShellMsg::Eval { id, js: js.to_owned() }).is_ok()
         };

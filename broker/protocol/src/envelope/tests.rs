@@ -83,6 +83,31 @@ proptest::proptest! {
         let _ = app_message(&body);
     }
 
+    /// A delivery written directly is the JSON the general path would write, whatever the bytes
+    /// and the topic.
+    #[test]
+    fn deliveries_are_written_as_json(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                                      json_text in "[\\[\\]{}\",:0-9a-z .-]{0,40}", topic in ".{0,20}") {
+        for bytes in [payload.clone(), json_text.clone().into_bytes()] {
+            let d = ShellMsg::Deliver { sub: 7, seq: 9, topic: topic.clone(), payload: bytes.clone(), timestamp_us: 12_345, sender: 3 };
+            let text = shell_message(&d).unwrap();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(&v["payload"]["data"], &app_value(&bytes));
+            proptest::prop_assert_eq!(&v["payload"]["topic"], &Value::String(topic.clone()));
+            proptest::prop_assert_eq!(v["payload"]["timestamp"].as_u64(), Some(12));
+        }
+    }
+
+    /// The fast path reads a publish as the general path does.
+    #[test]
+    fn a_publish_reads_the_same_either_way(topic in "[a-z]{1,8}", n in proptest::num::i64::ANY, ws in "[ \n]{0,3}") {
+        let body = format!(r#"{{"type":"bus.publish","payload":{{"topic":"{topic}","data":{ws}{{"n":{n}}}{ws},"ttlMs":5}}}}"#);
+        let HostMsg::Publish { topic: t, payload, ttl_ms, durable } = app_message(&body).unwrap() else { panic!("not a publish") };
+        proptest::prop_assert_eq!(t, topic);
+        proptest::prop_assert_eq!(app_value(&payload), json!({ "n": n }));
+        proptest::prop_assert_eq!((ttl_ms, durable), (Some(5), false));
+    }
+
     #[test]
     fn publish_data_round_trips(topic in "[a-z]{1,8}(\\.[a-z]{1,8}){0,3}", n in proptest::num::i64::ANY, s in ".{0,40}") {
         let data = json!({ "n": n, "s": s });

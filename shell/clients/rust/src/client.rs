@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::native::{self, ENV_ENDPOINT, ENV_TOKEN, FrameReader};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -56,19 +58,37 @@ pub enum ClientError {
     Call(String),
 }
 
-/// A message delivered to a subscription.
-#[derive(Debug, Clone, PartialEq)]
+/// A message delivered to a subscription. Its data is kept as the JSON text it came as, and
+/// read when asked for ([`Message::data`], [`Message::parse`]): a subscriber that only counts,
+/// or reads one field, does not pay for the rest.
+#[derive(Debug, Clone)]
 pub struct Message {
     /// Its topic.
     pub topic: String,
-    /// Its data.
-    pub data: Value,
+    raw: Box<RawValue>,
     /// The broker's sequence number.
     pub seq: u64,
     /// When the broker accepted it (ms since the Unix epoch).
     pub timestamp_ms: u64,
     /// The sending connection's broker id.
     pub sender: u64,
+}
+
+impl Message {
+    /// Its data as a JSON value.
+    pub fn data(&self) -> Value {
+        serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+    }
+
+    /// Its data read as `T`.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.raw.get())
+    }
+
+    /// Its data's JSON text.
+    pub fn json(&self) -> &str {
+        self.raw.get()
+    }
 }
 
 /// A message sent to this app alone (`send`).
@@ -414,9 +434,17 @@ struct Incoming {
 
 impl Incoming {
     async fn next(&mut self) -> Result<Option<Value>, ClientError> {
+        match self.next_text().await? {
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| ClientError::Protocol(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// The next frame's text.
+    async fn next_text(&mut self) -> Result<Option<String>, ClientError> {
         loop {
             if let Some(text) = self.reader.next_frame().map_err(|e| ClientError::Protocol(e.to_string()))? {
-                return serde_json::from_str(text).map(Some).map_err(|e| ClientError::Protocol(e.to_string()));
+                return Ok(Some(text.to_owned()));
             }
             let n = self
                 .rd
@@ -454,7 +482,7 @@ async fn write(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<String>) {
 /// client weakly: dropping every [`Client`] ends the connection.
 async fn read(mut incoming: Incoming, inner: std::sync::Weak<Inner>, out: mpsc::Sender<String>) {
     let why = loop {
-        let m = match incoming.next().await {
+        let m = match incoming.next_text().await {
             Ok(Some(m)) => m,
             Ok(None) => break "the shell closed the connection".to_owned(),
             Err(e) => break e.to_string(),
@@ -477,26 +505,53 @@ async fn read(mut incoming: Incoming, inner: std::sync::Weak<Inner>, out: mpsc::
     drop(out);
 }
 
-async fn dispatch(inner: &Arc<Inner>, out: &mpsc::Sender<String>, m: Value) -> Result<(), String> {
+/// A delivery, read without building its data.
+#[derive(Deserialize)]
+struct Delivery<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    payload: DeliveryPayload<'a>,
+}
+
+#[derive(Deserialize)]
+struct DeliveryPayload<'a> {
+    sub: u32,
+    #[serde(borrow)]
+    topic: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    seq: u64,
+    timestamp: u64,
+    sender: u64,
+}
+
+async fn dispatch(inner: &Arc<Inner>, out: &mpsc::Sender<String>, text: String) -> Result<(), String> {
+    // Most of what arrives is deliveries: read those in one pass.
+    if let Ok(d) = serde_json::from_str::<Delivery<'_>>(&text)
+        && d.kind == "bus.deliver"
+    {
+        let p = d.payload;
+        let tx = inner.lock().subs.get(&p.sub).cloned();
+        if let Some(tx) = tx {
+            let msg = Message {
+                topic: p.topic.into_owned(),
+                raw: p.data.to_owned(),
+                seq: p.seq,
+                timestamp_ms: p.timestamp,
+                sender: p.sender,
+            };
+            // A full queue holds the reader: the shell's queue policy then applies.
+            let _ = tx.send(msg).await;
+        }
+        return Ok(());
+    }
+    let m: Value = serde_json::from_str(&text).map_err(|e| format!("protocol error: {e}"))?;
     let kind = m["type"].as_str().unwrap_or_default();
     let p = &m["payload"];
     let text = |k: &str| p[k].as_str().map(str::to_owned);
+    // (A malformed delivery falls through to here and is ignored.)
     match kind {
-        "bus.deliver" => {
-            let sub = u32::try_from(p["sub"].as_u64().unwrap_or_default()).unwrap_or_default();
-            let tx = inner.lock().subs.get(&sub).cloned();
-            if let Some(tx) = tx {
-                let msg = Message {
-                    topic: text("topic").unwrap_or_default(),
-                    data: p["data"].clone(),
-                    seq: p["seq"].as_u64().unwrap_or_default(),
-                    timestamp_ms: p["timestamp"].as_u64().unwrap_or_default(),
-                    sender: p["sender"].as_u64().unwrap_or_default(),
-                };
-                // A full queue holds the reader: the shell's queue policy then applies.
-                let _ = tx.send(msg).await;
-            }
-        }
         "bus.direct" => {
             let tx = inner.lock().directs.clone();
             if let Some(tx) = tx {

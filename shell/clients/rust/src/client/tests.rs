@@ -67,7 +67,8 @@ async fn the_bus_round_trips_through_the_connection() {
         .send(json!({"type": "bus.deliver", "payload": {"sub": id, "topic": "a.c", "data": [1], "seq": 3, "timestamp": 5, "sender": 2}}))
         .await;
     let m = sub.recv().await.unwrap();
-    assert_eq!((m.topic.as_str(), &m.data, m.seq), ("a.c", &json!([1]), 3));
+    assert_eq!((m.topic.as_str(), m.data(), m.seq), ("a.c", json!([1]), 3));
+    assert_eq!(m.json(), "[1]");
 
     // The heartbeat is answered by the client itself.
     shell.send(json!({"type": "ping", "payload": {"nonce": 77}})).await;

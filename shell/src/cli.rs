@@ -168,6 +168,26 @@ pub(crate) enum SignCommand {
         #[arg(long)]
         expires: String,
     },
+    /// Issues a credential for a native app started outside the shell: makes the app's own
+    /// key (its secret to APP_KEY, 0600, for the app alone) and prints the credential (IT's
+    /// signature over the app's id and the app's public key) to stdout.
+    Credential {
+        /// The manifest app it is for.
+        #[arg(long)]
+        app: String,
+        /// IT's secret key file (a key the admin policy trusts).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// IT's key's id.
+        #[arg(long)]
+        key_id: String,
+        /// When the credential stops being accepted (RFC 3339 UTC).
+        #[arg(long)]
+        expires: String,
+        /// Where to write the app's secret key (64 hex digits); it must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        app_key_out: PathBuf,
+    },
 }
 
 /// How `audit export` writes entries.

@@ -57,11 +57,12 @@ pub struct App {
 }
 
 /// How a native app is started: a program outside any web view, which connects to the shell's
-/// endpoint with the launch token it is given.
+/// endpoint with the launch token it is given. Without a program, the app is started
+/// elsewhere (a service, a user's tool) and connects with an IT-signed credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeLaunch {
-    /// The executable, absolute.
-    pub program: PathBuf,
+    /// The executable, absolute; `None`: the app is not started by the shell.
+    pub program: Option<PathBuf>,
     /// Its arguments.
     pub args: Vec<String>,
     /// Environment variables it gets beyond the shell's own.
@@ -418,7 +419,8 @@ fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> O
                 problems.push(format!("{who}: appId cannot name a native app"));
                 return None;
             };
-            (format!("native:{}", n.program.display()), None, origins)
+            let url = n.program.as_ref().map_or_else(|| "native:".to_owned(), |p| format!("native:{}", p.display()));
+            (url, None, origins)
         }
         None => check_web(who, &a, base, problems)?,
     };
@@ -557,10 +559,18 @@ fn check_native(who: &str, a: &RawApp, base: &Path, problems: &mut Vec<String>) 
         problems.push(format!("{who}: a native app has no url, csp or origins"));
         return None;
     }
-    let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
-        problems.push(format!("{who}: path: missing (the native app's executable)"));
-        return None;
+    let Some(path) = a.path.as_deref() else {
+        // Started elsewhere: nothing to run, nothing to give it.
+        if !a.args.is_empty() || !a.env.is_empty() {
+            problems.push(format!("{who}: args and env need a path (the executable the shell runs)"));
+            return None;
+        }
+        return Some(NativeLaunch { program: None, args: Vec::new(), env: Vec::new() });
     };
+    if path.is_empty() {
+        problems.push(format!("{who}: path: empty (the native app's executable)"));
+        return None;
+    }
     let folder = base.parent().unwrap_or(Path::new("/"));
     let program = if Path::new(path).is_absolute() {
         PathBuf::from(path)
@@ -617,7 +627,7 @@ fn check_native(who: &str, a: &RawApp, base: &Path, problems: &mut Vec<String>) 
         problems.push(format!("{who}: args: an argument holds a NUL byte"));
         return None;
     }
-    Some(NativeLaunch { program, args: a.args.clone(), env })
+    Some(NativeLaunch { program: Some(program), args: a.args.clone(), env })
 }
 
 /// The manifest's own admin policy (for a desk without a policy file), checked.

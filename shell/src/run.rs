@@ -222,6 +222,7 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
     rt.spawn(permissions::watch(Arc::clone(&shell.permissions)));
     let app_events = shell.supervisor.set_app_events();
     rt.spawn(fdc3::run(Arc::clone(shell), app_events));
+    rt.spawn(launch::attachments(Arc::clone(shell), shell.supervisor.attachments()));
     rt.spawn(window_events(Arc::clone(shell), ui_rx));
     rt.spawn(tiles(Arc::clone(shell)));
     rt.spawn(workspace::autosave(Arc::clone(shell), Arc::clone(&shell.dirty)));

@@ -392,3 +392,123 @@ fn python_and_node_apps_talk_to_a_page_and_to_each_other() {
     assert_eq!(by_js["raised"], json!({ "type": "fdc3.risk", "ticker": "B", "by": "py" }), "{by_js}");
     assert_eq!(by_js["by"]["appId"], "py");
 }
+
+/// `tessera sign ...` in `dir`; its standard output.
+fn sign(dir: &std::path::Path, args: &[&str]) -> String {
+    let out =
+        std::process::Command::new(tests::bin("tessera")).arg("sign").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "tessera sign {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn secret(path: &std::path::Path) -> ed25519_dalek::SigningKey {
+    let text = std::fs::read_to_string(path).unwrap();
+    let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&text.trim()[2 * i..2 * i + 2], 16).unwrap()).collect();
+    ed25519_dalek::SigningKey::from_bytes(&bytes.try_into().unwrap())
+}
+
+#[test]
+fn an_app_started_elsewhere_joins_with_an_it_signed_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let it_public = sign(d, &["keygen", "--out", "it.key"]).trim().to_owned();
+    let rogue_public = sign(d, &["keygen", "--out", "rogue.key"]).trim().to_owned();
+    assert_ne!(it_public, rogue_public);
+    let page = tests::fixture_page("e2e", "alpha.html", d);
+    let manifest = d.join("desk.json");
+    std::fs::write(
+        &manifest,
+        json!({
+            "name": "Tessera credentials desk",
+            "apps": [
+                { "appId": "alpha", "title": "Alpha", "url": page },
+                { "appId": "oms", "title": "Order manager", "type": "native" },
+            ],
+            "startup": ["alpha"],
+            "policy": {
+                "rules": [{ "apps": ["*"], "allow": ["bus.publish", "bus.subscribe"] }],
+                "signing": { "trustedKeys": [{ "id": "it", "publicKey": it_public }] },
+            },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let profile = d.join("profile");
+    let shell = Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 2048, &[], "native-credential");
+    shell.wait_for("the desk starts", Duration::from_secs(60), |apps| apps.len() == 1 && running_with_page(&apps[0]));
+    let alpha = instance_of(&shell, "alpha");
+    wait_js(&shell, alpha, "typeof window.tessera", "\"object\"");
+    // The shell does not start an app it has no program for.
+    let out = shell.ctl(&["launch", "oms"]);
+    assert!(!out.status.success(), "{out:?}");
+
+    let credential = |app: &str, key: &str, expires: &str, out: &str| -> Value {
+        let id = key.trim_end_matches(".key");
+        let text = sign(
+            d,
+            &["credential", "--app", app, "--key", key, "--key-id", id, "--expires", expires, "--app-key-out", out],
+        );
+        serde_json::from_str(&text).unwrap()
+    };
+    let good = credential("oms", "it.key", "2099-01-01T00:00:00Z", "oms.key");
+    let endpoint = shell.socket().with_file_name("ctl-endpoint.sock");
+    // The client's reader and writer run on the runtime's own thread, between our calls.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let connect = |c: &Value, key: &std::path::Path| {
+        rt.block_on(tessera_client::Client::connect_with_credential(&endpoint, c, &secret(key)))
+    };
+
+    // Proven: the connection is that app, an instance of its own, on the bus as itself.
+    let client = connect(&good, &d.join("oms.key")).unwrap();
+    assert_eq!(client.app(), "oms");
+    shell.wait_for("the app joins", Duration::from_secs(10), |apps| {
+        apps.iter().any(|a| a["app"] == "oms" && a["kind"] == "native" && a["pid"] == std::process::id())
+    });
+    rt.block_on(client.publish("e2e.from_native", &json!({ "hello": "from the oms" }))).unwrap();
+    assert_eq!(wait_seen(&shell, alpha, "the oms's message", "m.data.hello"), json!({ "hello": "from the oms" }));
+
+    // Refused, each with its reason: another key than the one the credential names, a
+    // credential altered, expired, signed by a key the policy does not trust, or for an app
+    // that is not one of the desk's native apps.
+    let mut altered = good.clone();
+    altered["app"] = json!("alpha");
+    let expired = credential("oms", "it.key", "2020-01-01T00:00:00Z", "old.key");
+    let rogue = credential("oms", "rogue.key", "2099-01-01T00:00:00Z", "rogue-app.key");
+    // A forgery that claims IT's key id.
+    let mut forged = rogue.clone();
+    forged["signature"]["keyId"] = json!("it");
+    let web = credential("alpha", "it.key", "2099-01-01T00:00:00Z", "alpha.key");
+    let ghost = credential("ghost", "it.key", "2099-01-01T00:00:00Z", "ghost.key");
+    for (c, key, want) in [
+        (&good, "rogue.key", "the proof does not hold"),
+        (&altered, "oms.key", "does not match its content"),
+        (&expired, "old.key", "expired"),
+        (&rogue, "rogue-app.key", "not trusted"),
+        (&forged, "rogue-app.key", "does not match its content"),
+        (&web, "alpha.key", "alpha is a web app of this desk"),
+        (&ghost, "ghost.key", "ghost is not an app of this desk"),
+    ] {
+        let e = connect(c, &d.join(key)).unwrap_err().to_string();
+        assert!(e.contains(want), "{want}: {e}");
+    }
+
+    // Gone: its instance closes (the shell does not restart what it did not start).
+    drop(client);
+    shell.wait_for("the app leaves", Duration::from_secs(10), |apps| apps.iter().all(|a| a["app"] != "oms"));
+    drop(shell);
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["audit", "export", "--profile"])
+        .arg(&profile)
+        .env("TESSERA_KEYRING", "keyutils")
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.lines().any(|l| l.contains("\"endpoint.attach\"") && l.contains("\"oms\"")), "{log}");
+    for why in ["the proof does not hold", "expired", "not trusted", "is not an app of this desk"] {
+        assert!(
+            log.lines().any(|l| l.contains("\"endpoint.refused\"") && l.contains(why)),
+            "no refusal {why:?} in\n{log}"
+        );
+    }
+}

@@ -28,10 +28,10 @@ fuzz_target!(|data: &[u8]| {
             native::push_frame(&text, &mut again);
             assert_eq!(&again[4..], text.as_bytes());
             if std::mem::take(&mut first) {
-                if let Ok(hello) = native::parse_hello(&text) {
-                    let native::Proof::Token(token) = &hello.proof;
+                if let Ok(native::Hello { proof: native::Proof::Token(token), .. }) = native::parse_hello(&text) {
                     assert!(!token.is_empty() && token.len() <= 256);
                 }
+                let _ = native::parse_proof(&text);
                 continue;
             }
             match envelope::app_message(&text) {

@@ -123,6 +123,9 @@ pub fn push_frame(json: &str, out: &mut Vec<u8>) {
 pub enum Proof {
     /// The one-time launch token the shell gave a process it started.
     Token(String),
+    /// An IT-signed credential (a JSON object, checked by the shell against the admin
+    /// policy's keys) for an app started outside the shell, which then answers a challenge.
+    Credential(Value),
 }
 
 /// A client's hello, checked.
@@ -156,11 +159,49 @@ pub fn parse_hello(text: &str) -> Result<Hello, NativeError> {
         None => return Err(bad("no \"protocol\" number")),
     }
     let client = p.get("client").and_then(Value::as_str).map(|c| clip(c).to_owned());
-    match p.get("token").and_then(Value::as_str) {
-        Some(t) if !t.is_empty() && t.len() <= 256 => Ok(Hello { proof: Proof::Token(t.to_owned()), client }),
-        Some(_) => Err(bad("\"token\" must be 1 to 256 characters")),
-        None => Err(bad("no \"token\": an app is started by the shell, which gives it one in TESSERA_LAUNCH_TOKEN")),
+    match (p.get("token"), p.get("credential")) {
+        (Some(_), Some(_)) => Err(bad("a hello has a \"token\" or a \"credential\", not both")),
+        (Some(Value::String(t)), None) if !t.is_empty() && t.len() <= 256 => {
+            Ok(Hello { proof: Proof::Token(t.clone()), client })
+        }
+        (Some(_), None) => Err(bad("\"token\" must be a string of 1 to 256 characters")),
+        (None, Some(c @ Value::Object(_))) => Ok(Hello { proof: Proof::Credential(c.clone()), client }),
+        (None, Some(_)) => Err(bad("\"credential\" must be the JSON object IT issued")),
+        (None, None) => {
+            Err(bad("no \"token\": an app is started by the shell, which gives it one in TESSERA_LAUNCH_TOKEN \
+             (or, started elsewhere, has an IT-signed \"credential\")"))
+        }
     }
+}
+
+/// The hello of an app started outside the shell, with its IT-signed credential.
+pub fn hello_with_credential(credential: &Value, client: &str) -> String {
+    json!({ "type": "hello", "payload": { "protocol": NATIVE_PROTOCOL, "credential": credential, "client": client } })
+        .to_string()
+}
+
+/// The shell's challenge to a client with a credential: sign `nonce` with the app's key.
+pub fn challenge(nonce: &str) -> String {
+    json!({ "type": "challenge", "payload": { "nonce": nonce } }).to_string()
+}
+
+/// The client's answer to a challenge: the signature (hex) over the challenge message.
+pub fn proof(signature: &str) -> String {
+    json!({ "type": "proof", "payload": { "signature": signature } }).to_string()
+}
+
+/// Reads a client's answer to the challenge: its signature's text.
+pub fn parse_proof(text: &str) -> Result<String, NativeError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| NativeError::Hello(format!("the proof is not JSON: {e}")))?;
+    if v.get("type").and_then(Value::as_str) != Some("proof") {
+        return Err(NativeError::Hello("the answer to a challenge must be a \"proof\"".to_owned()));
+    }
+    v.get("payload")
+        .and_then(|p| p.get("signature"))
+        .and_then(Value::as_str)
+        .filter(|s| s.len() <= 256)
+        .map(str::to_owned)
+        .ok_or_else(|| NativeError::Hello("a proof has a \"signature\" string".to_owned()))
 }
 
 fn clip(s: &str) -> &str {

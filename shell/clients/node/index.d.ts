@@ -47,3 +47,10 @@ export declare class Client {
 
 export declare function connect(path: string, token: string, options?: { timeoutMs?: number }): Promise<Client>;
 export declare function fromEnv(): Promise<Client>;
+/** Connects an app started outside the shell with its IT-signed credential and its secret key (64 hex digits). */
+export declare function connectWithCredential(
+  path: string,
+  credential: { app: string; [field: string]: unknown },
+  privateKeyHex: string,
+  options?: { timeoutMs?: number }
+): Promise<Client>;

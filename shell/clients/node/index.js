@@ -276,6 +276,25 @@ function safely(what, f) {
 
 /** Connects to the endpoint at `path` with a launch token. */
 function connect(path, token, options) {
+  return handshake(path, { token: token }, null, options);
+}
+
+/**
+ * Connects an app started outside the shell: `credential` is the JSON IT issued for it
+ * (`tessera sign credential`), `privateKeyHex` the app's secret key (64 hex digits), which signs
+ * the shell's challenge and never leaves this process.
+ */
+function connectWithCredential(path, credential, privateKeyHex, options) {
+  const crypto = require("crypto");
+  // An ed25519 seed as PKCS #8 DER: the fixed prefix, then the 32 bytes.
+  const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(String(privateKeyHex).trim(), "hex")]);
+  const key = crypto.createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  const sign = (nonce) =>
+    crypto.sign(null, Buffer.from(`tessera-endpoint-proof\n${credential.app}\n${nonce}`), key).toString("hex");
+  return handshake(path, { credential: credential }, sign, options);
+}
+
+function handshake(path, proof, sign, options) {
   const timeoutMs = (options && options.timeoutMs) || 10000;
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(path);
@@ -292,9 +311,7 @@ function connect(path, token, options) {
     socket.once("error", (e) => fail(new TesseraError(`the endpoint ${path}: ${e.message}`)));
     socket.once("close", () => fail(new TesseraError("the shell refused the connection: it closed it")));
     socket.on("connect", () => {
-      socket.write(
-        frame({ type: "hello", payload: { protocol: PROTOCOL, token: token, client: "tessera-client-node/0.1.0" } })
-      );
+      socket.write(frame({ type: "hello", payload: Object.assign({ protocol: PROTOCOL, client: "tessera-client-node/0.1.0" }, proof) }));
     });
     const onData = (chunk) => {
       let messages;
@@ -305,6 +322,12 @@ function connect(path, token, options) {
         return;
       }
       if (messages.length === 0) return;
+      if (messages[0].type === "challenge" && sign) {
+        const nonce = (messages.shift().payload || {}).nonce || "";
+        socket.write(frame({ type: "proof", payload: { signature: sign(nonce) } }));
+        sign = null;
+        if (messages.length === 0) return;
+      }
       const first = messages.shift();
       socket.off("data", onData);
       socket.removeAllListeners("close");
@@ -339,4 +362,4 @@ function fromEnv() {
   return connect(path, token);
 }
 
-module.exports = { connect, fromEnv, Client, TesseraError, PROTOCOL };
+module.exports = { connect, connectWithCredential, fromEnv, Client, TesseraError, PROTOCOL };

@@ -1,4 +1,6 @@
-//! Signed App Directory records and platform manifests.
+//! Signed App Directory records, platform manifests, and the credentials of native apps started
+//! outside the shell (`Credential`: IT signs an app id and the app's public key; the app then
+//! signs the endpoint's challenge).
 //!
 //! A record carries its signature in a `signature` member: `{"keyId", "expires", "value"}`.
 //! What is signed is the record's canonical JSON (keys sorted, no spaces) with `signature`
@@ -269,6 +271,50 @@ fn check_url(record: &Map<String, Value>) -> Result<(), SignatureError> {
     Ok(())
 }
 
+/// What a native app started outside the shell proves itself with: IT's signature over the
+/// app's id and the public key the app holds the secret half of. The endpoint checks the
+/// signature, then has the app sign a fresh challenge with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The manifest app it is for.
+    pub app: String,
+    /// The app's ed25519 public key.
+    pub public_key: [u8; 32],
+    /// When the signature expires (RFC 3339).
+    pub expires: String,
+}
+
+/// The kind a credential record names.
+pub const CREDENTIAL_KIND: &str = "tessera.credential";
+
+/// IT's credential for `app` holding `public_key`, signed with `key` until `expires`.
+pub fn sign_credential(
+    app: &str,
+    public_key: &VerifyingKey,
+    key: &SigningKey,
+    key_id: &str,
+    expires: &str,
+) -> Result<Value, SignatureError> {
+    let record = serde_json::json!({ "kind": CREDENTIAL_KIND, "app": app, "publicKey": hex(public_key.as_bytes()) });
+    sign_record(&record, key, key_id, expires)
+}
+
+/// What an app signs to answer the endpoint's challenge.
+pub fn challenge_message(app: &str, nonce: &str) -> Vec<u8> {
+    format!("tessera-endpoint-proof\n{app}\n{nonce}").into_bytes()
+}
+
+/// Checks an app's answer to a challenge: `signature` (128 hex digits) over
+/// [`challenge_message`] with the credential's key.
+pub fn check_proof(credential: &Credential, nonce: &str, signature: &str) -> Result<(), SignatureError> {
+    let sig =
+        unhex::<64>(signature).ok_or_else(|| SignatureError::Malformed("the proof is not 128 hex digits".into()))?;
+    let key = VerifyingKey::from_bytes(&credential.public_key)
+        .map_err(|_| SignatureError::Malformed("the credential's public key is not an ed25519 key".into()))?;
+    key.verify(&challenge_message(&credential.app, nonce), &Signature::from_bytes(&sig))
+        .map_err(|_| SignatureError::BadSignature(format!("the proof for {}", credential.app)))
+}
+
 /// Checks signatures against the admin policy's rules.
 #[derive(Debug, Clone, Default)]
 pub struct Checker {
@@ -371,6 +417,36 @@ impl Checker {
             return Err(SignatureError::Downgraded { seen: seen.to_owned(), got: got.to_owned() });
         }
         Ok(())
+    }
+
+    /// Checks a native app's credential (a JSON object, as its hello carries it) at time `now`:
+    /// always signed (whatever `requireSigned` says), by a trusted key, unexpired, for an app,
+    /// with a well-formed public key, and nothing else in it.
+    pub fn check_credential(&self, value: &Value, now: &str) -> Result<Credential, SignatureError> {
+        let Value::Object(record) = value else {
+            return Err(SignatureError::Json("a credential is a JSON object".into()));
+        };
+        let block = record.get("signature").ok_or(SignatureError::Unsigned)?;
+        self.check_block(block, |k, e| record_message(record, k, e).into_bytes(), now)?;
+        if let Some(extra) = record.keys().find(|k| !["kind", "app", "publicKey", "signature"].contains(&k.as_str())) {
+            return Err(SignatureError::Malformed(format!("unexpected field {extra:?} in a credential")));
+        }
+        if record.get("kind").and_then(Value::as_str) != Some(CREDENTIAL_KIND) {
+            return Err(SignatureError::Malformed(format!("a credential's kind is {CREDENTIAL_KIND:?}")));
+        }
+        let app = record
+            .get("app")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| SignatureError::Malformed("a credential names its \"app\"".into()))?;
+        let public_key = record
+            .get("publicKey")
+            .and_then(Value::as_str)
+            .and_then(unhex::<32>)
+            .filter(|k| VerifyingKey::from_bytes(k).is_ok())
+            .ok_or_else(|| SignatureError::Malformed("\"publicKey\" is not 64 hex digits of an ed25519 key".into()))?;
+        let expires = block.get("expires").and_then(Value::as_str).unwrap_or_default().to_owned();
+        Ok(Credential { app: app.to_owned(), public_key, expires })
     }
 
     /// Checks a platform manifest's bytes against its detached signature (the `.sig` file's

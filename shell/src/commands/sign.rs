@@ -1,4 +1,5 @@
-//! `tessera sign keygen|records|manifest`: IT's side of signed App Directories and manifests.
+//! `tessera sign keygen|records|manifest|credential`: IT's side of signed App Directories and
+//! manifests, and the credentials of native apps started outside the shell.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -30,26 +31,38 @@ fn check_expiry(expires: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes a signing key and writes its secret (64 hex digits) to `out`, which must not exist
+/// yet, readable by its owner alone.
+fn new_key(out: &Path) -> Result<SigningKey> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).context("no randomness for the key")?;
+    let key = SigningKey::from_bytes(&seed);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    writeln!(file, "{hex}").and_then(|()| file.sync_all()).with_context(|| format!("writing {}", out.display()))?;
+    Ok(key)
+}
+
 /// Runs one `sign` command.
 #[expect(clippy::print_stdout, reason = "printing the public key and the signed records is these commands' job")]
 pub(crate) fn run(cmd: &SignCommand) -> Result<()> {
     match cmd {
         SignCommand::Keygen { out } => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed).context("no randomness for the key")?;
-            let key = SigningKey::from_bytes(&seed);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(out)
-                .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
-            let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-            writeln!(file, "{hex}")
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("writing {}", out.display()))?;
+            let key = new_key(out)?;
             println!("{}", signing::public_hex(&key));
+        }
+        SignCommand::Credential { app, key, key_id, expires, app_key_out } => {
+            check_expiry(expires)?;
+            let it = read_key(key)?;
+            let app_key = new_key(app_key_out)?;
+            let credential = signing::sign_credential(app, &app_key.verifying_key(), &it, key_id, expires)?;
+            println!("{}", serde_json::to_string_pretty(&credential)?);
         }
         SignCommand::Records { key, key_id, expires } => {
             check_expiry(expires)?;

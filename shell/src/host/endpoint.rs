@@ -32,6 +32,40 @@ const MAX_HELLO: usize = 4096;
 /// Connections waiting for their hello at once; more are refused until some finish.
 const MAX_HANDSHAKES: usize = 64;
 
+/// A connection from an app started outside the shell, proven with its IT-signed credential
+/// and its answer to a challenge: handed to the shell, which checks the app is one of the
+/// desk's and attaches it as an instance ([`crate::host::supervisor::Supervisor::attach`]).
+#[derive(Debug)]
+pub struct Attached {
+    pub(crate) app: String,
+    pub(crate) pid: u32,
+    pub(crate) expires: String,
+    pub(crate) stream: UnixStream,
+    pub(crate) reader: FrameReader,
+}
+
+impl Attached {
+    /// The app its credential is for.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The connecting process.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// When its credential expires (RFC 3339).
+    pub fn expires(&self) -> &str {
+        &self.expires
+    }
+
+    /// Turns it away, telling it why.
+    pub async fn refuse(mut self, why: &str) {
+        let _ = write_error(&mut self.stream, why).await;
+    }
+}
+
 /// A native app's connection, proven: handed to the monitor that launched it.
 #[derive(Debug)]
 pub(crate) struct Accepted {
@@ -58,6 +92,8 @@ pub struct Endpoint {
     /// By the SHA-256 of the token (no token is kept, and lookups do not compare secrets).
     pending: Mutex<HashMap<[u8; 32], Pending>>,
     handshakes: std::sync::atomic::AtomicUsize,
+    /// Where connections proven with a credential go; none: they are refused.
+    attach: Mutex<Option<flume::Sender<Attached>>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -93,6 +129,14 @@ enum Refusal {
     WrongProcess { launched: u32, peer: u32 },
     #[error("too many connections at once")]
     Busy,
+    #[error("this desk takes no apps started outside the shell (its admin policy trusts no signing key)")]
+    NoTrust,
+    #[error("credential refused: {0}")]
+    Credential(String),
+    #[error("the proof does not hold: {0}")]
+    Proof(String),
+    #[error("this shell takes no apps started outside it")]
+    NoAttach,
     #[error("{0}")]
     Io(String),
 }
@@ -101,6 +145,13 @@ impl Endpoint {
     /// Where the endpoint listens, once it does.
     pub fn path(&self) -> Option<PathBuf> {
         self.path.lock().clone()
+    }
+
+    /// From now on, connections proven with a credential come on the returned channel.
+    pub fn attachments(&self) -> flume::Receiver<Attached> {
+        let (tx, rx) = flume::bounded(64);
+        *self.attach.lock() = Some(tx);
+        rx
     }
 
     /// A token for `instance` of `app`, launched as process `pid` (set once spawned, see
@@ -164,19 +215,29 @@ impl Endpoint {
         } else if peer.is_none_or(|c| c.uid.as_raw() != rustix::process::getuid().as_raw()) {
             Err((Refusal::Io("the peer's credentials are not the shell user's".to_owned()), None))
         } else {
-            match tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut stream)).await {
-                Err(_) => Err((Refusal::Slow(HELLO_TIMEOUT), None)),
-                Ok(Err(e)) => Err((e, None)),
-                Ok(Ok((hello, reader))) => self.bind(hello, pid).await.map(|(p, client)| (p, reader, client)),
-            }
+            tokio::time::timeout(HELLO_TIMEOUT, self.negotiate(&mut stream, pid, gate))
+                .await
+                .unwrap_or(Err((Refusal::Slow(HELLO_TIMEOUT), None)))
         };
         self.handshakes.fetch_sub(1, Relaxed);
         match outcome {
-            Ok((pending, reader, client)) => {
+            Ok(Bound::Launch(pending, reader, client)) => {
                 tracing::info!(app = %pending.app, instance = pending.instance, pid, client = client.as_deref().unwrap_or("?"), "a native app connected");
                 if let Err(Accepted { mut stream, .. }) = pending.tx.send(Accepted { stream, reader, pid }) {
                     // Its monitor gave up on it in the meantime.
                     let _ = write_error(&mut stream, "the app instance is gone").await;
+                }
+            }
+            Ok(Bound::Credential(credential, reader, client)) => {
+                tracing::info!(app = %credential.app, pid, client = client.as_deref().unwrap_or("?"), "an app started outside the shell proved its credential");
+                let attached = Attached { app: credential.app, pid, expires: credential.expires, stream, reader };
+                let sink = self.attach.lock().clone();
+                let refused = match sink {
+                    Some(tx) => tx.send_async(attached).await.err().map(|e| e.into_inner()),
+                    None => Some(attached),
+                };
+                if let Some(attached) = refused {
+                    attached.refuse(&Refusal::NoAttach.to_string()).await;
                 }
             }
             Err((why, app)) => {
@@ -189,13 +250,50 @@ impl Endpoint {
         }
     }
 
+    /// The handshake: a hello with a launch token, bound to its launch; or one with a
+    /// credential, checked against the admin policy's keys, then a challenge the app must sign.
+    async fn negotiate(
+        &self,
+        stream: &mut UnixStream,
+        pid: u32,
+        gate: &SharedGate,
+    ) -> Result<Bound, (Refusal, Option<String>)> {
+        let mut reader = FrameReader::new();
+        let text = read_frame(stream, &mut reader).await.map_err(|e| (e, None))?;
+        let hello = native::parse_hello(&text).map_err(|e| (Refusal::Hello(e.to_string()), None))?;
+        let client = hello.client.clone();
+        let value = match hello.proof {
+            Proof::Token(_) => {
+                let (pending, client) = self.bind(hello, pid).await?;
+                return Ok(Bound::Launch(pending, reader, client));
+            }
+            Proof::Credential(value) => value,
+        };
+        let named = value.get("app").and_then(serde_json::Value::as_str).map(|a| a.chars().take(128).collect());
+        let checker = gate.lock().clone().and_then(|g| g.credentials()).ok_or((Refusal::NoTrust, named.clone()))?;
+        let now = broker::Timestamp::now().to_rfc3339();
+        let credential =
+            checker.check_credential(&value, &now).map_err(|e| (Refusal::Credential(e.to_string()), named.clone()))?;
+        let app = Some(credential.app.clone());
+        // A fresh nonce: a captured hello and proof are worth nothing on another connection.
+        let nonce = new_token().map_err(|e| (Refusal::Io(e.to_string()), app.clone()))?;
+        let mut out = Vec::new();
+        native::push_frame(&native::challenge(&nonce), &mut out);
+        stream.write_all(&out).await.map_err(|e| (Refusal::Io(e.to_string()), app.clone()))?;
+        let text = read_frame(stream, &mut reader).await.map_err(|e| (e, app.clone()))?;
+        let signature = native::parse_proof(&text).map_err(|e| (Refusal::Proof(e.to_string()), app.clone()))?;
+        policy::signing::check_proof(&credential, &nonce, &signature)
+            .map_err(|e| (Refusal::Proof(e.to_string()), app.clone()))?;
+        Ok(Bound::Credential(credential, reader, client))
+    }
+
     /// Checks a hello's proof; the launch it binds to, taken (a token works once).
     async fn bind(
         &self,
         hello: native::Hello,
         peer: u32,
     ) -> Result<(Pending, Option<String>), (Refusal, Option<String>)> {
-        let Proof::Token(token) = hello.proof;
+        let Proof::Token(token) = hello.proof else { return Err((Refusal::UnknownToken, None)) };
         let key = digest(&token);
         // A quick app may connect before its launcher has recorded the pid it was given.
         for _ in 0..100 {
@@ -235,15 +333,20 @@ fn descends_from(mut pid: u32, root: u32) -> bool {
     false
 }
 
-async fn read_hello(stream: &mut UnixStream) -> Result<(native::Hello, FrameReader), Refusal> {
-    let mut reader = FrameReader::new();
+/// How a handshake ended well.
+enum Bound {
+    /// A launch token: the launch it binds to, what followed the hello, the client's name.
+    Launch(Pending, FrameReader, Option<String>),
+    /// A credential and the proof: who it is, what followed, the client's name.
+    Credential(policy::signing::Credential, FrameReader, Option<String>),
+}
+
+/// The next frame of a handshake (at most [`MAX_HELLO`] bytes).
+async fn read_frame(stream: &mut UnixStream, reader: &mut FrameReader) -> Result<String, Refusal> {
     let mut chunk = [0u8; 1024];
     loop {
         match reader.next_frame() {
-            Ok(Some(text)) => {
-                let hello = native::parse_hello(text).map_err(|e| Refusal::Hello(e.to_string()))?;
-                return Ok((hello, reader));
-            }
+            Ok(Some(text)) => return Ok(text.to_owned()),
             Ok(None) => {}
             Err(e) => return Err(Refusal::Hello(e.to_string())),
         }

@@ -52,6 +52,12 @@ pub trait Gate: Send + Sync + std::fmt::Debug {
     fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
         let _ = (instance, app, action, object);
     }
+
+    /// What checks the credentials of apps started outside the shell: the admin policy's
+    /// signing keys, if it names any (none: such apps are refused).
+    fn credentials(&self) -> Option<policy::signing::Checker> {
+        None
+    }
 }
 
 /// The permission an FDC3 request needs, if any: broadcasting, raising an intent, opening an

@@ -155,6 +155,67 @@ impl Monitor {
         }
     }
 
+    /// Serves an app started outside the shell (`attached`) until its connection ends, then
+    /// closes the instance: it is watched (pings, memory, CPU) like a launched app, but the
+    /// shell neither restarts nor kills a process it did not start: over a limit or hung, its
+    /// connection is closed.
+    pub(crate) async fn run_attached(mut self, attached: crate::host::endpoint::Attached) {
+        let pid = attached.pid;
+        let (opts, last_pong, events_rx) = self.conn_options();
+        let app = self.spec.app.to_string();
+        let state = self.slots.lock().get(&self.instance).and_then(|s| s.state.clone());
+        let codec = crate::host::endpoint::NativeCodec::new(attached.reader, pid, &app, self.instance, state);
+        let mut conn = tokio::spawn(crate::host::ipc::serve_codec(
+            self.broker.clone(),
+            attached.stream,
+            Some(self.spec.app.clone()),
+            opts,
+            codec,
+        ));
+        self.update(|s| {
+            s.state = AppState::Running;
+            s.pid = Some(pid);
+        });
+        let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut check = tokio::time::interval(self.policy.heartbeat_every.min(Duration::from_millis(250)));
+        let mut usage = Usage::new(self.flooded, &self.traffic);
+        let (mut last_ack, mut loading) = (Instant::now(), None);
+        let why = loop {
+            tokio::select! {
+                result = &mut conn => break match result {
+                    Ok(Ok(())) => "closed its connection".to_owned(),
+                    Ok(Err(e)) if lost_connection(&e) => format!("lost its connection: {e:#}"),
+                    Ok(Err(e)) => format!("broke the protocol: {e:#}"),
+                    Err(e) => format!("connection task failed: {e}"),
+                },
+                Ok(event) = events_rx.recv_async() => self.on_event(event, &mut last_ack, &mut loading),
+                _ = check.tick() => {
+                    if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
+                        break "hung: no answer to pings; its connection was closed".to_owned();
+                    }
+                    if usage.last_scan.elapsed() >= Duration::from_millis(500)
+                        && let Some(over) = self.scan_usage(pid, &mut usage)
+                    {
+                        break match over {
+                            Ended::OverMemory(m) => format!("over its memory limit ({} MiB); its connection was closed", m >> 20),
+                            Ended::OverCpu(c) => format!("over its CPU limit ({c:.0}% of a core); its connection was closed"),
+                            _ => "over a limit; its connection was closed".to_owned(),
+                        };
+                    }
+                }
+                stop = Self::stopped(&mut self.shutdown, &mut self.stop) => {
+                    conn.abort();
+                    self.finish(stop);
+                    return;
+                }
+            }
+        };
+        conn.abort();
+        tracing::warn!(app = %self.spec.app, instance = self.instance, pid, reason = %why, "an app started outside the shell left");
+        self.report(AppEvent::HostEnded { instance: self.instance });
+        self.finish(Stop::Close);
+    }
+
     /// Runs one host until it ends; says why.
     pub(crate) async fn run_once(&mut self) -> anyhow::Result<Ended> {
         let Started { mut child, pid, mut conn, last_pong, events: events_rx } = self.start_host()?;

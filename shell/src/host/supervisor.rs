@@ -98,6 +98,30 @@ impl Supervisor {
 
     /// Starts an instance of an app; returns its number. Must be called within a tokio runtime.
     pub fn launch(&self, spec: AppSpec) -> u64 {
+        let (instance, monitor) = self.slot(spec);
+        self.monitors.lock().push(tokio::spawn(monitor.run()));
+        self.changes.send_modify(|n| *n += 1);
+        instance
+    }
+
+    /// Connections from apps started outside the shell, proven with their credentials, for
+    /// the shell to check against its manifest and [`Supervisor::attach`] (or refuse).
+    pub fn attachments(&self) -> flume::Receiver<crate::host::endpoint::Attached> {
+        self.endpoint.attachments()
+    }
+
+    /// Makes `attached` (an app started outside the shell, proven) an instance of `spec`'s app:
+    /// served and watched like a launched one, but not restarted: when its connection ends, the
+    /// instance closes. Returns its number.
+    pub fn attach(&self, spec: AppSpec, attached: crate::host::endpoint::Attached) -> u64 {
+        let (instance, monitor) = self.slot(spec);
+        self.monitors.lock().push(tokio::spawn(monitor.run_attached(attached)));
+        self.changes.send_modify(|n| *n += 1);
+        instance
+    }
+
+    /// A new instance's slot, and the monitor that will watch it.
+    fn slot(&self, spec: AppSpec) -> (u64, Monitor) {
         let instance = self.next.fetch_add(1, Ordering::Relaxed);
         let (control, control_rx) = flume::bounded(CONTROL_QUEUE);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -149,9 +173,7 @@ impl Supervisor {
             gate: Arc::clone(&self.gate),
             endpoint: Arc::clone(&self.endpoint),
         };
-        self.monitors.lock().push(tokio::spawn(monitor.run()));
-        self.changes.send_modify(|n| *n += 1);
-        instance
+        (instance, monitor)
     }
 
     /// Every instance's status, by instance number.

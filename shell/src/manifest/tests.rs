@@ -125,22 +125,25 @@ fn native_apps_name_an_executable_and_nothing_of_a_page() {
         r#"{"apps": [
             {"appId": "risk", "type": "native", "path": "risk.py", "args": ["--fast"], "env": {"RISK_LEVEL": "2"},
              "interop": {"intents": {"listensFor": {"ViewRisk": {"contexts": ["fdc3.instrument"]}}}}},
-            {"appId": "sh", "type": "native", "path": "/bin/sh"}],
+            {"appId": "sh", "type": "native", "path": "/bin/sh"},
+            {"appId": "oms", "type": "native"}],
             "startup": ["risk"]}"#,
     )
     .unwrap();
     let m = load(&path).unwrap();
     let n = m.apps[0].native.as_ref().unwrap();
-    assert_eq!(n.program, exe.canonicalize().unwrap());
+    assert_eq!(n.program.as_deref(), Some(exe.canonicalize().unwrap().as_path()));
     assert_eq!(n.args, ["--fast"]);
     assert_eq!(n.env, [("RISK_LEVEL".to_owned(), "2".to_owned())]);
-    assert_eq!(m.apps[1].native.as_ref().unwrap().program, Path::new("/bin/sh"));
+    assert_eq!(m.apps[1].native.as_ref().unwrap().program.as_deref(), Some(Path::new("/bin/sh")));
+    assert_eq!(m.apps[2].native.as_ref().unwrap().program, None, "started elsewhere");
     assert!(m.apps.iter().all(|a| a.content_root.is_none()));
     let record = m.directory.apps().find(|r| r.app_id == "risk").unwrap();
     assert_eq!(record.kind, "native");
 
     let cases = [
-        (r#"{"appId": "x", "type": "native"}"#, "app \"x\": path: missing"),
+        (r#"{"appId": "x", "type": "native", "args": ["-v"]}"#, "args and env need a path"),
+        (r#"{"appId": "x", "type": "native", "path": ""}"#, "path: empty"),
         (r#"{"appId": "x", "type": "native", "path": "notes.txt"}"#, "is not an executable file"),
         (r#"{"appId": "x", "type": "native", "path": "../escape"}"#, "app \"x\": path:"),
         (r#"{"appId": "x", "type": "native", "path": "/no/such/program"}"#, "/no/such/program"),

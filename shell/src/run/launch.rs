@@ -4,7 +4,11 @@
 
 use anyhow::{Context, Result, bail};
 use broker::AppId;
-use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use shell::host::endpoint::Attached;
 use shell::host::supervisor::{AppSpec, HostKind};
 
 use super::{RECENT, Shell, workspace};
@@ -37,13 +41,16 @@ impl Shell {
             .with_context(|| format!("no app {app_id:?} in the manifest or its App Directory"))?;
         let dir = self.profile_dir.join("apps").join(app_dir_name(&app.app_id));
         if let Some(native) = &app.native {
+            let Some(program) = native.program.clone() else {
+                bail!("{app_id} is started outside the shell: it connects with its IT-signed credential");
+            };
             let spec = AppSpec {
                 kind: HostKind::Native,
                 env: native.env.clone(),
                 memory_limit_bytes: app.memory_limit_bytes,
                 cpu_limit_percent: app.cpu_limit_percent,
                 state_file: Some(self.state_file(&dir, state)?),
-                ..AppSpec::new(AppId::new(&app.app_id), native.program.clone(), native.args.clone())
+                ..AppSpec::new(AppId::new(&app.app_id), program, native.args.clone())
             };
             return Ok(self.started(&app.app_id, spec));
         }
@@ -121,8 +128,69 @@ impl Shell {
         instance
     }
 
+    /// Makes a proven app started outside the shell an instance of `app_id` (one of the desk's
+    /// native apps).
+    fn attach(&self, app_id: &str, attached: Attached) -> Result<u64> {
+        let app = self.manifest.read().app(app_id).cloned().with_context(|| format!("no app {app_id:?}"))?;
+        let dir = self.profile_dir.join("apps").join(app_dir_name(&app.app_id));
+        let spec = AppSpec {
+            kind: HostKind::Native,
+            memory_limit_bytes: app.memory_limit_bytes,
+            cpu_limit_percent: app.cpu_limit_percent,
+            state_file: Some(self.state_file(&dir, None)?),
+            ..AppSpec::new(AppId::new(&app.app_id), PathBuf::new(), Vec::new())
+        };
+        let instance = self.supervisor.attach(spec, attached);
+        self.agent.lock().add_instance(instance, app_id);
+        self.dirty.notify_one();
+        Ok(instance)
+    }
+
     pub(super) fn title(&self, app_id: &str) -> String {
         self.manifest.read().app(app_id).map_or_else(|| app_id.to_owned(), |a| a.title.clone())
+    }
+}
+
+/// Takes in the apps started outside the shell that proved their credentials: one of the
+/// desk's native apps becomes an instance (watched, audited, not restarted); anything else is
+/// refused and audited.
+pub(super) async fn attachments(shell: Arc<Shell>, attached: flume::Receiver<Attached>) {
+    while let Ok(a) = attached.recv_async().await {
+        let (app, pid) = (a.app().to_owned(), a.pid());
+        let known = shell.manifest.read().app(&app).map(|m| m.native.is_some());
+        let why = match known {
+            Some(true) => None,
+            Some(false) => Some(format!("{app} is a web app of this desk, not a native one")),
+            None => Some(format!("{app} is not an app of this desk")),
+        };
+        if let Some(why) = why {
+            tracing::warn!(%app, pid, "refused an app started outside the shell: {why}");
+            shell.permissions.record(
+                "shell",
+                Some(&app),
+                "endpoint.refused",
+                &format!("process {pid}: {why}"),
+                "refused",
+                json!({}),
+            );
+            a.refuse(&why).await;
+            continue;
+        }
+        let object = format!("process {pid}, credential valid until {}", a.expires());
+        match shell.attach(&app, a) {
+            Ok(instance) => {
+                tracing::info!(%app, instance, pid, "an app started outside the shell joined the desk");
+                shell.permissions.record(
+                    "shell",
+                    Some(&app),
+                    "endpoint.attach",
+                    &object,
+                    "allowed",
+                    json!({ "instance": instance }),
+                );
+            }
+            Err(e) => tracing::error!(%app, "could not attach an app started outside the shell: {e:#}"),
+        }
     }
 }
 

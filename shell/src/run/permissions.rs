@@ -371,6 +371,10 @@ impl Permissions {
 }
 
 impl Gate for Permissions {
+    fn credentials(&self) -> Option<policy::signing::Checker> {
+        self.policy.read().signing().cloned()
+    }
+
     fn refused(&self, instance: u64, app: &str, action: &str, object: &str) {
         // A page may try this in a loop: at most one entry per instance, action and object
         // until the decisions are cleared.

@@ -271,7 +271,10 @@ pub(super) fn app_facts(manifest: &Manifest) -> HashMap<String, permissions::App
         .map(|a| {
             let origin = match &a.native {
                 // What the consent dialog shows for a native app: the program it runs.
-                Some(n) => Ok(format!("native app {}", n.program.display())),
+                Some(n) => Ok(n.program.as_ref().map_or_else(
+                    || "native app started outside the shell (IT-signed credential)".to_owned(),
+                    |p| format!("native app {}", p.display()),
+                )),
                 None => url::Url::parse(&a.url).map(|u| match u.scheme() {
                     "tessera" => format!("tessera://{}", u.host_str().unwrap_or_default()),
                     _ => u.origin().ascii_serialization(),

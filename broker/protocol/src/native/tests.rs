@@ -54,12 +54,20 @@ fn hellos_are_checked() {
         (r#"{"type":"hello","payload":{"protocol":2,"token":"x"}}"#, "protocol 2 is not spoken here"),
         (r#"{"type":"hello","payload":{"protocol":1}}"#, "no \"token\""),
         (r#"{"type":"hello","payload":{"protocol":1,"token":""}}"#, "1 to 256"),
+        (r#"{"type":"hello","payload":{"protocol":1,"token":7}}"#, "1 to 256"),
+        (r#"{"type":"hello","payload":{"protocol":1,"credential":"x"}}"#, "the JSON object IT issued"),
+        (r#"{"type":"hello","payload":{"protocol":1,"token":"t","credential":{}}}"#, "not both"),
         (r#"{"type":"hello"}"#, "no \"payload\""),
     ];
     for (text, want) in cases {
         let e = parse_hello(text).unwrap_err().to_string();
         assert!(e.contains(want), "{text}: {e}");
     }
+    let c = parse_hello(&hello_with_credential(&serde_json::json!({"app": "oms"}), "x")).unwrap();
+    assert_eq!(c.proof, Proof::Credential(serde_json::json!({"app": "oms"})));
+    assert_eq!(parse_proof(&proof("abcd")).unwrap(), "abcd");
+    assert!(parse_proof(r#"{"type":"hello"}"#).is_err());
+    assert!(parse_proof(r#"{"type":"proof","payload":{}}"#).is_err());
     let long = "é".repeat(300);
     let h = parse_hello(&hello("t", &long)).unwrap();
     assert_eq!(h.client.unwrap().chars().count(), 100);

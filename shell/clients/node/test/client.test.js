@@ -135,3 +135,28 @@ test("fdc3 is the standard agent over the connection", async () => {
   client.close();
   shell.close();
 });
+
+test("an app started elsewhere answers the challenge with its key", async () => {
+  const crypto = require("node:crypto");
+  const { connectWithCredential } = require("..");
+  const shell = fakeShell();
+  const seed = "07".repeat(32);
+  const credential = { kind: "tessera.credential", app: "oms", publicKey: "00" };
+  const connecting = connectWithCredential(shell.sock, credential, seed);
+  const s = await shell.conn;
+  const hello = await s.recv();
+  assert.deepStrictEqual(hello.payload.credential, credential);
+  s.send({ type: "challenge", payload: { nonce: "abc123" } });
+  const proof = await s.recv();
+  assert.strictEqual(proof.type, "proof");
+  const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(seed, "hex")]);
+  const publicKey = crypto.createPublicKey(crypto.createPrivateKey({ key: der, format: "der", type: "pkcs8" }));
+  const message = Buffer.from("tessera-endpoint-proof\noms\nabc123");
+  assert.ok(crypto.verify(null, message, publicKey, Buffer.from(proof.payload.signature, "hex")));
+  assert.ok(!crypto.verify(null, Buffer.from("tessera-endpoint-proof\noms\nother"), publicKey, Buffer.from(proof.payload.signature, "hex")));
+  s.send(WELCOME);
+  const client = await connecting;
+  assert.strictEqual(client.app, "blotter");
+  client.close();
+  shell.close();
+});

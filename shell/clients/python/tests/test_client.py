@@ -32,7 +32,13 @@ class Fake:
 WELCOME = {"type": "welcome", "payload": {"protocol": 1, "app": "risk", "instance": 3, "client": 9}}
 
 
-class ClientTest(unittest.IsolatedAsyncioTestCase):
+class FakeShellTest(unittest.IsolatedAsyncioTestCase):
+    async def _stop(self, server):
+        server.close()
+        self.dir.cleanup()
+
+
+class ClientTest(FakeShellTest):
     async def pair(self, welcome=WELCOME):
         self.dir = tempfile.TemporaryDirectory()
         path = os.path.join(self.dir.name, "e.sock")
@@ -47,10 +53,6 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(hello["payload"]["protocol"], 1)
         await shell.send(welcome)
         return connecting, shell
-
-    async def _stop(self, server):
-        server.close()
-        self.dir.cleanup()
 
     async def test_bus(self):
         connecting, shell = await self.pair()
@@ -149,3 +151,29 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CredentialTest(FakeShellTest):
+    async def test_the_challenge_is_signed_with_the_apps_key(self):
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        except ImportError:
+            self.skipTest("cryptography is not installed (pip install '.[credentials]')")
+        self.dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self.dir.name, "e.sock")
+        accepted = asyncio.get_running_loop().create_future()
+        server = await asyncio.start_unix_server(lambda r, w: accepted.set_result(Fake(r, w)), path)
+        self.addAsyncCleanup(self._stop, server)
+        seed = "07" * 32
+        credential = {"kind": "tessera.credential", "app": "oms", "publicKey": "00"}
+        connecting = asyncio.ensure_future(Client.connect_with_credential(path, credential, seed))
+        shell = await accepted
+        hello = await shell.recv()
+        self.assertEqual(hello["payload"]["credential"], credential)
+        await shell.send({"type": "challenge", "payload": {"nonce": "abc123"}})
+        proof = await shell.recv()
+        public = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed)).public_key()
+        public.verify(bytes.fromhex(proof["payload"]["signature"]), b"tessera-endpoint-proof\noms\nabc123")
+        await shell.send(WELCOME)
+        client = await connecting
+        self.assertEqual(client.app, "risk")

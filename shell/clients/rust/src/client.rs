@@ -18,6 +18,31 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::fdc3::Fdc3State;
 
+/// What this client tells the shell it is.
+const CLIENT: &str = concat!("tessera-client-rust/", env!("CARGO_PKG_VERSION"));
+
+/// The app a credential hello names.
+fn hello_app(hello: &str) -> String {
+    serde_json::from_str::<Value>(hello)
+        .ok()
+        .and_then(|v| v["payload"]["credential"]["app"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A secret key: 64 hex digits (the seed).
+pub(crate) fn parse_key(text: &str) -> Result<ed25519_dalek::SigningKey, ClientError> {
+    let text = text.trim();
+    let bad = || ClientError::Protocol("the app's key is not 64 hex digits".to_owned());
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    }
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
 /// Frames queued for the writer before senders wait.
 const OUTBOX: usize = 8192;
 /// Most frames the writer puts into one write.
@@ -266,20 +291,61 @@ impl Client {
 
     /// Connects to the endpoint at `path` with a launch token.
     pub async fn connect(path: &Path, token: &str) -> Result<Self, ClientError> {
+        Self::handshake(path, &native::hello(token, CLIENT), None).await
+    }
+
+    /// Connects an app started outside the shell: `credential` is the JSON IT issued for it,
+    /// `key` the secret key whose public half the credential names (it signs the shell's
+    /// challenge; it never leaves this process).
+    pub async fn connect_with_credential(
+        path: &Path,
+        credential: &Value,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<Self, ClientError> {
+        Self::handshake(path, &native::hello_with_credential(credential, CLIENT), Some(key)).await
+    }
+
+    /// [`Client::connect_with_credential`] with files: the endpoint in `TESSERA_ENDPOINT`, the
+    /// credential's JSON in the file `TESSERA_CREDENTIAL` names, the key (64 hex digits) in
+    /// the file `TESSERA_APP_KEY` names.
+    pub async fn from_credential_env() -> Result<Self, ClientError> {
+        let path = std::env::var_os(ENV_ENDPOINT).ok_or(ClientError::NotLaunched(ENV_ENDPOINT))?;
+        let read = |var: &'static str| -> Result<String, ClientError> {
+            let file = std::env::var_os(var).ok_or(ClientError::NotLaunched(var))?;
+            std::fs::read_to_string(&file).map_err(|source| ClientError::Io {
+                path: std::path::PathBuf::from(&file).display().to_string(),
+                source,
+            })
+        };
+        let credential: Value = serde_json::from_str(&read("TESSERA_CREDENTIAL")?)
+            .map_err(|e| ClientError::Protocol(format!("the credential is not JSON: {e}")))?;
+        let key = parse_key(&read("TESSERA_APP_KEY")?)?;
+        Self::connect_with_credential(Path::new(&path), &credential, &key).await
+    }
+
+    async fn handshake(path: &Path, hello: &str, key: Option<&ed25519_dalek::SigningKey>) -> Result<Self, ClientError> {
         let io = |source| ClientError::Io { path: path.display().to_string(), source };
         let mut stream = UnixStream::connect(path).await.map_err(io)?;
-        let mut hello = Vec::new();
-        native::push_frame(
-            &native::hello(token, concat!("tessera-client-rust/", env!("CARGO_PKG_VERSION"))),
-            &mut hello,
-        );
-        stream.write_all(&hello).await.map_err(io)?;
-        let (rd, wr) = stream.into_split();
+        let mut frame = Vec::new();
+        native::push_frame(hello, &mut frame);
+        stream.write_all(&frame).await.map_err(io)?;
+        let (rd, mut wr) = stream.into_split();
         let mut incoming = Incoming { rd, reader: FrameReader::new(), chunk: vec![0u8; 16 * 1024] };
-        let welcome = tokio::time::timeout(WELCOME_TIMEOUT, incoming.next())
-            .await
-            .map_err(|_| ClientError::Timeout(WELCOME_TIMEOUT))??
-            .ok_or_else(|| ClientError::Refused("the shell closed the connection".to_owned()))?;
+        let mut first = incoming.answer().await?;
+        if first["type"] == "challenge" {
+            use ed25519_dalek::Signer;
+            let (Some(key), Some(nonce)) = (key, first["payload"]["nonce"].as_str()) else {
+                return Err(ClientError::Protocol("a challenge this client cannot answer".to_owned()));
+            };
+            let message = format!("tessera-endpoint-proof\n{}\n{nonce}", hello_app(hello));
+            let signature: String =
+                key.sign(message.as_bytes()).to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let mut frame = Vec::new();
+            native::push_frame(&native::proof(&signature), &mut frame);
+            wr.write_all(&frame).await.map_err(io)?;
+            first = incoming.answer().await?;
+        }
+        let welcome = first;
         let payload = &welcome["payload"];
         match welcome["type"].as_str() {
             Some("welcome") => {}
@@ -438,6 +504,14 @@ impl Incoming {
             Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| ClientError::Protocol(e.to_string())),
             None => Ok(None),
         }
+    }
+
+    /// The shell's next answer during the handshake.
+    async fn answer(&mut self) -> Result<Value, ClientError> {
+        tokio::time::timeout(WELCOME_TIMEOUT, self.next())
+            .await
+            .map_err(|_| ClientError::Timeout(WELCOME_TIMEOUT))??
+            .ok_or_else(|| ClientError::Refused("the shell closed the connection".to_owned()))
     }
 
     /// The next frame's text.

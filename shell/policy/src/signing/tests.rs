@@ -320,3 +320,48 @@ fn versions_compare_numerically() {
     assert_eq!(version_cmp("2.0.1", "2.0"), Greater);
     assert_eq!(version_cmp("1.0-beta", "1.0-alpha"), Greater);
 }
+
+#[test]
+fn credentials_are_signed_by_it_and_proven_by_the_app() {
+    let it = SigningKey::from_bytes(&[7; 32]);
+    let rules = SigningRules {
+        require_signed: false,
+        trusted_keys: vec![TrustedKey { id: "it".into(), public_key: public_hex(&it) }],
+        revoked_keys: vec![],
+    };
+    let checker = Checker::new(&rules).unwrap();
+    let app_key = SigningKey::from_bytes(&[9; 32]);
+    let now = "2026-12-07T00:00:00Z";
+    let cred = sign_credential("oms", &app_key.verifying_key(), &it, "it", "2027-01-01T00:00:00Z").unwrap();
+    let c = checker.check_credential(&cred, now).unwrap();
+    assert_eq!((c.app.as_str(), c.public_key), ("oms", app_key.verifying_key().to_bytes()));
+
+    // The app proves it holds the key by signing the challenge; another key, another nonce or
+    // another app's name does not do.
+    let nonce = "00ff";
+    let proof = hex(&app_key.sign(&challenge_message("oms", nonce)).to_bytes());
+    check_proof(&c, nonce, &proof).unwrap();
+    assert!(check_proof(&c, "0100", &proof).is_err());
+    let stranger = SigningKey::from_bytes(&[3; 32]);
+    assert!(check_proof(&c, nonce, &hex(&stranger.sign(&challenge_message("oms", nonce)).to_bytes())).is_err());
+    assert!(check_proof(&c, nonce, &hex(&app_key.sign(&challenge_message("risk", nonce)).to_bytes())).is_err());
+    assert!(check_proof(&c, nonce, "zz").is_err());
+
+    // Tampered, expired, unsigned, unknown key, or padded: refused.
+    let mut tampered = cred.clone();
+    tampered["app"] = "risk".into();
+    assert!(matches!(checker.check_credential(&tampered, now), Err(SignatureError::BadSignature(_))));
+    let old = sign_credential("oms", &app_key.verifying_key(), &it, "it", "2026-01-01T00:00:00Z").unwrap();
+    assert!(matches!(checker.check_credential(&old, now), Err(SignatureError::Expired(_))));
+    let mut unsigned = cred.clone();
+    unsigned.as_object_mut().unwrap().remove("signature");
+    assert_eq!(checker.check_credential(&unsigned, now), Err(SignatureError::Unsigned));
+    let other = sign_credential("oms", &app_key.verifying_key(), &stranger, "it", "2027-01-01T00:00:00Z").unwrap();
+    assert!(matches!(checker.check_credential(&other, now), Err(SignatureError::BadSignature(_))));
+    let mut record = serde_json::json!({ "kind": CREDENTIAL_KIND, "app": "oms", "publicKey": hex(app_key.verifying_key().as_bytes()), "admin": true });
+    record = sign_record(&record, &it, "it", "2027-01-01T00:00:00Z").unwrap();
+    assert!(checker.check_credential(&record, now).unwrap_err().to_string().contains("unexpected field \"admin\""));
+    let not_a_credential =
+        sign_record(&serde_json::json!({ "appId": "oms" }), &it, "it", "2027-01-01T00:00:00Z").unwrap();
+    assert!(checker.check_credential(&not_a_credential, now).is_err());
+}

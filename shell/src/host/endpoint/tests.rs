@@ -58,6 +58,8 @@ async fn strangers_and_garbage_are_refused_with_a_reason() {
         (vec![0xff, 0xff, 0xff, 0xff], "frames are 1 to"),
         (frame("not json"), "not JSON"),
         (frame(r#"{"type":"hello","payload":{"protocol":9,"token":"t"}}"#), "protocol 9"),
+        // Without an admin policy that trusts a signing key, no credential is any good.
+        (frame(r#"{"type":"hello","payload":{"protocol":1,"credential":{"app":"oms"}}}"#), "trusts no signing key"),
     ];
     for (bytes, want) in cases {
         let mut c = UnixStream::connect(&path).await.unwrap();

@@ -140,18 +140,48 @@ class Client:
     @classmethod
     async def connect(cls, path: str, token: str, *, timeout: float = 10.0) -> "Client":
         """Connects to the endpoint at ``path`` with a launch token."""
+        return await cls._handshake(path, {"token": token}, None, timeout)
+
+    @classmethod
+    async def connect_with_credential(
+        cls, path: str, credential: Dict[str, Any], private_key_hex: str, *, timeout: float = 10.0
+    ) -> "Client":
+        """Connects an app started outside the shell: ``credential`` is the JSON IT issued for it
+        (``tessera sign credential``), ``private_key_hex`` the app's secret key (64 hex digits),
+        which signs the shell's challenge and never leaves this process. Needs the
+        ``cryptography`` package (``pip install tessera-client[credentials]``)."""
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        except ImportError as e:
+            raise ClientError("a credential needs the cryptography package: pip install 'tessera-client[credentials]'") from e
+        key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(private_key_hex.strip()))
+        return await cls._handshake(path, {"credential": credential}, key, timeout)
+
+    @classmethod
+    async def _handshake(cls, path: str, proof: Dict[str, Any], key: Any, timeout: float) -> "Client":
         try:
             reader, writer = await asyncio.open_unix_connection(path, limit=MAX_FRAME + 8)
         except OSError as e:
             raise ClientError(f"the endpoint {path}: {e}") from e
-        hello = {"type": "hello", "payload": {"protocol": PROTOCOL, "token": token, "client": "tessera-client-python/0.1.0"}}
+        hello = {"type": "hello", "payload": dict(proof, protocol=PROTOCOL, client="tessera-client-python/0.1.0")}
         writer.write(_frame(hello))
         await writer.drain()
-        try:
-            first = await asyncio.wait_for(_read_frame(reader), timeout)
-        except asyncio.TimeoutError as e:
-            writer.close()
-            raise ClientError(f"no welcome within {timeout} s") from e
+
+        async def answer() -> Optional[Dict[str, Any]]:
+            try:
+                return await asyncio.wait_for(_read_frame(reader), timeout)
+            except asyncio.TimeoutError as e:
+                writer.close()
+                raise ClientError(f"no welcome within {timeout} s") from e
+
+        first = await answer()
+        if first is not None and first.get("type") == "challenge" and key is not None:
+            nonce = first.get("payload", {}).get("nonce", "")
+            app = proof.get("credential", {}).get("app", "")
+            signature = key.sign(f"tessera-endpoint-proof\n{app}\n{nonce}".encode()).hex()
+            writer.write(_frame({"type": "proof", "payload": {"signature": signature}}))
+            await writer.drain()
+            first = await answer()
         if first is None:
             raise Refused("the shell closed the connection")
         if first.get("type") == "error":

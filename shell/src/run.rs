@@ -223,6 +223,17 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
     let app_events = shell.supervisor.set_app_events();
     rt.spawn(fdc3::run(Arc::clone(shell), app_events));
     rt.spawn(launch::attachments(Arc::clone(shell), shell.supervisor.attachments()));
+    // Read at start-up, like the telemetry listener: a policy that moves it applies at the next.
+    if let Some(addr) = shell.permissions.websocket_address() {
+        match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(listener) => {
+                let _guard = rt.enter();
+                shell.supervisor.serve_websocket(listener);
+                tracing::info!(%addr, "the native endpoint also listens on a WebSocket");
+            }
+            Err(e) => tracing::error!("the native endpoint's WebSocket cannot listen on {addr}: {e}"),
+        }
+    }
     rt.spawn(window_events(Arc::clone(shell), ui_rx));
     rt.spawn(tiles(Arc::clone(shell)));
     rt.spawn(workspace::autosave(Arc::clone(shell), Arc::clone(&shell.dirty)));

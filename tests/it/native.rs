@@ -416,6 +416,7 @@ fn an_app_started_elsewhere_joins_with_an_it_signed_credential() {
     assert_ne!(it_public, rogue_public);
     let page = tests::fixture_page("e2e", "alpha.html", d);
     let manifest = d.join("desk.json");
+    let ws_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(
         &manifest,
         json!({
@@ -428,6 +429,7 @@ fn an_app_started_elsewhere_joins_with_an_it_signed_credential() {
             "policy": {
                 "rules": [{ "apps": ["*"], "allow": ["bus.publish", "bus.subscribe"] }],
                 "signing": { "trustedKeys": [{ "id": "it", "publicKey": it_public }] },
+                "endpoint": { "websocket": format!("127.0.0.1:{ws_port}") },
             },
         })
         .to_string(),
@@ -495,6 +497,42 @@ fn an_app_started_elsewhere_joins_with_an_it_signed_credential() {
     // Gone: its instance closes (the shell does not restart what it did not start).
     drop(client);
     shell.wait_for("the app leaves", Duration::from_secs(10), |apps| apps.iter().all(|a| a["app"] != "oms"));
+
+    // The same over the WebSocket the policy opens on loopback: a credential is good there; a
+    // launch token is not (no process can be named over TCP), nor is a web page (an Origin).
+    let url = format!("ws://127.0.0.1:{ws_port}");
+    let remote = rt
+        .block_on(tessera_client::Client::connect_websocket_with_credential(&url, &good, &secret(&d.join("oms.key"))))
+        .unwrap();
+    assert_eq!(remote.app(), "oms");
+    shell.wait_for("the app joins over the WebSocket", Duration::from_secs(10), |apps| {
+        apps.iter().any(|a| a["app"] == "oms" && a["state"] == "running" && a["pid"].is_null())
+    });
+    rt.block_on(remote.publish("e2e.from_native", &json!({ "over": "websocket" }))).unwrap();
+    assert_eq!(wait_seen(&shell, alpha, "the WebSocket message", "m.data.over"), json!({ "over": "websocket" }));
+    let ws_answer = |request: tokio_tungstenite::tungstenite::http::Request<()>, first: &str| -> String {
+        rt.block_on(async {
+            use futures_util::{SinkExt, StreamExt};
+            let (mut ws, _) = match tokio_tungstenite::connect_async(request).await {
+                Ok(ok) => ok,
+                Err(e) => return e.to_string(),
+            };
+            ws.send(tokio_tungstenite::tungstenite::Message::text(first)).await.unwrap();
+            match ws.next().await {
+                Some(Ok(m)) => m.into_text().map(|t| t.to_string()).unwrap_or_default(),
+                other => format!("{other:?}"),
+            }
+        })
+    };
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let token_hello = r#"{"type":"hello","payload":{"protocol":1,"token":"0011"}}"#;
+    let answer = ws_answer(url.as_str().into_client_request().unwrap(), token_hello);
+    assert!(answer.contains("good on the shell's Unix socket only"), "{answer}");
+    let mut from_page = url.as_str().into_client_request().unwrap();
+    from_page.headers_mut().insert("Origin", "https://evil.example".parse().unwrap());
+    let answer = ws_answer(from_page, token_hello);
+    assert!(answer.contains("403"), "{answer}");
+    drop(remote);
     drop(shell);
     let out = std::process::Command::new(tests::bin("tessera"))
         .args(["audit", "export", "--profile"])

@@ -109,6 +109,26 @@ pub struct PolicyFile {
     /// What IT's tools may read from the running shell, and where.
     #[serde(default)]
     pub telemetry: Option<TelemetryRules>,
+    /// How native apps may reach the shell beyond its Unix socket.
+    #[serde(default)]
+    pub endpoint: Option<EndpointRules>,
+}
+
+/// The admin policy's rules for the native-app endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EndpointRules {
+    /// A WebSocket listener for apps started outside the shell (credentials only): a loopback
+    /// address and port (`127.0.0.1:7070`).
+    #[serde(default)]
+    pub websocket: Option<String>,
+}
+
+impl EndpointRules {
+    /// The WebSocket's address, if there is one and it is a loopback one.
+    pub fn websocket_address(&self) -> Option<std::net::SocketAddr> {
+        self.websocket.as_ref()?.parse::<std::net::SocketAddr>().ok().filter(|a| a.ip().is_loopback())
+    }
 }
 
 /// The admin policy's telemetry rules.
@@ -232,6 +252,7 @@ pub struct AdminPolicy {
     update: Option<UpdateRules>,
     audit: AuditRules,
     telemetry: Option<TelemetryRules>,
+    endpoint: Option<EndpointRules>,
 }
 
 impl AdminPolicy {
@@ -294,14 +315,7 @@ impl AdminPolicy {
                 }
             },
         };
-        if let Some(t) = &file.telemetry
-            && t.address().is_none()
-        {
-            problems.push(format!(
-                "telemetry.listen: {:?} is not a loopback address and port (like 127.0.0.1:9464)",
-                t.listen.chars().take(80).collect::<String>()
-            ));
-        }
+        check_listeners(file, &mut problems);
         if let Some(u) = &file.update {
             if !u.feed_url.starts_with("https://")
                 && !crate::urls::local_http(&u.feed_url)
@@ -357,6 +371,7 @@ impl AdminPolicy {
                 update: file.update.clone(),
                 audit: file.audit,
                 telemetry: file.telemetry.clone(),
+                endpoint: file.endpoint.clone(),
             })
         } else {
             Err(PolicyError { problems })
@@ -376,6 +391,11 @@ impl AdminPolicy {
     /// The telemetry rules, if the policy has them.
     pub fn telemetry(&self) -> Option<&TelemetryRules> {
         self.telemetry.as_ref()
+    }
+
+    /// The native endpoint's rules, if the policy has them.
+    pub fn endpoint(&self) -> Option<&EndpointRules> {
+        self.endpoint.as_ref()
     }
 
     /// What feeds and release archives are checked against: `update.releaseKeys` if set, else
@@ -414,6 +434,26 @@ impl AdminPolicy {
         } else {
             None
         }
+    }
+}
+
+/// The loopback listeners a policy opens (telemetry, the endpoint's WebSocket), checked.
+fn check_listeners(file: &PolicyFile, problems: &mut Vec<String>) {
+    if let Some(t) = &file.telemetry
+        && t.address().is_none()
+    {
+        problems.push(format!(
+            "telemetry.listen: {:?} is not a loopback address and port (like 127.0.0.1:9464)",
+            t.listen.chars().take(80).collect::<String>()
+        ));
+    }
+    if let Some(EndpointRules { websocket: Some(w) }) = &file.endpoint
+        && file.endpoint.as_ref().and_then(EndpointRules::websocket_address).is_none()
+    {
+        problems.push(format!(
+            "endpoint.websocket: {:?} is not a loopback address and port (like 127.0.0.1:7070)",
+            w.chars().take(80).collect::<String>()
+        ));
     }
 }
 

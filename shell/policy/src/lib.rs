@@ -29,7 +29,7 @@ pub mod signing;
 mod urls;
 
 pub use crate::admin::{
-    AdminPolicy, AuditRules, Decision, PolicyError, PolicyFile, Remembered, Role, Rule, Source, Subject,
+    AdminPolicy, AuditRules, Decision, EndpointRules, PolicyError, PolicyFile, Remembered, Role, Rule, Source, Subject,
     TelemetryRules, UpdateRules, Verdict, load_file, resolve,
 };
 pub use crate::permission::{PERMISSIONS, Permission, PermissionError, ScopeKind, pattern_contains};

@@ -66,6 +66,17 @@ impl Attached {
     }
 }
 
+/// Who is at the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peer {
+    /// A process of the shell's user on the Unix socket.
+    Local(u32),
+    /// A process of another user on the Unix socket (refused).
+    Stranger,
+    /// A WebSocket client: no process can be named.
+    Remote,
+}
+
 /// A native app's connection, proven: handed to the monitor that launched it.
 #[derive(Debug)]
 pub(crate) struct Accepted {
@@ -137,6 +148,10 @@ enum Refusal {
     Proof(String),
     #[error("this shell takes no apps started outside it")]
     NoAttach,
+    #[error(
+        "a launch token is good on the shell's Unix socket only; over a WebSocket, an app proves itself with a credential"
+    )]
+    TokenOverNetwork,
     #[error("{0}")]
     Io(String),
 }
@@ -200,22 +215,36 @@ impl Endpoint {
                     }
                 };
                 let (endpoint, gate) = (Arc::clone(&endpoint), Arc::clone(&gate));
-                tokio::spawn(async move { endpoint.handshake(stream, &gate).await });
+                tokio::spawn(async move {
+                    // Same user only: the socket is in a private directory, and this says so again.
+                    let cred = rustix::net::sockopt::socket_peercred(&stream).ok();
+                    let peer = match cred {
+                        Some(c) if c.uid.as_raw() == rustix::process::getuid().as_raw() => {
+                            Peer::Local(c.pid.as_raw_nonzero().get().cast_unsigned())
+                        }
+                        _ => Peer::Stranger,
+                    };
+                    endpoint.handshake(stream, &gate, peer).await;
+                });
             }
         });
     }
 
-    async fn handshake(&self, mut stream: UnixStream, gate: &SharedGate) {
+    /// Runs the handshake on `stream` (a Unix connection, or the shell's side of a WebSocket's
+    /// adapter) from `peer`, and hands the connection on or turns it away.
+    pub(crate) async fn handshake(&self, mut stream: UnixStream, gate: &SharedGate, peer: Peer) {
         use std::sync::atomic::Ordering::Relaxed;
-        let peer = rustix::net::sockopt::socket_peercred(&stream).ok();
-        let pid = peer.map_or(0, |c| c.pid.as_raw_nonzero().get().cast_unsigned());
+        let pid = match peer {
+            Peer::Local(pid) => pid,
+            Peer::Stranger | Peer::Remote => 0,
+        };
         let busy = self.handshakes.fetch_add(1, Relaxed) >= MAX_HANDSHAKES;
         let outcome = if busy {
             Err((Refusal::Busy, None))
-        } else if peer.is_none_or(|c| c.uid.as_raw() != rustix::process::getuid().as_raw()) {
+        } else if peer == Peer::Stranger {
             Err((Refusal::Io("the peer's credentials are not the shell user's".to_owned()), None))
         } else {
-            tokio::time::timeout(HELLO_TIMEOUT, self.negotiate(&mut stream, pid, gate))
+            tokio::time::timeout(HELLO_TIMEOUT, self.negotiate(&mut stream, peer, gate))
                 .await
                 .unwrap_or(Err((Refusal::Slow(HELLO_TIMEOUT), None)))
         };
@@ -255,19 +284,21 @@ impl Endpoint {
     async fn negotiate(
         &self,
         stream: &mut UnixStream,
-        pid: u32,
+        peer: Peer,
         gate: &SharedGate,
     ) -> Result<Bound, (Refusal, Option<String>)> {
         let mut reader = FrameReader::new();
         let text = read_frame(stream, &mut reader).await.map_err(|e| (e, None))?;
         let hello = native::parse_hello(&text).map_err(|e| (Refusal::Hello(e.to_string()), None))?;
         let client = hello.client.clone();
-        let value = match hello.proof {
-            Proof::Token(_) => {
+        let value = match (&hello.proof, peer) {
+            (Proof::Token(_), Peer::Local(pid)) => {
                 let (pending, client) = self.bind(hello, pid).await?;
                 return Ok(Bound::Launch(pending, reader, client));
             }
-            Proof::Credential(value) => value,
+            // A launch token is bound to a process, which only the Unix socket can name.
+            (Proof::Token(_), _) => return Err((Refusal::TokenOverNetwork, None)),
+            (Proof::Credential(value), _) => value.clone(),
         };
         let named = value.get("app").and_then(serde_json::Value::as_str).map(|a| a.chars().take(128).collect());
         let checker = gate.lock().clone().and_then(|g| g.credentials()).ok_or((Refusal::NoTrust, named.clone()))?;
@@ -442,6 +473,8 @@ impl Encoder for NativeEncoder {
         std::mem::take(&mut self.out)
     }
 }
+
+pub mod websocket;
 
 #[cfg(test)]
 mod tests;

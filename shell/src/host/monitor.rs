@@ -174,7 +174,7 @@ impl Monitor {
         ));
         self.update(|s| {
             s.state = AppState::Running;
-            s.pid = Some(pid);
+            s.pid = (pid != 0).then_some(pid);
         });
         let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
         let mut check = tokio::time::interval(self.policy.heartbeat_every.min(Duration::from_millis(250)));
@@ -193,7 +193,9 @@ impl Monitor {
                     if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
                         break "hung: no answer to pings; its connection was closed".to_owned();
                     }
-                    if usage.last_scan.elapsed() >= Duration::from_millis(500)
+                    // (A WebSocket client's process cannot be named: it is not watched.)
+                    if pid != 0
+                        && usage.last_scan.elapsed() >= Duration::from_millis(500)
                         && let Some(over) = self.scan_usage(pid, &mut usage)
                     {
                         break match over {

@@ -71,6 +71,11 @@ impl Supervisor {
         self.endpoint.serve(listener, path, Arc::clone(&self.gate));
     }
 
+    /// Serves the native-app endpoint on a WebSocket too (credentials only), on `listener`.
+    pub fn serve_websocket(&self, listener: tokio::net::TcpListener) {
+        crate::host::endpoint::websocket::serve(Arc::clone(&self.endpoint), listener, Arc::clone(&self.gate));
+    }
+
     /// Where the native-app endpoint listens, once it does.
     pub fn endpoint_path(&self) -> Option<std::path::PathBuf> {
         self.endpoint.path()

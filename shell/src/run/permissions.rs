@@ -127,6 +127,11 @@ impl Permissions {
         self.policy.read().telemetry().and_then(policy::TelemetryRules::address)
     }
 
+    /// Where the native endpoint's WebSocket listens, if the policy says.
+    pub(super) fn websocket_address(&self) -> Option<std::net::SocketAddr> {
+        self.policy.read().endpoint().and_then(policy::EndpointRules::websocket_address)
+    }
+
     pub(super) fn new(
         policy: AdminPolicy,
         policy_file: Option<PathBuf>,

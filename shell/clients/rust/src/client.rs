@@ -323,9 +323,39 @@ impl Client {
         Self::connect_with_credential(Path::new(&path), &credential, &key).await
     }
 
+    /// [`Client::connect_with_credential`] over the endpoint's WebSocket (`ws://127.0.0.1:PORT`,
+    /// where the admin policy's `endpoint.websocket` opens one), for an app that cannot reach
+    /// the shell's Unix socket.
+    pub async fn connect_websocket_with_credential(
+        url: &str,
+        credential: &Value,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<Self, ClientError> {
+        let io = |source| ClientError::Io { path: url.to_owned(), source };
+        let (ws, _) = tokio::time::timeout(WELCOME_TIMEOUT, tokio_tungstenite::connect_async(url))
+            .await
+            .map_err(|_| ClientError::Timeout(WELCOME_TIMEOUT))?
+            .map_err(|e| ClientError::Refused(format!("{url}: {e}")))?;
+        let (ours, theirs) = UnixStream::pair().map_err(io)?;
+        tokio::spawn(crate::websocket::bridge(ws, theirs));
+        let hello = native::hello_with_credential(credential, CLIENT);
+        Self::handshake_on(ours, url, &hello, Some(key)).await
+    }
+
     async fn handshake(path: &Path, hello: &str, key: Option<&ed25519_dalek::SigningKey>) -> Result<Self, ClientError> {
-        let io = |source| ClientError::Io { path: path.display().to_string(), source };
-        let mut stream = UnixStream::connect(path).await.map_err(io)?;
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| ClientError::Io { path: path.display().to_string(), source })?;
+        Self::handshake_on(stream, &path.display().to_string(), hello, key).await
+    }
+
+    async fn handshake_on(
+        mut stream: UnixStream,
+        path: &str,
+        hello: &str,
+        key: Option<&ed25519_dalek::SigningKey>,
+    ) -> Result<Self, ClientError> {
+        let io = |source| ClientError::Io { path: path.to_owned(), source };
         let mut frame = Vec::new();
         native::push_frame(hello, &mut frame);
         stream.write_all(&frame).await.map_err(io)?;

@@ -21,6 +21,7 @@
 
 mod client;
 mod fdc3;
+pub mod websocket;
 
 pub use crate::client::{Call, Client, ClientError, Direct, Message, Refusal, Service, SubscribeOptions, Subscription};
 pub use crate::fdc3::{ContextListener, Fdc3, Fdc3Error, IntentEvent, IntentListener, IntentResolution};

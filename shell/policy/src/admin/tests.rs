@@ -276,3 +276,21 @@ fn telemetry_listens_on_loopback_only() {
         assert!(e.to_string().contains("telemetry.listen"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn the_endpoints_websocket_listens_on_loopback_only() {
+    let ok = AdminPolicy::parse(r#"{"endpoint": {"websocket": "127.0.0.1:7070"}}"#).unwrap();
+    assert_eq!(ok.endpoint().and_then(EndpointRules::websocket_address), Some("127.0.0.1:7070".parse().unwrap()));
+    assert!(
+        AdminPolicy::parse(r#"{"endpoint": {}}"#)
+            .unwrap()
+            .endpoint()
+            .and_then(EndpointRules::websocket_address)
+            .is_none()
+    );
+    for bad in ["0.0.0.0:7070", "10.1.2.3:7070", "localhost:7070", "7070"] {
+        let e = AdminPolicy::parse(&format!(r#"{{"endpoint": {{"websocket": "{bad}"}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("endpoint.websocket"), "{bad}: {e}");
+    }
+    assert!(AdminPolicy::parse(r#"{"endpoint": {"tcp": "127.0.0.1:1"}}"#).is_err());
+}

@@ -81,6 +81,19 @@ fn raw_hello(endpoint: &std::path::Path, hello: &[u8]) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
+/// The profile's audit log, exported as JSON lines.
+fn audit(profile: &std::path::Path) -> String {
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["audit", "export", "--profile"])
+        .arg(profile)
+        .env("TESSERA_KEYRING", "keyutils")
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn framed(text: &str) -> Vec<u8> {
     let mut out = u32::try_from(text.len()).unwrap().to_be_bytes().to_vec();
     out.extend_from_slice(text.as_bytes());
@@ -222,6 +235,19 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
     });
     let last_exit = probe(&shell)["last_exit"].as_str().unwrap_or_default().to_owned();
     assert!(last_exit.contains("code 3"), "{last_exit}");
+    // A hang (no answer to pings): killed and restarted too.
+    let crashed_pid = probe(&shell)["pid"].as_u64().unwrap();
+    command(&shell, alpha, &json!({ "cmd": "hang" }));
+    shell.wait_for("the hung probe restarts", Duration::from_secs(30), |apps| {
+        apps.iter().any(|a| {
+            a["app"] == "probe"
+                && a["state"] == "running"
+                && a["restarts"].as_u64() >= Some(2)
+                && a["pid"].as_u64().is_some_and(|p| p != crashed_pid)
+        })
+    });
+    let last_exit = probe(&shell)["last_exit"].as_str().unwrap_or_default().to_owned();
+    assert!(last_exit.contains("hung"), "{last_exit}");
     js(&shell, alpha, "window.received = [], true");
     let start = Instant::now();
     loop {
@@ -235,15 +261,7 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
     drop(shell);
 
     // Every decision is in the audit log, the refused connections with them.
-    let out = std::process::Command::new(tests::bin("tessera"))
-        .args(["audit", "export", "--profile"])
-        .arg(&profile)
-        .env("TESSERA_KEYRING", "keyutils")
-        .env("TESSERA_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let said: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let said: Vec<String> = audit(&profile)
         .lines()
         .map(|l| {
             let e: Value = serde_json::from_str(l).unwrap();
@@ -534,14 +552,7 @@ fn an_app_started_elsewhere_joins_with_an_it_signed_credential() {
     assert!(answer.contains("403"), "{answer}");
     drop(remote);
     drop(shell);
-    let out = std::process::Command::new(tests::bin("tessera"))
-        .args(["audit", "export", "--profile"])
-        .arg(&profile)
-        .env("TESSERA_KEYRING", "keyutils")
-        .env("TESSERA_LOG", "warn")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stdout);
+    let log = audit(&profile);
     assert!(log.lines().any(|l| l.contains("\"endpoint.attach\"") && l.contains("\"oms\"")), "{log}");
     for why in ["the proof does not hold", "expired", "not trusted", "is not an app of this desk"] {
         assert!(

@@ -5,7 +5,7 @@
 //! - serves `native.svc` (`double`);
 //! - joins the red channel and reports every context it sees there;
 //! - handles the intent `ViewRisk` with a `fdc3.risk` context;
-//! - commands: `broadcast`, `raise`, `request`, `publish`, `crash`.
+//! - commands: `broadcast`, `raise`, `request`, `publish`, `flood`, `crash`, `hang`.
 
 use std::time::Duration;
 
@@ -100,6 +100,8 @@ async fn command(client: &Client, c: &Value) -> Result<(), Box<dyn std::error::E
         }
         Some("publish") => client.publish(c["topic"].as_str().unwrap_or_default(), &c["data"]).await?,
         Some("crash") => std::process::exit(3),
+        // Blocks its only thread: it no longer answers the shell's pings.
+        Some("hang") => std::thread::sleep(Duration::from_secs(120)),
         Some("flood") => {
             let n = c["n"].as_u64().unwrap_or(0);
             let start = std::time::Instant::now();

@@ -37,7 +37,7 @@ Version: $deb_version
 Architecture: $arch
 Maintainer: Tessera <it@tessera.invalid>
 Installed-Size: $size
-Depends: libwebkit2gtk-4.1-0, libgtk-3-0, libvulkan1, mesa-vulkan-drivers | libvulkan1
+Depends: libwebkit2gtk-4.1-0, libgtk-3-0, libvulkan1, mesa-vulkan-drivers | libvulkan1, python3
 Section: misc
 Priority: optional
 Description: Tessera, a native desktop interop shell for trading desks

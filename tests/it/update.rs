@@ -765,8 +765,16 @@ fn the_deb_lays_out_an_install_root_the_updater_works_in() {
     {
         assert!(files.contains(f), "{f} not in the package:\n{files}");
     }
+    // The demo desk's native risk engine stays executable, and finds its client library.
+    let risk = files.lines().find(|l| l.ends_with("manifests/demo/risk.py")).unwrap_or_default();
+    assert!(risk.starts_with("-rwxr-xr-x"), "risk.py: {risk:?}");
+    assert!(files.contains("shell/clients/python/src/tessera_client/client.py"), "no Python client:\n{files}");
+    assert!(!files.contains("__pycache__"), "byte code in the package:\n{files}");
     let unpacked = dir.path().join("unpacked");
     assert!(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked).status().unwrap().success());
+    let share = unpacked.join("opt/tessera/releases/1.1.0/share/tessera");
+    let alone = Command::new(share.join("manifests/demo/risk.py")).env_remove("TESSERA_LAUNCH_TOKEN").output().unwrap();
+    assert!(text(&alone).contains("the Tessera shell starts it"), "{}", text(&alone));
     let tessera = unpacked.join("opt/tessera/bin/tessera");
     assert!(Command::new(&tessera).arg("--version").status().unwrap().success());
     let status = Command::new(&tessera)

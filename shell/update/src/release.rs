@@ -7,9 +7,11 @@
 //! FEED_DIR/archives/tessera-1.4.0-linux-x86_64.tar.gz    the signed archive
 //! ```
 //!
-//! An archive holds `bin/tessera`, `bin/tessera-app-host`, `share/tessera/manifests/`,
-//! `share/tessera/assets/` and `release.json` (its version); the zipsign signature rides in a
-//! trailing gzip member, so `tar xzf` reads the archive as usual.
+//! An archive holds `bin/tessera`, `bin/tessera-app-host`, `share/tessera/manifests/` (its
+//! executables kept executable), `share/tessera/assets/`, the Python client's package
+//! (`share/tessera/shell/clients/python/src/tessera_client`, for the demo desk's native app)
+//! and `release.json` (its version); the zipsign signature rides in a trailing gzip member, so
+//! `tar xzf` reads the archive as usual.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -86,13 +88,23 @@ fn add_tree(tar: &mut tar::Builder<impl Write>, from: &Path, to: &Path, mtime: u
         let kind = e.file_type().map_err(io_err(&path))?;
         let dest = to.join(e.file_name());
         if kind.is_dir() {
+            if e.file_name() == "__pycache__" {
+                // Python's byte code, made on the build machine: not part of a release.
+                continue;
+            }
             add_tree(tar, &path, &dest, mtime)?;
         } else if kind.is_file() {
-            add_file(tar, &path, &dest, 0o644, mtime)?;
+            // An executable (a native app of a desk, like the demo's risk engine) stays one.
+            use std::os::unix::fs::PermissionsExt;
+            let executable = e.metadata().map_err(io_err(&path))?.permissions().mode() & 0o111 != 0;
+            add_file(tar, &path, &dest, if executable { 0o755 } else { 0o644 }, mtime)?;
         }
     }
     Ok(())
 }
+
+/// Where the Python client's package is, below the share directory (or the source tree).
+const PYTHON_CLIENT: &str = "shell/clients/python/src/tessera_client";
 
 /// Packs an unsigned release archive at `out`.
 pub fn pack(contents: &Contents, out: &Path) -> Result<()> {
@@ -116,6 +128,12 @@ pub fn pack(contents: &Contents, out: &Path) -> Result<()> {
     }
     for dir in ["manifests", "assets"] {
         add_tree(&mut tar, &contents.share_dir.join(dir), &Path::new("share/tessera").join(dir), now)?;
+    }
+    // The Python client library, where the demo desk's native risk engine finds it (the same
+    // path from the manifests as in the source tree).
+    let python = Path::new(PYTHON_CLIENT);
+    if contents.share_dir.join(python).is_dir() {
+        add_tree(&mut tar, &contents.share_dir.join(python), &Path::new("share/tessera").join(python), now)?;
     }
     let info = ReleaseInfo { version: contents.version.clone(), built_at: crate::install::now() };
     let info = serde_json::to_vec_pretty(&info).map_err(|e| ReleaseError::Input(e.to_string()))?;

@@ -222,32 +222,22 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
     });
     assert_eq!(js(&shell, alpha, "tessera.bus.request('native.svc', 'double', {n: 2})"), json!(4));
 
-    // A crash: noticed, restarted, back on the bus under the same app.
-    let old_pid = probe(&shell)["pid"].as_u64().unwrap();
-    command(&shell, alpha, &json!({ "cmd": "crash" }));
-    shell.wait_for("the probe restarts", Duration::from_secs(30), |apps| {
-        apps.iter().any(|a| {
-            a["app"] == "probe"
-                && a["state"] == "running"
-                && a["restarts"].as_u64() >= Some(1)
-                && a["pid"].as_u64().is_some_and(|p| p != old_pid)
-        })
-    });
-    let last_exit = probe(&shell)["last_exit"].as_str().unwrap_or_default().to_owned();
-    assert!(last_exit.contains("code 3"), "{last_exit}");
-    // A hang (no answer to pings): killed and restarted too.
-    let crashed_pid = probe(&shell)["pid"].as_u64().unwrap();
-    command(&shell, alpha, &json!({ "cmd": "hang" }));
-    shell.wait_for("the hung probe restarts", Duration::from_secs(30), |apps| {
-        apps.iter().any(|a| {
-            a["app"] == "probe"
-                && a["state"] == "running"
-                && a["restarts"].as_u64() >= Some(2)
-                && a["pid"].as_u64().is_some_and(|p| p != crashed_pid)
-        })
-    });
-    let last_exit = probe(&shell)["last_exit"].as_str().unwrap_or_default().to_owned();
-    assert!(last_exit.contains("hung"), "{last_exit}");
+    // A crash, then a hang (no answer to pings): each noticed, and the probe restarted in a new
+    // process, back on the bus under the same app.
+    for (cmd, restarts, why) in [("crash", 1, "code 3"), ("hang", 2, "hung")] {
+        let old_pid = probe(&shell)["pid"].as_u64().unwrap();
+        command(&shell, alpha, &json!({ "cmd": cmd }));
+        shell.wait_for(&format!("the probe restarts after a {cmd}"), Duration::from_secs(30), |apps| {
+            apps.iter().any(|a| {
+                a["app"] == "probe"
+                    && a["state"] == "running"
+                    && a["restarts"].as_u64() >= Some(restarts)
+                    && a["pid"].as_u64().is_some_and(|p| p != old_pid)
+            })
+        });
+        let last_exit = probe(&shell)["last_exit"].as_str().unwrap_or_default().to_owned();
+        assert!(last_exit.contains(why), "{cmd}: {last_exit}");
+    }
     js(&shell, alpha, "window.received = [], true");
     let start = Instant::now();
     loop {

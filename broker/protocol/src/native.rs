@@ -185,6 +185,11 @@ pub fn challenge(nonce: &str) -> String {
     json!({ "type": "challenge", "payload": { "nonce": nonce } }).to_string()
 }
 
+/// What an app signs to answer a challenge (the bytes of this text) with its key.
+pub fn challenge_message(app: &str, nonce: &str) -> String {
+    format!("tessera-endpoint-proof\n{app}\n{nonce}")
+}
+
 /// The client's answer to a challenge: the signature (hex) over the challenge message.
 pub fn proof(signature: &str) -> String {
     json!({ "type": "proof", "payload": { "signature": signature } }).to_string()

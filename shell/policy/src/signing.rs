@@ -299,19 +299,15 @@ pub fn sign_credential(
     sign_record(&record, key, key_id, expires)
 }
 
-/// What an app signs to answer the endpoint's challenge.
-pub fn challenge_message(app: &str, nonce: &str) -> Vec<u8> {
-    format!("tessera-endpoint-proof\n{app}\n{nonce}").into_bytes()
-}
-
 /// Checks an app's answer to a challenge: `signature` (128 hex digits) over
-/// [`challenge_message`] with the credential's key.
+/// `protocol::native::challenge_message` with the credential's key.
 pub fn check_proof(credential: &Credential, nonce: &str, signature: &str) -> Result<(), SignatureError> {
     let sig =
         unhex::<64>(signature).ok_or_else(|| SignatureError::Malformed("the proof is not 128 hex digits".into()))?;
     let key = VerifyingKey::from_bytes(&credential.public_key)
         .map_err(|_| SignatureError::Malformed("the credential's public key is not an ed25519 key".into()))?;
-    key.verify(&challenge_message(&credential.app, nonce), &Signature::from_bytes(&sig))
+    let message = protocol::native::challenge_message(&credential.app, nonce);
+    key.verify(message.as_bytes(), &Signature::from_bytes(&sig))
         .map_err(|_| SignatureError::BadSignature(format!("the proof for {}", credential.app)))
 }
 

@@ -367,7 +367,7 @@ impl Client {
             let (Some(key), Some(nonce)) = (key, first["payload"]["nonce"].as_str()) else {
                 return Err(ClientError::Protocol("a challenge this client cannot answer".to_owned()));
             };
-            let message = format!("tessera-endpoint-proof\n{}\n{nonce}", hello_app(hello));
+            let message = native::challenge_message(&hello_app(hello), nonce);
             let signature: String =
                 key.sign(message.as_bytes()).to_bytes().iter().map(|b| format!("{b:02x}")).collect();
             let mut frame = Vec::new();

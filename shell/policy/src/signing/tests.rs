@@ -339,12 +339,26 @@ fn credentials_are_signed_by_it_and_proven_by_the_app() {
     // The app proves it holds the key by signing the challenge; another key, another nonce or
     // another app's name does not do.
     let nonce = "00ff";
-    let proof = hex(&app_key.sign(&challenge_message("oms", nonce)).to_bytes());
+    let proof = hex(&app_key.sign(protocol::native::challenge_message("oms", nonce).as_bytes()).to_bytes());
     check_proof(&c, nonce, &proof).unwrap();
     assert!(check_proof(&c, "0100", &proof).is_err());
     let stranger = SigningKey::from_bytes(&[3; 32]);
-    assert!(check_proof(&c, nonce, &hex(&stranger.sign(&challenge_message("oms", nonce)).to_bytes())).is_err());
-    assert!(check_proof(&c, nonce, &hex(&app_key.sign(&challenge_message("risk", nonce)).to_bytes())).is_err());
+    assert!(
+        check_proof(
+            &c,
+            nonce,
+            &hex(&stranger.sign(protocol::native::challenge_message("oms", nonce).as_bytes()).to_bytes())
+        )
+        .is_err()
+    );
+    assert!(
+        check_proof(
+            &c,
+            nonce,
+            &hex(&app_key.sign(protocol::native::challenge_message("risk", nonce).as_bytes()).to_bytes())
+        )
+        .is_err()
+    );
     assert!(check_proof(&c, nonce, "zz").is_err());
 
     // Tampered, expired, unsigned, unknown key, or padded: refused.

@@ -124,6 +124,25 @@ fn due(start: tokio::time::Instant, i: u64, rate: u64) -> Option<tokio::time::In
     (rate > 0).then(|| start + Duration::from_nanos(i.saturating_mul(1_000_000_000) / rate))
 }
 
+/// A publisher's work, the same on either system: `args.count` payloads carrying their send
+/// time, flat out or paced, each handed to `publish`; its report.
+async fn publish_all<F, Fut>(args: &EndpointClientArgs, mut publish: F) -> Result<Value>
+where
+    F: FnMut(Value) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let pad = padding(args.payload);
+    let start = tokio::time::Instant::now();
+    let start_ns = now_ns();
+    for i in 0..args.count {
+        if let Some(at) = due(start, i, args.rate) {
+            tokio::time::sleep_until(at).await;
+        }
+        publish(json!({ "t": now_ns(), "p": pad })).await?;
+    }
+    Ok(json!({ "role": "pub", "index": args.index, "published": args.count, "start_ns": start_ns, "end_ns": now_ns() }))
+}
+
 pub(crate) fn run(args: &EndpointClientArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("a runtime")?;
     rt.block_on(async {
@@ -152,16 +171,11 @@ async fn tessera(args: &EndpointClientArgs) -> Result<()> {
         got.report(args.index)
     } else {
         let topic = format!("{DATA}.{}", args.index);
-        let pad = padding(args.payload);
-        let start = tokio::time::Instant::now();
-        let start_ns = now_ns();
-        for i in 0..args.count {
-            if let Some(at) = due(start, i, args.rate) {
-                tokio::time::sleep_until(at).await;
-            }
-            client.publish(&topic, &json!({ "t": now_ns(), "p": pad })).await?;
-        }
-        json!({ "role": "pub", "index": args.index, "published": args.count, "start_ns": start_ns, "end_ns": now_ns() })
+        publish_all(args, |body| {
+            let (client, topic) = (client.clone(), topic.clone());
+            async move { Ok(client.publish(&topic, &body).await?) }
+        })
+        .await?
     };
     client.publish(RESULT, &report).await?;
     // The report is on its way before the instance closes (one connection, in order).
@@ -199,22 +213,17 @@ async fn nats(args: &EndpointClientArgs) -> Result<()> {
         // with data unread can reset the connection and lose what the server had not read).
         let done = format!("bench.done.{}", args.index);
         let mut echo = client.subscribe(done.clone()).await?;
-        let pad = padding(args.payload);
-        let start = tokio::time::Instant::now();
-        let start_ns = now_ns();
-        for i in 0..args.count {
-            if let Some(at) = due(start, i, args.rate) {
-                tokio::time::sleep_until(at).await;
-            }
-            let body = json!({ "t": now_ns(), "p": pad }).to_string();
-            client.publish(subject.clone(), body.into()).await?;
-        }
+        let report = publish_all(args, |body| {
+            let (client, subject) = (client.clone(), subject.clone());
+            async move { Ok(client.publish(subject, body.to_string().into()).await?) }
+        })
+        .await?;
         client.publish(done, "done".into()).await?;
         client.flush().await?;
         tokio::time::timeout(Duration::from_secs(120), echo.next())
             .await
             .context("nats-server did not take every message")?;
-        json!({ "role": "pub", "index": args.index, "published": args.count, "start_ns": start_ns, "end_ns": now_ns() })
+        report
     };
     say(&report);
     Ok(())

@@ -112,6 +112,47 @@ pub struct Envelope {
     pub expires_at: Option<Timestamp>,
     /// For a directed send, where it was going.
     pub target: Option<Target>,
+    /// How a connection's codec writes it, made once and shared by every receiver.
+    #[serde(skip)]
+    pub encoded: Encoded,
+}
+
+/// A message as a connection's codec writes it to a receiver, made by the first connection
+/// that writes it and reused by every other: a message fanned out to N subscribers is encoded
+/// once, not N times. The broker never reads it, and it is not part of the message: not
+/// compared, not stored, and a clone (which may then be changed) starts without it.
+#[derive(Default)]
+pub struct Encoded(std::sync::OnceLock<Box<[u8]>>);
+
+impl Encoded {
+    /// The encoding, made by `encode` if no receiver has made it yet. Every caller must encode
+    /// the same way: there is one encoding per message (the native endpoint's JSON delivery).
+    pub fn get_or_init(&self, encode: impl FnOnce() -> Vec<u8>) -> &[u8] {
+        self.0.get_or_init(|| encode().into_boxed_slice())
+    }
+}
+
+impl Clone for Encoded {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Encoded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Encoded {}
+
+impl fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.get() {
+            Some(bytes) => write!(f, "Encoded(<{} bytes>)", bytes.len()),
+            None => f.write_str("Encoded(-)"),
+        }
+    }
 }
 
 impl Envelope {

@@ -38,7 +38,7 @@ pub use crate::broker::{Broker, Client, Inbox, Recv, Subscription};
 pub use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use crate::config::{BreakerPolicy, BrokerConfig, HistoryRule, Replay, RetryPolicy, SubscribeOptions};
 pub use crate::dead_letter::{DeadLetter, DeadLetterReason, Recipient};
-pub use crate::envelope::{Delivery, Envelope, MessageOptions, Payload, Sender};
+pub use crate::envelope::{Delivery, Encoded, Envelope, MessageOptions, Payload, Sender};
 pub use crate::error::{Error, Result, echo};
 pub use crate::ids::{AppId, CallId, ClientId, DeadLetterId, MessageId, SubscriptionId, Target, TraceId};
 pub use crate::journal::{CommitAck, CommitSignal, Journal};

@@ -352,6 +352,7 @@ impl State {
             durable: opts.durable,
             expires_at: opts.ttl.map(|ttl| now.plus(ttl)),
             target,
+            encoded: Default::default(),
         })
     }
 

@@ -2,8 +2,9 @@
 //! the host's socketpair, turned into broker calls) and the [`supervisor`] that starts each
 //! host, watches it (exit, hang, stuck page, memory and CPU over budget) and restarts it.
 //!
-//! The files form no circle: `instance.rs` (what an instance is) and `procs.rs` (the /proc
-//! watchdog's reading) use neither of the others; `monitor.rs` (one instance's task) uses them
+//! The files form no circle: `outbox.rs` (what a connection's writer is given) uses none of
+//! the others; `instance.rs` (what an instance is) uses only it, and `procs.rs` (the /proc
+//! watchdog's reading) none; `monitor.rs` (one instance's task) uses them
 //! and `ipc.rs`; `supervisor.rs` (the handle the shell holds) uses all of them.
 
 pub mod endpoint;
@@ -11,5 +12,6 @@ pub mod gate;
 mod instance;
 pub mod ipc;
 mod monitor;
+mod outbox;
 mod procs;
 pub mod supervisor;

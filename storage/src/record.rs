@@ -235,6 +235,7 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<StoredMessage, DecodeError> {
         durable: flags & DURABLE != 0,
         expires_at,
         target: None,
+        encoded: Default::default(),
     };
     Ok(StoredMessage { seq, topic_seq, envelope: Arc::new(envelope) })
 }

@@ -1,6 +1,7 @@
 //! Fuzzes the native endpoint's decoder as a hostile client drives it: an arbitrary stream,
 //! cut at arbitrary points, through the frame reader; the first frame through the hello parser
-//! and the rest through the envelope parser. Nothing may panic; the reader never buffers more
+//! and the rest through the envelope parser; every frame through the fast delivery reader a
+//! client uses (what the shell sends comes over the same frames). Nothing may panic; the reader never buffers more
 //! than one frame's limit plus a read; a frame it yields re-frames to the same bytes; and every
 //! envelope a client's message becomes is one the shell can send back to an app as JSON.
 #![no_main]
@@ -24,6 +25,17 @@ fuzz_target!(|data: &[u8]| {
                 Ok(None) => break,
                 Err(_) => break 'feed,
             };
+            // What a client reads as a delivery whose data is one JSON value, the JSON reader
+            // reads the same way.
+            if let Some(d) = envelope::read_delivery(&text)
+                && serde_json::from_str::<serde_json::Value>(&text[d.data.clone()]).is_ok()
+            {
+                let v = serde_json::from_str::<serde_json::Value>(&text).expect("a delivery is JSON");
+                let p = &v["payload"];
+                assert_eq!(p["sub"].as_u64(), Some(u64::from(d.sub)));
+                assert_eq!(p["topic"].as_str(), Some(&text[d.topic.clone()]));
+                assert_eq!((p["seq"].as_u64(), p["sender"].as_u64()), (Some(d.seq), Some(d.sender)));
+            }
             let mut again = Vec::new();
             native::push_frame(&text, &mut again);
             assert_eq!(&again[4..], text.as_bytes());
@@ -39,7 +51,14 @@ fuzz_target!(|data: &[u8]| {
                 Ok(HostMsg::Publish { topic, payload, .. }) => {
                     let back = ShellMsg::Deliver { sub: 1, seq: 1, topic, payload, timestamp_us: 0, sender: 0 };
                     let json = envelope::shell_message(&back).expect("a delivery has an envelope");
-                    serde_json::from_str::<serde_json::Value>(&json).expect("the envelope is JSON");
+                    let v = serde_json::from_str::<serde_json::Value>(&json).expect("the envelope is JSON");
+                    // A client's fast reader reads it as the JSON reader does (where its topic
+                    // needs no escapes).
+                    if let Some(d) = envelope::read_delivery(&json) {
+                        assert_eq!(v["payload"]["topic"].as_str(), Some(&json[d.topic.clone()]));
+                        let data = serde_json::from_str::<serde_json::Value>(&json[d.data]).expect("the data is JSON");
+                        assert_eq!(data, v["payload"]["data"]);
+                    }
                 }
                 Ok(HostMsg::Fdc3 { message }) => assert_eq!(message, text),
                 Ok(_) | Err(_) => {}

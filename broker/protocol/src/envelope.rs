@@ -213,14 +213,13 @@ pub fn shell_message(msg: &ShellMsg) -> Option<String> {
 /// app is not sent. Deliveries, the bulk of the traffic, are written directly: their data,
 /// already JSON on the bus, is copied as it is, not parsed and written again.
 pub fn write_shell_message(msg: &ShellMsg, out: &mut Vec<u8>) -> bool {
-    use std::io::Write;
     match msg {
         ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
-            let _ = write!(out, r#"{{"type":"bus.deliver","payload":{{"sub":{sub},"topic":"#);
-            write_str(out, topic);
-            out.extend_from_slice(br#","data":"#);
-            write_data(out, payload);
-            let _ = write!(out, r#","seq":{seq},"timestamp":{},"sender":{sender}}}}}"#, timestamp_us / 1000);
+            write_delivery_head(*sub, out);
+            write_delivery_tail(
+                &Delivered { topic, payload, seq: *seq, timestamp_us: *timestamp_us, sender: *sender },
+                out,
+            );
             true
         }
         ShellMsg::Fdc3 { message } => {
@@ -254,6 +253,122 @@ pub fn write_shell_message(msg: &ShellMsg, out: &mut Vec<u8>) -> bool {
             true
         }
     }
+}
+
+/// A message as every subscriber of it is told: what a `bus.deliver` envelope says besides
+/// the subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered<'a> {
+    /// Where it was published.
+    pub topic: &'a str,
+    /// Its bytes (JSON, as apps publish; other bytes reach the app as a string).
+    pub payload: &'a [u8],
+    /// Its broker sequence number.
+    pub seq: u64,
+    /// When the broker accepted it, in µs since the Unix epoch (the envelope says ms).
+    pub timestamp_us: u64,
+    /// The sending connection.
+    pub sender: u64,
+}
+
+/// The start of a `bus.deliver` envelope, up to and with its subscription number: the only
+/// part that differs between the subscribers of one message. [`write_delivery_tail`] writes
+/// the rest.
+pub fn write_delivery_head(sub: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(itoa::Buffer::new().format(sub).as_bytes());
+}
+
+/// The rest of a `bus.deliver` envelope after [`write_delivery_head`]: the same bytes for every
+/// subscriber of a message, so a connection can write them once and share them.
+pub fn write_delivery_tail(d: &Delivered<'_>, out: &mut Vec<u8>) {
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(br#","topic":"#);
+    write_str(out, d.topic);
+    out.extend_from_slice(br#","data":"#);
+    write_data(out, d.payload);
+    out.extend_from_slice(br#","seq":"#);
+    out.extend_from_slice(n.format(d.seq).as_bytes());
+    out.extend_from_slice(br#","timestamp":"#);
+    out.extend_from_slice(n.format(d.timestamp_us / 1000).as_bytes());
+    out.extend_from_slice(br#","sender":"#);
+    out.extend_from_slice(n.format(d.sender).as_bytes());
+    out.extend_from_slice(b"}}");
+}
+
+/// A `bus.deliver` envelope read by [`read_delivery`]: where its topic and data are in the
+/// text, and its numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryText {
+    /// The subscription.
+    pub sub: u32,
+    /// Where the topic's characters are (between its quotes; it has no escapes).
+    pub topic: std::ops::Range<usize>,
+    /// Where the data's JSON text is.
+    pub data: std::ops::Range<usize>,
+    /// The broker's sequence number.
+    pub seq: u64,
+    /// When the broker accepted it, in ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The sending connection.
+    pub sender: u64,
+}
+
+/// Reads a `bus.deliver` envelope exactly as [`write_delivery_head`] and [`write_delivery_tail`]
+/// write it, without scanning its data: the subscription and topic from the front, the numbers
+/// from the back, and the data is what lies between. This is how a client reads a delivery in
+/// time that does not grow with its data. `None` for any other text, or a topic with escapes:
+/// read it as JSON then. The data is not checked to be JSON here (the shell checked it when it
+/// wrote it): where it is one JSON value, the whole reads exactly as a JSON reader reads it.
+pub fn read_delivery(text: &str) -> Option<DeliveryText> {
+    let b = text.as_bytes();
+    let mut at = HEAD.len();
+    if !b.starts_with(HEAD) {
+        return None;
+    }
+    let (sub, len) = digits(&b[at..])?;
+    at += len;
+    let sub = u32::try_from(sub).ok()?;
+    let rest = b[at..].strip_prefix(br#","topic":""#)?;
+    at = b.len() - rest.len();
+    let close = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+    if rest[close] != b'"' {
+        return None;
+    }
+    let topic = at..at + close;
+    at += close + 1;
+    let data_at = at + b[at..].strip_prefix(br#","data":"#).map(|_| 8)?;
+    // The numbers, from the end back.
+    let mut end = b.strip_suffix(b"}}")?.len();
+    let mut number = |key: &[u8]| -> Option<u64> {
+        let (n, len) = digits_back(&b[..end])?;
+        end = b[..end - len].strip_suffix(key).map(<[u8]>::len)?;
+        Some(n)
+    };
+    let sender = number(br#","sender":"#)?;
+    let timestamp_ms = number(br#","timestamp":"#)?;
+    let seq = number(br#","seq":"#)?;
+    if end <= data_at {
+        return None;
+    }
+    Some(DeliveryText { sub, topic, data: data_at..end, seq, timestamp_ms, sender })
+}
+
+/// How every delivery envelope starts.
+const HEAD: &[u8] = br#"{"type":"bus.deliver","payload":{"sub":"#;
+
+/// The decimal number `b` starts with, and its length (at most 20 digits; `None` if none or it
+/// overflows).
+fn digits(b: &[u8]) -> Option<(u64, usize)> {
+    let len = b.iter().take(21).take_while(|c| c.is_ascii_digit()).count();
+    let n = b[..len].iter().try_fold(0u64, |n, &c| n.checked_mul(10)?.checked_add(u64::from(c - b'0')))?;
+    (len > 0).then_some((n, len))
+}
+
+/// The decimal number `b` ends with, and its length.
+fn digits_back(b: &[u8]) -> Option<(u64, usize)> {
+    let len = b.iter().rev().take(21).take_while(|c| c.is_ascii_digit()).count();
+    digits(&b[b.len() - len..]).filter(|&(_, l)| l == len)
 }
 
 /// `s` as a JSON string.

@@ -137,6 +137,12 @@ impl FrameWriter {
         self.finish();
         std::mem::take(&mut self.out)
     }
+
+    /// All frames so far, added to `out` (the writer's buffer, kept between writes).
+    pub fn take_into(&mut self, out: &mut Vec<u8>) {
+        self.finish();
+        out.append(&mut self.out);
+    }
 }
 
 /// Reassembles frames from a byte stream read in pieces of any size.

@@ -238,6 +238,7 @@ proptest! {
             durable: seq % 2 == 0,
             expires_at: ttl.map(crate::clock::Timestamp),
             target: None,
+            encoded: Default::default(),
         };
         let json = serde_json::to_vec(&env).unwrap();
         let back: Envelope = serde_json::from_slice(&json).unwrap();

@@ -437,41 +437,67 @@ impl Codec for NativeCodec {
     }
 
     fn encoder(&self) -> NativeEncoder {
-        NativeEncoder { app: self.app.clone(), instance: self.instance, state: self.state.clone(), out: Vec::new() }
+        NativeEncoder { app: self.app.clone(), instance: self.instance, state: self.state.clone() }
     }
 }
 
-/// [`NativeCodec`]'s writer.
+/// [`NativeCodec`]'s writer: each message one length-prefixed frame, written in place.
 #[derive(Debug)]
 pub(crate) struct NativeEncoder {
     app: String,
     instance: u64,
     state: Option<Vec<u8>>,
-    out: Vec<u8>,
+}
+
+impl NativeEncoder {
+    /// A frame whose message `write` adds to `out`; none if it adds nothing.
+    fn frame(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        if write(out) {
+            let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        } else {
+            out.truncate(at);
+        }
+    }
 }
 
 impl Encoder for NativeEncoder {
-    fn push(&mut self, msg: &ShellMsg) -> Result<()> {
+    fn push(&mut self, msg: &ShellMsg, out: &mut Vec<u8>) -> Result<()> {
         if let ShellMsg::Welcome { client } = msg {
             let text = native::welcome(&self.app, self.instance, *client, self.state.take().as_deref());
-            native::push_frame(&text, &mut self.out);
+            native::push_frame(&text, out);
             return Ok(());
         }
-        // The frame is written in place: its length, once the message is.
-        let at = self.out.len();
-        self.out.extend_from_slice(&[0; 4]);
-        if protocol::envelope::write_shell_message(msg, &mut self.out) {
-            let len = u32::try_from(self.out.len() - at - 4).unwrap_or(u32::MAX);
-            self.out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-        } else {
-            self.out.truncate(at);
-        }
+        Self::frame(out, |out| protocol::envelope::write_shell_message(msg, out));
         Ok(())
     }
 
-    fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.out)
+    /// A delivery: the subscription number, then the rest of the envelope as the first
+    /// subscriber's connection wrote it (kept in the broker's envelope for the others).
+    fn deliver(&mut self, sub: u32, e: &broker::Envelope, out: &mut Vec<u8>) -> Result<()> {
+        let tail = e.encoded.get_or_init(|| {
+            let mut tail = Vec::with_capacity(e.topic.as_str().len() + e.payload.len() + 80);
+            let delivered = protocol::envelope::Delivered {
+                topic: e.topic.as_str(),
+                payload: &e.payload,
+                seq: e.seq,
+                timestamp_us: e.timestamp.0,
+                sender: e.sender.client.0,
+            };
+            protocol::envelope::write_delivery_tail(&delivered, &mut tail);
+            tail
+        });
+        Self::frame(out, |out| {
+            protocol::envelope::write_delivery_head(sub, out);
+            out.extend_from_slice(tail);
+            true
+        });
+        Ok(())
     }
+
+    fn finish(&mut self, _: &mut Vec<u8>) {}
 }
 
 pub mod websocket;

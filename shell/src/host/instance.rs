@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::host::outbox::{Outbox, Outgoing};
 use broker::AppId;
 use parking_lot::Mutex;
 use protocol::wire::{Bounds, ShellMsg};
@@ -265,7 +266,7 @@ pub(crate) struct Slot {
     pub(crate) control: flume::Sender<ShellMsg>,
     /// The outbox of the host's connection once it is welcomed: the shell's messages go
     /// straight there, with no task relaying them.
-    pub(crate) out: Option<flume::Sender<ShellMsg>>,
+    pub(crate) out: Option<Outbox>,
     pub(crate) view: Option<Bounds>,
     /// The shell window the view is in, once it was placed in one other than the host's
     /// start-up parent.
@@ -278,19 +279,19 @@ pub(crate) struct Slot {
 
 impl Slot {
     /// Sends `msg` to the instance's host: into its connection's outbox when one is welcomed,
-    /// else into the control queue its next connection starts with. The message back when
-    /// there is no room.
-    pub(crate) fn send(&self, msg: ShellMsg) -> Result<(), ShellMsg> {
+    /// else into the control queue its next connection starts with. False when there is no
+    /// room.
+    pub(crate) fn send(&self, msg: ShellMsg) -> bool {
         let msg = match &self.out {
-            Some(out) => match out.try_send(msg) {
-                Ok(()) => return Ok(()),
-                Err(flume::TrySendError::Full(msg)) => return Err(msg),
+            Some(out) => match out.try_send(Outgoing::Shell(msg)) {
+                Ok(()) => return true,
                 // The connection is going; its monitor is about to say so.
-                Err(flume::TrySendError::Disconnected(msg)) => msg,
+                Err(flume::TrySendError::Disconnected(Outgoing::Shell(msg))) => msg,
+                Err(_) => return false,
             },
             None => msg,
         };
-        self.control.try_send(msg).map_err(flume::TrySendError::into_inner)
+        self.control.try_send(msg).is_ok()
     }
 }
 
@@ -320,10 +321,10 @@ impl Binding {
     /// The host was welcomed: what waited in the control queue goes first, then the slot
     /// sends straight to `out`. Both under the slots' lock, which every sender takes, so
     /// nothing overtakes what was queued.
-    pub(crate) fn welcomed(&self, out: &flume::Sender<ShellMsg>) {
+    pub(crate) fn welcomed(&self, out: &Outbox) {
         let mut slots = self.slots.lock();
         while let Ok(msg) = self.control.try_recv() {
-            if out.try_send(msg).is_err() {
+            if out.try_send(Outgoing::Shell(msg)).is_err() {
                 tracing::warn!(app = %self.app, instance = self.instance, "the app's outbox is full; a queued message was dropped");
             }
         }

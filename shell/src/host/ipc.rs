@@ -16,14 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker::{
-    AppId, Broker, CallId, MessageOptions, Payload, ProviderEvent, ServiceClient, ServiceProvider, SubscribeOptions,
-    Target,
+    AppId, Broker, CallId, Envelope, MessageOptions, Payload, ProviderEvent, ServiceClient, ServiceProvider,
+    SubscribeOptions, Target,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::host::gate::{Access, Gate, hold};
 use crate::host::instance::Binding;
+use crate::host::outbox::{Outbox, Outgoing};
 
 /// Messages queued for one host before the shell waits for its writer.
 const OUTBOX: usize = 8192;
@@ -141,12 +142,31 @@ pub trait Codec: Send + 'static {
     fn encoder(&self) -> Self::Encoder;
 }
 
-/// The writing half of a [`Codec`].
+/// The writing half of a [`Codec`]: it encodes into the writer's buffer, which is written
+/// (and kept for the next write) once [`Encoder::finish`] has added what the encoder held back.
 pub trait Encoder: Send + 'static {
-    /// Adds `msg` to what the next write sends (or drops it, if the peer takes no such message).
-    fn push(&mut self, msg: &ShellMsg) -> Result<()>;
-    /// The bytes for one write.
-    fn take(&mut self) -> Vec<u8>;
+    /// Adds `msg` to what the next write sends (or nothing, if the peer takes no such message).
+    fn push(&mut self, msg: &ShellMsg, out: &mut Vec<u8>) -> Result<()>;
+    /// Adds a delivery of `envelope` to the peer's subscription `sub`. The envelope is the
+    /// broker's own, shared by every subscriber of the message: an encoder may keep its
+    /// encoding there ([`broker::Envelope::encoded`]) for the next subscriber's.
+    fn deliver(&mut self, sub: u32, envelope: &Envelope, out: &mut Vec<u8>) -> Result<()> {
+        self.push(&deliver_msg(sub, envelope), out)
+    }
+    /// Ends one write: adds to `out` what the encoder held back.
+    fn finish(&mut self, out: &mut Vec<u8>);
+}
+
+/// A delivery as a [`ShellMsg`] of its own (its topic and payload copied).
+fn deliver_msg(sub: u32, e: &Envelope) -> ShellMsg {
+    ShellMsg::Deliver {
+        sub,
+        seq: e.seq,
+        topic: e.topic.as_str().to_owned(),
+        payload: e.payload.to_vec(),
+        timestamp_us: e.timestamp.0,
+        sender: e.sender.client.0,
+    }
 }
 
 /// An app host's codec: `protocol::frame` frames of postcard `protocol::wire` messages.
@@ -190,15 +210,15 @@ pub struct HostEncoder {
 }
 
 impl Encoder for HostEncoder {
-    fn push(&mut self, msg: &ShellMsg) -> Result<()> {
+    fn push(&mut self, msg: &ShellMsg, _: &mut Vec<u8>) -> Result<()> {
         self.buf.clear();
         wire::encode(msg, &mut self.buf)?;
         self.frames.push(&self.buf)?;
         Ok(())
     }
 
-    fn take(&mut self) -> Vec<u8> {
-        self.frames.take()
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.frames.take_into(out);
     }
 }
 
@@ -221,7 +241,7 @@ pub async fn serve_codec<C: Codec>(
     // Messages held for the user's answer to a permission prompt come back through here.
     let (retry_tx, retry_rx) = flume::bounded::<HostMsg>(1024);
     let (mut rd, wr) = stream.into_split();
-    let (out_tx, out_rx) = flume::bounded::<ShellMsg>(OUTBOX);
+    let (out_tx, out_rx) = flume::bounded::<Outgoing>(OUTBOX);
 
     let writer = tokio::spawn(write_frames(wr, out_rx, coalesce, opts.counters.clone(), codec.encoder()));
 
@@ -296,7 +316,7 @@ pub async fn serve_codec<C: Codec>(
                         sender_app: e.sender.app.as_ref().map(ToString::to_string),
                         seq: e.seq,
                     };
-                    out_tx.send_async(msg).await.context("the connection's writer is gone")?;
+                    out_tx.send_async(msg.into()).await.context("the connection's writer is gone")?;
                     continue;
                 }
             };
@@ -307,9 +327,6 @@ pub async fn serve_codec<C: Codec>(
         }
     }
     .await;
-    for (_, task) in state.subs.drain() {
-        task.abort();
-    }
     for (_, (_, task)) in state.providers.drain() {
         task.abort();
     }
@@ -325,52 +342,149 @@ pub async fn serve_codec<C: Codec>(
     result
 }
 
-/// The connection's writer: everything queued for the app, coalesced into as few writes as fit
-/// (at most `coalesce` messages a write), counted for the health view.
+/// The connection's writer: everything queued for the app and its subscriptions' messages,
+/// coalesced into as few writes as fit (at most `coalesce` of the shell's messages and
+/// `coalesce` deliveries a write), counted for the health view.
 async fn write_frames<E: Encoder>(
     mut wr: tokio::net::unix::OwnedWriteHalf,
-    out_rx: flume::Receiver<ShellMsg>,
+    out_rx: flume::Receiver<Outgoing>,
     coalesce: usize,
     traffic: Option<Arc<Traffic>>,
     mut encoder: E,
 ) -> Result<()> {
-    while let Ok(first) = out_rx.recv_async().await {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(msg) = next.take() {
-            if let Some(t) = &traffic
-                && matches!(
-                    msg,
-                    ShellMsg::Deliver { .. }
-                        | ShellMsg::Direct { .. }
-                        | ShellMsg::Call { .. }
-                        | ShellMsg::Response { .. }
-                        | ShellMsg::Fdc3 { .. }
-                )
-            {
-                t.to_app.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let coalesce = coalesce.max(1);
+    let mut bytes = Vec::new();
+    let mut subs: Vec<(u32, Box<broker::Subscription>)> = Vec::new();
+    // The subscription served first in the next write, so none waits behind the others.
+    let mut first_sub = 0;
+    // What ended the last wait, to be sent first.
+    let mut woken: Option<Woken> = None;
+    loop {
+        let mut given = 0u64;
+        let mut shell = 0;
+        let mut delivered = 0;
+        match woken.take() {
+            Some(Woken::Shell(msg)) => {
+                shell += 1;
+                given += take(msg, &mut subs, &mut encoder, &mut bytes)?;
             }
-            encoder.push(&msg)?;
-            n += 1;
-            if n < coalesce.max(1) {
-                next = out_rx.try_recv().ok();
+            Some(Woken::Delivery(sub, envelope)) => {
+                delivered += 1;
+                encoder.deliver(sub, &envelope, &mut bytes)?;
+            }
+            None => {}
+        }
+        let mut closed = false;
+        while shell < coalesce {
+            match out_rx.try_recv() {
+                Ok(msg) => {
+                    shell += 1;
+                    given += take(msg, &mut subs, &mut encoder, &mut bytes)?;
+                }
+                Err(flume::TryRecvError::Empty) => break,
+                Err(flume::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
             }
         }
-        let bytes = encoder.take();
-        if !bytes.is_empty() {
-            wr.write_all(&bytes).await.context("writing to the app")?;
+        for k in 0..subs.len() {
+            let (sub, subscription) = &subs[(first_sub + k) % subs.len()];
+            while delivered < coalesce
+                && let Some(d) = subscription.try_recv()
+            {
+                encoder.deliver(*sub, &d.envelope, &mut bytes)?;
+                delivered += 1;
+            }
+        }
+        first_sub = first_sub.wrapping_add(1);
+        if shell + delivered > 0 {
+            if let Some(t) = &traffic {
+                t.to_app.fetch_add(given + delivered as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            encoder.finish(&mut bytes);
+            if !bytes.is_empty() {
+                wr.write_all(&bytes).await.context("writing to the app")?;
+                bytes.clear();
+            }
+            continue;
+        }
+        if closed {
+            return Ok(());
+        }
+        // Nothing to send: wait for the shell's next message or any subscription's.
+        woken = tokio::select! {
+            msg = out_rx.recv_async() => match msg {
+                Ok(msg) => Some(Woken::Shell(msg)),
+                Err(_) => return Ok(()),
+            },
+            Some((sub, envelope)) = next_delivery(&subs) => Some(Woken::Delivery(sub, envelope)),
+        };
+    }
+}
+
+/// What ended a writer's wait.
+enum Woken {
+    Shell(Outgoing),
+    Delivery(u32, Arc<Envelope>),
+}
+
+/// Takes one of the writer's messages: encodes the shell's (counting it if it is the app's
+/// traffic: 1, else 0), or adds or drops a subscription.
+fn take<E: Encoder>(
+    msg: Outgoing,
+    subs: &mut Vec<(u32, Box<broker::Subscription>)>,
+    encoder: &mut E,
+    bytes: &mut Vec<u8>,
+) -> Result<u64> {
+    match msg {
+        Outgoing::Shell(msg) => {
+            encoder.push(&msg, bytes)?;
+            Ok(u64::from(matches!(
+                msg,
+                ShellMsg::Deliver { .. }
+                    | ShellMsg::Direct { .. }
+                    | ShellMsg::Call { .. }
+                    | ShellMsg::Response { .. }
+                    | ShellMsg::Fdc3 { .. }
+            )))
+        }
+        Outgoing::Subscribe { sub, subscription } => {
+            subs.retain(|(s, _)| *s != sub);
+            subs.push((sub, subscription));
+            Ok(0)
+        }
+        Outgoing::Unsubscribe { sub } => {
+            subs.retain(|(s, _)| *s != sub);
+            Ok(0)
         }
     }
-    Ok(())
+}
+
+/// The next message any of `subs` receives (never, if there are none or all are closed).
+async fn next_delivery(subs: &[(u32, Box<broker::Subscription>)]) -> Option<(u32, Arc<Envelope>)> {
+    if subs.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = subs.iter().map(|(sub, s)| {
+        Box::pin(async move {
+            match s.recv_async().await {
+                Some(d) => (*sub, d.envelope),
+                // A closed subscription (its client is going) never answers.
+                None => std::future::pending().await,
+            }
+        })
+    });
+    Some(futures_util::future::select_all(waits).await.0)
 }
 
 /// Pings the host every `every` (the supervisor's heartbeat) until the connection goes.
-async fn ping(every: Duration, out: flume::Sender<ShellMsg>) {
+async fn ping(every: Duration, out: Outbox) {
     let mut nonce = 0u64;
     loop {
         tokio::time::sleep(every).await;
         nonce += 1;
-        if out.send_async(ShellMsg::Ping { nonce }).await.is_err() {
+        if out.send_async(ShellMsg::Ping { nonce }.into()).await.is_err() {
             break;
         }
     }
@@ -407,7 +521,7 @@ async fn admit(
     gate: Option<&(Arc<dyn Gate>, u64)>,
     app: &str,
     msg: HostMsg,
-    out: &flume::Sender<ShellMsg>,
+    out: &Outbox,
     retry: &flume::Sender<HostMsg>,
 ) -> Option<HostMsg> {
     let Some((gate, instance)) = gate else { return Some(msg) };
@@ -416,7 +530,7 @@ async fn admit(
     if name != "bus.serve" && broker::topic::is_reserved(scope) {
         gate.refused(*instance, app, "bus.reserved", &broker::echo(scope));
         let error = broker::TopicError::Reserved.to_string();
-        let _ = out.send_async(ShellMsg::Refused { context: refusal_context(&msg), error }).await;
+        let _ = out.send_async(ShellMsg::Refused { context: refusal_context(&msg), error }.into()).await;
         return None;
     }
     // A malformed topic cannot be named as a permission: it goes on to the broker, which
@@ -425,7 +539,7 @@ async fn admit(
     match gate.check(*instance, app, &permission) {
         Access::Allow => Some(msg),
         Access::Deny(error) => {
-            let _ = out.send_async(ShellMsg::Refused { context: refusal_context(&msg), error }).await;
+            let _ = out.send_async(ShellMsg::Refused { context: refusal_context(&msg), error }.into()).await;
             None
         }
         Access::Ask(answer) => {
@@ -436,7 +550,7 @@ async fn admit(
                     let _ = retry.send_async(msg).await;
                 } else {
                     let error = format!("denied: {permission} was not allowed");
-                    let _ = out.send_async(ShellMsg::Refused { context, error }).await;
+                    let _ = out.send_async(ShellMsg::Refused { context, error }.into()).await;
                 }
             });
             None
@@ -449,8 +563,6 @@ async fn admit(
 struct ConnState {
     /// The time of the app's last sign of life (its last pong), for the heartbeat.
     alive: Option<Arc<std::sync::atomic::AtomicU64>>,
-    /// Subscriptions by the host's number, each with its forwarding task.
-    subs: HashMap<u32, tokio::task::JoinHandle<()>>,
     /// Services this host provides, each with the task forwarding its calls.
     providers: HashMap<String, (Arc<ServiceProvider>, tokio::task::JoinHandle<()>)>,
     /// Services this host calls.
@@ -458,16 +570,23 @@ struct ConnState {
 }
 
 /// Awaits `f`, counting the app as alive meanwhile (for a wait the shell imposes on it, such as
-/// backpressure from other apps' queues).
+/// backpressure from other apps' queues) and when it ends: the app's pong may be waiting in its
+/// socket behind the message the shell was holding, and behind many more like it.
 async fn alive_while<F: std::future::Future>(f: F, alive: Option<&std::sync::atomic::AtomicU64>) -> F::Output {
     let Some(alive) = alive else { return f.await };
     tokio::pin!(f);
+    // Most of the time there is no wait at all: no clock, no timer.
+    if let std::task::Poll::Ready(out) = futures_util::poll!(&mut f) {
+        return out;
+    }
+    let now = || alive.store(broker::Timestamp::now().millis(), std::sync::atomic::Ordering::Relaxed);
     loop {
         tokio::select! {
-            out = &mut f => return out,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {
-                alive.store(broker::Timestamp::now().millis(), std::sync::atomic::Ordering::Relaxed);
+            out = &mut f => {
+                now();
+                return out;
             }
+            () = tokio::time::sleep(Duration::from_millis(500)) => now(),
         }
     }
 }
@@ -478,7 +597,7 @@ const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 async fn handle(
     client: &broker::Client,
     msg: HostMsg,
-    out: &flume::Sender<ShellMsg>,
+    out: &Outbox,
     state: &mut ConnState,
     events: Option<&flume::Sender<HostMsg>>,
     binding: Option<&Binding>,
@@ -487,7 +606,6 @@ async fn handle(
         binding.fdc3(message);
         return Ok(());
     }
-    let subs = &mut state.subs;
     let refuse =
         |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };
     let reply = match msg {
@@ -519,12 +637,19 @@ async fn handle(
                 n => broker::Replay::History { per_topic: n as usize },
             };
             let opts = SubscribeOptions::default().capacity(capacity as usize).policy(policy).replay(replay);
-            subscribe(client, out, subs, sub, &pattern, opts)
+            match client.subscribe(&pattern, opts) {
+                Ok(subscription) => {
+                    let subscription = Box::new(subscription);
+                    out.send_async(Outgoing::Subscribe { sub, subscription })
+                        .await
+                        .context("the connection's writer is gone")?;
+                    None
+                }
+                Err(e) => Some(refuse(format!("subscribe {sub}"), &e)),
+            }
         }
         HostMsg::Unsubscribe { sub } => {
-            if let Some(task) = subs.remove(&sub) {
-                task.abort();
-            }
+            out.send_async(Outgoing::Unsubscribe { sub }).await.context("the connection's writer is gone")?;
             None
         }
         HostMsg::Send { app, topic, payload } => {
@@ -582,58 +707,14 @@ async fn handle(
         }
     };
     if let Some(r) = reply {
-        out.send_async(r).await.context("the connection's writer is gone")?;
+        out.send_async(r.into()).await.context("the connection's writer is gone")?;
     }
     Ok(())
 }
 
-/// Subscribes the host's subscription `sub`: a task forwards each delivery to the host.
-fn subscribe(
-    client: &broker::Client,
-    out: &flume::Sender<ShellMsg>,
-    subs: &mut HashMap<u32, tokio::task::JoinHandle<()>>,
-    sub: u32,
-    pattern: &str,
-    opts: SubscribeOptions,
-) -> Option<ShellMsg> {
-    let refuse =
-        |context: String, error: &dyn std::fmt::Display| ShellMsg::Refused { context, error: error.to_string() };
-    match client.subscribe(pattern, opts) {
-        Ok(subscription) => {
-            let out = out.clone();
-            let task = tokio::spawn(async move {
-                while let Some(d) = subscription.recv_async().await {
-                    let e = &d.envelope;
-                    let msg = ShellMsg::Deliver {
-                        sub,
-                        seq: e.seq,
-                        topic: e.topic.as_str().to_owned(),
-                        payload: e.payload.to_vec(),
-                        timestamp_us: e.timestamp.0,
-                        sender: e.sender.client.0,
-                    };
-                    if out.send_async(msg).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            if let Some(old) = subs.insert(sub, task) {
-                old.abort();
-            }
-            None
-        }
-        Err(e) => Some(refuse(format!("subscribe {sub}"), &e)),
-    }
-}
-
 /// Calls a service for the host (`HostMsg::Request`); the answer, or its failure, comes back
 /// as `ShellMsg::Response`.
-fn call_service(
-    client: &broker::Client,
-    out: &flume::Sender<ShellMsg>,
-    state: &mut ConnState,
-    msg: HostMsg,
-) -> Option<ShellMsg> {
+fn call_service(client: &broker::Client, out: &Outbox, state: &mut ConnState, msg: HostMsg) -> Option<ShellMsg> {
     let HostMsg::Request { call, service, action, payload, timeout_ms } = msg else { return None };
     let svc = match state.services.get(&service) {
         Some(s) => Ok(Arc::clone(s)),
@@ -654,7 +735,7 @@ fn call_service(
                     Err(_) => Err(broker::Error::Timeout { after_ms: timeout_ms }),
                 };
                 let result = result.map(|p| p.to_vec()).map_err(|e| e.to_string());
-                let _ = out.send_async(ShellMsg::Response { call, result }).await;
+                let _ = out.send_async(ShellMsg::Response { call, result }.into()).await;
             });
             None
         }
@@ -668,7 +749,7 @@ fn call_service(
 }
 
 /// Forwards a provider's calls to its host until the host drops the service.
-async fn forward_calls(provider: Arc<ServiceProvider>, out: flume::Sender<ShellMsg>) {
+async fn forward_calls(provider: Arc<ServiceProvider>, out: Outbox) {
     while let Ok(event) = provider.recv_async().await {
         if let ProviderEvent::Request(req) = event {
             let msg = ShellMsg::Call {
@@ -678,7 +759,7 @@ async fn forward_calls(provider: Arc<ServiceProvider>, out: flume::Sender<ShellM
                 payload: req.payload.to_vec(),
                 caller_app: req.caller_app.map(|a| a.to_string()),
             };
-            if out.send_async(msg).await.is_err() {
+            if out.send_async(msg.into()).await.is_err() {
                 break;
             }
         }

@@ -98,7 +98,7 @@ impl Supervisor {
     /// Queues a message for an instance's host; `false` if there is no such instance or its
     /// queue is full.
     pub fn post(&self, instance: u64, msg: ShellMsg) -> bool {
-        self.slots.lock().get(&instance).is_some_and(|s| s.send(msg).is_ok())
+        self.slots.lock().get(&instance).is_some_and(|s| s.send(msg))
     }
 
     /// Starts an instance of an app; returns its number. Must be called within a tokio runtime.
@@ -207,14 +207,14 @@ impl Supervisor {
         slot.view = view;
         // The host ignores its own parent: the first placement may say it again.
         if slot.parent != Some(parent) {
-            if slot.send(ShellMsg::SetParent { xid: parent }).is_ok() {
+            if slot.send(ShellMsg::SetParent { xid: parent }) {
                 slot.parent = Some(parent);
             } else {
                 tracing::warn!(instance, "the app's control queue is full; a move to another window was dropped");
             }
         }
         for msg in view_messages(view) {
-            if slot.send(msg).is_err() {
+            if !slot.send(msg) {
                 tracing::warn!(instance, "the app's control queue is full; a view change was dropped");
             }
         }
@@ -231,7 +231,7 @@ impl Supervisor {
                 return Err(EvalError::NoPage(instance));
             }
             slot.evals.insert(id, tx);
-            slot.send(ShellMsg::Eval { id, js: js.to_owned() }).is_ok()
+            slot.send(ShellMsg::Eval { id, js: js.to_owned() })
         };
         let forget = || {
             if let Some(slot) = self.slots.lock().get_mut(&instance) {

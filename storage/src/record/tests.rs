@@ -14,6 +14,7 @@ fn envelope(topic: &str, payload: Vec<u8>, app: Option<&str>, expiry: Option<u64
         durable: true,
         expires_at: expiry.map(Timestamp),
         target: None,
+        encoded: Default::default(),
     }
 }
 

@@ -116,3 +116,103 @@ proptest::proptest! {
         proptest::prop_assert_eq!(app_value(&payload), data);
     }
 }
+
+use proptest::strategy::Strategy as _;
+
+/// A delivery as the shell writes it, for `sub`.
+fn written(sub: u32, d: &Delivered<'_>) -> String {
+    let mut out = Vec::new();
+    write_delivery_head(sub, &mut out);
+    write_delivery_tail(d, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_delivery_is_read_without_its_data_being_scanned() {
+    let d = Delivered {
+        topic: "px.a",
+        payload: br#"{"seq":5,"x":",\"seq\":1}}"}"#,
+        seq: 9,
+        timestamp_us: 7_000,
+        sender: 3,
+    };
+    let text = written(12, &d);
+    let r = read_delivery(&text).unwrap();
+    assert_eq!((r.sub, &text[r.topic.clone()], r.seq, r.timestamp_ms, r.sender), (12, "px.a", 9, 7, 3));
+    assert_eq!(&text[r.data], r#"{"seq":5,"x":",\"seq\":1}}"}"#);
+    // Not bytes: a string of them.
+    let text = written(1, &Delivered { payload: b"\xff", ..d });
+    assert_eq!(&text[read_delivery(&text).unwrap().data], "\"\u{fffd}\"");
+}
+
+#[test]
+fn anything_else_is_left_to_the_json_reader() {
+    // (Data with more after it is read as the data: it is not scanned; the shell never
+    // writes that.)
+    let twice =
+        r#"{"type":"bus.deliver","payload":{"sub":1,"topic":"a","data":1,"sub":9,"seq":2,"timestamp":3,"sender":4}}"#;
+    assert_eq!(&twice[read_delivery(twice).unwrap().data], r#"1,"sub":9"#);
+    let d = Delivered { topic: "a", payload: b"1", seq: 1, timestamp_us: 1_000, sender: 1 };
+    let text = written(1, &d);
+    for bad in [
+        String::new(),
+        text.replace("\"sub\":1", "\"sub\":4294967296"),
+        text.replace("\"sub\":1", "\"sub\":"),
+        text.replace("\"seq\":1", "\"seq\":99999999999999999999"),
+        text.replace("\"data\":1", "\"data\":"),
+        text.replace("\"topic\":\"a\"", "\"topic\":\"a\\\"b\""),
+        text.replace("\"topic\":\"a\"", "\"topic\":\"a"),
+        text.trim_end_matches('}').to_owned(),
+        text.replace("bus.deliver", "bus.direct"),
+        format!("{text} "),
+    ] {
+        assert_eq!(read_delivery(&bad), None, "{bad}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn deliveries_read_as_json_reads_them(
+        sub in proptest::num::u32::ANY,
+        topic in "[a-zA-Z0-9_$-]{1,8}(\\.[a-zA-Z0-9_$*#-]{1,8}){0,3}",
+        payload in proptest::collection::vec(proptest::num::u8::ANY, 0..48),
+        json in proptest::prop_oneof![
+            proptest::strategy::Just(String::new()),
+            ".{0,24}".prop_map(|s| Value::String(s).to_string()),
+            proptest::num::i64::ANY.prop_map(|n| json!({ "seq": n, "d": [n, ",\"seq\":1}}"] }).to_string()),
+        ],
+        seq in proptest::num::u64::ANY,
+        timestamp_us in proptest::num::u64::ANY,
+        sender in proptest::num::u64::ANY,
+    ) {
+        let payload = if json.is_empty() { payload } else { json.into_bytes() };
+        let text = written(sub, &Delivered { topic: &topic, payload: &payload, seq, timestamp_us, sender });
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let r = read_delivery(&text).unwrap();
+        let p = &v["payload"];
+        proptest::prop_assert_eq!(p["sub"].as_u64(), Some(u64::from(r.sub)));
+        proptest::prop_assert_eq!(p["topic"].as_str(), Some(&text[r.topic.clone()]));
+        proptest::prop_assert_eq!(&serde_json::from_str::<Value>(&text[r.data.clone()]).unwrap(), &p["data"]);
+        proptest::prop_assert_eq!((p["seq"].as_u64(), p["timestamp"].as_u64(), p["sender"].as_u64()),
+            (Some(r.seq), Some(r.timestamp_ms), Some(r.sender)));
+    }
+
+    #[test]
+    fn a_damaged_delivery_is_never_misread(cut in 0usize..200, insert in ".{0,3}", n in proptest::num::u32::ANY) {
+        let d = Delivered { topic: "t.u", payload: br#"{"a":[1,2]}"#, seq: u64::from(n), timestamp_us: 5_000, sender: 2 };
+        let text = written(n, &d);
+        let at = text.char_indices().map(|(i, _)| i).nth(cut % text.chars().count()).unwrap_or(0);
+        let damaged = format!("{}{insert}{}", &text[..at], &text[at..]);
+        // Where the fast reader finds data that is one JSON value, the whole is JSON and the
+        // JSON reader agrees on every number and the topic.
+        if let Some(r) = read_delivery(&damaged)
+            && serde_json::from_str::<Value>(&damaged[r.data.clone()]).is_ok()
+        {
+            let v: Value = serde_json::from_str(&damaged).unwrap();
+            let p = &v["payload"];
+            proptest::prop_assert_eq!(p["sub"].as_u64(), Some(u64::from(r.sub)));
+            proptest::prop_assert_eq!(p["topic"].as_str(), Some(&damaged[r.topic.clone()]));
+            proptest::prop_assert_eq!((p["seq"].as_u64(), p["sender"].as_u64()), (Some(r.seq), Some(r.sender)));
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::native::{self, ENV_ENDPOINT, ENV_TOKEN, FrameReader};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,16 +81,21 @@ pub enum ClientError {
     /// A service call failed: the provider's error, or the broker's (no such service, timeout).
     #[error("{0}")]
     Call(String),
+    /// The data given to send cannot be written as JSON (a map with keys that are not strings).
+    #[error("the data cannot be written as JSON: {0}")]
+    Data(String),
 }
 
-/// A message delivered to a subscription. Its data is kept as the JSON text it came as, and
-/// read when asked for ([`Message::data`], [`Message::parse`]): a subscriber that only counts,
-/// or reads one field, does not pay for the rest.
+/// A message delivered to a subscription. It keeps the delivery's text as it came, and its data
+/// is read when asked for ([`Message::data`], [`Message::parse`]): a subscriber that only
+/// counts, or reads one field, does not pay for the rest.
 #[derive(Debug, Clone)]
 pub struct Message {
-    /// Its topic.
-    pub topic: String,
-    raw: Box<RawValue>,
+    /// The delivery's text (or, read the slow way, the data's).
+    text: String,
+    topic: TopicText,
+    /// Where the data's JSON is in `text`.
+    data: std::ops::Range<usize>,
     /// The broker's sequence number.
     pub seq: u64,
     /// When the broker accepted it (ms since the Unix epoch).
@@ -99,20 +104,37 @@ pub struct Message {
     pub sender: u64,
 }
 
+/// Where a message's topic is.
+#[derive(Debug, Clone)]
+enum TopicText {
+    /// In the delivery's text.
+    In(std::ops::Range<usize>),
+    /// Read out of it (it had escapes).
+    Own(String),
+}
+
 impl Message {
+    /// Its topic.
+    pub fn topic(&self) -> &str {
+        match &self.topic {
+            TopicText::In(at) => self.text.get(at.clone()).unwrap_or_default(),
+            TopicText::Own(topic) => topic,
+        }
+    }
+
     /// Its data as a JSON value.
     pub fn data(&self) -> Value {
-        serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+        serde_json::from_str(self.json()).unwrap_or(Value::Null)
     }
 
     /// Its data read as `T`.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.raw.get())
+        serde_json::from_str(self.json())
     }
 
     /// Its data's JSON text.
     pub fn json(&self) -> &str {
-        self.raw.get()
+        self.text.get(self.data.clone()).unwrap_or("null")
     }
 }
 
@@ -268,7 +290,28 @@ impl Inner {
 }
 
 pub(crate) fn envelope(kind: &str, payload: &Value) -> String {
-    json!({ "type": kind, "payload": payload }).to_string()
+    // A `Value` always writes.
+    typed_envelope(kind, payload).unwrap_or_default()
+}
+
+/// An envelope around any payload that writes as JSON, written in one pass.
+fn typed_envelope<P: Serialize + ?Sized>(kind: &str, payload: &P) -> Result<String, ClientError> {
+    #[derive(Serialize)]
+    struct Envelope<'a, P: ?Sized> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        payload: &'a P,
+    }
+    serde_json::to_string(&Envelope { kind, payload }).map_err(|e| ClientError::Data(e.to_string()))
+}
+
+/// A message's topic and data, as `bus.publish` and `bus.send` carry them.
+#[derive(Serialize)]
+struct Addressed<'a, T: ?Sized> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app: Option<&'a str>,
+    topic: &'a str,
+    data: &'a T,
 }
 
 /// A connection to the shell, bound to one app instance. Cheap to clone; the connection closes
@@ -418,8 +461,10 @@ impl Client {
 
     /// Publishes `data` on `topic`. A refusal (a permission, a bad topic) comes on
     /// [`Client::refusals`].
-    pub async fn publish(&self, topic: &str, data: &Value) -> Result<(), ClientError> {
-        self.inner.send(envelope("bus.publish", &json!({ "topic": topic, "data": data }))).await
+    /// `data` is anything that writes as JSON (a `serde_json::Value`, a struct deriving
+    /// `Serialize`, a `RawValue`), written straight into the message.
+    pub async fn publish<T: Serialize + ?Sized>(&self, topic: &str, data: &T) -> Result<(), ClientError> {
+        self.inner.send(typed_envelope("bus.publish", &Addressed { app: None, topic, data })?).await
     }
 
     /// Subscribes to `pattern` (`*` one segment, `#` any number).
@@ -439,8 +484,8 @@ impl Client {
     }
 
     /// Sends `data` to one app (its running instance, or its queue while it restarts).
-    pub async fn send(&self, app: &str, topic: &str, data: &Value) -> Result<(), ClientError> {
-        self.inner.send(envelope("bus.send", &json!({ "app": app, "topic": topic, "data": data }))).await
+    pub async fn send<T: Serialize + ?Sized>(&self, app: &str, topic: &str, data: &T) -> Result<(), ClientError> {
+        self.inner.send(typed_envelope("bus.send", &Addressed { app: Some(app), topic, data })?).await
     }
 
     /// Messages sent to this app; the first call takes them (later calls get a receiver that
@@ -609,7 +654,21 @@ async fn read(mut incoming: Incoming, inner: std::sync::Weak<Inner>, out: mpsc::
     drop(out);
 }
 
-/// A delivery, read without building its data.
+/// Hands a message to its subscription. A full queue holds the reader: the shell's queue
+/// policy then applies.
+async fn deliver(inner: &Arc<Inner>, sub: u32, message: Message) {
+    let (tx, message) = {
+        let state = inner.lock();
+        let Some(tx) = state.subs.get(&sub) else { return };
+        match tx.try_send(message) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(message)) => (tx.clone(), message),
+        }
+    };
+    let _ = tx.send(message).await;
+}
+
+/// A delivery in a shape other than the shell's own (its topic has escapes), read as JSON.
 #[derive(Deserialize)]
 struct Delivery<'a> {
     #[serde(rename = "type", borrow)]
@@ -631,23 +690,34 @@ struct DeliveryPayload<'a> {
 }
 
 async fn dispatch(inner: &Arc<Inner>, out: &mpsc::Sender<String>, text: String) -> Result<(), String> {
-    // Most of what arrives is deliveries: read those in one pass.
+    // Most of what arrives is deliveries, as the shell writes them: read those without
+    // scanning their data, and keep their text as the message.
+    if let Some(d) = protocol::envelope::read_delivery(&text) {
+        let message = Message {
+            text,
+            topic: TopicText::In(d.topic),
+            data: d.data,
+            seq: d.seq,
+            timestamp_ms: d.timestamp_ms,
+            sender: d.sender,
+        };
+        deliver(inner, d.sub, message).await;
+        return Ok(());
+    }
     if let Ok(d) = serde_json::from_str::<Delivery<'_>>(&text)
         && d.kind == "bus.deliver"
     {
         let p = d.payload;
-        let tx = inner.lock().subs.get(&p.sub).cloned();
-        if let Some(tx) = tx {
-            let msg = Message {
-                topic: p.topic.into_owned(),
-                raw: p.data.to_owned(),
-                seq: p.seq,
-                timestamp_ms: p.timestamp,
-                sender: p.sender,
-            };
-            // A full queue holds the reader: the shell's queue policy then applies.
-            let _ = tx.send(msg).await;
-        }
+        let data = p.data.get().to_owned();
+        let message = Message {
+            data: 0..data.len(),
+            text: data,
+            topic: TopicText::Own(p.topic.into_owned()),
+            seq: p.seq,
+            timestamp_ms: p.timestamp,
+            sender: p.sender,
+        };
+        deliver(inner, p.sub, message).await;
         return Ok(());
     }
     let m: Value = serde_json::from_str(&text).map_err(|e| format!("protocol error: {e}"))?;

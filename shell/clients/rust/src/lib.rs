@@ -13,7 +13,7 @@
 //! let mut prices = client.subscribe("prices.#").await?;
 //! client.publish("orders.new", &json!({"ticker": "AAPL", "qty": 100})).await?;
 //! while let Some(m) = prices.recv().await {
-//!     println!("{} {}", m.topic, m.data());
+//!     println!("{} {}", m.topic(), m.data());
 //! }
 //! # Ok(()) }
 //! ```

@@ -101,10 +101,11 @@ fn the_codec_welcomes_then_decodes_envelopes() {
     let e = codec.feed(&frame(r#"{"type":"tessera.evalResult","payload":{"id":1,"ok":true}}"#), &mut msgs);
     assert!(e.unwrap_err().to_string().contains("not a native app's"));
     let mut enc = codec.encoder();
-    enc.push(&ShellMsg::Welcome { client: 9 }).unwrap();
-    enc.push(&ShellMsg::SetVisible(true)).unwrap();
-    enc.push(&ShellMsg::Ping { nonce: 2 }).unwrap();
-    let bytes = enc.take();
+    let mut bytes = Vec::new();
+    enc.push(&ShellMsg::Welcome { client: 9 }, &mut bytes).unwrap();
+    enc.push(&ShellMsg::SetVisible(true), &mut bytes).unwrap();
+    enc.push(&ShellMsg::Ping { nonce: 2 }, &mut bytes).unwrap();
+    enc.finish(&mut bytes);
     let mut r = FrameReader::new();
     r.feed(&bytes);
     let w: serde_json::Value = serde_json::from_str(r.next_frame().unwrap().unwrap()).unwrap();
@@ -112,5 +113,38 @@ fn the_codec_welcomes_then_decodes_envelopes() {
     assert_eq!(w["payload"]["instance"], 3);
     assert_eq!(w["payload"]["state"], serde_json::json!({"book": [1]}));
     assert_eq!(r.next_frame().unwrap(), Some(r#"{"payload":{"nonce":2},"type":"ping"}"#));
+    assert_eq!(r.next_frame().unwrap(), None);
+}
+
+#[test]
+fn a_message_is_encoded_once_for_all_its_subscribers() {
+    let broker = broker::Broker::new(broker::BrokerConfig::default());
+    let client = broker.connect(None);
+    let sub = client.subscribe("px.#", broker::SubscribeOptions::default()).unwrap();
+    client.publish("px.a", &br#"{"bid":1.5}"#[..], broker::MessageOptions::default()).unwrap();
+    let d = sub.try_recv().unwrap();
+    let e = &d.envelope;
+    let codec = NativeCodec::new(FrameReader::new(), 1, "risk", 1, None);
+    let (mut one, mut other) = (codec.encoder(), codec.encoder());
+    let mut bytes = Vec::new();
+    one.deliver(3, e, &mut bytes).unwrap();
+    assert!(format!("{:?}", e.encoded).contains("bytes"), "the first connection keeps its encoding");
+    other.deliver(70, e, &mut bytes).unwrap();
+    let mut r = FrameReader::new();
+    r.feed(&bytes);
+    // Each frame is what the envelope writer makes of the delivery on its own.
+    for sub in [3, 70] {
+        let mut alone = Vec::new();
+        let msg = ShellMsg::Deliver {
+            sub,
+            seq: e.seq,
+            topic: "px.a".into(),
+            payload: br#"{"bid":1.5}"#.to_vec(),
+            timestamp_us: e.timestamp.0,
+            sender: e.sender.client.0,
+        };
+        assert!(protocol::envelope::write_shell_message(&msg, &mut alone));
+        assert_eq!(r.next_frame().unwrap().unwrap().as_bytes(), &alone[..]);
+    }
     assert_eq!(r.next_frame().unwrap(), None);
 }

@@ -21,8 +21,12 @@ impl Fake {
     }
 
     async fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    async fn send_text(&mut self, text: &str) {
         let mut out = Vec::new();
-        native::push_frame(&v.to_string(), &mut out);
+        native::push_frame(text, &mut out);
         self.stream.write_all(&out).await.unwrap();
     }
 }
@@ -67,8 +71,37 @@ async fn the_bus_round_trips_through_the_connection() {
         .send(json!({"type": "bus.deliver", "payload": {"sub": id, "topic": "a.c", "data": [1], "seq": 3, "timestamp": 5, "sender": 2}}))
         .await;
     let m = sub.recv().await.unwrap();
-    assert_eq!((m.topic.as_str(), m.data(), m.seq), ("a.c", json!([1]), 3));
+    assert_eq!((m.topic(), m.data(), m.seq), ("a.c", json!([1]), 3));
     assert_eq!(m.json(), "[1]");
+
+    // Deliveries as the shell writes them: read without scanning the data, escapes and all.
+    let sub_id = u32::try_from(id.as_u64().unwrap()).unwrap();
+    for (topic, data) in [("a.d", r#"{"t":",\"seq\":1}}"}"#), ("a.\"q\"", "\"x\"")] {
+        let mut text = Vec::new();
+        protocol::envelope::write_delivery_head(sub_id, &mut text);
+        let d =
+            protocol::envelope::Delivered { topic, payload: data.as_bytes(), seq: 8, timestamp_us: 9_000, sender: 4 };
+        protocol::envelope::write_delivery_tail(&d, &mut text);
+        shell.send_text(std::str::from_utf8(&text).unwrap()).await;
+        let m = sub.recv().await.unwrap();
+        assert_eq!((m.topic(), m.json(), m.seq, m.timestamp_ms, m.sender), (topic, data, 8, 9, 4));
+    }
+
+    // Any data that writes as JSON is sent as it writes.
+    #[derive(serde::Serialize)]
+    struct Quote<'a> {
+        ticker: &'a str,
+        px: f64,
+    }
+    client.publish("a.q", &Quote { ticker: "AAPL", px: 1.5 }).await.unwrap();
+    assert_eq!(
+        shell.recv().await,
+        json!({"type": "bus.publish", "payload": {"topic": "a.q", "data": {"ticker": "AAPL", "px": 1.5}}})
+    );
+    client.send("oms", "a.s", &json!(2)).await.unwrap();
+    assert_eq!(shell.recv().await, json!({"type": "bus.send", "payload": {"app": "oms", "topic": "a.s", "data": 2}}));
+    let bad = std::collections::HashMap::from([(vec![1u8], 1)]);
+    assert!(matches!(client.publish("a.q", &bad).await, Err(ClientError::Data(_))));
 
     // The heartbeat is answered by the client itself.
     shell.send(json!({"type": "ping", "payload": {"nonce": 77}})).await;

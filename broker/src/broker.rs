@@ -427,11 +427,34 @@ impl Subscription {
         if self.policy == QueuePolicy::Backpressure {
             self.space.notify(usize::MAX);
         }
+        self.unexpired(d)
+    }
+
+    /// `d`, unless its TTL ran out while it queued (then it is dead-lettered).
+    fn unexpired(&self, d: Delivery) -> Option<Delivery> {
         if d.envelope.expires_at.is_some() && d.envelope.is_expired(self.clock.now()) {
             self.shared.state.lock().expired_in_queue(self.id, d.envelope);
             return None;
         }
         Some(d)
+    }
+
+    /// Takes up to `max` queued messages, in order, handing each to `take`; how many. Waiting
+    /// publishers are woken once for all of them, not once a message: a reader that drains
+    /// its queue in batches (a connection's writer) frees a batch's room in one wake-up.
+    pub fn try_recv_many(&self, max: usize, mut take: impl FnMut(Delivery)) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Ok(d) = self.rx.try_recv() else { break };
+            n += 1;
+            if let Some(d) = self.unexpired(d) {
+                take(d);
+            }
+        }
+        if n > 0 && self.policy == QueuePolicy::Backpressure {
+            self.space.notify(usize::MAX);
+        }
+        n
     }
 
     /// The next message, if one is queued.

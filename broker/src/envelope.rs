@@ -12,9 +12,9 @@ use crate::ids::{AppId, ClientId, MessageId, Target, TraceId};
 use crate::topic::Topic;
 
 /// Message bytes, shared by reference count: every receiver of a message sees the same
-/// allocation.
+/// allocation. Made from a `Vec`, it takes the vector's buffer as it is (no copy).
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct Payload(Arc<[u8]>);
+pub struct Payload(bytes::Bytes);
 
 impl Payload {
     /// The bytes.
@@ -24,7 +24,7 @@ impl Payload {
 
     /// Whether two payloads share one allocation.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+        a.0.as_ptr() == b.0.as_ptr() && a.0.len() == b.0.len()
     }
 }
 
@@ -43,13 +43,13 @@ impl From<Vec<u8>> for Payload {
 
 impl From<&[u8]> for Payload {
     fn from(v: &[u8]) -> Self {
-        Self(v.into())
+        Self(bytes::Bytes::copy_from_slice(v))
     }
 }
 
 impl From<&str> for Payload {
     fn from(v: &str) -> Self {
-        Self(v.as_bytes().into())
+        Self(bytes::Bytes::copy_from_slice(v.as_bytes()))
     }
 }
 
@@ -122,13 +122,13 @@ pub struct Envelope {
 /// once, not N times. The broker never reads it, and it is not part of the message: not
 /// compared, not stored, and a clone (which may then be changed) starts without it.
 #[derive(Default)]
-pub struct Encoded(std::sync::OnceLock<Box<[u8]>>);
+pub struct Encoded(std::sync::OnceLock<Vec<u8>>);
 
 impl Encoded {
     /// The encoding, made by `encode` if no receiver has made it yet. Every caller must encode
     /// the same way: there is one encoding per message (the native endpoint's JSON delivery).
     pub fn get_or_init(&self, encode: impl FnOnce() -> Vec<u8>) -> &[u8] {
-        self.0.get_or_init(|| encode().into_boxed_slice())
+        self.0.get_or_init(encode)
     }
 }
 

@@ -331,7 +331,8 @@ pub fn read_delivery(text: &str) -> Option<DeliveryText> {
     let sub = u32::try_from(sub).ok()?;
     let rest = b[at..].strip_prefix(br#","topic":""#)?;
     at = b.len() - rest.len();
-    let close = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+    // A topic with escapes, or with what JSON must escape, is the JSON reader's.
+    let close = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
     if rest[close] != b'"' {
         return None;
     }

@@ -390,11 +390,16 @@ async fn write_frames<E: Encoder>(
         }
         for k in 0..subs.len() {
             let (sub, subscription) = &subs[(first_sub + k) % subs.len()];
-            while delivered < coalesce
-                && let Some(d) = subscription.try_recv()
-            {
-                encoder.deliver(*sub, &d.envelope, &mut bytes)?;
-                delivered += 1;
+            let mut failed = None;
+            delivered += subscription.try_recv_many(coalesce - delivered, |d| {
+                if failed.is_none()
+                    && let Err(e) = encoder.deliver(*sub, &d.envelope, &mut bytes)
+                {
+                    failed = Some(e);
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         first_sub = first_sub.wrapping_add(1);

@@ -196,7 +196,7 @@ impl Monitor {
                     // (A WebSocket client's process cannot be named: it is not watched.)
                     if pid != 0
                         && usage.last_scan.elapsed() >= Duration::from_millis(500)
-                        && let Some(over) = self.scan_usage(pid, &mut usage)
+                        && let Some(over) = self.scan_usage(pid, &mut usage).await
                     {
                         break match over {
                             Ended::OverMemory(m) => format!("over its memory limit ({} MiB); its connection was closed", m >> 20),
@@ -319,7 +319,7 @@ impl Monitor {
                     // Memory and CPU: a watchdog over the host's whole tree (cgroup v2 is not used yet).
                     if let Some(pid) = pid
                         && usage.last_scan.elapsed() >= Duration::from_millis(500)
-                        && let Some(over) = self.scan_usage(pid, &mut usage)
+                        && let Some(over) = self.scan_usage(pid, &mut usage).await
                     {
                         kill(&mut child);
                         let _ = child.wait().await;
@@ -646,11 +646,16 @@ impl Monitor {
     /// Looks at the host's whole process tree: memory (PSS), CPU over the window, the app's
     /// message rate; reports them, demotes a flooding app, and says whether the host is over
     /// a limit and must go.
-    pub(crate) fn scan_usage(&mut self, pid: u32, u: &mut Usage) -> Option<Ended> {
+    pub(crate) async fn scan_usage(&mut self, pid: u32, u: &mut Usage) -> Option<Ended> {
         let last_scan_gap = u.last_scan.elapsed();
         u.last_scan = Instant::now();
-        let tree = process_tree(pid);
-        let rss: u64 = tree.iter().map(memory_of).sum();
+        // Reading /proc blocks: off the runtime's threads, which carry the apps' messages.
+        let read = tokio::task::spawn_blocking(move || {
+            let tree = process_tree_recent(pid, Duration::from_millis(400));
+            let rss: u64 = tree.iter().map(memory_of).sum();
+            (tree, rss)
+        });
+        let (tree, rss) = read.await.ok()?;
         let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
         // CPU: the tree's ticks now against the oldest sample in the window.
         // (A child that exited takes its ticks with it: the sum may drop.)

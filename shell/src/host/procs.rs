@@ -3,6 +3,7 @@
 //! whole tree killed.
 
 /// One process as `/proc/<pid>/stat` describes it.
+#[derive(Debug, Clone)]
 pub(crate) struct Proc {
     pub(crate) pid: u32,
     pub(crate) ppid: u32,
@@ -29,25 +30,48 @@ pub(crate) fn read_proc(pid: u32) -> Option<Proc> {
     })
 }
 
-/// `root` and every process under it.
+/// `root` and every process under it, read now (to kill them: nothing just forked is missed).
 ///
 /// ## Platform-specific
 /// Linux only (`/proc`); elsewhere just `root`, with no memory figure.
 pub(crate) fn process_tree(root: u32) -> Vec<Proc> {
+    tree_in(root, &read_all())
+}
+
+/// `root` and every process under it, from a reading of the process table at most `max_age`
+/// old: the watchdogs of all the shell's apps share one reading rather than each reading all of
+/// `/proc` twice a second.
+pub(crate) fn process_tree_recent(root: u32, max_age: std::time::Duration) -> Vec<Proc> {
+    static TABLE: std::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Vec<Proc>>)>> =
+        std::sync::Mutex::new(None);
+    let mut table = TABLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let all = match &*table {
+        Some((at, all)) if at.elapsed() <= max_age => std::sync::Arc::clone(all),
+        _ => {
+            let all = std::sync::Arc::new(read_all());
+            *table = Some((std::time::Instant::now(), std::sync::Arc::clone(&all)));
+            all
+        }
+    };
+    drop(table);
+    tree_in(root, &all)
+}
+
+/// Every process in `/proc`.
+fn read_all() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let all: Vec<Proc> =
-        dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(read_proc).collect();
-    let mut tree: Vec<Proc> = Vec::new();
+    dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(read_proc).collect()
+}
+
+/// `root` (as it is now) and the processes under it in `all`.
+fn tree_in(root: u32, all: &[Proc]) -> Vec<Proc> {
+    let mut tree: Vec<Proc> = read_proc(root).into_iter().collect();
     let mut frontier = vec![root];
-    let mut rest = all;
     while let Some(p) = frontier.pop() {
-        let (children, others): (Vec<Proc>, Vec<Proc>) = rest.into_iter().partition(|q| q.ppid == p);
-        rest = others;
-        frontier.extend(children.iter().map(|c| c.pid));
-        tree.extend(children);
-    }
-    if let Some(me) = read_proc(root) {
-        tree.insert(0, me);
+        for child in all.iter().filter(|q| q.ppid == p && q.pid != root) {
+            frontier.push(child.pid);
+            tree.push(child.clone());
+        }
     }
     tree
 }

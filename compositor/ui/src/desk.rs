@@ -178,8 +178,23 @@ impl Desk {
     /// The health view's rows; whether the window must be drawn again (only an open health
     /// view needs it: idle stays idle).
     pub fn set_health(&mut self, rows: Vec<HealthRow>) -> bool {
+        let before = self.background();
         self.health = rows;
-        self.side == Some(Side::Health)
+        self.side == Some(Side::Health) || self.background() != before
+    }
+
+    /// The instances with no tile (native apps, which have no view): how many run, and how
+    /// many do not (restarting, failed) — the shell bar counts them too.
+    fn background(&self) -> (usize, usize) {
+        let (mut up, mut down) = (0, 0);
+        for row in self.health.iter().filter(|r| !self.views.contains_key(&r.key)) {
+            match row.state.as_str() {
+                "running" => up += 1,
+                "stopped" => {}
+                _ => down += 1,
+            }
+        }
+        (up, down)
     }
 
     /// The settings view's remembered answers; whether the window must be drawn again.
@@ -491,6 +506,7 @@ impl Desk {
             self.launcher.focus();
         }
         let views = &self.views;
+        let (background, background_down) = self.background();
         let others = self.surfaces.len() - 1;
         egui::Panel::top("shell-bar").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -500,7 +516,11 @@ impl Desk {
                 let count = |f: &dyn Fn(&TileView) -> bool| views.values().filter(|v| f(v)).count();
                 let running = count(&|v| v.live);
                 ui.label(egui::RichText::new(format!("● {running} running")).color(theme::RUNNING));
-                let down = views.len() - running;
+                if background > 0 {
+                    ui.label(egui::RichText::new(format!("+ {background} in the background")).color(theme::DIM))
+                        .on_hover_text("Native apps: they have no tile; see them in the health view");
+                }
+                let down = views.len() - running + background_down;
                 if down > 0 {
                     ui.label(egui::RichText::new(format!("● {down} not running")).color(theme::WARN));
                 }

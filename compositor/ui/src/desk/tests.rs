@@ -233,3 +233,33 @@ fn hidden_tabs_and_an_open_menu_hide_views_and_the_chip_reports_a_channel() {
         main.state().events
     );
 }
+
+#[test]
+fn the_shell_bar_counts_native_apps_too() {
+    let row = |key: u64, state: &str| HealthRow {
+        key,
+        title: format!("App {key}"),
+        state: state.into(),
+        pid: Some(100 + u32::try_from(key).unwrap()),
+        memory_bytes: None,
+        cpu_percent: None,
+        messages_in: 0,
+        messages_out: 0,
+        restarts: 0,
+        last_exit: None,
+    };
+    let mut desk = desk(&[1, 2]);
+    // Two tiles, and two native apps (no tile): one running, one restarting.
+    assert!(desk.set_health(vec![row(1, "running"), row(2, "running"), row(7, "running"), row(8, "restarting")]));
+    assert!(!desk.set_health(vec![row(1, "running"), row(2, "running"), row(7, "running"), row(8, "restarting")]));
+    let mut main = window(desk, MAIN_WINDOW);
+    main.run();
+    main.get_by_label("● 2 running");
+    main.get_by_label("+ 1 in the background");
+    main.get_by_label("● 1 not running");
+    // Only tiles: the bar says nothing of the background.
+    main.state_mut().desk.set_health(vec![row(1, "running")]);
+    main.run();
+    assert!(main.query_by_label_contains("in the background").is_none());
+    assert!(main.query_by_label_contains("not running").is_none());
+}

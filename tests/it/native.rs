@@ -272,6 +272,65 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
     );
 }
 
+#[test]
+fn a_native_app_is_held_to_its_limits_and_dies_with_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe_app = |id: &str, limits: Value| {
+        // (Apps that would live on if only their connection closed.)
+        let mut app = json!({ "appId": id, "title": id, "type": "native",
+            "path": tests::bin("tessera-native-probe").to_str().unwrap(), "env": { "PROBE_STAY": "1" } });
+        app.as_object_mut().unwrap().extend(limits.as_object().unwrap().clone());
+        app
+    };
+    let manifest = desk(
+        dir.path(),
+        &[probe_app("hog", json!({ "memoryLimitMiB": 64 })), probe_app("spinner", json!({ "cpuLimitPercent": 40 }))],
+    );
+    let shell = Shell::start_full(manifest.to_str().unwrap(), None, 2048, &[], "native-limits");
+    let app = |name: &str| shell.apps().into_iter().find(|a| a["app"] == name).unwrap_or(Value::Null);
+    shell.wait_for("the desk starts", Duration::from_secs(60), |apps| {
+        apps.len() == 3
+            && apps.iter().any(|a| a["app"] == "alpha" && running_with_page(a))
+            && apps.iter().filter(|a| a["kind"] == "native" && a["state"] == "running").count() == 2
+    });
+    let alpha = instance_of(&shell, "alpha");
+    wait_js(&shell, alpha, "typeof window.fdc3", "\"object\"");
+    let (hog, spinner) = (app("hog")["pid"].as_u64().unwrap(), app("spinner")["pid"].as_u64().unwrap());
+
+    // Over its memory limit, then over its CPU limit: each killed and started again, saying why.
+    command(&shell, alpha, &json!({ "to": "hog", "cmd": "allocate", "mib": 200 }));
+    command(&shell, alpha, &json!({ "to": "spinner", "cmd": "spin" }));
+    for (name, old, why) in [("hog", hog, "memory"), ("spinner", spinner, "CPU")] {
+        shell.wait_for(&format!("{name} is restarted"), Duration::from_secs(60), |apps| {
+            apps.iter().any(|a| {
+                a["app"] == name
+                    && a["state"] == "running"
+                    && a["restarts"].as_u64() >= Some(1)
+                    && a["pid"].as_u64().is_some_and(|p| p != old)
+            })
+        });
+        let last_exit = app(name)["last_exit"].as_str().unwrap_or_default().to_owned();
+        assert!(last_exit.contains(why), "{name}: {last_exit}");
+        assert!(!std::path::Path::new(&format!("/proc/{old}")).exists(), "{name}'s old process {old} is still there");
+    }
+
+    // The shell dies without a word (kill -9): its native apps go with it.
+    let pids: Vec<u64> = ["hog", "spinner"].iter().filter_map(|n| app(n)["pid"].as_u64()).collect();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).unwrap();
+    let ppid = stat.rsplit(") ").next().unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    assert!(std::process::Command::new("kill").args(["-9", &ppid]).status().unwrap().success());
+    let start = Instant::now();
+    // (Gone, or a zombie its new parent has not reaped yet.)
+    let alive = |pid: &u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')))
+    };
+    while pids.iter().any(alive) {
+        assert!(start.elapsed() < Duration::from_secs(10), "native apps outlived the shell: {pids:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Where the client libraries were installed from the repository (packaging/dev/clients.sh).
 fn installed(path: &str) -> std::path::PathBuf {
     let p = tests::workspace_root().join("target/clients").join(path);

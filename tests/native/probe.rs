@@ -5,7 +5,8 @@
 //! - serves `native.svc` (`double`);
 //! - joins the red channel and reports every context it sees there;
 //! - handles the intent `ViewRisk` with a `fdc3.risk` context;
-//! - commands: `broadcast`, `raise`, `request`, `publish`, `flood`, `crash`, `hang`.
+//! - commands (for every probe, or the one `to` names): `broadcast`, `raise`, `request`,
+//!   `publish`, `flood`, `crash`, `hang`, `allocate` (`mib`), `spin`.
 
 use std::time::Duration;
 
@@ -53,7 +54,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             Some(r) = refusals.recv() => out(json!({ "refused": r.context, "error": r.error })).await?,
             Some(d) = directs.recv() => out(json!({ "direct": d.data, "from": d.from })).await?,
             Some(m) = ctl.recv() => command(&client, &m.data()).await?,
-            why = client.closed() => return Err(why.into()),
+            why = client.closed() => {
+                // An app that does not watch its connection (`PROBE_STAY`): it lives on.
+                if std::env::var_os("PROBE_STAY").is_some() {
+                    std::future::pending::<()>().await;
+                }
+                return Err(why.into());
+            }
         }
     }
 }
@@ -61,6 +68,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 async fn command(client: &Client, c: &Value) -> Result<(), Box<dyn std::error::Error>> {
     let fdc3 = client.fdc3();
     let report = |data: Value| async move { client.publish("e2e.from_native", &data).await };
+    // A command for another app is not this one's.
+    if c["to"].as_str().is_some_and(|to| to != client.app()) {
+        return Ok(());
+    }
     match c["cmd"].as_str() {
         Some("broadcast") => {
             if let Err(e) = fdc3.broadcast(&c["context"]).await {
@@ -100,6 +111,20 @@ async fn command(client: &Client, c: &Value) -> Result<(), Box<dyn std::error::E
         }
         Some("publish") => client.publish(c["topic"].as_str().unwrap_or_default(), &c["data"]).await?,
         Some("crash") => std::process::exit(3),
+        // Takes `mib` MiB, every page touched, and keeps it.
+        Some("allocate") => {
+            let mib = usize::try_from(c["mib"].as_u64().unwrap_or(0)).unwrap_or(0);
+            std::mem::forget(vec![1u8; mib << 20]);
+            report(json!({ "allocated": mib })).await?;
+        }
+        // Burns a core on a thread of its own (pings are still answered).
+        Some("spin") => {
+            std::thread::spawn(|| {
+                loop {
+                    std::hint::black_box(std::time::Instant::now());
+                }
+            });
+        }
         // Blocks its only thread: it no longer answers the shell's pings.
         Some("hang") => std::thread::sleep(Duration::from_secs(120)),
         Some("flood") => {

@@ -258,9 +258,14 @@ fn channels_contexts_and_private_channels_through_the_real_shell() {
 
 /// Presses `keys` in the shell window (the resolver dialog takes the keyboard).
 fn keys(shell: &Shell, keys: &[&str]) {
+    keys_in(shell, "Tessera FDC3 test desk", keys);
+}
+
+/// Presses `keys` in the shell window titled `title`.
+pub(crate) fn keys_in(shell: &Shell, title: &str, keys: &[&str]) {
     let display = display_of(shell);
     let out = std::process::Command::new("xdotool")
-        .args(["search", "--name", "Tessera FDC3 test desk"])
+        .args(["search", "--name", title])
         .env("DISPLAY", &display.0)
         .env("XAUTHORITY", &display.1)
         .output()

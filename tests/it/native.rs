@@ -443,6 +443,36 @@ fn python_and_node_apps_talk_to_a_page_and_to_each_other() {
         alpha,
         &json!({ "to": "js", "cmd": "raise", "intent": "ViewRisk", "context": instrument("B"), "app": "py" }),
     );
+
+    // Both native apps are among the intent's handlers, and the resolver lists them: raised with
+    // no target, the dialog asks, Enter picks the first, and that native app answers.
+    let apps = js(
+        &shell,
+        alpha,
+        &format!("fdc3.findIntent('ViewRisk', {}).then(a => a.apps.map(x => x.appId).sort())", instrument("R")),
+    );
+    assert_eq!(apps, json!(["js", "py"]));
+    js(
+        &shell,
+        alpha,
+        &format!(
+            "(window.pick = null, fdc3.raiseIntent('ViewRisk', {}).then(async (r) => window.pick = [r.source.appId, (await r.getResult()).type], e => window.pick = e.message), true)",
+            instrument("R")
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    crate::fdc3::keys_in(&shell, "Tessera native desk", &["Return"]);
+    let start = Instant::now();
+    let picked = loop {
+        let got = js(&shell, alpha, "window.pick");
+        if !got.is_null() {
+            break got;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the resolver was not answered\n{}", shell.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(picked[0] == "py" || picked[0] == "js", "{picked}");
+    assert_eq!(picked[1], "fdc3.risk", "{picked}");
     let by_py = wait_seen(
         &shell,
         alpha,

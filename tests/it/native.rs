@@ -222,6 +222,34 @@ fn a_native_app_is_a_first_class_member_of_the_desk() {
     });
     assert_eq!(js(&shell, alpha, "tessera.bus.request('native.svc', 'double', {n: 2})"), json!(4));
 
+    // The health view's figures, as for any app: its process's memory and CPU, its traffic.
+    shell.wait_for("the probe's figures", Duration::from_secs(30), |apps| {
+        apps.iter().any(|a| {
+            a["app"] == "probe"
+                && a["memory_bytes"].as_u64().is_some_and(|m| m > 0)
+                && a["cpu_percent"].is_number()
+                && a["messages_in"].as_u64().is_some_and(|n| n > 0)
+                && a["messages_out"].as_u64().is_some_and(|n| n > 0)
+        })
+    });
+
+    // A workspace keeps the native app and the state it saved: closed, then the workspace
+    // restored, it is started again and given that state.
+    command(&shell, alpha, &json!({ "cmd": "save", "state": { "book": "EQ-1" } }));
+    wait_seen(&shell, alpha, "the probe saves its state", "m.data.saved");
+    shell.ctl_ok(&["layout", "save", "with-probe"]);
+    let before = probe(&shell)["instance"].as_u64().unwrap();
+    js(&shell, alpha, "window.received = [], true");
+    shell.ctl_ok(&["close", &before.to_string()]);
+    shell.wait_for("the probe is closed", Duration::from_secs(30), |apps| !apps.iter().any(|a| a["app"] == "probe"));
+    shell.ctl_ok(&["layout", "restore", "with-probe"]);
+    let ready = wait_seen(&shell, alpha, "the probe is started again", "m.data.ready === 'probe'");
+    assert_eq!(ready["state"], json!({ "book": "EQ-1" }), "{ready}");
+    assert_ne!(ready["instance"].as_u64(), Some(before), "{ready}");
+    shell.wait_for("the probe runs again", Duration::from_secs(30), |apps| {
+        apps.iter().any(|a| a["app"] == "probe" && a["state"] == "running")
+    });
+
     // A crash, then a hang (no answer to pings): each noticed, and the probe restarted in a new
     // process, back on the bus under the same app.
     for (cmd, restarts, why) in [("crash", 1, "code 3"), ("hang", 2, "hung")] {

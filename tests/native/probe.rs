@@ -6,7 +6,8 @@
 //! - joins the red channel and reports every context it sees there;
 //! - handles the intent `ViewRisk` with a `fdc3.risk` context;
 //! - commands (for every probe, or the one `to` names): `broadcast`, `raise`, `request`,
-//!   `publish`, `flood`, `crash`, `hang`, `allocate` (`mib`), `spin`.
+//!   `publish`, `flood`, `crash`, `hang`, `allocate` (`mib`), `spin`, `save` (`state`: its
+//!   workspace state; it reports what it was given when it starts).
 
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let client = client.clone();
         async move { client.publish("e2e.from_native", &data).await }
     };
-    out(json!({ "ready": client.app(), "instance": client.instance() })).await?;
+    out(json!({ "ready": client.app(), "instance": client.instance(), "state": client.state() })).await?;
     loop {
         tokio::select! {
             Some(m) = input.recv() => out(json!({ "echo": m.data(), "app": client.app() })).await?,
@@ -111,6 +112,10 @@ async fn command(client: &Client, c: &Value) -> Result<(), Box<dyn std::error::E
         }
         Some("publish") => client.publish(c["topic"].as_str().unwrap_or_default(), &c["data"]).await?,
         Some("crash") => std::process::exit(3),
+        Some("save") => {
+            client.save_state(&c["state"]).await?;
+            report(json!({ "saved": c["state"] })).await?;
+        }
         // Takes `mib` MiB, every page touched, and keeps it.
         Some("allocate") => {
             let mib = usize::try_from(c["mib"].as_u64().unwrap_or(0)).unwrap_or(0);

@@ -40,13 +40,21 @@ function createDesktopAgent(host) {
     return c !== null && typeof c === "object" && !Array.isArray(c) && typeof c.type === "string" && c.type.length > 0;
   }
 
+  // A request's deadline. In Node (a native app's client) it does not keep the process alive
+  // by itself: an app that closed its connection can exit without waiting for it.
+  function later(f, ms) {
+    const timer = setTimeout(f, ms);
+    if (timer && typeof timer.unref === "function") timer.unref();
+    return timer;
+  }
+
   // Sends a request; resolves with the response's payload, rejects with its error. `onAnswer`
   // runs synchronously with a successful payload, before any later message is handled.
   function request(type, payload, options) {
     const o = options || {};
     const requestUuid = uuid();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = later(() => {
         pending.delete(requestUuid);
         reject(fail("ApiTimeout"));
       }, o.timeoutMs || REQUEST_TIMEOUT_MS);
@@ -235,7 +243,7 @@ function createDesktopAgent(host) {
   function raise(type, payload) {
     const requestUuid = uuid();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = later(() => {
         pending.delete(requestUuid);
         reject(fail("ApiTimeout"));
       }, LONG_TIMEOUT_MS);

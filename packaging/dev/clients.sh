@@ -10,6 +10,6 @@ mkdir -p target/clients
 if [ ! -x target/clients/venv/bin/python ]; then
     python3 -m venv target/clients/venv
 fi
-target/clients/venv/bin/python -m pip install --quiet --disable-pip-version-check "./shell/clients/python[credentials]"
+target/clients/venv/bin/python -m pip install --quiet --disable-pip-version-check "./shell/clients/python[credentials,websocket]"
 (cd shell/clients/node && npm ci --no-audit --no-fund --loglevel=error)
 npm install --prefix target/clients --no-audit --no-fund --loglevel=error --no-save ./shell/clients/node

@@ -657,6 +657,42 @@ fn an_app_started_elsewhere_joins_with_an_it_signed_credential() {
     from_page.headers_mut().insert("Origin", "https://evil.example".parse().unwrap());
     let answer = ws_answer(from_page, token_hello);
     assert!(answer.contains("403"), "{answer}");
+    // The Python and Node clients over the same WebSocket, each a process of its own.
+    std::fs::write(d.join("oms.json"), good.to_string()).unwrap();
+    let (credential_file, key_file) = (d.join("oms.json"), d.join("oms.key"));
+    let python = "import asyncio, json, sys\n\
+        from tessera_client import Client\n\
+        async def main():\n\
+        \x20   c = await Client.connect_websocket_with_credential(sys.argv[1], json.load(open(sys.argv[2])), open(sys.argv[3]).read())\n\
+        \x20   await c.publish('e2e.from_native', {'over': 'websocket', 'client': 'python', 'app': c.app})\n\
+        \x20   await asyncio.sleep(1)\n\
+        \x20   await c.close()\n\
+        asyncio.run(main())\n";
+    let node_script = "const fs = require('fs');\n\
+        const [url, cred, key] = process.argv.slice(1);\n\
+        require('tessera-client').connectWebSocketWithCredential(url, JSON.parse(fs.readFileSync(cred, 'utf8')), fs.readFileSync(key, 'utf8'))\n\
+        \x20 .then((c) => { c.publish('e2e.from_native', { over: 'websocket', client: 'node', app: c.app }); setTimeout(() => c.close(), 1000); })\n\
+        \x20 .catch((e) => { console.error(e.message); process.exit(1); });\n";
+    let runs = [
+        std::process::Command::new(installed("venv/bin/python"))
+            .args(["-c", python, &url])
+            .args([&credential_file, &key_file])
+            .output()
+            .unwrap(),
+        std::process::Command::new(node())
+            .args(["-e", node_script, &url])
+            .args([&credential_file, &key_file])
+            .env("NODE_PATH", installed("node_modules"))
+            .output()
+            .unwrap(),
+    ];
+    for out in &runs {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for client in ["python", "node"] {
+        let said = wait_seen(&shell, alpha, client, &format!("m.data.client === '{client}'"));
+        assert_eq!(said["app"], "oms", "{said}");
+    }
     drop(remote);
     drop(shell);
     let log = audit(&profile);

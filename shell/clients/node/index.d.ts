@@ -54,3 +54,13 @@ export declare function connectWithCredential(
   privateKeyHex: string,
   options?: { timeoutMs?: number }
 ): Promise<Client>;
+/**
+ * `connectWithCredential` over the endpoint's WebSocket (`ws://127.0.0.1:PORT`, where the admin
+ * policy opens one); needs the `ws` package.
+ */
+export declare function connectWebSocketWithCredential(
+  url: string,
+  credential: { app: string; [field: string]: unknown },
+  privateKeyHex: string,
+  options?: { timeoutMs?: number }
+): Promise<Client>;

@@ -285,19 +285,84 @@ function connect(path, token, options) {
  * the shell's challenge and never leaves this process.
  */
 function connectWithCredential(path, credential, privateKeyHex, options) {
+  return handshake(path, { credential: credential }, signer(credential, privateKeyHex), options);
+}
+
+// What answers the shell's challenge for `credential`: the nonce signed with the app's key.
+function signer(credential, privateKeyHex) {
   const crypto = require("crypto");
   // An ed25519 seed as PKCS #8 DER: the fixed prefix, then the 32 bytes.
   const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(String(privateKeyHex).trim(), "hex")]);
   const key = crypto.createPrivateKey({ key: der, format: "der", type: "pkcs8" });
-  const sign = (nonce) =>
-    crypto.sign(null, Buffer.from(`tessera-endpoint-proof\n${credential.app}\n${nonce}`), key).toString("hex");
-  return handshake(path, { credential: credential }, sign, options);
+  return (nonce) => crypto.sign(null, Buffer.from(`tessera-endpoint-proof\n${credential.app}\n${nonce}`), key).toString("hex");
+}
+
+/**
+ * `connectWithCredential` over the endpoint's WebSocket (`ws://127.0.0.1:PORT`, where the admin
+ * policy's `endpoint.websocket` opens one), for an app that cannot reach the shell's Unix socket.
+ * It needs the `ws` package (an optional dependency of this one).
+ */
+function connectWebSocketWithCredential(url, credential, privateKeyHex, options) {
+  let WebSocket;
+  try {
+    WebSocket = require("ws");
+  } catch (e) {
+    return Promise.reject(new TesseraError("a WebSocket needs the ws package: npm install ws"));
+  }
+  const sign = signer(credential, privateKeyHex);
+  const ws = new WebSocket(url, { maxPayload: MAX_FRAME });
+  return handshakeOn(webSocketStream(ws), url, { credential: credential }, sign, options);
+}
+
+// A WebSocket as the byte stream the client speaks: each frame it writes goes as one text
+// message, each text message comes back as a frame; a binary message ends the connection.
+function webSocketStream(ws) {
+  const { Duplex } = require("stream");
+  let pending = Buffer.alloc(0);
+  const stream = new Duplex({
+    write(chunk, _encoding, done) {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      while (pending.length >= 4) {
+        const len = pending.readUInt32BE(0);
+        if (pending.length < 4 + len) break;
+        ws.send(pending.subarray(4, 4 + len).toString("utf8"));
+        pending = pending.subarray(4 + len);
+      }
+      done();
+    },
+    read() {},
+    final(done) {
+      ws.close();
+      done();
+    },
+    destroy(error, done) {
+      ws.terminate();
+      done(error);
+    },
+  });
+  ws.on("open", () => stream.emit("connect"));
+  ws.on("message", (data, isBinary) => {
+    if (isBinary) {
+      stream.destroy(new Error("the shell sent a binary message"));
+      return;
+    }
+    const body = Buffer.isBuffer(data) ? data : Buffer.from(String(data));
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(body.length);
+    stream.push(Buffer.concat([head, body]));
+  });
+  ws.on("close", () => stream.destroy());
+  ws.on("error", (e) => stream.destroy(e));
+  return stream;
 }
 
 function handshake(path, proof, sign, options) {
+  return handshakeOn(net.createConnection(path), path, proof, sign, options);
+}
+
+function handshakeOn(socket, path, proof, sign, options) {
   const timeoutMs = (options && options.timeoutMs) || 10000;
   return new Promise((resolve, reject) => {
-    const socket = net.createConnection(path);
     const frames = new Frames();
     let done = false;
     const fail = (e) => {
@@ -362,4 +427,4 @@ function fromEnv() {
   return connect(path, token);
 }
 
-module.exports = { connect, connectWithCredential, fromEnv, Client, TesseraError, PROTOCOL };
+module.exports = { connect, connectWithCredential, connectWebSocketWithCredential, fromEnv, Client, TesseraError, PROTOCOL };

@@ -23,7 +23,9 @@ function fakeShell() {
   const sock = path.join(dir, "e.sock");
   let resolveConn;
   const conn = new Promise((r) => (resolveConn = r));
+  const sockets = [];
   const server = net.createServer((s) => {
+    sockets.push(s);
     let buf = Buffer.alloc(0);
     const queue = [];
     const waiters = [];
@@ -42,7 +44,11 @@ function fakeShell() {
     });
   });
   server.listen(sock);
-  return { sock, conn, close: () => server.close() };
+  const close = () => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  };
+  return { sock, conn, close };
 }
 
 const WELCOME = { type: "welcome", payload: { protocol: 1, app: "blotter", instance: 2, client: 7 } };
@@ -159,4 +165,53 @@ test("an app started elsewhere answers the challenge with its key", async () => 
   assert.strictEqual(client.app, "blotter");
   client.close();
   shell.close();
+});
+
+test("over a WebSocket: one text message a frame, both ways", async () => {
+  const { WebSocketServer } = require("ws");
+  const { connectWebSocketWithCredential } = require("..");
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((r) => server.once("listening", r));
+  const url = `ws://127.0.0.1:${server.address().port}`;
+  const got = [];
+  const waiters = [];
+  let ws;
+  server.on("connection", (socket, request) => {
+    ws = socket;
+    // What a browser would send (and the shell refuses): none.
+    assert.strictEqual(request.headers.origin, undefined);
+    socket.on("message", (data, isBinary) => {
+      assert.ok(!isBinary, "only text messages");
+      const m = JSON.parse(String(data));
+      if (waiters.length) waiters.shift()(m);
+      else got.push(m);
+    });
+  });
+  const recv = () => (got.length ? Promise.resolve(got.shift()) : new Promise((r) => waiters.push(r)));
+  const credential = { kind: "tessera.credential", app: "oms", publicKey: "00" };
+  const connecting = connectWebSocketWithCredential(url, credential, "07".repeat(32));
+  const hello = await recv();
+  assert.deepStrictEqual([hello.type, hello.payload.credential], ["hello", credential]);
+  ws.send(JSON.stringify({ type: "challenge", payload: { nonce: "n1" } }));
+  assert.strictEqual((await recv()).type, "proof");
+  ws.send(JSON.stringify(WELCOME));
+  const client = await connecting;
+  assert.strictEqual(client.app, "blotter");
+  const start = await recv();
+  assert.strictEqual(start.type, "getCurrentChannelRequest");
+  ws.send(JSON.stringify({ type: "getCurrentChannelResponse", payload: { channel: null }, meta: { requestUuid: start.meta.requestUuid } }));
+  await client.fdc3Ready;
+  // A subscription's message comes back in; a publish goes out.
+  const seen = new Promise((resolve) => client.subscribe("px.*", (data, meta) => resolve([meta.topic, data])));
+  const sub = await recv();
+  assert.strictEqual(sub.type, "bus.subscribe");
+  ws.send(JSON.stringify({ type: "bus.deliver", payload: { sub: sub.payload.sub, topic: "px.a", data: { bid: 1 }, seq: 1, timestamp: 2, sender: 3 } }));
+  assert.deepStrictEqual(await seen, ["px.a", { bid: 1 }]);
+  client.publish("a.b", { x: 1 });
+  const pub = await recv();
+  assert.deepStrictEqual([pub.type, pub.payload.topic, pub.payload.data], ["bus.publish", "a.b", { x: 1 }]);
+  // The shell closes: the client says so.
+  ws.close();
+  assert.match(await client.closed(), /closed/);
+  server.close();
 });

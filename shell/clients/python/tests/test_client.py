@@ -177,3 +177,51 @@ class CredentialTest(FakeShellTest):
         await shell.send(WELCOME)
         client = await connecting
         self.assertEqual(client.app, "risk")
+
+
+class WebSocketTest(unittest.IsolatedAsyncioTestCase):
+    async def test_one_text_message_a_frame_both_ways(self):
+        try:
+            from websockets.asyncio.server import serve
+        except ImportError:
+            self.skipTest("websockets is not installed (pip install '.[websocket]')")
+        got: "asyncio.Queue" = asyncio.Queue()
+        conn = asyncio.get_running_loop().create_future()
+
+        async def handler(ws):
+            # What a browser would send (and the shell refuses): none.
+            self.assertIsNone(ws.request.headers.get("Origin"))
+            conn.set_result(ws)
+            async for message in ws:
+                self.assertIsInstance(message, str, "only text messages")
+                await got.put(json.loads(message))
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            credential = {"kind": "tessera.credential", "app": "oms", "publicKey": "00"}
+            connecting = asyncio.ensure_future(
+                Client.connect_websocket_with_credential(f"ws://127.0.0.1:{port}", credential, "07" * 32)
+            )
+            ws = await asyncio.wait_for(conn, 10)
+            hello = await asyncio.wait_for(got.get(), 10)
+            self.assertEqual((hello["type"], hello["payload"]["credential"]), ("hello", credential))
+            await ws.send(json.dumps({"type": "challenge", "payload": {"nonce": "n1"}}))
+            self.assertEqual((await asyncio.wait_for(got.get(), 10))["type"], "proof")
+            await ws.send(json.dumps(WELCOME))
+            client = await asyncio.wait_for(connecting, 10)
+            self.assertEqual(client.app, "risk")
+            # A publish goes out as one message; a delivery comes in as one.
+            await client.publish("a.b", {"x": 1})
+            while (m := await asyncio.wait_for(got.get(), 10))["type"] != "bus.publish":
+                pass
+            self.assertEqual(m["payload"], {"topic": "a.b", "data": {"x": 1}})
+            sub = await client.subscribe("px.*")
+            while (m := await asyncio.wait_for(got.get(), 10))["type"] != "bus.subscribe":
+                pass
+            delivery = {"sub": m["payload"]["sub"], "topic": "px.a", "data": {"bid": 1}, "seq": 1, "timestamp": 2, "sender": 3}
+            await ws.send(json.dumps({"type": "bus.deliver", "payload": delivery}))
+            message = await asyncio.wait_for(sub.recv(), 10)
+            self.assertEqual((message.topic, message.data), ("px.a", {"bid": 1}))
+            # The shell closes: the client says so.
+            await ws.close()
+            self.assertIn("closed", await asyncio.wait_for(client.wait_closed(), 10))

@@ -8,6 +8,7 @@ import inspect
 import itertools
 import json
 import os
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Optional, Union
@@ -54,6 +55,50 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _signing_key(private_key_hex: str) -> Any:
+    """The app's secret key (64 hex digits), which signs the shell's challenge."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    except ImportError as e:
+        raise ClientError("a credential needs the cryptography package: pip install 'tessera-client[credentials]'") from e
+    try:
+        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(private_key_hex.strip()))
+    except ValueError as e:
+        raise ClientError("the app's key is not 64 hex digits") from e
+
+
+async def _bridge(ws: Any, sock: socket.socket) -> None:
+    """Carries frames between the client's end of a socket pair (``sock``'s peer) and a
+    WebSocket: each frame one text message, each text message one frame; a binary message, or
+    either side closing, ends both."""
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_FRAME + 8)
+
+    async def up() -> None:
+        while True:
+            head = await reader.readexactly(4)
+            (length,) = struct.unpack(">I", head)
+            body = await reader.readexactly(length)
+            await ws.send(body.decode("utf-8"))
+
+    async def down() -> None:
+        async for message in ws:
+            if isinstance(message, bytes):
+                return
+            body = message.encode("utf-8")
+            writer.write(struct.pack(">I", len(body)) + body)
+            await writer.drain()
+
+    tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        writer.close()
+        await ws.close()
 
 
 def _frame(message: Dict[str, Any]) -> bytes:
@@ -107,6 +152,8 @@ class Client:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, welcome: Dict[str, Any]) -> None:
         self._reader = reader
         self._writer = writer
+        #: What carries a WebSocket connection's frames, if this is one.
+        self._bridge: Optional["asyncio.Future[None]"] = None
         self.app: str = welcome.get("app", "")
         self.instance: int = int(welcome.get("instance", 0))
         #: The state this instance last saved (:meth:`save_state`), kept by the shell across
@@ -150,12 +197,34 @@ class Client:
         (``tessera sign credential``), ``private_key_hex`` the app's secret key (64 hex digits),
         which signs the shell's challenge and never leaves this process. Needs the
         ``cryptography`` package (``pip install tessera-client[credentials]``)."""
-        try:
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-        except ImportError as e:
-            raise ClientError("a credential needs the cryptography package: pip install 'tessera-client[credentials]'") from e
-        key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(private_key_hex.strip()))
+        key = _signing_key(private_key_hex)
         return await cls._handshake(path, {"credential": credential}, key, timeout)
+
+    @classmethod
+    async def connect_websocket_with_credential(
+        cls, url: str, credential: Dict[str, Any], private_key_hex: str, *, timeout: float = 10.0
+    ) -> "Client":
+        """:meth:`connect_with_credential` over the endpoint's WebSocket (``ws://127.0.0.1:PORT``,
+        where the admin policy's ``endpoint.websocket`` opens one), for an app that cannot reach
+        the shell's Unix socket. Needs the ``websockets`` and ``cryptography`` packages
+        (``pip install 'tessera-client[websocket]'``)."""
+        try:
+            from websockets.asyncio.client import connect as ws_connect
+        except ImportError as e:
+            raise ClientError("a WebSocket needs the websockets package: pip install 'tessera-client[websocket]'") from e
+        key = _signing_key(private_key_hex)
+        try:
+            ws = await asyncio.wait_for(ws_connect(url, max_size=MAX_FRAME, compression=None), timeout)
+        except Exception as e:  # OSError, a timeout, or the websockets package's own errors
+            raise ClientError(f"the endpoint {url}: {e}") from e
+        # The client speaks frames over a stream: a socket pair, its other end bridged to the
+        # WebSocket (one text message a frame, both ways).
+        ours, theirs = socket.socketpair()
+        bridge = asyncio.ensure_future(_bridge(ws, theirs))
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_FRAME + 8)
+        client = await cls._handshake_on(reader, writer, url, {"credential": credential}, key, timeout)
+        client._bridge = bridge
+        return client
 
     @classmethod
     async def _handshake(cls, path: str, proof: Dict[str, Any], key: Any, timeout: float) -> "Client":
@@ -163,6 +232,18 @@ class Client:
             reader, writer = await asyncio.open_unix_connection(path, limit=MAX_FRAME + 8)
         except OSError as e:
             raise ClientError(f"the endpoint {path}: {e}") from e
+        return await cls._handshake_on(reader, writer, path, proof, key, timeout)
+
+    @classmethod
+    async def _handshake_on(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        path: str,
+        proof: Dict[str, Any],
+        key: Any,
+        timeout: float,
+    ) -> "Client":
         hello = {"type": "hello", "payload": dict(proof, protocol=PROTOCOL, client="tessera-client-python/0.1.0")}
         writer.write(_frame(hello))
         await writer.drain()

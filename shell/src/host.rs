@@ -3,9 +3,10 @@
 //! host, watches it (exit, hang, stuck page, memory and CPU over budget) and restarts it.
 //!
 //! The files form no circle: `outbox.rs` (what a connection's writer is given) uses none of
-//! the others; `instance.rs` (what an instance is) uses only it, and `procs.rs` (the /proc
-//! watchdog's reading) none; `monitor.rs` (one instance's task) uses them
-//! and `ipc.rs`; `supervisor.rs` (the handle the shell holds) uses all of them.
+//! the others; `instance.rs` (what an instance is) uses only it; `procs.rs` (the /proc
+//! watchdog's reading) and `parent_death.rs` (a native app's tie to the shell's life) use
+//! none; `monitor.rs` (one instance's task) uses them and `ipc.rs`; `supervisor.rs` (the
+//! handle the shell holds) uses all of them.
 
 pub mod endpoint;
 pub mod gate;
@@ -13,5 +14,6 @@ mod instance;
 pub mod ipc;
 mod monitor;
 mod outbox;
+mod parent_death;
 mod procs;
 pub mod supervisor;

@@ -429,7 +429,7 @@ impl Monitor {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
-        die_with_the_shell(&mut command);
+        crate::host::parent_death::die_with_the_shell(&mut command);
         let spawned = command.spawn();
         let child = match spawned {
             Ok(child) => child,
@@ -729,30 +729,4 @@ fn silent_for(last_pong: &std::sync::atomic::AtomicU64, policy: &RestartPolicy) 
     let silent_ms = broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed));
     let limit = u64::try_from(policy.heartbeat_every.as_millis()).unwrap_or(u64::MAX).saturating_mul(2);
     (silent_ms > limit).then(|| format!("{:.1}", silent_ms as f64 / 1000.0))
-}
-
-/// A native app the shell starts is sent SIGTERM if the shell dies without stopping it (a
-/// crash, `kill -9`), like an app host, which leaves when its socket closes: a native app need
-/// not watch its connection to go with the desk. (`PR_SET_PDEATHSIG`: it fires when the thread
-/// that started the app ends, and the shell starts apps from the runtime's worker threads,
-/// which live as long as the shell.)
-///
-/// ## Platform-specific
-/// Linux only.
-#[expect(unsafe_code, reason = "pre_exec is the one way to set the child's parent-death signal")]
-fn die_with_the_shell(command: &mut tokio::process::Command) {
-    let shell = rustix::process::getpid();
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes two system calls (prctl, getppid) and
-    // allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
-            // The shell died before the signal was set: go now.
-            if rustix::process::getppid() != Some(shell) {
-                return Err(std::io::Error::other("the shell is gone"));
-            }
-            Ok(())
-        });
-    }
 }

@@ -59,11 +59,17 @@ function createDesktopAgent(host) {
         reject(fail("ApiTimeout"));
       }, o.timeoutMs || REQUEST_TIMEOUT_MS);
       pending.set(requestUuid, { resolve: resolve, reject: reject, timer: timer, onAnswer: o.onAnswer });
-      host.postMessage({
-        type: type,
-        payload: payload || {},
-        meta: { requestUuid: requestUuid, timestamp: new Date().toISOString() },
-      });
+      try {
+        host.postMessage({
+          type: type,
+          payload: payload || {},
+          meta: { requestUuid: requestUuid, timestamp: new Date().toISOString() },
+        });
+      } catch (e) {
+        clearTimeout(timer);
+        pending.delete(requestUuid);
+        reject(e);
+      }
     });
   }
 
@@ -252,11 +258,17 @@ function createDesktopAgent(host) {
         reject: reject,
         timer: timer,
       });
-      host.postMessage({
-        type: type,
-        payload: payload,
-        meta: { requestUuid: requestUuid, timestamp: new Date().toISOString() },
-      });
+      try {
+        host.postMessage({
+          type: type,
+          payload: payload,
+          meta: { requestUuid: requestUuid, timestamp: new Date().toISOString() },
+        });
+      } catch (e) {
+        clearTimeout(timer);
+        pending.delete(requestUuid);
+        reject(e);
+      }
     });
   }
 

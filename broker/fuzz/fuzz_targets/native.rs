@@ -1,7 +1,8 @@
 //! Fuzzes the native endpoint's decoder as a hostile client drives it: an arbitrary stream,
 //! cut at arbitrary points, through the frame reader; the first frame through the hello parser
 //! and the rest through the envelope parser; every frame through the fast delivery reader a
-//! client uses (what the shell sends comes over the same frames). Nothing may panic; the reader never buffers more
+//! client uses (what the shell sends comes over the same frames), and through the reader of a
+//! page's batches. Nothing may panic; the reader never buffers more
 //! than one frame's limit plus a read; a frame it yields re-frames to the same bytes; and every
 //! envelope a client's message becomes is one the shell can send back to an app as JSON.
 #![no_main]
@@ -45,6 +46,14 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let _ = native::parse_proof(&text);
                 continue;
+            }
+            // What a page posts may be a batch of envelopes: each is one a client could send.
+            if let Ok(parts) = envelope::app_batch(&text) {
+                assert!(parts.len() <= envelope::MAX_APP_BATCH);
+                for part in parts {
+                    assert!(text.contains(part));
+                    let _ = envelope::app_message(part);
+                }
             }
             match envelope::app_message(&text) {
                 // What a client published comes back to a subscriber as JSON.

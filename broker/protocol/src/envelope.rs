@@ -18,6 +18,13 @@ use crate::wire::{HostMsg, MAX_APP_STATE, ShellMsg};
 /// Largest envelope an app may send, in bytes.
 pub const MAX_APP_MESSAGE: usize = 4 << 20;
 
+/// Most envelopes one batch from a page may hold (its preload posts what one task sends as one
+/// batch, at most a thousand).
+pub const MAX_APP_BATCH: usize = 4096;
+
+/// Largest batch a page may post, in bytes.
+pub const MAX_APP_BATCH_BYTES: usize = 8 << 20;
+
 /// An envelope that was refused: what was wrong with it, in one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -25,6 +32,23 @@ pub struct EnvelopeError(pub String);
 
 fn err(message: impl Into<String>) -> EnvelopeError {
     EnvelopeError(message.into())
+}
+
+/// Splits what a page posted into its envelopes: one envelope (`{...}`), or a batch of them
+/// (`[{...}, ...]`, in order), each still to be read by [`app_message`].
+pub fn app_batch(body: &str) -> Result<Vec<&str>, EnvelopeError> {
+    if !body.trim_start().starts_with('[') {
+        return Ok(vec![body]);
+    }
+    if body.len() > MAX_APP_BATCH_BYTES {
+        return Err(err(format!("a batch of {} bytes is over the {MAX_APP_BATCH_BYTES}-byte limit", body.len())));
+    }
+    let items: Vec<&RawValue> =
+        serde_json::from_str(body).map_err(|e| err(format!("a batch that is not a JSON array: {e}")))?;
+    if items.len() > MAX_APP_BATCH {
+        return Err(err(format!("a batch of {} messages is over the {MAX_APP_BATCH}-message limit", items.len())));
+    }
+    Ok(items.into_iter().map(RawValue::get).collect())
 }
 
 /// Turns one envelope from an app into a message for the shell.

@@ -71,7 +71,9 @@ thread_local! {
 }
 
 fn wake() {
-    gtk::glib::MainContext::default().invoke(|| {
+    // At the priority of WebKit's own events, not idle: a page posting without pause would
+    // otherwise keep the shell's messages (its probes among them) from ever being applied.
+    gtk::glib::MainContext::default().invoke_with_priority(gtk::glib::Priority::DEFAULT, || {
         DRAIN.with(|d| {
             if let Some(f) = d.borrow_mut().as_mut() {
                 f();
@@ -91,6 +93,17 @@ fn send(writer: &Writer, msg: &HostMsg) {
     let mut w = writer.lock();
     if let Err(e) = w.send(msg).and_then(|()| w.flush()) {
         // The reader thread sees the same broken socket and ends the host.
+        tracing::warn!("could not write to the shell: {e:#}");
+    }
+}
+
+/// [`send`] for several messages, in one write.
+fn send_all(writer: &Writer, msgs: &[HostMsg]) {
+    if msgs.is_empty() {
+        return;
+    }
+    let mut w = writer.lock();
+    if let Err(e) = msgs.iter().try_for_each(|m| w.send(m)).and_then(|()| w.flush()) {
         tracing::warn!("could not write to the shell: {e:#}");
     }
 }
@@ -154,6 +167,15 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     for s in scripts {
         builder = builder.with_initialization_script(s);
     }
+    // The preload's pause (see `bus.js`): answered when GTK's thread gets to it, which is after
+    // every message the page posted before it has been written to the shell.
+    builder = builder.with_custom_protocol(WAIT_SCHEME.to_owned(), |_id, _request| {
+        wry::http::Response::builder()
+            .status(200)
+            .header("Access-Control-Allow-Origin", "*")
+            .body(std::borrow::Cow::Borrowed(&b""[..]))
+            .unwrap_or_default()
+    });
     if let Some(root) = &opts.content_root {
         let root = root.canonicalize().with_context(|| format!("content directory {}", root.display()))?;
         let csp = opts.csp.clone();
@@ -388,6 +410,8 @@ fn page_messages(
             }
         }
     };
+    // Messages passed on since the page was last told: it holds back past a window of them.
+    let unacknowledged = Cell::new(0u64);
     move |req| {
         let body = req.body();
         tracing::trace!(len = body.len(), "message from the page");
@@ -397,15 +421,42 @@ fn page_messages(
             tell("a message without the page's token (another frame, or a forgery)".to_owned());
             return;
         };
-        if let Err(e) = from_page(&writer, body) {
+        let refused = |e: &anyhow::Error| {
             tracing::warn!("refused a message from the page: {e:#}");
             tell(format!("{e:#}"));
             if let Some(wv) = webview.borrow().as_ref() {
                 refuse_in_page(wv, "message", &format!("{e:#}"));
             }
+        };
+        let envelopes = match protocol::envelope::app_batch(body) {
+            Ok(envelopes) => envelopes,
+            Err(e) => return refused(&e.into()),
+        };
+        let mut msgs = Vec::with_capacity(envelopes.len());
+        for envelope in &envelopes {
+            match from_page(envelope) {
+                Ok(msg) => msgs.push(msg),
+                Err(e) => refused(&e),
+            }
+        }
+        // One write for what the page posted at once; it waits while the shell holds the app
+        // to its rate limit.
+        send_all(&writer, &msgs);
+        let n = unacknowledged.get() + envelopes.len() as u64;
+        unacknowledged.set(if n >= ACK_EVERY { 0 } else { n });
+        if n >= ACK_EVERY
+            && let Some(wv) = webview.borrow().as_ref()
+        {
+            let _ = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.ack({n})"));
         }
     }
 }
+
+/// The scheme of the request the preload pauses on while its host catches up.
+const WAIT_SCHEME: &str = "tessera-wait";
+
+/// How many of a page's messages are passed on between telling it so.
+const ACK_EVERY: u64 = 1000;
 
 /// WebKit's permission requests (camera, microphone, location, notifications, clipboard) are
 /// the shell's to decide; each waits in the map returned, by id, for its answer.
@@ -630,11 +681,10 @@ fn refuse_in_page(wv: &WebView, context: &str, error: &str) {
 
 /// Turns one JSON envelope from the page into a message for the shell (the vocabulary is
 /// `protocol::envelope`'s, shared with native apps); heartbeats are the host's own business.
-fn from_page(writer: &Writer, body: &str) -> Result<()> {
+fn from_page(body: &str) -> Result<HostMsg> {
     let msg = protocol::envelope::app_message(body)?;
     if matches!(msg, HostMsg::Ping { .. } | HostMsg::Pong { .. }) {
         bail!("a page does not answer the shell's heartbeats");
     }
-    send(writer, &msg);
-    Ok(())
+    Ok(msg)
 }

@@ -283,7 +283,8 @@ pub async fn serve_codec<C: Codec>(
                     if let Some(t) = &opts.counters {
                         t.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    tokio::time::sleep(wait).await;
+                    // The app's pong may be waiting behind what it is being slowed down for.
+                    alive_while(tokio::time::sleep(wait), state.alive.as_deref()).await;
                 }
                 let hello = matches!(msg, HostMsg::Hello { .. });
                 let Some(msg) = admit(opts.gate.as_ref(), &app_name, msg, &out_tx, &retry_tx).await else {

@@ -52,6 +52,26 @@ fn bad_envelopes_say_what_is_wrong() {
 }
 
 #[test]
+fn a_page_batch_splits_into_its_envelopes_in_order() {
+    let one = r#"{"type":"bus.publish","payload":{"topic":"a","data":1}}"#;
+    assert_eq!(app_batch(one).unwrap(), vec![one]);
+    let two = r#"{"type":"bus.publish","payload":{"topic":"b","data":[1,"]"]}}"#;
+    let batch = format!("[{one}, {two}]");
+    assert_eq!(app_batch(&batch).unwrap(), vec![one, two]);
+    for (bad, says) in [("[1, 2", "not a JSON array"), ("[{}] x", "not a JSON array"), ("[]]", "not a JSON array")] {
+        let e = app_batch(bad).unwrap_err().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    let many = format!("[{}]", vec!["{}"; MAX_APP_BATCH + 1].join(","));
+    assert!(app_batch(&many).unwrap_err().to_string().contains("4096-message limit"));
+    let big = format!("[\"{}\"]", "x".repeat(MAX_APP_BATCH_BYTES));
+    assert!(app_batch(&big).unwrap_err().to_string().contains("byte limit"));
+    // An element that is not an envelope is the envelope reader's to refuse.
+    let odd = app_batch("[3]").unwrap();
+    assert!(app_message(odd[0]).is_err());
+}
+
+#[test]
 fn shell_messages_become_envelopes() {
     let d = ShellMsg::Deliver {
         sub: 1,

@@ -13,12 +13,14 @@ use crate::topic::{Pattern, Topic};
 struct TopicHistory {
     depth: usize,
     ring: VecDeque<Arc<Envelope>>,
+    /// The payload bytes in `ring`, kept as it changes (summing it per publish cost O(depth)).
+    ring_bytes: usize,
     last: Arc<Envelope>,
 }
 
 impl TopicHistory {
     fn bytes(&self) -> usize {
-        if self.ring.is_empty() { self.last.payload.len() } else { self.ring.iter().map(|e| e.payload.len()).sum() }
+        if self.ring.is_empty() { self.last.payload.len() } else { self.ring_bytes }
     }
 }
 
@@ -63,10 +65,13 @@ impl History {
                 self.bytes -= h.bytes();
                 h.last = Arc::clone(env);
                 if h.depth > 0 {
-                    if h.ring.len() == h.depth {
-                        h.ring.pop_front();
+                    if h.ring.len() == h.depth
+                        && let Some(old) = h.ring.pop_front()
+                    {
+                        h.ring_bytes -= old.payload.len();
                     }
                     h.ring.push_back(Arc::clone(env));
+                    h.ring_bytes += size;
                 }
                 self.bytes += h.bytes();
             }
@@ -76,7 +81,8 @@ impl History {
                 if depth > 0 {
                     ring.push_back(Arc::clone(env));
                 }
-                self.topics.insert(env.topic.clone(), TopicHistory { depth, ring, last: Arc::clone(env) });
+                let ring_bytes = if depth > 0 { size } else { 0 };
+                self.topics.insert(env.topic.clone(), TopicHistory { depth, ring, ring_bytes, last: Arc::clone(env) });
                 self.bytes += size;
             }
         }

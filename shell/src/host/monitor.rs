@@ -629,6 +629,7 @@ pub(crate) struct Usage {
     demoted: bool,
     throttled_before: u64,
     sent_at_scan: u64,
+    pss: crate::host::procs::PssCache,
 }
 
 impl Usage {
@@ -640,6 +641,7 @@ impl Usage {
             demoted: flooded,
             throttled_before: traffic.throttled.load(Ordering::Relaxed),
             sent_at_scan: traffic.from_app.load(Ordering::Relaxed),
+            pss: crate::host::procs::PssCache::default(),
         }
     }
 }
@@ -652,12 +654,14 @@ impl Monitor {
         let last_scan_gap = u.last_scan.elapsed();
         u.last_scan = Instant::now();
         // Reading /proc blocks: off the runtime's threads, which carry the apps' messages.
+        let mut pss = std::mem::take(&mut u.pss);
         let read = tokio::task::spawn_blocking(move || {
             let tree = process_tree_recent(pid, Duration::from_millis(400));
-            let rss: u64 = tree.iter().map(memory_of).sum();
-            (tree, rss)
+            let rss = pss.memory(&tree);
+            (tree, rss, pss)
         });
-        let (tree, rss) = read.await.ok()?;
+        let (tree, rss, pss) = read.await.ok()?;
+        u.pss = pss;
         let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
         // CPU: the tree's ticks now against the oldest sample in the window.
         // (A child that exited takes its ticks with it: the sum may drop.)

@@ -80,6 +80,39 @@ pub(crate) fn page_size() -> u64 {
     rustix::param::page_size() as u64
 }
 
+/// The processes' last PSS readings: `smaps_rollup` walks a process's page tables (a sixth
+/// of the shell's time with a flooding page holding 400 MB), so a reading is reused, scaled by
+/// the process's resident size, until it is [`PssCache::MAX_AGE`] old or the resident size has
+/// moved by a tenth: growth toward a memory limit is read at once.
+#[derive(Debug, Default)]
+pub(crate) struct PssCache {
+    read: std::collections::HashMap<u32, (std::time::Instant, u64, u64)>,
+}
+
+impl PssCache {
+    /// Longest a reading is reused.
+    pub(crate) const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// The tree's memory: each process's PSS, read or estimated from its last reading.
+    pub(crate) fn memory(&mut self, tree: &[Proc]) -> u64 {
+        self.read.retain(|pid, _| tree.iter().any(|p| p.pid == *pid));
+        tree.iter()
+            .map(|p| {
+                if let Some(&(at, rss, pss)) = self.read.get(&p.pid)
+                    && at.elapsed() < Self::MAX_AGE
+                    && rss > 0
+                    && p.rss_pages.abs_diff(rss) * 10 < rss
+                {
+                    return pss.saturating_mul(p.rss_pages) / rss;
+                }
+                let pss = memory_of(p);
+                self.read.insert(p.pid, (std::time::Instant::now(), p.rss_pages, pss));
+                pss
+            })
+            .sum()
+    }
+}
+
 /// A process's proportional share of memory (shared pages split among their users), from
 /// `/proc/<pid>/smaps_rollup`; its resident size where that file is missing. Summing RSS over
 /// a host and its WebKit processes would count the shared libraries three times.
@@ -104,3 +137,6 @@ pub(crate) fn kill_tree(root: u32) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,7 @@
 
 pub(crate) mod broker;
 pub(crate) mod endpoint;
+pub(crate) mod flood;
 pub(crate) mod frame;
 pub(crate) mod ipc;
 pub(crate) mod journal;

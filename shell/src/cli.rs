@@ -363,6 +363,22 @@ pub(crate) enum BenchCommand {
     /// One client process of `bench endpoint` (started by it).
     #[command(hide = true)]
     EndpointClient(EndpointClientArgs),
+    /// A page flooding the bus in a real shell: the other pages' delivery latency, quiet and
+    /// flooded, in the same run (needs a display).
+    Flood(FloodBenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct FloodBenchArgs {
+    /// Runs, each with a shell of its own.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) runs: u32,
+    /// Pings a phase (5 ms apart).
+    #[arg(long, default_value_t = 1600, value_parser = clap::value_parser!(u32).range(100..=100_000))]
+    pub(crate) pings: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -61,5 +61,6 @@ fuzz storage kv
 fuzz shell feed
 fuzz shell policy
 fuzz shell http
+fuzz shell link
 
 step "all checks passed in $((SECONDS - started)) s"

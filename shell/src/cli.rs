@@ -732,6 +732,12 @@ pub(crate) enum CtlCommand {
     /// Workspaces: the desk's layout, apps and channels, saved by name.
     #[command(subcommand)]
     Layout(LayoutCommand),
+    /// The desk link: its state, server, groups and counters; exit 1 when it is not connected.
+    Link {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The shell's services (the audit log, ...) and its apps; exit 1 when any is not well.
     Health {
         /// Print JSON.

@@ -75,6 +75,8 @@ pub enum Request {
     LayoutList,
     /// The shell's own services (the audit log, ...) and each app's state.
     Health,
+    /// The desk link's state and counters.
+    Link,
     Prompts,
     Prompt {
         id: u64,

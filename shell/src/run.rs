@@ -6,6 +6,7 @@ mod ctl_server;
 mod directories;
 mod fdc3;
 mod launch;
+mod link;
 mod permissions;
 mod startup;
 mod telemetry;
@@ -68,6 +69,8 @@ struct Shell {
     permissions: Arc<permissions::Permissions>,
     /// Whether the audit log records, and where its key is or why it is off.
     audit: startup::AuditStatus,
+    /// The desk link, once started (or why it could not be), if the policy has one.
+    link: std::sync::OnceLock<Result<bridge::Bridge, String>>,
 }
 
 /// How long an App Directory server has to answer.
@@ -122,6 +125,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let agent = fdc3::agent(&manifest);
     let (admin, policy_file) = admin_policy(policy_from_file, &manifest);
     let update_rules = admin.update().cloned().zip(admin.release_checker());
+    let link = link::prepare(&admin, audit.vault.as_deref());
     let shell = {
         let _guard = rt.enter();
         Arc::new(Shell {
@@ -143,6 +147,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             next_state: std::sync::atomic::AtomicU64::new(0),
             agent: Mutex::new(agent),
             audit: audit.status.clone(),
+            link: std::sync::OnceLock::new(),
             permissions: Arc::new(permissions::Permissions::new(
                 admin,
                 policy_file,
@@ -161,7 +166,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
         &rt,
         &shell,
         args,
-        Tasks { ui_events: ui_rx, ctl: listener, ctl_path: socket.clone(), appd_cache, update_rules },
+        Tasks { ui_events: ui_rx, ctl: listener, ctl_path: socket.clone(), appd_cache, update_rules, link },
     );
 
     let result = window.run();
@@ -192,13 +197,14 @@ struct Tasks {
     ctl_path: PathBuf,
     appd_cache: PathBuf,
     update_rules: Option<(policy::UpdateRules, policy::signing::Checker)>,
+    link: Option<link::Prepared>,
 }
 
 /// Starts the shell's tasks on the runtime: the agent, the window's events, tiles, autosave,
 /// the control socket, signals, updates, the broker's sweep, App Directory refreshes, the
 /// timed exit and the window's quit.
 fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs, tasks: Tasks) {
-    let Tasks { ui_events: ui_rx, ctl: listener, ctl_path, appd_cache, update_rules } = tasks;
+    let Tasks { ui_events: ui_rx, ctl: listener, ctl_path, appd_cache, update_rules, link: prepared_link } = tasks;
     let handle = shell.ui.clone();
     if !shell.manifest.read().directory_urls.is_empty() {
         rt.spawn(refresh_directories(
@@ -239,6 +245,11 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
     rt.spawn(workspace::autosave(Arc::clone(shell), Arc::clone(&shell.dirty)));
     rt.spawn(serve_ctl(Arc::clone(shell), listener, ctl_path));
     telemetry::start(rt, shell);
+    link::start(rt, shell, prepared_link);
+    if shell.link.get().is_some() {
+        shell.ui.send(UiCommand::SetServices(ui::services(shell)));
+        rt.spawn(ui::refresh_services(Arc::clone(shell)));
+    }
     rt.spawn(quit_on_signal(Arc::clone(shell)));
     if let Some(install) = update::install::Install::locate() {
         rt.spawn(updates::run(Arc::clone(shell), install, update_rules));

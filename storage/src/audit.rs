@@ -247,15 +247,29 @@ impl AuditLog {
     /// index and tree come from the database inside the write transaction, so two logs open on
     /// one profile cannot overwrite each other's entries.
     pub fn append(&self, entry: &AuditEntry) -> Result<u64> {
-        crate::error::shield(self.profile.database_path(), || self.append_unshielded(entry))
+        self.append_many(std::slice::from_ref(entry))
     }
 
-    fn append_unshielded(&self, entry: &AuditEntry) -> Result<u64> {
-        let bytes = serde_json::to_vec(entry).map_err(|x| Error::Decode {
-            table: "audit",
-            key: "new".into(),
-            reason: crate::error::DecodeError::BadJson(x.to_string()),
-        })?;
+    /// Appends several entries in one transaction (one commit for a batch of a busy source,
+    /// such as the messages crossing a desk link); returns the last one's index.
+    pub fn append_many(&self, entries: &[AuditEntry]) -> Result<u64> {
+        crate::error::shield(self.profile.database_path(), || self.append_unshielded(entries))
+    }
+
+    fn append_unshielded(&self, new: &[AuditEntry]) -> Result<u64> {
+        if new.is_empty() {
+            return Ok(self.state.lock().frontier.size().saturating_sub(1));
+        }
+        let encoded = new
+            .iter()
+            .map(|entry| {
+                serde_json::to_vec(entry).map_err(|x| Error::Decode {
+                    table: "audit",
+                    key: "new".into(),
+                    reason: crate::error::DecodeError::BadJson(x.to_string()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let path = self.profile.database_path().to_owned();
         let e = |err: redb::Error| db_error(&path, err);
         let mut st = self.state.lock();
@@ -270,16 +284,19 @@ impl AuditLog {
                 })?,
                 None => Frontier::default(),
             };
-            let index = frontier.size();
             let mut entries = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
-            if entries.get(index).map_err(|x| e(x.into()))?.is_some() {
-                return Err(Error::Corrupt {
-                    path: path.clone(),
-                    detail: format!("audit entry {index} already exists"),
-                });
+            let mut index = frontier.size();
+            for bytes in &encoded {
+                index = frontier.size();
+                if entries.get(index).map_err(|x| e(x.into()))?.is_some() {
+                    return Err(Error::Corrupt {
+                        path: path.clone(),
+                        detail: format!("audit entry {index} already exists"),
+                    });
+                }
+                frontier.push(leaf_hash(bytes));
+                entries.insert(index, bytes.as_slice()).map_err(|x| e(x.into()))?;
             }
-            frontier.push(leaf_hash(&bytes));
-            entries.insert(index, bytes.as_slice()).map_err(|x| e(x.into()))?;
             meta.insert("frontier", frontier.encode().as_slice()).map_err(|x| e(x.into()))?;
             (index, frontier)
         };

@@ -130,6 +130,25 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "app_host",
         ],
     ),
+    // The desk link knows the broker, the policy's link section and NATS: no window, no
+    // storage (the shell gives it an audit sink), nothing of the shell's insides.
+    (
+        "bridge",
+        &[
+            "egui",
+            "egui_tiles",
+            "wgpu",
+            "winit",
+            "wry",
+            "gtk",
+            "compositor",
+            "storage",
+            "redb",
+            "update",
+            "shell",
+            "app_host",
+        ],
+    ),
     // IT's HTTP endpoint knows HTTP and the routes it is given: nothing of the shell's insides.
     (
         "telemetry",

@@ -21,6 +21,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!u.channel.is_empty() && u.max_failed_starts > 0);
             let _ = u.feed();
         }
+        if let Some(link) = policy.link() {
+            assert!(!link.servers.is_empty() && (1..=5).contains(&link.replicas));
+            let _ = link.groups_of_this_desk().count();
+        }
         if let Some(c) = policy.signing() {
             let _ = c.check_record(&text, Some("1.0.0"), "2026-11-26T12:00:00Z");
         }

@@ -112,6 +112,9 @@ pub struct PolicyFile {
     /// How native apps may reach the shell beyond its Unix socket.
     #[serde(default)]
     pub endpoint: Option<EndpointRules>,
+    /// The NATS cluster linking this desk to others, and what crosses it.
+    #[serde(default)]
+    pub link: Option<crate::link::LinkRules>,
 }
 
 /// The admin policy's rules for the native-app endpoint.
@@ -253,6 +256,7 @@ pub struct AdminPolicy {
     audit: AuditRules,
     telemetry: Option<TelemetryRules>,
     endpoint: Option<EndpointRules>,
+    link: Option<crate::link::LinkRules>,
 }
 
 impl AdminPolicy {
@@ -316,6 +320,9 @@ impl AdminPolicy {
             },
         };
         check_listeners(file, &mut problems);
+        if let Some(link) = &file.link {
+            crate::link::check(link, &mut problems);
+        }
         if let Some(u) = &file.update {
             if !u.feed_url.starts_with("https://")
                 && !crate::urls::local_http(&u.feed_url)
@@ -372,6 +379,7 @@ impl AdminPolicy {
                 audit: file.audit,
                 telemetry: file.telemetry.clone(),
                 endpoint: file.endpoint.clone(),
+                link: file.link.clone(),
             })
         } else {
             Err(PolicyError { problems })
@@ -396,6 +404,11 @@ impl AdminPolicy {
     /// The native endpoint's rules, if the policy has them.
     pub fn endpoint(&self) -> Option<&EndpointRules> {
         self.endpoint.as_ref()
+    }
+
+    /// The desk link's rules, if the policy has them.
+    pub fn link(&self) -> Option<&crate::link::LinkRules> {
+        self.link.as_ref()
     }
 
     /// What feeds and release archives are checked against: `update.releaseKeys` if set, else

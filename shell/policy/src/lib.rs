@@ -23,6 +23,7 @@
 //! and `admin` uses `permission` and `signing`.
 
 mod admin;
+pub mod link;
 pub mod origin;
 mod permission;
 pub mod signing;

@@ -12,35 +12,7 @@ use crate::cli::{CtlArgs, CtlCommand, GrantsCommand, LayoutCommand};
 /// Runs one `ctl` command; `Ok(false)` when the shell said no.
 pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
     let socket = args.socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
-    let request = match &args.command {
-        CtlCommand::Apps { .. } => Request::Apps,
-        CtlCommand::Launch { app } => Request::Launch { app: app.clone() },
-        CtlCommand::Close { instance } => Request::Close { instance: *instance },
-        CtlCommand::Eval { instance, js, timeout } => {
-            Request::Eval { instance: *instance, js: js.clone(), timeout_ms: (timeout.max(0.0) * 1000.0) as u64 }
-        }
-        CtlCommand::Publish { topic, json } => Request::Publish {
-            topic: topic.clone(),
-            data: serde_json::from_str(json).with_context(|| format!("the message is not JSON: {json}"))?,
-        },
-        CtlCommand::Subscribe { pattern } => Request::Subscribe { pattern: pattern.clone() },
-        CtlCommand::Screenshot { path, window } => {
-            let path = if path.is_absolute() { path.clone() } else { std::env::current_dir()?.join(path) };
-            Request::Screenshot { path, window: *window }
-        }
-        CtlCommand::Quit => Request::Quit,
-        CtlCommand::Layout(LayoutCommand::Get { .. }) => Request::LayoutGet,
-        CtlCommand::Layout(LayoutCommand::Save { name }) => Request::LayoutSave { name: name.clone() },
-        CtlCommand::Layout(LayoutCommand::Restore { name }) => Request::LayoutRestore { name: name.clone() },
-        CtlCommand::Layout(LayoutCommand::List { .. }) => Request::LayoutList,
-        CtlCommand::Prompts { .. } => Request::Prompts,
-        CtlCommand::Health { .. } => Request::Health,
-        CtlCommand::Prompt { id, answer } => Request::Prompt { id: *id, answer: answer.clone() },
-        CtlCommand::Grants(GrantsCommand::List { .. }) => Request::Grants,
-        CtlCommand::Grants(GrantsCommand::Revoke { app, permission }) => {
-            Request::GrantsRevoke { app: app.clone(), permission: permission.clone() }
-        }
-    };
+    let request = request_for(&args.command)?;
     // Talk only to a shell of this user, in a directory nobody else controls.
     if let Some(dir) = socket.parent().filter(|d| d.is_dir()) {
         if args.socket.ctl_socket.is_some() {
@@ -85,6 +57,7 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
         }
         CtlCommand::Layout(LayoutCommand::Get { .. }) => writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?,
         CtlCommand::Health { json } => return print_health(&mut out, &result, *json),
+        CtlCommand::Link { json } => return print_link(&mut out, &result, *json),
         CtlCommand::Prompts { json: false } => {
             for p in result.as_array().map(Vec::as_slice).unwrap_or_default() {
                 writeln!(
@@ -168,6 +141,63 @@ fn print_apps(out: &mut impl Write, apps: &Value) -> Result<()> {
 }
 
 /// Prints `ctl health`'s answer; `Ok(false)` (exit 1) when a service or an app is not well.
+/// The request a command sends the shell.
+fn request_for(command: &CtlCommand) -> Result<Request> {
+    Ok(match command {
+        CtlCommand::Apps { .. } => Request::Apps,
+        CtlCommand::Launch { app } => Request::Launch { app: app.clone() },
+        CtlCommand::Close { instance } => Request::Close { instance: *instance },
+        CtlCommand::Eval { instance, js, timeout } => {
+            Request::Eval { instance: *instance, js: js.clone(), timeout_ms: (timeout.max(0.0) * 1000.0) as u64 }
+        }
+        CtlCommand::Publish { topic, json } => Request::Publish {
+            topic: topic.clone(),
+            data: serde_json::from_str(json).with_context(|| format!("the message is not JSON: {json}"))?,
+        },
+        CtlCommand::Subscribe { pattern } => Request::Subscribe { pattern: pattern.clone() },
+        CtlCommand::Screenshot { path, window } => {
+            let path = if path.is_absolute() { path.clone() } else { std::env::current_dir()?.join(path) };
+            Request::Screenshot { path, window: *window }
+        }
+        CtlCommand::Quit => Request::Quit,
+        CtlCommand::Layout(LayoutCommand::Get { .. }) => Request::LayoutGet,
+        CtlCommand::Layout(LayoutCommand::Save { name }) => Request::LayoutSave { name: name.clone() },
+        CtlCommand::Layout(LayoutCommand::Restore { name }) => Request::LayoutRestore { name: name.clone() },
+        CtlCommand::Layout(LayoutCommand::List { .. }) => Request::LayoutList,
+        CtlCommand::Prompts { .. } => Request::Prompts,
+        CtlCommand::Health { .. } => Request::Health,
+        CtlCommand::Link { .. } => Request::Link,
+        CtlCommand::Prompt { id, answer } => Request::Prompt { id: *id, answer: answer.clone() },
+        CtlCommand::Grants(GrantsCommand::List { .. }) => Request::Grants,
+        CtlCommand::Grants(GrantsCommand::Revoke { app, permission }) => {
+            Request::GrantsRevoke { app: app.clone(), permission: permission.clone() }
+        }
+    })
+}
+
+/// `ctl link`: the link's state in a line (or its JSON); true while it is connected.
+fn print_link(out: &mut impl Write, result: &Value, json: bool) -> Result<bool> {
+    if json {
+        writeln!(out, "{result}")?;
+    } else {
+        let field = |k: &str| result[k].as_str().map_or_else(|| result[k].to_string(), str::to_owned);
+        writeln!(
+            out,
+            "{} as desk {} to {}; groups {}; out {}, in {}, refused {}, duplicates {}; last problem: {}",
+            field("state"),
+            field("desk"),
+            field("server"),
+            result["groups"],
+            result["messages_out"],
+            result["messages_in"],
+            result["refused"],
+            result["duplicates"],
+            result["last_error"].as_str().or(result["reason"].as_str()).unwrap_or("none")
+        )?;
+    }
+    Ok(result["state"] == "connected")
+}
+
 fn print_health(out: &mut impl Write, result: &Value, json: bool) -> Result<bool> {
     let list = |key: &str| result[key].as_array().map(Vec::as_slice).unwrap_or_default().to_vec();
     let services = list("services");

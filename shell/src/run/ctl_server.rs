@@ -103,6 +103,7 @@ pub(super) async fn handle(shell: &Shell, request: Request) -> Result<Value> {
         Request::LayoutList => workspace::list(shell).await?,
         Request::Prompts => serde_json::to_value(shell.permissions.prompts())?,
         Request::Health => super::telemetry::health(shell).1,
+        Request::Link => super::link::describe(shell),
         Request::Prompt { id, answer } => {
             let answer = match answer.as_str() {
                 "allow-once" => compositor::ConsentAnswer::AllowOnce,

@@ -207,6 +207,8 @@ pub(super) struct Audit {
     pub(super) log: Option<Arc<storage::audit::AuditLog>>,
     /// Whether it records, and where its key is or why it is off.
     pub(super) status: AuditStatus,
+    /// The vault it was opened with (the desk link's token is kept there).
+    pub(super) vault: Option<Arc<storage::Vault>>,
 }
 
 /// What the health view, the red bar and `ctl health` say about the audit log.
@@ -239,9 +241,12 @@ pub(super) fn audit_log(args: &RunArgs, profile: &Profile, rules: policy::AuditR
                 held_by = keys.describe();
                 storage::Vault::open(profile, keys)
             })
-            .and_then(|vault| storage::audit::AuditLog::open(profile, &vault, storage::audit::AuditConfig::default()));
+            .and_then(|vault| {
+                storage::audit::AuditLog::open(profile, &vault, storage::audit::AuditConfig::default())
+                    .map(|log| (log, vault))
+            });
         match opened {
-            Ok(log) => {
+            Ok((log, vault)) => {
                 if !failures.is_empty() {
                     held_by = format!("{held_by} (passed over: {})", failures.join("; "));
                 }
@@ -253,14 +258,14 @@ pub(super) fn audit_log(args: &RunArgs, profile: &Profile, rules: policy::AuditR
                     );
                 }
                 let status = AuditStatus { recording: true, detail: format!("key kept in {held_by}") };
-                return Audit { log: Some(Arc::new(log)), status };
+                return Audit { log: Some(Arc::new(log)), status, vault: Some(Arc::new(vault)) };
             }
             Err(e) => failures.push(e.to_string()),
         }
     }
     let detail = failures.join("; then ");
     tracing::error!("the audit log cannot be opened; permission decisions are NOT being recorded: {detail}");
-    Audit { log: None, status: AuditStatus { recording: false, detail } }
+    Audit { log: None, status: AuditStatus { recording: false, detail }, vault: None }
 }
 
 /// What the permission service needs to know of each app.

@@ -212,10 +212,23 @@ pub(super) async fn tiles(shell: Arc<Shell>) {
     }
 }
 
+/// Keeps the health view told of the services whose state changes (the desk link).
+pub(super) async fn refresh_services(shell: Arc<Shell>) {
+    let mut last = None;
+    loop {
+        let now = super::link::status(&shell).map(|s| (s.state, s.last_error));
+        if now != last {
+            shell.ui.send(UiCommand::SetServices(services(&shell)));
+            last = now;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// The shell's own services as the health view, the red bars and `ctl health` show them.
 pub(super) fn services(shell: &Shell) -> Vec<compositor::ServiceRow> {
     let audit = &shell.audit;
-    vec![compositor::ServiceRow {
+    let mut rows = vec![compositor::ServiceRow {
         name: "Audit log".to_owned(),
         ok: audit.recording,
         detail: if audit.recording {
@@ -223,5 +236,7 @@ pub(super) fn services(shell: &Shell) -> Vec<compositor::ServiceRow> {
         } else {
             format!("OFF: permission decisions are NOT being recorded: {}", audit.detail)
         },
-    }]
+    }];
+    rows.extend(super::link::service_row(shell));
+    rows
 }

@@ -171,3 +171,15 @@ fn two_logs_on_one_profile_interleave_without_overwriting() {
     let r = verify(&f.profile, &f.log.public_key(), Some(&head)).unwrap();
     assert!(r.is_ok(), "{:?}", r.problems);
 }
+
+#[test]
+fn a_batch_is_appended_in_one_go_and_verifies_like_single_entries() {
+    let f = fixture();
+    let batch: Vec<AuditEntry> = (100..110).map(entry).collect();
+    assert_eq!(f.log.append_many(&batch).unwrap(), 34);
+    assert_eq!(f.log.append(&entry(110)).unwrap(), 35);
+    let head = f.log.sign_head().unwrap();
+    let r = verify(&f.profile, &f.log.public_key(), Some(&head)).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(serde_json::from_slice::<AuditEntry>(&raw(&f.profile, 30)).unwrap().object, "bus.publish:prices.105");
+}

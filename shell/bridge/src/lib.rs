@@ -1,0 +1,26 @@
+//! Desks linked over a NATS cluster. For each link group the admin policy puts this desk in,
+//! the bridge keeps a JetStream stream (`TESSERA_<group>`, subjects `tessera.<group>.>`):
+//!
+//! - **out**: the bus topics the group shares outward are subscribed to on the local broker;
+//!   each message (not one the link itself brought in) is published to the group's stream with
+//!   its desk, user, app and an id unique across the desk's restarts, and sent again with the
+//!   same id until the cluster acknowledges it (JetStream drops the duplicate);
+//! - **in**: a durable consumer per desk (`desk_<desk>`) reads the group's bus subjects in
+//!   stream order; each message is checked ([`wire::inbound`]), this desk's own are skipped
+//!   (no loops), ids already seen are dropped (no duplicates across redeliveries), topics the
+//!   group does not share inward are refused, and the rest are published on the local bus
+//!   before being acknowledged. The consumer's place is kept by the cluster, so a desk that was
+//!   away (a partition, a restart, the cluster down) catches up on what it missed, as far back
+//!   as the group's stream keeps.
+//!
+//! Every crossing, and every refusal, goes to the [`Audit`] sink the shell gives, in batches.
+//! What the link is doing is in [`Status`].
+
+#[cfg(feature = "nats")]
+mod link;
+mod status;
+pub mod wire;
+
+#[cfg(feature = "nats")]
+pub use crate::link::{Audit, Bridge, Crossing, Way, start};
+pub use crate::status::Status;

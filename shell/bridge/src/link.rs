@@ -1,0 +1,498 @@
+//! The running link: the connection, and per group the outward and inward tasks.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use broker::{Broker, ClientId, MessageOptions, Pattern, QueuePolicy, SubscribeOptions, Topic};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use parking_lot::Mutex;
+use policy::link::{LinkGroup, LinkRules};
+use serde::Serialize;
+
+use crate::status::Status;
+use crate::wire::{self, Verdict};
+
+/// Which way a message went, or that it was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Way {
+    /// From this desk to the others.
+    Out,
+    /// From another desk to this one.
+    In,
+    /// Refused (the reason says which way and why).
+    Refused,
+}
+
+/// One message crossing the link (or refused at it), for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Crossing {
+    /// Which way.
+    pub way: Way,
+    /// The link group.
+    pub group: String,
+    /// The desk it came from.
+    pub desk: String,
+    /// The user at that desk, if known.
+    pub user: String,
+    /// The app that published it, if an app did.
+    pub app: Option<String>,
+    /// The bus topic (or the subject, for what could not be read).
+    pub topic: String,
+    /// The payload's size.
+    pub bytes: usize,
+    /// Why it was refused.
+    pub reason: Option<String>,
+}
+
+/// Where crossings are recorded. Called from a blocking thread with a batch at a time.
+pub trait Audit: Send + Sync + 'static {
+    /// Records a batch of crossings.
+    fn record(&self, crossings: Vec<Crossing>);
+}
+
+/// The running link; dropping it closes the link.
+#[derive(Debug)]
+pub struct Bridge {
+    status: Arc<Mutex<Status>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bridge {
+    /// What the link is doing.
+    pub fn status(&self) -> Status {
+        self.status.lock().clone()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What every task of the link shares.
+#[derive(Clone)]
+struct Ctx {
+    desk: Arc<str>,
+    user: Arc<str>,
+    status: Arc<Mutex<Status>>,
+    audit: tokio::sync::mpsc::Sender<Crossing>,
+}
+
+impl Ctx {
+    fn error(&self, what: String) {
+        tracing::warn!(desk = %self.desk, "desk link: {what}");
+        self.status.lock().last_error = Some(what);
+    }
+
+    async fn audit(&self, c: Crossing) {
+        if c.way == Way::Refused {
+            self.status.lock().refused += 1;
+        }
+        let _ = self.audit.send(c).await;
+    }
+}
+
+/// Starts the link for `rules` (inside a Tokio runtime): `user` is who is at this desk, `token`
+/// what it connects with (the token, or the password of the policy's NATS user).
+pub fn start(broker: Broker, rules: &LinkRules, user: &str, token: Option<String>, audit: Arc<dyn Audit>) -> Bridge {
+    let groups: Vec<LinkGroup> = rules.groups_of_this_desk().cloned().collect();
+    let status = Arc::new(Mutex::new(Status {
+        desk: rules.desk.clone(),
+        state: "connecting",
+        groups: groups.iter().map(|g| g.name.clone()).collect(),
+        ..Status::default()
+    }));
+    let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(65_536);
+    let ctx = Ctx {
+        desk: Arc::from(rules.desk.as_str()),
+        user: Arc::from(user),
+        status: Arc::clone(&status),
+        audit: audit_tx,
+    };
+    let servers = rules.servers.clone();
+    let login = rules.user.clone();
+    let replicas = usize::from(rules.replicas);
+    let task = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(record(audit_rx, audit));
+        let Some(client) = connect(&ctx, servers, login, token).await else { return };
+        let js = jetstream::new(client.clone());
+        for g in groups {
+            tasks.spawn(group(js.clone(), broker.clone(), g, replicas, ctx.clone()));
+        }
+        tasks.spawn(watch(client, ctx.clone()));
+        while tasks.join_next().await.is_some() {}
+    });
+    Bridge { status, task }
+}
+
+/// Writes the crossings to the audit sink, a batch at a time, off the runtime's threads.
+async fn record(mut rx: tokio::sync::mpsc::Receiver<Crossing>, audit: Arc<dyn Audit>) {
+    let mut batch = Vec::with_capacity(1024);
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        let audit = Arc::clone(&audit);
+        let taken = std::mem::take(&mut batch);
+        let _ = tokio::task::spawn_blocking(move || audit.record(taken)).await;
+    }
+}
+
+async fn connect(
+    ctx: &Ctx,
+    servers: Vec<String>,
+    login: Option<String>,
+    secret: Option<String>,
+) -> Option<async_nats::Client> {
+    let events = ctx.clone();
+    let opts = match (login, secret) {
+        (Some(user), Some(password)) => async_nats::ConnectOptions::with_user_and_password(user, password),
+        (None, Some(token)) => async_nats::ConnectOptions::with_token(token),
+        (_, None) => async_nats::ConnectOptions::new(),
+    }
+    .name(format!("tessera desk {}", ctx.desk))
+    .retry_on_initial_connect()
+    .max_reconnects(None)
+    .connection_timeout(Duration::from_secs(5))
+    .event_callback(move |event| {
+        let ctx = events.clone();
+        async move {
+            let mut s = ctx.status.lock();
+            match event {
+                async_nats::Event::Connected => {
+                    s.state = "connected";
+                }
+                async_nats::Event::Disconnected => {
+                    s.state = "disconnected";
+                    s.server = None;
+                }
+                async_nats::Event::Closed => s.state = "closed",
+                other => {
+                    drop(s);
+                    ctx.error(other.to_string());
+                }
+            }
+        }
+    });
+    match opts.connect(servers).await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            ctx.status.lock().state = "closed";
+            ctx.error(format!("cannot connect: {e}"));
+            None
+        }
+    }
+}
+
+/// Keeps the status's server current.
+async fn watch(client: async_nats::Client, ctx: Ctx) {
+    loop {
+        let up = client.connection_state() == async_nats::connection::State::Connected;
+        {
+            let mut s = ctx.status.lock();
+            if up {
+                let info = client.server_info();
+                s.state = "connected";
+                s.server = Some(format!("{}:{}", info.host, info.port));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Back-off between attempts: 100 ms doubling to 5 s.
+fn next(delay: Duration) -> Duration {
+    (delay * 2).min(Duration::from_secs(5))
+}
+
+const FIRST: Duration = Duration::from_millis(100);
+
+async fn group(js: jetstream::Context, broker: Broker, g: LinkGroup, replicas: usize, ctx: Ctx) {
+    let config = stream::Config {
+        name: wire::stream_name(&g.name),
+        subjects: vec![wire::group_subjects(&g.name)],
+        max_age: Duration::from_secs(g.catch_up_secs),
+        max_bytes: i64::try_from(g.catch_up_bytes).unwrap_or(i64::MAX),
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(120),
+        storage: stream::StorageType::File,
+        // Room for the headers beside the largest payload.
+        max_message_size: i32::try_from(g.max_message_bytes).unwrap_or(i32::MAX).saturating_add(4096),
+        ..stream::Config::default()
+    };
+    let mut delay = FIRST;
+    let stream = loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(s) => break s,
+            Err(e) => ctx.error(format!("group {}: its stream: {e}", g.name)),
+        }
+        tokio::time::sleep(delay).await;
+        delay = next(delay);
+    };
+    let inward_patterns: Vec<Pattern> =
+        g.bus.iter().filter(|t| t.direction.inward()).filter_map(|t| Pattern::parse(&t.pattern).ok()).collect();
+    let consumer = if inward_patterns.is_empty() { None } else { Some(consumer(&stream, &g, &ctx).await) };
+    ctx.status.lock().ready.push(g.name.clone());
+    let local = broker.connect(None);
+    let own = local.id();
+    let mut tasks = tokio::task::JoinSet::new();
+    for shared in g.bus.iter().filter(|t| t.direction.outward()) {
+        let opts = SubscribeOptions::default().capacity(65_536).policy(QueuePolicy::DropOldest);
+        match local.subscribe(&shared.pattern, opts) {
+            Ok(sub) => {
+                tasks.spawn(outward(js.clone(), sub, own, g.clone(), ctx.clone()));
+            }
+            Err(e) => ctx.error(format!("group {}: pattern {}: {e}", g.name, shared.pattern)),
+        }
+    }
+    if let Some(consumer) = consumer {
+        tasks.spawn(inward(consumer, local, inward_patterns, g, ctx));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Sends what this desk publishes on the group's shared topics.
+async fn outward(js: jetstream::Context, sub: broker::Subscription, own: ClientId, g: LinkGroup, ctx: Ctx) {
+    let max = g.max_message_bytes as usize;
+    while let Some(d) = sub.recv_async().await {
+        let e = &d.envelope;
+        // What the link brought in is not sent back out.
+        if e.sender.client == own {
+            continue;
+        }
+        let topic = e.topic.as_str();
+        let app = e.sender.app.as_ref().map(ToString::to_string);
+        let crossing = |way, reason| Crossing {
+            way,
+            group: g.name.clone(),
+            desk: ctx.desk.to_string(),
+            user: ctx.user.to_string(),
+            app: app.clone(),
+            topic: topic.to_owned(),
+            bytes: e.payload.len(),
+            reason,
+        };
+        if e.payload.len() > max {
+            let why = format!("out: {} bytes is over the group's {max}-byte limit", e.payload.len());
+            ctx.audit(crossing(Way::Refused, Some(why))).await;
+            continue;
+        }
+        let subject = match wire::bus_subject(&g.name, topic) {
+            Ok(s) => s,
+            Err(why) => {
+                ctx.audit(crossing(Way::Refused, Some(format!("out: {why}")))).await;
+                continue;
+            }
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(wire::DESK, &*ctx.desk);
+        headers.insert(wire::USER, &*ctx.user);
+        if let Some(app) = &app {
+            headers.insert(wire::APP, app.as_str());
+        }
+        if e.durable {
+            headers.insert(wire::DURABLE, "1");
+        }
+        let id = wire::message_id(&ctx.desk, e.id.0);
+        let payload = Bytes::copy_from_slice(&e.payload);
+        let mut delay = FIRST;
+        loop {
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .headers(headers.clone())
+                .message_id(&id);
+            let sent = async { js.send_publish(subject.clone(), publish).await?.await };
+            match tokio::time::timeout(Duration::from_secs(10), sent).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(err)) => ctx.error(format!("group {}: sending {topic}: {err}", g.name)),
+                Err(_) => ctx.error(format!("group {}: sending {topic}: no acknowledgement within 10 s", g.name)),
+            }
+            tokio::time::sleep(delay).await;
+            delay = next(delay);
+        }
+        ctx.status.lock().messages_out += 1;
+        ctx.audit(crossing(Way::Out, None)).await;
+    }
+}
+
+/// Ids of messages already delivered, the last `cap` of them.
+struct Seen {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+    cap: usize,
+}
+
+impl Seen {
+    fn new(cap: usize) -> Self {
+        Self { order: VecDeque::new(), set: HashSet::new(), cap }
+    }
+
+    /// Whether `id` is new (and remembers it).
+    fn first(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.order.push_back(id.to_owned());
+        self.set.insert(id.to_owned());
+        true
+    }
+}
+
+/// This desk's durable consumer of the group's bus subjects.
+async fn consumer(stream: &stream::Stream, g: &LinkGroup, ctx: &Ctx) -> consumer::PullConsumer {
+    let name = wire::consumer_name(&ctx.desk);
+    let config = consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        filter_subject: wire::bus_subjects(&g.name),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::New,
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 10_000,
+        // A desk away longer than the stream keeps has nothing left to catch up on.
+        inactive_threshold: Duration::from_secs(g.catch_up_secs),
+        ..consumer::pull::Config::default()
+    };
+    let mut delay = FIRST;
+    loop {
+        match stream.get_or_create_consumer(&name, config.clone()).await {
+            Ok(c) => return c,
+            Err(e) => ctx.error(format!("group {}: its consumer: {e}", g.name)),
+        }
+        tokio::time::sleep(delay).await;
+        delay = next(delay);
+    }
+}
+
+/// Delivers here what the other desks sent on the group's shared topics.
+async fn inward(
+    consumer: consumer::PullConsumer,
+    local: broker::Client,
+    patterns: Vec<Pattern>,
+    g: LinkGroup,
+    ctx: Ctx,
+) {
+    let _lag = AbortOnDrop(tokio::spawn(lag(consumer.clone(), g.name.clone(), ctx.clone())));
+    let max = g.max_message_bytes as usize;
+    let mut seen = Seen::new(100_000);
+    let mut delay = FIRST;
+    loop {
+        let mut messages = match consumer.messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.error(format!("group {}: reading: {e}", g.name));
+                tokio::time::sleep(delay).await;
+                delay = next(delay);
+                continue;
+            }
+        };
+        delay = FIRST;
+        while let Some(item) = messages.next().await {
+            let msg = match item {
+                Ok(m) => m,
+                Err(e) => {
+                    ctx.error(format!("group {}: reading: {e}", g.name));
+                    continue;
+                }
+            };
+            deliver(&msg, &local, &patterns, &g, max, &mut seen, &ctx).await;
+            // Acknowledged once delivered (or refused): a redelivery after a crash meanwhile
+            // carries the same id.
+            if let Err(e) = msg.ack().await {
+                ctx.error(format!("group {}: acknowledging: {e}", g.name));
+            }
+        }
+    }
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn deliver(
+    msg: &jetstream::Message,
+    local: &broker::Client,
+    patterns: &[Pattern],
+    g: &LinkGroup,
+    max: usize,
+    seen: &mut Seen,
+    ctx: &Ctx,
+) {
+    let headers = msg.headers.as_ref();
+    let header = |name: &str| headers.and_then(|h| h.get(name)).map(async_nats::HeaderValue::as_str);
+    let size = msg.payload.len();
+    let refused = |desk: &str, topic: &str, reason: String| Crossing {
+        way: Way::Refused,
+        group: g.name.clone(),
+        desk: desk.to_owned(),
+        user: String::new(),
+        app: None,
+        topic: topic.to_owned(),
+        bytes: size,
+        reason: Some(reason),
+    };
+    let m = match wire::inbound(&g.name, &ctx.desk, msg.subject.as_str(), header, size, max) {
+        Ok(Verdict::Own) => {
+            ctx.status.lock().own += 1;
+            return;
+        }
+        Ok(Verdict::Deliver(m)) => m,
+        Err(why) => {
+            let desk = header(wire::DESK).unwrap_or("?").to_owned();
+            ctx.audit(refused(&desk, msg.subject.as_str(), format!("in: {why}"))).await;
+            return;
+        }
+    };
+    let shared = Topic::parse(&m.topic).is_ok_and(|t| patterns.iter().any(|p| p.matches(&t)));
+    if !shared {
+        let why = format!("in: topic {} is not shared into this desk by group {}", m.topic, g.name);
+        ctx.audit(refused(&m.desk, &m.topic, why)).await;
+        return;
+    }
+    if !seen.first(&m.id) {
+        ctx.status.lock().duplicates += 1;
+        return;
+    }
+    let mut opts = MessageOptions::default();
+    if m.durable {
+        opts = opts.durable();
+    }
+    if let Err(e) = local.publish_async(&m.topic, msg.payload.to_vec(), opts).await {
+        ctx.audit(refused(&m.desk, &m.topic, format!("in: the local bus refused it: {e}"))).await;
+        return;
+    }
+    ctx.status.lock().messages_in += 1;
+    ctx.audit(Crossing {
+        way: Way::In,
+        group: g.name.clone(),
+        desk: m.desk,
+        user: m.user,
+        app: m.app,
+        topic: m.topic,
+        bytes: size,
+        reason: None,
+    })
+    .await;
+}
+
+/// Keeps the status's lag current: what the cluster holds for this desk that it has not read.
+async fn lag(mut consumer: consumer::PullConsumer, group: String, ctx: Ctx) {
+    loop {
+        if let Ok(info) = consumer.info().await {
+            ctx.status.lock().pending.insert(group.clone(), info.num_pending);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

@@ -1,0 +1,133 @@
+//! The desk link (`bridge`), started when the admin policy has a `link` section: its token from
+//! the vault, its crossings into the audit log, its state in the health view and `ctl link`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use storage::audit::AuditEntry;
+
+use super::Shell;
+
+/// The vault purpose the link's token is kept under (`tessera vault put link <name>`).
+pub(super) const VAULT_PURPOSE: &str = "link";
+
+/// What the link starts with, read before the shell is up.
+pub(super) struct Prepared {
+    rules: policy::link::LinkRules,
+    token: Result<Option<String>, String>,
+}
+
+/// The link's rules and its token, if the policy links this desk.
+pub(super) fn prepare(admin: &policy::AdminPolicy, vault: Option<&storage::Vault>) -> Option<Prepared> {
+    let rules = admin.link()?.clone();
+    let token = match (&rules.token_secret, vault) {
+        (None, _) => Ok(None),
+        (Some(name), None) => Err(format!("its token {name:?} is in the vault, which cannot be opened")),
+        (Some(name), Some(vault)) => match vault.get(VAULT_PURPOSE, name) {
+            Ok(Some(bytes)) => String::from_utf8(bytes)
+                .map(|t| Some(t.trim().to_owned()))
+                .map_err(|_| format!("its token {name:?} in the vault is not text")),
+            Ok(None) => Err(format!(
+                "its token {name:?} is not in the vault (put it there with `tessera vault put {VAULT_PURPOSE} {name}`)"
+            )),
+            Err(e) => Err(format!("reading its token {name:?} from the vault: {e}")),
+        },
+    };
+    Some(Prepared { rules, token })
+}
+
+/// Where the link's crossings are recorded: the audit log, a batch per transaction.
+struct Sink(Arc<super::permissions::Permissions>);
+
+impl bridge::Audit for Sink {
+    fn record(&self, crossings: Vec<bridge::Crossing>) {
+        let entries: Vec<AuditEntry> = crossings
+            .into_iter()
+            .map(|c| {
+                let (action, decision) = match c.way {
+                    bridge::Way::Out => ("link.out", "allowed"),
+                    bridge::Way::In => ("link.in", "allowed"),
+                    bridge::Way::Refused => ("link.refused", "refused"),
+                };
+                AuditEntry::now(&format!("desk:{}", c.desk), action, &c.topic, decision)
+                    .app(c.app.as_deref())
+                    .details(json!({ "group": c.group, "user": c.user, "bytes": c.bytes, "reason": c.reason }))
+            })
+            .collect();
+        self.0.record_many(&entries);
+    }
+}
+
+/// Who is at this desk, for the other desks to see.
+fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("uid{}", rustix::process::getuid().as_raw()))
+}
+
+/// Starts the link, if the policy has one.
+pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, prepared: Option<Prepared>) {
+    let Some(Prepared { rules, token }) = prepared else { return };
+    let token = match token {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::error!("the desk link is off: {why}");
+            let _ = shell.link.set(Err(why));
+            return;
+        }
+    };
+    let bridge = {
+        let _guard = rt.enter();
+        bridge::start(shell.broker.clone(), &rules, &user(), token, Arc::new(Sink(Arc::clone(&shell.permissions))))
+    };
+    tracing::info!(desk = %rules.desk, servers = ?rules.servers, "the desk link is starting");
+    shell.permissions.record(
+        "shell",
+        None,
+        "link.start",
+        &rules.desk,
+        "ok",
+        json!({ "servers": rules.servers, "groups": rules.groups_of_this_desk().map(|g| g.name.clone()).collect::<Vec<_>>() }),
+    );
+    let _ = shell.link.set(Ok(bridge));
+}
+
+/// The link's status, if it runs.
+pub(super) fn status(shell: &Shell) -> Option<bridge::Status> {
+    shell.link.get()?.as_ref().ok().map(bridge::Bridge::status)
+}
+
+/// The link's row in the health view, if the policy has a link.
+pub(super) fn service_row(shell: &Shell) -> Option<compositor::ServiceRow> {
+    let row = match shell.link.get()? {
+        Err(why) => compositor::ServiceRow { name: "Desk link".to_owned(), ok: false, detail: format!("OFF: {why}") },
+        Ok(bridge) => {
+            let s = bridge.status();
+            let detail = match (&s.server, &s.last_error) {
+                (Some(server), _) if s.connected() => format!(
+                    "{} as desk {} to {server}; groups {}; out {}, in {}, refused {}",
+                    s.state,
+                    s.desk,
+                    s.groups.join(", "),
+                    s.messages_out,
+                    s.messages_in,
+                    s.refused
+                ),
+                (_, Some(e)) => format!("{}: {e}", s.state),
+                _ => s.state.to_owned(),
+            };
+            compositor::ServiceRow { name: "Desk link".to_owned(), ok: s.connected(), detail }
+        }
+    };
+    Some(row)
+}
+
+/// What `ctl link` answers.
+pub(super) fn describe(shell: &Shell) -> serde_json::Value {
+    match shell.link.get() {
+        None => json!({ "state": "off", "reason": "the admin policy has no link section" }),
+        Some(Err(why)) => json!({ "state": "off", "reason": why }),
+        Some(Ok(bridge)) => serde_json::to_value(bridge.status()).unwrap_or_default(),
+    }
+}

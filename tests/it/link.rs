@@ -1,0 +1,272 @@
+//! Desks linked over a real three-node NATS cluster (JetStream, loopback ports): real shells,
+//! each with its own profile, policy and token in its vault. What a group shares crosses, in
+//! order and once; nothing else does; a desk's own messages never come back to it; a desk with
+//! the wrong token gets nothing; a message over the group's limit is refused; every crossing and
+//! refusal is in the audit log; a node lost mid-stream and the whole cluster down for a while
+//! lose nothing and duplicate nothing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tests::bin;
+
+use crate::e2e::Shell;
+use crate::nats::Cluster;
+
+const TOKEN: &str = "s3cret-link-token";
+
+/// A desk: its shell, and the directory holding its profile and policy.
+struct Desk {
+    shell: Shell,
+    dir: tempfile::TempDir,
+}
+
+impl Desk {
+    /// A shell linked as `name` to `cluster`, with `token` in its vault.
+    fn start(name: &str, cluster: &Cluster, token: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("profile");
+        let mut put = Command::new(bin("tessera"))
+            .args(["vault", "put", "--purpose", "link", "--id", "nats", "--profile"])
+            .arg(&profile)
+            .env("TESSERA_KEYRING", "keyutils")
+            .env("TESSERA_LOG", "warn")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        put.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
+        assert!(put.wait().unwrap().success(), "tessera vault put failed");
+        let policy = dir.path().join("policy.json");
+        std::fs::write(
+            &policy,
+            json!({
+                "link": {
+                    "desk": name,
+                    "servers": cluster.urls(),
+                    "tokenSecret": "nats",
+                    "replicas": 3,
+                    "groups": [
+                        { "name": "eq", "desks": ["alice", "bob", "carol"], "bus": [{ "pattern": "orders.#" }], "maxMessageBytes": 1024 },
+                        { "name": "fx", "desks": ["dave"], "bus": [{ "pattern": "#" }] },
+                    ],
+                },
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let manifest = dir.path().join("desk.json");
+        std::fs::write(&manifest, json!({ "name": format!("Desk {name}"), "apps": [] }).to_string()).unwrap();
+        let env = [("TESSERA_POLICY", policy.to_str().unwrap())];
+        let shell = Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 600, &env, &format!("link-{name}"));
+        Self { shell, dir }
+    }
+
+    fn link(&self) -> Value {
+        let out = self.shell.ctl(&["link", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Waits until the link is up and group `eq` is set up (its stream and consumer).
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            let link = self.link();
+            if link["state"] == "connected" && link["ready"].as_array().is_some_and(|r| r.contains(&json!("eq"))) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the link did not come up: {link}\n{}",
+                self.shell.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn publish(&self, topic: &str, data: &Value) {
+        self.shell.ctl_ok(&["publish", topic, &data.to_string()]);
+    }
+
+    fn subscribe(&self, pattern: &str) -> Sub {
+        Sub::start(self.shell.socket(), pattern)
+    }
+
+    /// The profile's audit log, after the shell has stopped.
+    fn audit(self) -> Vec<Value> {
+        let profile = self.dir.path().join("profile");
+        drop(self.shell);
+        let out = Command::new(bin("tessera"))
+            .args(["audit", "export", "--profile"])
+            .arg(&profile)
+            .env("TESSERA_KEYRING", "keyutils")
+            .env("TESSERA_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
+
+/// `tessera ctl subscribe`, its messages collected.
+struct Sub {
+    child: Child,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Sub {
+    fn start(socket: &Path, pattern: &str) -> Self {
+        let mut child = Command::new(bin("tessera"))
+            .args(["ctl", "--ctl-socket"])
+            .arg(socket)
+            .args(["subscribe", pattern])
+            .env("TESSERA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = Arc::clone(&got);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        // The subscription is in place once the shell has answered; give it a moment.
+        std::thread::sleep(Duration::from_millis(300));
+        Self { child, got }
+    }
+
+    /// The `n` field of each message on `topic`, in arrival order.
+    fn ns(&self, topic: &str) -> Vec<u64> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m["topic"] == topic)
+            .filter_map(|m| m["data"]["n"].as_u64())
+            .collect()
+    }
+
+    fn topics(&self) -> Vec<String> {
+        self.got.lock().unwrap().iter().filter_map(|m| m["topic"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Waits until `topic` has `n` messages (or the time is up); returns their `n`s.
+    fn wait(&self, topic: &str, n: usize, limit: Duration) -> Vec<u64> {
+        let start = Instant::now();
+        while self.ns(topic).len() < n && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.ns(topic)
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn actions(audit: &[Value], action: &str) -> Vec<Value> {
+    audit.iter().filter(|e| e["action"] == action).cloned().collect()
+}
+
+#[test]
+fn linked_desks_share_what_their_group_shares_once_in_order_and_nothing_else() {
+    let cluster = Cluster::start(TOKEN);
+    let alice = Desk::start("alice", &cluster, TOKEN);
+    let bob = Desk::start("bob", &cluster, TOKEN);
+    let carol = Desk::start("carol", &cluster, "not-the-token");
+    alice.wait_ready();
+    bob.wait_ready();
+
+    let at_bob = bob.subscribe("#");
+    let at_alice = alice.subscribe("#");
+    let at_carol = carol.subscribe("#");
+    for n in 0..20 {
+        alice.publish("orders.new", &json!({ "n": n }));
+    }
+    alice.publish("secret.plans", &json!({ "n": 1 }));
+    alice.publish("orders.big", &json!({ "n": 1, "pad": "x".repeat(2000) }));
+    let got = at_bob.wait("orders.new", 20, Duration::from_secs(30));
+    assert_eq!(got, (0..20).collect::<Vec<u64>>(), "bob got alice's orders out of order, twice or not at all");
+
+    bob.publish("orders.fill", &json!({ "n": 7 }));
+    assert_eq!(at_alice.wait("orders.fill", 1, Duration::from_secs(30)), [7]);
+    // Nothing came back to where it started, nothing unshared or too large crossed.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(at_alice.ns("orders.new").len(), 20, "alice's own orders came back to her");
+    assert_eq!(at_bob.ns("orders.fill"), [7], "bob's fill came back to him");
+    assert!(!at_bob.topics().iter().any(|t| t == "secret.plans" || t == "orders.big"), "{:?}", at_bob.topics());
+    // The desk with the wrong token is told why and gets nothing.
+    let carols = carol.link();
+    assert_ne!(carols["state"], "connected", "{carols}");
+    assert!(carols["last_error"].as_str().unwrap_or_default().contains("authorization"), "{carols}");
+    assert!(at_carol.topics().is_empty(), "{:?}", at_carol.topics());
+    let alices = alice.link();
+    assert_eq!((alices["messages_out"].as_u64(), alices["messages_in"].as_u64()), (Some(20), Some(1)), "{alices}");
+    assert!(alices["refused"].as_u64().unwrap_or(0) >= 1, "{alices}");
+    assert_eq!(alices["own"].as_u64(), Some(20), "{alices}");
+
+    drop((at_alice, at_bob, at_carol));
+    let bobs = bob.audit();
+    assert_eq!(actions(&bobs, "link.in").len(), 20, "{bobs:#?}");
+    let ins = actions(&bobs, "link.in");
+    assert_eq!(ins[0]["actor"], "desk:alice");
+    assert_eq!(ins[0]["object"], "orders.new");
+    assert_eq!(ins[0]["details"]["group"], "eq");
+    let alices = alice.audit();
+    assert_eq!(actions(&alices, "link.out").len(), 20, "{alices:#?}");
+    let refused = actions(&alices, "link.refused");
+    assert!(
+        refused.iter().any(|e| e["object"] == "orders.big"
+            && e["details"]["reason"].as_str().unwrap_or_default().contains("1024-byte limit")),
+        "{refused:#?}"
+    );
+    assert_eq!(actions(&alices, "link.in").len(), 1);
+}
+
+#[test]
+fn a_lost_node_and_a_cluster_down_for_ten_seconds_lose_and_duplicate_nothing() {
+    let mut cluster = Cluster::start(TOKEN);
+    let alice = Desk::start("alice", &cluster, TOKEN);
+    let bob = Desk::start("bob", &cluster, TOKEN);
+    alice.wait_ready();
+    bob.wait_ready();
+    let at_bob = bob.subscribe("orders.#");
+
+    // One node killed mid-stream.
+    for n in 0..120 {
+        if n == 40 {
+            cluster.kill(0);
+        }
+        alice.publish("orders.new", &json!({ "n": n }));
+    }
+    let got = at_bob.wait("orders.new", 120, Duration::from_secs(60));
+    assert_eq!(got, (0..120).collect::<Vec<u64>>(), "{}", alice.link());
+    cluster.restart(0);
+
+    // Every node down for ten seconds while alice keeps publishing; then back.
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    for n in 120..140 {
+        alice.publish("orders.new", &json!({ "n": n }));
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(at_bob.ns("orders.new").len(), 120, "something crossed with the cluster down");
+    for i in 0..3 {
+        cluster.restart(i);
+    }
+    let got = at_bob.wait("orders.new", 140, Duration::from_secs(90));
+    assert_eq!(got, (0..140).collect::<Vec<u64>>(), "alice: {}\nbob: {}", alice.link(), bob.link());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(at_bob.ns("orders.new").len(), 140, "duplicates after the cluster came back");
+}

@@ -1,0 +1,108 @@
+//! A three-node NATS cluster with JetStream on loopback ports, for the linked-desk tests: real
+//! `nats-server` processes (the Debian package), each with its own store in a temp dir, stopped
+//! when dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub(crate) struct Cluster {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    routes: Vec<u16>,
+    nodes: Vec<Option<Child>>,
+    token: String,
+}
+
+impl Cluster {
+    /// Three nodes that take clients with `token`.
+    pub(crate) fn start(token: &str) -> Self {
+        assert!(
+            Command::new("sh").args(["-c", "command -v nats-server"]).output().unwrap().status.success(),
+            "nats-server is missing: run packaging/dev/setup.sh"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut cluster = Self { dir, ports, routes, nodes: Vec::new(), token: token.to_owned() };
+        for i in 0..3 {
+            let child = cluster.spawn(i);
+            cluster.nodes.push(Some(child));
+        }
+        for i in 0..3 {
+            cluster.wait_listening(i);
+        }
+        cluster
+    }
+
+    fn config(&self, i: usize) -> PathBuf {
+        let routes: Vec<String> = self.routes.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+        let store = self.dir.path().join(format!("n{i}"));
+        let text = format!(
+            "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: {:?} }}\n\
+             cluster {{ name: tessera, listen: 127.0.0.1:{}, routes: [{}] }}\n\
+             authorization {{ token: {:?} }}\n",
+            self.ports[i],
+            store.display().to_string(),
+            self.routes[i],
+            routes.join(", "),
+            self.token,
+        );
+        let path = self.dir.path().join(format!("n{i}.conf"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn spawn(&self, i: usize) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log"))).unwrap();
+        Command::new("nats-server")
+            .arg("-c")
+            .arg(self.config(i))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_listening(&self, i: usize) {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(15), "nats-server n{i} did not listen within 15 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The servers, as a link's policy lists them.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect()
+    }
+
+    /// Kills node `i` (SIGKILL: no goodbye to its peers).
+    pub(crate) fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` again, on its old port and store.
+    pub(crate) fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.nodes[i] = Some(self.spawn(i));
+        self.wait_listening(i);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tests::bin;
 
-use crate::e2e::Shell;
+use crate::e2e::{Shell, js, wait_js};
 use crate::nats::Cluster;
 
 const TOKEN: &str = "s3cret-link-token";
@@ -28,6 +28,11 @@ struct Desk {
 impl Desk {
     /// A shell linked as `name` to `cluster`, with `token` in its vault.
     fn start(name: &str, cluster: &Cluster, token: &str) -> Self {
+        Self::start_with(name, cluster, token, false)
+    }
+
+    /// The same, with a page (the FDC3 fixture, app `chart`) on the desk.
+    fn start_with(name: &str, cluster: &Cluster, token: &str, page: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("profile");
         let mut put = Command::new(bin("tessera"))
@@ -50,16 +55,31 @@ impl Desk {
                     "tokenSecret": "nats",
                     "replicas": 3,
                     "groups": [
-                        { "name": "eq", "desks": ["alice", "bob", "carol"], "bus": [{ "pattern": "orders.#" }], "maxMessageBytes": 1024 },
+                        {
+                            "name": "eq", "desks": ["alice", "bob", "carol"], "bus": [{ "pattern": "orders.#" }],
+                            "userChannels": ["fdc3.channel.1"], "maxMessageBytes": 1024,
+                        },
                         { "name": "fx", "desks": ["dave"], "bus": [{ "pattern": "#" }] },
                     ],
                 },
+                "rules": [{ "apps": ["*"], "allow": ["fdc3.broadcast"] }],
             })
             .to_string(),
         )
         .unwrap();
+        let apps = if page {
+            let url = tests::fixture_page("fdc3", "app.html", dir.path());
+            json!([{ "appId": "chart", "url": url }])
+        } else {
+            json!([])
+        };
         let manifest = dir.path().join("desk.json");
-        std::fs::write(&manifest, json!({ "name": format!("Desk {name}"), "apps": [] }).to_string()).unwrap();
+        let startup: Vec<&str> = if page { vec!["chart"] } else { vec![] };
+        std::fs::write(
+            &manifest,
+            json!({ "name": format!("Desk {name}"), "apps": apps, "startup": startup }).to_string(),
+        )
+        .unwrap();
         let env = [("TESSERA_POLICY", policy.to_str().unwrap())];
         let shell = Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 600, &env, &format!("link-{name}"));
         Self { shell, dir }
@@ -85,6 +105,14 @@ impl Desk {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The page's instance, once loaded.
+    fn page(&self) -> u64 {
+        self.shell.wait_for("the page loads", Duration::from_secs(60), |apps| {
+            apps.len() == 1 && apps.iter().all(crate::e2e::running_with_page)
+        });
+        crate::e2e::instance_of(&self.shell, "chart")
     }
 
     fn publish(&self, topic: &str, data: &Value) {
@@ -269,4 +297,54 @@ fn a_lost_node_and_a_cluster_down_for_ten_seconds_lose_and_duplicate_nothing() {
     assert_eq!(got, (0..140).collect::<Vec<u64>>(), "alice: {}\nbob: {}", alice.link(), bob.link());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(at_bob.ns("orders.new").len(), 140, "duplicates after the cluster came back");
+}
+
+#[test]
+fn a_broadcast_on_a_linked_user_channel_reaches_the_other_desk_and_a_desk_starting_takes_it() {
+    let cluster = Cluster::start(TOKEN);
+    let alice = Desk::start_with("alice", &cluster, TOKEN, true);
+    let bob = Desk::start_with("bob", &cluster, TOKEN, true);
+    alice.wait_ready();
+    bob.wait_ready();
+    let (a, b) = (alice.page(), bob.page());
+    js(
+        &bob.shell,
+        b,
+        "window.linked = [], fdc3.joinUserChannel('fdc3.channel.1').then(() => fdc3.addContextListener(null, (c, m) => linked.push({c, m}))).then(() => true)",
+    );
+    js(&alice.shell, a, "fdc3.joinUserChannel('fdc3.channel.1').then(() => true)");
+    js(&alice.shell, a, "fdc3.broadcast({type: 'fdc3.instrument', id: {ticker: 'IBM'}}).then(() => true)");
+    wait_js(&bob.shell, b, "linked.length", "1");
+    let got = js(&bob.shell, b, "linked[0]");
+    assert_eq!(got["c"]["id"]["ticker"], "IBM", "{got}");
+    assert_eq!(got["m"]["source"], json!({ "appId": "chart", "desktopAgent": "alice" }), "{got}");
+    // A channel the group does not share stays on its desk; nothing comes back to alice.
+    js(
+        &alice.shell,
+        a,
+        "fdc3.joinUserChannel('fdc3.channel.2').then(() => fdc3.broadcast({type: 'fdc3.instrument', id: {ticker: 'NOPE'}})).then(() => true)",
+    );
+    js(&bob.shell, b, "fdc3.joinUserChannel('fdc3.channel.2').then(() => true)");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(js(&bob.shell, b, "linked.length"), 1);
+    let alices = alice.link();
+    assert_eq!(
+        (alices["messages_out"].as_u64(), alices["messages_in"].as_u64(), alices["own"].as_u64()),
+        (Some(1), Some(0), Some(1)),
+        "{alices}"
+    );
+
+    // A desk starting later takes the shared channel's current context.
+    let carol = Desk::start_with("carol", &cluster, TOKEN, true);
+    carol.wait_ready();
+    let c = carol.page();
+    let ticker = js(
+        &carol.shell,
+        c,
+        "fdc3.joinUserChannel('fdc3.channel.1').then(() => fdc3.getCurrentChannel()).then(ch => ch.getCurrentContext('fdc3.instrument')).then(x => x && x.id.ticker)",
+    );
+    assert_eq!(ticker, "IBM");
+    let bobs = bob.audit();
+    let ins = actions(&bobs, "link.in");
+    assert!(ins.iter().any(|e| e["object"] == "fdc3:fdc3.channel.1" && e["actor"] == "desk:alice"), "{ins:#?}");
 }

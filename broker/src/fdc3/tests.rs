@@ -557,3 +557,36 @@ fn an_intent_raised_at_an_instance_must_fit_its_declared_contexts() {
     ];
     assert!(keys.iter().all(|k| allowed.contains(&k.as_str())), "{keys:?}");
 }
+
+#[test]
+fn a_broadcast_from_another_desk_reaches_the_listeners_here_and_becomes_the_channels_context() {
+    let mut a = agent();
+    for (i, app) in [(1, "chart"), (2, "news")] {
+        a.add_instance(i, app);
+    }
+    let (_, _) = ask(&mut a, 1, "chart", "joinUserChannelRequest", json!({ "channelId": "fdc3.channel.1" }));
+    let (_, _) = ask(&mut a, 2, "news", "joinUserChannelRequest", json!({ "channelId": "fdc3.channel.2" }));
+    for (i, app) in [(1, "chart"), (2, "news")] {
+        let (_, _) =
+            ask(&mut a, i, app, "addContextListenerRequest", json!({ "channelId": null, "contextType": null }));
+    }
+    let origin = json!({ "appId": "blotter", "desktopAgent": "bob" });
+    let out = a.remote_broadcast("fdc3.channel.1", &instrument("IBM"), &origin, 2_000);
+    let chart = sent(&out, 1);
+    assert_eq!(chart.len(), 1);
+    assert_eq!(chart[0]["type"], "broadcastEvent");
+    assert_eq!(chart[0]["payload"]["originatingApp"], origin);
+    assert!(sent(&out, 2).is_empty(), "another channel");
+    assert!(out.iter().any(|o| matches!(o, Output::Record { body, .. } if body["remote"] == true)));
+    let (u, out) = ask(
+        &mut a,
+        2,
+        "news",
+        "getCurrentContextRequest",
+        json!({ "channelId": "fdc3.channel.1", "contextType": null }),
+    );
+    assert_eq!(answer(&out, 2, &u)["payload"]["context"]["id"]["ticker"], "IBM");
+    // Not a user channel here, or not a context: nothing happens.
+    assert!(a.remote_broadcast("no.such.channel", &instrument("X"), &origin, 2_000).is_empty());
+    assert!(a.remote_broadcast("fdc3.channel.1", &json!({ "id": 1 }), &origin, 2_000).is_empty());
+}

@@ -13,7 +13,12 @@
 //!   away (a partition, a restart, the cluster down) catches up on what it missed, as far back
 //!   as the group's stream keeps.
 //!
-//! Every crossing, and every refusal, goes to the [`Audit`] sink the shell gives, in batches.
+//! FDC3 user channels a group shares cross the same way (`tessera.<group>.fdc3.user.<channel>`):
+//! the shell hands the link its broadcasts ([`Bridge::broadcast`]) and the link hands the shell
+//! the other desks' ([`Host::context`]), with the app and desk they came from; a group's set-up
+//! reads each shared channel's last broadcast, so a desk starting takes its current context.
+//!
+//! Every crossing, and every refusal, goes to the [`Host`] the shell gives, in batches.
 //! What the link is doing is in [`Status`].
 
 #[cfg(feature = "nats")]
@@ -22,5 +27,5 @@ mod status;
 pub mod wire;
 
 #[cfg(feature = "nats")]
-pub use crate::link::{Audit, Bridge, Crossing, Way, start};
+pub use crate::link::{Bridge, Crossing, Host, Way, start};
 pub use crate::status::Status;

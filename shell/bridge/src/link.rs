@@ -48,10 +48,26 @@ pub struct Crossing {
     pub reason: Option<String>,
 }
 
-/// Where crossings are recorded. Called from a blocking thread with a batch at a time.
-pub trait Audit: Send + Sync + 'static {
-    /// Records a batch of crossings.
+/// What the shell does for the link.
+pub trait Host: Send + Sync + 'static {
+    /// Records a batch of crossings (called from a blocking thread).
     fn record(&self, crossings: Vec<Crossing>);
+
+    /// Hands a broadcast from another desk to the FDC3 agent here.
+    fn context(&self, context: wire::RemoteContext);
+}
+
+/// A broadcast on a user channel here, on its way to the desks sharing it.
+struct Broadcast {
+    channel: String,
+    context: serde_json::Value,
+    source: serde_json::Value,
+}
+
+impl std::fmt::Debug for Broadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broadcast").field("channel", &self.channel).finish_non_exhaustive()
+    }
 }
 
 /// The running link; dropping it closes the link.
@@ -59,12 +75,25 @@ pub trait Audit: Send + Sync + 'static {
 pub struct Bridge {
     status: Arc<Mutex<Status>>,
     task: tokio::task::JoinHandle<()>,
+    broadcasts: tokio::sync::mpsc::Sender<Broadcast>,
 }
 
 impl Bridge {
     /// What the link is doing.
     pub fn status(&self) -> Status {
         self.status.lock().clone()
+    }
+
+    /// A broadcast on user channel `channel` here, by `source`: sent to the desks of every
+    /// group sharing the channel (in the order given). Never waits; if thousands are already
+    /// waiting for the cluster, it is refused and counted.
+    pub fn broadcast(&self, channel: &str, context: &serde_json::Value, source: &serde_json::Value) {
+        let b = Broadcast { channel: channel.to_owned(), context: context.clone(), source: source.clone() };
+        if self.broadcasts.try_send(b).is_err() {
+            let mut s = self.status.lock();
+            s.refused += 1;
+            s.last_error = Some(format!("a broadcast on {channel} was dropped: too many wait for the cluster"));
+        }
     }
 }
 
@@ -81,6 +110,7 @@ struct Ctx {
     user: Arc<str>,
     status: Arc<Mutex<Status>>,
     audit: tokio::sync::mpsc::Sender<Crossing>,
+    host: Arc<dyn Host>,
 }
 
 impl Ctx {
@@ -99,7 +129,7 @@ impl Ctx {
 
 /// Starts the link for `rules` (inside a Tokio runtime): `user` is who is at this desk, `token`
 /// what it connects with (the token, or the password of the policy's NATS user).
-pub fn start(broker: Broker, rules: &LinkRules, user: &str, token: Option<String>, audit: Arc<dyn Audit>) -> Bridge {
+pub fn start(broker: Broker, rules: &LinkRules, user: &str, token: Option<String>, host: Arc<dyn Host>) -> Bridge {
     let groups: Vec<LinkGroup> = rules.groups_of_this_desk().cloned().collect();
     let status = Arc::new(Mutex::new(Status {
         desk: rules.desk.clone(),
@@ -113,26 +143,29 @@ pub fn start(broker: Broker, rules: &LinkRules, user: &str, token: Option<String
         user: Arc::from(user),
         status: Arc::clone(&status),
         audit: audit_tx,
+        host: Arc::clone(&host),
     };
+    let (broadcasts, broadcasts_rx) = tokio::sync::mpsc::channel(4096);
     let servers = rules.servers.clone();
     let login = rules.user.clone();
     let replicas = usize::from(rules.replicas);
     let task = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(record(audit_rx, audit));
+        tasks.spawn(record(audit_rx, host));
         let Some(client) = connect(&ctx, servers, login, token).await else { return };
         let js = jetstream::new(client.clone());
+        tasks.spawn(send_broadcasts(js.clone(), broadcasts_rx, groups.clone(), ctx.clone()));
         for g in groups {
             tasks.spawn(group(js.clone(), broker.clone(), g, replicas, ctx.clone()));
         }
         tasks.spawn(watch(client, ctx.clone()));
         while tasks.join_next().await.is_some() {}
     });
-    Bridge { status, task }
+    Bridge { status, task, broadcasts }
 }
 
 /// Writes the crossings to the audit sink, a batch at a time, off the runtime's threads.
-async fn record(mut rx: tokio::sync::mpsc::Receiver<Crossing>, audit: Arc<dyn Audit>) {
+async fn record(mut rx: tokio::sync::mpsc::Receiver<Crossing>, audit: Arc<dyn Host>) {
     let mut batch = Vec::with_capacity(1024);
     while rx.recv_many(&mut batch, 1024).await > 0 {
         let audit = Arc::clone(&audit);
@@ -234,7 +267,23 @@ async fn group(js: jetstream::Context, broker: Broker, g: LinkGroup, replicas: u
     };
     let inward_patterns: Vec<Pattern> =
         g.bus.iter().filter(|t| t.direction.inward()).filter_map(|t| Pattern::parse(&t.pattern).ok()).collect();
-    let consumer = if inward_patterns.is_empty() { None } else { Some(consumer(&stream, &g, &ctx).await) };
+    let consumer = if inward_patterns.is_empty() && g.user_channels.is_empty() {
+        None
+    } else {
+        Some(consumer(&stream, &g, &ctx).await)
+    };
+    // The shared channels' current contexts, as the other desks left them.
+    for channel in &g.user_channels {
+        if let Ok(last) = stream.get_last_raw_message_by_subject(&wire::channel_subject(&g.name, channel)).await {
+            let header = |name: &str| last.headers.get(name).map(async_nats::HeaderValue::as_str);
+            let max = g.max_message_bytes as usize;
+            if let Ok(Some(rc)) =
+                wire::inbound_context(&g.name, &ctx.desk, &g.user_channels, &last.subject, header, &last.payload, max)
+            {
+                ctx.host.context(rc);
+            }
+        }
+    }
     ctx.status.lock().ready.push(g.name.clone());
     let local = broker.connect(None);
     let own = local.id();
@@ -287,34 +336,93 @@ async fn outward(js: jetstream::Context, sub: broker::Subscription, own: ClientI
                 continue;
             }
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(wire::DESK, &*ctx.desk);
-        headers.insert(wire::USER, &*ctx.user);
-        if let Some(app) = &app {
-            headers.insert(wire::APP, app.as_str());
-        }
+        let mut headers = our_headers(&ctx, app.as_deref());
         if e.durable {
             headers.insert(wire::DURABLE, "1");
         }
         let id = wire::message_id(&ctx.desk, e.id.0);
         let payload = Bytes::copy_from_slice(&e.payload);
-        let mut delay = FIRST;
-        loop {
-            let publish = jetstream::message::PublishMessage::build()
-                .payload(payload.clone())
-                .headers(headers.clone())
-                .message_id(&id);
-            let sent = async { js.send_publish(subject.clone(), publish).await?.await };
-            match tokio::time::timeout(Duration::from_secs(10), sent).await {
-                Ok(Ok(_)) => break,
-                Ok(Err(err)) => ctx.error(format!("group {}: sending {topic}: {err}", g.name)),
-                Err(_) => ctx.error(format!("group {}: sending {topic}: no acknowledgement within 10 s", g.name)),
-            }
-            tokio::time::sleep(delay).await;
-            delay = next(delay);
-        }
+        send_until_acked(&js, &subject, payload, headers, &id, &ctx).await;
         ctx.status.lock().messages_out += 1;
         ctx.audit(crossing(Way::Out, None)).await;
+    }
+}
+
+/// Publishes to the group's stream until the cluster acknowledges it: with the same id each
+/// time, so a resend after a lost acknowledgement is dropped as a duplicate.
+async fn send_until_acked(
+    js: &jetstream::Context,
+    subject: &str,
+    payload: Bytes,
+    headers: async_nats::HeaderMap,
+    id: &str,
+    ctx: &Ctx,
+) {
+    let mut delay = FIRST;
+    loop {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.clone())
+            .headers(headers.clone())
+            .message_id(id);
+        let sent = async { js.send_publish(subject.to_owned(), publish).await?.await };
+        match tokio::time::timeout(Duration::from_secs(10), sent).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(err)) => ctx.error(format!("sending on {subject}: {err}")),
+            Err(_) => ctx.error(format!("sending on {subject}: no acknowledgement within 10 s")),
+        }
+        tokio::time::sleep(delay).await;
+        delay = next(delay);
+    }
+}
+
+/// The headers of what this desk sends: who and where from.
+fn our_headers(ctx: &Ctx, app: Option<&str>) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(wire::DESK, &*ctx.desk);
+    headers.insert(wire::USER, &*ctx.user);
+    if let Some(app) = app {
+        headers.insert(wire::APP, app);
+    }
+    headers
+}
+
+/// Sends this desk's broadcasts on shared user channels to every group sharing the channel.
+async fn send_broadcasts(
+    js: jetstream::Context,
+    mut rx: tokio::sync::mpsc::Receiver<Broadcast>,
+    groups: Vec<LinkGroup>,
+    ctx: Ctx,
+) {
+    // Ids unique across this desk's restarts: the start time, then a count.
+    let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut n = 0u64;
+    while let Some(b) = rx.recv().await {
+        let app = b.source.get("appId").and_then(serde_json::Value::as_str).map(str::to_owned);
+        let body = wire::context_body(&b.context, &b.source);
+        for g in groups.iter().filter(|g| g.user_channels.contains(&b.channel)) {
+            let crossing = |way, reason| Crossing {
+                way,
+                group: g.name.clone(),
+                desk: ctx.desk.to_string(),
+                user: ctx.user.to_string(),
+                app: app.clone(),
+                topic: format!("fdc3:{}", b.channel),
+                bytes: body.len(),
+                reason,
+            };
+            if body.len() > g.max_message_bytes as usize {
+                let why = format!("out: {} bytes is over the group's {}-byte limit", body.len(), g.max_message_bytes);
+                ctx.audit(crossing(Way::Refused, Some(why))).await;
+                continue;
+            }
+            n += 1;
+            let id = format!("{}:c{boot:x}-{n}", ctx.desk);
+            let subject = wire::channel_subject(&g.name, &b.channel);
+            send_until_acked(&js, &subject, Bytes::from(body.clone()), our_headers(&ctx, app.as_deref()), &id, &ctx)
+                .await;
+            ctx.status.lock().messages_out += 1;
+            ctx.audit(crossing(Way::Out, None)).await;
+        }
     }
 }
 
@@ -351,7 +459,7 @@ async fn consumer(stream: &stream::Stream, g: &LinkGroup, ctx: &Ctx) -> consumer
     let name = wire::consumer_name(&ctx.desk);
     let config = consumer::pull::Config {
         durable_name: Some(name.clone()),
-        filter_subject: wire::bus_subjects(&g.name),
+        filter_subject: wire::group_subjects(&g.name),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::New,
         ack_wait: Duration::from_secs(30),
@@ -433,16 +541,34 @@ async fn deliver(
     let headers = msg.headers.as_ref();
     let header = |name: &str| headers.and_then(|h| h.get(name)).map(async_nats::HeaderValue::as_str);
     let size = msg.payload.len();
-    let refused = |desk: &str, topic: &str, reason: String| Crossing {
-        way: Way::Refused,
-        group: g.name.clone(),
-        desk: desk.to_owned(),
-        user: String::new(),
-        app: None,
-        topic: topic.to_owned(),
-        bytes: size,
-        reason: Some(reason),
-    };
+    if msg.subject.as_str().starts_with(&format!("tessera.{}.fdc3.", g.name)) {
+        let subject = msg.subject.as_str();
+        match wire::inbound_context(&g.name, &ctx.desk, &g.user_channels, subject, header, &msg.payload, max) {
+            Ok(None) => ctx.status.lock().own += 1,
+            Ok(Some(rc)) if !seen.first(&rc.id) => ctx.status.lock().duplicates += 1,
+            Ok(Some(rc)) => {
+                let crossing = Crossing {
+                    way: Way::In,
+                    group: g.name.clone(),
+                    desk: rc.origin["desktopAgent"].as_str().unwrap_or_default().to_owned(),
+                    user: header(wire::USER).unwrap_or_default().to_owned(),
+                    app: rc.origin["appId"].as_str().map(str::to_owned),
+                    topic: format!("fdc3:{}", rc.channel),
+                    bytes: size,
+                    reason: None,
+                };
+                ctx.host.context(rc);
+                ctx.status.lock().messages_in += 1;
+                ctx.audit(crossing).await;
+            }
+            Err(why) => {
+                let desk = header(wire::DESK).unwrap_or("?").to_owned();
+                ctx.audit(refused_in(g, desk, subject, size, &why)).await;
+            }
+        }
+        return;
+    }
+
     let m = match wire::inbound(&g.name, &ctx.desk, msg.subject.as_str(), header, size, max) {
         Ok(Verdict::Own) => {
             ctx.status.lock().own += 1;
@@ -451,14 +577,14 @@ async fn deliver(
         Ok(Verdict::Deliver(m)) => m,
         Err(why) => {
             let desk = header(wire::DESK).unwrap_or("?").to_owned();
-            ctx.audit(refused(&desk, msg.subject.as_str(), format!("in: {why}"))).await;
+            ctx.audit(refused_in(g, desk, msg.subject.as_str(), size, &why)).await;
             return;
         }
     };
     let shared = Topic::parse(&m.topic).is_ok_and(|t| patterns.iter().any(|p| p.matches(&t)));
     if !shared {
-        let why = format!("in: topic {} is not shared into this desk by group {}", m.topic, g.name);
-        ctx.audit(refused(&m.desk, &m.topic, why)).await;
+        let why = format!("topic {} is not shared into this desk by group {}", m.topic, g.name);
+        ctx.audit(refused_in(g, m.desk, &m.topic, size, &why)).await;
         return;
     }
     if !seen.first(&m.id) {
@@ -470,7 +596,7 @@ async fn deliver(
         opts = opts.durable();
     }
     if let Err(e) = local.publish_async(&m.topic, msg.payload.to_vec(), opts).await {
-        ctx.audit(refused(&m.desk, &m.topic, format!("in: the local bus refused it: {e}"))).await;
+        ctx.audit(refused_in(g, m.desk, &m.topic, size, &format!("the local bus refused it: {e}"))).await;
         return;
     }
     ctx.status.lock().messages_in += 1;
@@ -494,5 +620,19 @@ async fn lag(mut consumer: consumer::PullConsumer, group: String, ctx: Ctx) {
             ctx.status.lock().pending.insert(group.clone(), info.num_pending);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// A refusal of something another desk sent.
+fn refused_in(g: &LinkGroup, desk: String, topic: &str, bytes: usize, why: &str) -> Crossing {
+    Crossing {
+        way: Way::Refused,
+        group: g.name.clone(),
+        desk,
+        user: String::new(),
+        app: None,
+        topic: topic.to_owned(),
+        bytes,
+        reason: Some(format!("in: {why}")),
     }
 }

@@ -20,7 +20,8 @@
 //! ([`signing`]) and per-app navigation origins ([`origin`]). It knows no UI, no processes and no
 //! storage: a policy is data in, decisions out (checked by `tests/it/architecture.rs`). Its
 //! modules form no circle: `urls` is a leaf, `signing` and `origin` use it, `permission` uses it,
-//! and `admin` uses `permission` and `signing`.
+//! `link` (the desk link's section) is a leaf, and `admin` uses `permission`, `signing` and
+//! `link`.
 
 mod admin;
 pub mod link;

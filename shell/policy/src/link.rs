@@ -44,6 +44,10 @@ pub struct LinkGroup {
     /// Bus topics shared, by pattern (`*` one segment, `#` any number).
     #[serde(default)]
     pub bus: Vec<SharedTopics>,
+    /// FDC3 user channels shared both ways (`fdc3.channel.1` ...): a broadcast on one reaches
+    /// the listeners on the other desks, and a desk starting takes its current context.
+    #[serde(default)]
+    pub user_channels: Vec<String>,
     /// Largest message that may cross, in bytes (larger ones are refused and audited).
     #[serde(default = "default_max_message")]
     pub max_message_bytes: u32,
@@ -185,6 +189,11 @@ pub(crate) fn check(rules: &LinkRules, problems: &mut Vec<String>) {
                     "{at}.bus[{j}].pattern: {:?} is not a topic pattern that can cross (no '$' topics, empty segments, spaces or '>')",
                     t.pattern
                 ));
+            }
+        }
+        for (j, c) in g.user_channels.iter().enumerate() {
+            if !is_shared_pattern(c) || c.contains(['*', '#']) {
+                problems.push(format!("{at}.userChannels[{j}]: {c:?} is not a channel id that can cross"));
             }
         }
         if !(64..=(8 << 20)).contains(&g.max_message_bytes) {

@@ -48,6 +48,15 @@ pub(super) fn decide(shell: &Shell, ask: impl FnOnce(&mut Agent, u64) -> Vec<Out
             if let Err(e) = shell.broker.record(topic, body.to_string(), None) {
                 tracing::warn!(%topic, "could not journal an FDC3 record: {e}");
             }
+            // A broadcast made here goes to the linked desks (in the order made: the agent's
+            // lock is held); one that came from there does not go back.
+            if *topic == broker::fdc3::BROADCAST_RECORDS
+                && body["remote"] != true
+                && let Some(Ok(link)) = shell.link.get()
+                && let Some(channel) = body["channelId"].as_str()
+            {
+                link.broadcast(channel, &body["context"], &body["source"]);
+            }
             false
         }
         _ => true,

@@ -36,10 +36,22 @@ pub(super) fn prepare(admin: &policy::AdminPolicy, vault: Option<&storage::Vault
     Some(Prepared { rules, token })
 }
 
-/// Where the link's crossings are recorded: the audit log, a batch per transaction.
-struct Sink(Arc<super::permissions::Permissions>);
+/// What the shell does for the link: its crossings into the audit log (a batch per
+/// transaction), the other desks' broadcasts to the FDC3 agent.
+struct Sink {
+    permissions: Arc<super::permissions::Permissions>,
+    /// The shell (not kept alive by the link it holds).
+    shell: std::sync::Weak<Shell>,
+}
 
-impl bridge::Audit for Sink {
+impl bridge::Host for Sink {
+    fn context(&self, rc: bridge::wire::RemoteContext) {
+        let Some(shell) = self.shell.upgrade() else { return };
+        let outputs =
+            super::fdc3::decide(&shell, |agent, now| agent.remote_broadcast(&rc.channel, &rc.context, &rc.origin, now));
+        super::fdc3::exec(&shell, outputs);
+    }
+
     fn record(&self, crossings: Vec<bridge::Crossing>) {
         let entries: Vec<AuditEntry> = crossings
             .into_iter()
@@ -54,7 +66,7 @@ impl bridge::Audit for Sink {
                     .details(json!({ "group": c.group, "user": c.user, "bytes": c.bytes, "reason": c.reason }))
             })
             .collect();
-        self.0.record_many(&entries);
+        self.permissions.record_many(&entries);
     }
 }
 
@@ -79,7 +91,8 @@ pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, prepared: 
     };
     let bridge = {
         let _guard = rt.enter();
-        bridge::start(shell.broker.clone(), &rules, &user(), token, Arc::new(Sink(Arc::clone(&shell.permissions))))
+        let sink = Sink { permissions: Arc::clone(&shell.permissions), shell: Arc::downgrade(shell) };
+        bridge::start(shell.broker.clone(), &rules, &user(), token, Arc::new(sink))
     };
     tracing::info!(desk = %rules.desk, servers = ?rules.servers, "the desk link is starting");
     shell.permissions.record(

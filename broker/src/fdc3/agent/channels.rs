@@ -139,26 +139,7 @@ impl Agent {
             ch.contexts.push(context.clone());
         }
         let source = self.identifier(req.from);
-        let private = matches!(self.channels.get(&id).map(|c| &c.kind), Some(Kind::Private { .. }));
-        let targets: Vec<u64> = self
-            .instances
-            .iter()
-            .filter(|(k, _)| **k != req.from)
-            .filter(|(k, _)| {
-                !private
-                    || matches!(&self.channels.get(&id).map(|c| &c.kind), Some(Kind::Private { members }) if members.contains(k))
-            })
-            .filter(|(_, i)| {
-                i.context.values().any(|(c, t)| {
-                    let on = match c {
-                        Some(c) => *c == id,
-                        None => i.channel.as_deref() == Some(id.as_str()),
-                    };
-                    on && t.as_deref().is_none_or(|t| t == ctype)
-                })
-            })
-            .map(|(k, _)| *k)
-            .collect();
+        let targets = self.listeners_of(&id, &ctype, Some(req.from));
         for to in targets {
             let message =
                 self.event("broadcastEvent", json!({ "channelId": id, "context": context, "originatingApp": source }));
@@ -169,6 +150,56 @@ impl Agent {
             body: json!({ "channelId": id, "context": context, "source": source }),
         });
         Ok(json!({}))
+    }
+
+    /// The instances (but `except`) with a context listener for `ctype` on channel `id`,
+    /// explicitly or through the user channel they follow (members only, for a private one).
+    fn listeners_of(&self, id: &str, ctype: &str, except: Option<u64>) -> Vec<u64> {
+        let private = matches!(self.channels.get(id).map(|c| &c.kind), Some(Kind::Private { .. }));
+        self.instances
+            .iter()
+            .filter(|(k, _)| Some(**k) != except)
+            .filter(|(k, _)| {
+                !private
+                    || matches!(&self.channels.get(id).map(|c| &c.kind), Some(Kind::Private { members }) if members.contains(k))
+            })
+            .filter(|(_, i)| {
+                i.context.values().any(|(c, t)| {
+                    let on = match c {
+                        Some(c) => c == id,
+                        None => i.channel.as_deref() == Some(id),
+                    };
+                    on && t.as_deref().is_none_or(|t| t == ctype)
+                })
+            })
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// A broadcast on user channel `channel_id` from another desk (through the desk link):
+    /// kept as the channel's context of its type and delivered to the listeners here, with
+    /// `origin` (the app and desk it came from) as the originating app. Refused (nothing
+    /// happens) for a channel that is not a user channel here or a context that is not one.
+    pub fn remote_broadcast(&mut self, channel_id: &str, context: &Value, origin: &Value, now_ms: u64) -> Vec<Output> {
+        self.now_ms = now_ms;
+        let mut out = Vec::new();
+        let Some(context) = valid_context(Some(context)).cloned() else { return out };
+        let Some(ch) = self.channels.get_mut(channel_id).filter(|c| matches!(c.kind, Kind::User)) else { return out };
+        let ctype = context_type(&context).to_owned();
+        ch.contexts.retain(|c| context_type(c) != ctype);
+        ch.contexts.push(context.clone());
+        for to in self.listeners_of(channel_id, &ctype, None) {
+            let message = self.event(
+                "broadcastEvent",
+                json!({ "channelId": channel_id, "context": context, "originatingApp": origin }),
+            );
+            out.push(Output::Send { to, message });
+        }
+        out.push(Output::Record {
+            topic: super::BROADCAST_RECORDS,
+            body: json!({ "channelId": channel_id, "context": context, "source": origin, "remote": true }),
+        });
+        out
     }
 
     pub(super) fn current_context(&self, req: &Req<'_>) -> Answer {

@@ -12,7 +12,7 @@ fn a_link_section_is_read_with_its_defaults_and_the_desk_takes_its_groups() {
         "tokenSecret": "nats",
         "replicas": 3,
         "groups": [
-            { "name": "equities", "desks": ["alice", "bob"], "bus": [{ "pattern": "orders.#" }, { "pattern": "prices.*", "direction": "in" }] },
+            { "name": "equities", "desks": ["alice", "bob"], "bus": [{ "pattern": "orders.#" }, { "pattern": "prices.*", "direction": "in" }], "userChannels": ["fdc3.channel.1"] },
             { "name": "fx", "desks": ["carol"] },
             { "name": "all", "desks": ["*"], "maxMessageBytes": 1024 },
         ],
@@ -26,6 +26,7 @@ fn a_link_section_is_read_with_its_defaults_and_the_desk_takes_its_groups() {
     assert!(eq.bus[0].direction.outward() && eq.bus[0].direction.inward());
     assert!(!eq.bus[1].direction.outward() && eq.bus[1].direction.inward());
     assert_eq!(link.groups[2].max_message_bytes, 1024);
+    assert_eq!(eq.user_channels, ["fdc3.channel.1"]);
 }
 
 #[test]
@@ -65,6 +66,10 @@ fn each_bad_field_is_named() {
             "maxMessageBytes",
         ),
         (serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "colour": "red" }), "unknown field"),
+        (
+            serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "userChannels": ["fdc3.*"] }] }),
+            "link.groups[0].userChannels[0]",
+        ),
         (
             serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "bus": [{ "pattern": "a", "direction": "sideways" }] }] }),
             "unknown variant",

@@ -18,6 +18,20 @@ fn intent(name: &str) -> Value {
 }
 
 /// A test desk: the web app `alpha` and the native apps `natives`, all started.
+/// Starts the desk `manifest` (alpha and two native apps) and waits until all three run and
+/// alpha's FDC3 is up; gives the shell and alpha's instance.
+fn start_with_two_natives(manifest: &std::path::Path, name: &str) -> (Shell, u64) {
+    let shell = Shell::start_full(manifest.to_str().unwrap(), None, 2048, &[], name);
+    shell.wait_for("the desk starts", Duration::from_secs(60), |apps| {
+        apps.len() == 3
+            && apps.iter().any(|a| a["app"] == "alpha" && running_with_page(a))
+            && apps.iter().filter(|a| a["kind"] == "native" && a["state"] == "running").count() == 2
+    });
+    let alpha = instance_of(&shell, "alpha");
+    wait_js(&shell, alpha, "typeof window.fdc3", "\"object\"");
+    (shell, alpha)
+}
+
 fn desk(dir: &std::path::Path, natives: &[Value]) -> std::path::PathBuf {
     let page = tests::fixture_page("e2e", "alpha.html", dir);
     let manifest = dir.join("desk.json");
@@ -314,15 +328,8 @@ fn a_native_app_is_held_to_its_limits_and_dies_with_the_shell() {
         dir.path(),
         &[probe_app("hog", json!({ "memoryLimitMiB": 64 })), probe_app("spinner", json!({ "cpuLimitPercent": 40 }))],
     );
-    let shell = Shell::start_full(manifest.to_str().unwrap(), None, 2048, &[], "native-limits");
+    let (shell, alpha) = start_with_two_natives(&manifest, "native-limits");
     let app = |name: &str| shell.apps().into_iter().find(|a| a["app"] == name).unwrap_or(Value::Null);
-    shell.wait_for("the desk starts", Duration::from_secs(60), |apps| {
-        apps.len() == 3
-            && apps.iter().any(|a| a["app"] == "alpha" && running_with_page(a))
-            && apps.iter().filter(|a| a["kind"] == "native" && a["state"] == "running").count() == 2
-    });
-    let alpha = instance_of(&shell, "alpha");
-    wait_js(&shell, alpha, "typeof window.fdc3", "\"object\"");
     let (hog, spinner) = (app("hog")["pid"].as_u64().unwrap(), app("spinner")["pid"].as_u64().unwrap());
 
     // Over its memory limit, then over its CPU limit: each killed and started again, saying why.
@@ -384,14 +391,7 @@ fn python_and_node_apps_talk_to_a_page_and_to_each_other() {
         "args": [probes.join("probe.js").to_str().unwrap()],
         "env": { "NODE_PATH": installed("node_modules").to_str().unwrap() }, "interop": intent("ViewRisk") });
     let manifest = desk(dir.path(), &[py, node_app]);
-    let shell = Shell::start_full(manifest.to_str().unwrap(), None, 2048, &[], "native-clients");
-    shell.wait_for("the desk starts", Duration::from_secs(60), |apps| {
-        apps.len() == 3
-            && apps.iter().any(|a| a["app"] == "alpha" && running_with_page(a))
-            && apps.iter().filter(|a| a["kind"] == "native" && a["state"] == "running").count() == 2
-    });
-    let alpha = instance_of(&shell, "alpha");
-    wait_js(&shell, alpha, "typeof window.fdc3", "\"object\"");
+    let (shell, alpha) = start_with_two_natives(&manifest, "native-clients");
 
     // Both echo the page's message, each under its own identity.
     let start = Instant::now();

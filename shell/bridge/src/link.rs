@@ -119,6 +119,28 @@ impl Ctx {
         self.status.lock().last_error = Some(what);
     }
 
+    /// A crossing of this desk's own (out, or refused on the way out).
+    fn ours(
+        &self,
+        way: Way,
+        group: &str,
+        app: Option<&str>,
+        topic: &str,
+        bytes: usize,
+        reason: Option<String>,
+    ) -> Crossing {
+        Crossing {
+            way,
+            group: group.to_owned(),
+            desk: self.desk.to_string(),
+            user: self.user.to_string(),
+            app: app.map(str::to_owned),
+            topic: topic.to_owned(),
+            bytes,
+            reason,
+        }
+    }
+
     async fn audit(&self, c: Crossing) {
         if c.way == Way::Refused {
             self.status.lock().refused += 1;
@@ -314,16 +336,7 @@ async fn outward(js: jetstream::Context, sub: broker::Subscription, own: ClientI
         }
         let topic = e.topic.as_str();
         let app = e.sender.app.as_ref().map(ToString::to_string);
-        let crossing = |way, reason| Crossing {
-            way,
-            group: g.name.clone(),
-            desk: ctx.desk.to_string(),
-            user: ctx.user.to_string(),
-            app: app.clone(),
-            topic: topic.to_owned(),
-            bytes: e.payload.len(),
-            reason,
-        };
+        let crossing = |way, reason| ctx.ours(way, &g.name, app.as_deref(), topic, e.payload.len(), reason);
         if e.payload.len() > max {
             let why = format!("out: {} bytes is over the group's {max}-byte limit", e.payload.len());
             ctx.audit(crossing(Way::Refused, Some(why))).await;
@@ -400,16 +413,8 @@ async fn send_broadcasts(
         let app = b.source.get("appId").and_then(serde_json::Value::as_str).map(str::to_owned);
         let body = wire::context_body(&b.context, &b.source);
         for g in groups.iter().filter(|g| g.user_channels.contains(&b.channel)) {
-            let crossing = |way, reason| Crossing {
-                way,
-                group: g.name.clone(),
-                desk: ctx.desk.to_string(),
-                user: ctx.user.to_string(),
-                app: app.clone(),
-                topic: format!("fdc3:{}", b.channel),
-                bytes: body.len(),
-                reason,
-            };
+            let topic = format!("fdc3:{}", b.channel);
+            let crossing = |way, reason| ctx.ours(way, &g.name, app.as_deref(), &topic, body.len(), reason);
             if body.len() > g.max_message_bytes as usize {
                 let why = format!("out: {} bytes is over the group's {}-byte limit", body.len(), g.max_message_bytes);
                 ctx.audit(crossing(Way::Refused, Some(why))).await;

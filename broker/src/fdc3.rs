@@ -11,7 +11,10 @@ mod agent;
 mod dacp;
 pub mod directory;
 
-pub use agent::{Agent, BROADCAST_RECORDS, Choice, INTENT_RECORDS, OPEN_SETTLE_MS, Output, Pending, user_channels};
+pub use agent::{
+    Agent, BROADCAST_RECORDS, Choice, DeskRaise, INTENT_RECORDS, OPEN_SETTLE_MS, Output, Pending, RemoteApp,
+    user_channels,
+};
 pub use dacp::{Request, RequestType};
 pub use directory::{AppRecord, Directory, DirectoryError, IntentDecl, Problem};
 

@@ -33,6 +33,15 @@ impl Desk {
 
     /// The same, with a page (the FDC3 fixture, app `chart`) on the desk.
     fn start_with(name: &str, cluster: &Cluster, token: &str, page: bool) -> Self {
+        if page {
+            Self::start_apps(name, cluster, token, &[json!({ "appId": "chart", "url": "app.html" })], &["chart"])
+        } else {
+            Self::start_apps(name, cluster, token, &[], &[])
+        }
+    }
+
+    /// A linked desk with `apps` (pages of the FDC3 fixture), `startup` of them started.
+    fn start_apps(name: &str, cluster: &Cluster, token: &str, apps: &[Value], startup: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("profile");
         let mut put = Command::new(bin("tessera"))
@@ -57,24 +66,19 @@ impl Desk {
                     "groups": [
                         {
                             "name": "eq", "desks": ["alice", "bob", "carol"], "bus": [{ "pattern": "orders.#" }],
-                            "userChannels": ["fdc3.channel.1"], "maxMessageBytes": 1024,
+                            "userChannels": ["fdc3.channel.1"], "appChannels": ["desk.orders"],
+                            "intents": ["StartOrder"], "maxMessageBytes": 1024,
                         },
                         { "name": "fx", "desks": ["dave"], "bus": [{ "pattern": "#" }] },
                     ],
                 },
-                "rules": [{ "apps": ["*"], "allow": ["fdc3.broadcast"] }],
+                "rules": [{ "apps": ["*"], "allow": ["fdc3.broadcast", "fdc3.raiseIntent", "fdc3.appChannel"] }],
             })
             .to_string(),
         )
         .unwrap();
-        let apps = if page {
-            let url = tests::fixture_page("fdc3", "app.html", dir.path());
-            json!([{ "appId": "chart", "url": url }])
-        } else {
-            json!([])
-        };
+        tests::fixture_page("fdc3", "app.html", dir.path());
         let manifest = dir.path().join("desk.json");
-        let startup: Vec<&str> = if page { vec!["chart"] } else { vec![] };
         std::fs::write(
             &manifest,
             json!({ "name": format!("Desk {name}"), "apps": apps, "startup": startup }).to_string(),
@@ -109,10 +113,15 @@ impl Desk {
 
     /// The page's instance, once loaded.
     fn page(&self) -> u64 {
-        self.shell.wait_for("the page loads", Duration::from_secs(60), |apps| {
-            apps.len() == 1 && apps.iter().all(crate::e2e::running_with_page)
+        self.page_of("chart")
+    }
+
+    /// `app`'s first instance, once its page has loaded.
+    fn page_of(&self, app: &str) -> u64 {
+        self.shell.wait_for(&format!("{app}'s page loads"), Duration::from_secs(60), |apps| {
+            apps.iter().any(|a| a["app"] == app && crate::e2e::running_with_page(a))
         });
-        crate::e2e::instance_of(&self.shell, "chart")
+        crate::e2e::instance_of(&self.shell, app)
     }
 
     fn publish(&self, topic: &str, data: &Value) {
@@ -347,4 +356,84 @@ fn a_broadcast_on_a_linked_user_channel_reaches_the_other_desk_and_a_desk_starti
     let bobs = bob.audit();
     let ins = actions(&bobs, "link.in");
     assert!(ins.iter().any(|e| e["object"] == "fdc3:fdc3.channel.1" && e["actor"] == "desk:alice"), "{ins:#?}");
+}
+
+#[test]
+fn an_intent_raised_on_one_desk_is_handled_on_another_and_its_result_comes_back() {
+    let cluster = Cluster::start(TOKEN);
+    let ticket = json!({
+        "appId": "ticket", "title": "Ticket", "url": "app.html",
+        "interop": { "intents": { "listensFor": {
+            "StartOrder": { "contexts": ["fdc3.instrument"], "resultType": "fdc3.order" },
+            "StreamPrices": { "contexts": ["fdc3.instrument"], "resultType": "channel<fdc3.valuation>" },
+        } } },
+    });
+    let alice = Desk::start_apps("alice", &cluster, TOKEN, &[json!({ "appId": "a", "url": "app.html" })], &["a"]);
+    let bob = Desk::start_apps("bob", &cluster, TOKEN, &[ticket], &[]);
+    alice.wait_ready();
+    bob.wait_ready();
+    let a = alice.page_of("a");
+    // Bob's ticket is offered with the desk it runs on; the intent the group does not share is not.
+    wait_js(
+        &alice.shell,
+        a,
+        "fdc3.findIntent('StartOrder').then(ai => ai.apps.map(x => x.appId + '@' + x.desktopAgent).join(), e => e.message)",
+        "\"ticket@bob\"",
+    );
+    assert_eq!(alice.link()["desks"], json!(["bob"]), "ctl link names the desks heard from");
+    let not_shared = "fdc3.findIntent('StreamPrices').then(() => 'found', e => e.message)";
+    assert_eq!(js(&alice.shell, a, not_shared), "NoAppsFound");
+
+    // Raised at bob's ticket: bob starts it, it handles the intent, its result comes back.
+    let ibm = "{type: 'fdc3.instrument', id: {ticker: 'IBM'}}";
+    let r = js(
+        &alice.shell,
+        a,
+        &format!(
+            "fdc3.raiseIntent('StartOrder', {ibm}, {{appId: 'ticket', desktopAgent: 'bob'}}).then(async r => ({{source: r.source, result: await r.getResult()}}))"
+        ),
+    );
+    assert_eq!((&r["source"]["appId"], &r["source"]["desktopAgent"]), (&json!("ticket"), &json!("bob")), "{r}");
+    assert_eq!(r["result"]["id"]["orderId"], "O-IBM", "{r}");
+    let t = bob.page_of("ticket");
+    wait_js(&bob.shell, t, "intents.map(i => i.ctx.id.ticker).join()", "\"IBM\"");
+    // Untargeted, with bob's running ticket the only target; a handler that throws is the
+    // standard's error on alice's desk.
+    let order = |ticker: &str| {
+        js(
+            &alice.shell,
+            a,
+            &format!(
+                "fdc3.raiseIntent('StartOrder', {{type: 'fdc3.instrument', id: {{ticker: '{ticker}'}}}}).then(r => r.getResult()).then(c => c.id.orderId, e => e.message)"
+            ),
+        )
+    };
+    assert_eq!(order("MSFT"), "O-MSFT");
+    assert_eq!(order("FAIL"), "IntentHandlerRejected");
+    assert_eq!(bob.shell.apps().iter().filter(|x| x["app"] == "ticket").count(), 1, "the running ticket took them");
+
+    // An app channel the group shares: alice's broadcast reaches bob's listener, with its origin.
+    js(
+        &bob.shell,
+        t,
+        "window.orders = [], fdc3.getOrCreateChannel('desk.orders').then(ch => ch.addContextListener(null, (c, m) => orders.push({c, m}))).then(() => true)",
+    );
+    js(
+        &alice.shell,
+        a,
+        "fdc3.getOrCreateChannel('desk.orders').then(ch => ch.broadcast({type: 'fdc3.order', id: {orderId: 'O-1'}})).then(() => true)",
+    );
+    wait_js(&bob.shell, t, "orders.map(o => o.c.id.orderId + '@' + o.m.source.desktopAgent).join()", "\"O-1@alice\"");
+
+    // The shell bar says the desk is linked (looked at by a person: target/debug/e2e/link-bar.png).
+    let shot = tests::target_dir().join("e2e/link-bar.png");
+    alice.shell.ctl_ok(&["screenshot", shot.to_str().unwrap()]);
+
+    // Both sides audit the intent crossing.
+    let alices = alice.audit();
+    let outs = actions(&alices, "link.out");
+    assert!(outs.iter().any(|e| e["object"] == "fdc3.intent:StartOrder@bob" && e["app"] == "a"), "{outs:#?}");
+    let bobs = bob.audit();
+    let ins = actions(&bobs, "link.in");
+    assert!(ins.iter().any(|e| e["object"] == "fdc3.intent:StartOrder@bob" && e["actor"] == "desk:alice"), "{ins:#?}");
 }

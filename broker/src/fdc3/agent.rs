@@ -8,6 +8,7 @@ mod channels;
 mod encoding;
 mod instances;
 mod intents;
+mod remote;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,6 +24,8 @@ use super::errors::{
 };
 use super::{FDC3_VERSION, Fdc3Error, LISTENER_TIMEOUT_MS, RESOLVER_TIMEOUT_MS, RESULT_TIMEOUT_MS};
 use crate::clock::Timestamp;
+
+pub use remote::{DeskRaise, RemoteApp};
 
 /// The recommended user channels: id, name, colour, glyph.
 pub fn user_channels() -> [(&'static str, &'static str, &'static str, &'static str); 8] {
@@ -90,6 +93,20 @@ pub enum Output {
         /// The error it got.
         error: String,
     },
+    /// Send a raise to an app on a linked desk; its answers come back through
+    /// [`Agent::desk_answer`].
+    RaiseOnDesk(DeskRaise),
+    /// Answer a raise that came from a linked desk ([`Agent::raise_from_desk`]).
+    AnswerDesk {
+        /// The desk.
+        desk: String,
+        /// The raise's request id.
+        request: String,
+        /// `raiseIntentResponse` or `raiseIntentResultResponse`.
+        kind: String,
+        /// The answer (`{intentResolution}`, `{intentResult}` or `{error}`).
+        payload: Value,
+    },
     /// Something to keep in the journal (a broadcast, an intent).
     Record {
         /// The journal topic, in the reserved namespace.
@@ -118,6 +135,8 @@ pub struct Choice {
     pub title: String,
     /// A running instance, or `None` for a new one.
     pub instance: Option<u64>,
+    /// The linked desk the app is on, or `None` for this desk.
+    pub desk: Option<String>,
 }
 
 /// How much the agent is waiting on, for diagnostics and tests.
@@ -224,6 +243,8 @@ pub struct Agent {
     questions: HashMap<u64, Question>,
     /// Intent results owed, by the intent event's uuid.
     owed: HashMap<String, Owed>,
+    /// Linked desks: this desk's name, their apps, raises sent there and raises from there.
+    desks: remote::Desks,
     next: u64,
     seed: u64,
     now_ms: u64,
@@ -283,6 +304,7 @@ impl Agent {
             waits: Vec::new(),
             questions: HashMap::new(),
             owed: HashMap::new(),
+            desks: remote::Desks::default(),
             next: 1,
             seed,
             now_ms: 0,
@@ -352,6 +374,7 @@ impl Agent {
                 self.reply(&mut out, o.raiser, "raiseIntentResultResponse", &o.raise_uuid, Err(NO_RESULT_RETURNED));
             }
         }
+        self.sweep_desks(now_ms, &mut out);
         out
     }
 

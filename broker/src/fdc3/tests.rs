@@ -586,7 +586,191 @@ fn a_broadcast_from_another_desk_reaches_the_listeners_here_and_becomes_the_chan
         json!({ "channelId": "fdc3.channel.1", "contextType": null }),
     );
     assert_eq!(answer(&out, 2, &u)["payload"]["context"]["id"]["ticker"], "IBM");
-    // Not a user channel here, or not a context: nothing happens.
-    assert!(a.remote_broadcast("no.such.channel", &instrument("X"), &origin, 2_000).is_empty());
+    // A private channel, or not a context: nothing happens.
+    let (_, out) = ask(&mut a, 1, "chart", "createPrivateChannelRequest", json!({}));
+    let private = sent(&out, 1)[0]["payload"]["privateChannel"]["id"].as_str().expect("id").to_owned();
+    assert!(a.remote_broadcast(&private, &instrument("X"), &origin, 2_000).is_empty());
     assert!(a.remote_broadcast("fdc3.channel.1", &json!({ "id": 1 }), &origin, 2_000).is_empty());
+    // An app channel is created by the first broadcast from another desk, and listeners on it
+    // here hear the next.
+    let out = a.remote_broadcast("desk.orders", &instrument("Y"), &origin, 2_000);
+    assert!(sent(&out, 1).is_empty() && sent(&out, 2).is_empty());
+    let (_, _) = ask(&mut a, 2, "news", "getOrCreateChannelRequest", json!({ "channelId": "desk.orders" }));
+    let (u, out) =
+        ask(&mut a, 2, "news", "getCurrentContextRequest", json!({ "channelId": "desk.orders", "contextType": null }));
+    assert_eq!(answer(&out, 2, &u)["payload"]["context"]["id"]["ticker"], "Y");
+    let (_, _) =
+        ask(&mut a, 2, "news", "addContextListenerRequest", json!({ "channelId": "desk.orders", "contextType": null }));
+    let out = a.remote_broadcast("desk.orders", &instrument("Z"), &origin, 2_000);
+    assert_eq!(sent(&out, 2)[0]["payload"]["context"]["id"]["ticker"], "Z");
+}
+
+fn desk_app(app: &str, intent: &str, result: Option<&str>) -> RemoteApp {
+    RemoteApp {
+        app_id: app.to_owned(),
+        title: format!("{app} (remote)"),
+        intents: vec![IntentDecl {
+            name: intent.to_owned(),
+            display_name: None,
+            contexts: vec!["fdc3.instrument".to_owned()],
+            result_type: result.map(str::to_owned),
+        }],
+    }
+}
+
+fn raise_on_desk(out: &[Output]) -> &DeskRaise {
+    out.iter()
+        .find_map(|o| match o {
+            Output::RaiseOnDesk(r) => Some(r),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no raise for another desk in {out:#?}"))
+}
+
+#[test]
+fn linked_desks_apps_are_found_and_raised_with_answers_from_that_desk_only() {
+    let mut a = agent();
+    a.link_as("alice");
+    a.add_instance(1, "news");
+    a.set_desk_apps("bob", vec![desk_app("blotter", "StartOrder", Some("fdc3.order"))]);
+    let (u, out) = ask(&mut a, 1, "news", "getInfoRequest", json!({}));
+    assert_eq!(
+        answer(&out, 1, &u)["payload"]["implementationMetadata"]["optionalFeatures"]["DesktopAgentBridging"],
+        true
+    );
+    let (u, out) = ask(&mut a, 1, "news", "findIntentRequest", json!({ "intent": "StartOrder" }));
+    let apps = answer(&out, 1, &u)["payload"]["appIntent"]["apps"].clone();
+    assert_eq!(apps[0]["appId"], "ticket");
+    assert_eq!(
+        apps[1],
+        json!({ "appId": "blotter", "title": "blotter (remote)", "name": "blotter (remote)", "desktopAgent": "bob" })
+    );
+    // Two targets: the resolver, which says where the remote one runs.
+    let (_, out) =
+        ask(&mut a, 1, "news", "raiseIntentRequest", json!({ "intent": "StartOrder", "context": instrument("A") }));
+    let Some(Output::Resolve { choices, .. }) = out.iter().find(|o| matches!(o, Output::Resolve { .. })) else {
+        panic!("{out:#?}")
+    };
+    assert_eq!(choices[1].desk.as_deref(), Some("bob"));
+    // Targeted at bob's app: sent there, with the raiser named with its desk.
+    let target = json!({ "appId": "blotter", "desktopAgent": "bob" });
+    let (u, out) = ask(
+        &mut a,
+        1,
+        "news",
+        "raiseIntentRequest",
+        json!({ "intent": "StartOrder", "context": instrument("B"), "app": target }),
+    );
+    let r = raise_on_desk(&out).clone();
+    assert_eq!((r.desk.as_str(), r.app.as_str(), r.intent.as_str()), ("bob", "blotter", "StartOrder"));
+    assert_eq!(r.source, json!({ "appId": "news", "instanceId": "1", "desktopAgent": "alice" }));
+    assert!(sent(&out, 1).is_empty(), "answered when bob answers");
+    // Another desk answering is ignored; bob's answers reach the raiser.
+    let resolution =
+        json!({ "intentResolution": { "source": { "appId": "blotter", "instanceId": "7" }, "intent": "StartOrder" } });
+    assert!(a.desk_answer("carol", &r.request, "raiseIntentResponse", &resolution, 1_100).is_empty());
+    let out = a.desk_answer("bob", &r.request, "raiseIntentResponse", &resolution, 1_100);
+    assert_eq!(
+        answer(&out, 1, &u)["payload"]["intentResolution"]["source"],
+        json!({ "appId": "blotter", "instanceId": "7", "desktopAgent": "bob" })
+    );
+    let result = json!({ "intentResult": { "context": { "type": "fdc3.order", "id": { "n": 1 } } } });
+    let out = a.desk_answer("bob", &r.request, "raiseIntentResultResponse", &result, 1_200);
+    let m = answer(&out, 1, &u);
+    assert_eq!(m["type"], "raiseIntentResultResponse");
+    assert_eq!(m["payload"]["intentResult"]["context"]["id"]["n"], 1);
+    assert!(a.desk_answer("bob", &r.request, "raiseIntentResultResponse", &result, 1_300).is_empty(), "once");
+    // An error bob names that is not the standard's is delivery failed; an app bob does not
+    // offer is unavailable; silence ends at the deadline.
+    let raise = |a: &mut Agent, ticker: &str| {
+        ask(
+            a,
+            1,
+            "news",
+            "raiseIntentRequest",
+            json!({ "intent": "StartOrder", "context": instrument(ticker), "app": target }),
+        )
+    };
+    let (u, out) = raise(&mut a, "C");
+    let req = raise_on_desk(&out).request.clone();
+    let out = a.desk_answer("bob", &req, "raiseIntentResponse", &json!({ "error": "<script>" }), 1_400);
+    assert_eq!(answer(&out, 1, &u)["payload"]["error"], "IntentDeliveryFailed");
+    let (u, out) = ask(
+        &mut a,
+        1,
+        "news",
+        "raiseIntentRequest",
+        json!({ "intent": "StartOrder", "context": instrument("D"), "app": { "appId": "chart", "desktopAgent": "bob" } }),
+    );
+    assert_eq!(answer(&out, 1, &u)["payload"]["error"], "TargetAppUnavailable");
+    let (u, _) = raise(&mut a, "E");
+    assert!(a.sweep(1_000 + LISTENER_TIMEOUT_MS).iter().all(|o| !matches!(o, Output::Send { to: 1, .. })));
+    let out = a.sweep(1_000 + LISTENER_TIMEOUT_MS + 5_000);
+    assert_eq!(answer(&out, 1, &u)["payload"]["error"], "IntentDeliveryFailed");
+    // Bob leaving takes its apps away.
+    a.set_desk_apps("bob", Vec::new());
+    let (u, out) = ask(&mut a, 1, "news", "findIntentRequest", json!({ "intent": "StartOrder" }));
+    assert_eq!(answer(&out, 1, &u)["payload"]["appIntent"]["apps"].as_array().map(Vec::len), Some(1));
+}
+
+fn desk_answers(out: &[Output]) -> Vec<(&str, &str, &Value)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::AnswerDesk { desk, kind, payload, .. } => Some((desk.as_str(), kind.as_str(), payload)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_raise_from_another_desk_is_delivered_here_and_answered_there() {
+    let mut a = agent();
+    a.link_as("bob");
+    a.add_instance(5, "ticket");
+    let (_, _) = ask(&mut a, 5, "ticket", "addIntentListenerRequest", json!({ "intent": "StartOrder" }));
+    let source = json!({ "appId": "news", "instanceId": "1", "desktopAgent": "alice" });
+    let raise = |request: &str, app: &str, context: Value| DeskRaise {
+        desk: "alice".to_owned(),
+        request: request.to_owned(),
+        app: app.to_owned(),
+        intent: "StartOrder".to_owned(),
+        context,
+        source: source.clone(),
+    };
+    let out = a.raise_from_desk(raise("r1", "ticket", instrument("A")), 2_000);
+    let event = sent(&out, 5)[0].clone();
+    assert_eq!(event["type"], "intentEvent");
+    assert_eq!(event["payload"]["originatingApp"], source);
+    let answers = desk_answers(&out);
+    assert_eq!(answers.len(), 1);
+    assert_eq!((answers[0].0, answers[0].1), ("alice", "raiseIntentResponse"));
+    assert_eq!(answers[0].2["intentResolution"]["source"]["appId"], "ticket");
+    assert!(
+        matches!(out.iter().find(|o| matches!(o, Output::AnswerDesk { .. })), Some(Output::AnswerDesk { request, .. }) if request == "r1")
+    );
+    let (_, out) = ask(
+        &mut a,
+        5,
+        "ticket",
+        "intentResultRequest",
+        json!({ "intentEventUuid": event["meta"]["eventUuid"], "raiseIntentRequestUuid": "r1", "intentResult": { "context": { "type": "fdc3.order" } } }),
+    );
+    let answers = desk_answers(&out);
+    assert_eq!(answers[0].1, "raiseIntentResultResponse");
+    assert_eq!(answers[0].2["intentResult"]["context"]["type"], "fdc3.order");
+    // Not running: launched, then delivered once it listens.
+    let _ = a.remove_instance(5, 2_100);
+    let out = a.raise_from_desk(raise("r2", "ticket", instrument("B")), 2_200);
+    let Some(Output::Launch { launch, app }) = out.first() else { panic!("{out:#?}") };
+    assert_eq!(app, "ticket");
+    assert!(desk_answers(&out).is_empty());
+    assert!(a.launched(*launch, Some(6), 2_300).is_empty());
+    let (_, out) = ask(&mut a, 6, "ticket", "addIntentListenerRequest", json!({ "intent": "StartOrder" }));
+    assert_eq!(desk_answers(&out)[0].2["intentResolution"]["source"]["instanceId"], "6");
+    // An app that does not take it, or a broken context: the standard's errors, sent back.
+    let out = a.raise_from_desk(raise("r3", "news", instrument("C")), 2_400);
+    assert_eq!(desk_answers(&out)[0].2["error"], "NoAppsFound");
+    let out = a.raise_from_desk(raise("r4", "ticket", json!({ "id": 1 })), 2_400);
+    assert_eq!(desk_answers(&out)[0].2["error"], "MalformedContext");
+    assert!(a.pending().results <= 1);
 }

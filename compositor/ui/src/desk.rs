@@ -528,6 +528,13 @@ impl Desk {
                     let s = if others == 1 { "" } else { "s" };
                     ui.label(egui::RichText::new(format!("{others} more window{s}")).color(theme::DIM));
                 }
+                for s in &self.services {
+                    if let Some(text) = &s.bar {
+                        ui.separator();
+                        let colour = if s.ok { theme::RUNNING } else { theme::WARN };
+                        ui.label(egui::RichText::new(text.as_str()).color(colour)).on_hover_text(&s.detail);
+                    }
+                }
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     for (side, label) in [(Side::Settings, "Settings"), (Side::Health, "Health")] {
                         if ui.selectable_label(self.side == Some(side), label).clicked() {

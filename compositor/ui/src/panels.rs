@@ -16,6 +16,8 @@ pub struct ServiceRow {
     pub ok: bool,
     /// One line: its state, or what is wrong and what it means.
     pub detail: String,
+    /// A few words for the shell bar, for a service that shows there (the desk link).
+    pub bar: Option<String>,
 }
 
 /// One app instance in the health view.

@@ -1,10 +1,14 @@
-//! The running link: the connection, and per group the outward and inward tasks.
+//! The running link: the connection, and per group the outward and inward tasks; intents
+//! across desks in `desks`.
+
+mod desks;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
+use broker::fdc3::{DeskRaise, RemoteApp};
 use broker::{Broker, ClientId, MessageOptions, Pattern, QueuePolicy, SubscribeOptions, Topic};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -55,6 +59,18 @@ pub trait Host: Send + Sync + 'static {
 
     /// Hands a broadcast from another desk to the FDC3 agent here.
     fn context(&self, context: wire::RemoteContext);
+
+    /// This desk's apps and the intents they take (the link announces those a group shares).
+    fn apps(&self) -> Vec<RemoteApp>;
+
+    /// What another desk offers now (nothing: it left).
+    fn desk_apps(&self, desk: &str, apps: Vec<RemoteApp>);
+
+    /// A raise from another desk for an app here.
+    fn raise(&self, raise: DeskRaise);
+
+    /// An answer from another desk to a raise sent there.
+    fn answer(&self, answer: wire::Answer);
 }
 
 /// A broadcast on a user channel here, on its way to the desks sharing it.
@@ -76,12 +92,20 @@ pub struct Bridge {
     status: Arc<Mutex<Status>>,
     task: tokio::task::JoinHandle<()>,
     broadcasts: tokio::sync::mpsc::Sender<Broadcast>,
+    /// Raises and answers for other desks.
+    core: tokio::sync::mpsc::Sender<desks::Outgoing>,
+    heard: desks::Heard,
+    groups: Vec<LinkGroup>,
+    ctx: Ctx,
 }
 
 impl Bridge {
     /// What the link is doing.
     pub fn status(&self) -> Status {
-        self.status.lock().clone()
+        let mut s = self.status.lock().clone();
+        s.desks = self.heard.lock().keys().cloned().collect();
+        s.desks.sort();
+        s
     }
 
     /// A broadcast on user channel `channel` here, by `source`: sent to the desks of every
@@ -93,6 +117,24 @@ impl Bridge {
             let mut s = self.status.lock();
             s.refused += 1;
             s.last_error = Some(format!("a broadcast on {channel} was dropped: too many wait for the cluster"));
+        }
+    }
+}
+
+impl Bridge {
+    /// Sends a raise to the desk it names; `Err` says why it cannot go (the raiser is then
+    /// to be told at once).
+    pub fn raise(&self, raise: &DeskRaise) -> Result<(), String> {
+        let out = desks::raise_out(&self.groups, &self.heard, &self.ctx, raise)?;
+        self.core.try_send(out).map_err(|_| "too many raises wait for the cluster".to_owned())
+    }
+
+    /// Sends an answer to a raise another desk sent here.
+    pub fn answer(&self, answer: &wire::Answer) {
+        let sent = desks::answer_out(&self.groups, &self.heard, &self.ctx, answer)
+            .and_then(|out| self.core.try_send(out).map_err(|_| "too many answers wait for the cluster".to_owned()));
+        if let Err(why) = sent {
+            self.ctx.error(format!("an answer to desk {} was dropped: {why}", answer.desk));
         }
     }
 }
@@ -111,6 +153,12 @@ struct Ctx {
     status: Arc<Mutex<Status>>,
     audit: tokio::sync::mpsc::Sender<Crossing>,
     host: Arc<dyn Host>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("desk", &self.desk).finish_non_exhaustive()
+    }
 }
 
 impl Ctx {
@@ -168,22 +216,29 @@ pub fn start(broker: Broker, rules: &LinkRules, user: &str, token: Option<String
         host: Arc::clone(&host),
     };
     let (broadcasts, broadcasts_rx) = tokio::sync::mpsc::channel(4096);
+    let (core, core_rx) = tokio::sync::mpsc::channel(4096);
+    let heard = desks::Heard::default();
     let servers = rules.servers.clone();
     let login = rules.user.clone();
     let replicas = usize::from(rules.replicas);
-    let task = tokio::spawn(async move {
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(record(audit_rx, host));
-        let Some(client) = connect(&ctx, servers, login, token).await else { return };
-        let js = jetstream::new(client.clone());
-        tasks.spawn(send_broadcasts(js.clone(), broadcasts_rx, groups.clone(), ctx.clone()));
-        for g in groups {
-            tasks.spawn(group(js.clone(), broker.clone(), g, replicas, ctx.clone()));
-        }
-        tasks.spawn(watch(client, ctx.clone()));
-        while tasks.join_next().await.is_some() {}
-    });
-    Bridge { status, task, broadcasts }
+    let task = {
+        let (ctx, groups, heard) = (ctx.clone(), groups.clone(), Arc::clone(&heard));
+        tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            tasks.spawn(record(audit_rx, host));
+            let Some(client) = connect(&ctx, servers, login, token).await else { return };
+            let js = jetstream::new(client.clone());
+            tasks.spawn(send_broadcasts(js.clone(), broadcasts_rx, groups.clone(), ctx.clone()));
+            tasks.spawn(desks::send(client.clone(), core_rx, ctx.clone()));
+            for g in groups {
+                tasks.spawn(desks::run(client.clone(), g.clone(), ctx.clone(), Arc::clone(&heard)));
+                tasks.spawn(group(js.clone(), broker.clone(), g, replicas, ctx.clone()));
+            }
+            tasks.spawn(watch(client, ctx.clone()));
+            while tasks.join_next().await.is_some() {}
+        })
+    };
+    Bridge { status, task, broadcasts, core, heard, groups, ctx }
 }
 
 /// Writes the crossings to the audit sink, a batch at a time, off the runtime's threads.
@@ -268,7 +323,7 @@ const FIRST: Duration = Duration::from_millis(100);
 async fn group(js: jetstream::Context, broker: Broker, g: LinkGroup, replicas: usize, ctx: Ctx) {
     let config = stream::Config {
         name: wire::stream_name(&g.name),
-        subjects: vec![wire::group_subjects(&g.name)],
+        subjects: wire::stream_subjects(&g.name),
         max_age: Duration::from_secs(g.catch_up_secs),
         max_bytes: i64::try_from(g.catch_up_bytes).unwrap_or(i64::MAX),
         num_replicas: replicas,
@@ -289,18 +344,18 @@ async fn group(js: jetstream::Context, broker: Broker, g: LinkGroup, replicas: u
     };
     let inward_patterns: Vec<Pattern> =
         g.bus.iter().filter(|t| t.direction.inward()).filter_map(|t| Pattern::parse(&t.pattern).ok()).collect();
-    let consumer = if inward_patterns.is_empty() && g.user_channels.is_empty() {
+    let consumer = if inward_patterns.is_empty() && g.user_channels.is_empty() && g.app_channels.is_empty() {
         None
     } else {
         Some(consumer(&stream, &g, &ctx).await)
     };
     // The shared channels' current contexts, as the other desks left them.
-    for channel in &g.user_channels {
-        if let Ok(last) = stream.get_last_raw_message_by_subject(&wire::channel_subject(&g.name, channel)).await {
+    let subjects = g.user_channels.iter().map(|c| wire::channel_subject(&g.name, c));
+    for subject in subjects.chain(g.app_channels.iter().map(|c| wire::app_channel_subject(&g.name, c))) {
+        if let Ok(last) = stream.get_last_raw_message_by_subject(&subject).await {
             let header = |name: &str| last.headers.get(name).map(async_nats::HeaderValue::as_str);
-            let max = g.max_message_bytes as usize;
             if let Ok(Some(rc)) =
-                wire::inbound_context(&g.name, &ctx.desk, &g.user_channels, &last.subject, header, &last.payload, max)
+                wire::inbound_context(&desks::local(&g, &ctx.desk), &last.subject, header, &last.payload)
             {
                 ctx.host.context(rc);
             }
@@ -412,7 +467,7 @@ async fn send_broadcasts(
     while let Some(b) = rx.recv().await {
         let app = b.source.get("appId").and_then(serde_json::Value::as_str).map(str::to_owned);
         let body = wire::context_body(&b.context, &b.source);
-        for g in groups.iter().filter(|g| g.user_channels.contains(&b.channel)) {
+        for g in groups.iter().filter(|g| g.user_channels.contains(&b.channel) || g.app_channels.contains(&b.channel)) {
             let topic = format!("fdc3:{}", b.channel);
             let crossing = |way, reason| ctx.ours(way, &g.name, app.as_deref(), &topic, body.len(), reason);
             if body.len() > g.max_message_bytes as usize {
@@ -422,7 +477,11 @@ async fn send_broadcasts(
             }
             n += 1;
             let id = format!("{}:c{boot:x}-{n}", ctx.desk);
-            let subject = wire::channel_subject(&g.name, &b.channel);
+            let subject = if g.user_channels.contains(&b.channel) {
+                wire::channel_subject(&g.name, &b.channel)
+            } else {
+                wire::app_channel_subject(&g.name, &b.channel)
+            };
             send_until_acked(&js, &subject, Bytes::from(body.clone()), our_headers(&ctx, app.as_deref()), &id, &ctx)
                 .await;
             ctx.status.lock().messages_out += 1;
@@ -464,7 +523,6 @@ async fn consumer(stream: &stream::Stream, g: &LinkGroup, ctx: &Ctx) -> consumer
     let name = wire::consumer_name(&ctx.desk);
     let config = consumer::pull::Config {
         durable_name: Some(name.clone()),
-        filter_subject: wire::group_subjects(&g.name),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::New,
         ack_wait: Duration::from_secs(30),
@@ -548,7 +606,7 @@ async fn deliver(
     let size = msg.payload.len();
     if msg.subject.as_str().starts_with(&format!("tessera.{}.fdc3.", g.name)) {
         let subject = msg.subject.as_str();
-        match wire::inbound_context(&g.name, &ctx.desk, &g.user_channels, subject, header, &msg.payload, max) {
+        match wire::inbound_context(&desks::local(g, &ctx.desk), subject, header, &msg.payload) {
             Ok(None) => ctx.status.lock().own += 1,
             Ok(Some(rc)) if !seen.first(&rc.id) => ctx.status.lock().duplicates += 1,
             Ok(Some(rc)) => {

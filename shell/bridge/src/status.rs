@@ -25,6 +25,8 @@ pub struct Status {
     pub duplicates: u64,
     /// This desk's own messages read back from the cluster, not delivered again.
     pub own: u64,
+    /// The other desks heard from lately (each announces itself to its groups).
+    pub desks: Vec<String>,
     /// Messages on the cluster this desk has yet to read (its lag), by group.
     pub pending: std::collections::BTreeMap<String, u64>,
     /// The last problem, if any, in one line.

@@ -5,6 +5,13 @@
 
 use std::fmt::Write as _;
 
+pub mod fdc3;
+
+pub use fdc3::{
+    Answer, DeskApps, Local, RemoteContext, answer_body, app_channel_subject, apps_body, channel_subject, context_body,
+    inbound_answer, inbound_apps, inbound_context, inbound_raise, raise_body,
+};
+
 /// The header naming the desk a message comes from.
 pub const DESK: &str = "Tessera-Desk";
 /// The header naming the user at that desk.
@@ -24,9 +31,14 @@ pub fn group_prefix(group: &str) -> String {
     format!("tessera.{group}.")
 }
 
-/// Every subject of a group (its stream's subjects).
-pub fn group_subjects(group: &str) -> String {
-    format!("tessera.{group}.>")
+/// The subjects a group's stream keeps: its bus topics and its shared channels (what crosses
+/// at once — intents, their answers, the desks' apps — is not kept).
+pub fn stream_subjects(group: &str) -> Vec<String> {
+    vec![
+        format!("tessera.{group}.bus.>"),
+        format!("tessera.{group}.fdc3.user.>"),
+        format!("tessera.{group}.fdc3.app.>"),
+    ]
 }
 
 /// The bus subjects of a group (what its desks consume).
@@ -43,72 +55,6 @@ pub fn stream_name(group: &str) -> String {
 /// of the cluster, which is what lets it catch up.
 pub fn consumer_name(desk: &str) -> String {
     format!("desk_{desk}")
-}
-
-/// The subject a broadcast on user channel `channel` crosses on.
-pub fn channel_subject(group: &str, channel: &str) -> String {
-    format!("tessera.{group}.fdc3.user.{channel}")
-}
-
-/// A broadcast's body on the link: the context and the app that broadcast it.
-pub fn context_body(context: &serde_json::Value, source: &serde_json::Value) -> Vec<u8> {
-    serde_json::json!({ "context": context, "source": source }).to_string().into_bytes()
-}
-
-/// A broadcast from another desk, checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemoteContext {
-    /// The user channel.
-    pub channel: String,
-    /// The context (an object with a `type`).
-    pub context: serde_json::Value,
-    /// The app that broadcast it, with its desk (`desktopAgent`), as FDC3's `AppIdentifier`.
-    pub origin: serde_json::Value,
-    /// Its id (for dropping duplicates).
-    pub id: String,
-}
-
-/// Reads a broadcast another desk put on `group`'s stream, for one of `channels`.
-pub fn inbound_context<'a>(
-    group: &str,
-    this_desk: &str,
-    channels: &[String],
-    subject: &str,
-    header: impl Fn(&str) -> Option<&'a str>,
-    body: &[u8],
-    max_bytes: usize,
-) -> Result<Option<RemoteContext>, String> {
-    let prefix = format!("tessera.{group}.fdc3.user.");
-    let channel = subject
-        .strip_prefix(prefix.as_str())
-        .ok_or_else(|| format!("subject {subject:?} is not one of group {group:?}'s channel subjects"))?;
-    if !channels.iter().any(|c| c == channel) {
-        return Err(format!("channel {channel:?} is not shared by group {group:?}"));
-    }
-    let desk = header(DESK).ok_or_else(|| format!("{subject}: no {DESK} header"))?;
-    if !name_ok(desk) {
-        return Err(format!("{subject}: {DESK} {desk:?} is not a desk name"));
-    }
-    if desk == this_desk {
-        return Ok(None);
-    }
-    let id = header(MSG_ID)
-        .filter(|i| !i.is_empty() && text_ok(i))
-        .ok_or_else(|| format!("{subject}: no usable {MSG_ID}"))?;
-    if body.len() > max_bytes {
-        return Err(format!("{subject}: {} bytes is over the group's {max_bytes}-byte limit", body.len()));
-    }
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("{subject}: not JSON: {e}"))?;
-    let context =
-        v.get("context").filter(|c| c.get("type").and_then(serde_json::Value::as_str).is_some_and(|t| !t.is_empty()));
-    let context = context.ok_or_else(|| format!("{subject}: no context with a type"))?.clone();
-    let app = header(APP).filter(|a| !a.is_empty() && text_ok(a)).unwrap_or("unknown");
-    Ok(Some(RemoteContext {
-        channel: channel.to_owned(),
-        context,
-        origin: serde_json::json!({ "appId": app, "desktopAgent": desk }),
-        id: id.to_owned(),
-    }))
 }
 
 /// The subject a local topic crosses on, or why it cannot cross: each topic segment must be
@@ -154,11 +100,11 @@ pub enum Verdict {
     Deliver(Inbound),
 }
 
-fn name_ok(s: &str) -> bool {
+pub(crate) fn name_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn text_ok(s: &str) -> bool {
+pub(crate) fn text_ok(s: &str) -> bool {
     s.len() <= MAX_HEADER && !s.chars().any(char::is_control)
 }
 

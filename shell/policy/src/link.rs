@@ -48,6 +48,14 @@ pub struct LinkGroup {
     /// the listeners on the other desks, and a desk starting takes its current context.
     #[serde(default)]
     pub user_channels: Vec<String>,
+    /// FDC3 app channels shared both ways, by id: as user channels, for apps that agree on a
+    /// channel's name (not `fdc3.channel.*` or `private.*`).
+    #[serde(default)]
+    pub app_channels: Vec<String>,
+    /// FDC3 intents shared both ways, by name: this desk's apps that take one are offered to
+    /// the other desks' `findIntent` and `raiseIntent`, and theirs here.
+    #[serde(default)]
+    pub intents: Vec<String>,
     /// Largest message that may cross, in bytes (larger ones are refused and audited).
     #[serde(default = "default_max_message")]
     pub max_message_bytes: u32,
@@ -194,6 +202,23 @@ pub(crate) fn check(rules: &LinkRules, problems: &mut Vec<String>) {
         for (j, c) in g.user_channels.iter().enumerate() {
             if !is_shared_pattern(c) || c.contains(['*', '#']) {
                 problems.push(format!("{at}.userChannels[{j}]: {c:?} is not a channel id that can cross"));
+            }
+        }
+        for (j, c) in g.app_channels.iter().enumerate() {
+            if !is_shared_pattern(c)
+                || c.contains(['*', '#'])
+                || c.starts_with("fdc3.channel.")
+                || c.starts_with("private.")
+                || g.user_channels.contains(c)
+            {
+                problems.push(format!(
+                    "{at}.appChannels[{j}]: {c:?} is not an app channel id that can cross (no wildcards, spaces, empty segments, user or private channel ids)"
+                ));
+            }
+        }
+        for (j, n) in g.intents.iter().enumerate() {
+            if n.is_empty() || n.len() > 128 || n.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                problems.push(format!("{at}.intents[{j}]: {n:?} is not an intent name"));
             }
         }
         if !(64..=(8 << 20)).contains(&g.max_message_bytes) {

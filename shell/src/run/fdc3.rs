@@ -88,11 +88,13 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
                 let choices = choices
                     .into_iter()
                     .map(|c| ResolverChoice {
-                        description: match (intent.is_some(), c.instance) {
-                            (true, Some(i)) => format!("running (instance {i})"),
-                            (true, None) => "opens a new window".to_owned(),
-                            (false, Some(i)) => format!("{} — running (instance {i})", c.intent_display),
-                            (false, None) => format!("{} — opens a new window", c.intent_display),
+                        description: match (intent.is_some(), c.instance, &c.desk) {
+                            (true, _, Some(desk)) => format!("on desk {desk}"),
+                            (false, _, Some(desk)) => format!("{} — on desk {desk}", c.intent_display),
+                            (true, Some(i), None) => format!("running (instance {i})"),
+                            (true, None, None) => "opens a new window".to_owned(),
+                            (false, Some(i), None) => format!("{} — running (instance {i})", c.intent_display),
+                            (false, None, None) => format!("{} — opens a new window", c.intent_display),
                         },
                         app_id: c.app,
                         title: c.title,
@@ -122,6 +124,25 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
             }
             Output::Refused { instance, app, request, error } => {
                 shell.permissions.refused(instance, &app, "fdc3.refused", &format!("{request}: {error}"));
+            }
+            Output::RaiseOnDesk(raise) => {
+                let sent = match shell.link.get() {
+                    Some(Ok(link)) => link.raise(&raise),
+                    _ => Err("this desk is not linked".to_owned()),
+                };
+                if let Err(why) = sent {
+                    tracing::warn!(desk = %raise.desk, intent = %raise.intent, "an intent for another desk could not go: {why}");
+                    let failed = serde_json::json!({ "error": broker::fdc3::errors::INTENT_DELIVERY_FAILED });
+                    let desk = raise.desk.clone();
+                    queue.extend(decide(shell, |agent, now| {
+                        agent.desk_answer(&desk, &raise.request, "raiseIntentResponse", &failed, now)
+                    }));
+                }
+            }
+            Output::AnswerDesk { desk, request, kind, payload } => {
+                if let Some(Ok(link)) = shell.link.get() {
+                    link.answer(&bridge::wire::Answer { desk, request, kind, payload });
+                }
             }
             Output::Record { topic, .. } => {
                 tracing::error!(%topic, "an FDC3 record bypassed the journal; it was dropped");

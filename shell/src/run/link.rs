@@ -52,6 +52,39 @@ impl bridge::Host for Sink {
         super::fdc3::exec(&shell, outputs);
     }
 
+    fn apps(&self) -> Vec<broker::fdc3::RemoteApp> {
+        let Some(shell) = self.shell.upgrade() else { return Vec::new() };
+        let agent = shell.agent.lock();
+        agent
+            .directory()
+            .apps()
+            .filter(|a| a.url.is_some() && !a.intents.is_empty())
+            .map(|a| broker::fdc3::RemoteApp {
+                app_id: a.app_id.clone(),
+                title: a.title.clone(),
+                intents: a.intents.clone(),
+            })
+            .collect()
+    }
+
+    fn desk_apps(&self, desk: &str, apps: Vec<broker::fdc3::RemoteApp>) {
+        let Some(shell) = self.shell.upgrade() else { return };
+        shell.agent.lock().set_desk_apps(desk, apps);
+    }
+
+    fn raise(&self, raise: broker::fdc3::DeskRaise) {
+        let Some(shell) = self.shell.upgrade() else { return };
+        let outputs = super::fdc3::decide(&shell, |agent, now| agent.raise_from_desk(raise, now));
+        super::fdc3::exec(&shell, outputs);
+    }
+
+    fn answer(&self, a: bridge::wire::Answer) {
+        let Some(shell) = self.shell.upgrade() else { return };
+        let outputs =
+            super::fdc3::decide(&shell, |agent, now| agent.desk_answer(&a.desk, &a.request, &a.kind, &a.payload, now));
+        super::fdc3::exec(&shell, outputs);
+    }
+
     fn record(&self, crossings: Vec<bridge::Crossing>) {
         let entries: Vec<AuditEntry> = crossings
             .into_iter()
@@ -89,6 +122,7 @@ pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, prepared: 
             return;
         }
     };
+    shell.agent.lock().link_as(&rules.desk);
     let bridge = {
         let _guard = rt.enter();
         let sink = Sink { permissions: Arc::clone(&shell.permissions), shell: Arc::downgrade(shell) };
@@ -114,15 +148,21 @@ pub(super) fn status(shell: &Shell) -> Option<bridge::Status> {
 /// The link's row in the health view, if the policy has a link.
 pub(super) fn service_row(shell: &Shell) -> Option<compositor::ServiceRow> {
     let row = match shell.link.get()? {
-        Err(why) => compositor::ServiceRow { name: "Desk link".to_owned(), ok: false, detail: format!("OFF: {why}") },
+        Err(why) => compositor::ServiceRow {
+            name: "Desk link".to_owned(),
+            ok: false,
+            detail: format!("OFF: {why}"),
+            bar: Some("Link off".to_owned()),
+        },
         Ok(bridge) => {
             let s = bridge.status();
             let detail = match (&s.server, &s.last_error) {
                 (Some(server), _) if s.connected() => format!(
-                    "{} as desk {} to {server}; groups {}; out {}, in {}, refused {}",
+                    "{} as desk {} to {server}; groups {}; desks {}; out {}, in {}, refused {}",
                     s.state,
                     s.desk,
                     s.groups.join(", "),
+                    if s.desks.is_empty() { "none yet".to_owned() } else { s.desks.join(", ") },
                     s.messages_out,
                     s.messages_in,
                     s.refused
@@ -130,7 +170,13 @@ pub(super) fn service_row(shell: &Shell) -> Option<compositor::ServiceRow> {
                 (_, Some(e)) => format!("{}: {e}", s.state),
                 _ => s.state.to_owned(),
             };
-            compositor::ServiceRow { name: "Desk link".to_owned(), ok: s.connected(), detail }
+            let bar = if s.connected() {
+                let n = s.desks.len();
+                format!("Linked: {n} desk{}", if n == 1 { "" } else { "s" })
+            } else {
+                format!("Link {}", s.state)
+            };
+            compositor::ServiceRow { name: "Desk link".to_owned(), ok: s.connected(), detail, bar: Some(bar) }
         }
     };
     Some(row)

@@ -236,6 +236,7 @@ pub(super) fn services(shell: &Shell) -> Vec<compositor::ServiceRow> {
         } else {
             format!("OFF: permission decisions are NOT being recorded: {}", audit.detail)
         },
+        bar: None,
     }];
     rows.extend(super::link::service_row(shell));
     rows

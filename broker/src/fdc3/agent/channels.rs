@@ -176,15 +176,22 @@ impl Agent {
             .collect()
     }
 
-    /// A broadcast on user channel `channel_id` from another desk (through the desk link):
+    /// A broadcast on user or app channel `channel_id` from another desk (through the desk link):
     /// kept as the channel's context of its type and delivered to the listeners here, with
     /// `origin` (the app and desk it came from) as the originating app. Refused (nothing
-    /// happens) for a channel that is not a user channel here or a context that is not one.
+    /// happens) for a private channel or a context that is not one; an app channel not used here
+    /// yet is created.
     pub fn remote_broadcast(&mut self, channel_id: &str, context: &Value, origin: &Value, now_ms: u64) -> Vec<Output> {
         self.now_ms = now_ms;
         let mut out = Vec::new();
         let Some(context) = valid_context(Some(context)).cloned() else { return out };
-        let Some(ch) = self.channels.get_mut(channel_id).filter(|c| matches!(c.kind, Kind::User)) else { return out };
+        // An app channel shared with other desks exists here once they use it.
+        if !self.channels.contains_key(channel_id) && !channel_id.starts_with("private.") {
+            self.channels.insert(channel_id.to_owned(), Channel { kind: Kind::App, contexts: Vec::new() });
+        }
+        let Some(ch) = self.channels.get_mut(channel_id).filter(|c| matches!(c.kind, Kind::User | Kind::App)) else {
+            return out;
+        };
         let ctype = context_type(&context).to_owned();
         ch.contexts.retain(|c| context_type(c) != ctype);
         ch.contexts.push(context.clone());

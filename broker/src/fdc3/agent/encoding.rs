@@ -35,6 +35,9 @@ impl Agent {
     }
 
     pub(super) fn identifier(&self, instance: u64) -> Value {
+        if let Some(source) = self.desk_raiser(instance) {
+            return source.clone();
+        }
         let app = self.instances.get(&instance).map_or("", |i| i.app.as_str());
         json!({ "appId": app, "instanceId": instance.to_string() })
     }
@@ -55,6 +58,7 @@ impl Agent {
             Ok(v) => v,
             Err(e) => json!({ "error": e }),
         };
+        let Some(payload) = self.answer_desk(out, to, kind, payload) else { return };
         let message = self.response(kind, request_uuid, payload);
         out.push(Output::Send { to, message });
     }

@@ -65,6 +65,7 @@ impl Agent {
             }
         }
         self.owed.retain(|_, o| o.raiser != instance);
+        self.forget_desk_raises(instance);
         let questions: Vec<u64> =
             self.questions.iter().filter(|(_, q)| q.raise.from == instance).map(|(k, _)| *k).collect();
         for q in questions {
@@ -156,7 +157,7 @@ impl Agent {
             "optionalFeatures": {
                 "OriginatingAppMetadata": true,
                 "UserChannelMembershipAPIs": true,
-                "DesktopAgentBridging": false,
+                "DesktopAgentBridging": self.linked(),
             },
             "appMetadata": metadata,
         }})

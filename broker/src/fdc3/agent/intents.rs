@@ -98,6 +98,7 @@ impl Agent {
                         app: inst.app.clone(),
                         title: record.map_or_else(|| inst.app.clone(), |r| r.title.clone()),
                         instance: Some(*k),
+                        desk: None,
                     });
                 }
             }
@@ -117,6 +118,7 @@ impl Agent {
                     app: r.app_id.clone(),
                     title: r.title.clone(),
                     instance: None,
+                    desk: None,
                 });
             }
         }
@@ -127,11 +129,7 @@ impl Agent {
     pub(super) fn app_intents(&self, choices: &[Choice]) -> Vec<Value> {
         let mut by_intent: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
         for c in choices {
-            by_intent.entry(c.intent.as_str()).or_default().push(self.metadata(
-                self.directory.get(&c.app),
-                &c.app,
-                c.instance,
-            ));
+            by_intent.entry(c.intent.as_str()).or_default().push(self.choice_metadata(c));
         }
         by_intent
             .into_iter()
@@ -149,12 +147,12 @@ impl Agent {
             c => Some(context_type(valid_context(c).ok_or(MALFORMED_CONTEXT)?)),
         };
         let result = req.payload.get("resultType").and_then(Value::as_str);
-        let choices = self.candidates(Some(intent), ctype, result, None);
+        let mut choices = self.candidates(Some(intent), ctype, result, None);
+        choices.extend(self.desk_candidates(Some(intent), ctype, result, None, None));
         if choices.is_empty() {
             return Err(NO_APPS_FOUND);
         }
-        let apps: Vec<Value> =
-            choices.iter().map(|c| self.metadata(self.directory.get(&c.app), &c.app, c.instance)).collect();
+        let apps: Vec<Value> = choices.iter().map(|c| self.choice_metadata(c)).collect();
         Ok(
             json!({ "appIntent": { "intent": { "name": intent, "displayName": self.intent_display(intent) }, "apps": apps } }),
         )
@@ -163,7 +161,9 @@ impl Agent {
     pub(super) fn find_intents_by_context(&self, req: &Req<'_>) -> Answer {
         let context = valid_context(req.payload.get("context")).ok_or(MALFORMED_CONTEXT)?;
         let result = req.payload.get("resultType").and_then(Value::as_str);
-        let choices = self.candidates(None, Some(context_type(context)), result, None);
+        let ctype = context_type(context);
+        let mut choices = self.candidates(None, Some(ctype), result, None);
+        choices.extend(self.desk_candidates(None, Some(ctype), result, None, None));
         if choices.is_empty() {
             return Err(NO_APPS_FOUND);
         }
@@ -182,6 +182,13 @@ impl Agent {
         let target = self.target(req.payload.get("app"))?;
         let raise = Raise { from: req.from, request_uuid: req.uuid.clone(), response: "raiseIntentResponse", context };
         let ctype = context_type(&raise.context).to_owned();
+        if let (Some((app, _)), Some(desk)) = (&target, self.other_desk(req.payload.get("app"))) {
+            let choices = self.desk_candidates(Some(&intent), Some(&ctype), None, Some(app), Some(&desk));
+            if choices.is_empty() {
+                return Err(TARGET_APP_UNAVAILABLE);
+            }
+            return self.choose(raise, Some(intent), choices, out);
+        }
         let choices = match &target {
             Some((app, Some(instance_id))) => {
                 let instance = self.instance_of(app, instance_id).ok_or(TARGET_INSTANCE_UNAVAILABLE)?;
@@ -209,7 +216,11 @@ impl Agent {
                 }
                 self.candidates(Some(&intent), Some(&ctype), None, Some(app))
             }
-            None => self.candidates(Some(&intent), Some(&ctype), None, None),
+            None => {
+                let mut c = self.candidates(Some(&intent), Some(&ctype), None, None);
+                c.extend(self.desk_candidates(Some(&intent), Some(&ctype), None, None, None));
+                c
+            }
         };
         self.choose(raise, Some(intent), choices, out)
     }
@@ -224,6 +235,13 @@ impl Agent {
             response: "raiseIntentForContextResponse",
             context,
         };
+        if let (Some((app, _)), Some(desk)) = (&target, self.other_desk(req.payload.get("app"))) {
+            let choices = self.desk_candidates(None, Some(&ctype), None, Some(app), Some(&desk));
+            if choices.is_empty() {
+                return Err(TARGET_APP_UNAVAILABLE);
+            }
+            return self.choose(raise, None, choices, out);
+        }
         let choices = match &target {
             Some((app, instance)) => {
                 if self.directory.get(app).is_none() && !self.instances.values().any(|i| i.app == *app) {
@@ -236,7 +254,11 @@ impl Agent {
                 }
                 c
             }
-            None => self.candidates(None, Some(&ctype), None, None),
+            None => {
+                let mut c = self.candidates(None, Some(&ctype), None, None);
+                c.extend(self.desk_candidates(None, Some(&ctype), None, None, None));
+                c
+            }
         };
         self.choose(raise, None, choices, out)
     }
@@ -267,6 +289,10 @@ impl Agent {
     }
 
     pub(super) fn go(&mut self, raise: Raise, choice: &Choice, out: &mut Vec<Output>) {
+        if let Some(desk) = &choice.desk {
+            self.raise_on_desk(raise, choice, desk, out);
+            return;
+        }
         match choice.instance {
             Some(instance) => self.deliver(raise, &choice.intent, instance, out),
             None => {
@@ -342,6 +368,9 @@ impl Agent {
                             Some(c) => Ok(json!({ "intentResult": { "context": c } })),
                             None => Err(NO_RESULT_RETURNED),
                         }
+                    } else if Self::from_desk(owed.raiser) {
+                        // A channel lives on this desk: it cannot go back to another.
+                        Err(NO_RESULT_RETURNED)
                     } else if let Some(id) = r.get("channel").and_then(|c| c.get("id")).and_then(Value::as_str) {
                         // A private channel handed back joins the raiser to it.
                         let id = id.to_owned();

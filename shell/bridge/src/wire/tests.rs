@@ -54,7 +54,7 @@ fn topics_map_to_subjects_and_back() {
     assert_eq!(bus_subject("eq", "orders.new").unwrap(), "tessera.eq.bus.orders.new");
     assert!(bus_subject("eq", "a.>.b").is_err());
     assert_eq!(message_id("alice", 0xab), "alice:000000000000000000000000000000ab");
-    assert_eq!(group_subjects("eq"), "tessera.eq.>");
+    assert_eq!(stream_subjects("eq"), ["tessera.eq.bus.>", "tessera.eq.fdc3.user.>", "tessera.eq.fdc3.app.>"]);
     assert_eq!(bus_subjects("eq"), "tessera.eq.bus.>");
 }
 
@@ -68,33 +68,5 @@ proptest::proptest! {
         let Verdict::Deliver(m) = got else { panic!("not delivered") };
         proptest::prop_assert_eq!(m.topic, topic);
         proptest::prop_assert_eq!(m.id, mid);
-    }
-}
-
-#[test]
-fn a_broadcast_from_another_desk_is_read_with_its_origin() {
-    let channels = vec!["fdc3.channel.1".to_owned()];
-    let h = [(DESK, "bob"), (MSG_ID, "bob:02"), (APP, "blotter")];
-    let body = context_body(
-        &serde_json::json!({ "type": "fdc3.instrument", "id": { "ticker": "IBM" } }),
-        &serde_json::json!({}),
-    );
-    let subject = channel_subject("eq", "fdc3.channel.1");
-    let got = inbound_context("eq", "alice", &channels, &subject, headers(&h), &body, 1024).unwrap().unwrap();
-    assert_eq!(got.channel, "fdc3.channel.1");
-    assert_eq!(got.context["id"]["ticker"], "IBM");
-    assert_eq!(got.origin, serde_json::json!({ "appId": "blotter", "desktopAgent": "bob" }));
-    // Its own comes back as nothing; each bad part is named.
-    let own = [(DESK, "alice"), (MSG_ID, "a")];
-    assert_eq!(inbound_context("eq", "alice", &channels, &subject, headers(&own), &body, 1024), Ok(None));
-    for (subject, body, says) in [
-        (channel_subject("eq", "fdc3.channel.2"), body.clone(), "not shared"),
-        (channel_subject("fx", "fdc3.channel.1"), body.clone(), "not one of group"),
-        (subject.clone(), b"{".to_vec(), "not JSON"),
-        (subject.clone(), br#"{"context": {"id": 1}}"#.to_vec(), "no context with a type"),
-        (subject.clone(), vec![b' '; 2000], "byte limit"),
-    ] {
-        let e = inbound_context("eq", "alice", &channels, &subject, headers(&h), &body, 1024).unwrap_err();
-        assert!(e.contains(says), "{subject}: {e}");
     }
 }

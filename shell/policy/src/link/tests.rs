@@ -12,7 +12,7 @@ fn a_link_section_is_read_with_its_defaults_and_the_desk_takes_its_groups() {
         "tokenSecret": "nats",
         "replicas": 3,
         "groups": [
-            { "name": "equities", "desks": ["alice", "bob"], "bus": [{ "pattern": "orders.#" }, { "pattern": "prices.*", "direction": "in" }], "userChannels": ["fdc3.channel.1"] },
+            { "name": "equities", "desks": ["alice", "bob"], "bus": [{ "pattern": "orders.#" }, { "pattern": "prices.*", "direction": "in" }], "userChannels": ["fdc3.channel.1"], "appChannels": ["desk.orders"], "intents": ["ViewChart"] },
             { "name": "fx", "desks": ["carol"] },
             { "name": "all", "desks": ["*"], "maxMessageBytes": 1024 },
         ],
@@ -27,6 +27,11 @@ fn a_link_section_is_read_with_its_defaults_and_the_desk_takes_its_groups() {
     assert!(!eq.bus[1].direction.outward() && eq.bus[1].direction.inward());
     assert_eq!(link.groups[2].max_message_bytes, 1024);
     assert_eq!(eq.user_channels, ["fdc3.channel.1"]);
+    assert_eq!(
+        (eq.app_channels.as_slice(), eq.intents.as_slice()),
+        (&["desk.orders".to_owned()][..], &["ViewChart".to_owned()][..])
+    );
+    assert!(link.groups[1].intents.is_empty() && link.groups[1].app_channels.is_empty(), "nothing unless named");
 }
 
 #[test]
@@ -69,6 +74,18 @@ fn each_bad_field_is_named() {
         (
             serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "userChannels": ["fdc3.*"] }] }),
             "link.groups[0].userChannels[0]",
+        ),
+        (
+            serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "appChannels": ["ok.one", "fdc3.channel.2"] }] }),
+            "link.groups[0].appChannels[1]",
+        ),
+        (
+            serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "appChannels": ["private.x"] }] }),
+            "link.groups[0].appChannels[0]",
+        ),
+        (
+            serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "intents": ["ViewChart", "View Chart"] }] }),
+            "link.groups[0].intents[1]",
         ),
         (
             serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "bus": [{ "pattern": "a", "direction": "sideways" }] }] }),

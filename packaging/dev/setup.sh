@@ -23,7 +23,7 @@ APT_PACKAGES=(
     mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libxkbcommon-x11-0
     fonts-dejavu-core
     keyutils gnome-keyring dbus dbus-x11
-    nats-server
+    nats-server openssl
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -39,6 +39,34 @@ pub(crate) enum Command {
     /// For IT: packs, signs and publishes a release into an update feed directory.
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// For IT: what the NATS cluster needs for the desks the admin policy links.
+    #[command(subcommand)]
+    Link(LinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LinkCommand {
+    /// Prints a nats-server `authorization` block: a user per desk (its password from the
+    /// environment variable TESSERA_LINK_<DESK>) allowed only what the policy's link groups
+    /// share, so the server holds each desk to its groups too.
+    NatsAuth {
+        /// The admin policy with the `link` section (default: TESSERA_POLICY, else
+        /// /etc/tessera/policy.json).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// A desk to write a user for (repeat; default: every desk the groups name).
+        #[arg(long = "desk", value_name = "NAME")]
+        desks: Vec<String>,
+    },
+    /// Makes this desk an NKey: keeps its seed in the profile's vault (purpose `link`, for the
+    /// policy's `nkeySecret`) and prints its public key for the servers' configuration.
+    Nkey {
+        #[command(flatten)]
+        args: VaultArgs,
+        /// The vault entry to keep the seed under.
+        #[arg(long, default_value = "nkey")]
+        id: String,
+    },
 }
 
 /// What every `update` command needs.

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{BenchCommand, Cli, Command};
-use crate::commands::{audit, ctl, journal, sign, update, vault};
+use crate::commands::{audit, ctl, journal, link, sign, update, vault};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Command::Sign(cmd) => sign::run(&cmd).map(|()| true),
         Command::Update(cmd) => update::run(&cmd),
         Command::Release(cmd) => update::release(&cmd).map(|()| true),
+        Command::Link(cmd) => link::run(&cmd).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -42,6 +42,22 @@ impl Desk {
 
     /// A linked desk with `apps` (pages of the FDC3 fixture), `startup` of them started.
     fn start_apps(name: &str, cluster: &Cluster, token: &str, apps: &[Value], startup: &[&str]) -> Self {
+        Self::start_full(name, cluster, token, None, apps, startup)
+    }
+
+    /// A desk connecting as NATS user `user` with `password`.
+    fn start_as(name: &str, cluster: &Cluster, user: &str, password: &str) -> Self {
+        Self::start_full(name, cluster, password, Some(user), &[], &[])
+    }
+
+    fn start_full(
+        name: &str,
+        cluster: &Cluster,
+        token: &str,
+        user: Option<&str>,
+        apps: &[Value],
+        startup: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("profile");
         let mut put = Command::new(bin("tessera"))
@@ -54,29 +70,15 @@ impl Desk {
             .unwrap();
         put.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
         assert!(put.wait().unwrap().success(), "tessera vault put failed");
-        let policy = dir.path().join("policy.json");
-        std::fs::write(
-            &policy,
-            json!({
-                "link": {
-                    "desk": name,
-                    "servers": cluster.urls(),
-                    "tokenSecret": "nats",
-                    "replicas": 3,
-                    "groups": [
-                        {
-                            "name": "eq", "desks": ["alice", "bob", "carol"], "bus": [{ "pattern": "orders.#" }],
-                            "userChannels": ["fdc3.channel.1"], "appChannels": ["desk.orders"],
-                            "intents": ["StartOrder"], "maxMessageBytes": 1024,
-                        },
-                        { "name": "fx", "desks": ["dave"], "bus": [{ "pattern": "#" }] },
-                    ],
-                },
-                "rules": [{ "apps": ["*"], "allow": ["fdc3.broadcast", "fdc3.raiseIntent", "fdc3.appChannel"] }],
-            })
-            .to_string(),
-        )
-        .unwrap();
+        Self::launch(name, dir, &desk_policy(name, &cluster.urls(), user), apps, startup)
+    }
+
+    /// Starts the shell of a desk whose profile (and vault) is in `dir`, with `policy`.
+    fn launch(name: &str, dir: tempfile::TempDir, policy: &Value, apps: &[Value], startup: &[&str]) -> Self {
+        let profile = dir.path().join("profile");
+        let policy_file = dir.path().join("policy.json");
+        std::fs::write(&policy_file, policy.to_string()).unwrap();
+        let policy = policy_file;
         tests::fixture_page("fdc3", "app.html", dir.path());
         let manifest = dir.path().join("desk.json");
         std::fs::write(
@@ -146,6 +148,28 @@ impl Desk {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
+}
+
+/// A desk's admin policy: linked as `name` to `servers` (as NATS user `user`, if given).
+fn desk_policy(name: &str, servers: &[String], user: Option<&str>) -> Value {
+    json!({
+        "link": {
+            "desk": name,
+            "servers": servers,
+            "tokenSecret": "nats",
+            "user": user,
+            "replicas": 3,
+            "groups": [
+                {
+                    "name": "eq", "desks": ["alice", "bob", "carol"], "bus": [{ "pattern": "orders.#" }],
+                    "userChannels": ["fdc3.channel.1"], "appChannels": ["desk.orders"],
+                    "intents": ["StartOrder"], "maxMessageBytes": 1024,
+                },
+                { "name": "fx", "desks": ["dave"], "bus": [{ "pattern": "#" }] },
+            ],
+        },
+        "rules": [{ "apps": ["*"], "allow": ["fdc3.broadcast", "fdc3.raiseIntent", "fdc3.appChannel"] }],
+    })
 }
 
 /// `tessera ctl subscribe`, its messages collected.
@@ -436,4 +460,210 @@ fn an_intent_raised_on_one_desk_is_handled_on_another_and_its_result_comes_back(
     let bobs = bob.audit();
     let ins = actions(&bobs, "link.in");
     assert!(ins.iter().any(|e| e["object"] == "fdc3.intent:StartOrder@bob" && e["actor"] == "desk:alice"), "{ins:#?}");
+}
+
+/// Speaks the NATS protocol as `user` to `addr`: sends `commands`, and returns the server's
+/// `-ERR` lines (each permission refused is one).
+fn raw_nats(addr: std::net::SocketAddr, user: &str, password: &str, commands: &[&str]) -> Vec<String> {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let connect = json!({ "user": user, "pass": password, "verbose": false, "pedantic": false, "protocol": 1 });
+    let mut text = format!("CONNECT {connect}\r\n");
+    for c in commands {
+        text.push_str(c);
+        text.push_str("\r\n");
+    }
+    text.push_str("PING\r\n");
+    s.write_all(text.as_bytes()).unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    while !got.contains("PONG") && start.elapsed() < Duration::from_secs(10) {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.contains("PONG"), "no PONG from the server: {got}");
+    got.lines().filter(|l| l.starts_with("-ERR")).map(str::to_owned).collect()
+}
+
+#[test]
+fn desks_held_to_their_groups_by_the_servers_permissions_link_and_can_do_no_more() {
+    // The cluster's users and permissions, written by `tessera link nats-auth` from the desks'
+    // own policy.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, desk_policy("alice", &["nats://127.0.0.1:1".to_owned()], Some("alice")).to_string())
+        .unwrap();
+    let out = Command::new(bin("tessera"))
+        .args(["link", "nats-auth", "--policy"])
+        .arg(&policy)
+        .args(["--desk", "alice", "--desk", "bob"])
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let block = String::from_utf8(out.stdout).unwrap();
+    let cluster =
+        Cluster::start_with_auth(&block, &[("TESSERA_LINK_ALICE", "pw-alice"), ("TESSERA_LINK_BOB", "pw-bob")]);
+    let alice = Desk::start_as("alice", &cluster, "alice", "pw-alice");
+    let bob = Desk::start_as("bob", &cluster, "bob", "pw-bob");
+    alice.wait_ready();
+    bob.wait_ready();
+    let at_bob = bob.subscribe("orders.#");
+    for n in 0..5 {
+        alice.publish("orders.new", &json!({ "n": n }));
+    }
+    assert_eq!(at_bob.wait("orders.new", 5, Duration::from_secs(30)), [0, 1, 2, 3, 4], "{}", alice.link());
+    let start = Instant::now();
+    while alice.link()["desks"] != json!(["bob"]) {
+        assert!(start.elapsed() < Duration::from_secs(30), "alice never heard bob: {}", alice.link());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Neither desk was refused anything it does (the servers log each refusal).
+    let refused: Vec<String> = cluster.logs().lines().filter(|l| l.contains("Violation")).map(str::to_owned).collect();
+    assert!(refused.is_empty(), "a desk was refused something it needs: {refused:#?}");
+
+    // Bob's credentials, used by anything but bob's desk, can do no more than bob's desk does.
+    let forbidden = [
+        "SUB tessera.eq.intent.alice 1",
+        "SUB _INBOX.alice.> 2",
+        "SUB tessera.eq.bus.> 3",
+        "PUB tessera.fx.bus.x 1\r\nx",
+        "PUB tessera.eq.bus.secrets.x 1\r\nx",
+        "PUB $JS.API.CONSUMER.CREATE.TESSERA_eq.desk_alice 2\r\n{}",
+        "PUB $JS.API.STREAM.DELETE.TESSERA_eq 0\r\n",
+    ];
+    let errors = raw_nats(cluster.addr(0), "bob", "pw-bob", &forbidden);
+    assert_eq!(errors.len(), forbidden.len(), "{errors:#?}");
+    assert!(errors.iter().all(|e| e.contains("Permissions Violation")), "{errors:#?}");
+    assert!(cluster.logs().contains("Violation"), "the servers log each refusal (what the check above relies on)");
+    let allowed = ["PUB tessera.eq.bus.orders.x 1\r\nx", "SUB tessera.eq.apps 1", "SUB tessera.eq.answer.bob 2"];
+    assert_eq!(raw_nats(cluster.addr(1), "bob", "pw-bob", &allowed), Vec::<String>::new());
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A test certificate authority and a server certificate it signed for 127.0.0.1: `ca.pem`,
+/// `server.pem`, `server.key` in `dir`.
+fn certificates(dir: &Path) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Tessera test CA"]);
+    openssl(dir, &ca);
+    let mut req = vec!["req"];
+    req.extend(ec);
+    req.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    openssl(dir, &req);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+/// A desk's profile with a new NKey made by `tessera link nkey`: the directory and the public key.
+fn desk_with_nkey() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("tessera"))
+        .args(["link", "nkey", "--id", "nkey", "--profile"])
+        .arg(dir.path().join("profile"))
+        .env("TESSERA_KEYRING", "keyutils")
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(public.starts_with('U') && public.len() == 56, "not a user public key: {public:?}");
+    (dir, public)
+}
+
+#[test]
+fn desks_log_in_with_their_nkey_over_tls_and_a_desk_with_an_unknown_key_gets_nothing() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let (alice_dir, alice_key) = desk_with_nkey();
+    let (bob_dir, bob_key) = desk_with_nkey();
+    let (mallory_dir, _) = desk_with_nkey();
+    let pem = |f: &str| certs.path().join(f).display().to_string();
+    let auth = format!(
+        "tls {{ cert_file: {:?}, key_file: {:?} }}\nauthorization {{ users: [ {{ nkey: {alice_key:?} }}, {{ nkey: {bob_key:?} }} ] }}",
+        pem("server.pem"),
+        pem("server.key"),
+    );
+    let cluster = Cluster::start_with_auth(&auth, &[]);
+    let tls: Vec<String> = cluster.urls().iter().map(|u| u.replace("nats://", "tls://")).collect();
+    let policy = |name: &str| {
+        let mut p = desk_policy(name, &tls, None);
+        let link = p["link"].as_object_mut().unwrap();
+        link.remove("tokenSecret");
+        link.insert("nkeySecret".into(), json!("nkey"));
+        link.insert("caFile".into(), json!(pem("ca.pem")));
+        p
+    };
+    let alice = Desk::launch("alice", alice_dir, &policy("alice"), &[], &[]);
+    let bob = Desk::launch("bob", bob_dir, &policy("bob"), &[], &[]);
+    let mallory = Desk::launch("carol", mallory_dir, &policy("carol"), &[], &[]);
+    alice.wait_ready();
+    bob.wait_ready();
+    let at_bob = bob.subscribe("orders.#");
+    let at_mallory = mallory.subscribe("orders.#");
+    for n in 0..3 {
+        alice.publish("orders.new", &json!({ "n": n }));
+    }
+    assert_eq!(at_bob.wait("orders.new", 3, Duration::from_secs(30)), [0, 1, 2]);
+    let link = alice.link();
+    assert!(link["server"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")), "{link}");
+    assert!(at_mallory.ns("orders.new").is_empty());
+    let m = mallory.link();
+    assert_ne!(m["state"], "connected", "{m}");
+    let why = m["connection_error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(why.contains("authorization") || why.contains("auth"), "{m}");
+    // A client that does not trust the test authority is refused by TLS itself.
+    let plain = raw_tls_refused(cluster.addr(0));
+    assert!(plain, "the servers took a client without TLS");
+}
+
+/// Whether a client speaking plain NATS (no TLS) to a TLS-only server is refused.
+fn raw_tls_refused(addr: std::net::SocketAddr) -> bool {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let info = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(info.contains("\"tls_required\":true"), "{info}");
+    let _ = s.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    let mut got = String::new();
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    !got.contains("PONG")
 }

@@ -16,12 +16,21 @@ pub(crate) struct Cluster {
     ports: Vec<u16>,
     routes: Vec<u16>,
     nodes: Vec<Option<Child>>,
-    token: String,
+    /// The servers' `authorization` block.
+    auth: String,
+    /// The servers' environment (what the block's `$VARIABLES` name).
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// Three nodes that take clients with `token`.
     pub(crate) fn start(token: &str) -> Self {
+        Self::start_with_auth(&format!("authorization {{ token: {token:?} }}"), &[])
+    }
+
+    /// Three nodes with `auth` as their `authorization` block (users and their permissions),
+    /// `env` in their environment.
+    pub(crate) fn start_with_auth(auth: &str, env: &[(&str, &str)]) -> Self {
         assert!(
             Command::new("sh").args(["-c", "command -v nats-server"]).output().unwrap().status.success(),
             "nats-server is missing: run packaging/dev/setup.sh"
@@ -29,7 +38,8 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut cluster = Self { dir, ports, routes, nodes: Vec::new(), token: token.to_owned() };
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut cluster = Self { dir, ports, routes, nodes: Vec::new(), auth: auth.to_owned(), env };
         for i in 0..3 {
             let child = cluster.spawn(i);
             cluster.nodes.push(Some(child));
@@ -46,12 +56,12 @@ impl Cluster {
         let text = format!(
             "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: {:?} }}\n\
              cluster {{ name: tessera, listen: 127.0.0.1:{}, routes: [{}] }}\n\
-             authorization {{ token: {:?} }}\n",
+             {}\n",
             self.ports[i],
             store.display().to_string(),
             self.routes[i],
             routes.join(", "),
-            self.token,
+            self.auth,
         );
         let path = self.dir.path().join(format!("n{i}.conf"));
         std::fs::write(&path, text).unwrap();
@@ -63,6 +73,7 @@ impl Cluster {
         Command::new("nats-server")
             .arg("-c")
             .arg(self.config(i))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -89,6 +100,19 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// What the nodes logged so far.
+    pub(crate) fn logs(&self) -> String {
+        (0..self.ports.len())
+            .map(|i| std::fs::read_to_string(self.dir.path().join(format!("n{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Node `i`'s address.
+    pub(crate) fn addr(&self, i: usize) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.ports[i]))
     }
 
     /// Starts node `i` again, on its old port and store.

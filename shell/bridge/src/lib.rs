@@ -23,9 +23,19 @@
 
 #[cfg(feature = "nats")]
 mod link;
+pub mod permissions;
 mod status;
 pub mod wire;
 
 #[cfg(feature = "nats")]
-pub use crate::link::{Bridge, Crossing, Host, Way, start};
+pub use crate::link::{Bridge, Credentials, Crossing, Host, Way, start};
 pub use crate::status::Status;
+
+/// A new NKey pair for a desk (a NATS user key): its public key (`U...`, for the servers'
+/// configuration) and its seed (`SU...`, for the desk's vault only).
+#[cfg(feature = "nats")]
+pub fn new_nkey() -> Result<(String, String), String> {
+    let pair = nkeys::KeyPair::new_user();
+    let seed = pair.seed().map_err(|e| format!("making an NKey: {e}"))?;
+    Ok((pair.public_key(), seed))
+}

@@ -197,9 +197,38 @@ impl Ctx {
     }
 }
 
-/// Starts the link for `rules` (inside a Tokio runtime): `user` is who is at this desk, `token`
-/// what it connects with (the token, or the password of the policy's NATS user).
-pub fn start(broker: Broker, rules: &LinkRules, user: &str, token: Option<String>, host: Arc<dyn Host>) -> Bridge {
+/// What a desk logs in to the cluster with (from its vault).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Nothing: the cluster takes anyone.
+    None,
+    /// A token.
+    Token(String),
+    /// A NATS user and its password.
+    User(String, String),
+    /// An NKey seed (`SU...`).
+    NKey(String),
+    /// A credentials file's text (a user JWT and its seed).
+    Creds(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret itself.
+        let kind = match self {
+            Self::None => "none",
+            Self::Token(_) => "token",
+            Self::User(..) => "user and password",
+            Self::NKey(_) => "nkey",
+            Self::Creds(_) => "credentials file",
+        };
+        f.write_str(kind)
+    }
+}
+
+/// Starts the link for `rules` (inside a Tokio runtime): `user` is who is at this desk,
+/// `credentials` what it logs in with.
+pub fn start(broker: Broker, rules: &LinkRules, user: &str, credentials: Credentials, host: Arc<dyn Host>) -> Bridge {
     let groups: Vec<LinkGroup> = rules.groups_of_this_desk().cloned().collect();
     let status = Arc::new(Mutex::new(Status {
         desk: rules.desk.clone(),
@@ -219,14 +248,17 @@ pub fn start(broker: Broker, rules: &LinkRules, user: &str, token: Option<String
     let (core, core_rx) = tokio::sync::mpsc::channel(4096);
     let heard = desks::Heard::default();
     let servers = rules.servers.clone();
-    let login = rules.user.clone();
+    let tls = Tls {
+        ca: rules.ca_file.clone(),
+        required: rules.ca_file.is_some() || servers.iter().any(|s| s.starts_with("tls://")),
+    };
     let replicas = usize::from(rules.replicas);
     let task = {
         let (ctx, groups, heard) = (ctx.clone(), groups.clone(), Arc::clone(&heard));
         tokio::spawn(async move {
             let mut tasks = tokio::task::JoinSet::new();
             tasks.spawn(record(audit_rx, host));
-            let Some(client) = connect(&ctx, servers, login, token).await else { return };
+            let Some(client) = connect(&ctx, servers, credentials, tls).await else { return };
             let js = jetstream::new(client.clone());
             tasks.spawn(send_broadcasts(js.clone(), broadcasts_rx, groups.clone(), ctx.clone()));
             tasks.spawn(desks::send(client.clone(), core_rx, ctx.clone()));
@@ -251,42 +283,63 @@ async fn record(mut rx: tokio::sync::mpsc::Receiver<Crossing>, audit: Arc<dyn Ho
     }
 }
 
-async fn connect(
-    ctx: &Ctx,
-    servers: Vec<String>,
-    login: Option<String>,
-    secret: Option<String>,
-) -> Option<async_nats::Client> {
+/// TLS for the link.
+struct Tls {
+    ca: Option<std::path::PathBuf>,
+    required: bool,
+}
+
+async fn connect(ctx: &Ctx, servers: Vec<String>, credentials: Credentials, tls: Tls) -> Option<async_nats::Client> {
     let events = ctx.clone();
-    let opts = match (login, secret) {
-        (Some(user), Some(password)) => async_nats::ConnectOptions::with_user_and_password(user, password),
-        (None, Some(token)) => async_nats::ConnectOptions::with_token(token),
-        (_, None) => async_nats::ConnectOptions::new(),
+    let opts = match credentials {
+        Credentials::None => async_nats::ConnectOptions::new(),
+        Credentials::Token(token) => async_nats::ConnectOptions::with_token(token),
+        Credentials::User(user, password) => async_nats::ConnectOptions::with_user_and_password(user, password),
+        Credentials::NKey(seed) => async_nats::ConnectOptions::with_nkey(seed),
+        Credentials::Creds(text) => match async_nats::ConnectOptions::with_credentials(&text) {
+            Ok(o) => o,
+            Err(e) => {
+                ctx.status.lock().state = "closed";
+                ctx.error(format!("its credentials file cannot be read: {e}"));
+                return None;
+            }
+        },
+    };
+    let mut opts = opts.require_tls(tls.required);
+    if let Some(ca) = tls.ca {
+        opts = opts.add_root_certificates(ca);
     }
-    .name(format!("tessera desk {}", ctx.desk))
-    .retry_on_initial_connect()
-    .max_reconnects(None)
-    .connection_timeout(Duration::from_secs(5))
-    .event_callback(move |event| {
-        let ctx = events.clone();
-        async move {
-            let mut s = ctx.status.lock();
-            match event {
-                async_nats::Event::Connected => {
-                    s.state = "connected";
-                }
-                async_nats::Event::Disconnected => {
-                    s.state = "disconnected";
-                    s.server = None;
-                }
-                async_nats::Event::Closed => s.state = "closed",
-                other => {
-                    drop(s);
-                    ctx.error(other.to_string());
+    let opts = opts
+        .name(format!("tessera desk {}", ctx.desk))
+        // Replies to this desk only under its own prefix, which NATS permissions can give it alone.
+        .custom_inbox_prefix(wire::inbox_prefix(&ctx.desk))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let ctx = events.clone();
+            async move {
+                let mut s = ctx.status.lock();
+                match event {
+                    async_nats::Event::Connected => {
+                        s.state = "connected";
+                        s.connection_error = None;
+                    }
+                    async_nats::Event::Disconnected => {
+                        s.state = "disconnected";
+                        s.server = None;
+                    }
+                    async_nats::Event::Closed => s.state = "closed",
+                    other => {
+                        if s.state != "connected" {
+                            s.connection_error = Some(other.to_string());
+                        }
+                        drop(s);
+                        ctx.error(other.to_string());
+                    }
                 }
             }
-        }
-    });
+        });
     match opts.connect(servers).await {
         Ok(client) => Some(client),
         Err(e) => {

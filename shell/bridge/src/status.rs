@@ -31,6 +31,9 @@ pub struct Status {
     pub pending: std::collections::BTreeMap<String, u64>,
     /// The last problem, if any, in one line.
     pub last_error: Option<String>,
+    /// What the connection last said went wrong (a refused login, a TLS failure), until it
+    /// connects.
+    pub connection_error: Option<String>,
 }
 
 impl Status {

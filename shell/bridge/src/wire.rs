@@ -46,6 +46,12 @@ pub fn bus_subjects(group: &str) -> String {
     format!("tessera.{group}.bus.>")
 }
 
+/// Where replies to a desk's requests (the cluster's acknowledgements and answers) come:
+/// `_INBOX.<desk>`, so a server can let each desk read its own replies only.
+pub fn inbox_prefix(desk: &str) -> String {
+    format!("_INBOX.{desk}")
+}
+
 /// A group's stream.
 pub fn stream_name(group: &str) -> String {
     format!("TESSERA_{group}")

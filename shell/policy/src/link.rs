@@ -20,6 +20,18 @@ pub struct LinkRules {
     /// groups); its password is the `tokenSecret` entry.
     #[serde(default)]
     pub user: Option<String>,
+    /// The vault entry (purpose `link`) holding this desk's NKey seed (`SU...`): the servers
+    /// know the desk by its public key (`tessera link nkey` makes the pair).
+    #[serde(default)]
+    pub nkey_secret: Option<String>,
+    /// The vault entry (purpose `link`) holding a NATS credentials file (a user JWT and its
+    /// NKey seed), for servers run in operator mode.
+    #[serde(default)]
+    pub creds_secret: Option<String>,
+    /// A PEM file of the authority that signed the servers' TLS certificates (trusted beside the
+    /// system's); with it, or with `tls://` servers, the link is TLS only.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// How many servers keep each group's stream (the cluster's size, at most 5).
     #[serde(default = "one")]
     pub replicas: u8,
@@ -168,6 +180,28 @@ pub(crate) fn check(rules: &LinkRules, problems: &mut Vec<String>) {
         if rules.token_secret.is_none() {
             problems.push("link.user: a user needs its password in the vault (tokenSecret)".to_owned());
         }
+    }
+    let secrets = [
+        ("tokenSecret", &rules.token_secret),
+        ("nkeySecret", &rules.nkey_secret),
+        ("credsSecret", &rules.creds_secret),
+    ];
+    for (field, name) in secrets {
+        if let Some(n) = name
+            && field != "tokenSecret"
+            && !is_name(n, 64)
+        {
+            problems.push(format!("link.{field}: {n:?} is not a vault entry name"));
+        }
+    }
+    let given: Vec<&str> = secrets.iter().filter(|(_, n)| n.is_some()).map(|(f, _)| *f).collect();
+    if given.len() > 1 {
+        problems.push(format!("link: {} are each a way to log in: give one", given.join(" and ")));
+    }
+    if let Some(ca) = &rules.ca_file
+        && !ca.is_absolute()
+    {
+        problems.push(format!("link.caFile: {} is not an absolute path", ca.display()));
     }
     if !(1..=5).contains(&rules.replicas) {
         problems.push(format!("link.replicas: {} is not between 1 and 5", rules.replicas));

@@ -8,7 +8,7 @@ use storage::{KeyringKind, Profile, Vault, key_source};
 
 use crate::cli::{KeyringArg, VaultArgs, VaultCommand};
 
-fn open(args: &VaultArgs) -> Result<Vault> {
+pub(crate) fn open(args: &VaultArgs) -> Result<Vault> {
     let dir = crate::profile::dir(&args.profile)?;
     let profile = Profile::open(&dir).with_context(|| format!("opening the profile in {}", dir.display()))?;
     open_in(&profile, args)

@@ -14,26 +14,42 @@ pub(super) const VAULT_PURPOSE: &str = "link";
 /// What the link starts with, read before the shell is up.
 pub(super) struct Prepared {
     rules: policy::link::LinkRules,
-    token: Result<Option<String>, String>,
+    credentials: Result<bridge::Credentials, String>,
 }
 
-/// The link's rules and its token, if the policy links this desk.
+/// A secret of the link's from the vault, as text.
+fn secret(vault: Option<&storage::Vault>, what: &str, name: &str) -> Result<String, String> {
+    let Some(vault) = vault else {
+        return Err(format!("its {what} {name:?} is in the vault, which cannot be opened"));
+    };
+    match vault.get(VAULT_PURPOSE, name) {
+        Ok(Some(bytes)) => {
+            String::from_utf8(bytes).map_err(|_| format!("its {what} {name:?} in the vault is not text"))
+        }
+        Ok(None) => Err(format!(
+            "its {what} {name:?} is not in the vault (put it there with `tessera vault put --purpose {VAULT_PURPOSE} --id {name}`)"
+        )),
+        Err(e) => Err(format!("reading its {what} {name:?} from the vault: {e}")),
+    }
+}
+
+/// The link's rules and its credentials, if the policy links this desk.
 pub(super) fn prepare(admin: &policy::AdminPolicy, vault: Option<&storage::Vault>) -> Option<Prepared> {
     let rules = admin.link()?.clone();
-    let token = match (&rules.token_secret, vault) {
-        (None, _) => Ok(None),
-        (Some(name), None) => Err(format!("its token {name:?} is in the vault, which cannot be opened")),
-        (Some(name), Some(vault)) => match vault.get(VAULT_PURPOSE, name) {
-            Ok(Some(bytes)) => String::from_utf8(bytes)
-                .map(|t| Some(t.trim().to_owned()))
-                .map_err(|_| format!("its token {name:?} in the vault is not text")),
-            Ok(None) => Err(format!(
-                "its token {name:?} is not in the vault (put it there with `tessera vault put {VAULT_PURPOSE} {name}`)"
-            )),
-            Err(e) => Err(format!("reading its token {name:?} from the vault: {e}")),
-        },
+    let credentials = match (&rules.token_secret, &rules.user, &rules.nkey_secret, &rules.creds_secret) {
+        (Some(name), Some(user), _, _) => {
+            secret(vault, "password", name).map(|p| bridge::Credentials::User(user.clone(), p.trim().to_owned()))
+        }
+        (Some(name), None, _, _) => {
+            secret(vault, "token", name).map(|t| bridge::Credentials::Token(t.trim().to_owned()))
+        }
+        (None, _, Some(name), _) => {
+            secret(vault, "NKey seed", name).map(|k| bridge::Credentials::NKey(k.trim().to_owned()))
+        }
+        (None, _, None, Some(name)) => secret(vault, "credentials file", name).map(bridge::Credentials::Creds),
+        (None, _, None, None) => Ok(bridge::Credentials::None),
     };
-    Some(Prepared { rules, token })
+    Some(Prepared { rules, credentials })
 }
 
 /// What the shell does for the link: its crossings into the audit log (a batch per
@@ -113,9 +129,9 @@ fn user() -> String {
 
 /// Starts the link, if the policy has one.
 pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, prepared: Option<Prepared>) {
-    let Some(Prepared { rules, token }) = prepared else { return };
-    let token = match token {
-        Ok(t) => t,
+    let Some(Prepared { rules, credentials }) = prepared else { return };
+    let credentials = match credentials {
+        Ok(c) => c,
         Err(why) => {
             tracing::error!("the desk link is off: {why}");
             let _ = shell.link.set(Err(why));
@@ -126,7 +142,7 @@ pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, prepared: 
     let bridge = {
         let _guard = rt.enter();
         let sink = Sink { permissions: Arc::clone(&shell.permissions), shell: Arc::downgrade(shell) };
-        bridge::start(shell.broker.clone(), &rules, &user(), token, Arc::new(sink))
+        bridge::start(shell.broker.clone(), &rules, &user(), credentials, Arc::new(sink))
     };
     tracing::info!(desk = %rules.desk, servers = ?rules.servers, "the desk link is starting");
     shell.permissions.record(
@@ -156,7 +172,7 @@ pub(super) fn service_row(shell: &Shell) -> Option<compositor::ServiceRow> {
         },
         Ok(bridge) => {
             let s = bridge.status();
-            let detail = match (&s.server, &s.last_error) {
+            let detail = match (&s.server, s.connection_error.as_ref().or(s.last_error.as_ref())) {
                 (Some(server), _) if s.connected() => format!(
                     "{} as desk {} to {server}; groups {}; desks {}; out {}, in {}, refused {}",
                     s.state,

@@ -109,11 +109,13 @@ async fn announce(client: &async_nats::Client, g: &LinkGroup, ctx: &Ctx, hello: 
 
 /// A group's intents: announcements, raises from other desks, answers to this desk's raises.
 pub(super) async fn run(client: async_nats::Client, g: LinkGroup, ctx: Ctx, heard: Heard) {
-    let subjects = [
-        wire::fdc3::apps_subject(&g.name),
-        wire::fdc3::raise_subject(&g.name, &ctx.desk),
-        wire::fdc3::answer_subject(&g.name, &ctx.desk),
-    ];
+    let mut subjects = vec![wire::fdc3::apps_subject(&g.name)];
+    // Raises and answers only where the group shares intents (a desk's NATS permissions may
+    // allow no more).
+    if !g.intents.is_empty() {
+        subjects.push(wire::fdc3::raise_subject(&g.name, &ctx.desk));
+        subjects.push(wire::fdc3::answer_subject(&g.name, &ctx.desk));
+    }
     let mut subs = Vec::new();
     for s in &subjects {
         match client.subscribe(s.clone()).await {

@@ -72,6 +72,12 @@ fn each_bad_field_is_named() {
         ),
         (serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "colour": "red" }), "unknown field"),
         (
+            serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "tokenSecret": "t", "nkeySecret": "k" }),
+            "tokenSecret and nkeySecret are each a way to log in",
+        ),
+        (serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "credsSecret": "a b" }), "link.credsSecret"),
+        (serde_json::json!({ "desk": "a", "servers": ["tls://a:1"], "caFile": "ca.pem" }), "link.caFile"),
+        (
             serde_json::json!({ "desk": "a", "servers": ["nats://a:1"], "groups": [{ "name": "g", "desks": ["a"], "userChannels": ["fdc3.*"] }] }),
             "link.groups[0].userChannels[0]",
         ),

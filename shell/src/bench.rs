@@ -1,6 +1,7 @@
 //! `tessera bench ...`: measurements on this machine, reported as p50/p99 and throughput, with
 //! a baseline measured in the same run.
 
+pub(crate) mod bridge;
 pub(crate) mod broker;
 pub(crate) mod endpoint;
 pub(crate) mod flood;

@@ -47,7 +47,7 @@ pub(crate) enum Command {
 #[derive(Debug, Subcommand)]
 pub(crate) enum LinkCommand {
     /// Prints a nats-server `authorization` block: a user per desk (its password from the
-    /// environment variable TESSERA_LINK_<DESK>) allowed only what the policy's link groups
+    /// environment variable `TESSERA_LINK_<DESK>`) allowed only what the policy's link groups
     /// share, so the server holds each desk to its groups too.
     NatsAuth {
         /// The admin policy with the `link` section (default: TESSERA_POLICY, else
@@ -394,6 +394,10 @@ pub(crate) enum BenchCommand {
     /// A page flooding the bus in a real shell: the other pages' delivery latency, quiet and
     /// flooded, in the same run (needs a display).
     Flood(FloodBenchArgs),
+    /// Desks linked over a real three-node NATS cluster: simulated desks (the real link over
+    /// a broker each, not whole shells) with a mix of bus messages, channel broadcasts and
+    /// intents; delivered msgs/s and cross-desk latency at each number of desks.
+    Bridge(BridgeBenchArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -404,6 +408,33 @@ pub(crate) struct FloodBenchArgs {
     /// Pings a phase (5 ms apart).
     #[arg(long, default_value_t = 1600, value_parser = clap::value_parser!(u32).range(100..=100_000))]
     pub(crate) pings: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct BridgeBenchArgs {
+    /// Numbers of desks to run, one run each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000",
+          value_parser = clap::value_parser!(u32).range(1..=5_000))]
+    pub(crate) desks: Vec<u32>,
+    /// Desks per link group (a team); every desk shares with the others of its group.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub(crate) group_size: u32,
+    /// Messages a second each desk sends (the mix: 6 in 10 on the bus, a fifth of them durable;
+    /// 3 channel broadcasts; 1 intent raised at another desk of its group).
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) rate: f64,
+    /// Seconds each run sends for.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) secs: u64,
+    /// Replicas of each group's stream (at most 3: the cluster's size).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub(crate) replicas: u8,
+    /// The nats-server program.
+    #[arg(long, default_value = "nats-server")]
+    pub(crate) nats_server: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -741,6 +772,9 @@ pub(crate) enum CtlCommand {
         topic: String,
         /// The value, as JSON.
         json: String,
+        /// Durable: kept in the journal until delivered (answered once committed).
+        #[arg(long)]
+        durable: bool,
     },
     /// Prints every message on topics matching PATTERN, one JSON line each, until interrupted.
     Subscribe {

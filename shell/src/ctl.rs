@@ -43,6 +43,9 @@ pub enum Request {
         topic: String,
         /// The value.
         data: serde_json::Value,
+        /// Kept in the journal until delivered (answered once committed).
+        #[serde(default)]
+        durable: bool,
     },
     /// Stream every message on topics matching a pattern.
     Subscribe {

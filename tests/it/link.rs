@@ -134,19 +134,42 @@ impl Desk {
         Sub::start(self.shell.socket(), pattern)
     }
 
-    /// The profile's audit log, after the shell has stopped.
-    fn audit(self) -> Vec<Value> {
-        let profile = self.dir.path().join("profile");
-        drop(self.shell);
+    /// The profile's audit log and its journal's messages on `topic`, after the shell has
+    /// stopped.
+    fn audit_and_journal(self, topic: &str) -> (Vec<Value>, Vec<Value>) {
+        let Self { shell, dir } = self;
+        drop(shell);
+        let profile = dir.path().join("profile");
+        let audit = Self::export_audit(&profile);
+        let out = Command::new(bin("tessera"))
+            .args(["journal", "replay", "--json", "--topic", topic, "--profile"])
+            .arg(&profile)
+            .env("TESSERA_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let journal =
+            String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (audit, journal)
+    }
+
+    fn export_audit(profile: &Path) -> Vec<Value> {
         let out = Command::new(bin("tessera"))
             .args(["audit", "export", "--profile"])
-            .arg(&profile)
+            .arg(profile)
             .env("TESSERA_KEYRING", "keyutils")
             .env("TESSERA_LOG", "warn")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The profile's audit log, after the shell has stopped.
+    fn audit(self) -> Vec<Value> {
+        let Self { shell, dir } = self;
+        drop(shell);
+        Self::export_audit(&dir.path().join("profile"))
     }
 }
 
@@ -245,12 +268,15 @@ fn linked_desks_share_what_their_group_shares_once_in_order_and_nothing_else() {
     let alice = Desk::start("alice", &cluster, TOKEN);
     let bob = Desk::start("bob", &cluster, TOKEN);
     let carol = Desk::start("carol", &cluster, "not-the-token");
+    // Dave's policy links it, with the right token, in another group only.
+    let dave = Desk::start("dave", &cluster, TOKEN);
     alice.wait_ready();
     bob.wait_ready();
 
     let at_bob = bob.subscribe("#");
     let at_alice = alice.subscribe("#");
     let at_carol = carol.subscribe("#");
+    let at_dave = dave.subscribe("#");
     for n in 0..20 {
         alice.publish("orders.new", &json!({ "n": n }));
     }
@@ -269,22 +295,44 @@ fn linked_desks_share_what_their_group_shares_once_in_order_and_nothing_else() {
     // The desk with the wrong token is told why and gets nothing.
     let carols = carol.link();
     assert_ne!(carols["state"], "connected", "{carols}");
-    assert!(carols["last_error"].as_str().unwrap_or_default().contains("authorization"), "{carols}");
+    assert!(carols["connection_error"].as_str().unwrap_or_default().contains("authorization"), "{carols}");
+    assert_eq!(carols["login_refused"], true, "{carols}");
     assert!(at_carol.topics().is_empty(), "{:?}", at_carol.topics());
+    let start = Instant::now();
+    while dave.link()["ready"] != json!(["fx"]) {
+        assert!(start.elapsed() < Duration::from_secs(30), "dave's link did not come up: {}", dave.link());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(at_dave.topics().is_empty(), "a desk outside the group got {:?}", at_dave.topics());
     let alices = alice.link();
     assert_eq!((alices["messages_out"].as_u64(), alices["messages_in"].as_u64()), (Some(20), Some(1)), "{alices}");
     assert!(alices["refused"].as_u64().unwrap_or(0) >= 1, "{alices}");
     assert_eq!(alices["own"].as_u64(), Some(20), "{alices}");
 
-    drop((at_alice, at_bob, at_carol));
-    let bobs = bob.audit();
-    assert_eq!(actions(&bobs, "link.in").len(), 20, "{bobs:#?}");
+    // A durable message stays durable across the link: in bob's journal once delivered there.
+    alice.shell.ctl_ok(&["publish", "--durable", "orders.keep", &json!({ "n": 99 }).to_string()]);
+    assert_eq!(at_bob.wait("orders.keep", 1, Duration::from_secs(30)), [99]);
+
+    drop((at_alice, at_bob, at_carol, at_dave));
+    let (bobs, kept) = bob.audit_and_journal("orders.keep");
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!(actions(&bobs, "link.in").len(), 21, "{bobs:#?}");
     let ins = actions(&bobs, "link.in");
     assert_eq!(ins[0]["actor"], "desk:alice");
     assert_eq!(ins[0]["object"], "orders.new");
     assert_eq!(ins[0]["details"]["group"], "eq");
+    // The refused login is in carol's audit log.
+    let carols = carol.audit();
+    let refused = actions(&carols, "link.refused");
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["object"] == "login"
+                && e["details"]["reason"].as_str().unwrap_or_default().contains("authorization")),
+        "{carols:#?}"
+    );
     let alices = alice.audit();
-    assert_eq!(actions(&alices, "link.out").len(), 20, "{alices:#?}");
+    assert_eq!(actions(&alices, "link.out").len(), 21, "{alices:#?}");
     let refused = actions(&alices, "link.refused");
     assert!(
         refused.iter().any(|e| e["object"] == "orders.big"

@@ -316,27 +316,50 @@ async fn connect(ctx: &Ctx, servers: Vec<String>, credentials: Credentials, tls:
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
+        // Requests to the cluster answered within 3 s or asked again: a stream creation lost in
+        // a race between desks setting up the same group is not waited on for long.
+        .request_timeout(Some(Duration::from_secs(3)))
         .event_callback(move |event| {
             let ctx = events.clone();
             async move {
-                let mut s = ctx.status.lock();
-                match event {
-                    async_nats::Event::Connected => {
-                        s.state = "connected";
-                        s.connection_error = None;
-                    }
-                    async_nats::Event::Disconnected => {
-                        s.state = "disconnected";
-                        s.server = None;
-                    }
-                    async_nats::Event::Closed => s.state = "closed",
-                    other => {
-                        if s.state != "connected" {
-                            s.connection_error = Some(other.to_string());
+                // What to audit, decided under the lock and done after it.
+                let refused_login = {
+                    let mut s = ctx.status.lock();
+                    match event {
+                        async_nats::Event::Connected => {
+                            s.state = "connected";
+                            s.connection_error = None;
+                            s.login_refused = false;
+                            None
                         }
-                        drop(s);
-                        ctx.error(other.to_string());
+                        async_nats::Event::Disconnected => {
+                            s.state = "disconnected";
+                            s.server = None;
+                            None
+                        }
+                        async_nats::Event::Closed => {
+                            s.state = "closed";
+                            None
+                        }
+                        other => {
+                            let what = other.to_string();
+                            let up = s.state == "connected";
+                            if !up {
+                                s.connection_error = Some(what.clone());
+                            }
+                            s.last_error = Some(what.clone());
+                            tracing::warn!(desk = %ctx.desk, "desk link: {what}");
+                            // A login the cluster refuses is audited (once until it connects).
+                            let refused = !up && what.to_lowercase().contains("authorization");
+                            let first = refused && !s.login_refused;
+                            s.login_refused |= refused;
+                            first.then_some(what)
+                        }
                     }
+                };
+                if let Some(what) = refused_login {
+                    let why = format!("the cluster refused this desk's login: {what}");
+                    ctx.audit(ctx.ours(Way::Refused, "", None, "login", 0, Some(why))).await;
                 }
             }
         });
@@ -395,6 +418,7 @@ async fn group(js: jetstream::Context, broker: Broker, g: LinkGroup, replicas: u
         tokio::time::sleep(delay).await;
         delay = next(delay);
     };
+    tracing::debug!(desk = %ctx.desk, group = %g.name, "desk link: the group's stream is there");
     let inward_patterns: Vec<Pattern> =
         g.bus.iter().filter(|t| t.direction.inward()).filter_map(|t| Pattern::parse(&t.pattern).ok()).collect();
     let consumer = if inward_patterns.is_empty() && g.user_channels.is_empty() && g.app_channels.is_empty() {
@@ -402,6 +426,7 @@ async fn group(js: jetstream::Context, broker: Broker, g: LinkGroup, replicas: u
     } else {
         Some(consumer(&stream, &g, &ctx).await)
     };
+    tracing::debug!(desk = %ctx.desk, group = %g.name, "desk link: this desk's consumer is there");
     // The shared channels' current contexts, as the other desks left them.
     let subjects = g.user_channels.iter().map(|c| wire::channel_subject(&g.name, c));
     for subject in subjects.chain(g.app_channels.iter().map(|c| wire::app_channel_subject(&g.name, c))) {
@@ -414,6 +439,7 @@ async fn group(js: jetstream::Context, broker: Broker, g: LinkGroup, replicas: u
             }
         }
     }
+    tracing::debug!(desk = %ctx.desk, group = %g.name, "desk link: the group is set up");
     ctx.status.lock().ready.push(g.name.clone());
     let local = broker.connect(None);
     let own = local.id();
@@ -578,7 +604,9 @@ async fn consumer(stream: &stream::Stream, g: &LinkGroup, ctx: &Ctx) -> consumer
         durable_name: Some(name.clone()),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::New,
-        ack_wait: Duration::from_secs(30),
+        // A delivery lost on its way (a pull given up after a missed heartbeat) comes again
+        // after this long; one that arrives twice is dropped by its id.
+        ack_wait: Duration::from_secs(10),
         max_ack_pending: 10_000,
         // A desk away longer than the stream keeps has nothing left to catch up on.
         inactive_threshold: Duration::from_secs(g.catch_up_secs),
@@ -587,11 +615,24 @@ async fn consumer(stream: &stream::Stream, g: &LinkGroup, ctx: &Ctx) -> consumer
     let mut delay = FIRST;
     loop {
         match stream.get_or_create_consumer(&name, config.clone()).await {
-            Ok(c) => return c,
+            Ok(c) => {
+                led(c.clone()).await;
+                return c;
+            }
             Err(e) => ctx.error(format!("group {}: its consumer: {e}", g.name)),
         }
         tokio::time::sleep(delay).await;
         delay = next(delay);
+    }
+}
+
+/// Waits (up to 5 s) until the consumer has a leader: a pull sent before would be lost.
+async fn led(mut consumer: consumer::PullConsumer) {
+    for _ in 0..50 {
+        match consumer.info().await {
+            Ok(info) if info.cluster.as_ref().is_none_or(|c| c.leader.is_some()) => return,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 
@@ -608,7 +649,10 @@ async fn inward(
     let mut seen = Seen::new(100_000);
     let mut delay = FIRST;
     loop {
-        let mut messages = match consumer.messages().await {
+        // Short pulls: a pull lost in a change of the consumer's leader (a node lost, or the
+        // consumer just made) is asked again within seconds, not after the default 30 s.
+        let pull = consumer.stream().expires(Duration::from_secs(5)).heartbeat(Duration::from_secs(2));
+        let mut messages = match pull.messages().await {
             Ok(m) => m,
             Err(e) => {
                 ctx.error(format!("group {}: reading: {e}", g.name));
@@ -627,6 +671,10 @@ async fn inward(
                 }
             };
             deliver(&msg, &local, &patterns, &g, max, &mut seen, &ctx).await;
+            // Each message says how many are behind it: the lag, without asking the cluster.
+            if let Ok(info) = msg.info() {
+                ctx.status.lock().pending.insert(g.name.clone(), info.pending);
+            }
             // Acknowledged once delivered (or refused): a redelivery after a crash meanwhile
             // carries the same id.
             if let Err(e) = msg.ack().await {
@@ -729,13 +777,15 @@ async fn deliver(
     .await;
 }
 
-/// Keeps the status's lag current: what the cluster holds for this desk that it has not read.
+/// Keeps the status's lag current while nothing arrives (a stalled read shows as lag): what the
+/// cluster holds for this desk that it has not read, asked every 30 s (each message read
+/// updates it too), so a thousand desks do not each ask the cluster every few seconds.
 async fn lag(mut consumer: consumer::PullConsumer, group: String, ctx: Ctx) {
     loop {
         if let Ok(info) = consumer.info().await {
             ctx.status.lock().pending.insert(group.clone(), info.num_pending);
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
     }
 }
 

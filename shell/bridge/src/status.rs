@@ -34,6 +34,8 @@ pub struct Status {
     /// What the connection last said went wrong (a refused login, a TLS failure), until it
     /// connects.
     pub connection_error: Option<String>,
+    /// The cluster refused this desk's login (its credentials), until it connects.
+    pub login_refused: bool,
 }
 
 impl Status {

@@ -150,9 +150,10 @@ fn request_for(command: &CtlCommand) -> Result<Request> {
         CtlCommand::Eval { instance, js, timeout } => {
             Request::Eval { instance: *instance, js: js.clone(), timeout_ms: (timeout.max(0.0) * 1000.0) as u64 }
         }
-        CtlCommand::Publish { topic, json } => Request::Publish {
+        CtlCommand::Publish { topic, json, durable } => Request::Publish {
             topic: topic.clone(),
             data: serde_json::from_str(json).with_context(|| format!("the message is not JSON: {json}"))?,
+            durable: *durable,
         },
         CtlCommand::Subscribe { pattern } => Request::Subscribe { pattern: pattern.clone() },
         CtlCommand::Screenshot { path, window } => {

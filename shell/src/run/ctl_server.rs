@@ -80,10 +80,14 @@ pub(super) async fn handle(shell: &Shell, request: Request) -> Result<Value> {
             let text = shell.supervisor.eval(instance, &js, Duration::from_millis(timeout_ms)).await?;
             serde_json::from_str::<Value>(&text).context("the page's answer is not JSON")?
         }
-        Request::Publish { topic, data } => {
+        Request::Publish { topic, data, durable } => {
             let client = shell.broker.connect(None);
             let bytes = serde_json::to_vec(&data)?;
-            let sent = client.publish(&topic, bytes, MessageOptions::default())?;
+            let opts = if durable { MessageOptions::default().durable() } else { MessageOptions::default() };
+            let sent = client.publish(&topic, bytes, opts)?;
+            if let Some(commit) = &sent.commit {
+                commit.wait_async().await.context("the journal did not commit the message")?;
+            }
             json!({ "seq": sent.seq, "delivered": sent.delivered })
         }
         Request::Screenshot { path, window } => screenshot_to(shell, &path, window).await?,

@@ -186,7 +186,7 @@ fn desk_policy(name: &str, servers: &[String], user: Option<&str>) -> Value {
                 {
                     "name": "eq", "desks": ["alice", "bob", "carol"], "bus": [{ "pattern": "orders.#" }],
                     "userChannels": ["fdc3.channel.1"], "appChannels": ["desk.orders"],
-                    "intents": ["StartOrder"], "maxMessageBytes": 1024,
+                    "intents": ["StartOrder", "ViewChart"], "maxMessageBytes": 1024,
                 },
                 { "name": "fx", "desks": ["dave"], "bus": [{ "pattern": "#" }] },
             ],
@@ -714,4 +714,91 @@ fn raw_tls_refused(addr: std::net::SocketAddr) -> bool {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     !got.contains("PONG")
+}
+
+#[test]
+fn the_resolver_offers_another_desks_app_says_where_it_runs_and_sends_the_intent_there() {
+    let cluster = Cluster::start(TOKEN);
+    let chart = json!({
+        "appId": "chart", "title": "Chart", "url": "app.html",
+        "interop": { "intents": { "listensFor": { "ViewChart": { "contexts": ["fdc3.instrument"] } } } },
+    });
+    let a = json!({ "appId": "a", "url": "app.html" });
+    let alice = Desk::start_apps("alice", &cluster, TOKEN, &[a, chart.clone()], &["a"]);
+    let bob = Desk::start_apps("bob", &cluster, TOKEN, &[chart], &[]);
+    alice.wait_ready();
+    bob.wait_ready();
+    let a = alice.page_of("a");
+    wait_js(
+        &alice.shell,
+        a,
+        "fdc3.findIntent('ViewChart').then(ai => ai.apps.map(x => x.appId + '@' + (x.desktopAgent || 'here')).join(), e => e.message)",
+        "\"chart@here,chart@bob\"",
+    );
+    // Two charts take it, this desk's and bob's: the resolver asks, listing bob's second.
+    js(
+        &alice.shell,
+        a,
+        "(window.pick = fdc3.raiseIntent('ViewChart', {type: 'fdc3.instrument', id: {ticker: 'AMD'}}).then(r => r.source.appId + '@' + r.source.desktopAgent, e => e.message), true)",
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    // Looked at by a person: the resolver, saying "on desk bob" (target/debug/e2e/link-resolver.png).
+    let shot = tests::target_dir().join("e2e/link-resolver.png");
+    alice.shell.ctl_ok(&["screenshot", shot.to_str().unwrap()]);
+    crate::fdc3::keys_in(&alice.shell, "Desk alice", &["Down", "Return"]);
+    wait_js(&alice.shell, a, "window.pick", "\"chart@bob\"");
+    // Bob's desk started its chart, which got the intent from alice's app.
+    let c = bob.page_of("chart");
+    wait_js(
+        &bob.shell,
+        c,
+        "intents.map(i => i.ctx.id.ticker + ' from ' + i.source.appId + '@' + i.source.desktopAgent).join()",
+        "\"AMD from a@alice\"",
+    );
+    assert!(alice.shell.apps().iter().all(|x| x["app"] != "chart"), "alice's own chart was not started");
+}
+
+/// A desk's profile with `creds` (a NATS credentials file) in its vault as entry `creds`.
+fn desk_with_creds(creds: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut put = Command::new(bin("tessera"))
+        .args(["vault", "put", "--purpose", "link", "--id", "creds", "--profile"])
+        .arg(dir.path().join("profile"))
+        .env("TESSERA_KEYRING", "keyutils")
+        .env("TESSERA_LOG", "warn")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    put.stdin.take().unwrap().write_all(creds.as_bytes()).unwrap();
+    assert!(put.wait().unwrap().success(), "tessera vault put failed");
+    dir
+}
+
+#[test]
+fn desks_log_in_with_a_user_jwt_in_operator_mode_and_one_from_an_unknown_account_gets_nothing() {
+    let operator = crate::nats::Operator::new();
+    let cluster = Cluster::start_with_auth(&operator.config, &[]);
+    let policy = |name: &str| {
+        let mut p = desk_policy(name, &cluster.urls(), None);
+        let link = p["link"].as_object_mut().unwrap();
+        link.remove("tokenSecret");
+        link.insert("credsSecret".into(), json!("creds"));
+        p
+    };
+    let alice = Desk::launch("alice", desk_with_creds(&operator.user_creds("alice", true)), &policy("alice"), &[], &[]);
+    let bob = Desk::launch("bob", desk_with_creds(&operator.user_creds("bob", true)), &policy("bob"), &[], &[]);
+    let mallory =
+        Desk::launch("carol", desk_with_creds(&operator.user_creds("carol", false)), &policy("carol"), &[], &[]);
+    alice.wait_ready();
+    bob.wait_ready();
+    let at_bob = bob.subscribe("orders.#");
+    let at_mallory = mallory.subscribe("orders.#");
+    for n in 0..3 {
+        alice.publish("orders.new", &json!({ "n": n }));
+    }
+    assert_eq!(at_bob.wait("orders.new", 3, Duration::from_secs(30)), [0, 1, 2], "{}", alice.link());
+    assert!(at_mallory.ns("orders.new").is_empty());
+    let m = mallory.link();
+    assert_ne!(m["state"], "connected", "{m}");
+    assert_eq!(m["login_refused"], true, "{m}");
 }

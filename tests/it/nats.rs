@@ -130,3 +130,106 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// URL-safe base64 without padding (what NATS JWTs use).
+fn b64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// A NATS JWT (v2) with `claims`, signed by `signer`.
+fn jwt(claims: &serde_json::Value, signer: &nkeys::KeyPair) -> String {
+    let head = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let body = b64(claims.to_string().as_bytes());
+    let signed = format!("{head}.{body}");
+    let sig = signer.sign(signed.as_bytes()).unwrap();
+    format!("{signed}.{}", b64(&sig))
+}
+
+fn claims(iss: &nkeys::KeyPair, sub: &str, name: &str, nats: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "jti": format!("jti-{name}"), "iat": 1_700_000_000, "iss": iss.public_key(), "sub": sub, "name": name, "nats": nats })
+}
+
+/// Decentralised (operator mode) auth for a test cluster: an operator, its system account and
+/// an account with JetStream whose users the servers trust, all made here.
+pub(crate) struct Operator {
+    account: nkeys::KeyPair,
+    /// The servers' configuration lines (operator, system account, memory resolver).
+    pub(crate) config: String,
+}
+
+impl Operator {
+    pub(crate) fn new() -> Self {
+        let operator = nkeys::KeyPair::new_operator();
+        let system = nkeys::KeyPair::new_account();
+        let account = nkeys::KeyPair::new_account();
+        let op = jwt(
+            &claims(
+                &operator,
+                &operator.public_key(),
+                "test-operator",
+                &serde_json::json!({ "system_account": system.public_key(), "type": "operator", "version": 2 }),
+            ),
+            &operator,
+        );
+        let limits = serde_json::json!({ "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true, "conn": -1, "leaf": -1 });
+        let sys = jwt(
+            &claims(
+                &operator,
+                &system.public_key(),
+                "SYS",
+                &serde_json::json!({ "limits": limits, "type": "account", "version": 2 }),
+            ),
+            &operator,
+        );
+        let mut js_limits = limits.clone();
+        for k in ["mem_storage", "disk_storage", "streams", "consumer"] {
+            js_limits[k] = serde_json::json!(-1);
+        }
+        let app = jwt(
+            &claims(
+                &operator,
+                &account.public_key(),
+                "APP",
+                &serde_json::json!({ "limits": js_limits, "type": "account", "version": 2 }),
+            ),
+            &operator,
+        );
+        let config = format!(
+            "operator: {op}\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: {sys}\n  {}: {app}\n}}",
+            system.public_key(),
+            system.public_key(),
+            account.public_key(),
+        );
+        Self { account, config }
+    }
+
+    /// A credentials file (user JWT and seed) for a new user `name` of the account; signed by
+    /// another account (one the servers do not know) with `trusted` false.
+    pub(crate) fn user_creds(&self, name: &str, trusted: bool) -> String {
+        let user = nkeys::KeyPair::new_user();
+        let stranger = nkeys::KeyPair::new_account();
+        let signer = if trusted { &self.account } else { &stranger };
+        let token = jwt(
+            &claims(
+                signer,
+                &user.public_key(),
+                name,
+                &serde_json::json!({ "subs": -1, "data": -1, "payload": -1, "type": "user", "version": 2 }),
+            ),
+            signer,
+        );
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{token}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        )
+    }
+}

@@ -49,6 +49,8 @@ pub struct ResolverChoice {
     pub title: String,
     /// The running instance, or `None` to start a new one.
     pub instance: Option<u64>,
+    /// The linked desk it runs on, or `None` for this one.
+    pub desk: Option<String>,
     /// One line about it.
     pub description: String,
 }
@@ -187,9 +189,10 @@ impl Resolver {
                 ui.label(RichText::new("No app can handle this.").color(theme::WARN));
             }
             for (i, c) in r.choices.iter().enumerate() {
-                let label = match c.instance {
-                    Some(inst) => format!("{} (running, #{inst})", c.title),
-                    None => format!("{} (open new)", c.title),
+                let label = match (&c.desk, c.instance) {
+                    (Some(desk), _) => format!("{} (on {desk})", c.title),
+                    (None, Some(inst)) => format!("{} (running, #{inst})", c.title),
+                    (None, None) => format!("{} (open new)", c.title),
                 };
                 let row = ui.horizontal(|ui| {
                     badge(ui, &c.app_id, &c.title, 28.0, self.icons.get(&c.app_id).copied());

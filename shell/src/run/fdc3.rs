@@ -89,7 +89,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
                     .into_iter()
                     .map(|c| ResolverChoice {
                         description: match (intent.is_some(), c.instance, &c.desk) {
-                            (true, _, Some(desk)) => format!("on desk {desk}"),
+                            (true, _, Some(desk)) => format!("on desk {desk}: its running app, or a new one"),
                             (false, _, Some(desk)) => format!("{} — on desk {desk}", c.intent_display),
                             (true, Some(i), None) => format!("running (instance {i})"),
                             (true, None, None) => "opens a new window".to_owned(),
@@ -99,6 +99,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
                         app_id: c.app,
                         title: c.title,
                         instance: c.instance,
+                        desk: c.desk,
                     })
                     .collect();
                 shell.ui.send(UiCommand::ShowResolver(ResolverRequest {

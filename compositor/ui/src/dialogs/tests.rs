@@ -87,18 +87,28 @@ fn resolver_harness() -> Harness<'static, ResolverState> {
                 app_id: "chart".into(),
                 title: "Chart".into(),
                 instance: Some(3),
+                desk: None,
                 description: "Candles and volume".into(),
             },
             ResolverChoice {
                 app_id: "chart".into(),
                 title: "Chart".into(),
                 instance: None,
+                desk: None,
                 description: "Candles and volume".into(),
+            },
+            ResolverChoice {
+                app_id: "chart".into(),
+                title: "Chart".into(),
+                instance: None,
+                desk: Some("bob".into()),
+                description: "on desk bob".into(),
             },
             ResolverChoice {
                 app_id: "depth".into(),
                 title: "Depth".into(),
                 instance: None,
+                desk: None,
                 description: "Order book depth".into(),
             },
         ],
@@ -120,9 +130,10 @@ fn the_resolver_lists_running_and_new_handlers_and_returns_the_pick() {
     h.run_steps(2);
     assert!(h.query_by_label("Chart (running, #3)").is_some());
     assert!(h.query_by_label("Chart (open new)").is_some());
+    assert!(h.query_by_label("Chart (on bob)").is_some(), "another desk's app says where it runs");
     h.get_by_label("Depth (open new)").click();
     h.run_steps(2);
-    assert_eq!(h.state().answers.first(), Some(&Some(2)));
+    assert_eq!(h.state().answers.first(), Some(&Some(3)));
 
     let mut h = resolver_harness();
     h.run_steps(2);

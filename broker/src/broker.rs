@@ -41,7 +41,7 @@ impl Broker {
 
     /// A broker on the given clock.
     pub fn with_clock(cfg: BrokerConfig, clock: Arc<dyn Clock>) -> Self {
-        Self { shared: Arc::new(Shared { state: Mutex::new(State::new(cfg, clock)) }) }
+        Self { shared: Arc::new(Shared { state: Mutex::new(State::new(cfg, clock)), delivery: Arc::default() }) }
     }
 
     /// Attaches the journal that durable messages go to.
@@ -75,7 +75,15 @@ impl Broker {
 
     /// Counters and sizes.
     pub fn stats(&self) -> BrokerStats {
-        self.shared.state.lock().stats()
+        let mut stats = self.shared.state.lock().stats();
+        stats.delivery = self.shared.delivery.snapshot();
+        stats
+    }
+
+    /// Where connections count how long sampled messages took from publish to their app
+    /// ([`crate::metrics::Sampled`]).
+    pub fn delivery_latency(&self) -> Arc<crate::metrics::Latency> {
+        Arc::clone(&self.shared.delivery)
     }
 
     /// The counters of one subscription.

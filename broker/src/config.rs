@@ -165,6 +165,9 @@ pub struct BrokerConfig {
     pub breaker: BreakerPolicy,
     /// High half of every message id; make it differ between runs.
     pub epoch: u64,
+    /// Count traffic per topic family and time one publish in
+    /// [`crate::metrics::SAMPLE_EVERY`] ([`crate::metrics`]).
+    pub metrics: bool,
 }
 
 impl Default for BrokerConfig {
@@ -187,6 +190,7 @@ impl Default for BrokerConfig {
             retry: RetryPolicy::default(),
             breaker: BreakerPolicy::default(),
             epoch: 0,
+            metrics: true,
         }
     }
 }

@@ -115,6 +115,9 @@ pub struct Envelope {
     /// How a connection's codec writes it, made once and shared by every receiver.
     #[serde(skip)]
     pub encoded: Encoded,
+    /// When its publish began, if it was one of the few timed (metrics).
+    #[serde(skip)]
+    pub sampled: crate::metrics::Sampled,
 }
 
 /// A message as a connection's codec writes it to a receiver, made by the first connection

@@ -25,6 +25,7 @@ pub mod fdc3;
 mod history;
 mod ids;
 mod journal;
+pub mod metrics;
 pub mod router;
 mod service;
 mod service_event;

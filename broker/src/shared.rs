@@ -9,4 +9,6 @@ use crate::state::State;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
+    /// Sampled delivery times, written by the connections that deliver (no lock).
+    pub(crate) delivery: std::sync::Arc<crate::metrics::Latency>,
 }

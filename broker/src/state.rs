@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use event_listener::Event;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -19,6 +20,7 @@ use crate::error::{Error, Result, echo};
 use crate::history::History;
 use crate::ids::{AppId, CallId, ClientId, MessageId, SubscriptionId, Target, TraceId};
 use crate::journal::{CommitAck, Journal};
+use crate::metrics::{Families, Latency, LatencySnapshot, SAMPLE_EVERY, Sampled};
 use crate::router::Router;
 use crate::service_event::{ProviderEvent, ServiceEvent};
 use crate::stats::{BrokerStats, SubscriptionStats};
@@ -157,6 +159,10 @@ pub(crate) struct State {
     pub(crate) breakers: FxHashMap<Target, CircuitBreaker>,
     pub(crate) journal: Option<Arc<dyn Journal>>,
     pub(crate) counters: Counters,
+    /// Traffic per topic family (when metrics are on).
+    pub(crate) families: Families,
+    /// Sampled publish times (when metrics are on).
+    pub(crate) routing: Latency,
     next_id: u64,
     next_seq: u64,
 }
@@ -180,6 +186,8 @@ impl State {
             breakers: FxHashMap::default(),
             journal: None,
             counters: Counters::default(),
+            families: Families::default(),
+            routing: Latency::default(),
             next_id: 1,
             next_seq: 1,
         }
@@ -336,6 +344,7 @@ impl State {
         payload: Payload,
         opts: MessageOptions,
         target: Option<Target>,
+        sampled: Option<Instant>,
     ) -> Arc<Envelope> {
         let now = self.now();
         let seq = self.next_seq;
@@ -353,6 +362,7 @@ impl State {
             expires_at: opts.ttl.map(|ttl| now.plus(ttl)),
             target,
             encoded: Default::default(),
+            sampled: Sampled(sampled),
         })
     }
 
@@ -372,7 +382,7 @@ impl State {
             return Err(Error::PayloadTooLarge { size: payload.len(), limit: self.cfg.max_payload_bytes });
         }
         let opts = MessageOptions { durable: true, trace_id: trace, ..MessageOptions::default() };
-        let env = self.envelope(Sender { client: ClientId(0), app: None }, topic, payload, opts, None);
+        let env = self.envelope(Sender { client: ClientId(0), app: None }, topic, payload, opts, None, None);
         let commit = self.journal.as_ref().ok_or(Error::NoJournal)?.append_lazy(&env)?;
         self.counters.recorded += 1;
         Ok(commit)
@@ -385,6 +395,8 @@ impl State {
         payload: Payload,
         opts: MessageOptions,
     ) -> Result<Published, PublishError> {
+        // One publish in SAMPLE_EVERY is timed, here and on to its delivery.
+        let started = (self.cfg.metrics && self.next_seq.is_multiple_of(SAMPLE_EVERY)).then(Instant::now);
         let topic = self.check_input(topic, &payload)?;
         let matches = self.router.matches(&topic);
         if self.backpressure_subs > 0 {
@@ -399,7 +411,7 @@ impl State {
                 }
             }
         }
-        let env = self.envelope(sender, topic, payload, opts, None);
+        let env = self.envelope(sender, topic, payload, opts, None, started);
         let commit = self.journal(&env)?;
         self.counters.published += 1;
         self.history.record(&env);
@@ -450,6 +462,16 @@ impl State {
         }
         self.counters.delivered += report.delivered as u64;
         self.counters.dropped_oldest += report.dropped_oldest as u64;
+        if self.cfg.metrics {
+            let family = self.families.of(env.topic.as_str());
+            family.published += 1;
+            family.delivered += report.delivered as u64;
+            family.dropped += report.dropped_oldest as u64;
+            family.dead_lettered += report.dead_lettered as u64;
+        }
+        if let Some(started) = started {
+            self.routing.observe(started.elapsed());
+        }
         Ok(report)
     }
 
@@ -486,7 +508,7 @@ impl State {
         opts: MessageOptions,
     ) -> Result<(Arc<Envelope>, Option<CommitAck>)> {
         let topic = self.check_input(topic, &payload)?;
-        let env = self.envelope(sender, topic, payload, opts, Some(target.clone()));
+        let env = self.envelope(sender, topic, payload, opts, Some(target.clone()), None);
         let commit = self.journal(&env)?;
         Ok((env, commit))
     }
@@ -750,6 +772,9 @@ impl State {
             history_topics_evicted: self.history.evicted_topics,
             open_breakers: self.breakers.len(),
             router: self.router.stats(),
+            families: self.families.list(),
+            routing: self.routing.snapshot(),
+            delivery: LatencySnapshot::default(),
         }
     }
 }

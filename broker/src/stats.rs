@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::metrics::{FamilyStats, LatencySnapshot};
 use crate::router::RouterStats;
 
 /// Counters of one subscription.
@@ -77,4 +78,10 @@ pub struct BrokerStats {
     /// The router's trie and cache.
     #[serde(skip)]
     pub router: RouterStats,
+    /// Traffic per topic family (a topic's first segment), when metrics are on.
+    pub families: Vec<(String, FamilyStats)>,
+    /// Sampled publish times: checks, match, journal, history and fan-out.
+    pub routing: LatencySnapshot,
+    /// Sampled times from a publish to its connection writing it to a receiving app.
+    pub delivery: LatencySnapshot,
 }

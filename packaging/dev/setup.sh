@@ -15,7 +15,8 @@ as_root() {
 # and GTK for the app hosts; for headless runs and the end-to-end tests, Xvfb (xvfb-run, xauth),
 # Mesa's software Vulkan and OpenGL (no GPU needed), xdotool and ImageMagick; for the vault's
 # keyring tests, keyutils (keyctl), gnome-keyring (a Secret Service) and dbus; nats-server, which
-# the endpoint bench runs beside Tessera (and linked desks will run on).
+# linked desks run on (and the endpoint bench runs beside Tessera); Prometheus, which scrapes a
+# running shell in the metrics test.
 APT_PACKAGES=(
     build-essential pkg-config ca-certificates curl git
     libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libxkbcommon-dev
@@ -24,6 +25,7 @@ APT_PACKAGES=(
     fonts-dejavu-core
     keyutils gnome-keyring dbus dbus-x11
     nats-server openssl
+    prometheus
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

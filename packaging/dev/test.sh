@@ -62,5 +62,6 @@ fuzz shell feed
 fuzz shell policy
 fuzz shell http
 fuzz shell link
+fuzz shell redact
 
 step "all checks passed in $((SECONDS - started)) s"

@@ -42,6 +42,44 @@ pub(crate) enum Command {
     /// For IT: what the NATS cluster needs for the desks the admin policy links.
     #[command(subcommand)]
     Link(LinkCommand),
+    /// For IT: what to send when something went wrong.
+    #[command(subcommand)]
+    Diag(DiagCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DiagCommand {
+    /// Writes a tar.gz with the versions, the running shell's health, apps and link, the
+    /// effective admin policy (signature checked, secrets redacted), recent logs, the latest
+    /// crash reports and the update history, and prints its path.
+    Bundle(DiagBundleArgs),
+    /// Checks crash reporting: panics on purpose, leaving a crash report in the profile.
+    Panic {
+        #[command(flatten)]
+        profile: ProfileArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiagBundleArgs {
+    /// Where to write it (default: tessera-diag-TIME.tar.gz here).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) profile: ProfileArg,
+    #[command(flatten)]
+    pub(crate) socket: CtlSocketArg,
+    /// The admin policy (default: TESSERA_POLICY, else /etc/tessera/policy.json).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    /// The policy's signing rules (default: TESSERA_POLICY_TRUST, else
+    /// /etc/tessera/policy-trust.json).
+    #[arg(long, value_name = "FILE", env = "TESSERA_POLICY_TRUST")]
+    pub(crate) policy_trust: Option<PathBuf>,
+    /// The install root whose update history to take (default: the one this binary belongs
+    /// to, or TESSERA_INSTALL_ROOT).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -656,6 +694,14 @@ pub(crate) struct BrokerBenchArgs {
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
+    /// Throughput passes with the broker's metrics off, then on, in turns, to measure what
+    /// they cost (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) metrics_passes: u32,
+    /// Every other pass with the broker's metrics off (to count instructions both ways under
+    /// callgrind; see BENCHMARKS.md).
+    #[arg(long)]
+    pub(crate) no_metrics: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -8,6 +8,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod crash;
 mod logging;
 mod profile;
 mod run;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{BenchCommand, Cli, Command};
-use crate::commands::{audit, ctl, journal, link, sign, update, vault};
+use crate::commands::{audit, ctl, diag, journal, link, sign, update, vault};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -32,6 +33,10 @@ fn main() -> ExitCode {
         _ => None,
     };
     logging::init(log_dir.as_deref());
+    // A panic in the shell leaves a crash report in its profile.
+    if let Some(profile) = log_dir.as_deref().and_then(std::path::Path::parent) {
+        crash::install(profile);
+    }
     quiet_database_panics();
     let result = match command {
         Command::Run(args) => run::run(&args),
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Update(cmd) => update::run(&cmd),
         Command::Release(cmd) => update::release(&cmd).map(|()| true),
         Command::Link(cmd) => link::run(&cmd).map(|()| true),
+        Command::Diag(cmd) => diag::run(&cmd),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -68,7 +74,7 @@ const CAUSE_LIMIT: usize = 600;
 
 /// The error and its causes on one line: a cause already said by the one before is not said
 /// again, and a cause that quotes pages of input is cut.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string().replace('\n', " ");

@@ -31,6 +31,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use self::ctl_server::{screenshot_to, serve_ctl};
 use self::directories::refresh_directories;
+pub(crate) use self::startup::SYSTEM_POLICY_TRUST;
 use self::startup::{Desk, SYSTEM_POLICY, admin_policy, app_facts, load_desk};
 use self::ui::{push_tiles, tiles, window_events};
 use crate::cli::RunArgs;
@@ -71,6 +72,10 @@ struct Shell {
     audit: startup::AuditStatus,
     /// The desk link, once started (or why it could not be), if the policy has one.
     link: std::sync::OnceLock<Result<bridge::Bridge, String>>,
+    /// The journal (also the broker's), for health and metrics.
+    journal: Arc<Journal>,
+    /// What the updater last did.
+    updater: Mutex<updates::UpdaterStatus>,
 }
 
 /// How long an App Directory server has to answer.
@@ -101,9 +106,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let Desk { manifest, manifest_path, policy_from_file, policy_trust, audit, appd_cache } =
         load_desk(args, &profile, &profile_path)?;
     let first_desk = workspace::from_manifest(&manifest).with_context(|| format!("in {}", manifest_path.display()))?;
-    let journal = Journal::open(&profile, JournalConfig::default()).context("opening the journal")?;
+    let journal = Arc::new(Journal::open(&profile, JournalConfig::default()).context("opening the journal")?);
     let broker = Broker::new(BrokerConfig { epoch: run_epoch(), ..BrokerConfig::default() });
-    broker.attach_journal(Arc::new(journal));
+    broker.attach_journal(Arc::clone(&journal) as Arc<dyn broker::Journal>);
     for app in &manifest.apps {
         broker.register_app(AppId::new(&app.app_id));
     }
@@ -148,6 +153,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             agent: Mutex::new(agent),
             audit: audit.status.clone(),
             link: std::sync::OnceLock::new(),
+            journal,
+            updater: Mutex::new(updates::UpdaterStatus::default()),
             permissions: Arc::new(permissions::Permissions::new(
                 admin,
                 policy_file,

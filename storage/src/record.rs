@@ -236,6 +236,7 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<StoredMessage, DecodeError> {
         expires_at,
         target: None,
         encoded: Default::default(),
+        sampled: Default::default(),
     };
     Ok(StoredMessage { seq, topic_seq, envelope: Arc::new(envelope) })
 }

@@ -16,7 +16,7 @@ use tests::{bin, target_dir, workspace_root};
 
 pub(crate) struct Shell {
     pub(crate) child: Child,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }

@@ -70,5 +70,7 @@ fn health_endpoints_on_the_policys_loopback_address() {
     }
     let (status, _) = get(port, "/health/live");
     assert_eq!(status, 200);
+    // Metrics are off unless the policy turns them on.
+    assert_eq!(http(port, b"GET /metrics HTTP/1.1\r\n\r\n").0, 404);
     assert_eq!(shell.apps().len(), 3);
 }

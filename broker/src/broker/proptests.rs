@@ -239,6 +239,7 @@ proptest! {
             expires_at: ttl.map(crate::clock::Timestamp),
             target: None,
             encoded: Default::default(),
+            sampled: Default::default(),
         };
         let json = serde_json::to_vec(&env).unwrap();
         let back: Envelope = serde_json::from_slice(&json).unwrap();

@@ -794,3 +794,47 @@ fn a_record_without_a_journal_is_refused() {
     let b = Broker::default();
     assert_eq!(b.record("$shell.t", "x", None).unwrap_err(), Error::NoJournal);
 }
+
+#[test]
+fn metrics_count_families_and_time_one_publish_in_sixty_four() {
+    let b = Broker::default();
+    let c = b.connect(None);
+    let sub = c.subscribe("prices.#", SubscribeOptions::default()).unwrap();
+    for i in 0..128 {
+        c.publish(&format!("prices.x.s{i}"), "p", opts()).unwrap();
+    }
+    c.publish("orders.desk", "o", opts()).unwrap();
+    let stats = b.stats();
+    let prices = stats.families.iter().find(|(n, _)| n == "prices").unwrap().1;
+    assert_eq!((prices.published, prices.delivered), (128, 128));
+    let orders = stats.families.iter().find(|(n, _)| n == "orders").unwrap().1;
+    assert_eq!((orders.published, orders.delivered), (1, 0));
+    // Sequences 64 and 128 were timed; so are their deliveries, once a connection says so.
+    assert_eq!(stats.routing.count, 2);
+    let timed: Vec<_> = drain_deliveries(&sub).into_iter().filter(|d| d.envelope.sampled.0.is_some()).collect();
+    assert_eq!(timed.len(), 2);
+    let latency = b.delivery_latency();
+    for d in &timed {
+        latency.observe(d.envelope.sampled.0.unwrap().elapsed());
+    }
+    assert_eq!(b.stats().delivery.count, 2);
+}
+
+#[test]
+fn metrics_off_counts_nothing_extra() {
+    let b = Broker::new(BrokerConfig { metrics: false, ..BrokerConfig::default() });
+    let c = b.connect(None);
+    let sub = c.subscribe("prices.#", SubscribeOptions::default()).unwrap();
+    for i in 0..200 {
+        c.publish(&format!("prices.x.s{i}"), "p", opts()).unwrap();
+    }
+    let stats = b.stats();
+    assert!(stats.families.is_empty());
+    assert_eq!(stats.routing.count, 0);
+    assert!(drain_deliveries(&sub).iter().all(|d| d.envelope.sampled.0.is_none()));
+    assert_eq!(stats.published, 200);
+}
+
+fn drain_deliveries(sub: &Subscription) -> Vec<Delivery> {
+    std::iter::from_fn(|| sub.try_recv()).collect()
+}

@@ -140,6 +140,9 @@ impl EndpointRules {
 pub struct TelemetryRules {
     /// Where the health endpoints listen: a loopback address and port (`127.0.0.1:9464`).
     pub listen: String,
+    /// Also serve `/metrics` there, for Prometheus (default: off).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 impl TelemetryRules {

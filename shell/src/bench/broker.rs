@@ -20,7 +20,7 @@ use broker::{Broker, BrokerConfig, MessageOptions, Pattern, QueuePolicy, Recv, S
 use serde::Serialize;
 
 use super::workload::{self, Rng};
-use crate::bench::stats::p50_p99;
+use crate::bench::stats::{OnOff, p50_p99};
 use crate::cli::BrokerBenchArgs;
 
 /// Most pattern checks the linear baseline may spend, so it stays a few seconds long.
@@ -61,6 +61,8 @@ struct Report {
     bare_channel_wake_ns_p50: u64,
     bare_channel_wake_ns_p99: u64,
     latency_samples: usize,
+    /// Throughput passes with the broker's metrics off and on, in turns.
+    metrics: Option<OnOff>,
     optimized_build: bool,
 }
 
@@ -73,11 +75,16 @@ pub(crate) fn run(args: &BrokerBenchArgs) -> Result<()> {
     tracing::info!(subscriptions = n, messages = m, "workload generated");
 
     let matching = match_pass(&patterns, &topics)?;
-    let throughput = throughput_pass(&patterns, &topics)?;
+    let metrics_on = !args.no_metrics;
+    let throughput = throughput_pass(&patterns, &topics, metrics_on)?;
+    let metrics = OnOff::measure(args.metrics_passes as usize, |on| {
+        let t = throughput_pass(&patterns, &topics, on)?;
+        Ok(t.deliveries as f64 / t.elapsed.as_secs_f64())
+    })?;
     let samples = args.latency_samples as usize;
     let wake = wake_baseline(samples)?;
-    let parked = latency_pass(&patterns, samples, Duration::ZERO)?;
-    let spinning = latency_pass(&patterns, samples, SPIN)?;
+    let parked = latency_pass(&patterns, samples, Duration::ZERO, metrics_on)?;
+    let spinning = latency_pass(&patterns, samples, SPIN, metrics_on)?;
 
     let report = Report {
         subscriptions: n,
@@ -107,6 +114,7 @@ pub(crate) fn run(args: &BrokerBenchArgs) -> Result<()> {
         bare_channel_wake_ns_p50: wake.0,
         bare_channel_wake_ns_p99: wake.1,
         latency_samples: samples,
+        metrics,
         optimized_build: !cfg!(debug_assertions),
     };
     super::report(&report, args.json, print_table)
@@ -145,6 +153,16 @@ fn print_table(r: &Report) {
         "  publish -> deliver      p50 {:>8} ns   p99 {:>8} ns   (subscriber polls 200 us before parking)",
         r.publish_to_deliver_spin_ns_p50, r.publish_to_deliver_spin_ns_p99
     );
+    if let Some(m) = &r.metrics {
+        println!(
+            "  metrics' cost           {:.1}% of deliveries/s, {:.1}% of the best (medians of {} passes each way: off {:.0}, on {:.0})",
+            m.cost_percent,
+            m.best_cost_percent,
+            m.on.len(),
+            super::stats::median(&m.off),
+            super::stats::median(&m.on)
+        );
+    }
     if !r.optimized_build {
         println!("  (debug build: use `cargo run --release` for figures worth comparing)");
     }
@@ -227,8 +245,8 @@ struct Throughput {
     elapsed: Duration,
 }
 
-fn throughput_pass(patterns: &[(String, bool)], topics: &[String]) -> Result<Throughput> {
-    let b = Broker::new(BrokerConfig::default());
+fn throughput_pass(patterns: &[(String, bool)], topics: &[String], metrics: bool) -> Result<Throughput> {
+    let b = Broker::new(BrokerConfig { metrics, ..BrokerConfig::default() });
     let sink = b.connect(None);
     let opts = SubscribeOptions::default().capacity(1024).policy(QueuePolicy::Backpressure);
     let subs = patterns.iter().map(|(p, _)| sink.subscribe(p, opts)).collect::<Result<Vec<_>, _>>()?;
@@ -286,8 +304,8 @@ struct Latency {
 }
 
 /// Paced publishes to a subscriber thread; `spin` is the subscriber's poll time before parking.
-fn latency_pass(patterns: &[(String, bool)], samples: usize, spin: Duration) -> Result<Latency> {
-    let b = Broker::new(BrokerConfig::default());
+fn latency_pass(patterns: &[(String, bool)], samples: usize, spin: Duration, metrics: bool) -> Result<Latency> {
+    let b = Broker::new(BrokerConfig { metrics, ..BrokerConfig::default() });
     // The other subscriptions are installed and matched, but nobody reads them: drop-oldest
     // keeps their queues short, as tick subscribers do.
     let sink = b.connect(None);

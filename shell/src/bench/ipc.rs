@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use broker::{Broker, BrokerConfig, MessageOptions};
 use serde::Serialize;
 
-use crate::bench::stats::p50_p99;
+use crate::bench::stats::{OnOff, p50_p99};
 use crate::cli::IpcBenchArgs;
 
 /// Aggregate rate of the latency pass.
@@ -33,6 +33,8 @@ struct Report {
     paced_msgs_per_sec: u64,
     publish_to_deliver_us_p50: f64,
     publish_to_deliver_us_p99: f64,
+    /// Flat-out passes with the broker's metrics off and on, in turns.
+    metrics: Option<OnOff>,
     optimized_build: bool,
 }
 
@@ -48,12 +50,12 @@ fn app_host() -> Result<std::path::PathBuf> {
     Ok(host)
 }
 
-fn run_pass(args: &IpcBenchArgs, messages: u64, rate_per_client: u64, unbatched: bool) -> Result<Pass> {
+fn run_pass(args: &IpcBenchArgs, messages: u64, rate_per_client: u64, unbatched: bool, metrics: bool) -> Result<Pass> {
     let n = args.clients as usize;
     let per = messages / n as u64;
     let host = app_host()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let broker = Broker::new(BrokerConfig::default());
+    let broker = Broker::new(BrokerConfig { metrics, ..BrokerConfig::default() });
     let coalesce = if unbatched { 1 } else { 1024 };
     let mut children = Vec::new();
     for i in 0..n {
@@ -116,11 +118,12 @@ fn run_pass(args: &IpcBenchArgs, messages: u64, rate_per_client: u64, unbatched:
 
 pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
     let n = u64::from(args.clients);
-    let flat = run_pass(args, u64::from(args.messages), 0, false)?;
-    let unbatched = run_pass(args, u64::from(args.messages), 0, true)?;
+    let flat = run_pass(args, u64::from(args.messages), 0, false, true)?;
+    let unbatched = run_pass(args, u64::from(args.messages), 0, true, true)?;
+    let metrics = OnOff::measure(3, |on| Ok(run_pass(args, u64::from(args.messages), 0, false, on)?.msgs_per_sec))?;
     // The paced pass lasts about two seconds at 20,000 msgs/s.
     let paced_messages = (PACED_RATE * 2).min(u64::from(args.messages));
-    let mut paced = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false)?;
+    let mut paced = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false, true)?;
     let (p50, p99) = p50_p99(&mut paced.latencies_ns);
     let report = Report {
         clients: args.clients as usize,
@@ -132,6 +135,7 @@ pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
         paced_msgs_per_sec: PACED_RATE,
         publish_to_deliver_us_p50: p50 as f64 / 1000.0,
         publish_to_deliver_us_p99: p99 as f64 / 1000.0,
+        metrics,
         optimized_build: !cfg!(debug_assertions),
     };
     super::report(&report, args.json, print_table)
@@ -149,4 +153,14 @@ fn print_table(r: &Report) {
         "  paced at {} msgs/s     publish -> deliver p50 {:.1} us, p99 {:.1} us",
         r.paced_msgs_per_sec, r.publish_to_deliver_us_p50, r.publish_to_deliver_us_p99
     );
+    if let Some(m) = &r.metrics {
+        println!(
+            "  metrics' cost           {:.1}% of msgs/s, {:.1}% of the best (medians of {} passes each way: off {:.0}, on {:.0})",
+            m.cost_percent,
+            m.best_cost_percent,
+            m.on.len(),
+            super::stats::median(&m.off),
+            super::stats::median(&m.on)
+        );
+    }
 }

@@ -15,5 +15,56 @@ pub(crate) fn p50_p99(samples: &mut [u64]) -> (u64, u64) {
     (percentile(samples, 50.0), percentile(samples, 99.0))
 }
 
+/// A cost measured both ways in one run: `pass(false)` and `pass(true)` (each giving a
+/// throughput) run in turns, `pairs` times each, so drift on a noisy machine falls on both.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct OnOff {
+    /// Each throughput without, in the order run.
+    pub(crate) off: Vec<f64>,
+    /// Each throughput with.
+    pub(crate) on: Vec<f64>,
+    /// The medians' difference, in percent of the median without (positive: it costs).
+    pub(crate) cost_percent: f64,
+    /// The best passes' difference, in percent of the best without: the figure least moved
+    /// by a noisy neighbour, which only ever slows a pass down.
+    pub(crate) best_cost_percent: f64,
+}
+
+impl OnOff {
+    /// `None` for no pairs.
+    pub(crate) fn measure(
+        pairs: usize,
+        mut pass: impl FnMut(bool) -> anyhow::Result<f64>,
+    ) -> anyhow::Result<Option<Self>> {
+        if pairs == 0 {
+            return Ok(None);
+        }
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..pairs {
+            off.push(pass(false)?);
+            on.push(pass(true)?);
+        }
+        let (m_off, m_on) = (median(&off), median(&on));
+        let (b_off, b_on) = (off.iter().copied().fold(0.0, f64::max), on.iter().copied().fold(0.0, f64::max));
+        Ok(Some(Self {
+            off,
+            on,
+            cost_percent: (m_off - m_on) / m_off.max(f64::MIN_POSITIVE) * 100.0,
+            best_cost_percent: (b_off - b_on) / b_off.max(f64::MIN_POSITIVE) * 100.0,
+        }))
+    }
+}
+
+/// The median of some figures.
+pub(crate) fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_unstable_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
 #[cfg(test)]
 mod tests;

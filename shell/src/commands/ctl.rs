@@ -7,15 +7,16 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use shell::ctl::{Request, Response};
 
-use crate::cli::{CtlArgs, CtlCommand, GrantsCommand, LayoutCommand};
+use crate::cli::{CtlArgs, CtlCommand, CtlSocketArg, GrantsCommand, LayoutCommand};
 
-/// Runs one `ctl` command; `Ok(false)` when the shell said no.
-pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
-    let socket = args.socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
-    let request = request_for(&args.command)?;
+/// Sends `request` to the shell on the control socket (`socket`, else the default) and reads
+/// its first answer; the reader is left for what follows (a subscription's messages).
+pub(crate) fn ask(socket: &CtlSocketArg, request: &Request) -> Result<(Response, BufReader<UnixStream>)> {
+    let named = socket.ctl_socket.is_some();
+    let socket = socket.ctl_socket.clone().unwrap_or_else(shell::ctl::default_socket);
     // Talk only to a shell of this user, in a directory nobody else controls.
     if let Some(dir) = socket.parent().filter(|d| d.is_dir()) {
-        if args.socket.ctl_socket.is_some() {
+        if named {
             shell::ctl::runtime_dir::check_named(dir)?;
         } else {
             shell::ctl::runtime_dir::check(dir)?;
@@ -24,7 +25,7 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
     let mut stream = UnixStream::connect(&socket)
         .with_context(|| format!("no shell is listening on {} (is `tessera run` up?)", socket.display()))?;
     shell::ctl::runtime_dir::check_peer(&stream, &socket)?;
-    let mut line = serde_json::to_vec(&request)?;
+    let mut line = serde_json::to_vec(request)?;
     line.push(b'\n');
     stream.write_all(&line).context("sending the request")?;
     let mut reader = BufReader::new(stream);
@@ -34,6 +35,13 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
         bail!("the shell closed the connection without answering");
     }
     let response: Response = serde_json::from_str(&first).with_context(|| format!("unreadable answer: {first}"))?;
+    Ok((response, reader))
+}
+
+/// Runs one `ctl` command; `Ok(false)` when the shell said no.
+pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
+    let request = request_for(&args.command)?;
+    let (response, reader) = ask(&args.socket, &request)?;
     if !response.ok {
         eprintln!("tessera: {}", response.error.unwrap_or_default());
         return Ok(false);

@@ -243,7 +243,8 @@ pub async fn serve_codec<C: Codec>(
     let (mut rd, wr) = stream.into_split();
     let (out_tx, out_rx) = flume::bounded::<Outgoing>(OUTBOX);
 
-    let writer = tokio::spawn(write_frames(wr, out_rx, coalesce, opts.counters.clone(), codec.encoder()));
+    let timed = broker.delivery_latency();
+    let writer = tokio::spawn(write_frames(wr, out_rx, coalesce, opts.counters.clone(), codec.encoder(), timed));
 
     // The shell's own messages and pings start once the host has been welcomed.
     let mut welcomed = false;
@@ -345,15 +346,19 @@ pub async fn serve_codec<C: Codec>(
 
 /// The connection's writer: everything queued for the app and its subscriptions' messages,
 /// coalesced into as few writes as fit (at most `coalesce` of the shell's messages and
-/// `coalesce` deliveries a write), counted for the health view.
+/// `coalesce` deliveries a write), counted for the health view; the broker's sampled messages
+/// are timed once written (`timed`).
 async fn write_frames<E: Encoder>(
     mut wr: tokio::net::unix::OwnedWriteHalf,
     out_rx: flume::Receiver<Outgoing>,
     coalesce: usize,
     traffic: Option<Arc<Traffic>>,
     mut encoder: E,
+    timed: Arc<broker::metrics::Latency>,
 ) -> Result<()> {
     let coalesce = coalesce.max(1);
+    // When the publishes of the sampled messages in this write began.
+    let mut sampled: Vec<std::time::Instant> = Vec::new();
     let mut bytes = Vec::new();
     let mut subs: Vec<(u32, Box<broker::Subscription>)> = Vec::new();
     // The subscription served first in the next write, so none waits behind the others.
@@ -372,6 +377,7 @@ async fn write_frames<E: Encoder>(
             Some(Woken::Delivery(sub, envelope)) => {
                 delivered += 1;
                 encoder.deliver(sub, &envelope, &mut bytes)?;
+                sampled.extend(envelope.sampled.0);
             }
             None => {}
         }
@@ -398,6 +404,7 @@ async fn write_frames<E: Encoder>(
                 {
                     failed = Some(e);
                 }
+                sampled.extend(d.envelope.sampled.0);
             });
             if let Some(e) = failed {
                 return Err(e);
@@ -412,6 +419,9 @@ async fn write_frames<E: Encoder>(
             if !bytes.is_empty() {
                 wr.write_all(&bytes).await.context("writing to the app")?;
                 bytes.clear();
+            }
+            for started in sampled.drain(..) {
+                timed.observe(started.elapsed());
             }
             continue;
         }

@@ -70,6 +70,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
     while let Some(o) = queue.pop_front() {
         match o {
             Output::Send { to, message } => {
+                count_error(shell, &message);
                 if !shell.supervisor.post(to, ShellMsg::Fdc3 { message: message.to_string() }) {
                     tracing::debug!(instance = to, "an FDC3 message found no app host");
                 }
@@ -163,6 +164,15 @@ pub(super) fn link(shell: &Shell, instance: u64, channel: Option<u8>) {
     exec(shell, outputs);
 }
 
+/// Counts a response that carries one of the standard's errors, by request type.
+fn count_error(shell: &Shell, message: &serde_json::Value) {
+    let error = message.pointer("/payload/error").and_then(serde_json::Value::as_str);
+    let kind = message.get("type").and_then(serde_json::Value::as_str).and_then(|t| t.strip_suffix("Response"));
+    if let (Some(error), Some(kind)) = (error, kind) {
+        shell.permissions.counters.fdc3_error(kind, error);
+    }
+}
+
 /// Feeds the agent what app pages do, and its deadlines.
 pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
@@ -184,13 +194,20 @@ fn handle(shell: &Arc<Shell>, event: AppEvent) -> Vec<Output> {
 
 fn answer(shell: &Shell, agent: &mut Agent, event: AppEvent, now: u64) -> Vec<Output> {
     match event {
-        AppEvent::Fdc3 { instance, app, request: Ok(request) } => agent.handle_request(instance, &app, &request, now),
+        AppEvent::Fdc3 { instance, app, request: Ok(request) } => {
+            shell.permissions.counters.fdc3_request(request.kind.stem());
+            agent.handle_request(instance, &app, &request, now)
+        }
         AppEvent::Fdc3 { instance, app, request: Err(e) } => {
+            shell.permissions.counters.fdc3_request("malformed");
             tracing::warn!(%app, instance, "refused an FDC3 message: {e}");
             shell.permissions.refused(instance, &app, "fdc3.refused", &e.to_string());
             Vec::new()
         }
-        AppEvent::Fdc3Refused { instance, request, error } => agent.refuse(instance, &request, error, now),
+        AppEvent::Fdc3Refused { instance, request, error } => {
+            shell.permissions.counters.fdc3_request(request.kind.stem());
+            agent.refuse(instance, &request, error, now)
+        }
         AppEvent::PageStarted { instance, app } => {
             agent.add_instance(instance, &app);
             agent.reset_instance(instance, now)

@@ -69,6 +69,9 @@ pub(super) struct Permissions {
     ui: Handle,
     /// Where every decision is recorded (none if the vault, which holds its key, is unusable).
     audit: Option<Arc<AuditLog>>,
+    /// The desk's event counters for IT's metrics (decisions and prompts here; FDC3 requests
+    /// and update checks where those happen).
+    pub(super) counters: telemetry::metrics::Counters,
 }
 
 /// When a policy file and its signature were last changed.
@@ -127,6 +130,11 @@ impl Permissions {
         self.policy.read().telemetry().and_then(policy::TelemetryRules::address)
     }
 
+    /// Whether the policy in force serves metrics beside the health endpoints.
+    pub(super) fn metrics_enabled(&self) -> bool {
+        self.policy.read().telemetry().is_some_and(|t| t.metrics)
+    }
+
     /// Where the native endpoint's WebSocket listens, if the policy says.
     pub(super) fn websocket_address(&self) -> Option<std::net::SocketAddr> {
         self.policy.read().endpoint().and_then(policy::EndpointRules::websocket_address)
@@ -157,6 +165,7 @@ impl Permissions {
             ui,
             audit,
             policy_trust,
+            counters: telemetry::metrics::Counters::default(),
         }
     }
 
@@ -308,6 +317,7 @@ impl Permissions {
             ConsentAnswer::Deny => "deny",
             ConsentAnswer::TimedOut => "timed-out",
         };
+        self.counters.prompt(&prompt.app, said);
         self.record(
             "user",
             Some(&prompt.app),
@@ -341,6 +351,7 @@ impl Permissions {
                 },
             );
             tracing::info!(%app, instance, %permission, id, "asking the user");
+            self.counters.prompt(app, "asked");
             self.record(
                 "shell",
                 Some(app),
@@ -431,6 +442,13 @@ impl Gate for Permissions {
                 format!("denied: {permission} is not allowed (the app does not declare it may ask for it)")
             }
         };
+        match verdict.decision {
+            Decision::Allow | Decision::Deny => {
+                let decision = if verdict.decision == Decision::Allow { "allow" } else { "deny" };
+                self.counters.decision(app, decision, source);
+            }
+            Decision::Prompt => {}
+        }
         match verdict.decision {
             Decision::Allow => {
                 self.record(

@@ -169,7 +169,7 @@ pub(super) fn admin_policy(
 }
 
 /// Where IT says which keys must sign the policy file.
-pub(super) const SYSTEM_POLICY_TRUST: &str = "/etc/tessera/policy-trust.json";
+pub(crate) const SYSTEM_POLICY_TRUST: &str = "/etc/tessera/policy-trust.json";
 
 /// The keys the policy file must be signed with (`--policy-trust`, else the system file), if any.
 pub(super) fn policy_trust(args: &RunArgs) -> Result<Option<policy::signing::Checker>> {

@@ -1,11 +1,16 @@
 //! What IT's tools read from the running shell: its health (the shell's own services and each
 //! app instance), for `ctl health` and, where the admin policy names a loopback address
-//! (`telemetry.listen`), for `GET /health/live` and `GET /health/ready` over HTTP.
+//! (`telemetry.listen`), for `GET /health/live` and `GET /health/ready` over HTTP; and, where
+//! the policy also says `telemetry.metrics`, `GET /metrics` for Prometheus.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use shell::host::supervisor::AppState;
+use telemetry::metrics::{
+    AppSample, BrokerSample, FamilySample, FrameSample, JournalSample, LinkSample, Snapshot, histogram_from_ns,
+};
 use telemetry::{Request, Response, Routes};
 
 use super::Shell;
@@ -16,7 +21,8 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
     let services = super::ui::services(shell);
     let apps = shell.supervisor.status();
     let app_ok = |s: &AppState| !matches!(s, AppState::Failed | AppState::Restarting);
-    let well = services.iter().all(|s| s.ok) && apps.iter().all(|a| app_ok(&a.state));
+    // A failing update check is shown (and counted in the metrics) but the desk still works.
+    let well = services.iter().all(|s| s.ok || s.name == "Updater") && apps.iter().all(|a| app_ok(&a.state));
     let services: Vec<Value> =
         services.into_iter().map(|s| json!({ "name": s.name, "ok": s.ok, "detail": s.detail })).collect();
     let apps: Vec<Value> = apps
@@ -24,10 +30,20 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
         .map(|a| json!({ "app": a.app, "instance": a.instance, "state": a.state, "ok": app_ok(&a.state) }))
         .collect();
     let status = if well { "ok" } else { "degraded" };
-    (well, json!({ "status": status, "version": env!("CARGO_PKG_VERSION"), "services": services, "apps": apps }))
+    let manifest = shell.manifest.read().name.clone();
+    (
+        well,
+        json!({
+            "status": status,
+            "version": env!("CARGO_PKG_VERSION"),
+            "manifest": manifest,
+            "services": services,
+            "apps": apps,
+        }),
+    )
 }
 
-/// Starts the health endpoints if the admin policy names where.
+/// Starts the health (and metrics) endpoints if the admin policy names where.
 pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>) {
     // Read at start-up; a policy reloaded later that moves it takes effect at the next start.
     let Some(addr) = shell.permissions.telemetry_address() else { return };
@@ -38,7 +54,10 @@ pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>) {
             return;
         }
     };
-    tracing::info!("telemetry endpoint: http://{addr}/health/live and /health/ready");
+    tracing::info!(
+        metrics = shell.permissions.metrics_enabled(),
+        "telemetry endpoint: http://{addr}/health/live and /health/ready"
+    );
     let shared = Arc::clone(shell);
     let routes: Routes = Arc::new(move |r: &Request| route(&shared, r));
     rt.spawn(telemetry::serve(listener, routes));
@@ -53,6 +72,116 @@ fn route(shell: &Shell, request: &Request) -> Option<Response> {
             let (well, body) = health(shell);
             Some(Response::json(if well { 200 } else { 503 }, body.to_string()))
         }
+        // Checked at each scrape: a policy reloaded with metrics off stops them at once.
+        "/metrics" if shell.permissions.metrics_enabled() => {
+            match telemetry::metrics::encode(&shell.permissions.counters, snapshot(shell)) {
+                Ok(text) => Some(Response::metrics(text)),
+                Err(e) => {
+                    tracing::error!("could not encode the metrics: {e}");
+                    Some(Response::text(500, "the metrics could not be encoded\n"))
+                }
+            }
+        }
         _ => None,
     }
+}
+
+/// What the shell's parts say now, for one scrape.
+fn snapshot(shell: &Shell) -> Snapshot {
+    let stats = shell.broker.stats();
+    let routing = &stats.routing;
+    let delivery = &stats.delivery;
+    let broker = BrokerSample {
+        clients: stats.clients as u64,
+        subscriptions: stats.subscriptions as u64,
+        backpressured: stats.backpressured,
+        expired: stats.expired,
+        rejected: stats.rejected_topic + stats.rejected_payload,
+        dead_letters_held: stats.dead_letters_held as u64,
+        calls: stats.calls,
+        calls_timed_out: stats.calls_timed_out,
+        routing: histogram_from_ns(&routing.bounds_ns, &routing.counts, routing.sum_ns),
+        delivery: histogram_from_ns(&delivery.bounds_ns, &delivery.counts, delivery.sum_ns),
+    };
+    let families = stats
+        .families
+        .iter()
+        .map(|(family, f)| FamilySample {
+            family: family.clone(),
+            published: f.published,
+            delivered: f.delivered,
+            dropped: f.dropped,
+            dead_lettered: f.dead_lettered,
+        })
+        .collect();
+    let journal = shell.journal.stats().ok().map(|j| JournalSample {
+        records: j.count,
+        bytes: j.bytes,
+        commits: j.commits,
+        committed: j.committed,
+        commit_p50: j.commit_ms_p50.map(|ms| ms / 1000.0),
+        commit_p99: j.commit_ms_p99.map(|ms| ms / 1000.0),
+        stopped: j.stopped.is_some(),
+    });
+    let apps = shell
+        .supervisor
+        .status()
+        .into_iter()
+        .map(|a| AppSample {
+            state: serde_json::to_value(a.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            app: a.app,
+            instance: a.instance,
+            restarts: u64::from(a.restarts),
+            memory_bytes: a.memory_bytes,
+            cpu: a.cpu_percent.map(|p| p / 100.0),
+            sent: a.messages_out,
+            received: a.messages_in,
+            throttled: a.throttled,
+        })
+        .collect();
+    let link = super::link::status(shell).map(|s| LinkSample {
+        connected: s.connected(),
+        sent: s.messages_out,
+        received: s.messages_in,
+        refused: s.refused,
+        duplicates: s.duplicates,
+        desks: s.desks.len() as u64,
+        pending: s.pending.into_iter().collect(),
+    });
+    let updater = shell.updater.lock();
+    Snapshot {
+        info: vec![("version", env!("CARGO_PKG_VERSION").to_owned()), ("manifest", shell.manifest.read().name.clone())],
+        shell_memory_bytes: shell_rss(),
+        families,
+        broker,
+        journal,
+        audit_recording: shell.audit.recording,
+        apps,
+        frames: frames(shell),
+        update_staged: updater.enabled.then_some(updater.staged.is_some()),
+        link,
+    }
+}
+
+/// The window's frame counts, if it answers within a moment.
+fn frames(shell: &Shell) -> Option<FrameSample> {
+    let (tx, rx) = flume::bounded(1);
+    if !shell.ui.send(compositor::Command::FrameStats { reply: tx, reset: false }) {
+        return None;
+    }
+    let stats = rx.recv_timeout(Duration::from_millis(250)).ok()?;
+    let mut ms = stats.frame_ms;
+    if ms.is_empty() {
+        return Some(FrameSample { frames: stats.frames, ..FrameSample::default() });
+    }
+    ms.sort_unstable_by(f32::total_cmp);
+    let pick = |p: f64| f64::from(ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1]) / 1000.0;
+    Some(FrameSample { frames: stats.frames, p50: pick(0.5), p99: pick(0.99) })
+}
+
+/// The shell process's resident memory, from `/proc/self/statm`.
+fn shell_rss() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
 }

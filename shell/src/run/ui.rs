@@ -238,6 +238,43 @@ pub(super) fn services(shell: &Shell) -> Vec<compositor::ServiceRow> {
         },
         bar: None,
     }];
+    rows.push(journal_row(shell));
+    rows.extend(updater_row(shell));
     rows.extend(super::link::service_row(shell));
     rows
+}
+
+/// The journal's row: what it holds and how its commits do, or why it stopped.
+fn journal_row(shell: &Shell) -> compositor::ServiceRow {
+    let (ok, detail) = match shell.journal.stats() {
+        Ok(j) => match &j.stopped {
+            Some(why) => (false, format!("STOPPED: durable messages are refused: {why}")),
+            None => (
+                true,
+                format!(
+                    "{} records, {:.1} MB; commit p99 {}",
+                    j.count,
+                    j.bytes as f64 / 1e6,
+                    j.commit_ms_p99.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"))
+                ),
+            ),
+        },
+        Err(e) => (false, format!("cannot be read: {e}")),
+    };
+    compositor::ServiceRow { name: "Journal".to_owned(), ok, detail, bar: None }
+}
+
+/// The updater's row, when the policy turns updates on.
+fn updater_row(shell: &Shell) -> Option<compositor::ServiceRow> {
+    let u = shell.updater.lock();
+    if !u.enabled {
+        return None;
+    }
+    let (ok, detail) = match (&u.failing, &u.staged, &u.last_outcome) {
+        (Some(why), _, _) => (false, format!("the last check failed: {why}")),
+        (None, Some(v), _) => (true, format!("{v} staged: restart to install it")),
+        (None, None, Some(o)) => (true, format!("last check: {o}")),
+        (None, None, None) => (true, "not checked yet".to_owned()),
+    };
+    Some(compositor::ServiceRow { name: "Updater".to_owned(), ok, detail, bar: None })
 }

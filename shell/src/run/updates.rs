@@ -34,6 +34,7 @@ pub(super) async fn run(shell: Arc<Shell>, install: Install, rules: Option<(Upda
     }
     copy_events(&shell, &install);
     let Some((rules, checker)) = rules else { return };
+    shell.updater.lock().enabled = true;
     let ui = shell.ui.clone();
     let watch = Watch {
         progress: Arc::new(move |p: Progress| {
@@ -57,8 +58,15 @@ pub(super) async fn run(shell: Arc<Shell>, install: Install, rules: Option<(Upda
     loop {
         let (i, r, c, w) = (install.clone(), rules.clone(), checker.clone(), watch.clone());
         let checked = tokio::task::spawn_blocking(move || update_cmd::check(&i, &r, &c, true, &w)).await;
+        let (outcome, problem) = match &checked {
+            Ok(Ok(o)) => (outcome_name(o), None),
+            Ok(Err(e)) => ("failed", Some(format!("{e:#}"))),
+            Err(e) => ("failed", Some(format!("the check panicked: {e}"))),
+        };
+        shell.permissions.counters.update_check(outcome);
         let banner = match checked {
             Ok(Ok(Outcome::Staged(v))) => {
+                shell.updater.lock().staged = Some(v.clone());
                 Some(UpdateBanner { text: format!("Tessera {v} is ready: restart to install it"), progress: None })
             }
             Ok(Ok(o)) => {
@@ -74,12 +82,47 @@ pub(super) async fn run(shell: Arc<Shell>, install: Install, rules: Option<(Upda
                 None
             }
         };
+        {
+            let mut u = shell.updater.lock();
+            u.checks += 1;
+            u.last_outcome = Some(outcome.to_owned());
+            u.failing = problem;
+        }
         shell.ui.send(UiCommand::SetUpdate(banner));
         copy_events(&shell, &install);
         if rules.check_every_minutes == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_secs(rules.check_every_minutes * 60)).await;
+    }
+}
+
+/// What the updater last did, for health and metrics.
+#[derive(Debug, Default)]
+pub(super) struct UpdaterStatus {
+    /// Whether the policy turns updates on.
+    pub(super) enabled: bool,
+    /// Checks since the shell started.
+    pub(super) checks: u64,
+    /// The last check's outcome (`up_to_date`, `staged`, `failed`...).
+    pub(super) last_outcome: Option<String>,
+    /// Why the last check failed, if it did.
+    pub(super) failing: Option<String>,
+    /// A version staged for the next start.
+    pub(super) staged: Option<String>,
+}
+
+/// A check's outcome as a metric label.
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Disabled => "disabled",
+        Outcome::UpToDate(_) => "up_to_date",
+        Outcome::NotYet { .. } => "not_yet",
+        Outcome::Pinned { .. } => "pinned",
+        Outcome::Refused(_) => "refused",
+        Outcome::Available(_) => "available",
+        Outcome::Staged(_) => "staged",
+        Outcome::Waiting { .. } => "waiting",
     }
 }
 

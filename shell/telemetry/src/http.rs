@@ -121,6 +121,11 @@ impl Response {
         Self { status, content_type: "text/plain; charset=utf-8", body: body.into() }
     }
 
+    /// Metrics in the OpenMetrics text format.
+    pub fn metrics(body: String) -> Self {
+        Self { status: 200, content_type: crate::metrics::CONTENT_TYPE, body }
+    }
+
     /// The bytes on the wire; for `HEAD`, without the body.
     pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
         let reason = match self.status {
@@ -129,6 +134,7 @@ impl Response {
             404 => "Not Found",
             405 => "Method Not Allowed",
             431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
             503 => "Service Unavailable",
             _ => "Status",
         };

@@ -1,10 +1,12 @@
 //! What IT's tools read from a running shell: a small HTTP/1.1 server on a loopback address the
 //! admin policy names (`telemetry.listen`), answering `GET` with whatever the shell's routes say
-//! (health today; metrics next). Every request is hostile until parsed: the head is capped, the
+//! (health, and the metrics Prometheus scrapes). Every request is hostile until parsed: the head is capped, the
 //! parser refuses anything but a plain `GET`/`HEAD` of an absolute path, and each connection has
 //! a deadline.
 
 pub mod http;
+pub mod metrics;
+pub mod redact;
 pub mod server;
 
 pub use http::{HttpError, Request, Response};

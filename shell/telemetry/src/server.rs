@@ -58,7 +58,17 @@ async fn answer(mut stream: TcpStream, routes: &Routes) {
     let (response, head_only) = match parsed {
         Ok(request) => {
             let head_only = request.method == Method::Head;
-            (routes(&request).unwrap_or_else(|| Response::text(404, "not found\n")), head_only)
+            // A route may wait a moment (the window's frame counts): off the async workers.
+            let routes = Arc::clone(routes);
+            let answered = tokio::task::spawn_blocking(move || routes(&request)).await;
+            let response = match answered {
+                Ok(found) => found.unwrap_or_else(|| Response::text(404, "not found\n")),
+                Err(e) => {
+                    tracing::error!("a telemetry route failed: {e}");
+                    Response::text(500, "the shell could not answer\n")
+                }
+            };
+            (response, head_only)
         }
         Err(e) => (Response::text(e.status(), format!("{e}\n")), false),
     };

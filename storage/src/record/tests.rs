@@ -15,6 +15,7 @@ fn envelope(topic: &str, payload: Vec<u8>, app: Option<&str>, expiry: Option<u64
         expires_at: expiry.map(Timestamp),
         target: None,
         encoded: Default::default(),
+        sampled: Default::default(),
     }
 }
 

@@ -275,6 +275,12 @@ fn telemetry_listens_on_loopback_only() {
         let e = AdminPolicy::parse(&format!(r#"{{"telemetry": {{"listen": "{bad}"}}}}"#)).unwrap_err();
         assert!(e.to_string().contains("telemetry.listen"), "{bad}: {e}");
     }
+    // Metrics are off unless the policy says so; a misspelt switch is refused, not ignored.
+    assert!(!ok.telemetry().unwrap().metrics);
+    let on = AdminPolicy::parse(r#"{"telemetry": {"listen": "127.0.0.1:9464", "metrics": true}}"#).unwrap();
+    assert!(on.telemetry().unwrap().metrics);
+    let e = AdminPolicy::parse(r#"{"telemetry": {"listen": "127.0.0.1:9464", "metric": true}}"#).unwrap_err();
+    assert!(e.to_string().contains("metric"), "{e}");
 }
 
 #[test]

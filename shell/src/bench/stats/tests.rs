@@ -8,3 +8,18 @@ fn nearest_rank() {
     assert_eq!(percentile(&[], 50.0), 0);
     assert_eq!(percentile(&[1, 2], 0.0), 1);
 }
+
+#[test]
+fn on_and_off_run_in_turns_and_compare_medians() {
+    let mut order = Vec::new();
+    let r = OnOff::measure(3, |on| {
+        order.push(on);
+        Ok(if on { 90.0 } else { 100.0 })
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(order, [false, true, false, true, false, true]);
+    assert!((r.cost_percent - 10.0).abs() < 1e-9);
+    assert!((r.best_cost_percent - 10.0).abs() < 1e-9);
+    assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
+}

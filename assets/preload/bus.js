@@ -374,6 +374,52 @@
       send("workspace.setState", { state: state === undefined ? null : state });
     },
   };
+  // The page's console, copied to the shell's log where the admin policy asks for this app's
+  // (its host then sets __tesseraConsole first): at most 50 lines a second, each cut at 4 KiB,
+  // and the errors the page did not catch.
+  const consoleWanted = window.__tesseraConsole === true;
+  delete window.__tesseraConsole;
+  if (consoleWanted) {
+    const describe = function (v) {
+      if (typeof v === "string") return v;
+      if (v instanceof Error) return v.name + ": " + v.message;
+      try {
+        const text = JSON.stringify(v);
+        return text === undefined ? String(v) : text;
+      } catch (e) {
+        return String(v);
+      }
+    };
+    let second = 0;
+    let lines = 0;
+    const copy = function (level, args) {
+      const now = Math.floor(Date.now() / 1000);
+      if (now !== second) {
+        second = now;
+        lines = 0;
+      }
+      if (++lines > 50) return;
+      try {
+        send("tessera.console", { level: level, text: Array.prototype.map.call(args, describe).join(" ").slice(0, 4096) });
+      } catch (e) {
+        // The bus is holding this app back: the console waits for no one.
+      }
+    };
+    ["debug", "log", "info", "warn", "error"].forEach(function (level) {
+      const original = console[level];
+      if (typeof original !== "function") return;
+      console[level] = function () {
+        copy(level, arguments);
+        return original.apply(this, arguments);
+      };
+    });
+    window.addEventListener("error", function (e) {
+      copy("error", ["uncaught " + describe(e.error || e.message) + " at " + e.filename + ":" + e.lineno]);
+    });
+    window.addEventListener("unhandledrejection", function (e) {
+      copy("error", ["unhandled rejection: " + describe(e.reason)]);
+    });
+  }
   // window.close() asks the shell to close this app's instance (its tile goes with it).
   window.close = function () {
     send("tessera.close", {});

@@ -4,10 +4,11 @@
 //!
 //! The files form no circle: `outbox.rs` (what a connection's writer is given) uses none of
 //! the others; `instance.rs` (what an instance is) uses only it; `procs.rs` (the /proc
-//! watchdog's reading) and `parent_death.rs` (a native app's tie to the shell's life) use
-//! none; `monitor.rs` (one instance's task) uses them and `ipc.rs`; `supervisor.rs` (the
+//! watchdog's reading), `parent_death.rs` (a native app's tie to the shell's life) and
+//! `console.rs` (a page's console in the shell's log) use none; `monitor.rs` (one instance's task) uses them and `ipc.rs`; `supervisor.rs` (the
 //! handle the shell holds) uses all of them.
 
+mod console;
 pub mod endpoint;
 pub mod gate;
 mod instance;

@@ -74,3 +74,65 @@ fn health_endpoints_on_the_policys_loopback_address() {
     assert_eq!(http(port, b"GET /metrics HTTP/1.1\r\n\r\n").0, 404);
     assert_eq!(shell.apps().len(), 3);
 }
+
+#[test]
+fn app_console_lines_land_in_the_log_for_the_apps_the_policy_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    let page = tests::fixture_page("fdc3", "app.html", dir.path());
+    let manifest = dir.path().join("desk.json");
+    std::fs::write(
+        &manifest,
+        json!({ "name": "Console desk", "apps": [{ "appId": "a", "url": page }, { "appId": "b", "url": page }], "startup": ["a", "b"] })
+            .to_string(),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, json!({ "logs": { "consoleApps": ["a"] } }).to_string()).unwrap();
+    let env = [("TESSERA_POLICY", policy.to_str().unwrap())];
+    let shell = Shell::start_full(manifest.to_str().unwrap(), Some(&profile), 600, &env, "console");
+    shell.wait_for("two apps load", Duration::from_secs(60), |a| a.len() == 2 && a.iter().all(running_with_page));
+    let (a, b) = (crate::e2e::instance_of(&shell, "a"), crate::e2e::instance_of(&shell, "b"));
+    let speak = |who: &str| {
+        format!(
+            "console.log('hello from {who}', {{n: 1}}), console.error(new TypeError('bad {who}')), setTimeout(() => {{ throw new Error('uncaught in {who}'); }}, 0), true"
+        )
+    };
+    crate::e2e::js(&shell, a, &speak("a"));
+    crate::e2e::js(&shell, b, &speak("b"));
+    // A flood is held to the budget, in the page and in the shell.
+    crate::e2e::js(&shell, a, "for (let i = 0; i < 5000; i++) console.debug('flood ' + i); true");
+
+    let log = profile.join("logs").join("tessera.log");
+    let lines = |text: &str| -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| {
+                l["target"] == "app_console" && l["fields"]["message"].as_str().is_some_and(|m| m.contains(text))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while lines("uncaught in a").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no console lines of a's in {}", log.display());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let hello = lines("hello from a");
+    assert_eq!(hello.len(), 1, "{hello:?}");
+    assert_eq!(hello[0]["fields"]["app"], "a");
+    assert_eq!(hello[0]["fields"]["message"], "hello from a {\"n\":1}");
+    assert_eq!(hello[0]["level"], "INFO");
+    let bad = lines("bad a");
+    assert_eq!(bad[0]["level"], "ERROR");
+    assert_eq!(bad[0]["fields"]["message"], "TypeError: bad a");
+    // b's console is its own business.
+    assert!(lines("from b").is_empty() && lines("in b").is_empty());
+    drop(shell);
+    // The page's own limit (50 lines a second) held the flood back; the debug lines that came
+    // are under the file's default level (info) anyway, and nothing but JSON is in the file.
+    for l in std::fs::read_to_string(&log).unwrap().lines() {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+}

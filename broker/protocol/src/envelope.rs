@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::QueuePolicy;
-use crate::wire::{HostMsg, MAX_APP_STATE, ShellMsg};
+use crate::wire::{ConsoleLevel, HostMsg, MAX_APP_STATE, MAX_CONSOLE_TEXT, ShellMsg};
 
 /// Largest envelope an app may send, in bytes.
 pub const MAX_APP_MESSAGE: usize = 4 << 20;
@@ -148,6 +148,27 @@ pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
                 Err(payload.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_owned())
             };
             HostMsg::EvalResult { id: f.number("id")?, result }
+        }
+        "tessera.console" => {
+            let level = match f.string("level")?.as_str() {
+                "debug" => ConsoleLevel::Debug,
+                "log" | "info" => ConsoleLevel::Info,
+                "warn" => ConsoleLevel::Warn,
+                "error" => ConsoleLevel::Error,
+                other => {
+                    let shown: String = other.chars().take(40).collect();
+                    return Err(err(format!("{kind}: {shown:?} is not a console level")));
+                }
+            };
+            let mut text = f.string("text")?;
+            if text.len() > MAX_CONSOLE_TEXT {
+                let mut end = MAX_CONSOLE_TEXT;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            HostMsg::Console { level, text }
         }
         "ping" => HostMsg::Ping { nonce: f.number("nonce")? },
         "pong" => HostMsg::Pong { nonce: f.number("nonce")? },

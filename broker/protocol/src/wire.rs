@@ -165,6 +165,30 @@ pub enum HostMsg {
         /// The permissions it needs, all of them (`camera`, `microphone`, ...).
         permissions: Vec<String>,
     },
+    /// A line the page wrote to its console (sent only for apps whose console the admin
+    /// policy has the shell log).
+    Console {
+        /// How serious.
+        level: ConsoleLevel,
+        /// The line, at most [`MAX_CONSOLE_TEXT`] bytes.
+        text: String,
+    },
+}
+
+/// Longest console line passed on, in bytes.
+pub const MAX_CONSOLE_TEXT: usize = 4096;
+
+/// A console line's level (`console.debug`, `log`/`info`, `warn`, `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsoleLevel {
+    /// `console.debug`.
+    Debug,
+    /// `console.log` and `console.info`.
+    Info,
+    /// `console.warn`.
+    Warn,
+    /// `console.error`, and errors the page did not catch.
+    Error,
 }
 
 /// A rectangle in the shell window, in physical pixels.

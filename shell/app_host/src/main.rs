@@ -52,6 +52,9 @@ enum Mode {
         /// The Content-Security-Policy sent with every `tessera://` file.
         #[arg(long)]
         csp: Option<String>,
+        /// Pass the page's console output to the shell (for its log).
+        #[arg(long)]
+        console: bool,
     },
     /// A host with no page: says hello, answers the shell's pings, exits when the shell hangs
     /// up. What the supervisor runs until the WebView lands, and its tests.
@@ -122,7 +125,7 @@ fn main() -> Result<()> {
             println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
-        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root, state_file, csp }) => {
+        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root, state_file, csp, console }) => {
             return webview::run(&webview::Options {
                 parent_xid,
                 url,
@@ -132,6 +135,7 @@ fn main() -> Result<()> {
                 content_root,
                 state_file,
                 csp,
+                console,
             });
         }
         Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage }) => {

@@ -56,6 +56,8 @@ pub(crate) struct Options {
     pub(crate) state_file: Option<PathBuf>,
     /// The Content-Security-Policy for the app's `tessera://` files.
     pub(crate) csp: Option<String>,
+    /// Whether the page's console goes to the shell.
+    pub(crate) console: bool,
 }
 
 type Writer = Arc<Mutex<HostConnection>>;
@@ -315,7 +317,12 @@ fn page_scripts(opts: &Options) -> Result<(String, Vec<String>)> {
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let bus = BUS_JS.replace("__TESSERA_PAGE_TOKEN__", &token);
-    let mut scripts = vec![format!("window.__tesseraState = {state};"), bus, FDC3_JS.to_owned()];
+    let mut scripts = vec![format!("window.__tesseraState = {state};")];
+    if opts.console {
+        // Read (and removed) by the bus preload, before any page script runs.
+        scripts.push("window.__tesseraConsole = true;".to_owned());
+    }
+    scripts.extend([bus, FDC3_JS.to_owned()]);
     for path in &opts.preload {
         scripts.push(std::fs::read_to_string(path).with_context(|| format!("reading preload {}", path.display()))?);
     }

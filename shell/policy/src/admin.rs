@@ -115,6 +115,26 @@ pub struct PolicyFile {
     /// The NATS cluster linking this desk to others, and what crosses it.
     #[serde(default)]
     pub link: Option<crate::link::LinkRules>,
+    /// What goes into the shell's log beside its own lines.
+    #[serde(default)]
+    pub logs: LogRules,
+}
+
+/// The admin policy's log rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogRules {
+    /// Apps whose pages' console output goes into the shell's log, each line with the app
+    /// named (`"*"`: every app). Default: none (a page may log what it shows the user).
+    #[serde(default)]
+    pub console_apps: Vec<String>,
+}
+
+impl LogRules {
+    /// Whether `app`'s console output is logged.
+    pub fn console_of(&self, app: &str) -> bool {
+        self.console_apps.iter().any(|a| a == "*" || a == app)
+    }
 }
 
 /// The admin policy's rules for the native-app endpoint.
@@ -260,6 +280,7 @@ pub struct AdminPolicy {
     telemetry: Option<TelemetryRules>,
     endpoint: Option<EndpointRules>,
     link: Option<crate::link::LinkRules>,
+    logs: LogRules,
 }
 
 impl AdminPolicy {
@@ -383,6 +404,7 @@ impl AdminPolicy {
                 telemetry: file.telemetry.clone(),
                 endpoint: file.endpoint.clone(),
                 link: file.link.clone(),
+                logs: file.logs.clone(),
             })
         } else {
             Err(PolicyError { problems })
@@ -402,6 +424,11 @@ impl AdminPolicy {
     /// The telemetry rules, if the policy has them.
     pub fn telemetry(&self) -> Option<&TelemetryRules> {
         self.telemetry.as_ref()
+    }
+
+    /// The log rules.
+    pub fn logs(&self) -> &LogRules {
+        &self.logs
     }
 
     /// The native endpoint's rules, if the policy has them.

@@ -109,6 +109,8 @@ pub struct AppSpec {
     /// Where the app's saved state is kept (read by its host at start, so a restarted app gets
     /// it back); removed when the instance closes.
     pub state_file: Option<PathBuf>,
+    /// Log what its page writes to its console (the admin policy's `logs.consoleApps`).
+    pub console: bool,
 }
 
 impl AppSpec {
@@ -124,6 +126,7 @@ impl AppSpec {
             memory_limit_bytes: None,
             cpu_limit_percent: None,
             state_file: None,
+            console: false,
         }
     }
 }

@@ -713,6 +713,7 @@ async fn handle(
         | HostMsg::Fdc3 { .. }
         | HostMsg::CloseSelf
         | HostMsg::PermissionRequest { .. }
+        | HostMsg::Console { .. }
         | HostMsg::PageRefused { .. }) => {
             if let Some(events) = events
                 && events.send_async(msg).await.is_err()

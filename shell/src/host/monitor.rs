@@ -39,6 +39,8 @@ pub(crate) struct Monitor {
     pub(crate) app_events: AppEvents,
     pub(crate) gate: SharedGate,
     pub(crate) endpoint: Arc<crate::host::endpoint::Endpoint>,
+    /// Its page's console, for the shell's log.
+    pub(crate) console: crate::host::console::ConsoleLog,
 }
 
 /// Why the monitor stops: the whole shell, or just this instance.
@@ -590,6 +592,9 @@ impl Monitor {
                 tracing::warn!(app = %self.spec.app, instance = self.instance, "an FDC3 message outside a bound connection was dropped");
             }
             HostMsg::PermissionRequest { id, permissions } => self.on_permission_request(id, &permissions),
+            HostMsg::Console { level, text } => {
+                self.console.line(level, &text);
+            }
             HostMsg::PageRefused { what } => {
                 tracing::warn!(app = %self.spec.app, instance = self.instance, "the page's message was refused: {what}");
                 if let Some(g) = self.gate.lock().clone() {

@@ -158,7 +158,9 @@ impl Supervisor {
                 state: spec.state_file.as_ref().and_then(|f| std::fs::read(f).ok()),
             },
         );
+        let console = crate::host::console::ConsoleLog::new(&spec.app.to_string(), instance, spec.console);
         let monitor = Monitor {
+            console,
             broker: self.broker.clone(),
             policy: RestartPolicy {
                 memory_limit_bytes: spec.memory_limit_bytes.or(self.policy.memory_limit_bytes),

@@ -76,6 +76,10 @@ impl Shell {
         }
         let state_file = self.state_file(&dir, state)?;
         args.extend(["--state-file".to_owned(), state_file.display().to_string()]);
+        let console = self.permissions.console_of(&app.app_id);
+        if console {
+            args.push("--console".to_owned());
+        }
         let mut env = vec![
             // WebKit keeps caches and some data under the XDG directories: per app, in the profile.
             ("XDG_CACHE_HOME".to_owned(), dir.join("cache").display().to_string()),
@@ -92,6 +96,7 @@ impl Shell {
             memory_limit_bytes: app.memory_limit_bytes,
             cpu_limit_percent: app.cpu_limit_percent,
             state_file: Some(state_file),
+            console,
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
         Ok(self.started(&app.app_id, spec))

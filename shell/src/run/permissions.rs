@@ -130,6 +130,11 @@ impl Permissions {
         self.policy.read().telemetry().and_then(policy::TelemetryRules::address)
     }
 
+    /// Whether the policy in force has the shell log `app`'s console output.
+    pub(super) fn console_of(&self, app: &str) -> bool {
+        self.policy.read().logs().console_of(app)
+    }
+
     /// Whether the policy in force serves metrics beside the health endpoints.
     pub(super) fn metrics_enabled(&self) -> bool {
         self.policy.read().telemetry().is_some_and(|t| t.metrics)

@@ -236,3 +236,19 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn console_lines_are_read_with_their_level_and_cut_to_size() {
+    let line = |level: &str, text: &str| {
+        app_message(
+            &serde_json::json!({ "type": "tessera.console", "payload": { "level": level, "text": text } }).to_string(),
+        )
+    };
+    assert_eq!(line("log", "hi").unwrap(), HostMsg::Console { level: ConsoleLevel::Info, text: "hi".into() });
+    assert_eq!(line("error", "x").unwrap(), HostMsg::Console { level: ConsoleLevel::Error, text: "x".into() });
+    let long = "é".repeat(MAX_CONSOLE_TEXT);
+    let HostMsg::Console { text, .. } = line("warn", &long).unwrap() else { panic!() };
+    assert!(text.len() <= MAX_CONSOLE_TEXT && text.chars().all(|c| c == 'é'));
+    let e = line("shout", "x").unwrap_err();
+    assert!(e.to_string().contains("not a console level"), "{e}");
+}

@@ -44,6 +44,16 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
         ".{0,40}".prop_map(|what| HostMsg::PageRefused { what }),
         (any::<u64>(), prop::collection::vec("[a-z.]{0,12}", 0..3))
             .prop_map(|(id, permissions)| HostMsg::PermissionRequest { id, permissions }),
+        (
+            prop_oneof![
+                Just(ConsoleLevel::Debug),
+                Just(ConsoleLevel::Info),
+                Just(ConsoleLevel::Warn),
+                Just(ConsoleLevel::Error)
+            ],
+            ".{0,40}"
+        )
+            .prop_map(|(level, text)| HostMsg::Console { level, text }),
     ]
 }
 

@@ -58,19 +58,62 @@ pub(crate) struct Families {
     index: FxHashMap<Box<str>, usize>,
     names: Vec<Box<str>>,
     stats: Vec<FamilyStats>,
-    /// The family found last.
-    last: usize,
+    /// A direct-mapped cache in front of the map for families of up to 8 bytes (most are):
+    /// the name's bytes as a number (topics hold no NUL, so it is unique) and its index.
+    recent: Recent,
+}
+
+/// [`Families`]' cache: 64 slots of (name as a number, index); 0 is an empty slot.
+#[derive(Debug)]
+struct Recent([(u64, usize); 64]);
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self([(0, 0); 64])
+    }
+}
+
+/// A topic's family as a number (its bytes, zero-padded) and its length, if it is at most 8
+/// bytes long; else `(_, None)`.
+fn short_family(bytes: &[u8]) -> (u64, Option<usize>) {
+    const DOTS: u64 = 0x2e2e_2e2e_2e2e_2e2e;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let Some(first8) = bytes.first_chunk::<8>() else {
+        // Shorter than 8 bytes: byte by byte (rare: most topics are longer).
+        let end = bytes.iter().position(|&b| b == b'.').unwrap_or(bytes.len());
+        let key = bytes[..end].iter().enumerate().fold(0u64, |k, (i, &b)| k | u64::from(b) << (8 * i));
+        return (key, Some(end));
+    };
+    let word = u64::from_le_bytes(*first8);
+    // The lowest byte equal to '.' (the borrow can only mark bytes above it).
+    let x = word ^ DOTS;
+    let dots = x.wrapping_sub(ONES) & !x & HIGHS;
+    if dots != 0 {
+        let end = (dots.trailing_zeros() / 8) as usize;
+        (word & ((1u64 << (8 * end)) - 1), Some(end))
+    } else if bytes.len() == 8 || bytes.get(8) == Some(&b'.') {
+        (word, Some(8))
+    } else {
+        (0, None)
+    }
 }
 
 impl Families {
     /// The counts of `topic`'s family (made on first sight, or the shared "other" past the limit).
     pub(crate) fn of(&mut self, topic: &str) -> &mut FamilyStats {
-        // On every publish: a byte scan, not a `str` splitter, and the last family tried first
-        // (a feed publishes run after run to one family), before the map.
-        let end = topic.bytes().position(|b| b == b'.').unwrap_or(topic.len());
+        // On every publish: a short name's end found and the name made a number in a few
+        // word operations, then one slot compared, before the map.
+        let bytes = topic.as_bytes();
+        let (key, short) = short_family(bytes);
+        let end = short.unwrap_or_else(|| bytes.iter().position(|&b| b == b'.').unwrap_or(bytes.len()));
         let family = &topic[..end];
-        if self.names.get(self.last).is_some_and(|n| **n == *family) {
-            return &mut self.stats[self.last];
+        let key = short.map(|_| key).filter(|&k| k != 0);
+        let slot = key.map(|k| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize);
+        if let (Some(k), Some(slot)) = (key, slot)
+            && self.recent.0[slot].0 == k
+        {
+            return &mut self.stats[self.recent.0[slot].1];
         }
         let at = match self.index.get(family) {
             Some(&at) => at,
@@ -87,7 +130,9 @@ impl Families {
                 }
             }
         };
-        self.last = at;
+        if let (Some(k), Some(slot)) = (key, slot) {
+            self.recent.0[slot] = (k, at);
+        }
         &mut self.stats[at]
     }
 

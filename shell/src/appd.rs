@@ -83,7 +83,8 @@ pub fn fetch(
     }
 }
 
-fn get(url: &str, timeout: Duration) -> Result<String, AppdError> {
+/// `GET url` (blocking, within `timeout`, at most [`MAX_DIRECTORY_BYTES`]); 200 or an error.
+pub(crate) fn get(url: &str, timeout: Duration) -> Result<String, AppdError> {
     let fetch_error = |message: String| AppdError::Fetch { url: url.to_owned(), message };
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();

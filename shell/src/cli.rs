@@ -722,8 +722,9 @@ pub(crate) struct CtlSocketArg {
 
 #[derive(Debug, Args, Default)]
 pub(crate) struct RunArgs {
-    /// The platform manifest (default: the built-in demo desk).
-    #[arg(long, value_name = "PATH")]
+    /// The platform manifest: a file, or an https:// URL (signed as a file is; the last good
+    /// copy kept in the profile) (default: the built-in demo desk).
+    #[arg(long, value_name = "PATH|URL")]
     pub(crate) manifest: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) profile: ProfileArg,
@@ -749,9 +750,13 @@ pub(crate) struct RunArgs {
     /// How often App Directory URLs are fetched again, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub(crate) app_directory_refresh: u64,
-    /// The admin policy (default: /etc/tessera/policy.json if it exists, else the manifest's
-    /// `policy`); reloaded when the file changes.
-    #[arg(long, value_name = "FILE", env = "TESSERA_POLICY")]
+    /// How often a manifest or policy given as a URL is fetched again, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, env = "TESSERA_CONFIG_REFRESH")]
+    pub(crate) config_refresh: u64,
+    /// The admin policy: a file, or an https:// URL (signed as a file is; the last good copy
+    /// kept in the profile) (default: /etc/tessera/policy.json if it exists, else the
+    /// manifest's `policy`); reloaded when it changes.
+    #[arg(long, value_name = "FILE|URL", env = "TESSERA_POLICY")]
     pub(crate) policy: Option<PathBuf>,
     /// Signing rules for the policy file itself ({"requireSigned", "trustedKeys", "revokedKeys"};
     /// default: /etc/tessera/policy-trust.json if it exists): the policy must then carry a valid

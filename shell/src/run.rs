@@ -2,12 +2,14 @@
 //! runs the broker's connections, the supervisor and the control socket. The wiring between
 //! them is here: window events become supervisor calls, supervisor state becomes tiles.
 
+mod config;
 mod ctl_server;
 mod directories;
 mod fdc3;
 mod launch;
 mod link;
 mod permissions;
+mod reconfigure;
 mod startup;
 mod telemetry;
 mod ui;
@@ -76,6 +78,8 @@ struct Shell {
     journal: Arc<Journal>,
     /// What the updater last did.
     updater: Mutex<updates::UpdaterStatus>,
+    /// Where the manifest and the policy came from, and the versions in force.
+    config: Mutex<config::Sources>,
 }
 
 /// How long an App Directory server has to answer.
@@ -103,7 +107,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let profile_path = crate::profile::dir(&args.profile)?;
     let profile =
         Profile::open(&profile_path).with_context(|| format!("opening the profile in {}", profile_path.display()))?;
-    let Desk { manifest, manifest_path, policy_from_file, policy_trust, audit, appd_cache } =
+    let Desk { manifest, manifest_path, policy_from_file, sources, policy_trust, audit, appd_cache } =
         load_desk(args, &profile, &profile_path)?;
     let first_desk = workspace::from_manifest(&manifest).with_context(|| format!("in {}", manifest_path.display()))?;
     let journal = Arc::new(Journal::open(&profile, JournalConfig::default()).context("opening the journal")?);
@@ -155,6 +159,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             link: std::sync::OnceLock::new(),
             journal,
             updater: Mutex::new(updates::UpdaterStatus::default()),
+            config: Mutex::new(sources),
             permissions: Arc::new(permissions::Permissions::new(
                 admin,
                 policy_file,
@@ -213,6 +218,11 @@ struct Tasks {
 fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs, tasks: Tasks) {
     let Tasks { ui_events: ui_rx, ctl: listener, ctl_path, appd_cache, update_rules, link: prepared_link } = tasks;
     let handle = shell.ui.clone();
+    rt.spawn(reconfigure::refresh(
+        Arc::clone(shell),
+        shell.permissions.policy_trust(),
+        Duration::from_secs(args.config_refresh.max(1)),
+    ));
     if !shell.manifest.read().directory_urls.is_empty() {
         rt.spawn(refresh_directories(
             Arc::clone(shell),

@@ -52,7 +52,12 @@ impl Shell {
         let socket = run.join("ctl.sock");
         let log = target_dir().join("e2e").join(format!("{name}.log"));
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        let manifest = workspace_root().join("tests/fixtures/e2e").join(manifest);
+        // A manifest URL is passed as it is; a file is found among the fixtures.
+        let manifest = if manifest.starts_with("http") {
+            PathBuf::from(manifest)
+        } else {
+            workspace_root().join("tests/fixtures/e2e").join(manifest)
+        };
         let profile = profile.map_or_else(|| dir.path().join("profile"), Path::to_owned);
         let child = Command::new("dbus-run-session")
             .args(["--", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24"])

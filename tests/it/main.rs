@@ -7,6 +7,7 @@ mod architecture;
 mod audit;
 mod audit_keyring;
 mod cli;
+mod config;
 mod damaged_profile;
 mod demo;
 mod diag;

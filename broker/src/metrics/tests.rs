@@ -39,3 +39,44 @@ fn latency_buckets_by_upper_bound() {
     assert_eq!(s.counts.len(), s.bounds_ns.len() + 1);
     assert_eq!(s.sum_ns, 999 + 1_000 + 1_001 + 5_000_000_000);
 }
+
+#[test]
+fn the_cache_never_confuses_families() {
+    let mut f = Families::default();
+    // Names that share a prefix, differ in length, or are longer than the cache's 8 bytes.
+    let names = ["a", "ab", "abc", "abcdefgh", "abcdefghi", "abcdefghij", "b", "ba", "prices", "orders"];
+    for round in 0..3 {
+        for (i, n) in names.iter().enumerate() {
+            for _ in 0..=i {
+                f.of(&format!("{n}.x.{round}")).published += 1;
+            }
+            f.of(n).delivered += 1;
+        }
+    }
+    for (i, (name, stats)) in f.list().iter().enumerate() {
+        assert_eq!(name, names[i]);
+        assert_eq!((stats.published, stats.delivered), (3 * (i as u64 + 1), 3), "{name}");
+    }
+}
+
+#[test]
+fn short_families_are_found_by_words() {
+    for (topic, family) in [
+        ("prices.x", "prices"),
+        ("a.b", "a"),
+        ("abc", "abc"),
+        ("abcdefgh", "abcdefgh"),
+        ("abcdefgh.x", "abcdefgh"),
+        ("abcdefg.x.y", "abcdefg"),
+        ("p.q.r.s.t.u.v", "p"),
+        ("x..y", "x"),
+    ] {
+        let (key, end) = short_family(topic.as_bytes());
+        assert_eq!(end, Some(family.len()), "{topic}");
+        let mut bytes = [0u8; 8];
+        bytes[..family.len()].copy_from_slice(family.as_bytes());
+        assert_eq!(key, u64::from_le_bytes(bytes), "{topic}");
+    }
+    assert_eq!(short_family(b"abcdefghi.x").1, None);
+    assert_eq!(short_family(b"abcdefghijk").1, None);
+}

@@ -130,6 +130,23 @@ impl Permissions {
         self.policy.read().telemetry().and_then(policy::TelemetryRules::address)
     }
 
+    /// The keys the policy must be signed with, if IT requires that.
+    pub(super) fn policy_trust(&self) -> Option<policy::signing::Checker> {
+        self.policy_trust.clone()
+    }
+
+    /// The signing rules of the policy in force (for manifests and App Directory records).
+    pub(super) fn signing(&self) -> Option<policy::signing::Checker> {
+        self.policy.read().signing().cloned()
+    }
+
+    /// Puts `policy` (from `from`, already checked) in force at once, and audits it.
+    pub(super) fn install(&self, policy: policy::AdminPolicy, from: &str) {
+        *self.policy.write() = policy;
+        self.cache.lock().clear();
+        self.record("admin-policy", None, "policy.load", from, "ok", serde_json::json!({}));
+    }
+
     /// Whether the policy in force has the shell log `app`'s console output.
     pub(super) fn console_of(&self, app: &str) -> bool {
         self.policy.read().logs().console_of(app)

@@ -46,7 +46,10 @@ fn demo_manifest() -> Result<PathBuf> {
 pub(super) struct Desk {
     pub(super) manifest: Manifest,
     pub(super) manifest_path: PathBuf,
-    pub(super) policy_from_file: Option<(policy::AdminPolicy, PathBuf)>,
+    /// IT's policy, and the file to watch for changes (none when it came from a URL).
+    pub(super) policy_from_file: Option<(policy::AdminPolicy, Option<PathBuf>)>,
+    /// Where the manifest and the policy came from, and their versions.
+    pub(super) sources: super::config::Sources,
     pub(super) policy_trust: Option<policy::signing::Checker>,
     pub(super) audit: Audit,
     pub(super) appd_cache: PathBuf,
@@ -55,11 +58,11 @@ pub(super) struct Desk {
 /// Loads the policy file, opens the audit log and loads the manifest with its App
 /// Directories; refusals for a signature are audited.
 pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) -> Result<Desk> {
-    let manifest_path = manifest_path(args)?;
+    let manifest_arg = manifest_path(args)?;
     // The policy file comes first: its signing rules decide whether the manifest and the App
     // Directories' records are acceptable.
     let policy_trust = policy_trust(args)?;
-    let policy_from_file = match policy_file(args, policy_trust.as_ref()) {
+    let policy_from_file = match policy_file(args, policy_trust.as_ref(), profile_path) {
         Ok(p) => p,
         Err(e) => {
             if format!("{e:#}").contains("signature: ") {
@@ -70,6 +73,10 @@ pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) 
             }
             return Err(e);
         }
+    };
+    let (policy_from_file, policy_source) = match policy_from_file {
+        Some((policy, watch, source)) => (Some((policy, watch)), Some(source)),
+        None => (None, None),
     };
     let trust = manifest::Trust {
         checker: policy_from_file.as_ref().and_then(|(p, _)| p.signing().cloned()),
@@ -85,6 +92,12 @@ pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) 
         }
     };
     let file_rules = policy_from_file.as_ref().map(|(p, _)| p.audit());
+    let manifest_text = manifest_arg.to_string_lossy().into_owned();
+    let (manifest_path, manifest_source) = if shell::remote::is_url(&manifest_text) {
+        super::config::manifest_at(&manifest_text, profile_path, &trust)?
+    } else {
+        (manifest_arg.clone(), super::config::file_source(&manifest_arg))
+    };
     let mut manifest = match manifest::load_with(&manifest_path, trust) {
         Ok(m) => m,
         Err(e) => {
@@ -150,7 +163,8 @@ pub(super) fn load_desk(args: &RunArgs, profile: &Profile, profile_path: &Path) 
     if let Err(e) = profile.set_setting(SEEN_VERSIONS, &manifest.trust.seen_versions) {
         tracing::warn!("could not keep the App Directory versions seen: {e}");
     }
-    Ok(Desk { manifest, manifest_path, policy_from_file, policy_trust, audit, appd_cache })
+    let sources = super::config::Sources { manifest: manifest_source, policy: policy_source };
+    Ok(Desk { manifest, manifest_path, policy_from_file, sources, policy_trust, audit, appd_cache })
 }
 
 /// Where IT puts the admin policy on a desk.
@@ -159,11 +173,11 @@ pub(super) const SYSTEM_POLICY: &str = "/etc/tessera/policy.json";
 /// The admin policy in force, and the file to watch for changes: `--policy`, else the system
 /// file, else the manifest's `policy`, else an empty policy (the user and the manifests decide).
 pub(super) fn admin_policy(
-    file: Option<(policy::AdminPolicy, PathBuf)>,
+    file: Option<(policy::AdminPolicy, Option<PathBuf>)>,
     manifest: &Manifest,
 ) -> (policy::AdminPolicy, Option<PathBuf>) {
     match file {
-        Some((policy, path)) => (policy, Some(path)),
+        Some((policy, path)) => (policy, path),
         None => (manifest.policy.clone().unwrap_or_default(), None),
     }
 }
@@ -184,18 +198,26 @@ pub(super) fn policy_trust(args: &RunArgs) -> Result<Option<policy::signing::Che
     Ok(Some(policy::signing::Checker::new(&rules).with_context(|| format!("in {}", path.display()))?))
 }
 
-/// The policy file IT gave (`--policy`, else the system file), read and checked (its signature
-/// first, if IT requires one).
+/// The policy IT gave (`--policy`, a file or a URL, else the system file), read and checked
+/// (its signature first, if IT requires one); with the file to watch for changes (none for a
+/// URL: `config::refresh` fetches it again) and where it came from.
 pub(super) fn policy_file(
     args: &RunArgs,
     trust: Option<&policy::signing::Checker>,
-) -> Result<Option<(policy::AdminPolicy, PathBuf)>> {
+    profile: &Path,
+) -> Result<Option<(policy::AdminPolicy, Option<PathBuf>, super::config::Source)>> {
     let Some(path) = args.policy.clone().or_else(|| Some(PathBuf::from(SYSTEM_POLICY)).filter(|p| p.is_file())) else {
         return Ok(None);
     };
+    let text = path.to_string_lossy().into_owned();
+    if shell::remote::is_url(&text) {
+        let (policy, source) = super::config::policy_at(&text, profile, trust)?;
+        return Ok(Some((policy, None, source)));
+    }
     let policy = policy::load_file(&path, trust)?;
     tracing::info!(path = %path.display(), "admin policy loaded");
-    Ok(Some((policy, path)))
+    let source = super::config::file_source(&path);
+    Ok(Some((policy, Some(path), source)))
 }
 
 /// Where the highest version seen of each signed app is kept, against downgrades.

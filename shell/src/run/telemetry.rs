@@ -21,8 +21,10 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
     let services = super::ui::services(shell);
     let apps = shell.supervisor.status();
     let app_ok = |s: &AppState| !matches!(s, AppState::Failed | AppState::Restarting);
-    // A failing update check is shown (and counted in the metrics) but the desk still works.
-    let well = services.iter().all(|s| s.ok || s.name == "Updater") && apps.iter().all(|a| app_ok(&a.state));
+    // A failing update check, or IT's configuration server down (the last good copy in
+    // force), is shown (and in the metrics) but the desk still works.
+    let well = services.iter().all(|s| s.ok || NOT_READINESS.contains(&s.name.as_str()))
+        && apps.iter().all(|a| app_ok(&a.state));
     let services: Vec<Value> =
         services.into_iter().map(|s| json!({ "name": s.name, "ok": s.ok, "detail": s.detail })).collect();
     let apps: Vec<Value> = apps
@@ -37,11 +39,15 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
             "manifest": manifest,
+            "config": &*shell.config.lock(),
             "services": services,
             "apps": apps,
         }),
     )
 }
+
+/// Services shown in health whose trouble does not make the desk unready.
+const NOT_READINESS: [&str; 2] = ["Updater", "Configuration"];
 
 /// Starts the health (and metrics) endpoints if the admin policy names where.
 pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>) {
@@ -149,8 +155,20 @@ fn snapshot(shell: &Shell) -> Snapshot {
         pending: s.pending.into_iter().collect(),
     });
     let updater = shell.updater.lock();
+    let config = shell.config.lock().clone();
+    let mut stale = vec![("manifest", config.manifest.stale.is_some())];
+    let mut info = vec![
+        ("version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("manifest", shell.manifest.read().name.clone()),
+        ("manifest_digest", config.manifest.digest.clone()),
+    ];
+    if let Some(p) = &config.policy {
+        info.push(("policy_digest", p.digest.clone()));
+        stale.push(("policy", p.stale.is_some()));
+    }
     Snapshot {
-        info: vec![("version", env!("CARGO_PKG_VERSION").to_owned()), ("manifest", shell.manifest.read().name.clone())],
+        info,
+        config_stale: stale,
         shell_memory_bytes: shell_rss(),
         families,
         broker,

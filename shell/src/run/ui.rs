@@ -239,6 +239,7 @@ pub(super) fn services(shell: &Shell) -> Vec<compositor::ServiceRow> {
         bar: None,
     }];
     rows.push(journal_row(shell));
+    rows.push(config_row(shell));
     rows.extend(updater_row(shell));
     rows.extend(super::link::service_row(shell));
     rows
@@ -262,6 +263,23 @@ fn journal_row(shell: &Shell) -> compositor::ServiceRow {
         Err(e) => (false, format!("cannot be read: {e}")),
     };
     compositor::ServiceRow { name: "Journal".to_owned(), ok, detail, bar: None }
+}
+
+/// Where the manifest and the policy came from, their versions, and whether their server is
+/// failing (the last good copies then stay in force).
+fn config_row(shell: &Shell) -> compositor::ServiceRow {
+    let c = shell.config.lock();
+    let say = |what: &str, s: &super::config::Source| match &s.stale {
+        Some(why) => format!("{what} {} from {}, the last good copy ({why})", s.digest, s.from),
+        None => format!("{what} {} from {}", s.digest, s.from),
+    };
+    let mut detail = say("manifest", &c.manifest);
+    if let Some(p) = &c.policy {
+        detail.push_str("; ");
+        detail.push_str(&say("policy", p));
+    }
+    let ok = c.manifest.stale.is_none() && c.policy.as_ref().is_none_or(|p| p.stale.is_none());
+    compositor::ServiceRow { name: "Configuration".to_owned(), ok, detail, bar: None }
 }
 
 /// The updater's row, when the policy turns updates on.

@@ -192,6 +192,9 @@ pub struct LinkSample {
 pub struct Snapshot {
     /// Version labels: the build, the manifest and the policy in force.
     pub info: Vec<(&'static str, String)>,
+    /// Per document from IT (`manifest`, `policy`), whether the last good copy is in force
+    /// because its server failed or gave something unusable.
+    pub config_stale: Vec<(&'static str, bool)>,
     /// The shell process's own memory (RSS), in bytes.
     pub shell_memory_bytes: Option<u64>,
     /// Traffic per topic family.
@@ -265,6 +268,11 @@ impl Collected {
         }
         enc.encode_descriptor("tessera_audit_recording", "1 while the audit log records", None, MetricType::Gauge)?
             .encode_gauge(&u64::from(s.audit_recording))?;
+        let help = "1 while a document from IT is the last good copy (its server failed)";
+        let mut m = enc.encode_descriptor("tessera_config_stale", help, None, MetricType::Gauge)?;
+        for (document, stale) in &s.config_stale {
+            m.encode_family(&[("document", *document)])?.encode_gauge(&u64::from(*stale))?;
+        }
         if let Some(staged) = s.update_staged {
             enc.encode_descriptor(
                 "tessera_update_staged",

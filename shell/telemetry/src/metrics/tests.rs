@@ -3,6 +3,7 @@ use super::*;
 fn snapshot() -> Snapshot {
     Snapshot {
         info: vec![("version", "0.1.0".into()), ("manifest", "7".into())],
+        config_stale: vec![("manifest", false), ("policy", true)],
         shell_memory_bytes: Some(1 << 20),
         families: vec![FamilySample {
             family: "prices".into(),
@@ -65,6 +66,8 @@ fn the_exposition_names_every_part_and_ends_as_openmetrics_does() {
     assert_eq!(at("tessera_journal_commit_p50_seconds", &[]), Some(0.002));
     assert_eq!(at("tessera_audit_recording", &[]), Some(1.0));
     assert_eq!(at("tessera_link_pending", &[("group", "desk-a")]), Some(3.0));
+    assert_eq!(at("tessera_config_stale", &[("document", "policy")]), Some(1.0));
+    assert_eq!(at("tessera_config_stale", &[("document", "manifest")]), Some(0.0));
     assert_eq!(at("tessera_build_info", &[("version", "0.1.0"), ("manifest", "7")]), Some(1.0));
     assert!(text.contains("# TYPE tessera_routing_seconds histogram"));
     assert!(text.ends_with("# EOF\n"));

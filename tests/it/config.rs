@@ -177,6 +177,9 @@ fn the_manifest_and_policy_come_from_it_are_refreshed_and_kept_for_when_the_serv
         h["services"].as_array().unwrap().iter().any(|s| s["name"] == "Configuration" && s["ok"] == false),
         "{h:#}"
     );
+    // `ctl health` shows it as a warning: a kept copy in force does not make the desk unready.
+    let said = String::from_utf8_lossy(&shell.ctl(&["health"]).stdout).into_owned();
+    assert!(said.contains("WARN  Configuration"), "{said}");
     // The desk comes back as it was left (its last session), from the kept manifest's apps.
     shell.wait_for("the apps start", Duration::from_secs(60), |a| a.iter().any(|x| x["app"] == "a"));
     drop(shell);

@@ -46,7 +46,7 @@ fn bundle(args: &DiagBundleArgs) -> Result<()> {
     let mut notes = Vec::new();
     entries.push(json_entry("versions.json", &versions(&profile)));
     running_shell(args, &mut entries, &mut notes);
-    entries.push(json_entry("policy.json", &policy(args)));
+    entries.push(json_entry("policy.json", &policy(args, &profile)));
     logs(&profile, &mut entries, &mut notes);
     crashes(&profile, &mut entries, &mut notes);
     updates(args.root.as_deref(), &mut entries, &mut notes);
@@ -106,10 +106,17 @@ fn running_shell(args: &DiagBundleArgs, entries: &mut Vec<Entry>, notes: &mut Ve
     }
 }
 
-/// The admin policy file in force, its signature checked, its secrets redacted.
-fn policy(args: &DiagBundleArgs) -> Value {
-    let Some(path) = super::update::policy_path(args.policy.as_deref()) else {
+/// The admin policy file in force (for a policy from a URL, the copy kept in the profile),
+/// its signature checked, its secrets redacted.
+fn policy(args: &DiagBundleArgs, profile: &Path) -> Value {
+    let Some(given) = super::update::policy_path(args.policy.as_deref()) else {
         return json!({ "path": null, "note": "no admin policy file: the manifest's policy, or none, is in force" });
+    };
+    let given_text = given.to_string_lossy().into_owned();
+    let path = if shell::remote::is_url(&given_text) {
+        shell::appd::cache_file(&profile.join("config"), &given_text)
+    } else {
+        given.clone()
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -129,7 +136,7 @@ fn policy(args: &DiagBundleArgs) -> Value {
     };
     let content =
         serde_json::from_str::<Value>(&text).map_or_else(|e| json!(format!("not JSON: {e}")), |v| redact::json(&v));
-    json!({ "path": path, "trust": trust, "check": checked, "policy": content })
+    json!({ "from": given, "path": path, "trust": trust, "check": checked, "policy": content })
 }
 
 fn load_checker(path: &Path) -> Result<policy::signing::Checker> {

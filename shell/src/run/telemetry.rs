@@ -15,8 +15,9 @@ use telemetry::{Request, Response, Routes};
 
 use super::Shell;
 
-/// Whether the desk is well (every service ok, no app failed or restarting), and the details:
-/// `{"status", "version", "services": [{name, ok, detail}], "apps": [{app, instance, state, ok}]}`.
+/// Whether the desk is well (every required service ok, no app failed or restarting), and the
+/// details: `{"status", "version", "manifest", "config", "services": [{name, ok, required,
+/// detail}], "apps": [{app, instance, state, ok}]}`.
 pub(super) fn health(shell: &Shell) -> (bool, Value) {
     let services = super::ui::services(shell);
     let apps = shell.supervisor.status();
@@ -25,8 +26,13 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
     // force), is shown (and in the metrics) but the desk still works.
     let well = services.iter().all(|s| s.ok || NOT_READINESS.contains(&s.name.as_str()))
         && apps.iter().all(|a| app_ok(&a.state));
-    let services: Vec<Value> =
-        services.into_iter().map(|s| json!({ "name": s.name, "ok": s.ok, "detail": s.detail })).collect();
+    let services: Vec<Value> = services
+        .into_iter()
+        .map(|s| {
+            let required = !NOT_READINESS.contains(&s.name.as_str());
+            json!({ "name": s.name, "ok": s.ok, "required": required, "detail": s.detail })
+        })
+        .collect();
     let apps: Vec<Value> = apps
         .into_iter()
         .map(|a| json!({ "app": a.app, "instance": a.instance, "state": a.state, "ok": app_ok(&a.state) }))

@@ -238,11 +238,22 @@ pub(super) fn services(shell: &Shell) -> Vec<compositor::ServiceRow> {
         },
         bar: None,
     }];
+    rows.push(broker_row(shell));
     rows.push(journal_row(shell));
     rows.push(config_row(shell));
     rows.extend(updater_row(shell));
     rows.extend(super::link::service_row(shell));
     rows
+}
+
+/// The broker's row: what it serves and what it could not deliver.
+fn broker_row(shell: &Shell) -> compositor::ServiceRow {
+    let s = shell.broker.stats();
+    let detail = format!(
+        "{} clients, {} subscriptions; {} published, {} delivered; {} dead letters held",
+        s.clients, s.subscriptions, s.published, s.delivered, s.dead_letters_held
+    );
+    compositor::ServiceRow { name: "Broker".to_owned(), ok: true, detail, bar: None }
 }
 
 /// The journal's row: what it holds and how its commits do, or why it stopped.

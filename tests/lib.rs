@@ -32,6 +32,24 @@ pub fn tessera(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running tessera: {e}"))
 }
 
+/// Stores `secret` in `profile`'s vault (kernel keyring) under `purpose` and `id`, as IT's
+/// set-up would (`tessera vault put`, the secret on stdin).
+pub fn vault_put(profile: &Path, purpose: &str, id: &str, secret: &str) {
+    use std::io::Write;
+    let mut put = Command::new(bin("tessera"))
+        .args(["vault", "put", "--purpose", purpose, "--id", id, "--profile"])
+        .arg(profile)
+        .env("TESSERA_KEYRING", "keyutils")
+        .env("TESSERA_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running tessera: {e}"));
+    if let Some(mut stdin) = put.stdin.take() {
+        stdin.write_all(secret.as_bytes()).unwrap_or_else(|e| panic!("writing the secret: {e}"));
+    }
+    assert!(put.wait().is_ok_and(|s| s.success()), "tessera vault put failed");
+}
+
 /// Copies the pages of `tests/fixtures/<name>` (with their scripts, styles and images, not its
 /// JSON) into `into` (made if missing) and returns the name of `page` there: a manifest written in `into` names its pages by relative path, as a
 /// manifest must (an app's page is inside its manifest's folder).

@@ -4,8 +4,7 @@
 //! policy (its check said), the log (JSON lines), the crash report and a README, and the
 //! planted secrets nowhere.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -20,15 +19,7 @@ const PAYLOAD: &str = "planted-payload-secret-41b2";
 fn a_bundle_holds_what_it_should_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile");
-    let mut put = Command::new(bin("tessera"))
-        .args(["vault", "put", "--purpose", "link", "--id", "nats", "--profile"])
-        .arg(&profile)
-        .env("TESSERA_KEYRING", "keyutils")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    put.stdin.take().unwrap().write_all(TOKEN.as_bytes()).unwrap();
-    assert!(put.wait().unwrap().success());
+    tests::vault_put(&profile, "link", "nats", TOKEN);
     let page = tests::fixture_page("fdc3", "app.html", dir.path());
     let manifest = dir.path().join("desk.json");
     std::fs::write(

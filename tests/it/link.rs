@@ -60,16 +60,7 @@ impl Desk {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("profile");
-        let mut put = Command::new(bin("tessera"))
-            .args(["vault", "put", "--purpose", "link", "--id", "nats", "--profile"])
-            .arg(&profile)
-            .env("TESSERA_KEYRING", "keyutils")
-            .env("TESSERA_LOG", "warn")
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        put.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
-        assert!(put.wait().unwrap().success(), "tessera vault put failed");
+        tests::vault_put(&profile, "link", "nats", token);
         Self::launch(name, dir, &desk_policy(name, &cluster.urls(), user), apps, startup)
     }
 
@@ -761,16 +752,7 @@ fn the_resolver_offers_another_desks_app_says_where_it_runs_and_sends_the_intent
 /// A desk's profile with `creds` (a NATS credentials file) in its vault as entry `creds`.
 fn desk_with_creds(creds: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut put = Command::new(bin("tessera"))
-        .args(["vault", "put", "--purpose", "link", "--id", "creds", "--profile"])
-        .arg(dir.path().join("profile"))
-        .env("TESSERA_KEYRING", "keyutils")
-        .env("TESSERA_LOG", "warn")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    put.stdin.take().unwrap().write_all(creds.as_bytes()).unwrap();
-    assert!(put.wait().unwrap().success(), "tessera vault put failed");
+    tests::vault_put(&dir.path().join("profile"), "link", "creds", creds);
     dir
 }
 

@@ -154,14 +154,7 @@ fn print_table(r: &Report) {
         r.publish_to_deliver_spin_ns_p50, r.publish_to_deliver_spin_ns_p99
     );
     if let Some(m) = &r.metrics {
-        println!(
-            "  metrics' cost           {:.1}% of deliveries/s, {:.1}% of the best (medians of {} passes each way: off {:.0}, on {:.0})",
-            m.cost_percent,
-            m.best_cost_percent,
-            m.on.len(),
-            super::stats::median(&m.off),
-            super::stats::median(&m.on)
-        );
+        println!("{}", m.line("deliveries/s"));
     }
     if !r.optimized_build {
         println!("  (debug build: use `cargo run --release` for figures worth comparing)");

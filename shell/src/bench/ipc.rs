@@ -154,13 +154,6 @@ fn print_table(r: &Report) {
         r.paced_msgs_per_sec, r.publish_to_deliver_us_p50, r.publish_to_deliver_us_p99
     );
     if let Some(m) = &r.metrics {
-        println!(
-            "  metrics' cost           {:.1}% of msgs/s, {:.1}% of the best (medians of {} passes each way: off {:.0}, on {:.0})",
-            m.cost_percent,
-            m.best_cost_percent,
-            m.on.len(),
-            super::stats::median(&m.off),
-            super::stats::median(&m.on)
-        );
+        println!("{}", m.line("msgs/s"));
     }
 }

@@ -55,6 +55,20 @@ impl OnOff {
     }
 }
 
+impl OnOff {
+    /// The line a bench's table shows for it, the throughput named `what`.
+    pub(crate) fn line(&self, what: &str) -> String {
+        format!(
+            "  metrics' cost           {:.1}% of {what}, {:.1}% of the best (medians of {} passes each way: off {:.0}, on {:.0})",
+            self.cost_percent,
+            self.best_cost_percent,
+            self.on.len(),
+            median(&self.off),
+            median(&self.on)
+        )
+    }
+}
+
 /// The median of some figures.
 pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();

@@ -6,10 +6,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `n` distinct free loopback ports (all bound at once, read, released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
+
+/// Attempts at starting a cluster: another process may take a port between its choice and the
+/// server's bind, and the node then exits at once; the cluster is started again on new ports.
+const ATTEMPTS: usize = 3;
 
 pub(crate) struct Cluster {
     dir: tempfile::TempDir,
@@ -35,19 +41,24 @@ impl Cluster {
             Command::new("sh").args(["-c", "command -v nats-server"]).output().unwrap().status.success(),
             "nats-server is missing: run packaging/dev/setup.sh"
         );
-        let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let mut cluster = Self { dir, ports, routes, nodes: Vec::new(), auth: auth.to_owned(), env };
-        for i in 0..3 {
-            let child = cluster.spawn(i);
-            cluster.nodes.push(Some(child));
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ports = free_ports(6);
+            let routes = ports.split_off(3);
+            let mut cluster = Self { dir, ports, routes, nodes: Vec::new(), auth: auth.to_owned(), env: env.clone() };
+            for i in 0..3 {
+                let child = cluster.spawn(i);
+                cluster.nodes.push(Some(child));
+            }
+            match (0..3).try_for_each(|i| cluster.listening(i)) {
+                Ok(()) => return cluster,
+                // Dropping it stops the nodes that did start.
+                Err(why) => failures.push(why),
+            }
         }
-        for i in 0..3 {
-            cluster.wait_listening(i);
-        }
-        cluster
+        panic!("the NATS cluster did not start in {ATTEMPTS} attempts: {failures:#?}");
     }
 
     fn config(&self, i: usize) -> PathBuf {
@@ -81,11 +92,25 @@ impl Cluster {
             .unwrap()
     }
 
-    fn wait_listening(&self, i: usize) {
+    /// Waits until node `i` takes connections; why not (it exited, or not within 15 s, with
+    /// its log) if it does not.
+    fn listening(&mut self, i: usize) -> Result<(), String> {
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(15), "nats-server n{i} did not listen within 15 s");
+            let exited = self.nodes[i].as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || start.elapsed() > Duration::from_secs(15) {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("n{i}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(10).collect();
+                return Err(format!("nats-server n{i} did not listen ({exited:?}): {tail:?}"));
+            }
             std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn wait_listening(&mut self, i: usize) {
+        if let Err(why) = self.listening(i) {
+            panic!("{why}");
         }
     }
 

@@ -204,7 +204,9 @@
           continue;
         }
         try {
-          sub.handler(d.data, { topic: d.topic, seq: d.seq, timestamp: d.timestamp, sender: d.sender });
+          const meta = { topic: d.topic, seq: d.seq, timestamp: d.timestamp, sender: d.sender };
+          if (d.traceparent !== undefined) meta.traceparent = d.traceparent;
+          sub.handler(d.data, meta);
         } catch (e) {
           console.error("tessera.bus: subscriber for", sub.pattern, "threw", e);
         }
@@ -251,17 +253,37 @@
   Object.defineProperty(window, "__tesseraHost", { value: Object.freeze(host), enumerable: false });
 
   const bus = {
-    // Publishes `data` (anything JSON can hold) to `topic`.
+    // Publishes `data` (anything JSON can hold) to `topic`. Options: durable, ttlMs, and
+    // traceparent (a W3C traceparent: the message travels in that trace).
     publish: function (topic, data, options) {
       checkTopic("topic", topic);
       room();
       const o = options || {};
-      send("bus.publish", {
+      const p = {
         topic: topic,
         data: data === undefined ? null : data,
         durable: !!o.durable,
         ttlMs: typeof o.ttlMs === "number" ? o.ttlMs : null,
-      });
+      };
+      if (o.traceparent !== undefined && o.traceparent !== null) {
+        if (typeof o.traceparent !== "string") {
+          throw new TypeError("traceparent must be a string (a W3C traceparent)");
+        }
+        p.traceparent = o.traceparent;
+      }
+      send("bus.publish", p);
+    },
+    // A new W3C traceparent (a new trace, marked to be recorded), to publish in: pass it as
+    // the `traceparent` option, or the one a received message's meta carries to go on in its
+    // trace. The shell records a trace only where IT's policy names a collector.
+    newTrace: function () {
+      const hex = (n) => {
+        const b = new Uint8Array(n);
+        crypto.getRandomValues(b);
+        if (b.every((x) => x === 0)) b[0] = 1;
+        return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+      };
+      return "00-" + hex(16) + "-" + hex(8) + "-01";
     },
     // Calls handler(data, meta) for every message on a topic matching `pattern` (`*` one
     // segment, `#` any number). Options: capacity, policy ("drop_oldest", "backpressure",

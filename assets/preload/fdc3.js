@@ -48,6 +48,16 @@ function createDesktopAgent(host) {
     return timer;
   }
 
+  // Broadcasts on a channel, with FDC3 3.0's optional metadata ({traceId}) and Tessera's
+  // W3C `traceparent` (metadata.traceparent: the broadcast travels in that trace).
+  function broadcastOn(channelId, context, metadata) {
+    const payload = { channelId: channelId, context: context };
+    const m = metadata || {};
+    if (typeof m.traceId === "string") payload.metadata = { traceId: m.traceId };
+    const options = typeof m.traceparent === "string" ? { traceparent: m.traceparent } : {};
+    return request("broadcastRequest", payload, options).then(() => undefined);
+  }
+
   // Sends a request; resolves with the response's payload, rejects with its error. `onAnswer`
   // runs synchronously with a successful payload, before any later message is handled.
   function request(type, payload, options) {
@@ -59,11 +69,13 @@ function createDesktopAgent(host) {
         reject(fail("ApiTimeout"));
       }, o.timeoutMs || REQUEST_TIMEOUT_MS);
       pending.set(requestUuid, { resolve: resolve, reject: reject, timer: timer, onAnswer: o.onAnswer });
+      const meta = { requestUuid: requestUuid, timestamp: new Date().toISOString() };
+      if (typeof o.traceparent === "string") meta.traceparent = o.traceparent;
       try {
         host.postMessage({
           type: type,
           payload: payload || {},
-          meta: { requestUuid: requestUuid, timestamp: new Date().toISOString() },
+          meta: meta,
         });
       } catch (e) {
         clearTimeout(timer);
@@ -133,11 +145,11 @@ function createDesktopAgent(host) {
       id: c.id,
       type: c.type,
       displayMetadata: c.displayMetadata,
-      broadcast: function (context) {
+      broadcast: function (context, metadata) {
         if (!validContext(context)) {
           return Promise.reject(fail("MalformedContext"));
         }
-        return request("broadcastRequest", { channelId: c.id, context: context }).then(() => undefined);
+        return broadcastOn(c.id, context, metadata);
       },
       getCurrentContext: function (contextType) {
         return request("getCurrentContextRequest", { channelId: c.id, contextType: contextType || null }).then(
@@ -394,6 +406,8 @@ function createDesktopAgent(host) {
       case "broadcastEvent": {
         const ctx = p.context;
         const ctxMeta = { source: p.originatingApp };
+        if (p.metadata && typeof p.metadata.traceId === "string") ctxMeta.traceId = p.metadata.traceId;
+        if (m.meta && typeof m.meta.traceparent === "string") ctxMeta.traceparent = m.meta.traceparent;
         for (const l of [...contextListeners.values()]) {
           const on =
             l.channelId === null
@@ -506,7 +520,7 @@ function createDesktopAgent(host) {
         "intentListenerUnsubscribeRequest"
       );
     },
-    broadcast: function (context) {
+    broadcast: function (context, metadata) {
       if (!validContext(context)) {
         return Promise.reject(fail("MalformedContext"));
       }
@@ -514,7 +528,7 @@ function createDesktopAgent(host) {
       if (currentChannelId === null) {
         return Promise.resolve();
       }
-      return request("broadcastRequest", { channelId: currentChannelId, context: context }).then(() => undefined);
+      return broadcastOn(currentChannelId, context, metadata);
     },
     addContextListener: function (a, b) {
       const contextType = typeof a === "function" ? null : a === undefined ? null : a;

@@ -118,6 +118,11 @@ pub struct Envelope {
     /// When its publish began, if it was one of the few timed (metrics).
     #[serde(skip)]
     pub sampled: crate::metrics::Sampled,
+    /// The W3C trace it travels in, from its publish's span, if its publisher gave one: what
+    /// each receiver is told (and, when sampled, the parent of each delivery's span). Not
+    /// journalled (the journal keeps [`Envelope::trace_id`]).
+    #[serde(skip)]
+    pub trace: Option<protocol::TraceParent>,
 }
 
 /// A message as a connection's codec writes it to a receiver, made by the first connection
@@ -174,6 +179,9 @@ pub struct MessageOptions {
     pub ttl: Option<Duration>,
     /// Continue an existing trace instead of starting one.
     pub trace_id: Option<TraceId>,
+    /// The W3C trace context receivers are told ([`Envelope::trace`]); its trace id is the
+    /// message's trace id unless `trace_id` says otherwise.
+    pub trace: Option<protocol::TraceParent>,
 }
 
 impl MessageOptions {
@@ -192,6 +200,12 @@ impl MessageOptions {
     /// In an existing trace.
     pub fn trace(mut self, trace_id: TraceId) -> Self {
         self.trace_id = Some(trace_id);
+        self
+    }
+
+    /// In a W3C trace, sent on from its span.
+    pub fn traceparent(mut self, trace: protocol::TraceParent) -> Self {
+        self.trace = Some(trace);
         self
     }
 }

@@ -357,12 +357,13 @@ impl State {
             payload,
             sender,
             timestamp: now,
-            trace_id: opts.trace_id.unwrap_or(TraceId(id.0)),
+            trace_id: opts.trace_id.or(opts.trace.map(|t| TraceId(t.trace_id))).unwrap_or(TraceId(id.0)),
             durable: opts.durable,
             expires_at: opts.ttl.map(|ttl| now.plus(ttl)),
             target,
             encoded: Default::default(),
             sampled: Sampled(sampled),
+            trace: opts.trace,
         })
     }
 

@@ -56,6 +56,7 @@ fuzz broker frame
 fuzz broker appd
 fuzz broker dacp
 fuzz broker native
+fuzz broker traceparent
 fuzz storage record
 fuzz storage kv
 fuzz shell feed

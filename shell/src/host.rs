@@ -5,7 +5,8 @@
 //! The files form no circle: `outbox.rs` (what a connection's writer is given) uses none of
 //! the others; `instance.rs` (what an instance is) uses only it; `procs.rs` (the /proc
 //! watchdog's reading), `parent_death.rs` (a native app's tie to the shell's life) and
-//! `console.rs` (a page's console in the shell's log) use none; `monitor.rs` (one instance's task) uses them and `ipc.rs`; `supervisor.rs` (the
+//! `console.rs` (a page's console in the shell's log) and `traces.rs` (the spans of an app's
+//! bus traffic) use none; `monitor.rs` (one instance's task) uses them and `ipc.rs`; `supervisor.rs` (the
 //! handle the shell holds) uses all of them.
 
 mod console;
@@ -18,3 +19,4 @@ mod outbox;
 mod parent_death;
 mod procs;
 pub mod supervisor;
+mod traces;

@@ -237,6 +237,7 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<StoredMessage, DecodeError> {
         target: None,
         encoded: Default::default(),
         sampled: Default::default(),
+        trace: None,
     };
     Ok(StoredMessage { seq, topic_seq, envelope: Arc::new(envelope) })
 }

@@ -25,5 +25,6 @@ mod permissions;
 mod runtime_dir;
 mod supervisor;
 mod telemetry;
+mod traces;
 mod update;
 mod vault;

@@ -57,8 +57,8 @@ fuzz_target!(|data: &[u8]| {
             }
             match envelope::app_message(&text) {
                 // What a client published comes back to a subscriber as JSON.
-                Ok(HostMsg::Publish { topic, payload, .. }) => {
-                    let back = ShellMsg::Deliver { sub: 1, seq: 1, topic, payload, timestamp_us: 0, sender: 0 };
+                Ok(HostMsg::Publish { topic, payload, trace, .. }) => {
+                    let back = ShellMsg::Deliver { sub: 1, seq: 1, topic, payload, timestamp_us: 0, sender: 0, trace };
                     let json = envelope::shell_message(&back).expect("a delivery has an envelope");
                     let v = serde_json::from_str::<serde_json::Value>(&json).expect("the envelope is JSON");
                     // A client's fast reader reads it as the JSON reader does (where its topic
@@ -67,6 +67,8 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(v["payload"]["topic"].as_str(), Some(&json[d.topic.clone()]));
                         let data = serde_json::from_str::<serde_json::Value>(&json[d.data]).expect("the data is JSON");
                         assert_eq!(data, v["payload"]["data"]);
+                        // …and the trace it was published in.
+                        assert_eq!(d.trace, trace);
                     }
                 }
                 Ok(HostMsg::Fdc3 { message }) => assert_eq!(message, text),

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::QueuePolicy;
+use crate::trace::{TRACEPARENT_LEN, TraceParent};
 use crate::wire::{ConsoleLevel, HostMsg, MAX_APP_STATE, MAX_CONSOLE_TEXT, ShellMsg};
 
 /// Largest envelope an app may send, in bytes.
@@ -53,7 +54,7 @@ pub fn app_batch(body: &str) -> Result<Vec<&str>, EnvelopeError> {
 
 /// Turns one envelope from an app into a message for the shell.
 ///
-/// Bus messages: `bus.publish {topic, data, durable?, ttlMs?}`, `bus.subscribe {sub, pattern,
+/// Bus messages: `bus.publish {topic, data, durable?, ttlMs?, traceparent?}`, `bus.subscribe {sub, pattern,
 /// capacity, policy, replay?}`, `bus.unsubscribe {sub}`, `bus.send {app, topic, data}`,
 /// `bus.serve {service, actions}`, `bus.unserve {service}`, `bus.request {call, service,
 /// action, data, timeoutMs}`, `bus.respond {service, call, ok, value | error}`; also
@@ -71,12 +72,21 @@ pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
         && fast.kind == "bus.publish"
     {
         let p = fast.payload;
-        return Ok(HostMsg::Publish {
-            topic: p.topic.into_owned(),
-            payload: p.data.get().as_bytes().to_vec(),
-            durable: p.durable.unwrap_or(false),
-            ttl_ms: p.ttl_ms,
-        });
+        let trace = match p.traceparent.as_deref().map(TraceParent::parse) {
+            None => Some(None),
+            Some(Ok(t)) => Some(Some(t)),
+            // Said by the general path.
+            Some(Err(_)) => None,
+        };
+        if let Some(trace) = trace {
+            return Ok(HostMsg::Publish {
+                topic: p.topic.into_owned(),
+                payload: p.data.get().as_bytes().to_vec(),
+                durable: p.durable.unwrap_or(false),
+                ttl_ms: p.ttl_ms,
+                trace,
+            });
+        }
     }
     let envelope: Value = serde_json::from_str(body).map_err(|e| err(format!("not JSON: {e}")))?;
     let kind = envelope.get("type").and_then(Value::as_str).ok_or_else(|| err("no \"type\""))?;
@@ -95,6 +105,7 @@ pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
             payload: f.bytes("data")?,
             durable: payload.get("durable").and_then(Value::as_bool).unwrap_or(false),
             ttl_ms: payload.get("ttlMs").and_then(Value::as_u64),
+            trace: f.trace()?,
         },
         "bus.subscribe" => HostMsg::Subscribe {
             sub: f.sub("sub")?,
@@ -196,6 +207,8 @@ struct FastPublishPayload<'a> {
     durable: Option<bool>,
     #[serde(default, rename = "ttlMs")]
     ttl_ms: Option<u64>,
+    #[serde(default, borrow)]
+    traceparent: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The fields of one envelope's payload, each read with a message naming it when wrong.
@@ -224,6 +237,17 @@ impl Fields<'_> {
         u32::try_from(self.number(name)?).map_err(|_| err(format!("{}: \"{name}\" is too large", self.kind)))
     }
 
+    /// The optional `traceparent`: absent or null is none; anything else must be one.
+    fn trace(&self) -> Result<Option<TraceParent>, EnvelopeError> {
+        match self.payload.get("traceparent") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(t)) => {
+                TraceParent::parse(t).map(Some).map_err(|e| err(format!("{}: \"traceparent\" is {e}", self.kind)))
+            }
+            Some(_) => Err(err(format!("{}: \"traceparent\" is not a string", self.kind))),
+        }
+    }
+
     fn bytes(&self, name: &str) -> Result<Vec<u8>, EnvelopeError> {
         Ok(to_bytes(self.field(name)?))
     }
@@ -244,7 +268,7 @@ pub fn app_value(payload: &[u8]) -> Value {
 /// only a web view (its bounds, parent window, visibility, probes, scripts, navigation and
 /// WebKit permissions) and the welcome, which the endpoint writes itself.
 ///
-/// `bus.deliver {sub, topic, data, seq, timestamp, sender}`, `bus.direct {topic, data, from,
+/// `bus.deliver {sub, topic, data, traceparent?, seq, timestamp, sender}`, `bus.direct {topic, data, from,
 /// seq}`, `bus.call {service, call, action, data, from}`, `bus.response {call, ok, value |
 /// error}`, `bus.refused {context, error}`, `ping {nonce}`, `pong {nonce}`; FDC3 DACP messages
 /// from the agent as they are.
@@ -259,10 +283,10 @@ pub fn shell_message(msg: &ShellMsg) -> Option<String> {
 /// already JSON on the bus, is copied as it is, not parsed and written again.
 pub fn write_shell_message(msg: &ShellMsg, out: &mut Vec<u8>) -> bool {
     match msg {
-        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
+        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender, trace } => {
             write_delivery_head(*sub, out);
             write_delivery_tail(
-                &Delivered { topic, payload, seq: *seq, timestamp_us: *timestamp_us, sender: *sender },
+                &Delivered { topic, payload, seq: *seq, timestamp_us: *timestamp_us, sender: *sender, trace: *trace },
                 out,
             );
             true
@@ -314,6 +338,8 @@ pub struct Delivered<'a> {
     pub timestamp_us: u64,
     /// The sending connection.
     pub sender: u64,
+    /// The trace it travels in, if any.
+    pub trace: Option<TraceParent>,
 }
 
 /// The start of a `bus.deliver` envelope, up to and with its subscription number: the only
@@ -332,6 +358,11 @@ pub fn write_delivery_tail(d: &Delivered<'_>, out: &mut Vec<u8>) {
     write_str(out, d.topic);
     out.extend_from_slice(br#","data":"#);
     write_data(out, d.payload);
+    if let Some(t) = d.trace {
+        out.extend_from_slice(br#","traceparent":""#);
+        t.write(out);
+        out.push(b'"');
+    }
     out.extend_from_slice(br#","seq":"#);
     out.extend_from_slice(n.format(d.seq).as_bytes());
     out.extend_from_slice(br#","timestamp":"#);
@@ -357,6 +388,8 @@ pub struct DeliveryText {
     pub timestamp_ms: u64,
     /// The sending connection.
     pub sender: u64,
+    /// The trace it travels in, if it said one.
+    pub trace: Option<TraceParent>,
 }
 
 /// Reads a `bus.deliver` envelope exactly as [`write_delivery_head`] and [`write_delivery_tail`]
@@ -394,10 +427,19 @@ pub fn read_delivery(text: &str) -> Option<DeliveryText> {
     let sender = number(br#","sender":"#)?;
     let timestamp_ms = number(br#","timestamp":"#)?;
     let seq = number(br#","seq":"#)?;
+    // A traceparent, between the data and the numbers.
+    let mut trace = None;
+    if let Some(before) = b[..end].strip_suffix(b"\"")
+        && before.len() >= TRACEPARENT_LEN
+        && let Some(key) = before[..before.len() - TRACEPARENT_LEN].strip_suffix(br#","traceparent":""#)
+    {
+        trace = Some(TraceParent::parse(text.get(before.len() - TRACEPARENT_LEN..before.len())?).ok()?);
+        end = key.len();
+    }
     if end <= data_at {
         return None;
     }
-    Some(DeliveryText { sub, topic, data: data_at..end, seq, timestamp_ms, sender })
+    Some(DeliveryText { sub, topic, data: data_at..end, seq, timestamp_ms, sender, trace })
 }
 
 /// How every delivery envelope starts.

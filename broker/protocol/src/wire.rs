@@ -9,12 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::queue_policy::QueuePolicy;
+use crate::trace::TraceParent;
 
 /// Largest app state (`HostMsg::SaveState`) the shell keeps for a workspace, in bytes.
 pub const MAX_APP_STATE: usize = 1 << 20;
 
 /// Version of this contract; a host and shell that disagree refuse each other.
-pub const PROTOCOL: u16 = 3;
+pub const PROTOCOL: u16 = 4;
 
 /// From an app host to the shell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,8 @@ pub enum HostMsg {
         durable: bool,
         /// Time to live in milliseconds.
         ttl_ms: Option<u64>,
+        /// The trace the page sends it in, if any (W3C `traceparent`).
+        trace: Option<TraceParent>,
     },
     /// Subscribe; deliveries carry `sub`, the host's own number for it.
     Subscribe {
@@ -226,6 +229,8 @@ pub enum ShellMsg {
         timestamp_us: u64,
         /// Sending client.
         sender: u64,
+        /// The trace it travels in, if any: the receiving page's parent span.
+        trace: Option<TraceParent>,
     },
     /// A request failed; `error` is the broker's message.
     Refused {

@@ -240,6 +240,7 @@ proptest! {
             target: None,
             encoded: Default::default(),
             sampled: Default::default(),
+            trace: None,
         };
         let json = serde_json::to_vec(&env).unwrap();
         let back: Envelope = serde_json::from_slice(&json).unwrap();

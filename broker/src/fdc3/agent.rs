@@ -256,6 +256,10 @@ struct Req<'a> {
     kind: RequestType,
     uuid: String,
     payload: &'a Map<String, Value>,
+    /// The trace its receivers are told ([`Request::trace`]).
+    trace: Option<protocol::TraceParent>,
+    /// The app's own trace id ([`Request::trace_id`]).
+    trace_id: Option<&'a str>,
 }
 
 type Answer = Result<Value, &'static str>;
@@ -400,7 +404,14 @@ impl Agent {
         self.now_ms = now_ms;
         let response = request.kind.response_name();
         self.add_instance(from, app);
-        let req = Req { from, kind: request.kind, uuid: request.uuid.clone(), payload: &request.payload };
+        let req = Req {
+            from,
+            kind: request.kind,
+            uuid: request.uuid.clone(),
+            payload: &request.payload,
+            trace: request.trace,
+            trace_id: request.trace_id.as_deref(),
+        };
         let mut out = Vec::new();
         let answer = match req.kind {
             RequestType::GetInfo => Some(Ok(self.get_info(from))),

@@ -128,7 +128,16 @@ pub struct Request {
     pub uuid: String,
     /// The request's arguments.
     pub payload: Map<String, Value>,
+    /// The W3C trace it was sent in (`meta.traceparent`, Tessera's addition). The shell puts
+    /// its own span's context here before the agent sees it: what receivers are told.
+    pub trace: Option<protocol::TraceParent>,
+    /// The app's own trace id for a context (`payload.metadata.traceId`, FDC3 3.0's
+    /// `AppProvidableContextMetadata`), passed through to receivers as it is.
+    pub trace_id: Option<String>,
 }
+
+/// Longest `metadata.traceId` passed on.
+const MAX_TRACE_ID: usize = 128;
 
 impl Request {
     /// Parses a DACP request an app sent.
@@ -157,8 +166,30 @@ impl Request {
                 )));
             }
         };
+        let trace = match message.get("meta").and_then(|m| m.get("traceparent")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) => Some(protocol::TraceParent::parse(t).map_err(|e| {
+                Fdc3Error::Malformed(format!("{}: \"meta.traceparent\" is {e}", crate::error::echo(&kind)))
+            })?),
+            Some(_) => {
+                return Err(Fdc3Error::Malformed(format!(
+                    "{}: \"meta.traceparent\" is not a string",
+                    crate::error::echo(&kind)
+                )));
+            }
+        };
+        let trace_id = match payload.get("metadata").and_then(|m| m.get("traceId")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) if !t.is_empty() && t.len() <= MAX_TRACE_ID => Some(t.clone()),
+            Some(_) => {
+                return Err(Fdc3Error::Malformed(format!(
+                    "{}: \"payload.metadata.traceId\" is not a string of 1 to {MAX_TRACE_ID} characters",
+                    crate::error::echo(&kind)
+                )));
+            }
+        };
         let kind = RequestType::from_name(&kind).ok_or_else(|| Fdc3Error::UnknownType(crate::error::echo(&kind)))?;
-        Ok(Self { kind, uuid, payload })
+        Ok(Self { kind, uuid, payload, trace, trace_id })
     }
 }
 

@@ -774,3 +774,43 @@ fn a_raise_from_another_desk_is_delivered_here_and_answered_there() {
     assert_eq!(desk_answers(&out)[0].2["error"], "MalformedContext");
     assert!(a.pending().results <= 1);
 }
+
+#[test]
+fn a_broadcast_in_a_trace_tells_its_listeners_the_trace() {
+    let mut a = agent();
+    a.add_instance(1, "chart");
+    a.add_instance(2, "news");
+    for (i, app) in [(1, "chart"), (2, "news")] {
+        let (_, _) = ask(&mut a, i, app, "joinUserChannelRequest", json!({ "channelId": "fdc3.channel.1" }));
+    }
+    let (_, _) = ask(&mut a, 2, "news", "addContextListenerRequest", json!({ "channelId": null, "contextType": null }));
+    const T: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let msg = json!({
+        "type": "broadcastRequest",
+        "payload": { "channelId": "fdc3.channel.1", "context": instrument("AAPL") },
+        "meta": { "requestUuid": "traced", "traceparent": T },
+    });
+    let out = a.handle(1, "chart", &msg.to_string(), 1_000).unwrap();
+    let news = sent(&out, 2);
+    assert_eq!(news[0]["meta"]["traceparent"], T);
+    assert_eq!(news[0]["payload"]["metadata"]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    // An app's own trace id passes as it is; a broadcast in no trace says none.
+    let (_, out) = ask(
+        &mut a,
+        1,
+        "chart",
+        "broadcastRequest",
+        json!({ "channelId": "fdc3.channel.1", "context": instrument("MSFT"), "metadata": { "traceId": "t-42" } }),
+    );
+    let news = sent(&out, 2);
+    assert_eq!(news[0]["payload"]["metadata"]["traceId"], "t-42");
+    assert!(news[0]["meta"].get("traceparent").is_none());
+    let (_, out) = ask(
+        &mut a,
+        1,
+        "chart",
+        "broadcastRequest",
+        json!({ "channelId": "fdc3.channel.1", "context": instrument("X") }),
+    );
+    assert!(sent(&out, 2)[0]["payload"].get("metadata").is_none());
+}

@@ -198,7 +198,13 @@ fn main() -> Result<()> {
             }
         }
         body[..8].copy_from_slice(&now_ns().to_le_bytes());
-        tx.send(&HostMsg::Publish { topic: publish.clone(), payload: body.clone(), durable: false, ttl_ms: None })?;
+        tx.send(&HostMsg::Publish {
+            topic: publish.clone(),
+            payload: body.clone(),
+            durable: false,
+            ttl_ms: None,
+            trace: None,
+        })?;
         // Coalesce up to 256 messages per write when flat out; paced or unbatched, write each.
         if unbatched || interval.is_some() || i % 256 == 255 {
             tx.flush()?;

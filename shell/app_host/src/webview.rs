@@ -603,12 +603,16 @@ fn to_page(wv: &WebView, writer: &Writer, msg: ShellMsg, batch: &mut Batch) {
     let result = match msg {
         ShellMsg::SetBounds(b) => wv.set_bounds(rect(b)),
         ShellMsg::SetVisible(v) => wv.set_visible(v),
-        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender } => {
+        ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us, sender, trace } => {
             let data = protocol::envelope::app_value(&payload);
-            batch.push(&json!({
+            let mut d = json!({
                 "sub": sub, "topic": topic, "data": data, "seq": seq,
                 "timestamp": timestamp_us / 1000, "sender": sender,
-            }));
+            });
+            if let Some(trace) = trace {
+                d["traceparent"] = json!(trace.to_string());
+            }
+            batch.push(&d);
             Ok(())
         }
         ShellMsg::Direct { topic, payload, sender_app, seq } => {

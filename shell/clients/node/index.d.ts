@@ -13,6 +13,8 @@ export interface MessageMeta {
   timestamp: number;
   /** The sending connection's broker id. */
   sender: number;
+  /** The W3C trace it travels in, if it was sent in one. */
+  traceparent?: string;
 }
 
 export interface SubscribeOptions {
@@ -33,7 +35,7 @@ export declare class Client {
   readonly fdc3: DesktopAgent;
   /** Settles once the agent has said which user channel this instance is on. */
   readonly fdc3Ready: Promise<void>;
-  publish(topic: string, data: unknown, options?: { durable?: boolean; ttlMs?: number }): void;
+  publish(topic: string, data: unknown, options?: { durable?: boolean; ttlMs?: number; traceparent?: string }): void;
   subscribe(pattern: string, handler: (data: any, meta: MessageMeta) => void, options?: SubscribeOptions): { unsubscribe(): void };
   send(app: string, topic: string, data: unknown): void;
   onMessage(handler: (data: any, meta: { topic: string; from: string | null; seq: number }) => void): void;

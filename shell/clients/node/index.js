@@ -116,9 +116,9 @@ class Client {
       case "bus.deliver": {
         const handler = this._subs.get(p.sub);
         if (handler) {
-          safely("subscription handler", () =>
-            handler(p.data, { topic: p.topic, seq: p.seq, timestamp: p.timestamp, sender: p.sender })
-          );
+          const meta = { topic: p.topic, seq: p.seq, timestamp: p.timestamp, sender: p.sender };
+          if (typeof p.traceparent === "string") meta.traceparent = p.traceparent;
+          safely("subscription handler", () => handler(p.data, meta));
         }
         return;
       }
@@ -176,12 +176,14 @@ class Client {
     if (this._closedWhy === null) this._send({ type: "bus.respond", payload: answer });
   }
 
-  /** Publishes `data` (any JSON value) on `topic`; a refusal comes to `onError`. */
+  /** Publishes `data` (any JSON value) on `topic` (in the W3C trace `options.traceparent`, if
+   * given); a refusal comes to `onError`. */
   publish(topic, data, options) {
     const o = options || {};
     const payload = { topic: topic, data: data === undefined ? null : data };
     if (o.durable) payload.durable = true;
     if (typeof o.ttlMs === "number") payload.ttlMs = o.ttlMs;
+    if (typeof o.traceparent === "string") payload.traceparent = o.traceparent;
     this._send({ type: "bus.publish", payload: payload });
   }
 

@@ -118,6 +118,49 @@ pub struct PolicyFile {
     /// What goes into the shell's log beside its own lines.
     #[serde(default)]
     pub logs: LogRules,
+    /// Where the desk's traces go (an OpenTelemetry collector) and how many are kept.
+    #[serde(default)]
+    pub traces: Option<TraceRules>,
+}
+
+/// The admin policy's trace rules: OTLP/HTTP to IT's OpenTelemetry collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TraceRules {
+    /// The collector's OTLP/HTTP address (`https://otel.corp:4318`; spans go to its
+    /// `/v1/traces`). `https://`, or `http://` to a collector beside the desk.
+    pub endpoint: String,
+    /// The share of new traces recorded, 0 to 1 (default 0.01). A message a page sends in a
+    /// trace it marked sampled is recorded whatever the share.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+}
+
+// The ratio is checked to be a number from 0 to 1 (never NaN), so equality is total.
+impl Eq for TraceRules {}
+
+fn default_sample_ratio() -> f64 {
+    0.01
+}
+
+impl TraceRules {
+    /// What is wrong with the rules, if anything.
+    fn problems(&self, problems: &mut Vec<String>) {
+        let shown: String = self.endpoint.chars().take(80).collect();
+        match url::Url::parse(&self.endpoint) {
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                problems
+                    .push("traces.endpoint: has a user name or password; give the collector's address alone".into());
+            }
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+            Ok(_) if crate::urls::local_http(&self.endpoint) => {}
+            _ => problems
+                .push(format!("traces.endpoint: {shown:?} is not an https:// address (or http:// to this machine)")),
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            problems.push(format!("traces.sampleRatio: {} is not a number from 0 to 1", self.sample_ratio));
+        }
+    }
 }
 
 /// The admin policy's log rules.
@@ -281,6 +324,7 @@ pub struct AdminPolicy {
     endpoint: Option<EndpointRules>,
     link: Option<crate::link::LinkRules>,
     logs: LogRules,
+    traces: Option<TraceRules>,
 }
 
 impl AdminPolicy {
@@ -344,6 +388,9 @@ impl AdminPolicy {
             },
         };
         check_listeners(file, &mut problems);
+        if let Some(t) = &file.traces {
+            t.problems(&mut problems);
+        }
         if let Some(link) = &file.link {
             crate::link::check(link, &mut problems);
         }
@@ -405,6 +452,7 @@ impl AdminPolicy {
                 endpoint: file.endpoint.clone(),
                 link: file.link.clone(),
                 logs: file.logs.clone(),
+                traces: file.traces.clone(),
             })
         } else {
             Err(PolicyError { problems })
@@ -429,6 +477,11 @@ impl AdminPolicy {
     /// The log rules.
     pub fn logs(&self) -> &LogRules {
         &self.logs
+    }
+
+    /// The trace rules, if the policy has them.
+    pub fn traces(&self) -> Option<&TraceRules> {
+        self.traces.as_ref()
     }
 
     /// The native endpoint's rules, if the policy has them.

@@ -32,7 +32,7 @@ mod urls;
 
 pub use crate::admin::{
     AdminPolicy, AuditRules, Decision, EndpointRules, LogRules, PolicyError, PolicyFile, Remembered, Role, Rule,
-    Source, Subject, TelemetryRules, UpdateRules, Verdict, load_file, resolve,
+    Source, Subject, TelemetryRules, TraceRules, UpdateRules, Verdict, load_file, resolve,
 };
 pub use crate::permission::{PERMISSIONS, Permission, PermissionError, ScopeKind, pattern_contains};
 pub use crate::urls::{AppUrl, app_url, local_http, normal_origin};

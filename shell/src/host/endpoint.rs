@@ -485,6 +485,7 @@ impl Encoder for NativeEncoder {
                 seq: e.seq,
                 timestamp_us: e.timestamp.0,
                 sender: e.sender.client.0,
+                trace: e.trace,
             };
             protocol::envelope::write_delivery_tail(&delivered, &mut tail);
             tail

@@ -25,6 +25,7 @@ use tokio::net::UnixStream;
 use crate::host::gate::{Access, Gate, hold};
 use crate::host::instance::Binding;
 use crate::host::outbox::{Outbox, Outgoing};
+use crate::host::traces;
 
 /// Messages queued for one host before the shell waits for its writer.
 const OUTBOX: usize = 8192;
@@ -166,6 +167,7 @@ fn deliver_msg(sub: u32, e: &Envelope) -> ShellMsg {
         payload: e.payload.to_vec(),
         timestamp_us: e.timestamp.0,
         sender: e.sender.client.0,
+        trace: e.trace,
     }
 }
 
@@ -236,7 +238,7 @@ pub async fn serve_codec<C: Codec>(
     mut codec: C,
 ) -> Result<()> {
     let coalesce = opts.coalesce;
-    let app_name = app.as_ref().map(ToString::to_string).unwrap_or_default();
+    let app_name: Arc<str> = Arc::from(app.as_ref().map(ToString::to_string).unwrap_or_default());
     let client = broker.connect(app);
     // Messages held for the user's answer to a permission prompt come back through here.
     let (retry_tx, retry_rx) = flume::bounded::<HostMsg>(1024);
@@ -244,14 +246,22 @@ pub async fn serve_codec<C: Codec>(
     let (out_tx, out_rx) = flume::bounded::<Outgoing>(OUTBOX);
 
     let timed = broker.delivery_latency();
-    let writer = tokio::spawn(write_frames(wr, out_rx, coalesce, opts.counters.clone(), codec.encoder(), timed));
+    let writer = tokio::spawn(write_frames(
+        wr,
+        out_rx,
+        coalesce,
+        opts.counters.clone(),
+        codec.encoder(),
+        timed,
+        Arc::clone(&app_name),
+    ));
 
     // The shell's own messages and pings start once the host has been welcomed.
     let mut welcomed = false;
     let mut pinger = None;
     let events = opts.events.clone();
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut state = ConnState { alive: opts.last_pong.clone(), ..ConnState::default() };
+    let mut state = ConnState { alive: opts.last_pong.clone(), app: Arc::clone(&app_name), ..ConnState::default() };
     let mut bucket = opts.rate_limit.map(Bucket::new);
     let last_pong = opts.last_pong.clone();
     let mut msgs = Vec::new();
@@ -355,10 +365,13 @@ async fn write_frames<E: Encoder>(
     traffic: Option<Arc<Traffic>>,
     mut encoder: E,
     timed: Arc<broker::metrics::Latency>,
+    app: Arc<str>,
 ) -> Result<()> {
     let coalesce = coalesce.max(1);
     // When the publishes of the sampled messages in this write began.
     let mut sampled: Vec<std::time::Instant> = Vec::new();
+    // The messages in this write that travel in a recorded trace, with their subscription.
+    let mut traced: Vec<(u32, Arc<Envelope>)> = Vec::new();
     let mut bytes = Vec::new();
     let mut subs: Vec<(u32, Box<broker::Subscription>)> = Vec::new();
     // The subscription served first in the next write, so none waits behind the others.
@@ -378,6 +391,9 @@ async fn write_frames<E: Encoder>(
                 delivered += 1;
                 encoder.deliver(sub, &envelope, &mut bytes)?;
                 sampled.extend(envelope.sampled.0);
+                if traces::traced(&envelope) {
+                    traced.push((sub, envelope));
+                }
             }
             None => {}
         }
@@ -405,6 +421,9 @@ async fn write_frames<E: Encoder>(
                     failed = Some(e);
                 }
                 sampled.extend(d.envelope.sampled.0);
+                if traces::traced(&d.envelope) {
+                    traced.push((*sub, Arc::clone(&d.envelope)));
+                }
             });
             if let Some(e) = failed {
                 return Err(e);
@@ -422,6 +441,9 @@ async fn write_frames<E: Encoder>(
             }
             for started in sampled.drain(..) {
                 timed.observe(started.elapsed());
+            }
+            for (sub, envelope) in traced.drain(..) {
+                traces::delivered(&app, sub, &envelope);
             }
             continue;
         }
@@ -583,6 +605,8 @@ struct ConnState {
     providers: HashMap<String, (Arc<ServiceProvider>, tokio::task::JoinHandle<()>)>,
     /// Services this host calls.
     services: HashMap<String, Arc<ServiceClient>>,
+    /// The app it serves (for its spans).
+    app: Arc<str>,
 }
 
 /// Awaits `f`, counting the app as alive meanwhile (for a wait the shell imposes on it, such as
@@ -631,10 +655,12 @@ async fn handle(
             }
             Some(ShellMsg::Welcome { client: client.id().0 })
         }
-        HostMsg::Publish { topic, payload, durable, ttl_ms } => {
+        HostMsg::Publish { topic, payload, durable, ttl_ms, trace } => {
+            let span = traces::publish(trace);
             let opts = MessageOptions {
                 durable,
                 ttl: ttl_ms.map(std::time::Duration::from_millis),
+                trace: span.map(|s| s.context),
                 ..MessageOptions::default()
             };
             // Backpressure reaches the host: its messages wait here, and its socket fills. The
@@ -642,8 +668,18 @@ async fn handle(
             // (the pong it sent waits in the socket behind this message).
             let publish = client.publish_async(&topic, payload, opts);
             match alive_while(publish, state.alive.as_deref()).await {
-                Ok(_) => None,
-                Err(e) => Some(refuse(format!("publish {topic}"), &e)),
+                Ok(published) => {
+                    if let Some(span) = span {
+                        span.finish(&state.app, &topic, Ok(published));
+                    }
+                    None
+                }
+                Err(e) => {
+                    if let Some(span) = span {
+                        span.finish(&state.app, &topic, Err(&e));
+                    }
+                    Some(refuse(format!("publish {topic}"), &e))
+                }
             }
         }
         HostMsg::Subscribe { sub, pattern, capacity, policy, replay } => {

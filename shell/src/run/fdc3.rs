@@ -194,9 +194,14 @@ fn handle(shell: &Arc<Shell>, event: AppEvent) -> Vec<Output> {
 
 fn answer(shell: &Shell, agent: &mut Agent, event: AppEvent, now: u64) -> Vec<Output> {
     match event {
-        AppEvent::Fdc3 { instance, app, request: Ok(request) } => {
+        AppEvent::Fdc3 { instance, app, request: Ok(mut request) } => {
             shell.permissions.counters.fdc3_request(request.kind.stem());
-            agent.handle_request(instance, &app, &request, now)
+            let span = Fdc3Span::start(&mut request);
+            let outputs = agent.handle_request(instance, &app, &request, now);
+            if let Some(span) = span {
+                span.finish(&app, &request, &outputs);
+            }
+            outputs
         }
         AppEvent::Fdc3 { instance, app, request: Err(e) } => {
             shell.permissions.counters.fdc3_request("malformed");
@@ -221,5 +226,61 @@ fn answer(shell: &Shell, agent: &mut Agent, event: AppEvent, now: u64) -> Vec<Ou
             shell.permissions.forget_instance(instance);
             agent.remove_instance(instance, now)
         }
+    }
+}
+
+/// The span of one FDC3 request in the agent, for IT's collector: in the trace the app sent it
+/// in (`meta.traceparent`, or FDC3 3.0's `metadata.traceId` where it is a W3C trace id) or a
+/// new one by the sample ratio. Its context replaces the request's, so the events the agent
+/// makes of it (a broadcast's `broadcastEvent`s) carry it to the receiving apps.
+struct Fdc3Span {
+    context: protocol::TraceParent,
+    parent: Option<u64>,
+    start_ns: u64,
+}
+
+impl Fdc3Span {
+    fn start(request: &mut broker::fdc3::Request) -> Option<Self> {
+        use telemetry::trace;
+        let tracer = trace::global();
+        let parent = request.trace;
+        let context = match (parent, request.trace_id.as_deref().and_then(protocol::trace::parse_trace_id)) {
+            (None, Some(id)) => tracer.in_trace(id),
+            (parent, _) => tracer.child_of(parent),
+        }?;
+        request.trace = Some(context);
+        Some(Self { context, parent: parent.map(|p| p.span_id), start_ns: trace::now_ns() })
+    }
+
+    fn finish(self, app: &str, request: &broker::fdc3::Request, outputs: &[Output]) {
+        use telemetry::trace::{self, Span, SpanKind, Value};
+        if !self.context.sampled() {
+            return;
+        }
+        let sent = outputs.iter().filter(|o| matches!(o, Output::Send { .. })).count();
+        let mut attributes = vec![
+            ("fdc3.request", Value::Str(request.kind.request_name())),
+            ("tessera.app", Value::Str(app.to_owned())),
+            ("tessera.messages_sent", Value::Int(i64::try_from(sent).unwrap_or(i64::MAX))),
+        ];
+        if let Some(channel) = request.payload.get("channelId").and_then(serde_json::Value::as_str) {
+            attributes.push(("fdc3.channel", Value::Str(channel.to_owned())));
+        }
+        if let Some(kind) =
+            request.payload.get("context").and_then(|c| c.get("type")).and_then(serde_json::Value::as_str)
+        {
+            attributes.push(("fdc3.context.type", Value::Str(kind.to_owned())));
+        }
+        trace::global().record(Span {
+            trace_id: self.context.trace_id,
+            span_id: self.context.span_id,
+            parent: self.parent,
+            name: format!("fdc3 {}", request.kind.request_name()),
+            kind: SpanKind::Internal,
+            start_ns: self.start_ns,
+            end_ns: trace::now_ns(),
+            attributes,
+            error: None,
+        });
     }
 }

@@ -152,6 +152,11 @@ impl Permissions {
         self.policy.read().logs().console_of(app)
     }
 
+    /// Where the policy in force sends traces, and how many.
+    pub(super) fn trace_rules(&self) -> Option<policy::TraceRules> {
+        self.policy.read().traces().cloned()
+    }
+
     /// Whether the policy in force serves metrics beside the health endpoints.
     pub(super) fn metrics_enabled(&self) -> bool {
         self.policy.read().telemetry().is_some_and(|t| t.metrics)

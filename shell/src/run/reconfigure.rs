@@ -69,6 +69,7 @@ async fn refresh_policy(shell: &Arc<Shell>, url: &str, trust: Option<policy::sig
     match loaded {
         Ok(policy) if changed => {
             shell.permissions.install(policy, url);
+            super::telemetry::traces(shell);
             tracing::info!(%url, digest = %fetched.digest, "the admin policy changed on its server; now in force");
         }
         Ok(_) => {}

@@ -1,7 +1,8 @@
 //! What IT's tools read from the running shell: its health (the shell's own services and each
 //! app instance), for `ctl health` and, where the admin policy names a loopback address
 //! (`telemetry.listen`), for `GET /health/live` and `GET /health/ready` over HTTP; and, where
-//! the policy also says `telemetry.metrics`, `GET /metrics` for Prometheus.
+//! the policy also says `telemetry.metrics`, `GET /metrics` for Prometheus; and the desk's
+//! traces to the OpenTelemetry collector the policy's `traces` section names.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +12,13 @@ use shell::host::supervisor::AppState;
 use telemetry::metrics::{
     AppSample, BrokerSample, FamilySample, FrameSample, JournalSample, LinkSample, Snapshot, histogram_from_ns,
 };
+use telemetry::trace::TraceConfig;
 use telemetry::{Request, Response, Routes};
 
 use super::Shell;
 
 /// Whether the desk is well (every required service ok, no app failed or restarting), and the
-/// details: `{"status", "version", "manifest", "config", "services": [{name, ok, required,
+/// details: `{"status", "version", "manifest", "config", "traces", "services": [{name, ok, required,
 /// detail}], "apps": [{app, instance, state, ok}]}`.
 pub(super) fn health(shell: &Shell) -> (bool, Value) {
     let services = super::ui::services(shell);
@@ -39,6 +41,11 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
         .collect();
     let status = if well { "ok" } else { "degraded" };
     let manifest = shell.manifest.read().name.clone();
+    let tracer = telemetry::trace::global();
+    let traces = tracer.installed().map(|(collector, ratio)| {
+        let c = tracer.counts();
+        json!({ "collector": collector, "sampleRatio": ratio, "exported": c.exported, "dropped": c.dropped, "failed": c.failed })
+    });
     (
         well,
         json!({
@@ -46,6 +53,7 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
             "version": env!("CARGO_PKG_VERSION"),
             "manifest": manifest,
             "config": &*shell.config.lock(),
+            "traces": traces,
             "services": services,
             "apps": apps,
         }),
@@ -55,8 +63,44 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
 /// Services shown in health whose trouble does not make the desk unready.
 const NOT_READINESS: [&str; 2] = ["Updater", "Configuration"];
 
+/// Sends the desk's traces where the policy in force says (its `traces` section), or stops
+/// sending them; nothing changes if the collector and ratio are the ones in force.
+pub(super) fn traces(shell: &Shell) {
+    let tracer = telemetry::trace::global();
+    let wanted = shell.permissions.trace_rules();
+    let now = tracer.installed();
+    match wanted {
+        Some(rules) if now.as_ref() != Some(&(rules.endpoint.clone(), rules.sample_ratio)) => {
+            let mut resource = vec![
+                ("service.name", "tessera".to_owned()),
+                ("service.version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("tessera.manifest", shell.manifest.read().name.clone()),
+            ];
+            if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+                resource.push(("host.name", host.trim().to_owned()));
+            }
+            let config = TraceConfig { endpoint: rules.endpoint.clone(), sample_ratio: rules.sample_ratio, resource };
+            match tracer.install(config) {
+                Ok(()) => tracing::info!(
+                    collector = %rules.endpoint,
+                    ratio = rules.sample_ratio,
+                    "traces go to the OpenTelemetry collector"
+                ),
+                Err(e) => tracing::error!("traces are off: {e}"),
+            }
+        }
+        Some(_) => {}
+        None if now.is_some() => {
+            tracer.uninstall();
+            tracing::info!("traces are off (the policy in force names no collector)");
+        }
+        None => {}
+    }
+}
+
 /// Starts the health (and metrics) endpoints if the admin policy names where.
 pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>) {
+    traces(shell);
     // Read at start-up; a policy reloaded later that moves it takes effect at the next start.
     let Some(addr) = shell.permissions.telemetry_address() else { return };
     let listener = match rt.block_on(tokio::net::TcpListener::bind(addr)) {
@@ -180,6 +224,7 @@ fn snapshot(shell: &Shell) -> Snapshot {
         broker,
         journal,
         audit_recording: shell.audit.recording,
+        traces: telemetry::trace::global().enabled().then(|| telemetry::trace::global().counts()),
         apps,
         frames: frames(shell),
         update_staged: updater.enabled.then_some(updater.staged.is_some()),

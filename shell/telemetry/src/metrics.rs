@@ -213,6 +213,8 @@ pub struct Snapshot {
     pub update_staged: Option<bool>,
     /// The desk link, if the policy has one.
     pub link: Option<LinkSample>,
+    /// Spans sent to the trace collector, when the policy names one.
+    pub traces: Option<crate::trace::TraceCounts>,
 }
 
 /// The text Prometheus scrapes: `counters` and `snapshot` in the OpenMetrics format.
@@ -272,6 +274,13 @@ impl Collected {
         let mut m = enc.encode_descriptor("tessera_config_stale", help, None, MetricType::Gauge)?;
         for (document, stale) in &s.config_stale {
             m.encode_family(&[("document", *document)])?.encode_gauge(&u64::from(*stale))?;
+        }
+        if let Some(t) = s.traces {
+            let help = "Spans for the trace collector, by outcome (exported, dropped: queue full, failed: not taken)";
+            let mut m = enc.encode_descriptor("tessera_trace_spans", help, None, MetricType::Counter)?;
+            for (outcome, n) in [("exported", t.exported), ("dropped", t.dropped), ("failed", t.failed)] {
+                counter(&mut m.encode_family(&[("outcome", outcome)])?, n)?;
+            }
         }
         if let Some(staged) = s.update_staged {
             enc.encode_descriptor(

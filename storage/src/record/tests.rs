@@ -16,6 +16,7 @@ fn envelope(topic: &str, payload: Vec<u8>, app: Option<&str>, expiry: Option<u64
         target: None,
         encoded: Default::default(),
         sampled: Default::default(),
+        trace: None,
     }
 }
 

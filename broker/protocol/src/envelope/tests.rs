@@ -5,7 +5,13 @@ fn bus_envelopes_become_host_messages() {
     let m = app_message(r#"{"type":"bus.publish","payload":{"topic":"a.b","data":{"x":1},"durable":true}}"#).unwrap();
     assert_eq!(
         m,
-        HostMsg::Publish { topic: "a.b".into(), payload: br#"{"x":1}"#.to_vec(), durable: true, ttl_ms: None }
+        HostMsg::Publish {
+            topic: "a.b".into(),
+            payload: br#"{"x":1}"#.to_vec(),
+            durable: true,
+            ttl_ms: None,
+            trace: None
+        }
     );
     let m = app_message(
         r#"{"type":"bus.subscribe","payload":{"sub":3,"pattern":"a.#","capacity":0,"policy":"drop_oldest","replay":1}}"#,
@@ -80,6 +86,7 @@ fn shell_messages_become_envelopes() {
         payload: b"{\"v\":1}".to_vec(),
         timestamp_us: 5_000,
         sender: 4,
+        trace: None,
     };
     let v: Value = serde_json::from_str(&shell_message(&d).unwrap()).unwrap();
     assert_eq!(
@@ -109,7 +116,7 @@ proptest::proptest! {
     fn deliveries_are_written_as_json(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
                                       json_text in "[\\[\\]{}\",:0-9a-z .-]{0,40}", topic in ".{0,20}") {
         for bytes in [payload.clone(), json_text.clone().into_bytes()] {
-            let d = ShellMsg::Deliver { sub: 7, seq: 9, topic: topic.clone(), payload: bytes.clone(), timestamp_us: 12_345, sender: 3 };
+            let d = ShellMsg::Deliver { sub: 7, seq: 9, topic: topic.clone(), payload: bytes.clone(), timestamp_us: 12_345, sender: 3, trace: None };
             let text = shell_message(&d).unwrap();
             let v: Value = serde_json::from_str(&text).unwrap();
             proptest::prop_assert_eq!(&v["payload"]["data"], &app_value(&bytes));
@@ -122,7 +129,7 @@ proptest::proptest! {
     #[test]
     fn a_publish_reads_the_same_either_way(topic in "[a-z]{1,8}", n in proptest::num::i64::ANY, ws in "[ \n]{0,3}") {
         let body = format!(r#"{{"type":"bus.publish","payload":{{"topic":"{topic}","data":{ws}{{"n":{n}}}{ws},"ttlMs":5}}}}"#);
-        let HostMsg::Publish { topic: t, payload, ttl_ms, durable } = app_message(&body).unwrap() else { panic!("not a publish") };
+        let HostMsg::Publish { topic: t, payload, ttl_ms, durable, .. } = app_message(&body).unwrap() else { panic!("not a publish") };
         proptest::prop_assert_eq!(t, topic);
         proptest::prop_assert_eq!(app_value(&payload), json!({ "n": n }));
         proptest::prop_assert_eq!((ttl_ms, durable), (Some(5), false));
@@ -155,6 +162,7 @@ fn a_delivery_is_read_without_its_data_being_scanned() {
         seq: 9,
         timestamp_us: 7_000,
         sender: 3,
+        trace: None,
     };
     let text = written(12, &d);
     let r = read_delivery(&text).unwrap();
@@ -172,7 +180,7 @@ fn anything_else_is_left_to_the_json_reader() {
     let twice =
         r#"{"type":"bus.deliver","payload":{"sub":1,"topic":"a","data":1,"sub":9,"seq":2,"timestamp":3,"sender":4}}"#;
     assert_eq!(&twice[read_delivery(twice).unwrap().data], r#"1,"sub":9"#);
-    let d = Delivered { topic: "a", payload: b"1", seq: 1, timestamp_us: 1_000, sender: 1 };
+    let d = Delivered { topic: "a", payload: b"1", seq: 1, timestamp_us: 1_000, sender: 1, trace: None };
     let text = written(1, &d);
     for bad in [
         String::new(),
@@ -204,9 +212,11 @@ proptest::proptest! {
         seq in proptest::num::u64::ANY,
         timestamp_us in proptest::num::u64::ANY,
         sender in proptest::num::u64::ANY,
+        trace in proptest::option::of((1u128.., 1u64.., proptest::num::u8::ANY)),
     ) {
         let payload = if json.is_empty() { payload } else { json.into_bytes() };
-        let text = written(sub, &Delivered { topic: &topic, payload: &payload, seq, timestamp_us, sender });
+        let trace = trace.map(|(t, s, f)| TraceParent { trace_id: t, span_id: s, flags: f });
+        let text = written(sub, &Delivered { topic: &topic, payload: &payload, seq, timestamp_us, sender, trace });
         let v: Value = serde_json::from_str(&text).unwrap();
         let r = read_delivery(&text).unwrap();
         let p = &v["payload"];
@@ -215,11 +225,14 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&serde_json::from_str::<Value>(&text[r.data.clone()]).unwrap(), &p["data"]);
         proptest::prop_assert_eq!((p["seq"].as_u64(), p["timestamp"].as_u64(), p["sender"].as_u64()),
             (Some(r.seq), Some(r.timestamp_ms), Some(r.sender)));
+        proptest::prop_assert_eq!(p["traceparent"].as_str().map(|t| TraceParent::parse(t).unwrap()), r.trace);
+        proptest::prop_assert_eq!(r.trace, trace);
     }
 
     #[test]
     fn a_damaged_delivery_is_never_misread(cut in 0usize..200, insert in ".{0,3}", n in proptest::num::u32::ANY) {
-        let d = Delivered { topic: "t.u", payload: br#"{"a":[1,2]}"#, seq: u64::from(n), timestamp_us: 5_000, sender: 2 };
+        let trace = (n % 2 == 0).then(|| TraceParent::new(u128::from(n) + 1, 7, true));
+        let d = Delivered { topic: "t.u", payload: br#"{"a":[1,2]}"#, seq: u64::from(n), timestamp_us: 5_000, sender: 2, trace };
         let text = written(n, &d);
         let at = text.char_indices().map(|(i, _)| i).nth(cut % text.chars().count()).unwrap_or(0);
         let damaged = format!("{}{insert}{}", &text[..at], &text[at..]);
@@ -251,4 +264,42 @@ fn console_lines_are_read_with_their_level_and_cut_to_size() {
     assert!(text.len() <= MAX_CONSOLE_TEXT && text.chars().all(|c| c == 'é'));
     let e = line("shout", "x").unwrap_err();
     assert!(e.to_string().contains("not a console level"), "{e}");
+}
+
+#[test]
+fn a_publish_may_carry_a_traceparent() {
+    const T: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let body = format!(r#"{{"type":"bus.publish","payload":{{"topic":"a","data":1,"traceparent":"{T}"}}}}"#);
+    let HostMsg::Publish { trace, .. } = app_message(&body).unwrap() else { panic!("not a publish") };
+    assert_eq!(trace, Some(TraceParent::parse(T).unwrap()));
+    // The general path reads it the same (the data before the type).
+    let body = format!(r#"{{"payload":{{"topic":"a","traceparent":"{T}","data":1}},"type":"bus.publish","x":1}}"#);
+    let HostMsg::Publish { trace: again, .. } = app_message(&body).unwrap() else { panic!("not a publish") };
+    assert_eq!(again, trace);
+    for (bad, why) in
+        [(r#""00-0""#, "bus.publish: \"traceparent\" is not a W3C traceparent: shorter"), ("5", "not a string")]
+    {
+        let body = format!(r#"{{"type":"bus.publish","payload":{{"topic":"a","data":1,"traceparent":{bad}}}}}"#);
+        let e = app_message(&body).unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    }
+    let null = r#"{"type":"bus.publish","payload":{"topic":"a","data":1,"traceparent":null}}"#;
+    assert!(matches!(app_message(null).unwrap(), HostMsg::Publish { trace: None, .. }));
+}
+
+#[test]
+fn a_delivery_says_its_trace_and_is_still_read_fast() {
+    let trace = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").ok();
+    let d = Delivered { topic: "a", payload: br#"{"v":1}"#, seq: 2, timestamp_us: 5_000, sender: 4, trace };
+    let text = written(1, &d);
+    assert!(
+        text.contains(
+            r#""data":{"v":1},"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","seq":2"#
+        ),
+        "{text}"
+    );
+    let r = read_delivery(&text).unwrap();
+    assert_eq!((&text[r.data.clone()], r.trace), (r#"{"v":1}"#, trace));
+    // A damaged one is left to the JSON reader.
+    assert_eq!(read_delivery(&text.replace("-01\"", "-0x\"")), None);
 }

@@ -2,11 +2,25 @@ use proptest::prelude::*;
 
 use super::*;
 
+fn trace() -> impl Strategy<Value = Option<TraceParent>> {
+    prop::option::of((1u128.., 1u64.., any::<u8>()).prop_map(|(t, s, f)| TraceParent {
+        trace_id: t,
+        span_id: s,
+        flags: f,
+    }))
+}
+
 fn host_msg() -> impl Strategy<Value = HostMsg> {
     prop_oneof![
         (any::<u16>(), any::<u32>()).prop_map(|(protocol, pid)| HostMsg::Hello { protocol, pid }),
-        ("[a-z.]{0,30}", prop::collection::vec(any::<u8>(), 0..300), any::<bool>(), any::<Option<u64>>())
-            .prop_map(|(topic, payload, durable, ttl_ms)| HostMsg::Publish { topic, payload, durable, ttl_ms }),
+        ("[a-z.]{0,30}", prop::collection::vec(any::<u8>(), 0..300), any::<bool>(), any::<Option<u64>>(), trace())
+            .prop_map(|(topic, payload, durable, ttl_ms, trace)| HostMsg::Publish {
+                topic,
+                payload,
+                durable,
+                ttl_ms,
+                trace
+            }),
         (any::<u32>(), "[a-z.*#]{0,30}", any::<u32>(), 0..3u8, any::<u32>()).prop_map(
             |(sub, pattern, capacity, p, replay)| {
                 let policy = [QueuePolicy::DropOldest, QueuePolicy::Backpressure, QueuePolicy::DeadLetter][p as usize];
@@ -107,8 +121,9 @@ proptest! {
 
     #[test]
     fn deliveries_round_trip(sub in any::<u32>(), seq in any::<u64>(), topic in "[a-z.]{1,20}",
-                             payload in prop::collection::vec(any::<u8>(), 0..300), ts in any::<u64>(), sender in any::<u64>()) {
-        let msg = ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us: ts, sender };
+                             payload in prop::collection::vec(any::<u8>(), 0..300), ts in any::<u64>(), sender in any::<u64>(),
+                             trace in trace()) {
+        let msg = ShellMsg::Deliver { sub, seq, topic, payload, timestamp_us: ts, sender, trace };
         let mut buf = Vec::new();
         encode(&msg, &mut buf).unwrap();
         prop_assert_eq!(decode::<ShellMsg>(&buf).unwrap(), msg);

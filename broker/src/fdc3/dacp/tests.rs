@@ -35,3 +35,28 @@ fn every_type_names_itself_and_its_response() {
     }
     assert_eq!(NAMES.len(), 26);
 }
+
+#[test]
+fn a_request_may_say_its_trace() {
+    const T: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = Request::parse(&format!(
+        r#"{{"type":"broadcastRequest","payload":{{"channelId":"x","metadata":{{"traceId":"mine"}}}},"meta":{{"requestUuid":"u","traceparent":"{T}"}}}}"#
+    ))
+    .unwrap();
+    assert_eq!(r.trace, protocol::TraceParent::parse(T).ok());
+    assert_eq!(r.trace_id.as_deref(), Some("mine"));
+    let plain = Request::parse(r#"{"type":"getInfoRequest","meta":{"requestUuid":"u"}}"#).unwrap();
+    assert_eq!((plain.trace, plain.trace_id), (None, None));
+    for (bad, why) in [
+        (r#""meta":{"requestUuid":"u","traceparent":"00-x"}"#, "meta.traceparent\" is not a W3C traceparent"),
+        (r#""meta":{"requestUuid":"u","traceparent":7}"#, "meta.traceparent\" is not a string"),
+        (
+            r#""payload":{"metadata":{"traceId":""}},"meta":{"requestUuid":"u"}"#,
+            "traceId\" is not a string of 1 to 128",
+        ),
+        (r#""payload":{"metadata":{"traceId":[1]}},"meta":{"requestUuid":"u"}"#, "traceId\" is not a string"),
+    ] {
+        let e = Request::parse(&format!(r#"{{"type":"broadcastRequest",{bad}}}"#)).unwrap_err().to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+}

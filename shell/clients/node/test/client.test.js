@@ -84,6 +84,18 @@ test("the bus round-trips through the connection", async () => {
   assert.deepStrictEqual(await s.recv(), { type: "pong", payload: { nonce: 5 } });
   assert.deepStrictEqual(got, [["a.c", [1]]]);
 
+  // In a trace: sent with the publish, told with the delivery.
+  const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  client.publish("a.t", 1, { traceparent: tp });
+  assert.deepStrictEqual((await s.recv()).payload, { topic: "a.t", data: 1, traceparent: tp });
+  const metas = [];
+  client.subscribe("t.#", (data, meta) => metas.push(meta.traceparent));
+  const tsub = await s.recv();
+  s.send({ type: "bus.deliver", payload: { sub: tsub.payload.sub, topic: "t.u", data: 1, traceparent: tp, seq: 2, timestamp: 2, sender: 3 } });
+  s.send({ type: "ping", payload: { nonce: 6 } });
+  assert.deepStrictEqual(await s.recv(), { type: "pong", payload: { nonce: 6 } });
+  assert.deepStrictEqual(metas, [tp]);
+
   client.serve("svc", { double: (d) => d.n * 2, fail: () => { throw new Error("nope"); } });
   await s.recv();
   s.send({ type: "bus.call", payload: { service: "svc", call: 1, action: "double", data: { n: 4 }, from: "web" } });

@@ -67,7 +67,15 @@ class ClientTest(FakeShellTest):
         self.assertEqual((s["type"], s["payload"]["pattern"]), ("bus.subscribe", "a.#"))
         await shell.send({"type": "bus.deliver", "payload": {"sub": s["payload"]["sub"], "topic": "a.c", "data": [1], "seq": 4, "timestamp": 5, "sender": 2}})
         m = await asyncio.wait_for(sub.recv(), 10)
-        self.assertEqual((m.topic, m.data, m.seq), ("a.c", [1], 4))
+        self.assertEqual((m.topic, m.data, m.seq, m.traceparent), ("a.c", [1], 4, None))
+
+        # In a trace: sent with the publish, told with the delivery.
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        await client.publish("a.t", 1, traceparent=tp)
+        self.assertEqual((await shell.recv())["payload"], {"topic": "a.t", "data": 1, "traceparent": tp})
+        await shell.send({"type": "bus.deliver", "payload": {"sub": s["payload"]["sub"], "topic": "a.t", "data": 1, "traceparent": tp, "seq": 5, "timestamp": 6, "sender": 2}})
+        m = await asyncio.wait_for(sub.recv(), 10)
+        self.assertEqual(m.traceparent, tp)
 
         await shell.send({"type": "ping", "payload": {"nonce": 7}})
         self.assertEqual(await shell.recv(), {"type": "pong", "payload": {"nonce": 7}})

@@ -102,6 +102,8 @@ pub struct Message {
     pub timestamp_ms: u64,
     /// The sending connection's broker id.
     pub sender: u64,
+    /// The W3C trace it travels in, if it was sent in one.
+    pub trace: Option<protocol::TraceParent>,
 }
 
 /// Where a message's topic is.
@@ -312,6 +314,8 @@ struct Addressed<'a, T: ?Sized> {
     app: Option<&'a str>,
     topic: &'a str,
     data: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 /// A connection to the shell, bound to one app instance. Cheap to clone; the connection closes
@@ -464,7 +468,19 @@ impl Client {
     /// `data` is anything that writes as JSON (a `serde_json::Value`, a struct deriving
     /// `Serialize`, a `RawValue`), written straight into the message.
     pub async fn publish<T: Serialize + ?Sized>(&self, topic: &str, data: &T) -> Result<(), ClientError> {
-        self.inner.send(typed_envelope("bus.publish", &Addressed { app: None, topic, data })?).await
+        self.inner.send(typed_envelope("bus.publish", &Addressed { app: None, topic, data, traceparent: None })?).await
+    }
+
+    /// [`Client::publish`] in the W3C trace `trace`: the shell's spans for it are in that
+    /// trace, and its receivers are told it.
+    pub async fn publish_traced<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+        trace: protocol::TraceParent,
+    ) -> Result<(), ClientError> {
+        let addressed = Addressed { app: None, topic, data, traceparent: Some(trace.to_string()) };
+        self.inner.send(typed_envelope("bus.publish", &addressed)?).await
     }
 
     /// Subscribes to `pattern` (`*` one segment, `#` any number).
@@ -485,7 +501,9 @@ impl Client {
 
     /// Sends `data` to one app (its running instance, or its queue while it restarts).
     pub async fn send<T: Serialize + ?Sized>(&self, app: &str, topic: &str, data: &T) -> Result<(), ClientError> {
-        self.inner.send(typed_envelope("bus.send", &Addressed { app: Some(app), topic, data })?).await
+        self.inner
+            .send(typed_envelope("bus.send", &Addressed { app: Some(app), topic, data, traceparent: None })?)
+            .await
     }
 
     /// Messages sent to this app; the first call takes them (later calls get a receiver that
@@ -687,6 +705,8 @@ struct DeliveryPayload<'a> {
     seq: u64,
     timestamp: u64,
     sender: u64,
+    #[serde(default)]
+    traceparent: Option<String>,
 }
 
 async fn dispatch(inner: &Arc<Inner>, out: &mpsc::Sender<String>, text: String) -> Result<(), String> {
@@ -700,6 +720,7 @@ async fn dispatch(inner: &Arc<Inner>, out: &mpsc::Sender<String>, text: String) 
             seq: d.seq,
             timestamp_ms: d.timestamp_ms,
             sender: d.sender,
+            trace: d.trace,
         };
         deliver(inner, d.sub, message).await;
         return Ok(());
@@ -716,6 +737,7 @@ async fn dispatch(inner: &Arc<Inner>, out: &mpsc::Sender<String>, text: String) 
             seq: p.seq,
             timestamp_ms: p.timestamp,
             sender: p.sender,
+            trace: p.traceparent.as_deref().and_then(|t| protocol::TraceParent::parse(t).ok()),
         };
         deliver(inner, p.sub, message).await;
         return Ok(());

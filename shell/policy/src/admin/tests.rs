@@ -300,3 +300,25 @@ fn the_endpoints_websocket_listens_on_loopback_only() {
     }
     assert!(AdminPolicy::parse(r#"{"endpoint": {"tcp": "127.0.0.1:1"}}"#).is_err());
 }
+
+#[test]
+fn traces_go_to_a_collector_over_https_or_beside_the_desk() {
+    let p = AdminPolicy::parse(r#"{"traces": {"endpoint": "https://otel.corp:4318"}}"#).unwrap();
+    let t = p.traces().unwrap();
+    assert_eq!((t.endpoint.as_str(), t.sample_ratio), ("https://otel.corp:4318", 0.01));
+    let p = AdminPolicy::parse(r#"{"traces": {"endpoint": "http://127.0.0.1:4318", "sampleRatio": 1}}"#).unwrap();
+    assert_eq!(p.traces().unwrap().sample_ratio, 1.0);
+    assert!(AdminPolicy::parse("{}").unwrap().traces().is_none());
+    for (bad, why) in [
+        (r#"{"endpoint": "http://otel.corp:4318"}"#, "not an https:// address"),
+        (r#"{"endpoint": "https://ops:hunter2@otel.corp"}"#, "user name or password"),
+        (r#"{"endpoint": "otel"}"#, "not an https:// address"),
+        (r#"{"endpoint": "https://otel.corp", "sampleRatio": 1.5}"#, "traces.sampleRatio: 1.5"),
+        (r#"{"endpoint": "https://otel.corp", "sampleRatio": -0.1}"#, "traces.sampleRatio"),
+        (r#"{"endpoint": "https://otel.corp", "ratio": 1}"#, "unknown field"),
+        (r#"{"sampleRatio": 1}"#, "endpoint"),
+    ] {
+        let e = AdminPolicy::parse(&format!(r#"{{"traces": {bad}}}"#)).unwrap_err().to_string();
+        assert!(e.contains(why) && !e.contains("hunter2"), "{bad}: {e}");
+    }
+}

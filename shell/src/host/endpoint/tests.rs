@@ -142,6 +142,7 @@ fn a_message_is_encoded_once_for_all_its_subscribers() {
             payload: br#"{"bid":1.5}"#.to_vec(),
             timestamp_us: e.timestamp.0,
             sender: e.sender.client.0,
+            trace: None,
         };
         assert!(protocol::envelope::write_shell_message(&msg, &mut alone));
         assert_eq!(r.next_frame().unwrap().unwrap().as_bytes(), &alone[..]);

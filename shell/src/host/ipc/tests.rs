@@ -45,9 +45,22 @@ fn a_host_publishes_and_receives_through_the_broker() {
     assert_eq!((sub, topic.as_str(), payload.as_slice(), sender), (7, "news.fx", &b"eurusd"[..], other.id().0));
     // The host publishes; a subscriber in the shell sees the host's identity, not a claimed one.
     let seen = other.subscribe("orders.#", broker::SubscribeOptions::default()).unwrap();
-    host.send(&HostMsg::Publish { topic: "orders.new".into(), payload: b"1".to_vec(), durable: false, ttl_ms: None })
-        .unwrap();
-    host.send(&HostMsg::Publish { topic: "bad..topic".into(), payload: vec![], durable: false, ttl_ms: None }).unwrap();
+    host.send(&HostMsg::Publish {
+        topic: "orders.new".into(),
+        payload: b"1".to_vec(),
+        durable: false,
+        ttl_ms: None,
+        trace: None,
+    })
+    .unwrap();
+    host.send(&HostMsg::Publish {
+        topic: "bad..topic".into(),
+        payload: vec![],
+        durable: false,
+        ttl_ms: None,
+        trace: None,
+    })
+    .unwrap();
     host.flush().unwrap();
     let Recv::Message(d) = seen.recv_timeout(std::time::Duration::from_secs(5)) else { panic!() };
     assert_eq!(d.envelope.sender.app, Some(AppId::new("test-app")));

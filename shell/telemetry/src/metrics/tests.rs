@@ -30,6 +30,7 @@ fn snapshot() -> Snapshot {
         frames: Some(FrameSample { frames: 9, p50: 0.004, p99: 0.008 }),
         update_staged: Some(false),
         link: Some(LinkSample { connected: true, pending: vec![("desk-a".into(), 3)], ..LinkSample::default() }),
+        traces: Some(crate::trace::TraceCounts { exported: 12, dropped: 1, failed: 2 }),
     }
 }
 
@@ -68,6 +69,8 @@ fn the_exposition_names_every_part_and_ends_as_openmetrics_does() {
     assert_eq!(at("tessera_link_pending", &[("group", "desk-a")]), Some(3.0));
     assert_eq!(at("tessera_config_stale", &[("document", "policy")]), Some(1.0));
     assert_eq!(at("tessera_config_stale", &[("document", "manifest")]), Some(0.0));
+    assert_eq!(at("tessera_trace_spans_total", &[("outcome", "exported")]), Some(12.0));
+    assert_eq!(at("tessera_trace_spans_total", &[("outcome", "failed")]), Some(2.0));
     assert_eq!(at("tessera_build_info", &[("version", "0.1.0"), ("manifest", "7")]), Some(1.0));
     assert!(text.contains("# TYPE tessera_routing_seconds histogram"));
     assert!(text.ends_with("# EOF\n"));

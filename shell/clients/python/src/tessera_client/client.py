@@ -41,6 +41,8 @@ class Message:
     seq: int
     timestamp_ms: int
     sender: int
+    #: The W3C trace it travels in (``00-<trace id>-<span id>-<flags>``), if it was sent in one.
+    traceparent: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -275,13 +277,24 @@ class Client:
 
     # ---- the bus ------------------------------------------------------------------------
 
-    async def publish(self, topic: str, data: Any = None, *, durable: bool = False, ttl_ms: Optional[int] = None) -> None:
-        """Publishes ``data`` (any JSON value) on ``topic``. A refusal comes to :meth:`on_error`."""
+    async def publish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        durable: bool = False,
+        ttl_ms: Optional[int] = None,
+        traceparent: Optional[str] = None,
+    ) -> None:
+        """Publishes ``data`` (any JSON value) on ``topic``, in the W3C trace ``traceparent`` if
+        given. A refusal comes to :meth:`on_error`."""
         payload: Dict[str, Any] = {"topic": topic, "data": data}
         if durable:
             payload["durable"] = True
         if ttl_ms is not None:
             payload["ttlMs"] = ttl_ms
+        if traceparent is not None:
+            payload["traceparent"] = traceparent
         await self._send({"type": "bus.publish", "payload": payload})
 
     async def subscribe(
@@ -422,7 +435,14 @@ class Client:
             sub = self._subs.get(p.get("sub"))
             if sub is not None:
                 sub._queue.put_nowait(
-                    Message(p.get("topic", ""), p.get("data"), p.get("seq", 0), p.get("timestamp", 0), p.get("sender", 0))
+                    Message(
+                        p.get("topic", ""),
+                        p.get("data"),
+                        p.get("seq", 0),
+                        p.get("timestamp", 0),
+                        p.get("sender", 0),
+                        p.get("traceparent"),
+                    )
                 )
         elif kind == "bus.direct":
             if self._on_message is not None:

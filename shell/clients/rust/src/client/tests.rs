@@ -76,15 +76,27 @@ async fn the_bus_round_trips_through_the_connection() {
 
     // Deliveries as the shell writes them: read without scanning the data, escapes and all.
     let sub_id = u32::try_from(id.as_u64().unwrap()).unwrap();
-    for (topic, data) in [("a.d", r#"{"t":",\"seq\":1}}"}"#), ("a.\"q\"", "\"x\"")] {
+    let traced = protocol::TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").ok();
+    for (topic, data, trace) in [
+        ("a.d", r#"{"t":",\"seq\":1}}"}"#, None),
+        ("a.\"q\"", "\"x\"", None),
+        ("a.t", "1", traced),
+        ("a.\"t\"", "2", traced),
+    ] {
         let mut text = Vec::new();
         protocol::envelope::write_delivery_head(sub_id, &mut text);
-        let d =
-            protocol::envelope::Delivered { topic, payload: data.as_bytes(), seq: 8, timestamp_us: 9_000, sender: 4 };
+        let d = protocol::envelope::Delivered {
+            topic,
+            payload: data.as_bytes(),
+            seq: 8,
+            timestamp_us: 9_000,
+            sender: 4,
+            trace,
+        };
         protocol::envelope::write_delivery_tail(&d, &mut text);
         shell.send_text(std::str::from_utf8(&text).unwrap()).await;
         let m = sub.recv().await.unwrap();
-        assert_eq!((m.topic(), m.json(), m.seq, m.timestamp_ms, m.sender), (topic, data, 8, 9, 4));
+        assert_eq!((m.topic(), m.json(), m.seq, m.timestamp_ms, m.sender, m.trace), (topic, data, 8, 9, 4, trace));
     }
 
     // Any data that writes as JSON is sent as it writes.

@@ -3,10 +3,10 @@
 //! way from one real page to another — the publish, the journal's commit, the delivery — in the
 //! trace the sending page started, and the receiving page is told that trace; an FDC3 broadcast
 //! carries it in its context metadata. With a sample ratio of 0, traffic in no trace makes no
-//! spans.
+//! spans. The collector reads what the desk sends with the OpenTelemetry project's own schema.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,80 +14,66 @@ use serde_json::{Value, json};
 
 use crate::e2e::{Shell, instance_of, js, running_with_page, wait_js};
 
-/// An OTLP/HTTP receiver on loopback: takes `POST /v1/traces` with a JSON body, keeps every
-/// span, answers 200.
+/// An OTLP/HTTP receiver on loopback (`tests/fixtures/otlp/collector.py`, a real process): it
+/// reads each request with the OpenTelemetry project's own schema, strictly, and says every span
+/// (or why it refused a request) as a JSON line.
 struct Collector {
     url: String,
-    spans: Arc<Mutex<Vec<Value>>>,
-    posts: Arc<Mutex<Vec<String>>>,
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Collector {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let spans = Arc::new(Mutex::new(Vec::new()));
-        let posts = Arc::new(Mutex::new(Vec::new()));
-        let (kept, paths) = (Arc::clone(&spans), Arc::clone(&posts));
+        let python = tests::workspace_root().join("target/clients/venv/bin/python");
+        assert!(python.exists(), "{} is missing: run packaging/dev/clients.sh", python.display());
+        let mut child = Command::new(python)
+            .arg(tests::workspace_root().join("tests/fixtures/otlp/collector.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let port = first.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("the collector said {first:?}"));
+        let url = format!("http://127.0.0.1:{port}");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&lines);
         std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                // One request per connection is enough for the exporter (it reconnects).
-                let mut head = String::new();
-                let mut length = 0usize;
-                let mut content_type = String::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if let Some(v) = lower.strip_prefix("content-type:") {
-                        content_type = v.trim().to_owned();
-                    }
-                    if head.is_empty() {
-                        head = line.trim().to_owned();
-                    }
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                paths.lock().unwrap().push(format!("{head} {content_type}"));
-                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                    for rs in v["resourceSpans"].as_array().into_iter().flatten() {
-                        for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                            for s in ss["spans"].as_array().into_iter().flatten() {
-                                let mut s = s.clone();
-                                s["resource"] = rs["resource"].clone();
-                                kept.lock().unwrap().push(s);
-                            }
-                        }
-                    }
-                }
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+            for line in out.lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
             }
         });
-        Self { url, spans, posts }
+        Self { url, child, lines }
+    }
+
+    /// The spans it has read.
+    fn spans(&self) -> Vec<Value> {
+        let lines = self.lines.lock().unwrap();
+        let rejected: Vec<_> = lines.iter().filter(|l| l.get("rejected").is_some()).collect();
+        assert!(rejected.is_empty(), "the collector refused what the desk sent: {rejected:?}");
+        lines.clone()
     }
 
     /// The spans of trace `trace_id` once `done` holds for them (30 s at most).
     fn trace(&self, trace_id: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let spans: Vec<Value> =
-                self.spans.lock().unwrap().iter().filter(|s| s["traceId"] == trace_id).cloned().collect();
+            let spans: Vec<Value> = self.spans().into_iter().filter(|s| s["traceId"] == trace_id).collect();
             if done(&spans) {
                 return spans;
             }
             assert!(Instant::now() < deadline, "{what}: trace {trace_id} has {spans:#?}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -156,13 +142,13 @@ fn one_trace_follows_a_message_from_page_to_page_through_the_broker_and_the_jour
     });
     let publish = named(&spans, "publish orders.new")[0];
     assert_eq!(publish["parentSpanId"], page_span);
-    assert_eq!(publish["kind"], 4, "a producer span");
+    assert_eq!(publish["kind"], "SPAN_KIND_PRODUCER");
     assert_eq!(attribute(publish, "tessera.app"), &json!({ "stringValue": "a" }));
     assert_eq!(attribute(publish, "messaging.destination.name"), &json!({ "stringValue": "orders.new" }));
     assert_eq!(publish["spanId"], &told[36..52], "b's parent is the publish span");
     let deliver = named(&spans, "deliver orders.new")[0];
     assert_eq!(deliver["parentSpanId"], publish["spanId"]);
-    assert_eq!(deliver["kind"], 5, "a consumer span");
+    assert_eq!(deliver["kind"], "SPAN_KIND_CONSUMER");
     assert_eq!(attribute(deliver, "tessera.app"), &json!({ "stringValue": "b" }));
     let commit = named(&spans, "journal commit")[0];
     assert_eq!(commit["parentSpanId"], publish["spanId"]);
@@ -172,18 +158,9 @@ fn one_trace_follows_a_message_from_page_to_page_through_the_broker_and_the_jour
         assert!(start > 1_700_000_000_000_000_000 && end >= start, "{s:#}");
         assert!(s.to_string().find("\"n\":1").is_none(), "no payload in a span: {s:#}");
     }
-    let resource = publish["resource"]["attributes"].to_string();
-    assert!(resource.contains("service.name") && resource.contains("tessera"), "{resource}");
-    assert!(
-        collector
-            .posts
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|p| p.starts_with("POST /v1/traces") && p.contains("application/json")),
-        "{:?}",
-        collector.posts.lock().unwrap()
-    );
+    assert_eq!(publish["resource"]["service.name"], json!({ "stringValue": "tessera" }));
+    assert_eq!(publish["resource"]["tessera.manifest"], json!({ "stringValue": "Traced desk" }));
+    assert_eq!(publish["scope"], "tessera");
 
     // An FDC3 broadcast in a trace: the listener's metadata carries the trace id (FDC3 3.0's
     // traceId) and traceparent; the agent's span is in the trace.
@@ -227,7 +204,7 @@ fn one_trace_follows_a_message_from_page_to_page_through_the_broker_and_the_jour
 
     // With a ratio of 0, the untraced publish made no span at all.
     std::thread::sleep(Duration::from_millis(1500));
-    let all = collector.spans.lock().unwrap().clone();
+    let all = collector.spans();
     assert!(all.iter().all(|s| s["name"] != "publish orders.plain"), "{all:#?}");
 
     // Health says where traces go and how many went.

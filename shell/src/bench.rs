@@ -8,6 +8,7 @@ pub(crate) mod flood;
 pub(crate) mod frame;
 pub(crate) mod ipc;
 pub(crate) mod journal;
+mod otlp_sink;
 pub(crate) mod stats;
 mod workload;
 

@@ -578,6 +578,12 @@ pub(crate) struct IpcBenchArgs {
     /// Payload size in bytes (at least 8; the first 8 carry the send time).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1_048_576))]
     pub(crate) payload: u32,
+    /// Passes each way (tracing off, on) for the cost of traces (0: not measured).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub(crate) trace_passes: u32,
+    /// The share of messages traced in the traced passes (spans go to a loopback sink).
+    #[arg(long, default_value_t = 0.01)]
+    pub(crate) trace_ratio: f64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -154,7 +154,7 @@ fn print_table(r: &Report) {
         r.publish_to_deliver_spin_ns_p50, r.publish_to_deliver_spin_ns_p99
     );
     if let Some(m) = &r.metrics {
-        println!("{}", m.line("deliveries/s"));
+        println!("{}", m.line("metrics' cost", "deliveries/s"));
     }
     if !r.optimized_build {
         println!("  (debug build: use `cargo run --release` for figures worth comparing)");

@@ -5,7 +5,9 @@
 //! `bench.c<i+1>`, so every message crosses two sockets and the broker. Three passes:
 //! flat out with coalescing; flat out with one write per message (hosts and shell), the
 //! baseline; and paced at 20,000 msgs/s in all, for latency (the payload carries the send time,
-//! the receiving host measures).
+//! the receiving host measures). Then the cost of the broker's metrics and of tracing (one
+//! message in a hundred by default, its spans sent to a loopback collector), each measured
+//! both ways in turns.
 
 use std::io::BufRead;
 use std::os::fd::OwnedFd;
@@ -15,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use broker::{Broker, BrokerConfig, MessageOptions};
 use serde::Serialize;
+use telemetry::trace::TraceConfig;
 
+use crate::bench::otlp_sink::Sink;
 use crate::bench::stats::{OnOff, p50_p99};
 use crate::cli::IpcBenchArgs;
 
@@ -35,6 +39,17 @@ struct Report {
     publish_to_deliver_us_p99: f64,
     /// Flat-out passes with the broker's metrics off and on, in turns.
     metrics: Option<OnOff>,
+    /// Flat-out passes with tracing off and on (at `trace_ratio`, to a loopback collector), in
+    /// turns.
+    traces: Option<OnOff>,
+    /// The share of messages traced in those passes.
+    trace_ratio: f64,
+    /// The paced pass again with tracing on.
+    traced_publish_to_deliver_us_p50: Option<f64>,
+    traced_publish_to_deliver_us_p99: Option<f64>,
+    /// Spans exported in the traced passes, and the requests that carried them.
+    spans_exported: u64,
+    trace_requests: u64,
     optimized_build: bool,
 }
 
@@ -121,10 +136,39 @@ pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
     let flat = run_pass(args, u64::from(args.messages), 0, false, true)?;
     let unbatched = run_pass(args, u64::from(args.messages), 0, true, true)?;
     let metrics = OnOff::measure(3, |on| Ok(run_pass(args, u64::from(args.messages), 0, false, on)?.msgs_per_sec))?;
+    ensure!((0.0..=1.0).contains(&args.trace_ratio), "--trace-ratio {} is not from 0 to 1", args.trace_ratio);
+    let sink = Sink::start()?;
+    let tracer = telemetry::trace::global();
+    let exported_before = tracer.counts().exported;
+    let traces = OnOff::measure(args.trace_passes as usize, |on| {
+        if on {
+            tracer.install(TraceConfig {
+                endpoint: sink.url.clone(),
+                sample_ratio: args.trace_ratio,
+                resource: vec![],
+            })?;
+        }
+        let pass = run_pass(args, u64::from(args.messages), 0, false, true);
+        // What the pass queued is sent before the next one starts.
+        tracer.uninstall();
+        std::thread::sleep(Duration::from_millis(1200));
+        Ok(pass?.msgs_per_sec)
+    })?;
+    let spans_exported = tracer.counts().exported - exported_before;
     // The paced pass lasts about two seconds at 20,000 msgs/s.
     let paced_messages = (PACED_RATE * 2).min(u64::from(args.messages));
     let mut paced = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false, true)?;
     let (p50, p99) = p50_p99(&mut paced.latencies_ns);
+    // The same paced pass with tracing on: what a traced desk's messages wait.
+    let traced_latency = if args.trace_passes > 0 {
+        tracer.install(TraceConfig { endpoint: sink.url.clone(), sample_ratio: args.trace_ratio, resource: vec![] })?;
+        let pass = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false, true);
+        tracer.uninstall();
+        let (p50, p99) = p50_p99(&mut pass?.latencies_ns);
+        Some((p50 as f64 / 1000.0, p99 as f64 / 1000.0))
+    } else {
+        None
+    };
     let report = Report {
         clients: args.clients as usize,
         messages: u64::from(args.messages),
@@ -136,6 +180,12 @@ pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
         publish_to_deliver_us_p50: p50 as f64 / 1000.0,
         publish_to_deliver_us_p99: p99 as f64 / 1000.0,
         metrics,
+        traces,
+        trace_ratio: args.trace_ratio,
+        traced_publish_to_deliver_us_p50: traced_latency.map(|l| l.0),
+        traced_publish_to_deliver_us_p99: traced_latency.map(|l| l.1),
+        spans_exported,
+        trace_requests: sink.requests(),
         optimized_build: !cfg!(debug_assertions),
     };
     super::report(&report, args.json, print_table)
@@ -154,6 +204,13 @@ fn print_table(r: &Report) {
         r.paced_msgs_per_sec, r.publish_to_deliver_us_p50, r.publish_to_deliver_us_p99
     );
     if let Some(m) = &r.metrics {
-        println!("{}", m.line("msgs/s"));
+        println!("{}", m.line("metrics' cost", "msgs/s"));
+    }
+    if let Some(t) = &r.traces {
+        println!("{}", t.line(&format!("traces' cost at {}%", r.trace_ratio * 100.0), "msgs/s"));
+        println!("  spans exported          {} in {} requests", r.spans_exported, r.trace_requests);
+    }
+    if let (Some(p50), Some(p99)) = (r.traced_publish_to_deliver_us_p50, r.traced_publish_to_deliver_us_p99) {
+        println!("  paced, traced           publish -> deliver p50 {p50:.1} us, p99 {p99:.1} us");
     }
 }

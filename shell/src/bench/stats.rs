@@ -56,10 +56,11 @@ impl OnOff {
 }
 
 impl OnOff {
-    /// The line a bench's table shows for it, the throughput named `what`.
-    pub(crate) fn line(&self, what: &str) -> String {
+    /// The line a bench's table shows for it: the cost of `label` (`metrics' cost`), the
+    /// throughput named `what`.
+    pub(crate) fn line(&self, label: &str, what: &str) -> String {
         format!(
-            "  metrics' cost           {:.1}% of {what}, {:.1}% of the best (medians of {} passes each way: off {:.0}, on {:.0})",
+            "  {label:<23} {:.1}% of {what}, {:.1}% of the best (medians of {} passes each way: off {:.0}, on {:.0})",
             self.cost_percent,
             self.best_cost_percent,
             self.on.len(),

@@ -32,18 +32,18 @@ impl PublishSpan {
     /// Records the publish (if sampled) once the broker answered, and the journal's commit of
     /// a durable message when it comes.
     pub(crate) fn finish(self, app: &str, topic: &str, outcome: Result<Published, &broker::Error>) {
-        if !self.context.sampled() {
+        if !trace::global().records(self.context) {
             return;
         }
         let end_ns = trace::now_ns();
         let mut attributes = vec![
             ("messaging.system", Value::Str("tessera".into())),
             ("messaging.operation.type", Value::Str("publish".into())),
-            ("messaging.destination.name", Value::Str(topic.into())),
-            ("tessera.app", Value::Str(app.into())),
+            ("messaging.destination.name", Value::Str(topic.to_owned().into())),
+            ("tessera.app", Value::Str(app.to_owned().into())),
         ];
         if let Ok(p) = &outcome {
-            attributes.push(("messaging.message.id", Value::Str(p.seq.to_string())));
+            attributes.push(("messaging.message.id", Value::Str(p.seq.to_string().into())));
             attributes.push(("tessera.receivers", Value::Int(i64::try_from(p.delivered).unwrap_or(i64::MAX))));
         }
         let span = Span {
@@ -76,7 +76,7 @@ impl PublishSpan {
                 kind: SpanKind::Internal,
                 start_ns,
                 end_ns: trace::now_ns(),
-                attributes: vec![("messaging.message.id", Value::Str(seq.to_string()))],
+                attributes: vec![("messaging.message.id", Value::Str(seq.to_string().into()))],
                 error: outcome.err().map(|e| e.to_string()),
             });
         });
@@ -85,13 +85,13 @@ impl PublishSpan {
 
 /// Whether a delivery of `envelope` makes a span.
 pub(crate) fn traced(envelope: &Envelope) -> bool {
-    envelope.trace.is_some_and(TraceParent::sampled)
+    envelope.trace.is_some_and(|t| trace::global().records(t))
 }
 
 /// Records the delivery of `envelope` to `app`'s subscription `sub`, written just now: from
 /// the broker's acceptance to the write.
 pub(crate) fn delivered(app: &str, sub: u32, envelope: &Envelope) {
-    let Some(context) = envelope.trace.filter(|t| t.sampled()) else { return };
+    let Some(context) = envelope.trace.filter(|&t| trace::global().records(t)) else { return };
     let topic = envelope.topic.as_str();
     trace::global().record(Span {
         trace_id: context.trace_id,
@@ -104,9 +104,9 @@ pub(crate) fn delivered(app: &str, sub: u32, envelope: &Envelope) {
         attributes: vec![
             ("messaging.system", Value::Str("tessera".into())),
             ("messaging.operation.type", Value::Str("deliver".into())),
-            ("messaging.destination.name", Value::Str(topic.into())),
-            ("messaging.message.id", Value::Str(envelope.seq.to_string())),
-            ("tessera.app", Value::Str(app.into())),
+            ("messaging.destination.name", Value::Str(topic.to_owned().into())),
+            ("messaging.message.id", Value::Str(envelope.seq.to_string().into())),
+            ("tessera.app", Value::Str(app.to_owned().into())),
             ("tessera.subscription", Value::Int(i64::from(sub))),
         ],
         error: None,

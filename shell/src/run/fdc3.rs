@@ -254,22 +254,22 @@ impl Fdc3Span {
 
     fn finish(self, app: &str, request: &broker::fdc3::Request, outputs: &[Output]) {
         use telemetry::trace::{self, Span, SpanKind, Value};
-        if !self.context.sampled() {
+        if !trace::global().records(self.context) {
             return;
         }
         let sent = outputs.iter().filter(|o| matches!(o, Output::Send { .. })).count();
         let mut attributes = vec![
-            ("fdc3.request", Value::Str(request.kind.request_name())),
-            ("tessera.app", Value::Str(app.to_owned())),
+            ("fdc3.request", Value::Str(request.kind.request_name().into())),
+            ("tessera.app", Value::Str(app.to_owned().into())),
             ("tessera.messages_sent", Value::Int(i64::try_from(sent).unwrap_or(i64::MAX))),
         ];
         if let Some(channel) = request.payload.get("channelId").and_then(serde_json::Value::as_str) {
-            attributes.push(("fdc3.channel", Value::Str(channel.to_owned())));
+            attributes.push(("fdc3.channel", Value::Str(channel.to_owned().into())));
         }
         if let Some(kind) =
             request.payload.get("context").and_then(|c| c.get("type")).and_then(serde_json::Value::as_str)
         {
-            attributes.push(("fdc3.context.type", Value::Str(kind.to_owned())));
+            attributes.push(("fdc3.context.type", Value::Str(kind.to_owned().into())));
         }
         trace::global().record(Span {
             trace_id: self.context.trace_id,

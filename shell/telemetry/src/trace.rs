@@ -39,8 +39,8 @@ pub enum SpanKind {
 /// An attribute's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// Text.
-    Str(String),
+    /// Text (most attribute values are fixed words: those cost no allocation).
+    Str(std::borrow::Cow<'static, str>),
     /// A whole number.
     Int(i64),
     /// Yes or no.
@@ -180,13 +180,16 @@ impl Tracer {
         }
     }
 
-    /// The context of a new span for work on something sent in `parent` (or in no trace):
-    /// `None` when tracing is off and nothing was sent in a trace. The result carries the new
-    /// span's id and whether it is recorded; its receivers are told it.
+    /// The context of the span for work on something sent in `parent` (or in no trace), which
+    /// its receivers are told: `None` when it travels in no trace. Where the span is recorded
+    /// (tracing on, and the parent sampled or a new trace started), it is a new span of the
+    /// parent's trace; otherwise the parent passes on unchanged, as W3C Trace Context asks of
+    /// a participant that does not record.
     pub fn child_of(&self, parent: Option<TraceParent>) -> Option<TraceParent> {
         let on = self.enabled();
         match parent {
-            Some(p) => Some(TraceParent::new(p.trace_id, span_id(), on && p.sampled())),
+            Some(p) if on && p.sampled() => Some(TraceParent::new(p.trace_id, span_id(), true)),
+            Some(p) => Some(p),
             None if on => {
                 let bound = self.active.read().as_ref().map_or(0, |a| a.bound);
                 let trace = trace_id();
@@ -199,14 +202,19 @@ impl Tracer {
     }
 
     /// The context of a new span in trace `trace_id`, known without its sender's span (FDC3's
-    /// `metadata.traceId`): recorded by the sample ratio, decided from the id as for a new
-    /// trace. `None` when tracing is off.
+    /// `metadata.traceId`), if it is recorded: by the sample ratio, decided from the id as for
+    /// a new trace. `None` when tracing is off or the ratio leaves it out.
     pub fn in_trace(&self, trace_id: u128) -> Option<TraceParent> {
         if !self.enabled() || trace_id == 0 {
             return None;
         }
         let bound = self.active.read().as_ref().map_or(0, |a| a.bound);
-        Some(TraceParent::new(trace_id, span_id(), trace_id as u64 <= bound && bound > 0))
+        (trace_id as u64 <= bound && bound > 0).then(|| TraceParent::new(trace_id, span_id(), true))
+    }
+
+    /// Whether a span in `context` is recorded: tracing is on and the trace sampled.
+    pub fn records(&self, context: TraceParent) -> bool {
+        self.enabled() && context.sampled()
     }
 
     /// Queues a finished span for the collector (when tracing is on; else it is dropped).

@@ -15,6 +15,9 @@ pub const BATCH: usize = 512;
 /// Longest a span waits in a batch.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// How often a filling batch is looked at.
+const NAP: Duration = Duration::from_millis(50);
+
 /// Longest a request to the collector may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,6 +65,7 @@ fn run(url: &str, config: &TraceConfig, spans: &flume::Receiver<Span>, counts: &
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).http_status_as_error(false).build().into();
     let mut batch = Vec::with_capacity(BATCH);
+    let mut body = String::new();
     let mut failures = 0u64;
     loop {
         // The first span of a batch is waited for; the rest for what is left of the linger.
@@ -69,17 +73,27 @@ fn run(url: &str, config: &TraceConfig, spans: &flume::Receiver<Span>, counts: &
         batch.push(first);
         let until = Instant::now() + LINGER;
         let mut closed = false;
-        while batch.len() < BATCH {
-            match spans.recv_deadline(until) {
-                Ok(span) => batch.push(span),
-                Err(flume::RecvTimeoutError::Timeout) => break,
-                Err(flume::RecvTimeoutError::Disconnected) => {
-                    closed = true;
-                    break;
+        // The rest of the batch is taken as it is there, between naps: a span queued while
+        // this thread sleeps wakes nothing (waiting in `recv` would cost every span a wake-up).
+        loop {
+            while batch.len() < BATCH {
+                match spans.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(flume::TryRecvError::Empty) => break,
+                    Err(flume::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
                 }
             }
+            let now = Instant::now();
+            if batch.len() >= BATCH || closed || now >= until {
+                break;
+            }
+            std::thread::sleep(NAP.min(until - now));
         }
-        let body = otlp::request(&config.resource, &batch).to_string();
+        body.clear();
+        otlp::write_request(&config.resource, &batch, &mut body);
         let n = batch.len() as u64;
         batch.clear();
         match send(&agent, url, &body).or_else(|_| {

@@ -1,57 +1,94 @@
 //! Spans as OTLP/HTTP JSON (`ExportTraceServiceRequest`, the OpenTelemetry protocol's JSON
-//! mapping): ids as lowercase hex, times as decimal strings of ns, enums as numbers.
+//! mapping): ids as lowercase hex, times as decimal strings of ns, enums as numbers. Written
+//! straight into the request's text (strings escaped by serde_json): the exporter writes tens of
+//! thousands of spans a second on a busy desk, and building a JSON tree of each would cost more
+//! than making it.
 
-use serde_json::{Value as Json, json};
+use std::fmt::Write as _;
 
 use super::{Span, SpanKind, Value};
 
 /// The instrumentation scope every span is reported under.
 pub const SCOPE: &str = "tessera";
 
-/// One export request for `spans`, from a desk described by `resource`.
-pub fn request(resource: &[(&'static str, String)], spans: &[Span]) -> Json {
-    let resource: Vec<Json> = resource.iter().map(|(k, v)| attribute(k, &Value::Str(v.clone()))).collect();
-    json!({
-        "resourceSpans": [{
-            "resource": { "attributes": resource },
-            "scopeSpans": [{
-                "scope": { "name": SCOPE, "version": env!("CARGO_PKG_VERSION") },
-                "spans": spans.iter().map(span).collect::<Vec<_>>(),
-            }],
-        }],
-    })
-}
-
-fn span(s: &Span) -> Json {
-    let mut out = json!({
-        "traceId": format!("{:032x}", s.trace_id),
-        "spanId": format!("{:016x}", s.span_id),
-        "name": s.name,
-        "kind": match s.kind {
-            SpanKind::Internal => 1,
-            SpanKind::Producer => 4,
-            SpanKind::Consumer => 5,
-        },
-        "startTimeUnixNano": s.start_ns.to_string(),
-        "endTimeUnixNano": s.end_ns.max(s.start_ns).to_string(),
-        "attributes": s.attributes.iter().map(|(k, v)| attribute(k, v)).collect::<Vec<_>>(),
-        "status": match &s.error {
-            None => json!({}),
-            Some(message) => json!({ "code": 2, "message": message }),
-        },
-    });
-    if let Some(parent) = s.parent {
-        out["parentSpanId"] = Json::String(format!("{parent:016x}"));
+/// Appends one export request for `spans`, from a desk described by `resource`, to `out`.
+pub fn write_request(resource: &[(&'static str, String)], spans: &[Span], out: &mut String) {
+    out.push_str(r#"{"resourceSpans":[{"resource":{"attributes":["#);
+    for (i, (key, value)) in resource.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        attribute(out, key, &Value::Str(value.clone().into()));
     }
-    out
+    out.push_str(r#"]},"scopeSpans":[{"scope":{"name":"#);
+    string(out, SCOPE);
+    out.push_str(r#","version":"#);
+    string(out, env!("CARGO_PKG_VERSION"));
+    out.push_str(r#"},"spans":["#);
+    for (i, s) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        span(out, s);
+    }
+    out.push_str("]}]}]}");
 }
 
-fn attribute(key: &str, value: &Value) -> Json {
-    let value = match value {
-        Value::Str(s) => json!({ "stringValue": s }),
-        // OTLP/JSON writes 64-bit integers as strings.
-        Value::Int(n) => json!({ "intValue": n.to_string() }),
-        Value::Bool(b) => json!({ "boolValue": b }),
+fn span(out: &mut String, s: &Span) {
+    let kind = match s.kind {
+        SpanKind::Internal => 1,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
     };
-    json!({ "key": key, "value": value })
+    // Writing to a String cannot fail.
+    let _ = write!(out, r#"{{"traceId":"{:032x}","spanId":"{:016x}","#, s.trace_id, s.span_id);
+    if let Some(parent) = s.parent {
+        let _ = write!(out, r#""parentSpanId":"{parent:016x}","#);
+    }
+    out.push_str(r#""name":"#);
+    string(out, &s.name);
+    let _ = write!(
+        out,
+        r#","kind":{kind},"startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":["#,
+        s.start_ns,
+        s.end_ns.max(s.start_ns)
+    );
+    for (i, (key, value)) in s.attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        attribute(out, key, value);
+    }
+    out.push_str(r#"],"status":{"#);
+    if let Some(message) = &s.error {
+        out.push_str(r#""code":2,"message":"#);
+        string(out, message);
+    }
+    out.push_str("}}");
+}
+
+fn attribute(out: &mut String, key: &str, value: &Value) {
+    out.push_str(r#"{"key":"#);
+    string(out, key);
+    out.push_str(r#","value":{"#);
+    match value {
+        Value::Str(s) => {
+            out.push_str(r#""stringValue":"#);
+            string(out, s);
+        }
+        // OTLP/JSON writes 64-bit integers as strings.
+        Value::Int(n) => {
+            let _ = write!(out, r#""intValue":"{n}""#);
+        }
+        Value::Bool(b) => {
+            let _ = write!(out, r#""boolValue":{b}"#);
+        }
+    }
+    out.push_str("}}");
+}
+
+/// `s` as a JSON string.
+fn string(out: &mut String, s: &str) {
+    // A str always writes as JSON.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }

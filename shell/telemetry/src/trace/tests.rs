@@ -13,10 +13,9 @@ fn off_it_passes_a_trace_on_and_starts_none() {
     let t = Tracer::default();
     assert!(!t.enabled());
     assert_eq!(t.child_of(None), None);
-    let child = t.child_of(Some(parent(true))).unwrap();
-    assert_eq!(child.trace_id, parent(true).trace_id);
-    assert_ne!(child.span_id, parent(true).span_id);
-    assert!(!child.sampled(), "nothing is recorded while tracing is off");
+    assert_eq!(t.child_of(Some(parent(true))), Some(parent(true)), "passed on unchanged while nothing records");
+    assert!(!t.records(parent(true)));
+    assert_eq!(t.in_trace(5), None);
 }
 
 #[test]
@@ -34,10 +33,16 @@ fn sampling_is_by_ratio_and_follows_the_parent() {
     };
     set(1.0);
     assert!((0..100).all(|_| t.child_of(None).is_some_and(TraceParent::sampled)));
-    assert!(t.child_of(Some(parent(true))).unwrap().sampled());
-    assert!(!t.child_of(Some(parent(false))).unwrap().sampled(), "a parent not sampled stays so");
+    let child = t.child_of(Some(parent(true))).unwrap();
+    assert!(child.sampled() && t.records(child));
+    assert_eq!(child.trace_id, parent(true).trace_id);
+    assert_ne!(child.span_id, parent(true).span_id, "a span of its own");
+    assert_eq!(t.child_of(Some(parent(false))), Some(parent(false)), "a parent not sampled passes on as it is");
+    assert!(!t.records(parent(false)));
+    assert!(t.in_trace(7).is_some_and(TraceParent::sampled));
     set(0.0);
     assert!((0..100).all(|_| t.child_of(None).is_none()));
+    assert_eq!(t.in_trace(7), None);
     assert!(t.child_of(Some(parent(true))).unwrap().sampled(), "a sampled parent is recorded whatever the ratio");
     set(0.1);
     let n = (0..20_000).filter(|_| t.child_of(None).is_some()).count();
@@ -68,10 +73,10 @@ fn span() -> Span {
 
 #[test]
 fn spans_are_written_as_otlp_json() {
-    let body = otlp::request(
-        &[("service.name", "tessera".into())],
-        &[span(), Span { parent: None, error: Some("no".into()), ..span() }],
-    );
+    let mut text = String::new();
+    let spans = [span(), Span { parent: None, error: Some("no \"quoted\"\n".into()), ..span() }];
+    otlp::write_request(&[("service.name", "tessera".into())], &spans, &mut text);
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     let rs = &body["resourceSpans"][0];
     assert_eq!(
         rs["resource"]["attributes"][0],
@@ -88,7 +93,17 @@ fn spans_are_written_as_otlp_json() {
     );
     assert_eq!(spans[0]["attributes"][1]["value"], serde_json::json!({"intValue": "7"}));
     assert!(spans[1].get("parentSpanId").is_none());
-    assert_eq!(spans[1]["status"], serde_json::json!({"code": 2, "message": "no"}));
+    assert_eq!(spans[1]["status"], serde_json::json!({"code": 2, "message": "no \"quoted\"\n"}));
+    assert_eq!(spans[0]["status"], serde_json::json!({}));
+    assert_eq!(spans[0]["name"], "publish prices.aapl");
+    assert_eq!(rs["scopeSpans"][0]["scope"]["name"], "tessera");
+    // Nothing else: the collector's schema refuses unknown fields.
+    let keys: Vec<&String> = spans[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 9, "{keys:?}");
+    // No spans: still a request.
+    let mut empty = String::new();
+    otlp::write_request(&[], &[], &mut empty);
+    assert!(serde_json::from_str::<serde_json::Value>(&empty).is_ok(), "{empty}");
 }
 
 #[test]

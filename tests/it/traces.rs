@@ -211,4 +211,25 @@ fn one_trace_follows_a_message_from_page_to_page_through_the_broker_and_the_jour
     let health: Value = serde_json::from_str(&shell.ctl_ok(&["health", "--json"])).unwrap();
     assert_eq!(health["traces"]["collector"], json!(collector.url), "{health:#}");
     assert!(health["traces"]["exported"].as_u64().unwrap_or(0) >= 4, "{health:#}");
+
+    // The collector goes away: traced messages still flow, and the lost spans are counted.
+    let url = collector.url.clone();
+    drop(collector);
+    js(
+        &shell,
+        a,
+        "for (let i = 0; i < 5; i++) tessera.bus.publish('orders.late', { i }, { traceparent: tessera.bus.newTrace() }); true",
+    );
+    wait_js(&shell, b, "got.length", "7");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health: Value = serde_json::from_str(&shell.ctl_ok(&["health", "--json"])).unwrap();
+        if health["traces"]["failed"].as_u64().unwrap_or(0) >= 10 {
+            assert_eq!(health["traces"]["collector"], json!(url));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed spans counted: {health:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(shell.apps().len(), 2);
 }

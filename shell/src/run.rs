@@ -192,6 +192,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     if let Err(e) = shell.broker.flush_journal(Duration::from_secs(5)) {
         tracing::error!("the journal's last records may be lost: {e}");
     }
+    // The last spans go to the collector, if it answers soon.
+    if !::telemetry::trace::global().shutdown(Duration::from_secs(3)) {
+        tracing::warn!("the trace collector did not take the last spans in 3 s; they are lost");
+    }
     drop(profile);
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&endpoint_path);

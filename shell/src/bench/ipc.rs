@@ -20,7 +20,7 @@ use serde::Serialize;
 use telemetry::trace::TraceConfig;
 
 use crate::bench::otlp_sink::Sink;
-use crate::bench::stats::{OnOff, p50_p99};
+use crate::bench::stats::{OnOff, median, p50_p99};
 use crate::cli::IpcBenchArgs;
 
 /// Aggregate rate of the latency pass.
@@ -44,13 +44,21 @@ struct Report {
     traces: Option<OnOff>,
     /// The share of messages traced in those passes.
     trace_ratio: f64,
-    /// The paced pass again with tracing on.
-    traced_publish_to_deliver_us_p50: Option<f64>,
-    traced_publish_to_deliver_us_p99: Option<f64>,
+    /// Paced passes with tracing off and on, in turns.
+    paced_traces: Option<PacedTraces>,
     /// Spans exported in the traced passes, and the requests that carried them.
     spans_exported: u64,
     trace_requests: u64,
     optimized_build: bool,
+}
+
+/// Publish-to-deliver latency of paced passes, each pass's p50 and p99, tracing off and on.
+#[derive(Debug, Default, Serialize)]
+struct PacedTraces {
+    off_p50_us: Vec<f64>,
+    off_p99_us: Vec<f64>,
+    on_p50_us: Vec<f64>,
+    on_p99_us: Vec<f64>,
 }
 
 struct Pass {
@@ -159,16 +167,28 @@ pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
     let paced_messages = (PACED_RATE * 2).min(u64::from(args.messages));
     let mut paced = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false, true)?;
     let (p50, p99) = p50_p99(&mut paced.latencies_ns);
-    // The same paced pass with tracing on: what a traced desk's messages wait.
-    let traced_latency = if args.trace_passes > 0 {
-        tracer.install(TraceConfig { endpoint: sink.url.clone(), sample_ratio: args.trace_ratio, resource: vec![] })?;
-        let pass = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false, true);
-        tracer.uninstall();
-        let (p50, p99) = p50_p99(&mut pass?.latencies_ns);
-        Some((p50 as f64 / 1000.0, p99 as f64 / 1000.0))
-    } else {
-        None
-    };
+    // Paced passes without and with tracing, in turns (which first alternating): what a traced
+    // desk's messages wait.
+    let mut paced_traces = PacedTraces::default();
+    for i in 0..args.trace_passes {
+        for on in if i % 2 == 0 { [false, true] } else { [true, false] } {
+            if on {
+                let config =
+                    TraceConfig { endpoint: sink.url.clone(), sample_ratio: args.trace_ratio, resource: vec![] };
+                tracer.install(config)?;
+            }
+            let pass = run_pass(args, paced_messages, (PACED_RATE / n).max(1), false, true);
+            tracer.uninstall();
+            let (p50, p99) = p50_p99(&mut pass?.latencies_ns);
+            let (p50s, p99s) = if on {
+                (&mut paced_traces.on_p50_us, &mut paced_traces.on_p99_us)
+            } else {
+                (&mut paced_traces.off_p50_us, &mut paced_traces.off_p99_us)
+            };
+            p50s.push(p50 as f64 / 1000.0);
+            p99s.push(p99 as f64 / 1000.0);
+        }
+    }
     let report = Report {
         clients: args.clients as usize,
         messages: u64::from(args.messages),
@@ -182,8 +202,7 @@ pub(crate) fn run(args: &IpcBenchArgs) -> Result<()> {
         metrics,
         traces,
         trace_ratio: args.trace_ratio,
-        traced_publish_to_deliver_us_p50: traced_latency.map(|l| l.0),
-        traced_publish_to_deliver_us_p99: traced_latency.map(|l| l.1),
+        paced_traces: (args.trace_passes > 0).then_some(paced_traces),
         spans_exported,
         trace_requests: sink.requests(),
         optimized_build: !cfg!(debug_assertions),
@@ -210,7 +229,14 @@ fn print_table(r: &Report) {
         println!("{}", t.line(&format!("traces' cost at {}%", r.trace_ratio * 100.0), "msgs/s"));
         println!("  spans exported          {} in {} requests", r.spans_exported, r.trace_requests);
     }
-    if let (Some(p50), Some(p99)) = (r.traced_publish_to_deliver_us_p50, r.traced_publish_to_deliver_us_p99) {
-        println!("  paced, traced           publish -> deliver p50 {p50:.1} us, p99 {p99:.1} us");
+    if let Some(t) = &r.paced_traces {
+        println!(
+            "  paced, traced or not    p50 {:.1} us traced, {:.1} us not; p99 {:.1} us traced, {:.1} us not (medians of {} passes each way)",
+            median(&t.on_p50_us),
+            median(&t.off_p50_us),
+            median(&t.on_p99_us),
+            median(&t.off_p99_us),
+            t.on_p50_us.len()
+        );
     }
 }

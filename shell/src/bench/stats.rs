@@ -16,7 +16,8 @@ pub(crate) fn p50_p99(samples: &mut [u64]) -> (u64, u64) {
 }
 
 /// A cost measured both ways in one run: `pass(false)` and `pass(true)` (each giving a
-/// throughput) run in turns, `pairs` times each, so drift on a noisy machine falls on both.
+/// throughput) run in turns, `pairs` times each, which goes first alternating, so drift on a
+/// noisy machine falls on both.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct OnOff {
     /// Each throughput without, in the order run.
@@ -40,9 +41,13 @@ impl OnOff {
             return Ok(None);
         }
         let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..pairs {
-            off.push(pass(false)?);
-            on.push(pass(true)?);
+        // Which way goes first alternates (off-on, on-off, ...), so a pass that runs slower
+        // for coming second in a pair does not count against one side.
+        for i in 0..pairs {
+            for way in if i % 2 == 0 { [false, true] } else { [true, false] } {
+                let figure = pass(way)?;
+                if way { on.push(figure) } else { off.push(figure) }
+            }
         }
         let (m_off, m_on) = (median(&off), median(&on));
         let (b_off, b_on) = (off.iter().copied().fold(0.0, f64::max), on.iter().copied().fold(0.0, f64::max));

@@ -97,6 +97,9 @@ pub struct TraceCounts {
 #[derive(Debug, Default)]
 pub struct Tracer {
     on: AtomicBool,
+    /// The sampler's bound while on: a new trace is recorded when the low 64 bits of its id
+    /// are at most this. 0 while off. Read without a lock: every message not in a trace asks.
+    bound: AtomicU64,
     active: RwLock<Option<Arc<Active>>>,
     counts: Arc<Counts>,
 }
@@ -108,14 +111,14 @@ struct Counts {
     failed: AtomicU64,
 }
 
-/// A tracer that records: its sampler and its exporter's queue.
+/// A tracer that records: its exporter's queue, and what it was installed with.
 #[derive(Debug)]
 struct Active {
-    /// A new trace is recorded when the low 64 bits of its id are below this.
-    bound: u64,
     queue: flume::Sender<Span>,
     endpoint: String,
     ratio: f64,
+    /// Said when the exporter has sent what it held and stopped.
+    done: flume::Receiver<()>,
 }
 
 /// The process's tracer (off until [`Tracer::install`]).
@@ -144,8 +147,9 @@ impl Tracer {
         let endpoint = config.endpoint.clone();
         let ratio = config.sample_ratio;
         let bound = bound(ratio);
-        export::spawn(config, spans, Arc::clone(&self.counts))?;
-        *self.active.write() = Some(Arc::new(Active { bound, queue, endpoint, ratio }));
+        let done = export::spawn(config, spans, Arc::clone(&self.counts))?;
+        *self.active.write() = Some(Arc::new(Active { queue, endpoint, ratio, done }));
+        self.bound.store(bound, Ordering::Relaxed);
         self.on.store(true, Ordering::Release);
         Ok(())
     }
@@ -153,7 +157,20 @@ impl Tracer {
     /// Stops recording; what is queued is still sent.
     pub fn uninstall(&self) {
         self.on.store(false, Ordering::Release);
+        self.bound.store(0, Ordering::Relaxed);
         self.active.write().take();
+    }
+
+    /// Stops recording and waits up to `limit` for the exporter to send what it holds (a
+    /// shell shutting down); `false` if it did not finish in time.
+    pub fn shutdown(&self, limit: std::time::Duration) -> bool {
+        self.on.store(false, Ordering::Release);
+        self.bound.store(0, Ordering::Relaxed);
+        let Some(active) = self.active.write().take() else { return true };
+        let done = active.done.clone();
+        // The queue closes once the last holder (a span being recorded) lets go.
+        drop(active);
+        !matches!(done.recv_timeout(limit), Err(flume::RecvTimeoutError::Timeout))
     }
 
     /// The collector spans go to, if tracing is on.
@@ -191,11 +208,16 @@ impl Tracer {
             Some(p) if on && p.sampled() => Some(TraceParent::new(p.trace_id, span_id(), true)),
             Some(p) => Some(p),
             None if on => {
-                let bound = self.active.read().as_ref().map_or(0, |a| a.bound);
-                let trace = trace_id();
                 // The ratio is decided by the trace id's low bits, as OpenTelemetry's
-                // TraceIdRatioBased sampler does.
-                (trace as u64 <= bound && bound > 0).then(|| TraceParent::new(trace, span_id(), true))
+                // TraceIdRatioBased sampler does: those are drawn first, and the rest of the
+                // id only for a trace that is kept.
+                let bound = self.bound.load(Ordering::Relaxed);
+                let low = random_u64();
+                if bound == 0 || low > bound {
+                    return None;
+                }
+                let trace = (u128::from(random_u64()) << 64) | u128::from(low);
+                (trace != 0).then(|| TraceParent::new(trace, span_id(), true))
             }
             None => None,
         }
@@ -208,7 +230,7 @@ impl Tracer {
         if !self.enabled() || trace_id == 0 {
             return None;
         }
-        let bound = self.active.read().as_ref().map_or(0, |a| a.bound);
+        let bound = self.bound.load(Ordering::Relaxed);
         (trace_id as u64 <= bound && bound > 0).then(|| TraceParent::new(trace_id, span_id(), true))
     }
 
@@ -237,7 +259,7 @@ pub fn now_ns() -> u64 {
 /// A new span id: random, never zero.
 pub fn span_id() -> u64 {
     loop {
-        let id = random() as u64;
+        let id = random_u64();
         if id != 0 {
             return id;
         }
@@ -247,16 +269,16 @@ pub fn span_id() -> u64 {
 /// A new trace id: random, never zero.
 pub fn trace_id() -> u128 {
     loop {
-        let id = random();
+        let id = (u128::from(random_u64()) << 64) | u128::from(random_u64());
         if id != 0 {
             return id;
         }
     }
 }
 
-/// 128 random bits: a per-thread generator (xoshiro-like mixing of a counter) seeded once
-/// from the operating system, so ids cost no system call each.
-fn random() -> u128 {
+/// 64 random bits from a per-thread generator (splitmix64) seeded once from the operating
+/// system, so an id costs no system call.
+fn random_u64() -> u64 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new({
@@ -269,15 +291,11 @@ fn random() -> u128 {
         });
     }
     STATE.with(|s| {
-        let next = || {
-            // splitmix64.
-            let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-            s.set(z);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        (u128::from(next()) << 64) | u128::from(next())
+        let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     })
 }
 

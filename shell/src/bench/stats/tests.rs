@@ -18,7 +18,7 @@ fn on_and_off_run_in_turns_and_compare_medians() {
     })
     .unwrap()
     .unwrap();
-    assert_eq!(order, [false, true, false, true, false, true]);
+    assert_eq!(order, [false, true, true, false, false, true]);
     assert!((r.cost_percent - 10.0).abs() < 1e-9);
     assert!((r.best_cost_percent - 10.0).abs() < 1e-9);
     assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);

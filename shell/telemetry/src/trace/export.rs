@@ -15,6 +15,9 @@ pub const BATCH: usize = 512;
 /// Longest a span waits in a batch.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// How much the exporter thread yields to the rest of the shell.
+const NICE: i32 = 10;
+
 /// How often a filling batch is looked at.
 const NAP: Duration = Duration::from_millis(50);
 
@@ -55,10 +58,24 @@ pub fn traces_url(endpoint: &str) -> Result<String, ExportError> {
 }
 
 /// Starts the exporter for `config`, taking spans from `spans` until every sender is gone.
-pub(super) fn spawn(config: TraceConfig, spans: flume::Receiver<Span>, counts: Arc<Counts>) -> Result<(), ExportError> {
+/// Its receiver is told (or sees the sender go) when the exporter has stopped.
+pub(super) fn spawn(
+    config: TraceConfig,
+    spans: flume::Receiver<Span>,
+    counts: Arc<Counts>,
+) -> Result<flume::Receiver<()>, ExportError> {
     let url = traces_url(&config.endpoint)?;
-    std::thread::Builder::new().name("tessera-otlp".into()).spawn(move || run(&url, &config, &spans, &counts))?;
-    Ok(())
+    let (done_tx, done) = flume::bounded(1);
+    std::thread::Builder::new().name("tessera-otlp".into()).spawn(move || {
+        // Background work: the desk's own messages come first when the cores are busy (on
+        // Linux, a nice value is the thread's own).
+        if let Err(e) = rustix::process::nice(NICE) {
+            tracing::debug!("the trace exporter keeps its priority: {e}");
+        }
+        run(&url, &config, &spans, &counts);
+        let _ = done_tx.send(());
+    })?;
+    Ok(done)
 }
 
 fn run(url: &str, config: &TraceConfig, spans: &flume::Receiver<Span>, counts: &Counts) {

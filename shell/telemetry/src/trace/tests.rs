@@ -28,7 +28,8 @@ fn sampling_is_by_ratio_and_follows_the_parent() {
     let t = Tracer::default();
     let set = |ratio: f64| {
         *t.active.write() =
-            Some(Arc::new(Active { bound: bound(ratio), queue: queue.clone(), endpoint: String::new(), ratio }));
+            Some(Arc::new(Active { queue: queue.clone(), endpoint: String::new(), ratio, done: flume::bounded(1).1 }));
+        t.bound.store(bound(ratio), Ordering::Relaxed);
         t.on.store(true, Ordering::Relaxed);
     };
     set(1.0);
@@ -182,6 +183,14 @@ fn spans_reach_the_collector_in_batches_and_failures_are_counted() {
     }
     assert_eq!(t.counts().failed, 1);
 
+    // Shutting down sends what is queued first.
+    let (url, shut) = collector(200);
+    t.install(TraceConfig { endpoint: url, sample_ratio: 1.0, resource: vec![] }).unwrap();
+    t.record(span());
+    assert!(t.shutdown(Duration::from_secs(10)), "the exporter did not stop");
+    assert!(shut.try_recv().is_ok(), "the span queued before the shutdown was not sent");
+    assert!(t.shutdown(Duration::from_secs(1)), "nothing to stop");
+
     // Off: nothing is queued.
     t.uninstall();
     t.record(span());
@@ -193,10 +202,31 @@ fn spans_reach_the_collector_in_batches_and_failures_are_counted() {
 fn a_full_queue_drops_and_counts() {
     let (queue, _spans) = flume::bounded(2);
     let t = Tracer::default();
-    *t.active.write() = Some(Arc::new(Active { bound: u64::MAX, queue, endpoint: String::new(), ratio: 1.0 }));
+    *t.active.write() =
+        Some(Arc::new(Active { queue, endpoint: String::new(), ratio: 1.0, done: flume::bounded(1).1 }));
     t.on.store(true, Ordering::Relaxed);
     for _ in 0..5 {
         t.record(span());
     }
     assert_eq!(t.counts().dropped, 3);
+}
+
+proptest::proptest! {
+    /// Any text an attribute or a name holds is written as the JSON string of it.
+    #[test]
+    fn strings_are_written_as_json(text in "\\PC{0,40}|[\\x00-\\x1f\"\\\\a\u{e9}\u{1f600}]{0,20}") {
+        let mut out = String::new();
+        otlp::string(&mut out, &text);
+        proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
+    }
+
+    /// A whole request is JSON whatever its spans say.
+    #[test]
+    fn requests_are_json(name in "\\PC{0,20}", value in "\\PC{0,20}", n in proptest::num::i64::ANY, id in proptest::num::u128::ANY) {
+        let s = Span { name, trace_id: id, attributes: vec![("k", Value::Str(value.into())), ("n", Value::Int(n))], ..span() };
+        let mut out = String::new();
+        otlp::write_request(&[("service.name", "t\"x".into())], &[s], &mut out);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        proptest::prop_assert_eq!(v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"].as_str().map(str::len), Some(32));
+    }
 }

@@ -48,6 +48,16 @@ function createDesktopAgent(host) {
     return timer;
   }
 
+  // What a context or intent listener is told with it: the source, and the trace it came in
+  // (FDC3 3.0's traceId, and the W3C traceparent).
+  function contextMetadata(m) {
+    const p = m.payload || {};
+    const meta = { source: p.originatingApp };
+    if (p.metadata && typeof p.metadata.traceId === "string") meta.traceId = p.metadata.traceId;
+    if (m.meta && typeof m.meta.traceparent === "string") meta.traceparent = m.meta.traceparent;
+    return meta;
+  }
+
   // Broadcasts on a channel, with FDC3 3.0's optional metadata ({traceId}) and Tessera's
   // W3C `traceparent` (metadata.traceparent: the broadcast travels in that trace).
   function broadcastOn(channelId, context, metadata) {
@@ -322,7 +332,7 @@ function createDesktopAgent(host) {
       return;
     }
     Promise.resolve()
-      .then(() => entry.handler(p.context, { source: p.originatingApp }))
+      .then(() => entry.handler(p.context, contextMetadata(m)))
       .then(
         (value) => {
           const ir = intentResult(value);
@@ -405,9 +415,7 @@ function createDesktopAgent(host) {
     switch (m.type) {
       case "broadcastEvent": {
         const ctx = p.context;
-        const ctxMeta = { source: p.originatingApp };
-        if (p.metadata && typeof p.metadata.traceId === "string") ctxMeta.traceId = p.metadata.traceId;
-        if (m.meta && typeof m.meta.traceparent === "string") ctxMeta.traceparent = m.meta.traceparent;
+        const ctxMeta = contextMetadata(m);
         for (const l of [...contextListeners.values()]) {
           const on =
             l.channelId === null

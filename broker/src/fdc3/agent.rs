@@ -188,6 +188,33 @@ struct Raise {
     /// `raiseIntentResponse` or `raiseIntentForContextResponse`.
     response: &'static str,
     context: Value,
+    /// The trace the raise travels in (the request's), for the intent's event.
+    trace: Trace,
+}
+
+/// The trace a request travels in, for the events made of it: the W3C context receivers are
+/// told, and the trace id FDC3 3.0's context metadata carries (the app's own, or the W3C one's).
+#[derive(Debug, Clone, Default)]
+struct Trace {
+    parent: Option<protocol::TraceParent>,
+    id: Option<String>,
+}
+
+impl Trace {
+    fn of(req: &Req<'_>) -> Self {
+        Self { parent: req.trace, id: req.trace_id.map(str::to_owned).or_else(|| req.trace.map(|t| t.trace_hex())) }
+    }
+
+    /// Puts the trace on an event made for a receiver: `metadata.traceId` (and the source)
+    /// in its payload, `traceparent` in its meta. Nothing for a request in no trace.
+    fn mark(&self, event: &mut Value, source: &Value) {
+        if let Some(id) = &self.id {
+            event["payload"]["metadata"] = json!({ "traceId": id, "source": source });
+        }
+        if let Some(parent) = self.parent {
+            event["meta"]["traceparent"] = json!(parent.to_string());
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

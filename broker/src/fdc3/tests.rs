@@ -814,3 +814,27 @@ fn a_broadcast_in_a_trace_tells_its_listeners_the_trace() {
     );
     assert!(sent(&out, 2)[0]["payload"].get("metadata").is_none());
 }
+
+#[test]
+fn an_intent_raised_in_a_trace_tells_its_handler_the_trace() {
+    let mut a = agent();
+    a.add_instance(1, "ticket");
+    a.add_instance(2, "chart");
+    let (_, _) = ask(&mut a, 1, "ticket", "addIntentListenerRequest", json!({ "intent": "StartOrder" }));
+    const T: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let msg = json!({
+        "type": "raiseIntentRequest",
+        "payload": { "intent": "StartOrder", "context": instrument("IBM") },
+        "meta": { "requestUuid": "traced-raise", "traceparent": T },
+    });
+    let out = a.handle(2, "chart", &msg.to_string(), 1_000).unwrap();
+    let event = sent(&out, 1)[0].clone();
+    assert_eq!(event["type"], "intentEvent");
+    assert_eq!(event["meta"]["traceparent"], T);
+    assert_eq!(event["payload"]["metadata"]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(event["payload"]["metadata"]["source"]["appId"], "chart");
+    // In no trace: no metadata.
+    let (_, out) =
+        ask(&mut a, 2, "chart", "raiseIntentRequest", json!({ "intent": "StartOrder", "context": instrument("X") }));
+    assert!(sent(&out, 1)[0]["payload"].get("metadata").is_none());
+}

@@ -140,18 +140,12 @@ impl Agent {
         }
         let source = self.identifier(req.from);
         let targets = self.listeners_of(&id, &ctype, Some(req.from));
-        // The trace it travels in: FDC3 3.0's `metadata.traceId` (the app's own, else the W3C
-        // trace's id), and the W3C `traceparent` in the event's meta.
-        let trace_id = req.trace_id.map(str::to_owned).or_else(|| req.trace.map(|t| t.trace_hex()));
+        // The trace it travels in: FDC3 3.0's `metadata.traceId` and the W3C `traceparent`.
+        let trace = Trace::of(req);
         for to in targets {
-            let mut payload = json!({ "channelId": id, "context": context, "originatingApp": source });
-            if let Some(trace_id) = &trace_id {
-                payload["metadata"] = json!({ "traceId": trace_id, "source": source });
-            }
+            let payload = json!({ "channelId": id, "context": context, "originatingApp": source });
             let mut message = self.event("broadcastEvent", payload);
-            if let Some(trace) = req.trace {
-                message["meta"]["traceparent"] = json!(trace.to_string());
-            }
+            trace.mark(&mut message, &source);
             out.push(Output::Send { to, message });
         }
         out.push(Output::Record {

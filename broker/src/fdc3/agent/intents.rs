@@ -180,7 +180,13 @@ impl Agent {
             .to_owned();
         let context = valid_context(req.payload.get("context")).ok_or(MALFORMED_CONTEXT)?.clone();
         let target = self.target(req.payload.get("app"))?;
-        let raise = Raise { from: req.from, request_uuid: req.uuid.clone(), response: "raiseIntentResponse", context };
+        let raise = Raise {
+            from: req.from,
+            request_uuid: req.uuid.clone(),
+            response: "raiseIntentResponse",
+            context,
+            trace: Trace::of(req),
+        };
         let ctype = context_type(&raise.context).to_owned();
         if let (Some((app, _)), Some(desk)) = (&target, self.other_desk(req.payload.get("app"))) {
             let choices = self.desk_candidates(Some(&intent), Some(&ctype), None, Some(app), Some(&desk));
@@ -234,6 +240,7 @@ impl Agent {
             request_uuid: req.uuid.clone(),
             response: "raiseIntentForContextResponse",
             context,
+            trace: Trace::of(req),
         };
         if let (Some((app, _)), Some(desk)) = (&target, self.other_desk(req.payload.get("app"))) {
             let choices = self.desk_candidates(None, Some(&ctype), None, Some(app), Some(&desk));
@@ -313,7 +320,7 @@ impl Agent {
     /// Hands the intent to `target`'s listener and tells the raiser where it went.
     pub(super) fn deliver(&mut self, raise: Raise, intent: &str, target: u64, out: &mut Vec<Output>) {
         let source = self.identifier(raise.from);
-        let event = self.event(
+        let mut event = self.event(
             "intentEvent",
             json!({
                 "intent": intent,
@@ -322,6 +329,7 @@ impl Agent {
                 "raiseIntentRequestUuid": raise.request_uuid,
             }),
         );
+        raise.trace.mark(&mut event, &source);
         let event_uuid = event["meta"]["eventUuid"].as_str().unwrap_or_default().to_owned();
         out.push(Output::Send { to: target, message: event });
         let resolved = self.identifier(target);

@@ -264,7 +264,13 @@ impl Agent {
             return out;
         };
         let ctype = context_type(&context).to_owned();
-        let local = Raise { from: stand_in, request_uuid: raise.request, response: "raiseIntentResponse", context };
+        let local = Raise {
+            from: stand_in,
+            request_uuid: raise.request,
+            response: "raiseIntentResponse",
+            context,
+            trace: Trace::default(),
+        };
         let choices = self.candidates(Some(&raise.intent), Some(&ctype), None, Some(&raise.app));
         match choices.iter().find(|c| c.instance.is_some()).or_else(|| choices.first()) {
             Some(c) => {

@@ -139,6 +139,17 @@ class ClientTest(FakeShellTest):
             await asyncio.sleep(0.01)
         self.assertEqual(seen, [(ctx, {"source": {"appId": "web"}})])
 
+        # One in a trace: the listener is told it.
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        meta = {"traceparent": tp}
+        payload = {"channelId": None, "context": ctx, "originatingApp": {"appId": "web"}, "metadata": {"traceId": tp[3:35]}}
+        await shell.send({"type": "broadcastEvent", "payload": payload, "meta": meta})
+        for _ in range(100):
+            if len(seen) > 1:
+                break
+            await asyncio.sleep(0.01)
+        self.assertEqual(seen[1][1], {"source": {"appId": "web"}, "traceId": tp[3:35], "traceparent": tp})
+
         # An intent raised at this app: the handler's context is the raiser's result.
         adding = asyncio.ensure_future(client.fdc3.add_intent_listener("ViewRisk", lambda c, m: {"type": "fdc3.risk", "of": c["id"]["ticker"]}))
         r = await shell.recv()

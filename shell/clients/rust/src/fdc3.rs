@@ -111,7 +111,8 @@ pub struct ContextListener {
 }
 
 impl ContextListener {
-    /// The next context and its metadata (`{"source": {"appId": ..., "instanceId": ...}}`).
+    /// The next context and its metadata (`{"source": {"appId": ..., "instanceId": ...}}`, with
+    /// `traceId` and `traceparent` when it came in a trace).
     pub async fn recv(&mut self) -> Option<(Value, Value)> {
         self.rx.recv().await
     }
@@ -363,7 +364,14 @@ pub(crate) fn dispatch(inner: &Arc<Inner>, m: Value) {
             let channel = p["channelId"].as_str();
             let context = &p["context"];
             let ctype = context["type"].as_str();
-            let meta = json!({ "source": p["originatingApp"] });
+            let mut meta = json!({ "source": p["originatingApp"] });
+            // The trace it came in, if any: FDC3 3.0's traceId and the W3C traceparent.
+            if let Some(id) = p["metadata"]["traceId"].as_str() {
+                meta["traceId"] = json!(id);
+            }
+            if let Some(t) = m["meta"]["traceparent"].as_str() {
+                meta["traceparent"] = json!(t);
+            }
             for (on, wants, tx) in s.contexts.values() {
                 let here = match on {
                     None => channel.is_none() || channel == s.current.as_deref(),

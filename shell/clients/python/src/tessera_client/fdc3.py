@@ -253,7 +253,7 @@ class Fdc3:
             return
         if kind == "broadcastEvent":
             context = p.get("context") or {}
-            metadata = {"source": p.get("originatingApp")}
+            metadata = _metadata(m)
             channel = p.get("channelId")
             for on, wants, handler in list(self._context_listeners.values()):
                 here = (channel is None or channel == self.current_channel_id) if on is None else on == channel
@@ -276,7 +276,7 @@ class Fdc3:
             answer["error"] = "no listener"
         else:
             try:
-                value = await _call(handler, p.get("context"), {"source": p.get("originatingApp")})
+                value = await _call(handler, p.get("context"), _metadata(m))
                 if isinstance(value, Channel):
                     answer["intentResult"] = {"channel": {"id": value.id, "type": value.type, "displayMetadata": value.display_metadata}}
                 elif _valid(value):
@@ -291,6 +291,20 @@ class Fdc3:
             import sys
 
             print(f"tessera_client: the intent result was refused: {e}", file=sys.stderr)
+
+
+def _metadata(m: Dict[str, Any]) -> Dict[str, Any]:
+    """What a listener is told with a context: its source, and the trace it came in (FDC3 3.0's
+    ``traceId``, and the W3C ``traceparent``) when it came in one."""
+    p = m.get("payload") or {}
+    metadata: Dict[str, Any] = {"source": p.get("originatingApp")}
+    trace_id = (p.get("metadata") or {}).get("traceId")
+    if isinstance(trace_id, str):
+        metadata["traceId"] = trace_id
+    traceparent = (m.get("meta") or {}).get("traceparent")
+    if isinstance(traceparent, str):
+        metadata["traceparent"] = traceparent
+    return metadata
 
 
 async def _call(handler: Callable[..., Any], *args: Any) -> Any:

@@ -99,19 +99,29 @@ fn sigkill_while_appending_keeps_a_verifiable_log() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::sync_channel::<()>(1);
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .map(|l| l.trim().parse::<u64>().unwrap())
-                .collect::<Vec<_>>()
+            let mut seen = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                seen.push(line.trim().parse::<u64>().unwrap());
+                let _ = first_tx.try_send(());
+            }
+            seen
         });
+        // The kill lands while entries are being appended: after the first is acknowledged
+        // (on a busy machine, opening the profile alone can take longer than the delay).
+        first_rx.recv_timeout(Duration::from_secs(60)).expect("no entry acknowledged within 60 s");
         std::thread::sleep(Duration::from_millis(80 + round * 37));
         child.kill().unwrap();
         child.wait().unwrap();
         acked.extend(reader.join().unwrap());
         let o = tessera(&["audit", "verify", "--profile", &p.path]);
-        assert!(o.status.success(), "round {round}: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            o.status.success(),
+            "round {round}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     assert!(!acked.is_empty());
     let export = ok(&tessera(&["audit", "export", "--profile", &p.path]));

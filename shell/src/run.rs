@@ -247,8 +247,7 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
     );
     shell.supervisor.set_gate(Arc::clone(&shell.permissions) as Arc<dyn shell::host::gate::Gate>);
     rt.spawn(permissions::watch(Arc::clone(&shell.permissions)));
-    let app_events = shell.supervisor.set_app_events();
-    rt.spawn(fdc3::run(Arc::clone(shell), app_events));
+    fdc3::start(rt, shell);
     rt.spawn(launch::attachments(Arc::clone(shell), shell.supervisor.attachments()));
     // Read at start-up, like the telemetry listener: a policy that moves it applies at the next.
     if let Some(addr) = shell.permissions.websocket_address() {

@@ -513,7 +513,8 @@ impl Agent {
             });
         }
         if let Some(answer) = answer {
-            // The answer goes before anything the request caused for the same instance.
+            // The answer goes before anything the request caused for the same instance (or
+            // anything not a message).
             let message = {
                 let payload = match answer {
                     Ok(v) => v,
@@ -521,7 +522,10 @@ impl Agent {
                 };
                 self.response(&response, &req.uuid, payload)
             };
-            out.insert(0, Output::Send { to: from, message });
+            // What goes to other instances first: they wait on it, the asker on nothing more
+            // than this answer.
+            let at = out.iter().position(|o| !matches!(o, Output::Send { to, .. } if *to != from)).unwrap_or(out.len());
+            out.insert(at, Output::Send { to: from, message });
         }
         out
     }

@@ -226,19 +226,20 @@ pub enum AppEvent {
     },
 }
 
-/// How many app events may wait for the shell before more are dropped.
-pub(crate) const APP_EVENTS: usize = 16_384;
+/// Who is told what happens to instances' pages: the shell's FDC3 agent. Called on the task
+/// of the connection it happened on, in the order it happened there, so it must not block.
+pub trait AppEventSink: Send + Sync {
+    /// Takes one event.
+    fn event(&self, event: AppEvent);
+}
 
-pub(crate) type AppEvents = Arc<Mutex<Option<flume::Sender<AppEvent>>>>;
+pub(crate) type AppEvents = Arc<Mutex<Option<Arc<dyn AppEventSink>>>>;
 
-/// Hands the shell an event about `instance` of `app`, if it listens; a shell that is behind
-/// loses the event, with a warning, rather than holding up the connection.
-pub(crate) fn report(sink: &AppEvents, app: &str, instance: u64, event: AppEvent) {
+/// Hands the shell an event about an instance, if it listens.
+pub(crate) fn report(sink: &AppEvents, event: AppEvent) {
     let sink = sink.lock().clone();
-    if let Some(tx) = sink
-        && tx.try_send(event).is_err()
-    {
-        tracing::warn!(app, instance, "the shell is behind on app events; one was dropped");
+    if let Some(sink) = sink {
+        sink.event(event);
     }
 }
 pub(crate) type SharedGate = Arc<Mutex<Option<Arc<dyn crate::host::gate::Gate>>>>;
@@ -345,7 +346,7 @@ impl Binding {
 
     /// Tells the shell what happened to the instance's page.
     pub(crate) fn report(&self, event: AppEvent) {
-        report(&self.app_events, self.app.as_str(), self.instance, event);
+        report(&self.app_events, event);
     }
 
     /// A DACP message from the page, parsed once, here, and checked against the permission

@@ -52,7 +52,7 @@ pub(crate) enum Stop {
 
 impl Monitor {
     pub(crate) fn report(&self, event: AppEvent) {
-        crate::host::instance::report(&self.app_events, &self.spec.app.0, self.instance, event);
+        crate::host::instance::report(&self.app_events, event);
     }
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut InstanceStatus)) {

@@ -20,7 +20,7 @@ use protocol::wire::{Bounds, ShellMsg};
 
 use crate::host::instance::*;
 pub use crate::host::instance::{
-    AppEvent, AppSpec, AppState, DEFAULT_RATE_LIMIT, EvalError, HostKind, InstanceStatus, RestartPolicy,
+    AppEvent, AppEventSink, AppSpec, AppState, DEFAULT_RATE_LIMIT, EvalError, HostKind, InstanceStatus, RestartPolicy,
 };
 use crate::host::monitor::*;
 
@@ -87,12 +87,10 @@ impl Supervisor {
         *self.gate.lock() = Some(gate);
     }
 
-    /// Starts reporting what instances' pages do ([`AppEvent`]s) on a channel; events beyond
-    /// its bound are dropped (and logged).
-    pub fn set_app_events(&self) -> flume::Receiver<AppEvent> {
-        let (tx, rx) = flume::bounded(APP_EVENTS);
-        *self.app_events.lock() = Some(tx);
-        rx
+    /// Starts telling `sink` what instances' pages do ([`AppEvent`]s), each on the task of the
+    /// connection it happened on.
+    pub fn set_app_events(&self, sink: Arc<dyn AppEventSink>) {
+        *self.app_events.lock() = Some(sink);
     }
 
     /// Queues a message for an instance's host; `false` if there is no such instance or its

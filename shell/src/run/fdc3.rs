@@ -39,8 +39,12 @@ fn channel_number(id: &str) -> Option<u8> {
 /// Asks the agent something and journals the records it makes before anyone else may ask: the
 /// rest of its answer is for [`exec`].
 pub(super) fn decide(shell: &Shell, ask: impl FnOnce(&mut Agent, u64) -> Vec<Output>) -> Vec<Output> {
-    let mut agent = shell.agent.lock();
-    let mut outputs = ask(&mut agent, broker::Timestamp::now().millis());
+    decide_locked(shell, &mut shell.agent.lock(), ask)
+}
+
+/// [`decide`] with the agent already locked.
+fn decide_locked(shell: &Shell, agent: &mut Agent, ask: impl FnOnce(&mut Agent, u64) -> Vec<Output>) -> Vec<Output> {
+    let mut outputs = ask(agent, broker::Timestamp::now().millis());
     outputs.retain(|o| match o {
         Output::Record { topic, body } => {
             // The commit is not awaited: a journal that fails stops and refuses what follows,
@@ -69,12 +73,7 @@ pub(super) fn exec(shell: &Shell, outputs: Vec<Output>) {
     let mut queue: std::collections::VecDeque<Output> = outputs.into();
     while let Some(o) = queue.pop_front() {
         match o {
-            Output::Send { to, message } => {
-                count_error(shell, &message);
-                if !shell.supervisor.post(to, ShellMsg::Fdc3 { message: message.to_string() }) {
-                    tracing::debug!(instance = to, "an FDC3 message found no app host");
-                }
-            }
+            Output::Send { to, message } => send(shell, to, &message),
             Output::Launch { launch, app } => {
                 let result = match shell.launch(&app) {
                     Ok(instance) => Some(instance),
@@ -173,23 +172,111 @@ fn count_error(shell: &Shell, message: &serde_json::Value) {
     }
 }
 
-/// Feeds the agent what app pages do, and its deadlines.
-pub(super) async fn run(shell: Arc<Shell>, events: flume::Receiver<AppEvent>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-    loop {
-        let outputs = tokio::select! {
-            event = events.recv_async() => {
-                let Ok(event) = event else { return };
-                handle(&shell, event)
-            }
-            _ = tick.tick() => decide(&shell, Agent::sweep),
-        };
-        exec(&shell, outputs);
+/// One of the agent's messages to an app instance.
+fn send(shell: &Shell, to: u64, message: &serde_json::Value) {
+    count_error(shell, message);
+    if !shell.supervisor.post(to, ShellMsg::Fdc3 { message: message.to_string() }) {
+        tracing::debug!(instance = to, "an FDC3 message found no app host");
     }
 }
 
-fn handle(shell: &Arc<Shell>, event: AppEvent) -> Vec<Output> {
-    decide(shell, |agent, now| answer(shell, agent, event, now))
+/// How many pieces of work may wait for the agent's task before more are dropped.
+const QUEUE: usize = 16_384;
+
+/// What the agent's task does, in order.
+enum Work {
+    /// Hand the agent an app event and carry out its answer.
+    Event(AppEvent),
+    /// Hand the agent its deadlines.
+    Sweep,
+    /// Carry out the rest of an answer already decided.
+    Decided(Vec<Output>),
+}
+
+/// What app pages do, handed to the agent on the connection's own task: a request is decided
+/// and the agent's messages to app hosts posted at once, under the agent's lock, so they go in
+/// the order decided (no hop to another task on the FDC3 path). What takes longer (a launch, the
+/// resolver, the tiles) goes to the agent's task ([`run`]); while anything waits there, what
+/// follows waits behind it, so nothing overtakes.
+struct Events {
+    shell: std::sync::Weak<Shell>,
+    queue: flume::Sender<Work>,
+    /// Work sent to the task and not yet done (changed with the agent locked, or by the task
+    /// once it is done).
+    behind: std::sync::atomic::AtomicUsize,
+}
+
+impl Events {
+    /// Decides `work` now if nothing waits for the task, posting the agent's messages at once;
+    /// the rest of the answer, or the work itself while the task is behind, goes to the task.
+    fn offer(&self, shell: &Shell, work: Work) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut agent = shell.agent.lock();
+        let inline = self.behind.load(SeqCst) == 0
+            && matches!(&work, Work::Sweep | Work::Event(AppEvent::Fdc3 { .. } | AppEvent::Fdc3Refused { .. }));
+        let work = if inline {
+            let outputs = match work {
+                Work::Event(event) => decide_locked(shell, &mut agent, |agent, now| answer(shell, agent, event, now)),
+                Work::Sweep => decide_locked(shell, &mut agent, Agent::sweep),
+                Work::Decided(outputs) => outputs,
+            };
+            let mut outputs = outputs.into_iter().peekable();
+            while let Some(Output::Send { to, message }) = outputs.next_if(|o| matches!(o, Output::Send { .. })) {
+                send(shell, to, &message);
+            }
+            let rest: Vec<Output> = outputs.collect();
+            if rest.is_empty() {
+                return;
+            }
+            Work::Decided(rest)
+        } else {
+            work
+        };
+        // Counted before it is sent: the task may be done with it before this returns.
+        self.behind.fetch_add(1, SeqCst);
+        if self.queue.try_send(work).is_err() {
+            self.behind.fetch_sub(1, SeqCst);
+            tracing::warn!("the FDC3 agent is behind; an app event was dropped");
+        }
+        drop(agent);
+    }
+}
+
+impl shell::host::supervisor::AppEventSink for Events {
+    fn event(&self, event: AppEvent) {
+        if let Some(shell) = self.shell.upgrade() {
+            self.offer(&shell, Work::Event(event));
+        }
+    }
+}
+
+/// Hands the agent what app pages do ([`Events`]) and starts its task ([`run`]).
+pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>) {
+    let (queue, work) = flume::bounded(QUEUE);
+    let events =
+        Arc::new(Events { shell: Arc::downgrade(shell), queue, behind: std::sync::atomic::AtomicUsize::new(0) });
+    shell.supervisor.set_app_events(Arc::clone(&events) as Arc<dyn shell::host::supervisor::AppEventSink>);
+    rt.spawn(run(Arc::clone(shell), events, work));
+}
+
+/// The agent's task: what [`Events`] could not do on the spot, in order, and its deadlines.
+async fn run(shell: Arc<Shell>, events: Arc<Events>, work: flume::Receiver<Work>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            next = work.recv_async() => {
+                let Ok(next) = next else { return };
+                let outputs = match next {
+                    Work::Event(event) => decide(&shell, |agent, now| answer(&shell, agent, event, now)),
+                    Work::Sweep => decide(&shell, Agent::sweep),
+                    Work::Decided(outputs) => outputs,
+                };
+                exec(&shell, outputs);
+                events.behind.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            _ = tick.tick() => events.offer(&shell, Work::Sweep),
+        }
+    }
 }
 
 fn answer(shell: &Shell, agent: &mut Agent, event: AppEvent, now: u64) -> Vec<Output> {

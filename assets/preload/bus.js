@@ -12,6 +12,17 @@
   // Captured now, before page scripts can replace window.ipc.
   const ipc = window.ipc;
   const rawPost = ipc && ipc.postMessage ? ipc.postMessage.bind(ipc) : function () {};
+  // The host's handler for requests it answers as the reply to the post (a promise WebKit
+  // resolves: no script evaluated in the page for the answer). Captured now too; the top frame
+  // only, where the host's other messages go.
+  const replyPost = (function () {
+    try {
+      const h = window === window.top && window.webkit && window.webkit.messageHandlers.tesseraRequest;
+      return h && typeof h.postMessage === "function" ? h.postMessage.bind(h) : null;
+    } catch (e) {
+      return null;
+    }
+  })();
   // This page's token, written in by its host: frames of other origins (which get no preload
   // and cannot read this closure) cannot produce it, so the host ignores what they post.
   const TOKEN = "__TESSERA_PAGE_TOKEN__";
@@ -139,6 +150,65 @@
     }
   }
 
+  // Hands the page what the host delivered (see `host.deliver`), in order.
+  function deliverNow(batch) {
+    for (const d of batch) {
+      if (d.fdc3 !== undefined) {
+        try {
+          host.fdc3(d.fdc3);
+        } catch (e) {
+          console.error("tessera: the FDC3 receiver threw", e);
+        }
+        continue;
+      }
+      if (d.direct) {
+        const meta = { topic: d.topic, from: d.from, seq: d.seq };
+        if (messageHandlers.size === 0) {
+          if (earlyMessages.length < MAX_EARLY) earlyMessages.push([d.data, meta]);
+          continue;
+        }
+        for (const h of messageHandlers) {
+          try {
+            h(d.data, meta);
+          } catch (e) {
+            console.error("tessera.bus: message handler threw", e);
+          }
+        }
+        continue;
+      }
+      const sub = subscriptions.get(d.sub);
+      if (!sub) {
+        continue;
+      }
+      try {
+        const meta = { topic: d.topic, seq: d.seq, timestamp: d.timestamp, sender: d.sender };
+        if (d.traceparent !== undefined) meta.traceparent = d.traceparent;
+        sub.handler(d.data, meta);
+      } catch (e) {
+        console.error("tessera.bus: subscriber for", sub.pattern, "threw", e);
+      }
+    }
+  }
+  // Requests answered as replies to their posts, seen here (fulfilled or not); what the host
+  // delivered after answering more than that waits, in order, for them (at most DEFER_MAX_MS).
+  let repliesSettled = 0;
+  const deferred = [];
+  let deferTimer = null;
+  const DEFER_MAX_MS = 100;
+  function deliverDeferred(all) {
+    if (all) {
+      // A reply the page never saw: counted as seen, so what follows does not wait for it.
+      for (const d of deferred) repliesSettled = Math.max(repliesSettled, d[1]);
+    }
+    while (deferred.length > 0 && (all || deferred[0][1] <= repliesSettled)) {
+      deliverNow(deferred.shift()[0]);
+    }
+    if (deferTimer !== null && (all || deferred.length === 0)) {
+      clearTimeout(deferTimer);
+      deferTimer = null;
+    }
+  }
+
   const host = {
     // For the shell's own scripts (an evaluation's result): goes at once, ahead of what the
     // page's sends have waiting.
@@ -149,6 +219,41 @@
     postMessage: function (message) {
       room();
       post(JSON.stringify(message));
+    },
+    // Posts a request the caller built whole whose answer the host may give as the reply to
+    // the post (then handed to the FDC3 receiver); in order after everything posted before it.
+    // While the page is held to its rate limit, or without the reply handler, it is posted
+    // like any other message and answered like one.
+    request: function (message) {
+      room();
+      const text = JSON.stringify(message);
+      if (!replyPost || heldAt !== held.length || inFlight >= WINDOW) {
+        post(text);
+        return;
+      }
+      if (barrierWorks && ++sinceBarrier >= BARRIER_EVERY) {
+        sinceBarrier = 0;
+        barrier();
+      }
+      flush();
+      inFlight++;
+      replyPost(TOKEN + text).then(
+        (answer) => {
+          repliesSettled++;
+          if (typeof answer === "string" && answer.length > 0) {
+            try {
+              host.fdc3(JSON.parse(answer));
+            } catch (e) {
+              console.error("tessera: the FDC3 receiver threw", e);
+            }
+          }
+          deliverDeferred(false);
+        },
+        () => {
+          repliesSettled++;
+          deliverDeferred(false);
+        }
+      );
     },
     // Called by the host with how many more of this page's messages it has passed on.
     ack: function (n) {
@@ -173,44 +278,15 @@
     },
     // Called by the host with an array of what arrived, in order: deliveries ({sub, topic,
     // data, seq, timestamp, sender}), direct messages ({direct, ...}) and the FDC3 agent's
-    // messages ({fdc3}).
-    deliver: function (batch) {
-      for (const d of batch) {
-        if (d.fdc3 !== undefined) {
-          try {
-            host.fdc3(d.fdc3);
-          } catch (e) {
-            console.error("tessera: the FDC3 receiver threw", e);
-          }
-          continue;
-        }
-        if (d.direct) {
-          const meta = { topic: d.topic, from: d.from, seq: d.seq };
-          if (messageHandlers.size === 0) {
-            if (earlyMessages.length < MAX_EARLY) earlyMessages.push([d.data, meta]);
-            continue;
-          }
-          for (const h of messageHandlers) {
-            try {
-              h(d.data, meta);
-            } catch (e) {
-              console.error("tessera.bus: message handler threw", e);
-            }
-          }
-          continue;
-        }
-        const sub = subscriptions.get(d.sub);
-        if (!sub) {
-          continue;
-        }
-        try {
-          const meta = { topic: d.topic, seq: d.seq, timestamp: d.timestamp, sender: d.sender };
-          if (d.traceparent !== undefined) meta.traceparent = d.traceparent;
-          sub.handler(d.data, meta);
-        } catch (e) {
-          console.error("tessera.bus: subscriber for", sub.pattern, "threw", e);
-        }
+    // messages ({fdc3}); and how many of the page's requests it had answered as replies by
+    // then. WebKit may run this before the page has seen those replies: it then waits for them.
+    deliver: function (batch, answered) {
+      if (deferred.length > 0 || (typeof answered === "number" && repliesSettled < answered)) {
+        deferred.push([batch, typeof answered === "number" ? answered : 0]);
+        if (deferTimer === null) deferTimer = setTimeout(() => deliverDeferred(true), DEFER_MAX_MS);
+        return;
       }
+      deliverNow(batch);
     },
     // Called by the host with a call to a service this page provides.
     call: function (c) {

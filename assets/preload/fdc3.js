@@ -68,6 +68,10 @@ function createDesktopAgent(host) {
     return request("broadcastRequest", payload, options).then(() => undefined);
   }
 
+  // A request goes where its answer can come back as the reply to the post itself, if the host
+  // has that (a page's does: see bus.js `request`), else with everything else.
+  const send = typeof host.request === "function" ? host.request.bind(host) : host.postMessage.bind(host);
+
   // Sends a request; resolves with the response's payload, rejects with its error. `onAnswer`
   // runs synchronously with a successful payload, before any later message is handled.
   function request(type, payload, options) {
@@ -82,7 +86,7 @@ function createDesktopAgent(host) {
       const meta = { requestUuid: requestUuid, timestamp: new Date().toISOString() };
       if (typeof o.traceparent === "string") meta.traceparent = o.traceparent;
       try {
-        host.postMessage({
+        send({
           type: type,
           payload: payload || {},
           meta: meta,
@@ -281,7 +285,7 @@ function createDesktopAgent(host) {
         timer: timer,
       });
       try {
-        host.postMessage({
+        send({
           type: type,
           payload: payload,
           meta: { requestUuid: requestUuid, timestamp: new Date().toISOString() },

@@ -45,12 +45,16 @@ fuzz_target!(|data: &[u8]| {
                     .and_then(|v| v.get("meta")?.get("requestUuid")?.as_str().map(str::to_owned));
                 match agent.handle(from, apps[(from - 1) as usize], &text, now) {
                     Ok(out) => {
-                        // The first output answers the request.
-                        if let Some(Output::Send { to, message }) = out.first()
-                            && message["type"].as_str().is_some_and(|t| t.ends_with("Response"))
-                            && *to == from
+                        // The first message to the asker answers the request, and the app
+                        // host's reader finds which one it answers.
+                        if let Some(message) = out.iter().find_map(|o| match o {
+                            Output::Send { to, message } if *to == from => Some(message),
+                            _ => None,
+                        }) && message["type"].as_str().is_some_and(|t| t.ends_with("Response"))
                         {
                             assert_eq!(message["meta"]["requestUuid"].as_str(), uuid.as_deref());
+                            let text = message.to_string();
+                            assert_eq!(protocol::envelope::dacp_answered(&text).as_deref(), uuid.as_deref());
                         }
                         out
                     }

@@ -47,6 +47,10 @@ fuzz_target!(|data: &[u8]| {
                 let _ = native::parse_proof(&text);
                 continue;
             }
+            // What the app host reads of the agent's messages: which request one answers.
+            if let Some(id) = envelope::dacp_answered(&text) {
+                assert_eq!(envelope::dacp_request_id(&text).as_deref(), Some(id.as_ref()));
+            }
             // What a page posts may be a batch of envelopes: each is one a client could send.
             if let Ok(parts) = envelope::app_batch(&text) {
                 assert!(parts.len() <= envelope::MAX_APP_BATCH);
@@ -71,7 +75,11 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(d.trace, trace);
                     }
                 }
-                Ok(HostMsg::Fdc3 { message }) => assert_eq!(message, text),
+                Ok(HostMsg::Fdc3 { message }) => {
+                    assert_eq!(message, text);
+                    // The id the app host keeps a page's request under, if it has one.
+                    let _ = envelope::dacp_request_id(&message);
+                }
                 Ok(_) | Err(_) => {}
             }
         }

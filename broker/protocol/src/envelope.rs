@@ -65,33 +65,13 @@ pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
     if body.len() > MAX_APP_MESSAGE {
         return Err(err(format!("{} bytes is over the {MAX_APP_MESSAGE}-byte limit", body.len())));
     }
-    // The hot path: a well-formed publish, read in one pass with its data kept as the app's
-    // own JSON text. Anything else (or a publish with a problem) takes the general path, which
-    // says what is wrong.
-    if let Ok(fast) = serde_json::from_str::<FastPublish<'_>>(body)
-        && fast.kind == "bus.publish"
-    {
-        let p = fast.payload;
-        let trace = match p.traceparent.as_deref().map(TraceParent::parse) {
-            None => Some(None),
-            Some(Ok(t)) => Some(Some(t)),
-            // Said by the general path.
-            Some(Err(_)) => None,
-        };
-        if let Some(trace) = trace {
-            return Ok(HostMsg::Publish {
-                topic: p.topic.into_owned(),
-                payload: p.data.get().as_bytes().to_vec(),
-                durable: p.durable.unwrap_or(false),
-                ttl_ms: p.ttl_ms,
-                trace,
-            });
-        }
+    if let Some(msg) = fast_path(body) {
+        return Ok(msg);
     }
     let envelope: Value = serde_json::from_str(body).map_err(|e| err(format!("not JSON: {e}")))?;
     let kind = envelope.get("type").and_then(Value::as_str).ok_or_else(|| err("no \"type\""))?;
     // FDC3 DACP requests go to the agent as they are; it checks them.
-    if kind.ends_with("Request") && !kind.contains('.') {
+    if is_dacp(kind) {
         return Ok(HostMsg::Fdc3 { message: body.to_owned() });
     }
     if kind == "tessera.close" {
@@ -189,6 +169,87 @@ pub fn app_message(body: &str) -> Result<HostMsg, EnvelopeError> {
 }
 
 /// A publish, as most of an app's traffic is.
+/// The request a DACP response answers: `meta.requestUuid` of a message whose type ends in
+/// `Response` (the app host matches the agent's answers to the requests it holds this way).
+pub fn dacp_answered(message: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let m: DacpHead<'_> = serde_json::from_str(message).ok()?;
+    if !m.kind.ends_with("Response") {
+        return None;
+    }
+    m.meta?.request_uuid
+}
+
+/// A DACP message's `meta.requestUuid`, if it has one.
+pub fn dacp_request_id(message: &str) -> Option<String> {
+    let m: DacpHead<'_> = serde_json::from_str(message).ok()?;
+    m.meta?.request_uuid.map(std::borrow::Cow::into_owned)
+}
+
+#[derive(Deserialize)]
+struct DacpHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    meta: Option<DacpMeta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DacpMeta<'a> {
+    #[serde(rename = "requestUuid", borrow)]
+    request_uuid: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// [`app_message`]'s quick readings of the two commonest envelopes, a DACP request and a
+/// well-formed publish; `None` sends the envelope down the general path, which says what is
+/// wrong with it, if anything.
+fn fast_path(body: &str) -> Option<HostMsg> {
+    // An FDC3 request as the preload writes it (its type first) goes on whole, read once for
+    // its type; the rest take the paths below as they always did.
+    if body.starts_with(r#"{"type":""#)
+        && !body.starts_with(r#"{"type":"bus."#)
+        && let Ok(fast) = serde_json::from_str::<FastKind<'_>>(body)
+        && is_dacp(&fast.kind)
+    {
+        return Some(HostMsg::Fdc3 { message: body.to_owned() });
+    }
+    // The hot path: a well-formed publish, read in one pass with its data kept as the app's
+    // own JSON text. Anything else (or a publish with a problem) takes the general path, which
+    // says what is wrong.
+    if let Ok(fast) = serde_json::from_str::<FastPublish<'_>>(body)
+        && fast.kind == "bus.publish"
+    {
+        let p = fast.payload;
+        let trace = match p.traceparent.as_deref().map(TraceParent::parse) {
+            None => Some(None),
+            Some(Ok(t)) => Some(Some(t)),
+            // Said by the general path.
+            Some(Err(_)) => None,
+        };
+        if let Some(trace) = trace {
+            return Some(HostMsg::Publish {
+                topic: p.topic.into_owned(),
+                payload: p.data.get().as_bytes().to_vec(),
+                durable: p.durable.unwrap_or(false),
+                ttl_ms: p.ttl_ms,
+                trace,
+            });
+        }
+    }
+    None
+}
+
+/// Whether an envelope's type is an FDC3 DACP request's.
+fn is_dacp(kind: &str) -> bool {
+    kind.ends_with("Request") && !kind.contains('.')
+}
+
+/// An envelope's type alone (the rest skipped, though read: the text is checked to be JSON).
+#[derive(Deserialize)]
+struct FastKind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
 #[derive(Deserialize)]
 struct FastPublish<'a> {
     #[serde(rename = "type", borrow)]

@@ -1,6 +1,7 @@
 //! A window handle for an X11 window that belongs to another process: the shell's window, into
 //! which this host's WebView is placed as a child. X11 window ids are global to the display, so
-//! the id is all that is needed. The only `unsafe` in the app host is here.
+//! the id is all that is needed. The app host's other `unsafe` is the WebKit reply FFI in
+//! `reply.rs`.
 
 use raw_window_handle::{HandleError, HasWindowHandle, RawWindowHandle, WindowHandle, XlibWindowHandle};
 

@@ -6,6 +6,7 @@
 mod content;
 mod foreign;
 mod keys;
+mod reply;
 mod webview;
 mod x11;
 

@@ -136,12 +136,24 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     start_shell_threads(reader, &writer, in_tx, nav_tx)?;
 
     let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
+    let waiting: Rc<RefCell<crate::reply::Waiting>> = Rc::default();
+    let inbox = Rc::new(Inbox {
+        writer: Arc::clone(&writer),
+        webview: Rc::clone(&webview),
+        token,
+        waiting: Rc::clone(&waiting),
+        told: Cell::new((Instant::now(), 0)),
+        unacknowledged: Cell::new(0),
+    });
     let mut context = WebContext::new(opts.data_dir.clone());
     let mut builder = WebViewBuilder::new_with_web_context(&mut context)
         .with_url(&opts.url)
         .with_bounds(rect(opts.bounds))
         .with_focused(false)
-        .with_ipc_handler(page_messages(Arc::clone(&writer), Rc::clone(&webview), token))
+        .with_ipc_handler({
+            let inbox = Rc::clone(&inbox);
+            move |req: wry::http::Request<String>| inbox.posted(req.body())
+        })
         .with_navigation_handler({
             let ask = ask_shell(Arc::clone(&writer), nav_rx.clone(), false);
             move |url| ask(url)
@@ -161,8 +173,12 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             }
         })
         .with_on_page_load_handler({
-            let writer = Arc::clone(&writer);
+            let (writer, waiting) = (Arc::clone(&writer), Rc::clone(&waiting));
             move |event, url| {
+                if matches!(event, PageLoadEvent::Started) {
+                    // The requests of the page that is going are answered nowhere.
+                    waiting.borrow_mut().clear();
+                }
                 send(&writer, &HostMsg::PageLoad { url, done: matches!(event, PageLoadEvent::Finished) });
             }
         });
@@ -204,28 +220,38 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         }
     };
     let built = built.context("creating the WebView")?;
-    if let Some(xid) = opts.parent_xid {
-        use wry::WebViewExtUnix;
+    prepare(&built, opts.parent_xid, &inbox);
+    let pending = ask_permissions(&built, &writer);
+    *webview.borrow_mut() = Some(built);
+
+    let drain = drainer(webview, writer, in_rx, pending, waiting);
+    DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
+    wake();
+    gtk::main();
+    Ok(())
+}
+
+/// What the built view needs before it runs: the keyboard routed to the shell, the console
+/// copied where asked (for debugging pages), and the handler for requests answered as replies.
+fn prepare(built: &WebView, parent_xid: Option<u64>, inbox: &Rc<Inbox>) {
+    use wry::WebViewExtUnix;
+    let view = WebViewExtUnix::webview(built);
+    if let Some(xid) = parent_xid {
         crate::keys::set_shell_window(xid);
-        crate::keys::route(&WebViewExtUnix::webview(&built));
+        crate::keys::route(&view);
     }
     if std::env::var_os("TESSERA_WEB_CONSOLE").is_some() {
         // For debugging pages: WebKit copies console messages to the host's stdout.
         use webkit2gtk::SettingsExt;
         use webkit2gtk::WebViewExt;
-        use wry::WebViewExtUnix;
-        if let Some(settings) = WebViewExt::settings(&WebViewExtUnix::webview(&built)) {
+        if let Some(settings) = WebViewExt::settings(&view) {
             settings.set_enable_write_console_messages_to_stdout(true);
         }
     }
-    let pending = ask_permissions(&built, &writer);
-    *webview.borrow_mut() = Some(built);
-
-    let drain = drainer(webview, writer, in_rx, pending);
-    DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
-    wake();
-    gtk::main();
-    Ok(())
+    let inbox = Rc::clone(inbox);
+    if !crate::reply::register(&view, move |text, reply| inbox.requested(&text, reply)) {
+        tracing::warn!("WebKit refused the request handler; FDC3 answers go the ordinary way");
+    }
 }
 
 /// What GTK's thread runs each time the reader thread wakes it: every message waiting is
@@ -236,6 +262,7 @@ fn drainer(
     writer: Writer,
     in_rx: flume::Receiver<Inbound>,
     pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>>,
+    waiting: Rc<RefCell<crate::reply::Waiting>>,
 ) -> impl FnMut() + 'static {
     let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
     move || {
@@ -283,6 +310,18 @@ fn drainer(
                         if allow { request.allow() } else { request.deny() }
                     }
                 }
+                Inbound::Msg(ShellMsg::Fdc3 { message }) => {
+                    let reply = waiting.borrow_mut().take_for(&message);
+                    match reply {
+                        // What came before it goes first.
+                        Some(reply) => {
+                            let given = waiting.borrow().given();
+                            deliver(wv, std::mem::take(&mut batch), given.saturating_sub(1));
+                            reply.answer(&message);
+                        }
+                        None => batch.push_fdc3(&message),
+                    }
+                }
                 Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut batch),
                 Inbound::Closed => {
                     gtk::main_quit();
@@ -290,11 +329,18 @@ fn drainer(
                 }
             }
         }
-        if let Some(batch) = batch.finish()
-            && let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch})"))
-        {
-            tracing::warn!("could not deliver to the page: {e}");
-        }
+        let given = waiting.borrow().given();
+        deliver(wv, batch, given);
+    }
+}
+
+/// Hands the page what `batch` holds, if anything, in one script call, after the `given`
+/// replies to its requests it must see first.
+fn deliver(wv: &WebView, batch: Batch, given: u64) {
+    if let Some(batch) = batch.finish()
+        && let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch},{given})"))
+    {
+        tracing::warn!("could not deliver to the page: {e}");
     }
 }
 
@@ -399,63 +445,96 @@ fn start_shell_threads(
 /// What the page posts to its host: checked for the page's token, then turned into messages
 /// for the shell; what is refused is told to the page and (at most ten times a second) to the
 /// shell for its record.
-fn page_messages(
+struct Inbox {
     writer: Writer,
     webview: Rc<RefCell<Option<WebView>>>,
     token: String,
-) -> impl Fn(wry::http::Request<String>) + 'static {
-    // What was refused is told to the shell for its record, at most ten times a second.
-    let told = Cell::new((Instant::now(), 0u32));
-    let tell = {
-        let writer = Arc::clone(&writer);
-        move |what: String| {
-            let (since, n) = told.get();
-            let (since, n) = if since.elapsed() >= Duration::from_secs(1) { (Instant::now(), 0) } else { (since, n) };
-            told.set((since, n + 1));
-            if n < 10 {
-                send(&writer, &HostMsg::PageRefused { what });
-            }
+    /// Requests whose answers go back as the replies to their posts.
+    waiting: Rc<RefCell<crate::reply::Waiting>>,
+    /// When the shell was last told of a refusal, and how many times since.
+    told: Cell<(Instant, u32)>,
+    /// Messages passed on since the page was last told: it holds back past a window of them.
+    unacknowledged: Cell<u64>,
+}
+
+impl Inbox {
+    /// Tells the shell, for its record, what was refused (at most ten times a second).
+    fn tell(&self, what: String) {
+        let (since, n) = self.told.get();
+        let (since, n) = if since.elapsed() >= Duration::from_secs(1) { (Instant::now(), 0) } else { (since, n) };
+        self.told.set((since, n + 1));
+        if n < 10 {
+            send(&self.writer, &HostMsg::PageRefused { what });
         }
-    };
-    // Messages passed on since the page was last told: it holds back past a window of them.
-    let unacknowledged = Cell::new(0u64);
-    move |req| {
-        let body = req.body();
-        tracing::trace!(len = body.len(), "message from the page");
-        let Some(body) = body.strip_prefix(token.as_str()) else {
+    }
+
+    fn refused(&self, e: &anyhow::Error) {
+        tracing::warn!("refused a message from the page: {e:#}");
+        self.tell(format!("{e:#}"));
+        if let Some(wv) = self.webview.borrow().as_ref() {
+            refuse_in_page(wv, "message", &format!("{e:#}"));
+        }
+    }
+
+    /// The page's text without its token; `None` (and said) if it does not carry it.
+    fn checked<'a>(&self, body: &'a str) -> Option<&'a str> {
+        let body = body.strip_prefix(self.token.as_str());
+        if body.is_none() {
             // Not from this page's preload: a frame of another origin, or a forgery.
-            tracing::warn!(len = body.len(), "ignored a message without the page's token");
-            tell("a message without the page's token (another frame, or a forgery)".to_owned());
-            return;
-        };
-        let refused = |e: &anyhow::Error| {
-            tracing::warn!("refused a message from the page: {e:#}");
-            tell(format!("{e:#}"));
-            if let Some(wv) = webview.borrow().as_ref() {
-                refuse_in_page(wv, "message", &format!("{e:#}"));
-            }
-        };
+            tracing::warn!("ignored a message without the page's token");
+            self.tell("a message without the page's token (another frame, or a forgery)".to_owned());
+        }
+        body
+    }
+
+    /// Counts `n` messages passed on, and tells the page every thousand or so.
+    fn passed_on(&self, n: u64) {
+        let n = self.unacknowledged.get() + n;
+        self.unacknowledged.set(if n >= ACK_EVERY { 0 } else { n });
+        if n >= ACK_EVERY
+            && let Some(wv) = self.webview.borrow().as_ref()
+        {
+            let _ = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.ack({n})"));
+        }
+    }
+
+    /// One post from the page: one envelope or a JSON array of them.
+    fn posted(&self, body: &str) {
+        tracing::trace!(len = body.len(), "message from the page");
+        let Some(body) = self.checked(body) else { return };
         let envelopes = match protocol::envelope::app_batch(body) {
             Ok(envelopes) => envelopes,
-            Err(e) => return refused(&e.into()),
+            Err(e) => return self.refused(&e.into()),
         };
         let mut msgs = Vec::with_capacity(envelopes.len());
         for envelope in &envelopes {
             match from_page(envelope) {
                 Ok(msg) => msgs.push(msg),
-                Err(e) => refused(&e),
+                Err(e) => self.refused(&e),
             }
         }
         // One write for what the page posted at once; it waits while the shell holds the app
         // to its rate limit.
-        send_all(&writer, &msgs);
-        let n = unacknowledged.get() + envelopes.len() as u64;
-        unacknowledged.set(if n >= ACK_EVERY { 0 } else { n });
-        if n >= ACK_EVERY
-            && let Some(wv) = webview.borrow().as_ref()
-        {
-            let _ = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.ack({n})"));
+        send_all(&self.writer, &msgs);
+        self.passed_on(envelopes.len() as u64);
+    }
+
+    /// One FDC3 request from the page whose answer goes back as `reply` (anything else is
+    /// refused, and the reply with it).
+    fn requested(&self, body: &str, reply: crate::reply::Reply) {
+        tracing::trace!(len = body.len(), "request from the page");
+        let Some(body) = self.checked(body) else { return };
+        let message = match from_page(body) {
+            Ok(HostMsg::Fdc3 { message }) => message,
+            Ok(_) => return self.refused(&anyhow::anyhow!("only FDC3 requests are answered as replies")),
+            Err(e) => return self.refused(&e),
+        };
+        // Without an id the answer cannot be matched: it comes the ordinary way.
+        if let Some(id) = protocol::envelope::dacp_request_id(&message) {
+            self.waiting.borrow_mut().insert(id, reply);
         }
+        send(&self.writer, &HostMsg::Fdc3 { message });
+        self.passed_on(1);
     }
 }
 

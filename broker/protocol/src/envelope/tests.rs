@@ -303,3 +303,37 @@ fn a_delivery_says_its_trace_and_is_still_read_fast() {
     // A damaged one is left to the JSON reader.
     assert_eq!(read_delivery(&text.replace("-01\"", "-0x\"")), None);
 }
+
+#[test]
+fn an_answer_is_matched_to_its_request_by_the_dacp_request_id() {
+    let response =
+        r#"{"meta":{"requestUuid":"r-1","responseUuid":"x","timestamp":"t"},"payload":{},"type":"broadcastResponse"}"#;
+    assert_eq!(dacp_answered(response).as_deref(), Some("r-1"));
+    // Keys in any order, and escapes in the id, are read as JSON.
+    let response = r#"{"type":"raiseIntentResponse","payload":{},"meta":{"requestUuid":"r\u002d2"}}"#;
+    assert_eq!(dacp_answered(response).as_deref(), Some("r-2"));
+}
+
+#[test]
+fn events_requests_and_what_is_not_a_dacp_message_answer_nothing() {
+    for text in [
+        r#"{"meta":{"eventUuid":"e"},"payload":{},"type":"broadcastEvent"}"#,
+        r#"{"meta":{"requestUuid":"r"},"payload":{},"type":"broadcastRequest"}"#,
+        r#"{"payload":{},"type":"broadcastResponse"}"#,
+        r#"{"meta":{"requestUuid":7},"type":"broadcastResponse"}"#,
+        r#"{"meta":null,"type":"broadcastResponse"}"#,
+        r#"{"type":"broadcastResponse","meta":{"requestUuid":"r"}"#,
+        "",
+        "[]",
+    ] {
+        assert_eq!(dacp_answered(text), None, "{text}");
+    }
+}
+
+#[test]
+fn a_requests_id_is_its_request_uuid() {
+    let request = r#"{"type":"broadcastRequest","payload":{"channelId":"c","context":{"type":"t"}},"meta":{"requestUuid":"abc","timestamp":"t"}}"#;
+    assert_eq!(dacp_request_id(request).as_deref(), Some("abc"));
+    assert_eq!(dacp_request_id(r#"{"type":"broadcastRequest","payload":{}}"#), None);
+    assert_eq!(dacp_request_id("not json"), None);
+}

@@ -635,6 +635,7 @@ pub(crate) struct Usage {
     throttled_before: u64,
     sent_at_scan: u64,
     pss: crate::host::procs::PssCache,
+    tree: crate::host::procs::TreeWatch,
 }
 
 impl Usage {
@@ -647,6 +648,7 @@ impl Usage {
             throttled_before: traffic.throttled.load(Ordering::Relaxed),
             sent_at_scan: traffic.from_app.load(Ordering::Relaxed),
             pss: crate::host::procs::PssCache::default(),
+            tree: crate::host::procs::TreeWatch::default(),
         }
     }
 }
@@ -659,14 +661,14 @@ impl Monitor {
         let last_scan_gap = u.last_scan.elapsed();
         u.last_scan = Instant::now();
         // Reading /proc blocks: off the runtime's threads, which carry the apps' messages.
-        let mut pss = std::mem::take(&mut u.pss);
+        let (mut pss, mut watch) = (std::mem::take(&mut u.pss), std::mem::take(&mut u.tree));
         let read = tokio::task::spawn_blocking(move || {
-            let tree = process_tree_recent(pid, Duration::from_millis(400));
+            let tree = watch.tree(pid);
             let rss = pss.memory(&tree);
-            (tree, rss, pss)
+            (tree, rss, pss, watch)
         });
-        let (tree, rss, pss) = read.await.ok()?;
-        u.pss = pss;
+        let (tree, rss, pss, watch) = read.await.ok()?;
+        (u.pss, u.tree) = (pss, watch);
         let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
         // CPU: the tree's ticks now against the oldest sample in the window.
         // (A child that exited takes its ticks with it: the sum may drop.)

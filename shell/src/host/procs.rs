@@ -57,6 +57,84 @@ pub(crate) fn process_tree_recent(root: u32, max_age: std::time::Duration) -> Ve
     tree_in(root, &all)
 }
 
+/// One host's process tree, followed without reading the rest of `/proc`: a known process's
+/// children come from `/proc/<pid>/task/<pid>/children` (those its main thread started, which
+/// is how WebKit starts its web and network processes), and the processes found before are
+/// looked at again by their pids; a full look at `/proc` at start and every
+/// [`TreeWatch::RESCAN`] catches anything else (a child another thread started). Where the
+/// kernel has no `children` files, every look is a full one.
+#[derive(Debug, Default)]
+pub(crate) struct TreeWatch {
+    known: Vec<u32>,
+    last_full: Option<std::time::Instant>,
+    no_children_files: bool,
+}
+
+impl TreeWatch {
+    /// How often the whole of `/proc` is read after all.
+    pub(crate) const RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// `root` and every process under it.
+    pub(crate) fn tree(&mut self, root: u32) -> Vec<Proc> {
+        let due = self.last_full.is_none_or(|t| t.elapsed() >= Self::RESCAN);
+        let tree = if due || self.no_children_files {
+            self.last_full = Some(std::time::Instant::now());
+            let tree = process_tree_recent(root, std::time::Duration::from_millis(400));
+            self.no_children_files = !std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists();
+            tree
+        } else {
+            followed(root, &self.known)
+        };
+        self.known = tree.iter().map(|p| p.pid).collect();
+        tree
+    }
+}
+
+/// `root` and the processes under it, found from `root` through the `children` files and among
+/// `known` (each kept while its parent is in the tree).
+fn followed(root: u32, known: &[u32]) -> Vec<Proc> {
+    let Some(first) = read_proc(root) else { return Vec::new() };
+    let mut tree = vec![first];
+    let mut frontier = vec![root];
+    let mut seen: std::collections::HashSet<u32> = std::iter::once(root).collect();
+    loop {
+        while let Some(pid) = frontier.pop() {
+            for child in children_of(pid) {
+                if seen.insert(child)
+                    && let Some(p) = read_proc(child)
+                {
+                    frontier.push(child);
+                    tree.push(p);
+                }
+            }
+        }
+        // What the last look found that no `children` file names (started by another thread):
+        // still in the tree while its parent is.
+        let mut more = false;
+        for &pid in known {
+            if !seen.contains(&pid)
+                && let Some(p) = read_proc(pid)
+                && seen.contains(&p.ppid)
+            {
+                seen.insert(pid);
+                frontier.push(pid);
+                tree.push(p);
+                more = true;
+            }
+        }
+        if !more {
+            return tree;
+        }
+    }
+}
+
+/// The processes `pid`'s main thread started that are still running.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|t| t.split_whitespace().filter_map(|c| c.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
 /// Every process in `/proc`.
 fn read_all() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };

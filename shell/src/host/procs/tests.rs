@@ -17,3 +17,54 @@ fn a_pss_reading_is_reused_while_the_resident_size_holds_and_read_again_when_it_
     cache.memory(&[]);
     assert!(cache.read.is_empty());
 }
+
+#[test]
+fn a_tree_is_followed_through_its_processes_children_and_loses_what_exits() {
+    // A shell whose main thread starts a sleeper and a shell that starts one more.
+    let mut top = std::process::Command::new("sh")
+        .args(["-c", "sleep 30 & sh -c 'sleep 30 & wait' & echo started; wait"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(top.stdout.take().unwrap()), &mut line).unwrap();
+    let root = top.id();
+    let pids = |tree: &[Proc]| {
+        let mut v: Vec<u32> = tree.iter().map(|p| p.pid).collect();
+        v.sort_unstable();
+        v
+    };
+    let full = {
+        let mut whole = Vec::new();
+        for _ in 0..50 {
+            whole = process_tree(root);
+            if whole.len() == 4 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        whole
+    };
+    assert_eq!(full.len(), 4, "{full:?}");
+    let mut watch = TreeWatch::default();
+    // The first look is a full one; the next follow the children files and the known pids.
+    assert_eq!(pids(&watch.tree(root)), pids(&full));
+    assert!(std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists());
+    assert_eq!(pids(&followed(root, &[])), pids(&full), "the children files alone find the tree");
+    assert_eq!(pids(&watch.tree(root)), pids(&full));
+    // A sleeper that exits leaves the tree.
+    let gone = full.iter().find(|p| p.comm == "sleep").unwrap().pid;
+    let _ = std::process::Command::new("kill").arg(gone.to_string()).status();
+    for _ in 0..50 {
+        if !watch.tree(root).iter().any(|p| p.pid == gone) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!watch.tree(root).iter().any(|p| p.pid == gone));
+    assert_eq!(watch.tree(root).len(), 3);
+    // A process known from before whose parent is not in the tree is not kept.
+    assert!(followed(root, &[std::process::id()]).iter().all(|p| p.pid != std::process::id()));
+    kill_tree(root);
+    let _ = top.wait();
+}

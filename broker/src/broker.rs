@@ -41,7 +41,9 @@ impl Broker {
 
     /// A broker on the given clock.
     pub fn with_clock(cfg: BrokerConfig, clock: Arc<dyn Clock>) -> Self {
-        Self { shared: Arc::new(Shared { state: Mutex::new(State::new(cfg, clock)), delivery: Arc::default() }) }
+        let state = State::new(cfg, clock);
+        let deadlines = Arc::clone(&state.deadlines);
+        Self { shared: Arc::new(Shared { state: Mutex::new(state), delivery: Arc::default(), deadlines }) }
     }
 
     /// Attaches the journal that durable messages go to.
@@ -130,9 +132,18 @@ impl Broker {
         journal.map_or(Ok(()), |j| j.flush(timeout))
     }
 
-    /// Expires offline messages and overdue service calls; call it every few hundred ms.
-    pub fn sweep(&self) {
-        self.shared.state.lock().sweep();
+    /// Expires offline messages and overdue service calls, and says whether anything still
+    /// waits on a deadline: call it every few hundred ms while it says so, and once
+    /// [`Broker::deadline_added`] fires after it said not.
+    pub fn sweep(&self) -> bool {
+        self.shared.state.lock().sweep()
+    }
+
+    /// Fires when something with a deadline (a service call, an offline message) is added.
+    /// Listen before the [`Broker::sweep`] that says nothing waits, and nothing added in
+    /// between is missed.
+    pub fn deadline_added(&self) -> event_listener::EventListener {
+        self.shared.deadlines.listen()
     }
 }
 

@@ -145,6 +145,7 @@ impl ServiceClient {
             },
         );
         st.counters.calls += 1;
+        st.deadlines.notify(1);
         Ok(PendingCall {
             call,
             rx,

@@ -11,4 +11,6 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Sampled delivery times, written by the connections that deliver (no lock).
     pub(crate) delivery: std::sync::Arc<crate::metrics::Latency>,
+    /// The state's [`State::deadlines`], listened to without its lock.
+    pub(crate) deadlines: std::sync::Arc<event_listener::Event>,
 }

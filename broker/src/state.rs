@@ -163,6 +163,9 @@ pub(crate) struct State {
     pub(crate) families: Families,
     /// Sampled publish times (when metrics are on).
     pub(crate) routing: Latency,
+    /// Told when something with a deadline is added (a call, an offline message): whoever
+    /// sweeps need not look while nothing waits ([`crate::Broker::sweep`]).
+    pub(crate) deadlines: Arc<Event>,
     next_id: u64,
     next_seq: u64,
 }
@@ -188,6 +191,7 @@ impl State {
             counters: Counters::default(),
             families: Families::default(),
             routing: Latency::default(),
+            deadlines: Arc::new(Event::new()),
             next_id: 1,
             next_seq: 1,
         }
@@ -556,6 +560,7 @@ impl State {
                             queued.expires_at = Some(now.plus(self.cfg.offline_ttl));
                         }
                         entry.offline.push_back(Arc::new(queued));
+                        self.deadlines.notify(1);
                         self.counters.offline_queued += 1;
                         self.breaker_ok(target);
                         return Ok(SendOutcome::Queued);
@@ -642,6 +647,7 @@ impl State {
                 && let Some(entry) = self.apps.get_mut(&app)
             {
                 entry.offline.push_front(env);
+                self.deadlines.notify(1);
             }
         }
     }
@@ -718,7 +724,8 @@ impl State {
     // ---- housekeeping ----
 
     /// Expires offline messages and overdue calls. The shell calls this periodically.
-    pub(crate) fn sweep(&mut self) {
+    /// Expires what is due; says whether anything still waits on a deadline.
+    pub(crate) fn sweep(&mut self) -> bool {
         let now = self.now();
         let mut expired = Vec::new();
         for (app, entry) in &mut self.apps {
@@ -742,6 +749,7 @@ impl State {
                 let _ = call.reply.try_send(Err(Error::Timeout { after_ms: call.timeout_ms }));
             }
         }
+        !self.calls.is_empty() || self.apps.values().any(|a| !a.offline.is_empty())
     }
 
     pub(crate) fn stats(&self) -> BrokerStats {

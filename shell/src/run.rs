@@ -68,6 +68,8 @@ struct Shell {
     next_state: std::sync::atomic::AtomicU64,
     /// The FDC3 Desktop Agent.
     agent: Mutex<broker::fdc3::Agent>,
+    /// Told when the agent has something waiting on a deadline: its task sweeps only then.
+    agent_deadlines: tokio::sync::Notify,
     /// What apps may do.
     permissions: Arc<permissions::Permissions>,
     /// Whether the audit log records, and where its key is or why it is off.
@@ -155,6 +157,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
             first_desk,
             next_state: std::sync::atomic::AtomicU64::new(0),
             agent: Mutex::new(agent),
+            agent_deadlines: tokio::sync::Notify::new(),
             audit: audit.status.clone(),
             link: std::sync::OnceLock::new(),
             journal,
@@ -275,13 +278,18 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
         rt.spawn(updates::run(Arc::clone(shell), install, update_rules));
     }
     {
-        // Expiry of timed-out calls, TTLs and offline queues.
+        // Expiry of timed-out calls, TTLs and offline queues: every 100 ms while anything
+        // waits on a deadline; an idle desk is not woken for it.
         let broker = shell.broker.clone();
         rt.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                broker.sweep();
+                let added = broker.deadline_added();
+                if !broker.sweep() {
+                    added.await;
+                    tick.reset();
+                }
             }
         });
     }

@@ -330,7 +330,7 @@ fn offline_queue_delivers_in_order_on_connect() {
     sender.send(&target, "cmd", "b", opts()).unwrap();
     assert!(matches!(sender.send(&target, "cmd", "c", opts()), Err(Error::QueueFull { .. })));
     clock.advance(Duration::from_secs(301));
-    b.sweep();
+    assert!(!b.sweep(), "nothing waits once the queue has expired");
     assert_eq!(b.stats().offline_waiting, 0);
     assert_eq!(b.dead_letters().iter().filter(|d| d.reason == DeadLetterReason::Expired).count(), 2);
 }
@@ -435,9 +435,14 @@ fn sweep_times_out_async_style_calls() {
     let provider = p.serve("svc", &[]).unwrap();
     let c = b.connect(None);
     let svc = c.connect_service("svc").unwrap();
+    // Nothing waits on a deadline yet; a call wakes whoever listened for one.
+    let added = b.deadline_added();
+    assert!(!b.sweep());
     let pending = svc.dispatch("any", "x", ms(100)).unwrap();
+    assert!(event_listener::Listener::wait_timeout(added, std::time::Duration::from_secs(5)).is_some());
+    assert!(b.sweep(), "the call waits on its deadline");
     clock.advance(ms(101));
-    b.sweep();
+    assert!(!b.sweep());
     // `wait` would also time out on its own; the sweep already failed it.
     assert_eq!(pending.wait(), Err(Error::Timeout { after_ms: 100 }));
     assert_eq!(b.stats().calls_in_flight, 0);

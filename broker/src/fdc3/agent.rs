@@ -372,6 +372,16 @@ impl Agent {
         self.instances.get(&instance)?.channel.as_deref()
     }
 
+    /// Whether anything waits on a deadline, i.e. whether [`Agent::sweep`] can have anything to
+    /// do: the shell sweeps only then.
+    pub fn has_deadlines(&self) -> bool {
+        !(self.waits.is_empty()
+            && self.launches.is_empty()
+            && self.questions.is_empty()
+            && self.owed.is_empty()
+            && !self.desks.waiting())
+    }
+
     /// Ends whatever is past its deadline.
     pub fn sweep(&mut self, now_ms: u64) -> Vec<Output> {
         self.now_ms = now_ms;

@@ -465,13 +465,17 @@ fn uuids_are_unique_and_shaped_like_v4() {
 fn deadlines_give_app_timeout_and_resolver_timeout() {
     let mut a = agent();
     a.add_instance(1, "news");
+    assert!(!a.has_deadlines(), "an idle agent needs no sweeping");
     // open with a context that no listener ever takes.
     let (u, out) =
         ask(&mut a, 1, "news", "openRequest", json!({ "app": { "appId": "chart" }, "context": instrument("X") }));
+    assert!(a.has_deadlines(), "the launch has one");
     let Some(Output::Launch { launch, .. }) = out.first() else { panic!("{out:#?}") };
     assert!(a.launched(*launch, Some(2), 1_000).is_empty());
+    assert!(a.has_deadlines(), "the wait for a listener has one");
     let out = a.sweep(1_000 + LISTENER_TIMEOUT_MS);
     assert_eq!(answer(&out, 1, &u)["payload"]["error"], "AppTimeout");
+    assert!(!a.has_deadlines());
     // A resolver question nobody answers.
     let (u, out) =
         ask(&mut a, 1, "news", "raiseIntentRequest", json!({ "intent": "ViewChart", "context": instrument("X") }));
@@ -479,8 +483,10 @@ fn deadlines_give_app_timeout_and_resolver_timeout() {
         panic!("{out:#?}")
     };
     let resolve = *resolve;
+    assert!(a.has_deadlines(), "the question has one");
     let out = a.sweep(1_000 + RESOLVER_TIMEOUT_MS + 1);
     assert_eq!(answer(&out, 1, &u)["payload"]["error"], "ResolverTimeout");
+    assert!(!a.has_deadlines());
     assert!(out.contains(&Output::CloseResolver { resolve }));
     // The raiser going away closes its question.
     let (_, out) =

@@ -64,7 +64,7 @@ impl Default for RestartPolicy {
             backoff_max: Duration::from_secs(10),
             max_crashes: 5,
             window: Duration::from_secs(60),
-            heartbeat_every: Duration::from_millis(500),
+            heartbeat_every: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(3),
             load_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(2),

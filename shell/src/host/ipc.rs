@@ -256,6 +256,11 @@ pub async fn serve_codec<C: Codec>(
         Arc::clone(&app_name),
     ));
 
+    // The writer holds the socket's other half: if this task is aborted (the app is closed),
+    // it goes too, so the host sees its connection end at once rather than being killed after
+    // the grace period.
+    let mut tasks = AbortOnDrop(vec![writer.abort_handle()]);
+
     // The shell's own messages and pings start once the host has been welcomed.
     let mut welcomed = false;
     let mut pinger = None;
@@ -270,7 +275,8 @@ pub async fn serve_codec<C: Codec>(
         codec.feed(&[], &mut msgs)?;
         loop {
             for msg in msgs.drain(..) {
-                if let (HostMsg::Pong { .. }, Some(last)) = (&msg, &last_pong) {
+                // A page's answer to a probe says its host is alive as well as a pong does.
+                if let (HostMsg::Pong { .. } | HostMsg::ProbeAck { .. }, Some(last)) = (&msg, &last_pong) {
                     last.store(broker::Timestamp::now().millis(), std::sync::atomic::Ordering::Relaxed);
                 }
                 let counted = matches!(
@@ -307,7 +313,8 @@ pub async fn serve_codec<C: Codec>(
                     if let Some(binding) = &opts.binding {
                         binding.welcomed(&out_tx);
                     }
-                    pinger = opts.ping_every.map(|every| tokio::spawn(ping(every, out_tx.clone())));
+                    pinger = opts.ping_every.map(|every| tokio::spawn(ping(every, out_tx.clone(), last_pong.clone())));
+                    tasks.0.extend(pinger.as_ref().map(tokio::task::JoinHandle::abort_handle));
                 }
             }
             // Directed sends to this host arrive in its client's inbox; they go out only once
@@ -351,7 +358,19 @@ pub async fn serve_codec<C: Codec>(
     drop(out_tx);
     drop(client);
     let _ = writer.await;
+    drop(tasks);
     result
+}
+
+/// Tasks aborted when this is dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
 }
 
 /// The connection's writer: everything queued for the app and its subscriptions' messages,
@@ -516,11 +535,18 @@ async fn next_delivery(subs: &[(u32, Box<broker::Subscription>)]) -> Option<(u32
     Some(futures_util::future::select_all(waits).await.0)
 }
 
-/// Pings the host every `every` (the supervisor's heartbeat) until the connection goes.
-async fn ping(every: Duration, out: Outbox) {
+/// Pings the host every `every` (the supervisor's heartbeat) until the connection goes; not
+/// while something else from the host (a probe's answer) has said it is alive since the last
+/// time, which saves an idle desk two messages a second for each app.
+async fn ping(every: Duration, out: Outbox, alive: Option<Arc<std::sync::atomic::AtomicU64>>) {
     let mut nonce = 0u64;
+    let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
     loop {
         tokio::time::sleep(every).await;
+        let heard = alive.as_deref().map(|a| a.load(std::sync::atomic::Ordering::Relaxed));
+        if heard.is_some_and(|at| broker::Timestamp::now().millis().saturating_sub(at) < every_ms) {
+            continue;
+        }
         nonce += 1;
         if out.send_async(ShellMsg::Ping { nonce }.into()).await.is_err() {
             break;

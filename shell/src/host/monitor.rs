@@ -179,7 +179,7 @@ impl Monitor {
             s.pid = (pid != 0).then_some(pid);
         });
         let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut check = tokio::time::interval(self.policy.heartbeat_every.min(Duration::from_millis(250)));
+        let mut check = tokio::time::interval(self.policy.heartbeat_every);
         let mut usage = Usage::new(self.flooded, &self.traffic);
         let (mut last_ack, mut loading) = (Instant::now(), None);
         let why = loop {
@@ -197,7 +197,7 @@ impl Monitor {
                     }
                     // (A WebSocket client's process cannot be named: it is not watched.)
                     if pid != 0
-                        && usage.last_scan.elapsed() >= Duration::from_millis(500)
+                        && usage.last_scan.elapsed() >= usage.gap
                         && let Some(over) = self.scan_usage(pid, &mut usage).await
                     {
                         break match over {
@@ -234,8 +234,8 @@ impl Monitor {
             let _ = child.start_kill();
         };
         let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut check = tokio::time::interval(self.policy.heartbeat_every.min(Duration::from_millis(250)));
-        let mut probe = tokio::time::interval(self.policy.heartbeat_every);
+        // Each tick probes the page and looks at the host's health.
+        let mut check = tokio::time::interval(self.policy.heartbeat_every);
         let mut nonce = 0u64;
         let has_page = self.spec.origins.is_some();
         // A page is probed once it has loaded; while it loads, `load_timeout` applies.
@@ -297,12 +297,21 @@ impl Monitor {
                         None => ended,
                     });
                 }
-                Ok(event) = events_rx.recv_async() => self.on_event(event, &mut last_ack, &mut loading_since),
-                _ = probe.tick(), if has_page => {
-                    nonce += 1;
-                    let _ = self.slots.lock().get(&self.instance).map(|s| s.send(ShellMsg::Probe { nonce }));
+                Ok(event) = events_rx.recv_async() => {
+                    // A page that starts or finishes loading has its web process: look now
+                    // rather than at the next tick, so the desk sees it at once.
+                    let loading = matches!(event, HostMsg::PageLoad { .. });
+                    self.on_event(event, &mut last_ack, &mut loading_since);
+                    if loading {
+                        usage.gap = Duration::ZERO;
+                        check.reset_immediately();
+                    }
                 }
                 _ = check.tick() => {
+                    if has_page {
+                        nonce += 1;
+                        let _ = self.slots.lock().get(&self.instance).map(|s| s.send(ShellMsg::Probe { nonce }));
+                    }
                     if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
                         kill(&mut child);
                         let _ = child.wait().await;
@@ -320,7 +329,7 @@ impl Monitor {
                     }
                     // Memory and CPU: a watchdog over the host's whole tree (cgroup v2 is not used yet).
                     if let Some(pid) = pid
-                        && usage.last_scan.elapsed() >= Duration::from_millis(500)
+                        && usage.last_scan.elapsed() >= usage.gap
                         && let Some(over) = self.scan_usage(pid, &mut usage).await
                     {
                         kill(&mut child);
@@ -636,6 +645,8 @@ pub(crate) struct Usage {
     sent_at_scan: u64,
     pss: crate::host::procs::PssCache,
     tree: crate::host::procs::TreeWatch,
+    /// How long until the next look.
+    pub(crate) gap: Duration,
 }
 
 impl Usage {
@@ -649,8 +660,16 @@ impl Usage {
             sent_at_scan: traffic.from_app.load(Ordering::Relaxed),
             pss: crate::host::procs::PssCache::default(),
             tree: crate::host::procs::TreeWatch::default(),
+            gap: Self::CLOSE,
         }
     }
+
+    /// Between two looks at a tree that is busy or near a limit.
+    pub(crate) const CLOSE: Duration = Duration::from_millis(500);
+    /// Between two looks at a quiet tree.
+    pub(crate) const QUIET: Duration = Duration::from_secs(2);
+    /// Share of a core (as a fraction) above which a tree counts as busy.
+    const BUSY: f64 = 0.05;
 }
 
 impl Monitor {
@@ -662,18 +681,28 @@ impl Monitor {
         u.last_scan = Instant::now();
         // Reading /proc blocks: off the runtime's threads, which carry the apps' messages.
         let (mut pss, mut watch) = (std::mem::take(&mut u.pss), std::mem::take(&mut u.tree));
+        let limit = self.policy.memory_limit_bytes;
         let read = tokio::task::spawn_blocking(move || {
             let tree = watch.tree(pid);
-            let rss = pss.memory(&tree);
-            (tree, rss, pss, watch)
+            let resident = crate::host::procs::resident(&tree);
+            // Under its limit by resident size, the tree is under it by PSS: the figure is
+            // only shown, and an old reading scaled by the resident size will do.
+            let near = limit.is_some_and(|l| resident >= l);
+            let max_age = if near { PssCache::NEAR_LIMIT } else { PssCache::SHOWN_ONLY };
+            let rss = pss.memory(&tree, max_age);
+            (tree, rss, resident, pss, watch)
         });
-        let (tree, rss, pss, watch) = read.await.ok()?;
+        let (tree, rss, resident, pss, watch) = read.await.ok()?;
         (u.pss, u.tree) = (pss, watch);
         let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
         // CPU: the tree's ticks now against the oldest sample in the window.
         // (A child that exited takes its ticks with it: the sum may drop.)
         let now = Instant::now();
         let ticks: u64 = tree.iter().map(|p| p.cpu_ticks).sum();
+        let busy = u.cpu_samples.back().is_some_and(|(t, before)| {
+            let used = ticks.saturating_sub(*before) as f64 / u.ticks_per_sec;
+            used > Usage::BUSY * now.duration_since(*t).as_secs_f64()
+        });
         u.cpu_samples.push_back((now, ticks));
         while u.cpu_samples.len() > 2
             && u.cpu_samples.get(1).is_some_and(|(t, _)| now.duration_since(*t) >= self.policy.cpu_window)
@@ -709,6 +738,11 @@ impl Monitor {
             s.web_pids = web;
             s.cpu_percent = (!since.is_zero()).then_some((cpu * 10.0).round() / 10.0);
         });
+        // A tree that works, or is watched for its CPU, or has half its memory limit resident, is
+        // looked at often; a quiet one, where nothing can be over a limit soon, seldom.
+        let watched =
+            busy || self.policy.cpu_limit_percent.is_some() || limit.is_some_and(|l| resident.saturating_mul(2) >= l);
+        u.gap = if watched { Usage::CLOSE } else { Usage::QUIET };
         if let Some(limit) = self.policy.cpu_limit_percent
             && since >= self.policy.cpu_window
             && cpu > f64::from(limit)

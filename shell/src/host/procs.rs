@@ -4,17 +4,21 @@
 
 /// One process as `/proc/<pid>/stat` describes it.
 #[derive(Debug, Clone)]
-pub(crate) struct Proc {
-    pub(crate) pid: u32,
-    pub(crate) ppid: u32,
-    pub(crate) comm: String,
-    pub(crate) rss_pages: u64,
+pub struct Proc {
+    /// Its id.
+    pub pid: u32,
+    /// Its parent's.
+    pub ppid: u32,
+    /// Its name (at most 15 bytes).
+    pub comm: String,
+    /// Its resident size, in pages.
+    pub rss_pages: u64,
     /// User and system time, in clock ticks.
-    pub(crate) cpu_ticks: u64,
+    pub cpu_ticks: u64,
 }
 
 pub(crate) fn read_proc(pid: u32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_small(&format!("/proc/{pid}/stat"))?;
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_owned();
@@ -34,7 +38,7 @@ pub(crate) fn read_proc(pid: u32) -> Option<Proc> {
 ///
 /// ## Platform-specific
 /// Linux only (`/proc`); elsewhere just `root`, with no memory figure.
-pub(crate) fn process_tree(root: u32) -> Vec<Proc> {
+pub fn process_tree(root: u32) -> Vec<Proc> {
     tree_in(root, &read_all())
 }
 
@@ -130,9 +134,29 @@ fn followed(root: u32, known: &[u32]) -> Vec<Proc> {
 
 /// The processes `pid`'s main thread started that are still running.
 fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+    read_small(&format!("/proc/{pid}/task/{pid}/children"))
         .map(|t| t.split_whitespace().filter_map(|c| c.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// A small `/proc` file's text, read with one buffer of a page (the kernel hands such a file
+/// over whole): four system calls, where `read_to_string` makes nine for a `stat` file as it
+/// grows its buffer. A longer file is read again whole.
+fn read_small(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut n = 0;
+    loop {
+        let got = file.read(buf.get_mut(n..)?).ok()?;
+        if got == 0 {
+            return String::from_utf8(buf.get(..n)?.to_vec()).ok();
+        }
+        n += got;
+        if n == buf.len() {
+            return std::fs::read_to_string(path).ok();
+        }
+    }
 }
 
 /// Every process in `/proc`.
@@ -159,25 +183,30 @@ pub(crate) fn page_size() -> u64 {
 }
 
 /// The processes' last PSS readings: `smaps_rollup` walks a process's page tables (a sixth
-/// of the shell's time with a flooding page holding 400 MB), so a reading is reused, scaled by
-/// the process's resident size, until it is [`PssCache::MAX_AGE`] old or the resident size has
-/// moved by a tenth: growth toward a memory limit is read at once.
+/// of the shell's time with a flooding page holding 400 MB; three quarters of an idle desk's
+/// when read every 2 s), so a reading is reused, scaled by the process's resident size, until it
+/// is older than the caller allows or the resident size has moved by a tenth: growth toward a
+/// memory limit is read at once.
 #[derive(Debug, Default)]
 pub(crate) struct PssCache {
     read: std::collections::HashMap<u32, (std::time::Instant, u64, u64)>,
 }
 
 impl PssCache {
-    /// Longest a reading is reused.
-    pub(crate) const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+    /// How old a reading may be while the tree is close to its memory limit.
+    pub(crate) const NEAR_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+    /// How old a reading may be otherwise: the figure is then only shown, and the resident
+    /// size it is scaled by is read at every look.
+    pub(crate) const SHOWN_ONLY: std::time::Duration = std::time::Duration::from_secs(120);
 
-    /// The tree's memory: each process's PSS, read or estimated from its last reading.
-    pub(crate) fn memory(&mut self, tree: &[Proc]) -> u64 {
+    /// The tree's memory: each process's PSS, read or estimated from a reading at most
+    /// `max_age` old.
+    pub(crate) fn memory(&mut self, tree: &[Proc], max_age: std::time::Duration) -> u64 {
         self.read.retain(|pid, _| tree.iter().any(|p| p.pid == *pid));
         tree.iter()
             .map(|p| {
                 if let Some(&(at, rss, pss)) = self.read.get(&p.pid)
-                    && at.elapsed() < Self::MAX_AGE
+                    && at.elapsed() < max_age
                     && rss > 0
                     && p.rss_pages.abs_diff(rss) * 10 < rss
                 {
@@ -191,10 +220,16 @@ impl PssCache {
     }
 }
 
+/// The tree's resident size (each shared page counted in every process that maps it): never
+/// less than its PSS, so a tree under a memory limit by this measure is under it by PSS too.
+pub(crate) fn resident(tree: &[Proc]) -> u64 {
+    tree.iter().map(|p| p.rss_pages).sum::<u64>().saturating_mul(page_size())
+}
+
 /// A process's proportional share of memory (shared pages split among their users), from
 /// `/proc/<pid>/smaps_rollup`; its resident size where that file is missing. Summing RSS over
 /// a host and its WebKit processes would count the shared libraries three times.
-pub(crate) fn memory_of(p: &Proc) -> u64 {
+pub fn memory_of(p: &Proc) -> u64 {
     let pss_kib = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", p.pid))
         .ok()
         .and_then(|t| t.lines().find(|l| l.starts_with("Pss:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
@@ -203,7 +238,7 @@ pub(crate) fn memory_of(p: &Proc) -> u64 {
 
 /// Kills `root`'s process group and every process under it (WebKit's helpers may have left
 /// the group).
-pub(crate) fn kill_tree(root: u32) {
+pub fn kill_tree(root: u32) {
     use rustix::process::{Pid, Signal, kill_process, kill_process_group};
     let tree = process_tree(root);
     if let Some(pid) = Pid::from_raw(root.cast_signed()) {

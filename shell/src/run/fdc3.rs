@@ -45,6 +45,9 @@ pub(super) fn decide(shell: &Shell, ask: impl FnOnce(&mut Agent, u64) -> Vec<Out
 /// [`decide`] with the agent already locked.
 fn decide_locked(shell: &Shell, agent: &mut Agent, ask: impl FnOnce(&mut Agent, u64) -> Vec<Output>) -> Vec<Output> {
     let mut outputs = ask(agent, broker::Timestamp::now().millis());
+    if agent.has_deadlines() {
+        shell.agent_deadlines.notify_one();
+    }
     outputs.retain(|o| match o {
         Output::Record { topic, body } => {
             // The commit is not awaited: a journal that fails stops and refuses what follows,
@@ -212,33 +215,35 @@ impl Events {
     fn offer(&self, shell: &Shell, work: Work) {
         use std::sync::atomic::Ordering::SeqCst;
         let mut agent = shell.agent.lock();
-        let inline = self.behind.load(SeqCst) == 0
-            && matches!(&work, Work::Sweep | Work::Event(AppEvent::Fdc3 { .. } | AppEvent::Fdc3Refused { .. }));
-        let work = if inline {
-            let outputs = match work {
-                Work::Event(event) => decide_locked(shell, &mut agent, |agent, now| answer(shell, agent, event, now)),
-                Work::Sweep => decide_locked(shell, &mut agent, Agent::sweep),
-                Work::Decided(outputs) => outputs,
-            };
-            let mut outputs = outputs.into_iter().peekable();
-            while let Some(Output::Send { to, message }) = outputs.next_if(|o| matches!(o, Output::Send { .. })) {
-                send(shell, to, &message);
+        let behind = self.behind.load(SeqCst) > 0;
+        let outputs = match work {
+            Work::Event(event @ (AppEvent::Fdc3 { .. } | AppEvent::Fdc3Refused { .. })) if !behind => {
+                decide_locked(shell, &mut agent, |agent, now| answer(shell, agent, event, now))
             }
-            let rest: Vec<Output> = outputs.collect();
-            if rest.is_empty() {
-                return;
-            }
-            Work::Decided(rest)
-        } else {
-            work
+            Work::Sweep if !behind => decide_locked(shell, &mut agent, Agent::sweep),
+            other => return self.enqueue(other),
         };
+        let mut outputs = outputs.into_iter().peekable();
+        while let Some(Output::Send { to, message }) = outputs.next_if(|o| matches!(o, Output::Send { .. })) {
+            send(shell, to, &message);
+        }
+        let rest: Vec<Output> = outputs.collect();
+        if !rest.is_empty() {
+            // Still locked: nothing decided after this can be carried out before it.
+            self.enqueue(Work::Decided(rest));
+        }
+        drop(agent);
+    }
+
+    /// Hands `work` to the agent's task (called with the agent locked).
+    fn enqueue(&self, work: Work) {
+        use std::sync::atomic::Ordering::SeqCst;
         // Counted before it is sent: the task may be done with it before this returns.
         self.behind.fetch_add(1, SeqCst);
         if self.queue.try_send(work).is_err() {
             self.behind.fetch_sub(1, SeqCst);
             tracing::warn!("the FDC3 agent is behind; an app event was dropped");
         }
-        drop(agent);
     }
 }
 
@@ -261,7 +266,10 @@ pub(super) fn start(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>) {
 
 /// The agent's task: what [`Events`] could not do on the spot, in order, and its deadlines.
 async fn run(shell: Arc<Shell>, events: Arc<Events>, work: flume::Receiver<Work>) {
+    // Deadlines are looked at every 250 ms while anything waits on one; an idle desk is not
+    // woken for them.
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut armed = false;
     loop {
         tokio::select! {
             next = work.recv_async() => {
@@ -274,7 +282,14 @@ async fn run(shell: Arc<Shell>, events: Arc<Events>, work: flume::Receiver<Work>
                 exec(&shell, outputs);
                 events.behind.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             }
-            _ = tick.tick() => events.offer(&shell, Work::Sweep),
+            _ = tick.tick(), if armed => {
+                events.offer(&shell, Work::Sweep);
+                armed = shell.agent.lock().has_deadlines();
+            }
+            () = shell.agent_deadlines.notified(), if !armed => {
+                armed = true;
+                tick.reset();
+            }
         }
     }
 }

@@ -81,6 +81,13 @@ fn known_error(name: Option<&str>, allowed: &[&'static str], otherwise: &'static
     name.and_then(|n| allowed.iter().copied().find(|a| *a == n)).unwrap_or(otherwise)
 }
 
+impl Desks {
+    /// Whether a raise sent to another desk still waits for its answer.
+    pub(super) fn waiting(&self) -> bool {
+        !self.sent.is_empty()
+    }
+}
+
 impl Agent {
     /// Joins the agent to a desk link as desk `name`: `getInfo` says so, and app identifiers
     /// naming this desk are taken as local.

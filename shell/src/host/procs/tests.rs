@@ -5,16 +5,16 @@ fn a_pss_reading_is_reused_while_the_resident_size_holds_and_read_again_when_it_
     let mut me = read_proc(std::process::id()).unwrap();
     me.rss_pages = 1000;
     let mut cache = PssCache::default();
-    let first = cache.memory(std::slice::from_ref(&me));
+    let first = cache.memory(std::slice::from_ref(&me), PssCache::NEAR_LIMIT);
     assert!(first > 0);
     // 5% more resident: the reading is scaled, not taken again.
     me.rss_pages = 1050;
-    assert_eq!(cache.memory(std::slice::from_ref(&me)), first * 1050 / 1000);
+    assert_eq!(cache.memory(std::slice::from_ref(&me), PssCache::NEAR_LIMIT), first * 1050 / 1000);
     // Twice as much: read again (the process's real PSS has not doubled).
     me.rss_pages = 2000;
-    assert!(cache.memory(std::slice::from_ref(&me)) < first * 3 / 2);
+    assert!(cache.memory(std::slice::from_ref(&me), PssCache::NEAR_LIMIT) < first * 3 / 2);
     // A process that is gone is forgotten.
-    cache.memory(&[]);
+    cache.memory(&[], PssCache::NEAR_LIMIT);
     assert!(cache.read.is_empty());
 }
 
@@ -67,4 +67,17 @@ fn a_tree_is_followed_through_its_processes_children_and_loses_what_exits() {
     assert!(followed(root, &[std::process::id()]).iter().all(|p| p.pid != std::process::id()));
     kill_tree(root);
     let _ = top.wait();
+}
+
+#[test]
+fn a_small_proc_file_is_read_whole_and_a_long_one_too() {
+    let me = std::process::id();
+    let stat = read_small(&format!("/proc/{me}/stat")).unwrap();
+    assert!(stat.starts_with(&format!("{me} (")), "{stat}");
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long");
+    let text: String = (0..3000).map(|i| format!("{i} ")).collect();
+    std::fs::write(&long, &text).unwrap();
+    assert_eq!(read_small(long.to_str().unwrap()).unwrap(), text, "longer than the buffer");
+    assert_eq!(read_small("/proc/0/stat"), None);
 }

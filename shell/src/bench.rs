@@ -3,6 +3,7 @@
 
 pub(crate) mod bridge;
 pub(crate) mod broker;
+pub(crate) mod desk;
 pub(crate) mod endpoint;
 pub(crate) mod flood;
 pub(crate) mod frame;

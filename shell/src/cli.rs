@@ -436,6 +436,59 @@ pub(crate) enum BenchCommand {
     /// a broker each, not whole shells) with a mix of bus messages, channel broadcasts and
     /// intents; delivered msgs/s and cross-desk latency at each number of desks.
     Bridge(BridgeBenchArgs),
+    /// The memory of a desk of N pages once painted (PSS of every process, by kind) and its CPU
+    /// while idle; beside Chromium `--app` windows of the same pages with `--against chromium`
+    /// (needs a display).
+    Memory(MemoryBenchArgs),
+    /// From starting a desk of N pages to every page painted, cold and warm; beside Chromium
+    /// with `--against chromium` (needs a display).
+    Startup(StartupBenchArgs),
+}
+
+/// The other desk a desk bench runs the same pages in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AgainstDesk {
+    /// Chromium `--app` windows, each page from its own site (the `chromium` package).
+    Chromium,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct MemoryBenchArgs {
+    /// Apps (pages) on the desk; several (`--apps 6,20`) measure each, and what each app added
+    /// between them costs.
+    #[arg(long, value_delimiter = ',', default_value = "6", value_parser = clap::value_parser!(usize))]
+    pub(crate) apps: Vec<usize>,
+    /// Run the same pages in another desk too, in the same run.
+    #[arg(long, value_enum)]
+    pub(crate) against: Option<AgainstDesk>,
+    /// Seconds after every page has painted before memory is read.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) settle_secs: f64,
+    /// Seconds over which the idle desk's CPU is measured.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) idle_secs: f64,
+    /// Runs (each desk once a run, which goes first alternating).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) runs: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct StartupBenchArgs {
+    /// Apps (pages) on the desk.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) apps: usize,
+    /// Run the same pages in another desk too, in the same run.
+    #[arg(long, value_enum)]
+    pub(crate) against: Option<AgainstDesk>,
+    /// Runs (a cold and a warm start of each desk a run, which goes first alternating).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) runs: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

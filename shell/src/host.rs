@@ -17,6 +17,6 @@ pub mod ipc;
 mod monitor;
 mod outbox;
 mod parent_death;
-mod procs;
+pub mod procs;
 pub mod supervisor;
 mod traces;

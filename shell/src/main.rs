@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::EndpointClient(args)) => bench::endpoint::client::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Flood(args)) => bench::flood::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Bridge(args)) => bench::bridge::run(&args).map(|()| true),
+        Command::Bench(BenchCommand::Memory(args)) => bench::desk::memory::run(&args).map(|()| true),
+        Command::Bench(BenchCommand::Startup(args)) => bench::desk::startup::run(&args).map(|()| true),
         Command::Journal(cmd) => journal::run(&cmd),
         Command::Vault(cmd) => vault::run(&cmd),
         Command::Audit(cmd) => audit::run(&cmd),

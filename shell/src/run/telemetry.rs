@@ -56,6 +56,8 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
             "traces": traces,
             "services": services,
             "apps": apps,
+            // Frames the window has drawn: an idle desk draws none.
+            "frames": frames(shell).map(|f| f.frames),
         }),
     )
 }

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod damaged_profile;
 mod demo;
+mod desk_bench;
 mod diag;
 mod e2e;
 mod fdc3;

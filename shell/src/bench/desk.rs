@@ -70,8 +70,9 @@ pub(crate) fn kind(p: &Proc) -> String {
         return p.comm.clone();
     }
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
+    // Chromium rewrites its command line as one string, its arguments apart by spaces.
     let kind = cmdline
-        .split(|b| *b == 0)
+        .split(|b| *b == 0 || *b == b' ')
         .filter_map(|a| std::str::from_utf8(a).ok())
         .find_map(|a| a.strip_prefix("--type="))
         .unwrap_or("browser")

@@ -32,7 +32,12 @@ impl Desk {
         let (w, h) = super::tile_size(urls.len());
         let mut launchers = Vec::with_capacity(urls.len());
         let log = std::fs::File::create(profile.with_extension("log")).context("creating Chromium's log")?;
-        for url in urls {
+        for (i, url) in urls.iter().enumerate() {
+            if i == 1 {
+                // The others hand their window to the first once it listens; started before
+                // that, some would become browsers of their own.
+                wait_for_singleton(profile)?;
+            }
             let log = log.try_clone().context("sharing Chromium's log")?;
             let child = Command::new(exe)
                 .arg(format!("--user-data-dir={}", profile.display()))
@@ -48,6 +53,10 @@ impl Desk {
                     "--disable-background-networking",
                     "--disable-component-update",
                     "--disable-sync",
+                    // The browser places every window where its first went (the others' own
+                    // flags are not read), and does not draw a window under another: each is
+                    // drawn, as each of Tessera's tiles is.
+                    "--disable-backgrounding-occluded-windows",
                 ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -93,6 +102,18 @@ impl Desk {
             let _ = c.wait();
         }
     }
+}
+
+/// Waits for the browser to take `profile` (its singleton socket appears).
+fn wait_for_singleton(profile: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::symlink_metadata(profile.join("SingletonSocket")).is_err() {
+        if Instant::now() > deadline {
+            anyhow::bail!("Chromium did not take its profile within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
 }
 
 impl Drop for Desk {

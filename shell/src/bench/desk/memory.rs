@@ -66,8 +66,8 @@ pub(crate) struct MemoryReport {
 }
 
 pub(crate) fn run(args: &MemoryBenchArgs) -> Result<()> {
-    super::need_display()?;
     let chromium_exe = args.against.map(|_| chromium::find()).transpose()?;
+    super::need_display()?;
     let mut runs = Vec::new();
     for run in 0..args.runs {
         for &apps in &args.apps {

@@ -28,8 +28,8 @@ pub(crate) struct StartupReport {
 }
 
 pub(crate) fn run(args: &StartupBenchArgs) -> Result<()> {
-    super::need_display()?;
     let chromium_exe = args.against.map(|_| chromium::find()).transpose()?;
+    super::need_display()?;
     let pages = Pages::serve(args.apps)?;
     let (mut t, mut c) = (Starts::default(), chromium_exe.as_ref().map(|_| Starts::default()));
     for run in 0..args.runs {

@@ -23,7 +23,9 @@ pub(crate) fn manifest(dir: &Path, urls: &[String]) -> Result<PathBuf> {
         .map(|(i, url)| serde_json::json!({ "appId": format!("app{i}"), "title": format!("App {i}"), "url": url }))
         .collect();
     let path = dir.join("bench-desk.json");
-    let text = serde_json::to_vec_pretty(&serde_json::json!({ "name": "Bench desk", "apps": apps }))?;
+    let ids: Vec<String> = (0..urls.len()).map(|i| format!("app{i}")).collect();
+    let desk = serde_json::json!({ "name": "Bench desk", "apps": apps, "startup": ids });
+    let text = serde_json::to_vec_pretty(&desk)?;
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
@@ -44,7 +46,7 @@ impl Desk {
             .arg(&ctl)
             .args(["--keyring", "keyutils", "--window-size"])
             .arg(format!("{}x{}", super::SCREEN.0, super::SCREEN.1))
-            .env("RUST_LOG", "warn")
+            .env("TESSERA_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

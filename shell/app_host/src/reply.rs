@@ -144,7 +144,16 @@ impl Waiting {
         }
         if self.by_id.insert(id.clone(), reply).is_none() {
             self.order.push_back(id);
+        } else {
+            // The earlier request with the same id was given up (its reply errs when dropped).
+            self.given += 1;
         }
+    }
+
+    /// Counts a reply given without an answer (a request refused, or one with no id to match
+    /// its answer to): the page counts every reply to its requests, whatever it says.
+    pub(crate) fn gave_up(&mut self) {
+        self.given += 1;
     }
 
     /// The reply waiting for `message`, if it is the agent's answer to a request made this way.

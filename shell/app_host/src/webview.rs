@@ -524,14 +524,23 @@ impl Inbox {
     fn requested(&self, body: &str, reply: crate::reply::Reply) {
         tracing::trace!(len = body.len(), "request from the page");
         let Some(body) = self.checked(body) else { return };
+        // From here the post is the preload's, which counts its reply as given whatever it
+        // says: a reply dropped here (it errs) is counted too.
         let message = match from_page(body) {
             Ok(HostMsg::Fdc3 { message }) => message,
-            Ok(_) => return self.refused(&anyhow::anyhow!("only FDC3 requests are answered as replies")),
-            Err(e) => return self.refused(&e),
+            Ok(_) => {
+                self.waiting.borrow_mut().gave_up();
+                return self.refused(&anyhow::anyhow!("only FDC3 requests are answered as replies"));
+            }
+            Err(e) => {
+                self.waiting.borrow_mut().gave_up();
+                return self.refused(&e);
+            }
         };
         // Without an id the answer cannot be matched: it comes the ordinary way.
-        if let Some(id) = protocol::envelope::dacp_request_id(&message) {
-            self.waiting.borrow_mut().insert(id, reply);
+        match protocol::envelope::dacp_request_id(&message) {
+            Some(id) => self.waiting.borrow_mut().insert(id, reply),
+            None => self.waiting.borrow_mut().gave_up(),
         }
         send(&self.writer, &HostMsg::Fdc3 { message });
         self.passed_on(1);

@@ -179,7 +179,9 @@ impl Monitor {
             s.pid = (pid != 0).then_some(pid);
         });
         let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+        // Each tick pings the client and looks at its health.
         let mut check = tokio::time::interval(self.policy.heartbeat_every);
+        let mut nonce = 0u64;
         let mut usage = Usage::new(self.flooded, &self.traffic);
         let (mut last_ack, mut loading) = (Instant::now(), None);
         let why = loop {
@@ -192,6 +194,8 @@ impl Monitor {
                 },
                 Ok(event) = events_rx.recv_async() => self.on_event(event, &mut last_ack, &mut loading),
                 _ = check.tick() => {
+                    nonce += 1;
+                    self.ping(nonce);
                     if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
                         break "hung: no answer to pings; its connection was closed".to_owned();
                     }
@@ -233,10 +237,10 @@ impl Monitor {
             }
             let _ = child.start_kill();
         };
-        let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
-        // Each tick probes the page and looks at the host's health.
+        // Each tick probes the page, pings the host unless the page answered the last probe,
+        // and looks at the host's health.
         let mut check = tokio::time::interval(self.policy.heartbeat_every);
-        let mut nonce = 0u64;
+        let mut beat = Beat { nonce: 0, last_tick: Instant::now() };
         let has_page = self.spec.origins.is_some();
         // A page is probed once it has loaded; while it loads, `load_timeout` applies.
         let mut loading_since: Option<Instant> = has_page.then(Instant::now);
@@ -308,30 +312,16 @@ impl Monitor {
                     }
                 }
                 _ = check.tick() => {
-                    if has_page {
-                        nonce += 1;
-                        let _ = self.slots.lock().get(&self.instance).map(|s| s.send(ShellMsg::Probe { nonce }));
-                    }
-                    if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
-                        kill(&mut child);
-                        let _ = child.wait().await;
-                        break Ended::Hung("no answer to pings");
-                    }
-                    let stuck = match loading_since {
-                        Some(t) => (t.elapsed() > self.policy.load_timeout).then_some("the page did not load"),
-                        None => (has_page && last_ack.elapsed() > self.policy.heartbeat_timeout)
-                            .then_some("the page's script does not answer"),
+                    let over = match self.beat(&mut beat, last_ack, loading_since, &last_pong) {
+                        Some(hung) => Some(hung),
+                        // Memory and CPU: a watchdog over the host's whole tree (cgroup v2 is
+                        // not used yet).
+                        None => match pid {
+                            Some(pid) if usage.last_scan.elapsed() >= usage.gap => self.scan_usage(pid, &mut usage).await,
+                            _ => None,
+                        },
                     };
-                    if let Some(what) = stuck {
-                        kill(&mut child);
-                        let _ = child.wait().await;
-                        break Ended::Hung(what);
-                    }
-                    // Memory and CPU: a watchdog over the host's whole tree (cgroup v2 is not used yet).
-                    if let Some(pid) = pid
-                        && usage.last_scan.elapsed() >= usage.gap
-                        && let Some(over) = self.scan_usage(pid, &mut usage).await
-                    {
+                    if let Some(over) = over {
                         kill(&mut child);
                         let _ = child.wait().await;
                         break over;
@@ -394,6 +384,53 @@ impl Monitor {
         Ok(Started { child, pid, conn, last_pong, events: events_rx })
     }
 
+    /// One heartbeat of a host: its page probed, the host pinged unless the page answered the
+    /// last probe (the answer counts as a pong); why it must go, if it is hung or its page is
+    /// stuck.
+    fn beat(
+        &self,
+        beat: &mut Beat,
+        last_ack: Instant,
+        loading_since: Option<Instant>,
+        last_pong: &AtomicU64,
+    ) -> Option<Ended> {
+        let has_page = self.spec.origins.is_some();
+        beat.nonce += 1;
+        if !(has_page && last_ack >= beat.last_tick) {
+            self.ping(beat.nonce);
+        }
+        beat.last_tick = Instant::now();
+        if has_page {
+            self.send(ShellMsg::Probe { nonce: beat.nonce });
+        }
+        let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+        if broker::Timestamp::now().millis().saturating_sub(last_pong.load(Ordering::Relaxed)) > timeout_ms {
+            return Some(Ended::Hung("no answer to pings"));
+        }
+        match loading_since {
+            Some(t) => (t.elapsed() > self.policy.load_timeout).then_some(Ended::Hung("the page did not load")),
+            None => (has_page && last_ack.elapsed() > self.policy.heartbeat_timeout)
+                .then_some(Ended::Hung("the page's script does not answer")),
+        }
+    }
+
+    /// Sends the host a message of the shell's (dropped if its connection is gone).
+    fn send(&self, msg: ShellMsg) {
+        if let Some(slot) = self.slots.lock().get(&self.instance) {
+            let _ = slot.send(msg);
+        }
+    }
+
+    /// Pings the host once its connection is welcomed (before that, or between connections, a
+    /// ping would wait in the queue the next connection starts with).
+    fn ping(&self, nonce: u64) {
+        if let Some(slot) = self.slots.lock().get(&self.instance)
+            && slot.out.is_some()
+        {
+            let _ = slot.send(ShellMsg::Ping { nonce });
+        }
+    }
+
     /// How the instance's connection is served (the same for a web view's host and a native
     /// app), the time of its last pong, and its events.
     fn conn_options(&self) -> (ConnOptions, Arc<AtomicU64>, flume::Receiver<HostMsg>) {
@@ -402,7 +439,8 @@ impl Monitor {
         // Taken once: a guard in the struct literal below would live to its end.
         let gate = self.gate.lock().clone();
         let opts = ConnOptions {
-            ping_every: Some(self.policy.heartbeat_every),
+            // The monitor's own tick pings (a connection's pinger would be one more timer).
+            ping_every: None,
             last_pong: Some(Arc::clone(&last_pong)),
             binding: Some(Binding {
                 slots: Arc::clone(&self.slots),
@@ -630,6 +668,13 @@ pub(crate) fn describe(status: std::process::ExitStatus) -> String {
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => status.to_string(),
     }
+}
+
+/// What a host's heartbeats keep between two ticks.
+pub(crate) struct Beat {
+    nonce: u64,
+    /// When the last probe went.
+    last_tick: Instant,
 }
 
 /// What the watchdog keeps between two looks at a host's process tree.

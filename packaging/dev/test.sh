@@ -57,6 +57,7 @@ fuzz broker appd
 fuzz broker dacp
 fuzz broker native
 fuzz broker traceparent
+fuzz broker stamp
 fuzz storage record
 fuzz storage kv
 fuzz shell feed

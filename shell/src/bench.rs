@@ -4,12 +4,14 @@
 pub(crate) mod bridge;
 pub(crate) mod broker;
 pub(crate) mod desk;
+pub(crate) mod e2e;
 pub(crate) mod endpoint;
 pub(crate) mod flood;
 pub(crate) mod frame;
 pub(crate) mod ipc;
 pub(crate) mod journal;
 mod otlp_sink;
+pub(crate) mod page_desk;
 pub(crate) mod stats;
 mod workload;
 

@@ -443,6 +443,10 @@ pub(crate) enum BenchCommand {
     /// From starting a desk of N pages to every page painted, cold and warm; beside Chromium
     /// with `--against chromium` (needs a display).
     Startup(StartupBenchArgs),
+    /// Round trips between two real pages over the bus and FDC3 (user channel, app channel,
+    /// intent with a result), timed by their hosts: p50/p99/p99.9, round trip and one way
+    /// (needs a display).
+    E2e(E2eBenchArgs),
 }
 
 /// The other desk a desk bench runs the same pages in.
@@ -484,6 +488,19 @@ pub(crate) struct StartupBenchArgs {
     #[arg(long, value_enum)]
     pub(crate) against: Option<AgainstDesk>,
     /// Runs (a cold and a warm start of each desk a run, which goes first alternating).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) runs: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct E2eBenchArgs {
+    /// Round trips of each kind a run (in 8 blocks, the kinds' blocks alternating).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub(crate) rounds: u32,
+    /// Runs, each with a shell of its own.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) runs: u32,
     /// Print one JSON object instead of a table.

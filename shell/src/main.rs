@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Bridge(args)) => bench::bridge::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Memory(args)) => bench::desk::memory::run(&args).map(|()| true),
         Command::Bench(BenchCommand::Startup(args)) => bench::desk::startup::run(&args).map(|()| true),
+        Command::Bench(BenchCommand::E2e(args)) => bench::e2e::run(&args).map(|()| true),
         Command::Journal(cmd) => journal::run(&cmd),
         Command::Vault(cmd) => vault::run(&cmd),
         Command::Audit(cmd) => audit::run(&cmd),

@@ -1,5 +1,5 @@
-//! `tessera bench memory` and `tessera bench startup` run a real desk of pages under a display
-//! and report what they measured; their figures are for BENCHMARKS.md (release builds, with
+//! `tessera bench memory`, `tessera bench startup` and `tessera bench e2e` run a real desk of
+//! pages under a display and report what they measured; their figures are for BENCHMARKS.md (release builds, with
 //! Chromium beside), not checked here beyond being measured.
 
 use std::process::{Command, Output};
@@ -76,4 +76,45 @@ fn bench_startup_times_cold_and_warm_starts_and_says_what_is_missing() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("needs an X display"));
     let o = bench(&["memory", "--apps", "0"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--apps"), "apps 0");
+}
+
+#[test]
+fn bench_e2e_times_every_kind_of_round_trip_between_two_real_pages_from_their_hosts() {
+    let v = json(&bench(&["e2e", "--rounds", "80", "--runs", "1", "--json"]));
+    assert_eq!(v["rounds_per_kind"], 80, "{v}");
+    let kinds = v["all"].as_array().unwrap();
+    let names: Vec<&str> = kinds.iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bus", "fdc3 user channel", "fdc3 app channel", "fdc3 intent"]);
+    for k in kinds {
+        let (rt, one) = (&k["round_trip"], &k["one_way"]);
+        // 8 blocks of 10: 9 round trips closed in each, a one way each way per round trip.
+        assert_eq!(rt["count"], 72, "{k}");
+        assert_eq!(one["count"], 152, "{k}");
+        assert_eq!(k["unanswered"], 0, "{k}");
+        let p = |s: &Value, q: &str| s[q].as_f64().unwrap();
+        assert!(
+            p(rt, "p50_us") > 0.0 && p(rt, "p50_us") <= p(rt, "p99_us") && p(rt, "p99_us") <= p(rt, "p999_us"),
+            "{k}"
+        );
+        // A one way is part of a round trip; its two parts are each part of it.
+        assert!(p(one, "p50_us") < p(rt, "p50_us"), "{k}");
+        assert!(p(&k["host_to_host"], "p50_us") > 0.0 && p(&k["in_page"], "p50_us") > 0.0, "{k}");
+        assert_eq!(k["host_to_host"]["count"], one["count"], "every stamp was noted going into a page: {k}");
+        // The hosts' mean round trip and the page's own agree (the page's clock is coarse,
+        // its mean over a block is not).
+        let (host, page) = (p(rt, "mean_us"), p(k, "page_mean_us"));
+        assert!((host - page).abs() < host * 0.5, "host mean {host} µs, page mean {page} µs: {k}");
+    }
+}
+
+#[test]
+fn bench_e2e_without_a_display_says_so_in_one_line() {
+    let out = std::process::Command::new(tests::bin("tessera"))
+        .args(["bench", "e2e", "--runs", "1"])
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("display") && err.trim().lines().count() == 1, "{err}");
 }

@@ -7,6 +7,7 @@ mod content;
 mod foreign;
 mod keys;
 mod reply;
+mod stamps;
 mod webview;
 mod x11;
 

@@ -317,6 +317,7 @@ fn drainer(
                         Some(reply) => {
                             let given = waiting.borrow().given();
                             deliver(wv, std::mem::take(&mut batch), given.saturating_sub(1));
+                            crate::stamps::record_out(&message);
                             reply.answer(&message);
                         }
                         None => batch.push_fdc3(&message),
@@ -337,9 +338,9 @@ fn drainer(
 /// Hands the page what `batch` holds, if anything, in one script call, after the `given`
 /// replies to its requests it must see first.
 fn deliver(wv: &WebView, batch: Batch, given: u64) {
-    if let Some(batch) = batch.finish()
-        && let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch},{given})"))
-    {
+    let Some(batch) = batch.finish() else { return };
+    crate::stamps::record_out(&batch);
+    if let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch},{given})")) {
         tracing::warn!("could not deliver to the page: {e}");
     }
 }
@@ -500,6 +501,7 @@ impl Inbox {
 
     /// One post from the page: one envelope or a JSON array of them.
     fn posted(&self, body: &str) {
+        crate::stamps::record(body);
         tracing::trace!(len = body.len(), "message from the page");
         let Some(body) = self.checked(body) else { return };
         let envelopes = match protocol::envelope::app_batch(body) {
@@ -522,6 +524,7 @@ impl Inbox {
     /// One FDC3 request from the page whose answer goes back as `reply` (anything else is
     /// refused, and the reply with it).
     fn requested(&self, body: &str, reply: crate::reply::Reply) {
+        crate::stamps::record(body);
         tracing::trace!(len = body.len(), "request from the page");
         let Some(body) = self.checked(body) else { return };
         // From here the post is the preload's, which counts its reply as given whatever it

@@ -5,14 +5,13 @@
 //! with the desk quiet and then under the flood, in the same run: the goal is a flooded p99 at
 //! most twice the quiet one. Needs a display (run it under `xvfb-run`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::page_desk::PageDesk;
 use crate::cli::FloodBenchArgs;
 
 /// One run's figures (milliseconds: WebKit's clock has 1 ms resolution).
@@ -39,138 +38,8 @@ struct Report {
     optimized_build: bool,
 }
 
-/// A shell started for one run, stopped when dropped.
-struct Desk {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-    exe: PathBuf,
-}
-
-impl Desk {
-    fn start(dir: &Path) -> Result<Self> {
-        let exe = std::env::current_exe().context("locating tessera")?;
-        let page = dir.join("page.html");
-        std::fs::write(&page, "<!doctype html><title>flood bench</title><p>flood bench</p>")
-            .with_context(|| format!("writing {}", page.display()))?;
-        // A page in the manifest's folder, served by the shell as a local app.
-        let url = "page.html";
-        let manifest = dir.join("desk.json");
-        let desk = json!({
-            "name": "Tessera flood bench",
-            "apps": [{ "appId": "s", "url": url }, { "appId": "r", "url": url }, { "appId": "flood", "url": url }],
-            "startup": ["s", "r", "flood"],
-            "policy": { "rules": [{ "apps": ["*"], "allow": ["bus.publish", "bus.subscribe"] }] },
-        });
-        std::fs::write(&manifest, desk.to_string()).with_context(|| format!("writing {}", manifest.display()))?;
-        let run = dir.join("run");
-        std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
-        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .with_context(|| format!("making {} private", run.display()))?;
-        let socket = run.join("ctl.sock");
-        let log = dir.join("shell.log");
-        let stderr = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut cmd = Command::new(&exe);
-        cmd.arg("run")
-            .arg("--manifest")
-            .arg(&manifest)
-            .arg("--profile")
-            .arg(dir.join("profile"))
-            .arg("--ctl-socket")
-            .arg(&socket)
-            .env("XDG_RUNTIME_DIR", &run)
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .env("TESSERA_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        if std::env::var_os("TESSERA_KEYRING").is_none() {
-            // A throwaway profile's audit key: the kernel keyring, not the user's own.
-            cmd.env("TESSERA_KEYRING", "keyutils");
-        }
-        let child = cmd.spawn().context("starting tessera run")?;
-        Ok(Self { child, socket, log, exe })
-    }
-
-    fn ctl(&self, args: &[&str]) -> Result<Output> {
-        Command::new(&self.exe)
-            .arg("ctl")
-            .arg("--ctl-socket")
-            .arg(&self.socket)
-            .args(args)
-            .env("TESSERA_LOG", "error")
-            .output()
-            .context("running tessera ctl")
-    }
-
-    fn apps(&self) -> Vec<Value> {
-        self.ctl(&["apps", "--json"])
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-    }
-
-    fn eval(&self, instance: u64, script: &str) -> Result<Value> {
-        let out = self.ctl(&["eval", &instance.to_string(), script, "--timeout", "60"])?;
-        ensure!(
-            out.status.success(),
-            "evaluating in instance {instance} failed: {} (the shell's log: {})",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            self.log.display()
-        );
-        serde_json::from_slice(&out.stdout).context("reading what the page gave back")
-    }
-
-    /// The three apps, once each has its page loaded.
-    fn ready(&mut self) -> Result<[u64; 3]> {
-        let start = Instant::now();
-        loop {
-            let apps = self.apps();
-            let loaded = |name: &str| {
-                apps.iter()
-                    .find(|a| a["app"] == name && a["state"] == "running" && a["url"].is_string())
-                    .and_then(|a| a["instance"].as_u64())
-            };
-            if let (Some(s), Some(r), Some(f)) = (loaded("s"), loaded("r"), loaded("flood")) {
-                return Ok([s, r, f]);
-            }
-            if let Some(status) = self.child.try_wait().context("watching the shell")? {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                bail!("the shell ended ({status}) before its apps loaded: {}", tail.join(" / "));
-            }
-            ensure!(
-                start.elapsed() < Duration::from_secs(60),
-                "the apps did not load within 60 s; the shell's log: {}",
-                self.log.display()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Desk {
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id().cast_signed()) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `n` pings from `s` to `r`, 5 ms apart: their latencies (ms, sorted) and how many were lost.
-fn pings(desk: &Desk, s: u64, r: u64, n: u32, round: &str) -> Result<(Vec<f64>, u64)> {
+fn pings(desk: &PageDesk, s: u64, r: u64, n: u32, round: &str) -> Result<(Vec<f64>, u64)> {
     desk.eval(
         r,
         &format!(
@@ -205,8 +74,16 @@ fn percentile(v: &[f64], q: f64) -> f64 {
 
 fn one_run(args: &FloodBenchArgs) -> Result<Run> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
-    let mut desk = Desk::start(dir.path())?;
-    let [s, r, f] = desk.ready()?;
+    // A page in the manifest's folder, served by the shell as a local app.
+    let manifest = json!({
+        "name": "Tessera flood bench",
+        "apps": [{ "appId": "s", "url": "page.html" }, { "appId": "r", "url": "page.html" }, { "appId": "flood", "url": "page.html" }],
+        "startup": ["s", "r", "flood"],
+        "policy": { "rules": [{ "apps": ["*"], "allow": ["bus.publish", "bus.subscribe"] }] },
+    });
+    let mut desk = PageDesk::start(dir.path(), &manifest, &[])?;
+    let [s, r, f] = <[u64; 3]>::try_from(desk.ready(&["s", "r", "flood"])?)
+        .map_err(|v| anyhow::anyhow!("expected three instances, got {v:?}"))?;
     let (quiet, lost_quiet) = pings(&desk, s, r, args.pings, "quiet")?;
     let flood_ms = u64::from(args.pings) * 5 + 6_000;
     desk.eval(

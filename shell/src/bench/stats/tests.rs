@@ -7,6 +7,10 @@ fn nearest_rank() {
     assert_eq!(percentile(&[7], 99.0), 7);
     assert_eq!(percentile(&[], 50.0), 0);
     assert_eq!(percentile(&[1, 2], 0.0), 1);
+    // 99.9% of 1,000 in floating point is a hair over 999: still rank 999.
+    let v: Vec<u64> = (1..=1000).collect();
+    assert_eq!(percentile(&v, 99.9), 999);
+    assert_eq!(percentile(&v, 100.0), 1000);
 }
 
 #[test]

@@ -398,6 +398,11 @@ fn three_apps_in_the_real_shell_survive_each_others_failures() {
         assert_eq!(shell.eval(*id, "1+1"), "2", "instance {id} after the hog");
     }
 
+    // A navigation within the app's own origin is allowed: the host asks the shell without
+    // holding its loop (the page went on answering while it waited) and lets WebKit go on.
+    shell.eval(ids[0], "location.href = 'alpha.html?again'; 1");
+    wait_js(&shell, ids[0], "location.href", r#""tessera://alpha/alpha.html?again""#);
+
     // Quit: everything goes, nothing is left behind.
     let all: Vec<u64> = shell
         .apps()

@@ -6,6 +6,7 @@
 mod content;
 mod foreign;
 mod keys;
+mod navigation;
 mod reply;
 mod stamps;
 mod webview;

@@ -1,10 +1,11 @@
 //! The app host's real mode: one web app in a wry WebView (WebKitGTK), placed inside the shell's
 //! window as an X11 child, talking to the shell over the inherited socket.
 //!
-//! Threads: GTK's main loop owns the WebView; a reader thread receives from the shell, answers
-//! transport pings itself, hands navigation decisions to whichever GTK callback waits for them,
-//! and wakes the main loop for the rest with `MainContext::invoke` (a polling timer would add its
-//! period to every round trip). Writes to the shell go through one locked connection.
+//! Threads: GTK's main loop owns the WebView (and never waits on the shell: navigations wait in
+//! WebKit for their answers, see `navigation`); a reader thread receives from the shell, answers
+//! transport pings itself, and wakes the main loop for the rest with `MainContext::invoke` (a
+//! polling timer would add its period to every round trip). Writes to the shell go through one
+//! locked connection.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -27,8 +28,6 @@ use crate::foreign::ForeignXid;
 /// The preload: the bus (and the channel to the host both use), then `window.fdc3`.
 const BUS_JS: &str = include_str!("../../../assets/preload/bus.js");
 const FDC3_JS: &str = include_str!("../../../assets/preload/fdc3.js");
-/// Longest a navigation waits for the shell's answer before it is refused.
-const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Messages from the reader thread waiting for the GTK loop.
 const INBOX: usize = 4096;
 /// How often the host pings the shell.
@@ -60,7 +59,7 @@ pub(crate) struct Options {
     pub(crate) console: bool,
 }
 
-type Writer = Arc<Mutex<HostConnection>>;
+pub(crate) type Writer = Arc<Mutex<HostConnection>>;
 
 enum Inbound {
     Msg(ShellMsg),
@@ -91,7 +90,7 @@ fn rect(b: Bounds) -> Rect {
     }
 }
 
-fn send(writer: &Writer, msg: &HostMsg) {
+pub(crate) fn send(writer: &Writer, msg: &HostMsg) {
     let mut w = writer.lock();
     if let Err(e) = w.send(msg).and_then(|()| w.flush()) {
         // The reader thread sees the same broken socket and ends the host.
@@ -130,10 +129,9 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
 
     let (token, scripts) = page_scripts(opts)?;
 
-    // The reader starts before the WebView: the first navigation already waits for the shell.
+    // The reader starts before the WebView: the first navigation already asks the shell.
     let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
-    let (nav_tx, nav_rx) = flume::bounded::<(u64, bool)>(64);
-    start_shell_threads(reader, &writer, in_tx, nav_tx)?;
+    start_shell_threads(reader, &writer, in_tx)?;
 
     let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
     let waiting: Rc<RefCell<crate::reply::Waiting>> = Rc::default();
@@ -146,29 +144,19 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         unacknowledged: Cell::new(0),
     });
     let mut context = WebContext::new(opts.data_dir.clone());
+    let navs: Rc<RefCell<crate::navigation::Navigations>> = Rc::default();
+    // The start page is loaded once navigations are watched (see below).
     let mut builder = WebViewBuilder::new_with_web_context(&mut context)
-        .with_url(&opts.url)
         .with_bounds(rect(opts.bounds))
         .with_focused(false)
         .with_ipc_handler({
             let inbox = Rc::clone(&inbox);
             move |req: wry::http::Request<String>| inbox.posted(req.body())
         })
-        .with_navigation_handler({
-            let ask = ask_shell(Arc::clone(&writer), nav_rx.clone(), false);
-            move |url| ask(url)
-        })
         .with_new_window_req_handler({
-            let ask = ask_shell(Arc::clone(&writer), nav_rx, true);
-            let webview = Rc::clone(&webview);
+            let (navs, writer) = (Rc::clone(&navs), Arc::clone(&writer));
             move |url, _features| {
-                // Until the compositor hosts extra windows, an allowed new window opens in place.
-                if ask(url.clone())
-                    && let Some(wv) = webview.borrow().as_ref()
-                    && let Err(e) = wv.load_url(&url)
-                {
-                    tracing::warn!("could not open {url}: {e}");
-                }
+                crate::navigation::new_window(&navs, &writer, url);
                 NewWindowResponse::Deny
             }
         })
@@ -221,10 +209,12 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     };
     let built = built.context("creating the WebView")?;
     prepare(&built, opts.parent_xid, &inbox);
+    crate::navigation::watch(&wry::WebViewExtUnix::webview(&built), &navs, &writer);
+    built.load_url(&opts.url).with_context(|| format!("loading {}", opts.url))?;
     let pending = ask_permissions(&built, &writer);
     *webview.borrow_mut() = Some(built);
 
-    let drain = drainer(webview, writer, in_rx, pending, waiting);
+    let drain = drainer(webview, writer, in_rx, pending, waiting, navs);
     DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
     wake();
     gtk::main();
@@ -263,6 +253,7 @@ fn drainer(
     in_rx: flume::Receiver<Inbound>,
     pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>>,
     waiting: Rc<RefCell<crate::reply::Waiting>>,
+    navs: Rc<RefCell<crate::navigation::Navigations>>,
 ) -> impl FnMut() + 'static {
     let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
     move || {
@@ -304,6 +295,14 @@ fn drainer(
                         Err(e) => tracing::warn!("could not move the view to shell window {xid}: {e:#}"),
                     }
                 }
+                Inbound::Msg(ShellMsg::NavigationDecision { id, allow }) => {
+                    let then = navs.borrow_mut().decided(id, allow);
+                    if let crate::navigation::Then::Open(url) = then
+                        && let Err(e) = wv.load_url(&url)
+                    {
+                        tracing::warn!("could not open {url}: {e}");
+                    }
+                }
                 Inbound::Msg(ShellMsg::PermissionDecision { id, allow }) => {
                     use webkit2gtk::PermissionRequestExt;
                     if let Some(request) = pending.borrow_mut().remove(&id) {
@@ -325,6 +324,7 @@ fn drainer(
                 }
                 Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut batch),
                 Inbound::Closed => {
+                    navs.borrow_mut().refuse_all();
                     gtk::main_quit();
                     return;
                 }
@@ -377,14 +377,9 @@ fn page_scripts(opts: &Options) -> Result<(String, Vec<String>)> {
 }
 
 /// Starts the host's two threads on the shell's connection: one pings the shell and leaves if
-/// it stops answering; one reads what the shell sends, answers pings, passes navigation
-/// answers on and everything else to GTK's thread (and leaves when the shell hangs up).
-fn start_shell_threads(
-    mut reader: HostConnection,
-    writer: &Writer,
-    in_tx: flume::Sender<Inbound>,
-    nav_tx: flume::Sender<(u64, bool)>,
-) -> Result<()> {
+/// it stops answering; one reads what the shell sends, answers pings, passes everything else
+/// to GTK's thread (and leaves when the shell hangs up).
+fn start_shell_threads(mut reader: HostConnection, writer: &Writer, in_tx: flume::Sender<Inbound>) -> Result<()> {
     let pinger = Arc::clone(writer);
     let started = Instant::now();
     let last_pong = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -417,9 +412,6 @@ fn start_shell_threads(
                 Ok(Some(ShellMsg::Ping { nonce })) => send(&pinger, &HostMsg::Pong { nonce }),
                 Ok(Some(ShellMsg::Pong { .. })) => {
                     last_pong.store(ms_since_start(), std::sync::atomic::Ordering::Relaxed);
-                }
-                Ok(Some(ShellMsg::NavigationDecision { id, allow })) => {
-                    let _ = nav_tx.try_send((id, allow));
                 }
                 Ok(Some(msg)) => {
                     if in_tx.send(Inbound::Msg(msg)).is_err() {
@@ -625,32 +617,6 @@ fn reparent(wv: &WebView, parent: u64, at: (i32, i32)) -> Result<()> {
         tracing::info!(view = xid, parent, "view moved to another shell window");
         Ok(())
     })
-}
-
-/// A navigation callback that asks the shell and waits (briefly) for its answer.
-fn ask_shell(writer: Writer, answers: flume::Receiver<(u64, bool)>, new_window: bool) -> impl Fn(String) -> bool {
-    let next = Cell::new(0u64);
-    move |url: String| {
-        let id = next.get() * 2 + u64::from(new_window);
-        next.set(next.get() + 1);
-        send(&writer, &HostMsg::NavigationRequest { id, url: url.clone(), new_window });
-        let deadline = Instant::now() + NAVIGATION_TIMEOUT;
-        loop {
-            match answers.recv_deadline(deadline) {
-                Ok((got, allow)) if got == id => {
-                    if !allow {
-                        tracing::info!(%url, "navigation refused by the shell");
-                    }
-                    return allow;
-                }
-                Ok(_) => {} // an answer to a request that already timed out
-                Err(_) => {
-                    tracing::warn!(%url, "no navigation decision from the shell in time; refused");
-                    return false;
-                }
-            }
-        }
-    }
 }
 
 /// What reaches the page in one script call per wake-up: bus deliveries and the FDC3 agent's

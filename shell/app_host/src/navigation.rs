@@ -51,9 +51,9 @@ impl Navigations {
         match self.waiting.remove(&id) {
             Some(Question::Navigate(decision)) => {
                 if allow {
-                    decision.use_()
+                    decision.use_();
                 } else {
-                    decision.ignore()
+                    decision.ignore();
                 }
                 Then::Nothing
             }

@@ -64,46 +64,51 @@ pub(crate) fn process_tree_recent(root: u32, max_age: std::time::Duration) -> Ve
 /// One host's process tree, followed without reading the rest of `/proc`: a known process's
 /// children come from `/proc/<pid>/task/<pid>/children` (those its main thread started, which
 /// is how WebKit starts its web and network processes), and the processes found before are
-/// looked at again by their pids; a full look at `/proc` at start and every
-/// [`TreeWatch::RESCAN`] catches anything else (a child another thread started). Where the
-/// kernel has no `children` files, every look is a full one.
+/// looked at again by their pids; at the first look and every [`TreeWatch::THOROUGH`] every
+/// thread's `children` file of the tree's processes is read too (a child another thread
+/// started). Only where the kernel has no `children` files is the whole of `/proc` read.
 #[derive(Debug, Default)]
 pub(crate) struct TreeWatch {
     known: Vec<u32>,
-    last_full: Option<std::time::Instant>,
-    no_children_files: bool,
+    last_thorough: Option<std::time::Instant>,
+    no_children_files: Option<bool>,
 }
 
 impl TreeWatch {
-    /// How often the whole of `/proc` is read after all.
-    pub(crate) const RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
+    /// How often every thread's children are looked at.
+    pub(crate) const THOROUGH: std::time::Duration = std::time::Duration::from_secs(30);
 
     /// `root` and every process under it.
     pub(crate) fn tree(&mut self, root: u32) -> Vec<Proc> {
-        let due = self.last_full.is_none_or(|t| t.elapsed() >= Self::RESCAN);
-        let tree = if due || self.no_children_files {
-            self.last_full = Some(std::time::Instant::now());
-            let tree = process_tree_recent(root, std::time::Duration::from_millis(400));
-            self.no_children_files = !std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists();
-            tree
+        let no_children_files = *self
+            .no_children_files
+            .get_or_insert_with(|| !std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists());
+        let tree = if no_children_files {
+            process_tree_recent(root, std::time::Duration::from_millis(400))
         } else {
-            followed(root, &self.known)
+            let thorough = self.last_thorough.is_none_or(|t| t.elapsed() >= Self::THOROUGH);
+            if thorough {
+                self.last_thorough = Some(std::time::Instant::now());
+            }
+            followed(root, &self.known, thorough)
         };
         self.known = tree.iter().map(|p| p.pid).collect();
         tree
     }
 }
 
-/// `root` and the processes under it, found from `root` through the `children` files and among
-/// `known` (each kept while its parent is in the tree).
-fn followed(root: u32, known: &[u32]) -> Vec<Proc> {
+/// `root` and the processes under it, found from `root` through the `children` files (the
+/// main thread's, or with `every_thread` every thread's) and among `known` (each kept while its
+/// parent is in the tree).
+fn followed(root: u32, known: &[u32], every_thread: bool) -> Vec<Proc> {
     let Some(first) = read_proc(root) else { return Vec::new() };
     let mut tree = vec![first];
     let mut frontier = vec![root];
     let mut seen: std::collections::HashSet<u32> = std::iter::once(root).collect();
     loop {
         while let Some(pid) = frontier.pop() {
-            for child in children_of(pid) {
+            let children = if every_thread { children_of_every_thread(pid) } else { children_of(pid) };
+            for child in children {
                 if seen.insert(child)
                     && let Some(p) = read_proc(child)
                 {
@@ -130,6 +135,16 @@ fn followed(root: u32, known: &[u32]) -> Vec<Proc> {
             return tree;
         }
     }
+}
+
+/// The processes any of `pid`'s threads started that are still running.
+fn children_of_every_thread(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter_map(|t| read_small(&format!("/proc/{pid}/task/{}/children", t.file_name().to_str()?)))
+        .flat_map(|t| t.split_whitespace().filter_map(|c| c.parse().ok()).collect::<Vec<u32>>())
+        .collect()
 }
 
 /// The processes `pid`'s main thread started that are still running.

@@ -47,10 +47,11 @@ fn a_tree_is_followed_through_its_processes_children_and_loses_what_exits() {
     };
     assert_eq!(full.len(), 4, "{full:?}");
     let mut watch = TreeWatch::default();
-    // The first look is a full one; the next follow the children files and the known pids.
+    // The first look reads every thread's children; the next follow the main threads' and the
+    // known pids.
     assert_eq!(pids(&watch.tree(root)), pids(&full));
     assert!(std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists());
-    assert_eq!(pids(&followed(root, &[])), pids(&full), "the children files alone find the tree");
+    assert_eq!(pids(&followed(root, &[], false)), pids(&full), "the children files alone find the tree");
     assert_eq!(pids(&watch.tree(root)), pids(&full));
     // A sleeper that exits leaves the tree.
     let gone = full.iter().find(|p| p.comm == "sleep").unwrap().pid;
@@ -64,9 +65,30 @@ fn a_tree_is_followed_through_its_processes_children_and_loses_what_exits() {
     assert!(!watch.tree(root).iter().any(|p| p.pid == gone));
     assert_eq!(watch.tree(root).len(), 3);
     // A process known from before whose parent is not in the tree is not kept.
-    assert!(followed(root, &[std::process::id()]).iter().all(|p| p.pid != std::process::id()));
+    assert!(followed(root, &[std::process::id()], false).iter().all(|p| p.pid != std::process::id()));
     kill_tree(root);
     let _ = top.wait();
+}
+
+#[test]
+fn a_child_another_thread_started_is_found_by_the_thorough_look_without_reading_all_of_proc() {
+    // Started from a thread of its own (kept alive while looked at): what it starts is listed in
+    // that thread's `children` file, not the main thread's.
+    std::thread::spawn(|| {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let has = |tree: &[Proc]| tree.iter().any(|p| p.pid == pid);
+        assert!(!has(&followed(me, &[], false)), "the main thread's file does not list it");
+        assert!(has(&followed(me, &[], true)), "every thread's files do");
+        let mut watch = TreeWatch::default();
+        assert!(has(&watch.tree(me)), "the first look is thorough");
+        assert!(has(&watch.tree(me)), "and then it is known");
+        let _ = child.kill();
+        let _ = child.wait();
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! bus traffic) use none; `monitor.rs` (one instance's task) uses them and `ipc.rs`; `supervisor.rs` (the
 //! handle the shell holds) uses all of them.
 
+mod beats;
 mod console;
 pub mod endpoint;
 pub mod gate;

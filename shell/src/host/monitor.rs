@@ -180,7 +180,7 @@ impl Monitor {
         });
         let timeout_ms = u64::try_from(self.policy.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
         // Each tick pings the client and looks at its health.
-        let mut check = tokio::time::interval(self.policy.heartbeat_every);
+        let mut check = crate::host::beats::Beats::new(self.policy.heartbeat_every);
         let mut nonce = 0u64;
         let mut usage = Usage::new(self.flooded, &self.traffic);
         let (mut last_ack, mut loading) = (Instant::now(), None);
@@ -201,7 +201,7 @@ impl Monitor {
                     }
                     // (A WebSocket client's process cannot be named: it is not watched.)
                     if pid != 0
-                        && usage.last_scan.elapsed() >= usage.gap
+                        && usage.due()
                         && let Some(over) = self.scan_usage(pid, &mut usage).await
                     {
                         break match over {
@@ -239,7 +239,7 @@ impl Monitor {
         };
         // Each tick probes the page, pings the host unless the page answered the last probe,
         // and looks at the host's health.
-        let mut check = tokio::time::interval(self.policy.heartbeat_every);
+        let mut check = crate::host::beats::Beats::new(self.policy.heartbeat_every);
         let mut beat = Beat { nonce: 0, last_tick: Instant::now() };
         let has_page = self.spec.origins.is_some();
         // A page is probed once it has loaded; while it loads, `load_timeout` applies.
@@ -308,7 +308,7 @@ impl Monitor {
                     self.on_event(event, &mut last_ack, &mut loading_since);
                     if loading {
                         usage.gap = Duration::ZERO;
-                        check.reset_immediately();
+                        check.now();
                     }
                 }
                 _ = check.tick() => {
@@ -317,7 +317,7 @@ impl Monitor {
                         // Memory and CPU: a watchdog over the host's whole tree (cgroup v2 is
                         // not used yet).
                         None => match pid {
-                            Some(pid) if usage.last_scan.elapsed() >= usage.gap => self.scan_usage(pid, &mut usage).await,
+                            Some(pid) if usage.due() => self.scan_usage(pid, &mut usage).await,
                             _ => None,
                         },
                     };
@@ -707,6 +707,13 @@ impl Usage {
             tree: crate::host::procs::TreeWatch::default(),
             gap: Self::CLOSE,
         }
+    }
+
+    /// Whether the tree is due a look: its gap has passed, give or take the lateness of a
+    /// beat (beats come on the second; one a moment early must not put the look off a whole
+    /// beat).
+    pub(crate) fn due(&self) -> bool {
+        self.last_scan.elapsed() + Duration::from_millis(100) >= self.gap
     }
 
     /// Between two looks at a tree that is busy or near a limit.

@@ -30,7 +30,7 @@ const BUS_JS: &str = include_str!("../../../assets/preload/bus.js");
 const FDC3_JS: &str = include_str!("../../../assets/preload/fdc3.js");
 /// Messages from the reader thread waiting for the GTK loop.
 const INBOX: usize = 4096;
-/// How often the host pings the shell.
+/// How often the host pings the shell, when it has not heard from it in that time.
 const SHELL_PING_EVERY: Duration = Duration::from_secs(1);
 /// How long without an answer before the host decides the shell is gone (frozen, not just
 /// busy: the shell answers pings from its async runtime, not its window thread).
@@ -376,13 +376,15 @@ fn page_scripts(opts: &Options) -> Result<(String, Vec<String>)> {
     Ok((token, scripts))
 }
 
-/// Starts the host's two threads on the shell's connection: one pings the shell and leaves if
-/// it stops answering; one reads what the shell sends, answers pings, passes everything else
-/// to GTK's thread (and leaves when the shell hangs up).
+/// Starts the host's two threads on the shell's connection: one pings the shell when it has
+/// been quiet and leaves if it stays so; one reads what the shell sends, answers pings, passes
+/// everything else to GTK's thread (and leaves when the shell hangs up).
 fn start_shell_threads(mut reader: HostConnection, writer: &Writer, in_tx: flume::Sender<Inbound>) -> Result<()> {
     let pinger = Arc::clone(writer);
     let started = Instant::now();
-    let last_pong = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // When the shell was last heard from: anything it sends (its probes come every second
+    // while the page is up) shows its runtime is alive, as a pong does.
+    let last_heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let ms_since_start = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // TESSERA_SHELL_TIMEOUT_MS shortens the wait, for tests.
     let shell_timeout = std::env::var("TESSERA_SHELL_TIMEOUT_MS")
@@ -390,29 +392,35 @@ fn start_shell_threads(mut reader: HostConnection, writer: &Writer, in_tx: flume
         .and_then(|v| v.parse().ok())
         .map_or(SHELL_TIMEOUT, Duration::from_millis);
     {
-        // Heartbeats the other way: a shell that stops answering is not waited for forever.
-        let (writer, last_pong) = (Arc::clone(writer), Arc::clone(&last_pong));
+        // Heartbeats the other way: a shell that stops answering is not waited for forever. A
+        // shell heard from within the last period is not pinged (one message and its answer
+        // fewer each second, for both).
+        let (writer, last_heard) = (Arc::clone(writer), Arc::clone(&last_heard));
         std::thread::Builder::new().name("shell-watch".into()).spawn(move || {
             let mut nonce = 0u64;
             loop {
                 std::thread::sleep(SHELL_PING_EVERY);
-                nonce += 1;
-                send(&writer, &HostMsg::Ping { nonce });
-                let silent = ms_since_start().saturating_sub(last_pong.load(std::sync::atomic::Ordering::Relaxed));
+                let silent = ms_since_start().saturating_sub(last_heard.load(std::sync::atomic::Ordering::Relaxed));
                 if Duration::from_millis(silent) > shell_timeout {
                     tracing::error!("the shell has not answered for {silent} ms; leaving");
                     std::process::exit(1);
+                }
+                if Duration::from_millis(silent) >= SHELL_PING_EVERY {
+                    nonce += 1;
+                    send(&writer, &HostMsg::Ping { nonce });
                 }
             }
         })?;
     }
     std::thread::Builder::new().name("shell-reader".into()).spawn(move || {
         loop {
-            match reader.recv() {
+            let msg = reader.recv();
+            if matches!(msg, Ok(Some(_))) {
+                last_heard.store(ms_since_start(), std::sync::atomic::Ordering::Relaxed);
+            }
+            match msg {
                 Ok(Some(ShellMsg::Ping { nonce })) => send(&pinger, &HostMsg::Pong { nonce }),
-                Ok(Some(ShellMsg::Pong { .. })) => {
-                    last_pong.store(ms_since_start(), std::sync::atomic::Ordering::Relaxed);
-                }
+                Ok(Some(ShellMsg::Pong { .. })) => {}
                 Ok(Some(msg)) => {
                     if in_tx.send(Inbound::Msg(msg)).is_err() {
                         break;

@@ -50,8 +50,6 @@ pub async fn serve_with(broker: Broker, stream: UnixStream, app: Option<AppId>, 
 pub struct ConnOptions {
     /// Most messages per write.
     pub coalesce: usize,
-    /// Send a ping this often (the supervisor's heartbeat).
-    pub ping_every: Option<std::time::Duration>,
     /// Set to the time (ms since the Unix epoch) of every pong received.
     pub last_pong: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     /// The instance this connection serves, for its supervisor: the shell's own messages
@@ -118,7 +116,6 @@ impl Default for ConnOptions {
     fn default() -> Self {
         Self {
             coalesce: COALESCE,
-            ping_every: None,
             last_pong: None,
             binding: None,
             events: None,
@@ -259,11 +256,10 @@ pub async fn serve_codec<C: Codec>(
     // The writer holds the socket's other half: if this task is aborted (the app is closed),
     // it goes too, so the host sees its connection end at once rather than being killed after
     // the grace period.
-    let mut tasks = AbortOnDrop(vec![writer.abort_handle()]);
+    let tasks = AbortOnDrop(vec![writer.abort_handle()]);
 
-    // The shell's own messages and pings start once the host has been welcomed.
+    // The shell's own messages start once the host has been welcomed (its monitor pings).
     let mut welcomed = false;
-    let mut pinger = None;
     let events = opts.events.clone();
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut state = ConnState { alive: opts.last_pong.clone(), app: Arc::clone(&app_name), ..ConnState::default() };
@@ -313,8 +309,6 @@ pub async fn serve_codec<C: Codec>(
                     if let Some(binding) = &opts.binding {
                         binding.welcomed(&out_tx);
                     }
-                    pinger = opts.ping_every.map(|every| tokio::spawn(ping(every, out_tx.clone(), last_pong.clone())));
-                    tasks.0.extend(pinger.as_ref().map(tokio::task::JoinHandle::abort_handle));
                 }
             }
             // Directed sends to this host arrive in its client's inbox; they go out only once
@@ -347,9 +341,6 @@ pub async fn serve_codec<C: Codec>(
     }
     .await;
     for (_, (_, task)) in state.providers.drain() {
-        task.abort();
-    }
-    if let Some(task) = pinger {
         task.abort();
     }
     if let Some(binding) = &opts.binding {
@@ -533,25 +524,6 @@ async fn next_delivery(subs: &[(u32, Box<broker::Subscription>)]) -> Option<(u32
         })
     });
     Some(futures_util::future::select_all(waits).await.0)
-}
-
-/// Pings the host every `every` (the supervisor's heartbeat) until the connection goes; not
-/// while something else from the host (a probe's answer) has said it is alive since the last
-/// time, which saves an idle desk two messages a second for each app.
-async fn ping(every: Duration, out: Outbox, alive: Option<Arc<std::sync::atomic::AtomicU64>>) {
-    let mut nonce = 0u64;
-    let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        tokio::time::sleep(every).await;
-        let heard = alive.as_deref().map(|a| a.load(std::sync::atomic::Ordering::Relaxed));
-        if heard.is_some_and(|at| broker::Timestamp::now().millis().saturating_sub(at) < every_ms) {
-            continue;
-        }
-        nonce += 1;
-        if out.send_async(ShellMsg::Ping { nonce }.into()).await.is_err() {
-            break;
-        }
-    }
 }
 
 /// The permission a bus message needs and what it names (a topic, pattern or service), if it

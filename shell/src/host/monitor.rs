@@ -439,8 +439,7 @@ impl Monitor {
         // Taken once: a guard in the struct literal below would live to its end.
         let gate = self.gate.lock().clone();
         let opts = ConnOptions {
-            // The monitor's own tick pings (a connection's pinger would be one more timer).
-            ping_every: None,
+            // The monitor's own tick pings: the connection has no timer of its own.
             last_pong: Some(Arc::clone(&last_pong)),
             binding: Some(Binding {
                 slots: Arc::clone(&self.slots),

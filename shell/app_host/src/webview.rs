@@ -125,13 +125,14 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     }
     let (writer, reader) = conn.split()?;
     let writer: Writer = Arc::new(Mutex::new(writer));
+    // The reader starts before GTK does: starting GTK can take seconds on a busy desk (its
+    // accessibility bus may be started for it), and the shell's pings are answered meanwhile,
+    // or a host still starting would be taken for a hung one.
+    let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
+    start_shell_threads(reader, &writer, in_tx)?;
     gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
 
     let (token, scripts) = page_scripts(opts)?;
-
-    // The reader starts before the WebView: the first navigation already asks the shell.
-    let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
-    start_shell_threads(reader, &writer, in_tx)?;
 
     let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
     let waiting: Rc<RefCell<crate::reply::Waiting>> = Rc::default();

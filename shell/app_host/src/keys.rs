@@ -14,6 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use anyhow::{Context as _, Result};
 use gtk::glib::Propagation;
@@ -35,21 +36,24 @@ fn own_window(view: &webkit2gtk::WebView) -> Option<Window> {
     u32::try_from(window.xid()).ok()
 }
 
-thread_local! {
-    /// The shell window the view is in (the window keys are passed on to).
-    static SHELL: Cell<Window> = const { Cell::new(x11rb::NONE) };
-    /// Keys whose press went on to the shell: their release goes the same way, wherever the
-    /// focus is by then (a page must not see a release without its press, nor miss one).
-    static PASSED: RefCell<HashSet<u8>> = RefCell::new(HashSet::new());
+/// The shell window one view is in (the window its keys are passed on to), and the keys whose
+/// press went on to the shell: their release goes the same way, wherever the focus is by then
+/// (a page must not see a release without its press, nor miss one).
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    shell: Cell<Window>,
+    passed: RefCell<HashSet<u8>>,
 }
 
-/// The view now lives in shell window `xid` (at start, and after each move).
-pub(crate) fn set_shell_window(xid: u64) {
-    SHELL.set(Window::try_from(xid).unwrap_or(x11rb::NONE));
+impl Keys {
+    /// The view now lives in shell window `xid` (at start, and after each move).
+    pub(crate) fn set_shell_window(&self, xid: u64) {
+        self.shell.set(Window::try_from(xid).unwrap_or(x11rb::NONE));
+    }
 }
 
-/// Routes the keyboard for `view` as the module says.
-pub(crate) fn route(view: &webkit2gtk::WebView) {
+/// Routes the keyboard for `view` as the module says, with `keys` its state.
+pub(crate) fn route(view: &webkit2gtk::WebView, keys: &Rc<Keys>) {
     view.connect_button_press_event(|view, _| {
         if let Some(own) = own_window(view)
             && let Err(e) = with_x11(|c| {
@@ -68,9 +72,10 @@ pub(crate) fn route(view: &webkit2gtk::WebView) {
         return;
     };
     for press in [true, false] {
+        let keys = Rc::clone(keys);
         let handler = move |_: &gtk::Widget, event: &gtk::gdk::EventKey| {
             let Ok(code) = u8::try_from(event.hardware_keycode()) else { return Propagation::Proceed };
-            let shell = SHELL.get();
+            let shell = keys.shell.get();
             let pass = if press {
                 // Only when the shell window itself has the focus: not the root window, a
                 // window manager's frame, or this view's own windows.
@@ -82,12 +87,12 @@ pub(crate) fn route(view: &webkit2gtk::WebView) {
                     }
                 }
             } else {
-                PASSED.with_borrow(|p| p.contains(&code))
+                keys.passed.borrow().contains(&code)
             };
             if !pass {
                 return Propagation::Proceed;
             }
-            PASSED.with_borrow_mut(|p| if press { p.insert(code) } else { p.remove(&code) });
+            let _ = if press { keys.passed.borrow_mut().insert(code) } else { keys.passed.borrow_mut().remove(&code) };
             if let Err(e) = with_x11(|c| pass_on(c, shell, code, event, press)) {
                 tracing::debug!("could not pass a key on to the shell: {e:#}");
             }

@@ -66,20 +66,30 @@ enum Inbound {
     Closed,
 }
 
+/// Which of the host's views a connection to the shell serves.
+type ViewId = u64;
+
+/// The view of a host that holds one.
+const ONLY_VIEW: ViewId = 0;
+
 thread_local! {
-    /// The GTK-side handler the reader thread's wake-ups run.
-    static DRAIN: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+    /// Each view's GTK-side handler, which its reader thread's wake-ups run.
+    static DRAINS: RefCell<HashMap<ViewId, Box<dyn FnMut()>>> = RefCell::new(HashMap::new());
 }
 
-fn wake() {
+/// Wakes GTK's loop to apply what came from the shell for `view`.
+fn wake(view: ViewId) {
     // At the priority of WebKit's own events, not idle: a page posting without pause would
     // otherwise keep the shell's messages (its probes among them) from ever being applied.
-    gtk::glib::MainContext::default().invoke_with_priority(gtk::glib::Priority::DEFAULT, || {
-        DRAIN.with(|d| {
-            if let Some(f) = d.borrow_mut().as_mut() {
-                f();
-            }
-        });
+    gtk::glib::MainContext::default().invoke_with_priority(gtk::glib::Priority::DEFAULT, move || {
+        // Taken out while it runs: a handler that wakes another view finds the map free.
+        let drain = DRAINS.with_borrow_mut(|d| d.remove(&view));
+        if let Some(mut f) = drain {
+            f();
+            DRAINS.with_borrow_mut(|d| {
+                d.entry(view).or_insert(f);
+            });
+        }
     });
 }
 
@@ -129,7 +139,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     // accessibility bus may be started for it), and the shell's pings are answered meanwhile,
     // or a host still starting would be taken for a hung one.
     let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
-    start_shell_threads(reader, &writer, in_tx)?;
+    start_shell_threads(reader, &writer, in_tx, ONLY_VIEW)?;
     gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
 
     let (token, scripts) = page_scripts(opts)?;
@@ -143,6 +153,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         waiting: Rc::clone(&waiting),
         told: Cell::new((Instant::now(), 0)),
         unacknowledged: Cell::new(0),
+        keys: Rc::default(),
     });
     let mut context = WebContext::new(opts.data_dir.clone());
     let navs: Rc<RefCell<crate::navigation::Navigations>> = Rc::default();
@@ -215,9 +226,9 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     let pending = ask_permissions(&built, &writer);
     *webview.borrow_mut() = Some(built);
 
-    let drain = drainer(webview, writer, in_rx, pending, waiting, navs);
-    DRAIN.with(|d| *d.borrow_mut() = Some(Box::new(drain)));
-    wake();
+    let drain = drainer(Rc::clone(&inbox), in_rx, pending, navs);
+    DRAINS.with_borrow_mut(|d| d.insert(ONLY_VIEW, Box::new(drain)));
+    wake(ONLY_VIEW);
     gtk::main();
     Ok(())
 }
@@ -228,8 +239,8 @@ fn prepare(built: &WebView, parent_xid: Option<u64>, inbox: &Rc<Inbox>) {
     use wry::WebViewExtUnix;
     let view = WebViewExtUnix::webview(built);
     if let Some(xid) = parent_xid {
-        crate::keys::set_shell_window(xid);
-        crate::keys::route(&view);
+        inbox.keys.set_shell_window(xid);
+        crate::keys::route(&view, &inbox.keys);
     }
     if std::env::var_os("TESSERA_WEB_CONSOLE").is_some() {
         // For debugging pages: WebKit copies console messages to the host's stdout.
@@ -249,14 +260,13 @@ fn prepare(built: &WebView, parent_xid: Option<u64>, inbox: &Rc<Inbox>) {
 /// applied (placement, window moves, permission answers at once; what is for the page
 /// gathered into one script call), and the loop quits when the shell hung up.
 fn drainer(
-    webview: Rc<RefCell<Option<WebView>>>,
-    writer: Writer,
+    inbox: Rc<Inbox>,
     in_rx: flume::Receiver<Inbound>,
     pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>>,
-    waiting: Rc<RefCell<crate::reply::Waiting>>,
     navs: Rc<RefCell<crate::navigation::Navigations>>,
 ) -> impl FnMut() + 'static {
     let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
+    let (webview, writer, waiting) = (Rc::clone(&inbox.webview), Arc::clone(&inbox.writer), Rc::clone(&inbox.waiting));
     move || {
         let wv = webview.borrow();
         let Some(wv) = wv.as_ref() else { return };
@@ -292,7 +302,7 @@ fn drainer(
                     // back to the same spot), which GTK skips: the view lands there at once.
                     let at = latest.borrow().map_or((0, 0), |b| (b.x, b.y));
                     match reparent(wv, xid, at) {
-                        Ok(()) => crate::keys::set_shell_window(xid),
+                        Ok(()) => inbox.keys.set_shell_window(xid),
                         Err(e) => tracing::warn!("could not move the view to shell window {xid}: {e:#}"),
                     }
                 }
@@ -380,7 +390,12 @@ fn page_scripts(opts: &Options) -> Result<(String, Vec<String>)> {
 /// Starts the host's two threads on the shell's connection: one pings the shell when it has
 /// been quiet and leaves if it stays so; one reads what the shell sends, answers pings, passes
 /// everything else to GTK's thread (and leaves when the shell hangs up).
-fn start_shell_threads(mut reader: HostConnection, writer: &Writer, in_tx: flume::Sender<Inbound>) -> Result<()> {
+fn start_shell_threads(
+    mut reader: HostConnection,
+    writer: &Writer,
+    in_tx: flume::Sender<Inbound>,
+    view: ViewId,
+) -> Result<()> {
     let pinger = Arc::clone(writer);
     let started = Instant::now();
     // When the shell was last heard from: anything it sends (its probes come every second
@@ -426,7 +441,7 @@ fn start_shell_threads(mut reader: HostConnection, writer: &Writer, in_tx: flume
                     if in_tx.send(Inbound::Msg(msg)).is_err() {
                         break;
                     }
-                    wake();
+                    wake(view);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -437,7 +452,7 @@ fn start_shell_threads(mut reader: HostConnection, writer: &Writer, in_tx: flume
         }
         // The shell hung up: leave. If the GTK loop cannot (a stuck page), leave anyway.
         let _ = in_tx.send(Inbound::Closed);
-        wake();
+        wake(view);
         std::thread::sleep(Duration::from_secs(3));
         std::process::exit(0);
     })?;
@@ -457,6 +472,8 @@ struct Inbox {
     told: Cell<(Instant, u32)>,
     /// Messages passed on since the page was last told: it holds back past a window of them.
     unacknowledged: Cell<u64>,
+    /// The keyboard's way between this view and the shell window it is in.
+    keys: Rc<crate::keys::Keys>,
 }
 
 impl Inbox {

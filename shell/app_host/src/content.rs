@@ -41,6 +41,11 @@ pub(crate) fn serve(root: &Path, request: &Request<Vec<u8>>, csp: Option<&str>) 
     }
 }
 
+/// The answer for a view with no content directory of its own.
+pub(crate) fn not_found() -> Response<Cow<'static, [u8]>> {
+    status(StatusCode::NOT_FOUND)
+}
+
 fn status(code: StatusCode) -> Response<Cow<'static, [u8]>> {
     let mut r = Response::new(Cow::Borrowed(&b""[..]));
     *r.status_mut() = code;

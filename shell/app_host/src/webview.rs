@@ -142,12 +142,78 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     start_shell_threads(reader, &writer, in_tx, ONLY_VIEW)?;
     gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
 
+    let mut context = WebContext::new(opts.data_dir.clone());
+    let schemes = Schemes::default();
+    let _view = open_view(&mut context, &schemes, ONLY_VIEW, opts, &writer, in_rx)?;
+    gtk::main();
+    Ok(())
+}
+
+/// The custom schemes of the host's web context, registered once (WebKit takes a scheme once
+/// per context) and answered for each view by its id: `tessera://` from that view's own
+/// content directory (a view cannot reach another's files, whatever host its URL names) and
+/// the preload's pause.
+#[derive(Default)]
+struct Schemes {
+    registered: Cell<bool>,
+    content: Arc<Mutex<HashMap<ViewId, Content>>>,
+}
+
+/// Where a view's `tessera://` files come from (canonical), and their Content-Security-Policy.
+type Content = (PathBuf, Option<String>);
+
+impl Schemes {
+    /// Adds `view`'s content (if it has any) and, on the context's first view, the schemes.
+    fn add<'a>(&self, builder: WebViewBuilder<'a>, view: ViewId, opts: &Options) -> Result<WebViewBuilder<'a>> {
+        if let Some(root) = &opts.content_root {
+            let root = root.canonicalize().with_context(|| format!("content directory {}", root.display()))?;
+            self.content.lock().insert(view, (root, opts.csp.clone()));
+        }
+        if self.registered.replace(true) {
+            return Ok(builder);
+        }
+        // The preload's pause (see `bus.js`): answered when GTK's thread gets to it, which is
+        // after every message the page posted before it has been written to the shell.
+        let builder = builder.with_custom_protocol(WAIT_SCHEME.to_owned(), |_id, _request| {
+            wry::http::Response::builder()
+                .status(200)
+                .header("Access-Control-Allow-Origin", "*")
+                .body(std::borrow::Cow::Borrowed(&b""[..]))
+                .unwrap_or_default()
+        });
+        let content = Arc::clone(&self.content);
+        Ok(builder.with_custom_protocol(crate::content::SCHEME.to_owned(), move |id, request| {
+            let found = id.parse::<ViewId>().ok().and_then(|v| content.lock().get(&v).cloned());
+            match found {
+                Some((root, csp)) => crate::content::serve(&root, &request, csp.as_deref()),
+                None => crate::content::not_found(),
+            }
+        }))
+    }
+}
+
+/// A view that is open, and what must live as long as it does.
+struct OpenView {
+    /// The window of its own a view has when the host runs without the shell's window.
+    _toplevel: Option<gtk::Window>,
+}
+
+/// Opens one view in `context`: the page `opts` names, connected to the shell through
+/// `writer` (sending) and `in_rx` (what the reader thread received for it).
+fn open_view(
+    context: &mut WebContext,
+    schemes: &Schemes,
+    id: ViewId,
+    opts: &Options,
+    writer: &Writer,
+    in_rx: flume::Receiver<Inbound>,
+) -> Result<OpenView> {
     let (token, scripts) = page_scripts(opts)?;
 
     let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
     let waiting: Rc<RefCell<crate::reply::Waiting>> = Rc::default();
     let inbox = Rc::new(Inbox {
-        writer: Arc::clone(&writer),
+        writer: Arc::clone(writer),
         webview: Rc::clone(&webview),
         token,
         waiting: Rc::clone(&waiting),
@@ -155,10 +221,11 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         unacknowledged: Cell::new(0),
         keys: Rc::default(),
     });
-    let mut context = WebContext::new(opts.data_dir.clone());
     let navs: Rc<RefCell<crate::navigation::Navigations>> = Rc::default();
     // The start page is loaded once navigations are watched (see below).
-    let mut builder = WebViewBuilder::new_with_web_context(&mut context)
+    let view_id = id.to_string();
+    let mut builder = WebViewBuilder::new_with_web_context(context)
+        .with_id(&view_id)
         .with_bounds(rect(opts.bounds))
         .with_focused(false)
         .with_ipc_handler({
@@ -166,14 +233,14 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             move |req: wry::http::Request<String>| inbox.posted(req.body())
         })
         .with_new_window_req_handler({
-            let (navs, writer) = (Rc::clone(&navs), Arc::clone(&writer));
+            let (navs, writer) = (Rc::clone(&navs), Arc::clone(writer));
             move |url, _features| {
                 crate::navigation::new_window(&navs, &writer, url);
                 NewWindowResponse::Deny
             }
         })
         .with_on_page_load_handler({
-            let (writer, waiting) = (Arc::clone(&writer), Rc::clone(&waiting));
+            let (writer, waiting) = (Arc::clone(writer), Rc::clone(&waiting));
             move |event, url| {
                 if matches!(event, PageLoadEvent::Started) {
                     // The requests of the page that is going are answered nowhere.
@@ -185,23 +252,8 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     for s in scripts {
         builder = builder.with_initialization_script(s);
     }
-    // The preload's pause (see `bus.js`): answered when GTK's thread gets to it, which is after
-    // every message the page posted before it has been written to the shell.
-    builder = builder.with_custom_protocol(WAIT_SCHEME.to_owned(), |_id, _request| {
-        wry::http::Response::builder()
-            .status(200)
-            .header("Access-Control-Allow-Origin", "*")
-            .body(std::borrow::Cow::Borrowed(&b""[..]))
-            .unwrap_or_default()
-    });
-    if let Some(root) = &opts.content_root {
-        let root = root.canonicalize().with_context(|| format!("content directory {}", root.display()))?;
-        let csp = opts.csp.clone();
-        builder = builder.with_custom_protocol(crate::content::SCHEME.to_owned(), move |_id, request| {
-            crate::content::serve(&root, &request, csp.as_deref())
-        });
-    }
-    let _toplevel;
+    builder = schemes.add(builder, id, opts)?;
+    let mut toplevel = None;
     let built = match opts.parent_xid {
         Some(xid) => builder.build_as_child(&ForeignXid(xid)),
         None => {
@@ -215,22 +267,22 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             window.add(&vbox);
             let built = builder.build_gtk(&vbox);
             window.show_all();
-            _toplevel = window;
+            toplevel = Some(window);
             built
         }
     };
     let built = built.context("creating the WebView")?;
     prepare(&built, opts.parent_xid, &inbox);
-    crate::navigation::watch(&wry::WebViewExtUnix::webview(&built), &navs, &writer);
+    crate::navigation::watch(&wry::WebViewExtUnix::webview(&built), &navs, writer);
     built.load_url(&opts.url).with_context(|| format!("loading {}", opts.url))?;
-    let pending = ask_permissions(&built, &writer);
+    let pending = ask_permissions(&built, writer);
     *webview.borrow_mut() = Some(built);
 
     let drain = drainer(Rc::clone(&inbox), in_rx, pending, navs);
-    DRAINS.with_borrow_mut(|d| d.insert(ONLY_VIEW, Box::new(drain)));
-    wake(ONLY_VIEW);
-    gtk::main();
-    Ok(())
+    DRAINS.with_borrow_mut(|d| d.insert(id, Box::new(drain)));
+    // What came for it while it was being made.
+    wake(id);
+    Ok(OpenView { _toplevel: toplevel })
 }
 
 /// What the built view needs before it runs: the keyboard routed to the shell, the console

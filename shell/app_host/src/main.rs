@@ -9,6 +9,7 @@ mod keys;
 mod navigation;
 mod reply;
 mod stamps;
+mod to_shell;
 mod webview;
 mod x11;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use protocol::wire::HostMsg;
 use webkit2gtk::{NavigationPolicyDecision, PolicyDecision, PolicyDecisionExt, PolicyDecisionType};
 
-use crate::webview::{Writer, send};
+use crate::to_shell::{Writer, send};
 
 /// Longest a navigation waits for the shell's answer before it is refused.
 pub(crate) const NAVIGATION_TIMEOUT: Duration = Duration::from_secs(2);

@@ -24,6 +24,7 @@ use wry::dpi::{PhysicalPosition, PhysicalSize};
 use wry::{NewWindowResponse, PageLoadEvent, Rect, WebContext, WebView, WebViewBuilder};
 
 use crate::foreign::ForeignXid;
+use crate::to_shell::{Writer, send, send_all};
 
 /// The preload: the bus (and the channel to the host both use), then `window.fdc3`.
 const BUS_JS: &str = include_str!("../../../assets/preload/bus.js");
@@ -58,8 +59,6 @@ pub(crate) struct Options {
     /// Whether the page's console goes to the shell.
     pub(crate) console: bool,
 }
-
-pub(crate) type Writer = Arc<Mutex<HostConnection>>;
 
 enum Inbound {
     Msg(ShellMsg),
@@ -97,25 +96,6 @@ fn rect(b: Bounds) -> Rect {
     Rect {
         position: PhysicalPosition::new(b.x, b.y).into(),
         size: PhysicalSize::new(b.width.max(1), b.height.max(1)).into(),
-    }
-}
-
-pub(crate) fn send(writer: &Writer, msg: &HostMsg) {
-    let mut w = writer.lock();
-    if let Err(e) = w.send(msg).and_then(|()| w.flush()) {
-        // The reader thread sees the same broken socket and ends the host.
-        tracing::warn!("could not write to the shell: {e:#}");
-    }
-}
-
-/// [`send`] for several messages, in one write.
-fn send_all(writer: &Writer, msgs: &[HostMsg]) {
-    if msgs.is_empty() {
-        return;
-    }
-    let mut w = writer.lock();
-    if let Err(e) = msgs.iter().try_for_each(|m| w.send(m)).and_then(|()| w.flush()) {
-        tracing::warn!("could not write to the shell: {e:#}");
     }
 }
 

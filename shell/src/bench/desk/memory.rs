@@ -107,15 +107,10 @@ fn measure_tessera(pages: &Pages, settle: Duration, idle: Duration) -> Result<De
     let hosts: Vec<_> = procs.iter().filter(|p| p.comm.starts_with("tessera-app-h")).cloned().collect();
     let main: Vec<_> = procs.iter().filter(|p| p.pid == desk.pid()).cloned().collect();
     let frames0 = desk.frames().ok();
-    let cpu0 = (cpu_ns(&procs), cpu_ns(&main), cpu_ns(&hosts));
-    std::thread::sleep(idle);
-    let cpu1 = (cpu_ns(&procs), cpu_ns(&main), cpu_ns(&hosts));
+    let [all, main, hosts] = idle_cpu(idle, [&procs, &main, &hosts]);
     let frames1 = desk.frames().ok();
-    let pct = |a: u64, b: u64| (b.saturating_sub(a) as f64 / idle.as_nanos() as f64 * 1000.0).round() / 10.0;
     let mut m = memory(Contender::Tessera, &procs, desk.pid(), pages.urls().len(), painted - t0);
-    m.idle_cpu_percent = pct(cpu0.0, cpu1.0);
-    m.idle_cpu_main_percent = pct(cpu0.1, cpu1.1);
-    m.idle_cpu_hosts_percent = Some(pct(cpu0.2, cpu1.2));
+    (m.idle_cpu_percent, m.idle_cpu_main_percent, m.idle_cpu_hosts_percent) = (all, main, Some(hosts));
     // The second count is taken after the first is answered: a frame drawn for that question
     // would count, and none is.
     m.idle_frames = frames0.zip(frames1).map(|(a, b)| b.saturating_sub(a));
@@ -132,15 +127,21 @@ fn measure_chromium(exe: &std::path::Path, pages: &Pages, settle: Duration, idle
     let procs = desk.processes();
     let browser = desk.browser().unwrap_or_default();
     let main: Vec<_> = procs.iter().filter(|p| p.pid == browser).cloned().collect();
-    let cpu0 = (cpu_ns(&procs), cpu_ns(&main));
-    std::thread::sleep(idle);
-    let cpu1 = (cpu_ns(&procs), cpu_ns(&main));
-    let pct = |a: u64, b: u64| (b.saturating_sub(a) as f64 / idle.as_nanos() as f64 * 1000.0).round() / 10.0;
+    let [all, main] = idle_cpu(idle, [&procs, &main]);
     let mut m = memory(Contender::Chromium, &procs, browser, pages.urls().len(), painted - t0);
-    m.idle_cpu_percent = pct(cpu0.0, cpu1.0);
-    m.idle_cpu_main_percent = pct(cpu0.1, cpu1.1);
+    (m.idle_cpu_percent, m.idle_cpu_main_percent) = (all, main);
     desk.stop();
     Ok(m)
+}
+
+/// The CPU each group of processes uses over the next `idle` (percent of a core, one decimal).
+fn idle_cpu<const N: usize>(idle: Duration, groups: [&[shell::host::procs::Proc]; N]) -> [f64; N] {
+    let before = groups.map(cpu_ns);
+    std::thread::sleep(idle);
+    let after = groups.map(cpu_ns);
+    std::array::from_fn(|i| {
+        (after[i].saturating_sub(before[i]) as f64 / idle.as_nanos().max(1) as f64 * 1000.0).round() / 10.0
+    })
 }
 
 /// The memory part of a measurement.

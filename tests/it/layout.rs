@@ -506,6 +506,20 @@ fn keys_go_where_the_user_last_clicked_not_where_the_pointer_rests() {
     click_for_focus(&display, field_in(&five), &in_shell, Some(&in_alpha));
     xdotool(&display, &["type", "--delay", "50", "e"]);
     typed("abcDe");
+
+    // Ctrl+K while the page has the keyboard: the shell's launcher takes it, so "delta" and
+    // Enter typed next launch a third delta; the page sees no K and none of what followed.
+    let seen_before = shell.eval(id("alpha"), "window.keys.length");
+    xdotool(&display, &["key", "ctrl+k"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["type", "--delay", "50", "delta"]);
+    xdotool(&display, &["key", "Return"]);
+    shell.wait_for("a third delta, from Ctrl+K", Duration::from_secs(60), |apps| {
+        apps.iter().filter(|a| a["app"] == "delta").count() == 3
+    });
+    typed("abcDe");
+    let after = shell.eval(id("alpha"), &format!("window.keys.slice({seen_before}).filter((k) => k !== 'Control')"));
+    assert_eq!(after, "[]", "alpha saw keys meant for the shell");
 }
 
 /// Starts the desk at `scale` and checks the layout is in physical pixels and every app is

@@ -10,7 +10,9 @@
 //!   the pointer is, and the shell loses the focus (its text field stops taking keys);
 //! - a key that reaches the view while the shell window it is in has the focus (the shell took
 //!   it back when its own area was clicked) is sent on to the shell, where the user was typing,
-//!   and the page does not see it; its release follows it there.
+//!   and the page does not see it; its release follows it there;
+//! - the shell's own shortcuts (Ctrl+K) go to the shell wherever the keyboard is, and give it
+//!   the keyboard.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -76,7 +78,20 @@ pub(crate) fn route(view: &webkit2gtk::WebView, keys: &Rc<Keys>) {
         let handler = move |_: &gtk::Widget, event: &gtk::gdk::EventKey| {
             let Ok(code) = u8::try_from(event.hardware_keycode()) else { return Propagation::Proceed };
             let shell = keys.shell.get();
-            let pass = if press {
+            let shortcut = press && shell != x11rb::NONE && is_shell_shortcut(event);
+            if shortcut {
+                // The shell's own keys work whatever has the keyboard, and take it: what is
+                // typed next (into the launcher) goes to the shell.
+                if let Err(e) = with_x11(|c| {
+                    c.set_input_focus(InputFocus::PARENT, shell, x11rb::CURRENT_TIME)?;
+                    Ok(())
+                }) {
+                    tracing::debug!("could not give the keyboard to the shell: {e:#}");
+                }
+            }
+            let pass = if shortcut {
+                true
+            } else if press {
                 // Only when the shell window itself has the focus: not the root window, a
                 // window manager's frame, or this view's own windows.
                 match with_x11(|c| Ok(c.get_input_focus()?.reply().context("asking who has the keyboard")?.focus)) {
@@ -104,6 +119,16 @@ pub(crate) fn route(view: &webkit2gtk::WebView, keys: &Rc<Keys>) {
             top.connect_key_release_event(handler);
         }
     }
+}
+
+/// Whether a key press is one of the shell's own shortcuts, which reach the shell wherever
+/// the keyboard is: Ctrl+K (the launcher's search).
+fn is_shell_shortcut(event: &gtk::gdk::EventKey) -> bool {
+    use gtk::gdk::ModifierType;
+    let mods = event.state()
+        & (ModifierType::CONTROL_MASK | ModifierType::MOD1_MASK | ModifierType::SUPER_MASK | ModifierType::SHIFT_MASK);
+    let k = event.keyval().to_lower() == gtk::gdk::keys::constants::k;
+    k && mods == ModifierType::CONTROL_MASK
 }
 
 /// Sends key `code` (`event`) to the shell window `shell`.

@@ -36,6 +36,7 @@ const ATTACKS: &[(&str, &str)] = &[
     ("h-nav-trailing-dot", "stayed"),
     ("h-nav-data", "stayed"),
     ("h-nav-localhost", "stayed"),
+    ("h-nav-flood", "stayed"),
     ("h-window-open", ""),
     ("h-iframe-bridge", "posted from a frame"),
     ("h-geolocation", "error 1"),

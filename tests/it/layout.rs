@@ -473,6 +473,15 @@ fn keys_go_where_the_user_last_clicked_not_where_the_pointer_rests() {
         }
     };
 
+    // "delta" and Enter typed into the shell's search: the `n`th delta starts.
+    let launch_by_typing = |n: usize| {
+        xdotool(&display, &["type", "--delay", "50", "delta"]);
+        xdotool(&display, &["key", "Return"]);
+        shell.wait_for(&format!("delta number {n}"), Duration::from_secs(60), |apps| {
+            apps.iter().filter(|a| a["app"] == "delta").count() == n
+        });
+    };
+
     // A click in alpha's field gives alpha the keyboard: keys reach it, and go on reaching it
     // with the pointer resting over beta.
     let before = focused(&display);
@@ -488,11 +497,7 @@ fn keys_go_where_the_user_last_clicked_not_where_the_pointer_rests() {
     let in_shell = click_for_focus(&display, SEARCH_FIELD, &in_alpha, None);
     xdotool(&display, &["mousemove", &centre(b["gamma"]).0.to_string(), &centre(b["gamma"]).1.to_string()]);
     std::thread::sleep(Duration::from_millis(200));
-    xdotool(&display, &["type", "--delay", "50", "delta"]);
-    xdotool(&display, &["key", "Return"]);
-    shell.wait_for("a second delta", Duration::from_secs(60), |apps| {
-        apps.iter().filter(|a| a["app"] == "delta").count() == 2
-    });
+    launch_by_typing(2);
     typed("abcD");
     for name in ["beta", "gamma", "delta"] {
         assert_eq!(shell.eval(id(name), "window.keys"), "[]", "{name} saw keys typed into the shell");
@@ -512,11 +517,7 @@ fn keys_go_where_the_user_last_clicked_not_where_the_pointer_rests() {
     let seen_before = shell.eval(id("alpha"), "window.keys.length");
     xdotool(&display, &["key", "ctrl+k"]);
     std::thread::sleep(Duration::from_millis(300));
-    xdotool(&display, &["type", "--delay", "50", "delta"]);
-    xdotool(&display, &["key", "Return"]);
-    shell.wait_for("a third delta, from Ctrl+K", Duration::from_secs(60), |apps| {
-        apps.iter().filter(|a| a["app"] == "delta").count() == 3
-    });
+    launch_by_typing(3);
     typed("abcDe");
     let after = shell.eval(id("alpha"), &format!("window.keys.slice({seen_before}).filter((k) => k !== 'Control')"));
     assert_eq!(after, "[]", "alpha saw keys meant for the shell");

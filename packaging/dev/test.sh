@@ -58,6 +58,7 @@ fuzz broker dacp
 fuzz broker native
 fuzz broker traceparent
 fuzz broker stamp
+fuzz broker group
 fuzz storage record
 fuzz storage kv
 fuzz shell feed

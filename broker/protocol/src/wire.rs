@@ -15,7 +15,7 @@ use crate::trace::TraceParent;
 pub const MAX_APP_STATE: usize = 1 << 20;
 
 /// Version of this contract; a host and shell that disagree refuse each other.
-pub const PROTOCOL: u16 = 4;
+pub const PROTOCOL: u16 = 5;
 
 /// From an app host to the shell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +176,19 @@ pub enum HostMsg {
         /// The line, at most [`MAX_CONSOLE_TEXT`] bytes.
         text: String,
     },
+    /// The WebKit web process that now runs the page, in a host shared by several apps (a
+    /// process group): the shell watches it (memory, CPU) as the app's own, once it has checked
+    /// that it is a child of that host.
+    WebProcess {
+        /// Its process id.
+        pid: u32,
+    },
+    /// The page's web process ended (it crashed, or went over WebKit's memory limit): the page
+    /// is gone, and the shell restarts the app.
+    WebProcessEnded {
+        /// How, in words.
+        reason: String,
+    },
 }
 
 /// Longest console line passed on, in bytes.
@@ -324,6 +337,47 @@ pub enum ShellMsg {
         xid: u64,
     },
 }
+
+/// From the shell to a host shared by several apps (a process group), on the control socket
+/// the host got as standard input: one `SOCK_SEQPACKET` record per message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupMsg {
+    /// Open a view: `args` are what the shell would give a host of its own (`webview ...`);
+    /// the record carries the view's own connection to the shell (a socket, as `SCM_RIGHTS`).
+    /// The view lives as long as that connection.
+    Open {
+        /// The shell's name for it, for the host's log.
+        label: String,
+        /// The view's arguments.
+        args: Vec<String>,
+    },
+    /// Liveness of the host's GTK thread (which every view in it needs): answered from it
+    /// with [`GroupReply::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+}
+
+/// From a shared host to the shell, on its control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupReply {
+    /// The answer to [`GroupMsg::Ping`], from the host's GTK thread.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// A view could not be opened (its connection is closed with it).
+    Refused {
+        /// The view's label.
+        label: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Largest control record, in bytes: a view's arguments are paths, a URL and a policy.
+pub const MAX_GROUP_RECORD: usize = 64 * 1024;
 
 /// A message that did not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

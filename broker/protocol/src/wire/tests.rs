@@ -68,6 +68,22 @@ fn host_msg() -> impl Strategy<Value = HostMsg> {
             ".{0,40}"
         )
             .prop_map(|(level, text)| HostMsg::Console { level, text }),
+        any::<u32>().prop_map(|pid| HostMsg::WebProcess { pid }),
+        ".{0,30}".prop_map(|reason| HostMsg::WebProcessEnded { reason }),
+    ]
+}
+
+fn group_msg() -> impl Strategy<Value = GroupMsg> {
+    prop_oneof![
+        (".{0,20}", prop::collection::vec(".{0,30}", 0..12)).prop_map(|(label, args)| GroupMsg::Open { label, args }),
+        any::<u64>().prop_map(|nonce| GroupMsg::Ping { nonce }),
+    ]
+}
+
+fn group_reply() -> impl Strategy<Value = GroupReply> {
+    prop_oneof![
+        any::<u64>().prop_map(|nonce| GroupReply::Pong { nonce }),
+        (".{0,20}", ".{0,40}").prop_map(|(label, error)| GroupReply::Refused { label, error }),
     ]
 }
 
@@ -142,4 +158,22 @@ fn trailing_bytes_are_refused() {
     encode(&HostMsg::Ping { nonce: 1 }, &mut buf).unwrap();
     buf.push(0);
     assert!(decode::<HostMsg>(&buf).is_err());
+}
+
+proptest! {
+    #[test]
+    fn group_messages_round_trip(msg in group_msg(), reply in group_reply()) {
+        let mut buf = Vec::new();
+        encode(&msg, &mut buf).unwrap();
+        prop_assert_eq!(decode::<GroupMsg>(&buf).unwrap(), msg);
+        let mut buf = Vec::new();
+        encode(&reply, &mut buf).unwrap();
+        prop_assert_eq!(decode::<GroupReply>(&buf).unwrap(), reply);
+    }
+
+    #[test]
+    fn group_replies_never_panic_on_garbage(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode::<GroupReply>(&bytes);
+        let _ = decode::<GroupMsg>(&bytes);
+    }
 }

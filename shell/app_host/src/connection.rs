@@ -91,6 +91,16 @@ impl HostConnection {
         self.stream.write_all(&bytes).map_err(io("writing to the shell"))
     }
 
+    /// Ends the connection both ways (for both halves of a split one): the shell sees it close.
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Another handle on the connection's socket.
+    pub fn socket(&self) -> Result<StdUnixStream> {
+        self.stream.try_clone().map_err(io("cloning the socket"))
+    }
+
     /// Splits into a sending half and a receiving half.
     pub fn split(self) -> Result<(HostConnection, HostConnection)> {
         let other = self.stream.try_clone().map_err(io("cloning the socket"))?;

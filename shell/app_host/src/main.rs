@@ -5,11 +5,14 @@
 
 mod content;
 mod foreign;
+mod group;
 mod keys;
 mod navigation;
+mod pace;
 mod reply;
 mod stamps;
 mod to_shell;
+mod web_process;
 mod webview;
 mod x11;
 
@@ -59,6 +62,13 @@ enum Mode {
         /// Pass the page's console output to the shell (for its log).
         #[arg(long)]
         console: bool,
+    },
+    /// A host shared by several apps' views (a process group): the shell sends each view's
+    /// arguments (as for `webview`) and connection on the control socket on stdin.
+    Group {
+        /// WebKit's data directory for the group's apps.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
     },
     /// A host with no page: says hello, answers the shell's pings, exits when the shell hangs
     /// up. What the supervisor runs until the WebView lands, and its tests.
@@ -114,6 +124,22 @@ fn parse_bounds(s: &str) -> Result<protocol::wire::Bounds, String> {
     Ok(protocol::wire::Bounds { x: int(x)?, y: int(y)?, width: size(w)?, height: size(h)? })
 }
 
+/// A `webview` mode's options.
+fn options(mode: Mode) -> Result<webview::Options> {
+    let Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root, state_file, csp, console } = mode
+    else {
+        bail!("a view's arguments start with `webview`")
+    };
+    Ok(webview::Options { parent_xid, url, data_dir, bounds, preload, content_root, state_file, csp, console })
+}
+
+/// A view's options in a shared host, from the arguments a host of its own would get.
+fn view_options(args: &[String]) -> Result<webview::Options> {
+    let argv = std::iter::once("tessera-app-host".to_owned()).chain(args.iter().cloned());
+    let parsed = Args::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+    options(parsed.mode.context("a view's arguments start with `webview`")?)
+}
+
 fn now_ns() -> u64 {
     u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(u64::MAX)
 }
@@ -129,19 +155,8 @@ fn main() -> Result<()> {
             println!("tessera-app-host {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
-        Some(Mode::Webview { parent_xid, url, data_dir, bounds, preload, content_root, state_file, csp, console }) => {
-            return webview::run(&webview::Options {
-                parent_xid,
-                url,
-                data_dir,
-                bounds,
-                preload,
-                content_root,
-                state_file,
-                csp,
-                console,
-            });
-        }
+        Some(Mode::Group { data_dir }) => return group::run(data_dir, view_options),
+        Some(mode @ Mode::Webview { .. }) => return webview::run(&options(mode)?),
         Some(Mode::Headless { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage }) => {
             return headless(&Misbehaviour { hang_after_ms, crash_with, allocate_mib, burn_cpu, send_garbage });
         }

@@ -24,7 +24,7 @@ use wry::dpi::{PhysicalPosition, PhysicalSize};
 use wry::{NewWindowResponse, PageLoadEvent, Rect, WebContext, WebView, WebViewBuilder};
 
 use crate::foreign::ForeignXid;
-use crate::to_shell::{Writer, send, send_all};
+use crate::to_shell::{Writer, send, send_page};
 
 /// The preload: the bus (and the channel to the host both use), then `window.fdc3`.
 const BUS_JS: &str = include_str!("../../../assets/preload/bus.js");
@@ -60,20 +60,20 @@ pub(crate) struct Options {
     pub(crate) console: bool,
 }
 
-enum Inbound {
+pub(crate) enum Inbound {
     Msg(ShellMsg),
     Closed,
 }
 
-/// Which of the host's views a connection to the shell serves.
-type ViewId = u64;
+pub(crate) use crate::to_shell::ViewId;
 
 /// The view of a host that holds one.
 const ONLY_VIEW: ViewId = 0;
 
 thread_local! {
-    /// Each view's GTK-side handler, which its reader thread's wake-ups run.
-    static DRAINS: RefCell<HashMap<ViewId, Box<dyn FnMut()>>> = RefCell::new(HashMap::new());
+    /// Each view's GTK-side handler, which its reader thread's wake-ups run; it says whether
+    /// the view is still open.
+    static DRAINS: RefCell<HashMap<ViewId, Box<dyn FnMut() -> bool>>> = RefCell::new(HashMap::new());
 }
 
 /// Wakes GTK's loop to apply what came from the shell for `view`.
@@ -83,8 +83,9 @@ fn wake(view: ViewId) {
     gtk::glib::MainContext::default().invoke_with_priority(gtk::glib::Priority::DEFAULT, move || {
         // Taken out while it runs: a handler that wakes another view finds the map free.
         let drain = DRAINS.with_borrow_mut(|d| d.remove(&view));
-        if let Some(mut f) = drain {
-            f();
+        if let Some(mut f) = drain
+            && f()
+        {
             DRAINS.with_borrow_mut(|d| {
                 d.entry(view).or_insert(f);
             });
@@ -101,32 +102,49 @@ fn rect(b: Bounds) -> Rect {
 
 /// Runs the host until the shell hangs up.
 pub(crate) fn run(opts: &Options) -> Result<()> {
-    // No core dumps: a page's memory may hold a user's data. (Address-space limits are not
-    // usable: WebKit reserves tens of GiB of virtual memory up front; the shell's memory
-    // watchdog limits what is really used.)
-    let none = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
-    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, none) {
-        tracing::warn!("could not turn core dumps off: {e}");
-    }
-    let mut conn = HostConnection::from_stdin()?;
-    match conn.recv()? {
-        Some(ShellMsg::Welcome { .. }) => {}
-        other => bail!("expected a welcome from the shell, got {other:?}"),
-    }
-    let (writer, reader) = conn.split()?;
-    let writer: Writer = Arc::new(Mutex::new(writer));
+    no_core_dumps();
+    let conn = HostConnection::from_stdin()?;
     // The reader starts before GTK does: starting GTK can take seconds on a busy desk (its
     // accessibility bus may be started for it), and the shell's pings are answered meanwhile,
     // or a host still starting would be taken for a hung one.
-    let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
-    start_shell_threads(reader, &writer, in_tx, ONLY_VIEW)?;
+    let (writer, in_rx) = connect(conn, ONLY_VIEW, false)?;
     gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
 
     let mut context = WebContext::new(opts.data_dir.clone());
     let schemes = Schemes::default();
-    let _view = open_view(&mut context, &schemes, ONLY_VIEW, opts, &writer, in_rx)?;
+    let _view = open_view(&mut context, &schemes, ONLY_VIEW, opts, &writer, in_rx, None)?;
     gtk::main();
     Ok(())
+}
+
+/// No core dumps: a page's memory may hold a user's data. (Address-space limits are not
+/// usable: WebKit reserves tens of GiB of virtual memory up front; the shell's memory watchdog
+/// limits what is really used.)
+pub(crate) fn no_core_dumps() {
+    let none = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, none) {
+        tracing::warn!("could not turn core dumps off: {e}");
+    }
+}
+
+/// Waits for the shell's welcome on `conn` (view `view`'s connection) and starts its threads;
+/// gives the writing half and what the reader receives. In a `shared` host the connection's
+/// end closes only its view; otherwise it ends the host.
+pub(crate) fn connect(
+    mut conn: HostConnection,
+    view: ViewId,
+    shared: bool,
+) -> Result<(Writer, flume::Receiver<Inbound>)> {
+    match conn.recv()? {
+        Some(ShellMsg::Welcome { .. }) => {}
+        other => bail!("expected a welcome from the shell, got {other:?}"),
+    }
+    let socket = conn.socket()?;
+    let (writer, reader) = conn.split()?;
+    let writer = crate::to_shell::ToShell::start(writer, socket, move || wake(view))?;
+    let (in_tx, in_rx) = flume::bounded::<Inbound>(INBOX);
+    start_shell_threads(reader, &writer, in_tx, view, shared)?;
+    Ok((writer, in_rx))
 }
 
 /// The custom schemes of the host's web context, registered once (WebKit takes a scheme once
@@ -134,33 +152,35 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
 /// content directory (a view cannot reach another's files, whatever host its URL names) and
 /// the preload's pause.
 #[derive(Default)]
-struct Schemes {
+pub(crate) struct Schemes {
     registered: Cell<bool>,
     content: Arc<Mutex<HashMap<ViewId, Content>>>,
+    pauses: crate::pace::Pauses,
 }
 
 /// Where a view's `tessera://` files come from (canonical), and their Content-Security-Policy.
 type Content = (PathBuf, Option<String>);
 
 impl Schemes {
-    /// Adds `view`'s content (if it has any) and, on the context's first view, the schemes.
-    fn add<'a>(&self, builder: WebViewBuilder<'a>, view: ViewId, opts: &Options) -> Result<WebViewBuilder<'a>> {
+    /// Adds `view`'s content (if it has any) and pauses (on what `writer` has written) and, on
+    /// the context's first view, the schemes.
+    fn add<'a>(
+        &self,
+        builder: WebViewBuilder<'a>,
+        view: ViewId,
+        opts: &Options,
+        writer: &Writer,
+    ) -> Result<WebViewBuilder<'a>> {
         if let Some(root) = &opts.content_root {
             let root = root.canonicalize().with_context(|| format!("content directory {}", root.display()))?;
             self.content.lock().insert(view, (root, opts.csp.clone()));
         }
+        self.pauses.add(view, writer);
         if self.registered.replace(true) {
             return Ok(builder);
         }
-        // The preload's pause (see `bus.js`): answered when GTK's thread gets to it, which is
-        // after every message the page posted before it has been written to the shell.
-        let builder = builder.with_custom_protocol(WAIT_SCHEME.to_owned(), |_id, _request| {
-            wry::http::Response::builder()
-                .status(200)
-                .header("Access-Control-Allow-Origin", "*")
-                .body(std::borrow::Cow::Borrowed(&b""[..]))
-                .unwrap_or_default()
-        });
+        // The preload's pause (see `bus.js` and `pace`).
+        let builder = self.pauses.register(builder);
         let content = Arc::clone(&self.content);
         Ok(builder.with_custom_protocol(crate::content::SCHEME.to_owned(), move |id, request| {
             let found = id.parse::<ViewId>().ok().and_then(|v| content.lock().get(&v).cloned());
@@ -173,35 +193,42 @@ impl Schemes {
 }
 
 /// A view that is open, and what must live as long as it does.
-struct OpenView {
+pub(crate) struct OpenView {
     /// The window of its own a view has when the host runs without the shell's window.
     _toplevel: Option<gtk::Window>,
 }
 
 /// Opens one view in `context`: the page `opts` names, connected to the shell through
-/// `writer` (sending) and `in_rx` (what the reader thread received for it).
-fn open_view(
+/// `writer` (sending) and `in_rx` (what the reader thread received for it). In a host of its
+/// own (`closed` is `None`) the view's end ends GTK's loop; in a shared one, `closed` runs
+/// when it has gone, and the shell is told which web process runs the page.
+pub(crate) fn open_view(
     context: &mut WebContext,
     schemes: &Schemes,
     id: ViewId,
     opts: &Options,
     writer: &Writer,
     in_rx: flume::Receiver<Inbound>,
+    closed: Option<Box<dyn FnOnce()>>,
 ) -> Result<OpenView> {
     let (token, scripts) = page_scripts(opts)?;
 
     let webview: Rc<RefCell<Option<WebView>>> = Rc::new(RefCell::new(None));
     let waiting: Rc<RefCell<crate::reply::Waiting>> = Rc::default();
     let inbox = Rc::new(Inbox {
+        view: id,
         writer: Arc::clone(writer),
         webview: Rc::clone(&webview),
         token,
         waiting: Rc::clone(&waiting),
         told: Cell::new((Instant::now(), 0)),
-        unacknowledged: Cell::new(0),
+        acks: crate::pace::Acks::new(id, writer, &schemes.pauses),
         keys: Rc::default(),
     });
     let navs: Rc<RefCell<crate::navigation::Navigations>> = Rc::default();
+    let shared = closed.is_some();
+    // Which web processes run now: the one loading the start page is the new one.
+    let before = if shared { crate::web_process::children() } else { Default::default() };
     // The start page is loaded once navigations are watched (see below).
     let view_id = id.to_string();
     let mut builder = WebViewBuilder::new_with_web_context(context)
@@ -226,13 +253,17 @@ fn open_view(
                     // The requests of the page that is going are answered nowhere.
                     waiting.borrow_mut().clear();
                 }
+                if shared {
+                    // A navigation to another site may have moved the page to another process.
+                    crate::web_process::recheck(id, &writer);
+                }
                 send(&writer, &HostMsg::PageLoad { url, done: matches!(event, PageLoadEvent::Finished) });
             }
         });
     for s in scripts {
         builder = builder.with_initialization_script(s);
     }
-    builder = schemes.add(builder, id, opts)?;
+    builder = schemes.add(builder, id, opts, writer)?;
     let mut toplevel = None;
     let built = match opts.parent_xid {
         Some(xid) => builder.build_as_child(&ForeignXid(xid)),
@@ -255,10 +286,26 @@ fn open_view(
     prepare(&built, opts.parent_xid, &inbox);
     crate::navigation::watch(&wry::WebViewExtUnix::webview(&built), &navs, writer);
     built.load_url(&opts.url).with_context(|| format!("loading {}", opts.url))?;
+    if shared {
+        crate::web_process::claim_new(id, &before, writer);
+    }
     let pending = ask_permissions(&built, writer);
     *webview.borrow_mut() = Some(built);
 
-    let drain = drainer(Rc::clone(&inbox), in_rx, pending, navs);
+    // What happens when the shell closes the view's connection.
+    let closed: Box<dyn FnOnce()> = match closed {
+        Some(f) => {
+            let (content, pauses) = (Arc::clone(&schemes.content), schemes.pauses.clone());
+            Box::new(move || {
+                content.lock().remove(&id);
+                pauses.remove(id);
+                crate::web_process::release(id);
+                f();
+            })
+        }
+        None => Box::new(gtk::main_quit),
+    };
+    let drain = drainer(Rc::clone(&inbox), in_rx, pending, navs, closed);
     DRAINS.with_borrow_mut(|d| d.insert(id, Box::new(drain)));
     // What came for it while it was being made.
     wake(id);
@@ -282,6 +329,21 @@ fn prepare(built: &WebView, parent_xid: Option<u64>, inbox: &Rc<Inbox>) {
             settings.set_enable_write_console_messages_to_stdout(true);
         }
     }
+    {
+        // A page whose web process has died is gone: the shell is told, and starts it again.
+        use webkit2gtk::{WebProcessTerminationReason as Why, WebViewExt};
+        let writer = Arc::clone(&inbox.writer);
+        view.connect_web_process_terminated(move |_, why| {
+            let reason = match why {
+                Why::Crashed => "crashed",
+                Why::ExceededMemoryLimit => "went over WebKit's memory limit",
+                Why::TerminatedByApi => "was ended",
+                _ => "ended",
+            };
+            tracing::warn!("the page's web process {reason}");
+            send(&writer, &HostMsg::WebProcessEnded { reason: reason.to_owned() });
+        });
+    }
     let inbox = Rc::clone(inbox);
     if !crate::reply::register(&view, move |text, reply| inbox.requested(&text, reply)) {
         tracing::warn!("WebKit refused the request handler; FDC3 answers go the ordinary way");
@@ -296,12 +358,37 @@ fn drainer(
     in_rx: flume::Receiver<Inbound>,
     pending: Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>>,
     navs: Rc<RefCell<crate::navigation::Navigations>>,
-) -> impl FnMut() + 'static {
+    closed: Box<dyn FnOnce()>,
+) -> impl FnMut() -> bool + 'static {
     let latest: Rc<RefCell<Option<Bounds>>> = Rc::new(RefCell::new(None));
-    let (webview, writer, waiting) = (Rc::clone(&inbox.webview), Arc::clone(&inbox.writer), Rc::clone(&inbox.waiting));
+    let mut closed = Some(closed);
     move || {
+        if drain_once(&inbox, &in_rx, &pending, &navs, &latest) {
+            return true;
+        }
+        // The shell closed the view: it goes (its WebView destroyed with its window).
+        navs.borrow_mut().refuse_all();
+        pending.borrow_mut().clear();
+        drop(inbox.webview.borrow_mut().take());
+        if let Some(f) = closed.take() {
+            f();
+        }
+        false
+    }
+}
+
+/// Applies what `in_rx` holds to the view; `false` once the shell has closed it.
+fn drain_once(
+    inbox: &Rc<Inbox>,
+    in_rx: &flume::Receiver<Inbound>,
+    pending: &Rc<RefCell<HashMap<u64, webkit2gtk::PermissionRequest>>>,
+    navs: &Rc<RefCell<crate::navigation::Navigations>>,
+    latest: &Rc<RefCell<Option<Bounds>>>,
+) -> bool {
+    let (webview, writer, waiting) = (&inbox.webview, &inbox.writer, &inbox.waiting);
+    {
         let wv = webview.borrow();
-        let Some(wv) = wv.as_ref() else { return };
+        let Some(wv) = wv.as_ref() else { return false };
         let mut batch = Batch::default();
         while let Ok(inbound) = in_rx.try_recv() {
             match inbound {
@@ -320,7 +407,7 @@ fn drainer(
                     // and WebKit may not repaint a view shown again: once the dust has
                     // settled, nudge the size by a pixel and back, which makes it lay out
                     // and paint again (the latest bounds win).
-                    let (webview, latest) = (Rc::clone(&webview), Rc::clone(&latest));
+                    let (webview, latest) = (Rc::clone(webview), Rc::clone(latest));
                     gtk::glib::timeout_add_local_once(Duration::from_millis(120), move || {
                         if let (Some(wv), Some(b)) = (webview.borrow().as_ref(), *latest.borrow()) {
                             let nudged = Bounds { height: b.height.saturating_add(1), ..b };
@@ -358,31 +445,29 @@ fn drainer(
                         // What came before it goes first.
                         Some(reply) => {
                             let given = waiting.borrow().given();
-                            deliver(wv, std::mem::take(&mut batch), given.saturating_sub(1));
-                            crate::stamps::record_out(&message);
+                            deliver(inbox.view, wv, std::mem::take(&mut batch), given.saturating_sub(1));
+                            crate::stamps::record_out(inbox.view, &message);
                             reply.answer(&message);
                         }
                         None => batch.push_fdc3(&message),
                     }
                 }
-                Inbound::Msg(msg) => to_page(wv, &writer, msg, &mut batch),
-                Inbound::Closed => {
-                    navs.borrow_mut().refuse_all();
-                    gtk::main_quit();
-                    return;
-                }
+                Inbound::Msg(msg) => to_page(wv, writer, msg, &mut batch),
+                Inbound::Closed => return false,
             }
         }
         let given = waiting.borrow().given();
-        deliver(wv, batch, given);
+        deliver(inbox.view, wv, batch, given);
+        inbox.acks.catch_up(Some(wv));
     }
+    true
 }
 
 /// Hands the page what `batch` holds, if anything, in one script call, after the `given`
 /// replies to its requests it must see first.
-fn deliver(wv: &WebView, batch: Batch, given: u64) {
+fn deliver(view: ViewId, wv: &WebView, batch: Batch, given: u64) {
     let Some(batch) = batch.finish() else { return };
-    crate::stamps::record_out(&batch);
+    crate::stamps::record_out(view, &batch);
     if let Err(e) = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.deliver({batch},{given})")) {
         tracing::warn!("could not deliver to the page: {e}");
     }
@@ -421,14 +506,18 @@ fn page_scripts(opts: &Options) -> Result<(String, Vec<String>)> {
 
 /// Starts the host's two threads on the shell's connection: one pings the shell when it has
 /// been quiet and leaves if it stays so; one reads what the shell sends, answers pings, passes
-/// everything else to GTK's thread (and leaves when the shell hangs up).
+/// everything else to GTK's thread (and, when the shell hangs up, closes the view in a `shared`
+/// host, or leaves).
 fn start_shell_threads(
     mut reader: HostConnection,
     writer: &Writer,
     in_tx: flume::Sender<Inbound>,
     view: ViewId,
+    shared: bool,
 ) -> Result<()> {
     let pinger = Arc::clone(writer);
+    // Set when the connection has ended: its watch ends with it.
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
     // When the shell was last heard from: anything it sends (its probes come every second
     // while the page is up) shows its runtime is alive, as a pong does.
@@ -443,11 +532,14 @@ fn start_shell_threads(
         // Heartbeats the other way: a shell that stops answering is not waited for forever. A
         // shell heard from within the last period is not pinged (one message and its answer
         // fewer each second, for both).
-        let (writer, last_heard) = (Arc::clone(writer), Arc::clone(&last_heard));
+        let (writer, last_heard, ended) = (Arc::clone(writer), Arc::clone(&last_heard), Arc::clone(&ended));
         std::thread::Builder::new().name("shell-watch".into()).spawn(move || {
             let mut nonce = 0u64;
             loop {
                 std::thread::sleep(SHELL_PING_EVERY);
+                if ended.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
                 let silent = ms_since_start().saturating_sub(last_heard.load(std::sync::atomic::Ordering::Relaxed));
                 if Duration::from_millis(silent) > shell_timeout {
                     tracing::error!("the shell has not answered for {silent} ms; leaving");
@@ -482,9 +574,14 @@ fn start_shell_threads(
                 }
             }
         }
-        // The shell hung up: leave. If the GTK loop cannot (a stuck page), leave anyway.
+        ended.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = in_tx.send(Inbound::Closed);
         wake(view);
+        if shared {
+            // Only this view goes; the host lives as long as its control socket.
+            return;
+        }
+        // The shell hung up: leave. If the GTK loop cannot (a stuck page), leave anyway.
         std::thread::sleep(Duration::from_secs(3));
         std::process::exit(0);
     })?;
@@ -495,6 +592,8 @@ fn start_shell_threads(
 /// for the shell; what is refused is told to the page and (at most ten times a second) to the
 /// shell for its record.
 struct Inbox {
+    /// The view's id in this host.
+    view: ViewId,
     writer: Writer,
     webview: Rc<RefCell<Option<WebView>>>,
     token: String,
@@ -502,8 +601,8 @@ struct Inbox {
     waiting: Rc<RefCell<crate::reply::Waiting>>,
     /// When the shell was last told of a refusal, and how many times since.
     told: Cell<(Instant, u32)>,
-    /// Messages passed on since the page was last told: it holds back past a window of them.
-    unacknowledged: Cell<u64>,
+    /// What the page is told of its messages written to the shell.
+    acks: crate::pace::Acks,
     /// The keyboard's way between this view and the shell window it is in.
     keys: Rc<crate::keys::Keys>,
 }
@@ -538,20 +637,9 @@ impl Inbox {
         body
     }
 
-    /// Counts `n` messages passed on, and tells the page every thousand or so.
-    fn passed_on(&self, n: u64) {
-        let n = self.unacknowledged.get() + n;
-        self.unacknowledged.set(if n >= ACK_EVERY { 0 } else { n });
-        if n >= ACK_EVERY
-            && let Some(wv) = self.webview.borrow().as_ref()
-        {
-            let _ = wv.evaluate_script(&format!("window.__tesseraHost&&__tesseraHost.ack({n})"));
-        }
-    }
-
     /// One post from the page: one envelope or a JSON array of them.
     fn posted(&self, body: &str) {
-        crate::stamps::record(body);
+        crate::stamps::record(self.view, body);
         tracing::trace!(len = body.len(), "message from the page");
         let Some(body) = self.checked(body) else { return };
         let envelopes = match protocol::envelope::app_batch(body) {
@@ -565,16 +653,21 @@ impl Inbox {
                 Err(e) => self.refused(&e),
             }
         }
-        // One write for what the page posted at once; it waits while the shell holds the app
-        // to its rate limit.
-        send_all(&self.writer, &msgs);
-        self.passed_on(envelopes.len() as u64);
+        // One write for what the page posted at once (its refused messages counted as passed
+        // on: the page counts every post).
+        if !send_page(&self.writer, msgs, envelopes.len() as u64) {
+            self.refused(&anyhow::anyhow!(
+                "the shell is not taking this app's messages ({} waiting); not sent",
+                self.writer.waiting()
+            ));
+        }
+        self.acks.catch_up(self.webview.borrow().as_ref());
     }
 
     /// One FDC3 request from the page whose answer goes back as `reply` (anything else is
     /// refused, and the reply with it).
     fn requested(&self, body: &str, reply: crate::reply::Reply) {
-        crate::stamps::record(body);
+        crate::stamps::record(self.view, body);
         tracing::trace!(len = body.len(), "request from the page");
         let Some(body) = self.checked(body) else { return };
         // From here the post is the preload's, which counts its reply as given whatever it
@@ -590,21 +683,22 @@ impl Inbox {
                 return self.refused(&e);
             }
         };
+        let id = protocol::envelope::dacp_request_id(&message);
+        if !send_page(&self.writer, vec![HostMsg::Fdc3 { message }], 1) {
+            self.waiting.borrow_mut().gave_up();
+            let waiting = self.writer.waiting();
+            return self.refused(&anyhow::anyhow!(
+                "the shell is not taking this app's messages ({waiting} waiting); not sent"
+            ));
+        }
         // Without an id the answer cannot be matched: it comes the ordinary way.
-        match protocol::envelope::dacp_request_id(&message) {
+        match id {
             Some(id) => self.waiting.borrow_mut().insert(id, reply),
             None => self.waiting.borrow_mut().gave_up(),
         }
-        send(&self.writer, &HostMsg::Fdc3 { message });
-        self.passed_on(1);
+        self.acks.catch_up(self.webview.borrow().as_ref());
     }
 }
-
-/// The scheme of the request the preload pauses on while its host catches up.
-const WAIT_SCHEME: &str = "tessera-wait";
-
-/// How many of a page's messages are passed on between telling it so.
-const ACK_EVERY: u64 = 1000;
 
 /// WebKit's permission requests (camera, microphone, location, notifications, clipboard) are
 /// the shell's to decide; each waits in the map returned, by id, for its answer.

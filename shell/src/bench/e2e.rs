@@ -234,7 +234,7 @@ fn read_stamps(dir: &std::path::Path) -> Result<samples::Notes> {
             files += 1;
         }
     }
-    ensure!(files >= 2, "{files} of the two hosts noted stamps in {} (an app host too old to?)", dir.display());
+    ensure!(files >= 2, "{files} of the two pages had stamps noted in {} (an app host too old to?)", dir.display());
     Ok(notes)
 }
 

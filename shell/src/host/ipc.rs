@@ -748,7 +748,9 @@ async fn handle(
         | HostMsg::CloseSelf
         | HostMsg::PermissionRequest { .. }
         | HostMsg::Console { .. }
-        | HostMsg::PageRefused { .. }) => {
+        | HostMsg::PageRefused { .. }
+        | HostMsg::WebProcess { .. }
+        | HostMsg::WebProcessEnded { .. }) => {
             if let Some(events) = events
                 && events.send_async(msg).await.is_err()
             {

@@ -456,6 +456,11 @@ impl ApplicationHandler<Command> for App {
                     return;
                 }
             }
+            Command::SetGroups(rows) => {
+                if !self.desk.set_groups(rows) {
+                    return;
+                }
+            }
             Command::SetServices(rows) => {
                 if !self.desk.set_services(rows) {
                     return;

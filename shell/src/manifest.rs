@@ -54,6 +54,35 @@ pub struct App {
     pub csp: Option<String>,
     /// For a native app, what the shell runs; `None` for a web app.
     pub native: Option<NativeLaunch>,
+    /// Which app host a web app's view lives in.
+    pub process: Process,
+}
+
+/// Which app host a web app's view lives in. Each page has a WebKit web process of its own
+/// whatever this says; a group's apps share the host (its GTK loop and WebKit network process).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Process {
+    /// The group of its trust level: `desk` for the manifest's own apps, `directory` for an App
+    /// Directory's.
+    #[default]
+    ByTrust,
+    /// The named group (`"processGroup": "name"`).
+    Group(String),
+    /// A host of its own (`"ownProcess": true`).
+    Alone,
+}
+
+impl App {
+    /// The process group whose host the app's view lives in; `None`: a host of its own.
+    pub fn process_group(&self) -> Option<String> {
+        match &self.process {
+            _ if self.native.is_some() => None,
+            Process::ByTrust if self.source.is_some() => Some("directory".to_owned()),
+            Process::ByTrust => Some("desk".to_owned()),
+            Process::Group(name) => Some(name.clone()),
+            Process::Alone => None,
+        }
+    }
 }
 
 /// How a native app is started: a program outside any web view, which connects to the shell's
@@ -178,6 +207,7 @@ impl Manifest {
                         permissions: Vec::new(),
                         csp: None,
                         native: None,
+                        process: Process::ByTrust,
                     });
                     directory.insert(r);
                 }
@@ -264,6 +294,12 @@ struct RawApp {
     #[serde(rename = "memoryLimitMiB")]
     memory_limit_mib: Option<u64>,
     cpu_limit_percent: Option<u32>,
+    /// The process group whose host its view shares.
+    #[serde(default)]
+    process_group: Option<String>,
+    /// A host of its own.
+    #[serde(default)]
+    own_process: bool,
     #[serde(default)]
     interop: Option<serde_json::Value>,
     #[serde(default)]
@@ -449,6 +485,7 @@ fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> O
         problems.push(format!("{who}: cpuLimitPercent must be between 5 and 800"));
         return None;
     }
+    let process = check_process(who, &a, native.is_some(), problems)?;
     let title = a.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| a.app_id.clone());
     // The app as an appd record, checked by the directory's own rules.
     let record = serde_json::json!([{
@@ -512,8 +549,40 @@ fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> O
         cpu_limit_percent: a.cpu_limit_percent,
         source: None,
         native,
+        process,
     };
     Some((app, record))
+}
+
+/// A web app's `processGroup` / `ownProcess`: a group's name is 1–64 letters, digits, `-`,
+/// `_` or `.` (it names a directory in the profile), not starting with `.`.
+fn check_process(who: &str, a: &RawApp, native: bool, problems: &mut Vec<String>) -> Option<Process> {
+    let named = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 64
+            && !n.starts_with('.')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    match (&a.process_group, a.own_process) {
+        (Some(_), _) | (None, true) if native => {
+            problems
+                .push(format!("{who}: processGroup and ownProcess are for web apps (a native app is its own process)"));
+            None
+        }
+        (Some(_), true) => {
+            problems.push(format!("{who}: processGroup and ownProcess: an app is in a group or alone, not both"));
+            None
+        }
+        (Some(n), false) if !named(n) => {
+            problems.push(format!(
+                "{who}: processGroup: {n:?} is not a group name (1-64 letters, digits, '-', '_' or '.')"
+            ));
+            None
+        }
+        (Some(n), false) => Some(Process::Group(n.clone())),
+        (None, true) => Some(Process::Alone),
+        (None, false) => Some(Process::ByTrust),
+    }
 }
 
 /// A web app's start URL, content root (a local app) and the origins it may navigate to.

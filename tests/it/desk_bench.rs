@@ -35,12 +35,14 @@ fn bench_memory_measures_every_process_of_a_real_desk_and_an_idle_desk_draws_not
     assert_eq!(run["apps"], 2);
     let t = &run["tessera"];
     assert_eq!(t["desk"], "tessera");
-    // The shell, and for each page its host, its WebKit web process and network process.
+    // The shell, the pages' shared host (the desk's process group) and its WebKit network
+    // process, and for each page a web process of its own.
     let kinds = &t["by_kind"];
     assert_eq!(kinds["tessera"][0], 1, "{kinds}");
-    assert_eq!(kinds["tessera-app-hos"][0], 2, "{kinds}");
+    assert_eq!(kinds["tessera-app-hos"][0], 1, "{kinds}");
+    assert_eq!(kinds["WebKitNetworkPr"][0], 1, "{kinds}");
     assert_eq!(kinds["WebKitWebProces"][0], 2, "{kinds}");
-    assert_eq!(t["processes"], 7, "{t}");
+    assert_eq!(t["processes"], 5, "{t}");
     let (total, main) = (t["total_mib"].as_f64().unwrap(), t["main_mib"].as_f64().unwrap());
     assert!(main > 10.0 && total > main, "{t}");
     assert!(t["painted_secs"].as_f64().is_some_and(|s| s > 0.0), "{t}");

@@ -22,7 +22,7 @@ pub(crate) struct Shell {
 }
 
 impl Shell {
-    fn start(memory_limit_mib: u64) -> Self {
+    pub(crate) fn start(memory_limit_mib: u64) -> Self {
         Self::start_with(memory_limit_mib, &[])
     }
 
@@ -250,8 +250,8 @@ pub(crate) fn share_of_colour_in(png_path: &Path, (x0, y0): (u32, u32), (x1, y1)
 }
 
 #[test]
-fn three_apps_in_the_real_shell_survive_each_others_failures() {
-    let shell = Shell::start(600);
+fn three_apps_each_in_a_host_of_its_own_survive_each_others_failures() {
+    let shell = Shell::start_full("e2e-alone.json", None, 600, &[], "shell");
     let started = shell.wait_for("three apps running with their pages", Duration::from_secs(90), |apps| {
         apps.len() == 3 && apps.iter().all(running_with_page)
     });

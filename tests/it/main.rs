@@ -15,6 +15,7 @@ mod diag;
 mod e2e;
 mod fdc3;
 mod flood;
+mod groups;
 mod hostile;
 mod journal_crash;
 mod layout;

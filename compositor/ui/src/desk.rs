@@ -163,6 +163,7 @@ pub struct Desk {
     consents: std::collections::VecDeque<Consent>,
     resolvers: std::collections::VecDeque<Resolver>,
     health: Vec<HealthRow>,
+    groups: Vec<crate::GroupRow>,
     grants: Vec<GrantRow>,
     side: Option<Side>,
     update: Option<crate::UpdateBanner>,
@@ -204,6 +205,16 @@ impl Desk {
     }
 
     /// The shell's own services, for the health view and the red bars; whether that changed.
+    /// The process groups' shared hosts; whether the window must be drawn again (only an
+    /// open health view shows them).
+    pub fn set_groups(&mut self, rows: Vec<crate::GroupRow>) -> bool {
+        if self.groups == rows {
+            return false;
+        }
+        self.groups = rows;
+        self.side == Some(Side::Health)
+    }
+
     pub fn set_services(&mut self, rows: Vec<crate::ServiceRow>) -> bool {
         if self.services == rows {
             return false;
@@ -235,6 +246,7 @@ impl Desk {
             consents: std::collections::VecDeque::new(),
             resolvers: std::collections::VecDeque::new(),
             health: Vec::new(),
+            groups: Vec::new(),
             grants: Vec::new(),
             side: None,
             update: None,
@@ -565,7 +577,7 @@ impl Desk {
             egui::Panel::right("side-panel").default_size(460.0).min_size(300.0).resizable(true).show(ui, |ui| {
                 ui.add_space(6.0);
                 match side {
-                    Side::Health => crate::panels::health(ui, &self.services, &self.health),
+                    Side::Health => crate::panels::health(ui, &self.services, &self.health, &self.groups),
                     Side::Settings => {
                         if let Some(grant) = crate::panels::settings(ui, &self.grants) {
                             events.push(UiEvent::RevokeGrant(grant));

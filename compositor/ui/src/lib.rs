@@ -24,7 +24,7 @@ mod tiles;
 pub use desk::{Desk, Opening, Surface};
 pub use dialogs::{ConsentAnswer, ConsentRequest, ResolverChoice, ResolverRequest};
 pub use layout::{Direction, LayoutNode};
-pub use panels::{GrantRow, HealthRow, ServiceRow};
+pub use panels::{GrantRow, GroupRow, HealthRow, ServiceRow};
 
 /// A rectangle in the shell window, in physical pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -153,6 +153,8 @@ pub enum Command {
     GetLayout(flume::Sender<LayoutSnapshot>),
     /// The health view's rows (drawn only while it is open).
     SetHealth(Vec<HealthRow>),
+    /// The process groups' shared hosts the health view lists.
+    SetGroups(Vec<GroupRow>),
     /// The state of the shell's own services (the audit log, ...): the health view lists them,
     /// and each that is not ok is a red bar under the shell bar.
     SetServices(Vec<ServiceRow>),

@@ -31,7 +31,10 @@ pub struct HealthRow {
     pub state: String,
     /// Its host's pid.
     pub pid: Option<u32>,
-    /// Memory of the host and its web processes.
+    /// The process group whose host it shares; `None`: a host of its own.
+    pub group: Option<String>,
+    /// Memory of its own processes: its host and web processes, or in a process group its
+    /// web process.
     pub memory_bytes: Option<u64>,
     /// CPU, in percent of one core.
     pub cpu_percent: Option<f64>,
@@ -43,6 +46,19 @@ pub struct HealthRow {
     pub restarts: u32,
     /// Why its last host ended.
     pub last_exit: Option<String>,
+}
+
+/// A process group's shared host in the health view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    /// The group's name.
+    pub name: String,
+    /// Its host's pid.
+    pub pid: u32,
+    /// Apps whose views it holds.
+    pub apps: usize,
+    /// Memory of the host and its network process, which its apps share.
+    pub memory_bytes: Option<u64>,
 }
 
 /// A remembered permission answer in the settings view.
@@ -70,7 +86,7 @@ pub enum Side {
 }
 
 /// The health view.
-pub fn health(ui: &mut egui::Ui, services: &[ServiceRow], rows: &[HealthRow]) {
+pub fn health(ui: &mut egui::Ui, services: &[ServiceRow], rows: &[HealthRow], groups: &[GroupRow]) {
     ui.heading("Health");
     if !services.is_empty() {
         egui::Grid::new("services").num_columns(3).spacing([12.0, 4.0]).show(ui, |ui| {
@@ -88,9 +104,12 @@ pub fn health(ui: &mut egui::Ui, services: &[ServiceRow], rows: &[HealthRow]) {
         ui.add_space(6.0);
     }
     ui.label(
-        RichText::new("Each app runs in its own process; these figures include its web processes.")
-            .small()
-            .color(theme::DIM),
+        RichText::new(
+            "Each app's page runs in a web process of its own. Apps in a process group share a host; \
+             their figures are their own web process's, the host's are listed below.",
+        )
+        .small()
+        .color(theme::DIM),
     );
     ui.add_space(6.0);
     if rows.is_empty() {
@@ -98,8 +117,8 @@ pub fn health(ui: &mut egui::Ui, services: &[ServiceRow], rows: &[HealthRow]) {
         return;
     }
     egui::ScrollArea::both().show(ui, |ui| {
-        egui::Grid::new("health").striped(true).num_columns(8).spacing([12.0, 4.0]).show(ui, |ui| {
-            for h in ["App", "State", "PID", "Memory", "CPU", "In", "Out", "Restarts"] {
+        egui::Grid::new("health").striped(true).num_columns(9).spacing([12.0, 4.0]).show(ui, |ui| {
+            for h in ["App", "State", "PID", "Group", "Memory", "CPU", "In", "Out", "Restarts"] {
                 ui.label(RichText::new(h).small().strong().color(theme::DIM));
             }
             ui.end_row();
@@ -115,6 +134,7 @@ pub fn health(ui: &mut egui::Ui, services: &[ServiceRow], rows: &[HealthRow]) {
                     state.on_hover_text(format!("Last exit: {why}"));
                 }
                 ui.label(r.pid.map_or_else(|| "–".to_owned(), |p| p.to_string()));
+                ui.label(r.group.as_deref().unwrap_or("own"));
                 ui.label(r.memory_bytes.map_or_else(|| "–".to_owned(), |b| format!("{} MiB", b >> 20)));
                 ui.label(r.cpu_percent.map_or_else(|| "–".to_owned(), |c| format!("{c:.0}%")));
                 ui.label(r.messages_in.to_string());
@@ -123,6 +143,23 @@ pub fn health(ui: &mut egui::Ui, services: &[ServiceRow], rows: &[HealthRow]) {
                 ui.end_row();
             }
         });
+        if !groups.is_empty() {
+            ui.add_space(8.0);
+            ui.label(RichText::new("Process groups").strong());
+            egui::Grid::new("groups").striped(true).num_columns(4).spacing([12.0, 4.0]).show(ui, |ui| {
+                for h in ["Group", "Host PID", "Apps", "Shared memory"] {
+                    ui.label(RichText::new(h).small().strong().color(theme::DIM));
+                }
+                ui.end_row();
+                for g in groups {
+                    ui.label(&g.name);
+                    ui.label(g.pid.to_string());
+                    ui.label(g.apps.to_string());
+                    ui.label(g.memory_bytes.map_or_else(|| "–".to_owned(), |b| format!("{} MiB", b >> 20)));
+                    ui.end_row();
+                }
+            });
+        }
     });
 }
 

@@ -118,8 +118,8 @@ pub(crate) fn run(args: &CtlArgs) -> Result<bool> {
 fn print_apps(out: &mut impl Write, apps: &Value) -> Result<()> {
     writeln!(
         out,
-        "{:<9} {:<16} {:<11} {:>8} {:<16} {:>8} {:>10}  LAST EXIT",
-        "INSTANCE", "APP", "STATE", "PID", "WEB PIDS", "RESTARTS", "MEMORY"
+        "{:<9} {:<16} {:<11} {:>8} {:<9} {:<16} {:>8} {:>10} {:>6}  LAST EXIT",
+        "INSTANCE", "APP", "STATE", "PID", "GROUP", "WEB PIDS", "RESTARTS", "MEMORY", "CPU"
     )?;
     for a in apps.as_array().map(Vec::as_slice).unwrap_or_default() {
         let text = |k: &str| match &a[k] {
@@ -133,11 +133,12 @@ fn print_apps(out: &mut impl Write, apps: &Value) -> Result<()> {
         let cpu = a["cpu_percent"].as_f64().map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%"));
         writeln!(
             out,
-            "{:<9} {:<16} {:<11} {:>8} {:<16} {:>8} {:>10} {:>6}  {}",
+            "{:<9} {:<16} {:<11} {:>8} {:<9} {:<16} {:>8} {:>10} {:>6}  {}",
             text("instance"),
             text("app"),
             text("state"),
             text("pid"),
+            text("group"),
             if web.is_empty() { "-".to_owned() } else { web.join(",") },
             text("restarts"),
             memory,
@@ -228,12 +229,23 @@ fn print_health(out: &mut impl Write, result: &Value, json: bool) -> Result<bool
         }
         for a in &apps {
             let mark = if a["ok"] == true { "ok  " } else { "FAIL" };
+            let group = a["group"].as_str().map_or_else(String::new, |g| format!(" (process group {g})"));
             writeln!(
                 out,
-                "{mark}  {:<13} #{:<5} {}",
+                "{mark}  {:<13} #{:<5} {}{group}",
                 a["app"].as_str().unwrap_or("?"),
                 a["instance"],
                 a["state"].as_str().unwrap_or("?")
+            )?;
+        }
+        for g in &list("groups") {
+            let memory = g["memory_bytes"].as_u64().map_or_else(String::new, |b| format!(", {} MiB shared", b >> 20));
+            writeln!(
+                out,
+                "ok    group {:<7} host {}, {} app(s){memory}",
+                g["name"].as_str().unwrap_or("?"),
+                g["pid"],
+                g["views"]
             )?;
         }
     }

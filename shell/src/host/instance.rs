@@ -111,6 +111,8 @@ pub struct AppSpec {
     pub state_file: Option<PathBuf>,
     /// Log what its page writes to its console (the admin policy's `logs.consoleApps`).
     pub console: bool,
+    /// The process group whose shared host runs its view; `None`: a host of its own.
+    pub group: Option<GroupSpec>,
 }
 
 impl AppSpec {
@@ -127,8 +129,20 @@ impl AppSpec {
             cpu_limit_percent: None,
             state_file: None,
             console: false,
+            group: None,
         }
     }
+}
+
+/// How a group's host is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// The group's name.
+    pub name: String,
+    /// The host's arguments (`group --data-dir ...`).
+    pub args: Vec<String>,
+    /// Its environment beyond the shell's.
+    pub env: Vec<(String, String)>,
 }
 
 /// Where an instance stands.
@@ -156,11 +170,14 @@ pub struct InstanceStatus {
     pub instance: u64,
     /// A web app's host or a native app.
     pub kind: HostKind,
-    /// The host's pid while it runs.
+    /// The host's pid while it runs (a shared host's, for an app in a process group).
     pub pid: Option<u32>,
+    /// The process group whose host it shares, if any.
+    pub group: Option<String>,
     /// WebKit web processes under the host.
     pub web_pids: Vec<u32>,
-    /// Memory of the host and everything under it (proportional set size), in bytes.
+    /// Memory of the host and everything under it (proportional set size), in bytes; for an
+    /// app in a process group, of its own web process (the shared host is the group's).
     pub memory_bytes: Option<u64>,
     /// CPU used by the host and everything under it over the last seconds, in percent of a core.
     pub cpu_percent: Option<f64>,
@@ -403,4 +420,14 @@ pub(crate) enum Ended {
     OverMemory(u64),
     OverCpu(f64),
     Shutdown,
+}
+
+/// How a host's process ended, in words.
+pub(crate) fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
 }

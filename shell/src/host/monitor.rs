@@ -13,6 +13,7 @@ use protocol::wire::{Bounds, HostMsg, ShellMsg};
 
 use crate::host::ipc::{ConnOptions, serve_opts};
 
+use crate::host::host_proc::HostProc;
 use crate::host::instance::*;
 use crate::host::procs::*;
 
@@ -41,6 +42,8 @@ pub(crate) struct Monitor {
     pub(crate) endpoint: Arc<crate::host::endpoint::Endpoint>,
     /// Its page's console, for the shell's log.
     pub(crate) console: crate::host::console::ConsoleLog,
+    /// The process groups' shared hosts.
+    pub(crate) groups: Arc<crate::host::group::Groups>,
 }
 
 /// Why the monitor stops: the whole shell, or just this instance.
@@ -226,17 +229,13 @@ impl Monitor {
 
     /// Runs one host until it ends; says why.
     pub(crate) async fn run_once(&mut self) -> anyhow::Result<Ended> {
-        let Started { mut child, pid, mut conn, last_pong, events: events_rx } = self.start_host()?;
+        let Started { mut proc, mut conn, last_pong, events: events_rx } = self.start_host()?;
+        let (pid, group) = (proc.pid(), proc.group());
         self.update(|s| {
             s.state = AppState::Running;
             s.pid = pid;
+            s.group = group;
         });
-        let kill = |child: &mut tokio::process::Child| {
-            if let Some(pid) = child.id() {
-                kill_tree(pid);
-            }
-            let _ = child.start_kill();
-        };
         // Each tick probes the page, pings the host unless the page answered the last probe,
         // and looks at the host's health.
         let mut check = crate::host::beats::Beats::new(self.policy.heartbeat_every);
@@ -248,14 +247,7 @@ impl Monitor {
         let mut usage = Usage::new(self.flooded, &self.traffic);
         let ended = loop {
             tokio::select! {
-                status = child.wait() => {
-                    if let Some(pid) = pid {
-                        kill_tree(pid);
-                    }
-                    let status = match status {
-                        Ok(s) => describe(s),
-                        Err(e) => format!("wait failed: {e}"),
-                    };
+                status = proc.exited() => {
                     // A host that broke the protocol and then left: say so, not just how it left.
                     // One that had stopped answering first was hung before it died.
                     let broke = match tokio::time::timeout(Duration::from_millis(200), &mut conn).await {
@@ -281,27 +273,31 @@ impl Monitor {
                         Ok(Err(e)) => format!("broke the protocol: {e:#}"),
                         Err(e) => format!("connection task failed: {e}"),
                     };
-                    let waited = tokio::time::timeout(self.policy.grace, child.wait()).await;
-                    if let Some(pid) = pid {
-                        kill_tree(pid);
-                    }
-                    let ended = match waited {
-                        // A crash usually shows as the socket closing first: say how it ended.
-                        Ok(Ok(status)) if !status.success() => describe(status),
-                        Ok(Ok(status)) => format!("{why}; {}", describe(status)),
-                        Ok(Err(e)) => format!("{why}; wait failed: {e}"),
-                        Err(_) => {
-                            kill(&mut child);
-                            let _ = child.wait().await;
-                            format!("{why}; killed after the grace period")
-                        }
-                    };
+                    let ended = proc.after_connection(why, self.policy.grace).await;
                     break Ended::Exited(match silent {
                         Some(s) => format!("hung (no answer to pings for {s} s), then {ended}"),
                         None => ended,
                     });
                 }
                 Ok(event) = events_rx.recv_async() => {
+                    if let HostMsg::WebProcess { pid } = event {
+                        if proc.set_web(pid) {
+                            usage = Usage::new(self.flooded, &self.traffic);
+                            usage.gap = Duration::ZERO;
+                            check.now();
+                        } else {
+                            tracing::warn!(app = %self.spec.app, instance = self.instance, pid, "ignored a web process that is not its shared host's");
+                        }
+                        continue;
+                    }
+                    if let HostMsg::WebProcessEnded { reason } = event {
+                        // The page is gone: the app starts again (its web process is dead
+                        // already; a host of its own goes too).
+                        let reason: String = reason.chars().take(200).collect();
+                        conn.abort();
+                        proc.kill().await;
+                        break Ended::Exited(format!("its web process {reason}"));
+                    }
                     // A page that starts or finishes loading has its web process: look now
                     // rather than at the next tick, so the desk sees it at once.
                     let loading = matches!(event, HostMsg::PageLoad { .. });
@@ -316,27 +312,21 @@ impl Monitor {
                         Some(hung) => Some(hung),
                         // Memory and CPU: a watchdog over the host's whole tree (cgroup v2 is
                         // not used yet).
-                        None => match pid {
+                        None => match proc.watched() {
                             Some(pid) if usage.due() => self.scan_usage(pid, &mut usage).await,
                             _ => None,
                         },
                     };
                     if let Some(over) = over {
-                        kill(&mut child);
-                        let _ = child.wait().await;
+                        conn.abort();
+                        proc.kill().await;
                         break over;
                     }
                 }
                 _ = Self::stopped(&mut self.shutdown, &mut self.stop) => {
                     // Ask: closing the connection makes the host leave. Then insist.
                     conn.abort();
-                    if tokio::time::timeout(self.policy.grace, child.wait()).await.is_err() {
-                        kill(&mut child);
-                        let _ = child.wait().await;
-                    }
-                    if let Some(pid) = pid {
-                        kill_tree(pid);
-                    }
+                    proc.stop(self.policy.grace).await;
                     return Ok(Ended::Shutdown);
                 }
             }
@@ -351,6 +341,38 @@ impl Monitor {
         if self.spec.kind == HostKind::Native {
             return self.start_native();
         }
+        let (proc, ours) = match &self.spec.group {
+            Some(group) => {
+                let watch = crate::host::group::Watch {
+                    every: self.policy.heartbeat_every,
+                    timeout: self.policy.heartbeat_timeout,
+                    grace: self.policy.grace,
+                };
+                let host = self.groups.lease(group, &self.spec.program, watch)?;
+                let ours = host.open(&format!("{} #{}", self.spec.app, self.instance), &self.spec.args)?;
+                (HostProc::Shared { group: host, web: None }, ours)
+            }
+            None => self.spawn_own()?,
+        };
+        ours.set_nonblocking(true)?;
+        let stream = tokio::net::UnixStream::from_std(ours)?;
+        let (opts, last_pong, events_rx) = self.conn_options();
+        // A restarted host is told where its view is before anything else queued for it. It
+        // starts in the main window: if its view belongs in another, it moves there, shown or
+        // hidden.
+        if let Some(slot) = self.slots.lock().get(&self.instance) {
+            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
+            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
+            for msg in parent.into_iter().chain(view) {
+                let _ = slot.send(msg);
+            }
+        }
+        let conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
+        Ok(Started { proc, conn, last_pong, events: events_rx })
+    }
+
+    /// Spawns a host of the instance's own; gives it and the shell's end of its connection.
+    fn spawn_own(&self) -> anyhow::Result<(HostProc, std::os::unix::net::UnixStream)> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let child = tokio::process::Command::new(&self.spec.program)
             .args(&self.spec.args)
@@ -367,21 +389,7 @@ impl Monitor {
         {
             let _ = rustix::process::setpriority_process(Some(p), 19);
         }
-        ours.set_nonblocking(true)?;
-        let stream = tokio::net::UnixStream::from_std(ours)?;
-        let (opts, last_pong, events_rx) = self.conn_options();
-        // A restarted host is told where its view is before anything else queued for it. It
-        // starts in the main window: if its view belongs in another, it moves there, shown or
-        // hidden.
-        if let Some(slot) = self.slots.lock().get(&self.instance) {
-            let parent = slot.parent.map(|xid| ShellMsg::SetParent { xid });
-            let view = slot.view.map(|b| view_messages(Some(b))).unwrap_or_default();
-            for msg in parent.into_iter().chain(view) {
-                let _ = slot.send(msg);
-            }
-        }
-        let conn = tokio::spawn(serve_opts(self.broker.clone(), stream, Some(self.spec.app.clone()), opts));
-        Ok(Started { child, pid, conn, last_pong, events: events_rx })
+        Ok((HostProc::Own { child, pid }, ours))
     }
 
     /// One heartbeat of a host: its page probed, the host pinged unless the page answered the
@@ -522,7 +530,7 @@ impl Monitor {
             let codec = crate::host::endpoint::NativeCodec::new(accepted.reader, accepted.pid, &app, instance, state);
             crate::host::ipc::serve_codec(broker, accepted.stream, Some(broker::AppId::new(&app)), opts, codec).await
         });
-        Ok(Started { child, pid, conn, last_pong, events })
+        Ok(Started { proc: HostProc::Own { child, pid }, conn, last_pong, events })
     }
 
     /// Whether the page may go to `url`: its own origin, or one the gate allows
@@ -660,15 +668,6 @@ impl Monitor {
     }
 }
 
-pub(crate) fn describe(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
-        _ => status.to_string(),
-    }
-}
-
 /// What a host's heartbeats keep between two ticks.
 pub(crate) struct Beat {
     nonce: u64,
@@ -745,7 +744,7 @@ impl Monitor {
         });
         let (tree, rss, resident, pss, watch) = read.await.ok()?;
         (u.pss, u.tree) = (pss, watch);
-        let web: Vec<u32> = tree.iter().filter(|p| p.comm.starts_with("WebKitWebProces")).map(|p| p.pid).collect();
+        let web: Vec<u32> = tree.iter().filter(|p| p.comm == WEB_PROCESS).map(|p| p.pid).collect();
         // CPU: the tree's ticks now against the oldest sample in the window.
         // (A child that exited takes its ticks with it: the sum may drop.)
         let now = Instant::now();
@@ -806,8 +805,7 @@ impl Monitor {
 
 /// A host just started: its process, its connection's task, and what the connection reports.
 pub(crate) struct Started {
-    child: tokio::process::Child,
-    pid: Option<u32>,
+    proc: HostProc,
     conn: tokio::task::JoinHandle<anyhow::Result<()>>,
     last_pong: Arc<AtomicU64>,
     events: flume::Receiver<HostMsg>,

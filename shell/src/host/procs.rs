@@ -193,6 +193,9 @@ fn tree_in(root: u32, all: &[Proc]) -> Vec<Proc> {
     tree
 }
 
+/// What WebKit's web processes are called (`comm` keeps 15 bytes).
+pub(crate) const WEB_PROCESS: &str = "WebKitWebProces";
+
 pub(crate) fn page_size() -> u64 {
     rustix::param::page_size() as u64
 }

@@ -20,9 +20,24 @@ use protocol::wire::{Bounds, ShellMsg};
 
 use crate::host::instance::*;
 pub use crate::host::instance::{
-    AppEvent, AppEventSink, AppSpec, AppState, DEFAULT_RATE_LIMIT, EvalError, HostKind, InstanceStatus, RestartPolicy,
+    AppEvent, AppEventSink, AppSpec, AppState, DEFAULT_RATE_LIMIT, EvalError, GroupSpec, HostKind, InstanceStatus,
+    RestartPolicy,
 };
 use crate::host::monitor::*;
+
+/// A process group's shared host, as `tessera ctl apps` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupStatus {
+    /// The group.
+    pub name: String,
+    /// Its host's pid.
+    pub pid: u32,
+    /// Apps whose views it holds.
+    pub views: usize,
+    /// Memory (PSS) of the host and its WebKit network process, which its apps share (each
+    /// app's web process is counted as the app's).
+    pub memory_bytes: Option<u64>,
+}
 
 /// Supervises app-host processes on the current tokio runtime.
 pub struct Supervisor {
@@ -37,6 +52,7 @@ pub struct Supervisor {
     app_events: AppEvents,
     gate: SharedGate,
     endpoint: Arc<crate::host::endpoint::Endpoint>,
+    groups: Arc<crate::host::group::Groups>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -62,6 +78,7 @@ impl Supervisor {
             app_events: Arc::new(Mutex::new(None)),
             gate: Arc::new(Mutex::new(None)),
             endpoint: Arc::new(crate::host::endpoint::Endpoint::default()),
+            groups: Arc::default(),
         }
     }
 
@@ -136,6 +153,7 @@ impl Supervisor {
                     instance,
                     kind: spec.kind,
                     pid: None,
+                    group: spec.group.as_ref().map(|g| g.name.clone()),
                     web_pids: Vec::new(),
                     memory_bytes: None,
                     cpu_percent: None,
@@ -177,6 +195,7 @@ impl Supervisor {
             app_events: Arc::clone(&self.app_events),
             gate: Arc::clone(&self.gate),
             endpoint: Arc::clone(&self.endpoint),
+            groups: Arc::clone(&self.groups),
         };
         (instance, monitor)
     }
@@ -186,6 +205,16 @@ impl Supervisor {
         let mut v: Vec<_> = self.slots.lock().values().map(|s| s.status.clone()).collect();
         v.sort_by_key(|s| s.instance);
         v
+    }
+
+    /// The process groups whose shared hosts run: their names, host pids and how many apps'
+    /// views each holds.
+    pub fn groups(&self) -> Vec<GroupStatus> {
+        self.groups
+            .running()
+            .into_iter()
+            .map(|(name, pid, views, memory_bytes)| GroupStatus { name, pid, views, memory_bytes })
+            .collect()
     }
 
     /// The state an instance's app last saved (JSON), if any.

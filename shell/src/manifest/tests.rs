@@ -162,3 +162,68 @@ fn native_apps_name_an_executable_and_nothing_of_a_page() {
         assert!(e.contains(want), "{app}: {e}");
     }
 }
+
+#[test]
+fn web_apps_share_the_host_of_their_trust_level_unless_they_name_a_group_or_ask_to_be_alone() {
+    let (dir, path) = dir_with_page();
+    std::fs::write(dir.path().join("tool"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(dir.path().join("tool"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"apps": [
+            {"appId": "a", "url": "page.html"},
+            {"appId": "b", "url": "https://example.com/b", "processGroup": "quotes-1.x"},
+            {"appId": "c", "url": "page.html", "ownProcess": true},
+            {"appId": "n", "type": "native", "path": "tool"}]}"#,
+    )
+    .unwrap();
+    let m = load(&path).unwrap();
+    let groups: Vec<Option<String>> = m.apps.iter().map(App::process_group).collect();
+    assert_eq!(groups, [Some("desk".to_owned()), Some("quotes-1.x".to_owned()), None, None]);
+
+    std::fs::write(
+        &path,
+        r#"{"apps": [
+            {"appId": "up", "url": "page.html", "processGroup": "../x"},
+            {"appId": "empty", "url": "page.html", "processGroup": ""},
+            {"appId": "dot", "url": "page.html", "processGroup": ".hidden"},
+            {"appId": "long", "url": "page.html", "processGroup": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+            {"appId": "both", "url": "page.html", "processGroup": "g", "ownProcess": true},
+            {"appId": "nat", "type": "native", "path": "tool", "processGroup": "g"}]}"#,
+    )
+    .unwrap();
+    let e = load(&path).unwrap_err().to_string();
+    for needle in [
+        "app \"up\": processGroup: \"../x\" is not a group name",
+        "app \"empty\": processGroup",
+        "app \"dot\": processGroup",
+        "app \"long\": processGroup",
+        "app \"both\": processGroup and ownProcess",
+        "app \"nat\": processGroup and ownProcess are for web apps",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+}
+
+#[test]
+fn an_app_directorys_apps_share_the_directory_group() {
+    let mut app = App {
+        app_id: "d".into(),
+        title: "d".into(),
+        description: String::new(),
+        icon: None,
+        url: "https://example.com/".into(),
+        content_root: None,
+        origins: Origins::of("https://example.com/").unwrap(),
+        memory_limit_bytes: None,
+        cpu_limit_percent: None,
+        source: Some("https://appd.example.com/v2/apps".into()),
+        permissions: Vec::new(),
+        csp: None,
+        native: None,
+        process: Process::ByTrust,
+    };
+    assert_eq!(app.process_group().as_deref(), Some("directory"));
+    app.source = None;
+    assert_eq!(app.process_group().as_deref(), Some("desk"));
+}

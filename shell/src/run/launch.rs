@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shell::host::endpoint::Attached;
-use shell::host::supervisor::{AppSpec, HostKind};
+use shell::host::supervisor::{AppSpec, GroupSpec, HostKind};
 
 use super::{RECENT, Shell, workspace};
 
@@ -24,6 +24,22 @@ pub(super) fn app_dir_name(app_id: &str) -> String {
     } else {
         format!("={}", app_id.bytes().map(|b| format!("{b:02x}")).collect::<String>())
     }
+}
+
+/// The environment of a WebKit host keeping its data in `dir`.
+fn webkit_env(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut env = vec![
+        // WebKit keeps caches and some data under the XDG directories: per app (or group), in
+        // the profile.
+        ("XDG_CACHE_HOME".to_owned(), dir.join("cache").display().to_string()),
+        ("XDG_DATA_HOME".to_owned(), dir.join("data").display().to_string()),
+    ];
+    if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
+        // WebKit's DMA-BUF renderer leaves views embedded in another process's X11 window
+        // unpainted (seen under Xvfb with Mesa); the shared-memory path paints them.
+        env.push(("WEBKIT_DISABLE_DMABUF_RENDERER".to_owned(), "1".to_owned()));
+    }
+    env
 }
 
 impl Shell {
@@ -80,18 +96,13 @@ impl Shell {
         if console {
             args.push("--console".to_owned());
         }
-        let mut env = vec![
-            // WebKit keeps caches and some data under the XDG directories: per app, in the profile.
-            ("XDG_CACHE_HOME".to_owned(), dir.join("cache").display().to_string()),
-            ("XDG_DATA_HOME".to_owned(), dir.join("data").display().to_string()),
-        ];
-        if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
-            // WebKit's DMA-BUF renderer leaves views embedded in another process's X11 window
-            // unpainted (seen under Xvfb with Mesa); the shared-memory path paints them.
-            env.push(("WEBKIT_DISABLE_DMABUF_RENDERER".to_owned(), "1".to_owned()));
-        }
+        let group = match app.process_group() {
+            Some(name) => Some(self.group_spec(name)?),
+            None => None,
+        };
         let spec = AppSpec {
-            env,
+            env: webkit_env(&dir),
+            group,
             origins: Some(app.origins.clone()),
             memory_limit_bytes: app.memory_limit_bytes,
             cpu_limit_percent: app.cpu_limit_percent,
@@ -100,6 +111,16 @@ impl Shell {
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
         Ok(self.started(&app.app_id, spec))
+    }
+
+    /// How process group `name`'s shared host is started: its WebKit data and caches kept in
+    /// the profile, per group.
+    fn group_spec(&self, name: String) -> Result<GroupSpec> {
+        let dir = self.profile_dir.join("groups").join(&name);
+        let webkit = dir.join("webkit");
+        std::fs::create_dir_all(&webkit).with_context(|| format!("creating {}", webkit.display()))?;
+        let args = vec!["group".to_owned(), "--data-dir".to_owned(), webkit.display().to_string()];
+        Ok(GroupSpec { name, args, env: webkit_env(&dir) })
     }
 
     /// A new instance's state file in the app's directory `dir`, holding `state` if given: each

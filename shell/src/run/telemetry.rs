@@ -19,7 +19,8 @@ use super::Shell;
 
 /// Whether the desk is well (every required service ok, no app failed or restarting), and the
 /// details: `{"status", "version", "manifest", "config", "traces", "services": [{name, ok, required,
-/// detail}], "apps": [{app, instance, state, ok}]}`.
+/// detail}], "apps": [{app, instance, state, ok, group}], "groups": [{name, pid, views,
+/// memory_bytes}]}` (the process groups whose shared hosts run).
 pub(super) fn health(shell: &Shell) -> (bool, Value) {
     let services = super::ui::services(shell);
     let apps = shell.supervisor.status();
@@ -37,8 +38,9 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
         .collect();
     let apps: Vec<Value> = apps
         .into_iter()
-        .map(|a| json!({ "app": a.app, "instance": a.instance, "state": a.state, "ok": app_ok(&a.state) }))
+        .map(|a| json!({ "app": a.app, "instance": a.instance, "state": a.state, "ok": app_ok(&a.state), "group": a.group }))
         .collect();
+    let groups = shell.supervisor.groups();
     let status = if well { "ok" } else { "degraded" };
     let manifest = shell.manifest.read().name.clone();
     let tracer = telemetry::trace::global();
@@ -56,6 +58,7 @@ pub(super) fn health(shell: &Shell) -> (bool, Value) {
             "traces": traces,
             "services": services,
             "apps": apps,
+            "groups": groups,
             // Frames the window has drawn: an idle desk draws none.
             "frames": frames(shell).map(|f| f.frames),
         }),

@@ -172,6 +172,7 @@ pub(super) fn health(shell: &Shell) -> Vec<compositor::HealthRow> {
             title: shell.title(&s.app),
             state: format!("{:?}", s.state).to_lowercase(),
             pid: s.pid,
+            group: s.group,
             memory_bytes: s.memory_bytes,
             cpu_percent: s.cpu_percent,
             messages_in: s.messages_in,
@@ -179,6 +180,16 @@ pub(super) fn health(shell: &Shell) -> Vec<compositor::HealthRow> {
             restarts: s.restarts,
             last_exit: s.last_exit,
         })
+        .collect()
+}
+
+/// The health view's process groups.
+fn groups(shell: &Shell) -> Vec<compositor::GroupRow> {
+    shell
+        .supervisor
+        .groups()
+        .into_iter()
+        .map(|g| compositor::GroupRow { name: g.name, pid: g.pid, apps: g.views, memory_bytes: g.memory_bytes })
         .collect()
 }
 
@@ -196,6 +207,7 @@ pub(super) async fn tiles(shell: Arc<Shell>) {
     push_grants(&shell);
     loop {
         shell.ui.send(UiCommand::SetHealth(health(&shell)));
+        shell.ui.send(UiCommand::SetGroups(groups(&shell)));
         let now = views(&shell);
         if now != last {
             if now.0.len() != last.0.len() {

@@ -241,6 +241,7 @@ fn the_shell_bar_counts_native_apps_too() {
         title: format!("App {key}"),
         state: state.into(),
         pid: Some(100 + u32::try_from(key).unwrap()),
+        group: None,
         memory_bytes: None,
         cpu_percent: None,
         messages_in: 0,

@@ -35,22 +35,28 @@ fn revoking_a_grant_returns_it() {
 }
 
 #[test]
-fn the_health_view_shows_each_instance() {
-    let rows = vec![HealthRow {
-        key: 3,
-        title: "Prices".into(),
+fn the_health_view_shows_each_instance_and_the_process_groups() {
+    let row = |key: u64, title: &str, pid: u32, group: Option<&str>| HealthRow {
+        key,
+        title: title.into(),
         state: "running".into(),
-        pid: Some(4242),
+        pid: Some(pid),
+        group: group.map(Into::into),
         memory_bytes: Some(120 << 20),
         cpu_percent: Some(4.6),
         messages_in: 10,
         messages_out: 700,
         restarts: 1,
         last_exit: Some("killed by signal 9".into()),
-    }];
-    let mut h = Harness::new_ui(move |ui| health(ui, &[], &rows));
+    };
+    let rows = vec![row(3, "Prices", 4242, None), row(4, "News", 5151, Some("desk"))];
+    let groups = vec![GroupRow { name: "desk".into(), pid: 5151, apps: 1, memory_bytes: Some(61 << 20) }];
+    let mut h = Harness::new_ui(move |ui| health(ui, &[], &rows, &groups));
     h.run();
-    for text in ["Prices #3", "running", "4242", "120 MiB", "5%", "700"] {
-        assert!(h.query_by_label(text).is_some(), "{text} missing");
+    for text in ["Prices #3", "News #4", "running", "4242", "own", "120 MiB", "5%", "700", "Process groups", "61 MiB"] {
+        assert!(h.query_all_by_label(text).next().is_some(), "{text} missing");
     }
+    // The group's name shows in its app's row and in the groups' list; its host's pid too.
+    assert_eq!(h.query_all_by_label("desk").count(), 2);
+    assert_eq!(h.query_all_by_label("5151").count(), 2);
 }

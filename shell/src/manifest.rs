@@ -557,12 +557,7 @@ fn check_app(who: &str, a: RawApp, base: &Path, problems: &mut Vec<String>) -> O
 /// A web app's `processGroup` / `ownProcess`: a group's name is 1–64 letters, digits, `-`,
 /// `_` or `.` (it names a directory in the profile), not starting with `.`.
 fn check_process(who: &str, a: &RawApp, native: bool, problems: &mut Vec<String>) -> Option<Process> {
-    let named = |n: &str| {
-        !n.is_empty()
-            && n.len() <= 64
-            && !n.starts_with('.')
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
+    let named = policy::processes::is_group_name;
     match (&a.process_group, a.own_process) {
         (Some(_), _) | (None, true) if native => {
             problems

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::e2e::{Shell, alive, parent_of, pid, running_with_page, wait_gone};
 
@@ -137,44 +137,56 @@ fn apps_in_one_process_group_share_a_host_and_fail_alone_unless_it_fails() {
 }
 
 #[test]
-fn an_app_may_ask_for_a_host_of_its_own_and_a_bad_group_is_refused() {
+fn an_app_may_ask_for_a_host_of_its_own_or_a_group_and_the_admin_policy_decides() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = tests::workspace_root().join("tests/fixtures/e2e");
     for page in ["alpha.html", "beta.html", "gamma.html", "e2e.js"] {
         std::fs::copy(fixtures.join(page), dir.path().join(page)).unwrap();
     }
-    let desk = |apps: Value| {
+    let desk = |apps: Value, policy: Value| {
         let manifest = dir.path().join("desk.json");
-        std::fs::write(
-            &manifest,
-            serde_json::json!({ "name": "groups", "apps": apps, "startup": ["alpha", "beta", "gamma"] }).to_string(),
-        )
-        .unwrap();
+        let desk = serde_json::json!({ "name": "groups", "apps": apps, "startup": ["alpha", "beta", "gamma"], "policy": policy });
+        std::fs::write(&manifest, desk.to_string()).unwrap();
         manifest
     };
-    // A name that is not one: refused, with the app and the field.
-    let bad = desk(serde_json::json!([{ "appId": "alpha", "url": "alpha.html", "processGroup": "../up" }]));
-    let out = Command::new(tests::bin("tessera"))
-        .args(["run", "--manifest", bad.to_str().unwrap(), "--exit-after", "1"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("alpha") && err.contains("processGroup"), "{err}");
+    let refused = |manifest: &std::path::Path| {
+        let out = Command::new(tests::bin("tessera"))
+            .args(["run", "--manifest", manifest.to_str().unwrap(), "--exit-after", "1"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A name that is not one, in the manifest or the policy: refused, with the app and the field.
+    let bad = desk(serde_json::json!([{ "appId": "alpha", "url": "alpha.html", "processGroup": "../up" }]), json!({}));
+    let err = refused(&bad);
+    assert!(err.contains("alpha") && err.contains("processGroup"), "{err}");
+    let bad = desk(
+        serde_json::json!([{ "appId": "alpha", "url": "alpha.html" }]),
+        json!({ "processes": { "groups": { "alpha": "a/b" } } }),
+    );
+    let err = refused(&bad);
+    assert!(err.contains("processes.groups.alpha"), "{err}");
 
-    let manifest = desk(serde_json::json!([
-        { "appId": "alpha", "url": "alpha.html", "ownProcess": true },
-        { "appId": "beta", "url": "beta.html", "processGroup": "quotes" },
-        { "appId": "gamma", "url": "gamma.html", "processGroup": "quotes" },
-    ]));
+    // The manifest asks, the admin policy decides: alpha asks to be alone and beta and gamma to
+    // share "quotes"; the policy puts alpha in "quotes" and gives gamma a host of its own.
+    let manifest = desk(
+        serde_json::json!([
+            { "appId": "alpha", "url": "alpha.html", "ownProcess": true },
+            { "appId": "beta", "url": "beta.html", "processGroup": "quotes" },
+            { "appId": "gamma", "url": "gamma.html", "processGroup": "quotes" },
+        ]),
+        json!({ "processes": { "alone": ["gamma"], "groups": { "alpha": "quotes" } } }),
+    );
     let shell = Shell::start_full(manifest.to_str().unwrap(), None, 600, &[], "groups-own");
     shell.wait_for("three apps running with their pages", Duration::from_secs(90), |apps| {
         apps.len() == 3 && apps.iter().all(running_with_page)
     });
     let apps = shell.apps();
-    assert!(apps[0]["group"].is_null(), "{}", apps[0]);
-    assert_eq!((apps[1]["group"].as_str(), apps[2]["group"].as_str()), (Some("quotes"), Some("quotes")));
-    assert_eq!(pid(&apps[1]), pid(&apps[2]));
-    assert_ne!(pid(&apps[0]), pid(&apps[1]));
+    assert_eq!((apps[0]["group"].as_str(), apps[1]["group"].as_str()), (Some("quotes"), Some("quotes")));
+    assert!(apps[2]["group"].is_null(), "{}", apps[2]);
+    assert_eq!(pid(&apps[0]), pid(&apps[1]));
+    assert_ne!(pid(&apps[2]), pid(&apps[1]));
     // A host of its own: its web process is under it, and counted with it.
-    assert_eq!(parent_of(web(&apps[0])[0]), pid(&apps[0]));
+    assert_eq!(parent_of(web(&apps[2])[0]), pid(&apps[2]));
 }

@@ -121,6 +121,9 @@ pub struct PolicyFile {
     /// Where the desk's traces go (an OpenTelemetry collector) and how many are kept.
     #[serde(default)]
     pub traces: Option<TraceRules>,
+    /// Which web apps share app host processes, beyond what the manifest says.
+    #[serde(default)]
+    pub processes: crate::processes::ProcessRules,
 }
 
 /// The admin policy's trace rules: OTLP/HTTP to IT's OpenTelemetry collector.
@@ -325,6 +328,7 @@ pub struct AdminPolicy {
     link: Option<crate::link::LinkRules>,
     logs: LogRules,
     traces: Option<TraceRules>,
+    processes: crate::processes::ProcessRules,
 }
 
 impl AdminPolicy {
@@ -388,6 +392,7 @@ impl AdminPolicy {
             },
         };
         check_listeners(file, &mut problems);
+        file.processes.problems(&mut problems);
         if let Some(t) = &file.traces {
             t.problems(&mut problems);
         }
@@ -453,6 +458,7 @@ impl AdminPolicy {
                 link: file.link.clone(),
                 logs: file.logs.clone(),
                 traces: file.traces.clone(),
+                processes: file.processes.clone(),
             })
         } else {
             Err(PolicyError { problems })
@@ -472,6 +478,11 @@ impl AdminPolicy {
     /// The telemetry rules, if the policy has them.
     pub fn telemetry(&self) -> Option<&TelemetryRules> {
         self.telemetry.as_ref()
+    }
+
+    /// The process rules.
+    pub fn processes(&self) -> &crate::processes::ProcessRules {
+        &self.processes
     }
 
     /// The log rules.

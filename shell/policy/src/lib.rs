@@ -20,13 +20,14 @@
 //! ([`signing`]) and per-app navigation origins ([`origin`]). It knows no UI, no processes and no
 //! storage: a policy is data in, decisions out (checked by `tests/it/architecture.rs`). Its
 //! modules form no circle: `urls` is a leaf, `signing` and `origin` use it, `permission` uses it,
-//! `link` (the desk link's section) is a leaf, and `admin` uses `permission`, `signing` and
-//! `link`.
+//! `link` (the desk link's section) and `processes` (which apps share app hosts) are leaves, and
+//! `admin` uses `permission`, `signing`, `link` and `processes`.
 
 mod admin;
 pub mod link;
 pub mod origin;
 mod permission;
+pub mod processes;
 pub mod signing;
 mod urls;
 

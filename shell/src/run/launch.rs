@@ -96,7 +96,13 @@ impl Shell {
         if console {
             args.push("--console".to_owned());
         }
-        let group = match app.process_group() {
+        // The admin policy wins over the manifest.
+        let group = match self.permissions.process_of(&app.app_id) {
+            Some(policy::processes::ProcessChoice::Alone) => None,
+            Some(policy::processes::ProcessChoice::Group(name)) => Some(name),
+            None => app.process_group(),
+        };
+        let group = match group {
             Some(name) => Some(self.group_spec(name)?),
             None => None,
         };

@@ -148,6 +148,11 @@ impl Permissions {
     }
 
     /// Whether the policy in force has the shell log `app`'s console output.
+    /// Where the policy in force puts `app`'s view, if it says.
+    pub(super) fn process_of(&self, app: &str) -> Option<policy::processes::ProcessChoice> {
+        self.policy.read().processes().of(app)
+    }
+
     pub(super) fn console_of(&self, app: &str) -> bool {
         self.policy.read().logs().console_of(app)
     }

@@ -132,7 +132,13 @@ pub(crate) fn run(args: &RunArgs) -> Result<bool> {
     let (ui_tx, ui_rx) = flume::bounded::<UiEvent>(1024);
     let (window, handle) = Compositor::new(&manifest.name, args.window_size, ui_tx)?;
     let host = std::env::current_exe().context("locating the tessera binary")?.with_file_name("tessera-app-host");
-    let policy = RestartPolicy { memory_limit_bytes: Some(args.memory_limit_mib << 20), ..RestartPolicy::default() };
+    // TESSERA_GROUP_LINGER_MS shortens how long an empty process group's host stays, for tests.
+    let linger = std::env::var("TESSERA_GROUP_LINGER_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    let policy = RestartPolicy {
+        memory_limit_bytes: Some(args.memory_limit_mib << 20),
+        group_linger: linger.unwrap_or(RestartPolicy::default().group_linger),
+        ..RestartPolicy::default()
+    };
     let agent = fdc3::agent(&manifest);
     let (admin, policy_file) = admin_policy(policy_from_file, &manifest);
     let update_rules = admin.update().cloned().zip(admin.release_checker());
@@ -262,6 +268,12 @@ fn start_tasks(rt: &tokio::runtime::Runtime, shell: &Arc<Shell>, args: &RunArgs,
             }
             Err(e) => tracing::error!("the native endpoint's WebSocket cannot listen on {addr}: {e}"),
         }
+    }
+    {
+        // The start-up apps' shared hosts start now, beside the window: GTK and WebKit are up
+        // when the first page opens.
+        let _guard = rt.enter();
+        shell.warm_groups();
     }
     rt.spawn(window_events(Arc::clone(shell), ui_rx));
     rt.spawn(tiles(Arc::clone(shell)));

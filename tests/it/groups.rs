@@ -178,7 +178,8 @@ fn an_app_may_ask_for_a_host_of_its_own_or_a_group_and_the_admin_policy_decides(
         ]),
         json!({ "processes": { "alone": ["gamma"], "groups": { "alpha": "quotes" } } }),
     );
-    let shell = Shell::start_full(manifest.to_str().unwrap(), None, 600, &[], "groups-own");
+    let shell =
+        Shell::start_full(manifest.to_str().unwrap(), None, 600, &[("TESSERA_GROUP_LINGER_MS", "3000")], "groups-own");
     shell.wait_for("three apps running with their pages", Duration::from_secs(90), |apps| {
         apps.len() == 3 && apps.iter().all(running_with_page)
     });
@@ -189,4 +190,51 @@ fn an_app_may_ask_for_a_host_of_its_own_or_a_group_and_the_admin_policy_decides(
     assert_ne!(pid(&apps[2]), pid(&apps[1]));
     // A host of its own: its web process is under it, and counted with it.
     assert_eq!(parent_of(web(&apps[2])[0]), pid(&apps[2]));
+
+    // A group whose apps have all closed keeps its host a while (3 s here) for the next one,
+    // which opens in it; then the host goes.
+    let quotes = pid(&apps[0]);
+    let group = |shell: &Shell| -> Option<Value> {
+        let health: Value = serde_json::from_str(&shell.ctl_ok(&["health", "--json"])).unwrap();
+        health["groups"].as_array().unwrap().iter().find(|g| g["name"] == "quotes").cloned()
+    };
+    for a in &apps[..2] {
+        shell.ctl_ok(&["close", &a["instance"].to_string()]);
+    }
+    shell.wait_for("the group's apps closed", Duration::from_secs(10), |apps| apps.len() == 1);
+    let idle = group(&shell).expect("the group's host lingers");
+    assert_eq!((idle["pid"].as_u64(), idle["views"].as_u64()), (Some(quotes), Some(0)), "{idle}");
+    let again: u64 = shell.ctl_ok(&["launch", "beta"]).parse().unwrap();
+    shell.wait_for("beta again", Duration::from_secs(30), |apps| {
+        apps.iter().any(|a| a["instance"] == again && running_with_page(a))
+    });
+    assert_eq!(pid(&shell.app(again)), quotes, "it opened in the host that stayed");
+    shell.ctl_ok(&["close", &again.to_string()]);
+    let gone = Instant::now();
+    wait_gone(&[quotes], Duration::from_secs(15));
+    assert!(gone.elapsed() >= Duration::from_secs(2), "the host went after {:?}, before its time", gone.elapsed());
+    assert!(group(&shell).is_none());
+}
+
+#[test]
+fn a_group_host_with_no_app_left_does_not_outlive_a_frozen_shell() {
+    let env = [("TESSERA_SHELL_TIMEOUT_MS", "2000"), ("TESSERA_GROUP_LINGER_MS", "600000")];
+    let shell = Shell::start_full("e2e.json", None, 2048, &env, "groups-frozen");
+    shell.wait_for("three apps running", Duration::from_secs(90), |apps| {
+        apps.len() == 3 && apps.iter().all(running_with_page)
+    });
+    let apps = shell.apps();
+    let host = pid(&apps[0]);
+    let tessera = parent_of(host);
+    for a in &apps {
+        shell.ctl_ok(&["close", &a["instance"].to_string()]);
+    }
+    shell.wait_for("every app closed", Duration::from_secs(10), |apps| apps.is_empty());
+    // Its views gone, it hears from the shell only through the group's pings.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(alive(host), "the host stays while the shell pings it");
+    assert!(Command::new("kill").args(["-STOP", &tessera.to_string()]).status().unwrap().success());
+    let took = wait_gone(&[host], Duration::from_secs(10));
+    eprintln!("a host with no view left a frozen shell after {took:?}");
+    assert!(Command::new("kill").args(["-CONT", &tessera.to_string()]).status().unwrap().success());
 }

@@ -32,6 +32,7 @@ fn policy() -> RestartPolicy {
         cpu_limit_percent: None,
         cpu_window: Duration::from_secs(2),
         rate_limit: None,
+        group_linger: Duration::from_secs(2),
     }
 }
 

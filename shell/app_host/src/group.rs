@@ -40,8 +40,28 @@ pub(crate) fn run(data_dir: Option<PathBuf>, parse: ParseView) -> Result<()> {
     let control: Arc<OwnedFd> = Arc::new(std::io::stdin().as_fd().try_clone_to_owned().context("duplicating stdin")?);
     gtk::init().context("starting GTK (is DISPLAY set to an X11 display?)")?;
     let reader = Arc::clone(&control);
+    // When the shell last pinged the group (every second): a shell silent for long is frozen,
+    // and a host with no view left would otherwise wait for it for ever.
+    let heard = Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    let ms = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    {
+        let heard = Arc::clone(&heard);
+        let timeout = crate::webview::shell_timeout();
+        std::thread::Builder::new().name("group-watch".into()).spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let silent = ms().saturating_sub(heard.load(Ordering::Relaxed));
+                if std::time::Duration::from_millis(silent) > timeout {
+                    tracing::error!("the shell has not pinged the group for {silent} ms; leaving");
+                    std::process::exit(1);
+                }
+            }
+        })?;
+    }
     std::thread::Builder::new().name("group-control".into()).spawn(move || {
-        match read_control(&reader, data_dir.as_deref(), parse) {
+        let heard = || heard.store(ms(), Ordering::Relaxed);
+        match read_control(&reader, data_dir.as_deref(), parse, &heard) {
             Ok(()) => tracing::info!("the shell closed the group's control socket; leaving"),
             Err(e) => tracing::error!("the group's control socket failed: {e:#}; leaving"),
         }
@@ -52,11 +72,17 @@ pub(crate) fn run(data_dir: Option<PathBuf>, parse: ParseView) -> Result<()> {
 }
 
 /// Reads the shell's records until the socket closes.
-fn read_control(control: &Arc<OwnedFd>, data_dir: Option<&std::path::Path>, parse: ParseView) -> Result<()> {
+fn read_control(
+    control: &Arc<OwnedFd>,
+    data_dir: Option<&std::path::Path>,
+    parse: ParseView,
+    heard: &dyn Fn(),
+) -> Result<()> {
     let next_view = AtomicU64::new(1);
     let mut buf = vec![0u8; MAX_GROUP_RECORD];
     loop {
         let Some((msg, fds)) = receive(control, &mut buf)? else { return Ok(()) };
+        heard();
         match msg {
             Ok(GroupMsg::Ping { nonce }) => {
                 let control = Arc::clone(control);

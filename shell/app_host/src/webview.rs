@@ -504,6 +504,15 @@ fn page_scripts(opts: &Options) -> Result<(String, Vec<String>)> {
     Ok((token, scripts))
 }
 
+/// How long the shell may be silent before the host decides it is gone (TESSERA_SHELL_TIMEOUT_MS
+/// shortens it, for tests).
+pub(crate) fn shell_timeout() -> Duration {
+    std::env::var("TESSERA_SHELL_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(SHELL_TIMEOUT, Duration::from_millis)
+}
+
 /// Starts the host's two threads on the shell's connection: one pings the shell when it has
 /// been quiet and leaves if it stays so; one reads what the shell sends, answers pings, passes
 /// everything else to GTK's thread (and, when the shell hangs up, closes the view in a `shared`
@@ -523,11 +532,7 @@ fn start_shell_threads(
     // while the page is up) shows its runtime is alive, as a pong does.
     let last_heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let ms_since_start = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    // TESSERA_SHELL_TIMEOUT_MS shortens the wait, for tests.
-    let shell_timeout = std::env::var("TESSERA_SHELL_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(SHELL_TIMEOUT, Duration::from_millis);
+    let shell_timeout = shell_timeout();
     {
         // Heartbeats the other way: a shell that stops answering is not waited for forever. A
         // shell heard from within the last period is not pinged (one message and its answer

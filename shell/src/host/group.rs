@@ -1,9 +1,12 @@
 //! Process groups: apps whose views share one `tessera-app-host` (one GTK loop, one WebKit
 //! network process), each page still in a web process of its own.
 //!
-//! [`Groups`] starts a group's host when an app of the group first needs it and hands each
-//! instance's monitor a lease ([`GroupHost`]); the host is asked to leave when the last lease
-//! goes. A task per host watches it: its GTK loop is pinged over the control socket (every view
+//! [`Groups`] starts a group's host when an app of the group first needs it (or ahead, as a
+//! spare: [`Groups::warm`]) and hands each instance's monitor a lease ([`GroupHost`]); a host
+//! whose last lease has gone stays a while (`RestartPolicy::group_linger`, 30 s) for the next
+//! app of its group (a trader closing
+//! and opening an app waits for no GTK or WebKit to start), then is asked to leave. A task per
+//! host watches it: its GTK loop is pinged over the control socket (every view
 //! needs it), and a host that exits or stops answering is killed with everything under it; its
 //! end is published, and every monitor in the group restarts its app from its saved state.
 
@@ -25,10 +28,13 @@ use crate::host::instance::GroupSpec;
 /// busy desk).
 const FIRST_ANSWER: Duration = Duration::from_secs(15);
 
+/// The groups' running hosts, by name: each held here (so it may linger) and by its leases.
+type Running = Arc<Mutex<HashMap<String, Arc<GroupHost>>>>;
+
 /// The groups whose hosts run, by name.
 #[derive(Debug, Default)]
 pub(crate) struct Groups {
-    running: Mutex<HashMap<String, Weak<GroupHost>>>,
+    running: Running,
 }
 
 /// One group's running host, while any lease on it is held.
@@ -42,7 +48,8 @@ pub(crate) struct GroupHost {
     /// The memory (PSS) of the host and what it shares (its network process): everything
     /// under it but the views' web processes, each of which is its app's.
     memory: Arc<AtomicU64>,
-    /// Dropped with the last lease: the watching task then asks the host to leave.
+    /// Dropped with the host (its last lease, and the registry's hold once it has lingered):
+    /// the watching task then asks the host to leave.
     _leave: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -55,6 +62,8 @@ pub(crate) struct Watch {
     pub(crate) timeout: Duration,
     /// How long it may take to leave before it is killed.
     pub(crate) grace: Duration,
+    /// How long it stays with no app in it.
+    pub(crate) linger: Duration,
 }
 
 impl Groups {
@@ -66,15 +75,26 @@ impl Groups {
         watch: Watch,
     ) -> anyhow::Result<Arc<GroupHost>> {
         let mut running = self.running.lock();
-        if let Some(host) = running.get(&spec.name).and_then(Weak::upgrade)
+        if let Some(host) = running.get(&spec.name)
             && host.ended.borrow().is_none()
         {
-            return Ok(host);
+            return Ok(Arc::clone(host));
         }
-        let host = Arc::new(GroupHost::start(spec, program, watch)?);
-        running.retain(|_, h| h.strong_count() > 0);
-        running.insert(spec.name.clone(), Arc::downgrade(&host));
+        let host = GroupHost::start(spec, program, watch, &self.running)?;
+        running.insert(spec.name.clone(), Arc::clone(&host));
         Ok(host)
+    }
+
+    /// Starts `spec`'s host ahead of its apps, if it does not run: a spare, which stays
+    /// `watch.linger` if no app comes.
+    pub(crate) fn warm(&self, spec: &GroupSpec, program: &std::path::Path, watch: Watch) -> anyhow::Result<()> {
+        self.lease(spec, program, watch).map(drop)
+    }
+
+    /// Lets every host go (the shell is stopping): each is asked to leave once its last lease
+    /// has gone. Gives what says when each has ended.
+    pub(crate) fn clear(&self) -> Vec<tokio::sync::watch::Receiver<Option<String>>> {
+        self.running.lock().drain().map(|(_, h)| h.ended.clone()).collect()
     }
 
     /// The groups whose hosts run: (name, pid, leases held, memory of what the views share).
@@ -82,10 +102,9 @@ impl Groups {
         let running = self.running.lock();
         let mut v: Vec<_> = running
             .iter()
-            .filter_map(|(name, h)| {
-                let host = h.upgrade()?;
-                // (The one counted here is not a lease.)
-                let leases = Arc::strong_count(&host) - 1;
+            .filter_map(|(name, host)| {
+                // (The registry's own is not a lease.)
+                let leases = Arc::strong_count(host) - 1;
                 let memory = Some(host.memory.load(Ordering::Relaxed)).filter(|m| *m > 0);
                 host.ended.borrow().is_none().then(|| (name.clone(), host.pid, leases, memory))
             })
@@ -98,7 +117,12 @@ impl Groups {
 impl GroupHost {
     /// Starts the host in a process group of its own with its end of the control socket as
     /// standard input, and the task that watches it.
-    fn start(spec: &GroupSpec, program: &std::path::Path, watch: Watch) -> anyhow::Result<Self> {
+    fn start(
+        spec: &GroupSpec,
+        program: &std::path::Path,
+        watch: Watch,
+        running: &Running,
+    ) -> anyhow::Result<Arc<Self>> {
         let (ours, theirs) = control::pair()?;
         let mut child = tokio::process::Command::new(program)
             .args(&spec.args)
@@ -128,16 +152,22 @@ impl GroupHost {
         let task_control = Arc::clone(&control);
         let memory = Arc::new(AtomicU64::new(0));
         let task_memory = Arc::clone(&memory);
+        let (me_tx, me_rx) = tokio::sync::oneshot::channel::<Weak<GroupHost>>();
+        let running = Arc::clone(running);
         tokio::spawn(async move {
+            let me = me_rx.await.unwrap_or_default();
             let seen = Seen { last_pong: &last_pong, memory: &task_memory };
-            let why = watch_host(&mut child, pid, &task_control, seen, watch, left).await;
+            let held = Held { me, running, name: name.clone() };
+            let why = watch_host(&mut child, pid, &task_control, seen, watch, left, held).await;
             crate::host::procs::kill_tree(pid);
             let _ = child.start_kill();
             let _ = child.wait().await;
             tracing::info!(group = %name, pid, "the shared app host ended: {why}");
             let _ = ended_tx.send(Some(why));
         });
-        Ok(Self { name: spec.name.clone(), pid, control, ended, memory, _leave: leave })
+        let host = Arc::new(Self { name: spec.name.clone(), pid, control, ended, memory, _leave: leave });
+        let _ = me_tx.send(Arc::downgrade(&host));
+        Ok(host)
     }
 
     /// The group's name.
@@ -180,6 +210,29 @@ struct Seen<'a> {
     memory: &'a Arc<AtomicU64>,
 }
 
+/// Where a host is held, for the watch to let it go once it has lingered with no app.
+struct Held {
+    me: Weak<GroupHost>,
+    running: Running,
+    name: String,
+}
+
+impl Held {
+    /// Whether only the registry holds the host (no app has a lease on it).
+    fn idle(&self) -> bool {
+        self.me.strong_count() <= 1
+    }
+
+    /// Lets the host go from the registry (if it is still this host there).
+    fn release(&self) {
+        // (Looked at again under the lock leases are taken under: none was taken meanwhile.)
+        let mut running = self.running.lock();
+        if self.idle() && running.get(&self.name).is_some_and(|h| std::ptr::eq(Arc::as_ptr(h), self.me.as_ptr())) {
+            running.remove(&self.name);
+        }
+    }
+}
+
 /// How often the memory of what a group's views share is read.
 const MEMORY_EVERY: u64 = 2;
 
@@ -191,8 +244,10 @@ async fn watch_host(
     seen: Seen<'_>,
     watch: Watch,
     mut left: tokio::sync::oneshot::Receiver<()>,
+    held: Held,
 ) -> String {
     let Seen { last_pong, memory } = seen;
+    let mut idle_since = None::<tokio::time::Instant>;
     let reading =
         Arc::new(Mutex::new((crate::host::procs::TreeWatch::default(), crate::host::procs::PssCache::default())));
     let mut ticks = tokio::time::interval(watch.every);
@@ -229,6 +284,15 @@ async fn watch_host(
                 if now.duration_since(since) > allowed {
                     tracing::warn!(pid, "a shared app host's GTK loop stopped answering");
                     return format!("hung: its GTK loop did not answer for {:.1} s", now.duration_since(since).as_secs_f64());
+                }
+                if held.idle() {
+                    let since = *idle_since.get_or_insert(now);
+                    if now.duration_since(since) >= watch.linger {
+                        // Nothing came for it: it goes (`left` fires next).
+                        held.release();
+                    }
+                } else {
+                    idle_since = None;
                 }
                 nonce += 1;
                 if let Err(e) = control::send(control, &GroupMsg::Ping { nonce }, None) {

@@ -47,6 +47,9 @@ pub struct RestartPolicy {
     pub cpu_window: Duration,
     /// Most messages a second an app may send the shell (see `ConnOptions::rate_limit`).
     pub rate_limit: Option<u32>,
+    /// How long a process group's shared host stays once no app is left in it, ready for the
+    /// group's next app.
+    pub group_linger: Duration,
 }
 
 /// Messages a second above which an app counts as flooding the bus (its processes are then
@@ -72,6 +75,7 @@ impl Default for RestartPolicy {
             cpu_limit_percent: None,
             cpu_window: Duration::from_secs(10),
             rate_limit: Some(DEFAULT_RATE_LIMIT),
+            group_linger: Duration::from_secs(30),
         }
     }
 }

@@ -347,6 +347,7 @@ impl Monitor {
                     every: self.policy.heartbeat_every,
                     timeout: self.policy.heartbeat_timeout,
                     grace: self.policy.grace,
+                    linger: self.policy.group_linger,
                 };
                 let host = self.groups.lease(group, &self.spec.program, watch)?;
                 let ours = host.open(&format!("{} #{}", self.spec.app, self.instance), &self.spec.args)?;

@@ -207,6 +207,19 @@ impl Supervisor {
         v
     }
 
+    /// Starts process group `spec`'s shared host (`program`) ahead of its apps, if it does not
+    /// run: the first app opens without waiting for GTK and WebKit to start. If none comes, it
+    /// goes after a while. Must be called within a tokio runtime.
+    pub fn warm(&self, spec: &GroupSpec, program: &std::path::Path) -> anyhow::Result<()> {
+        let watch = crate::host::group::Watch {
+            every: self.policy.heartbeat_every,
+            timeout: self.policy.heartbeat_timeout,
+            grace: self.policy.grace,
+            linger: self.policy.group_linger,
+        };
+        self.groups.warm(spec, program, watch)
+    }
+
     /// The process groups whose shared hosts run: their names, host pids and how many apps'
     /// views each holds.
     pub fn groups(&self) -> Vec<GroupStatus> {
@@ -305,6 +318,11 @@ impl Supervisor {
         let monitors: Vec<_> = self.monitors.lock().drain(..).collect();
         for m in monitors {
             let _ = m.await;
+        }
+        // The shared hosts have no app left: they go now, not after lingering.
+        for mut ended in self.groups.clear() {
+            let limit = self.policy.grace + std::time::Duration::from_secs(1);
+            let _ = tokio::time::timeout(limit, ended.wait_for(Option::is_some)).await;
         }
     }
 }

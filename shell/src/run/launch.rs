@@ -96,13 +96,7 @@ impl Shell {
         if console {
             args.push("--console".to_owned());
         }
-        // The admin policy wins over the manifest.
-        let group = match self.permissions.process_of(&app.app_id) {
-            Some(policy::processes::ProcessChoice::Alone) => None,
-            Some(policy::processes::ProcessChoice::Group(name)) => Some(name),
-            None => app.process_group(),
-        };
-        let group = match group {
+        let group = match self.group_of(&app) {
             Some(name) => Some(self.group_spec(name)?),
             None => None,
         };
@@ -117,6 +111,34 @@ impl Shell {
             ..AppSpec::new(AppId::new(&app.app_id), self.host.clone(), args)
         };
         Ok(self.started(&app.app_id, spec))
+    }
+
+    /// The process group whose host `app`'s view lives in (`None`: one of its own): the admin
+    /// policy's word, else the manifest's.
+    fn group_of(&self, app: &shell::manifest::App) -> Option<String> {
+        if app.native.is_some() {
+            return None;
+        }
+        match self.permissions.process_of(&app.app_id) {
+            Some(policy::processes::ProcessChoice::Alone) => None,
+            Some(policy::processes::ProcessChoice::Group(name)) => Some(name),
+            None => app.process_group(),
+        }
+    }
+
+    /// Starts the shared hosts of the start-up apps' process groups ahead of them (spares that
+    /// go after a while if no app comes). Must be called within the runtime.
+    pub(super) fn warm_groups(&self) {
+        let groups: std::collections::BTreeSet<String> = {
+            let manifest = self.manifest.read();
+            manifest.startup.iter().filter_map(|id| manifest.app(id)).filter_map(|a| self.group_of(a)).collect()
+        };
+        for name in groups {
+            let warmed = self.group_spec(name.clone()).and_then(|spec| self.supervisor.warm(&spec, &self.host));
+            if let Err(e) = warmed {
+                tracing::warn!(group = %name, "could not start a process group's host ahead: {e:#}");
+            }
+        }
     }
 
     /// How process group `name`'s shared host is started: its WebKit data and caches kept in

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::e2e::{Shell, alive, parent_of, pid, running_with_page, wait_gone};
+use crate::e2e::{Shell, alive, eat_memory, parent_of, pid, running_with_page, wait_gone};
 
 fn web(a: &Value) -> Vec<u64> {
     a["web_pids"].as_array().map(|w| w.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
@@ -97,13 +97,7 @@ fn apps_in_one_process_group_share_a_host_and_fail_alone_unless_it_fails() {
     // others carry on.
     let hog = ids[0];
     let hog_web = web(&shell.app(hog))[0];
-    let _ = shell.ctl(&[
-        "eval",
-        &hog.to_string(),
-        "window.hog = []; for (let i = 0; i < 48; i++) hog.push(new Uint8Array(16 << 20).fill(7)); hog.length",
-        "--timeout",
-        "20",
-    ]);
+    eat_memory(&shell, hog);
     shell.wait_for("the memory hog stopped", Duration::from_secs(30), |apps| {
         find(apps, hog)["last_exit"].as_str().unwrap_or_default().contains("memory limit")
     });
